@@ -1,0 +1,129 @@
+"""Thin typer layer: parse arguments, call the engine, render, choose the exit code.
+
+Exit codes: 0 allowed (or warned), 1 blocked by policy, 2 could not complete.
+User errors print one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .engine import ScanOptions, scan_targets
+from .findings import Decision, ScanReport
+from .policy.default import decide
+from .report import render
+from .rules import RuleDatabaseError
+
+EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
+
+app = typer.Typer(
+    name="modelward",
+    help="Static ML supply-chain scanner: inspect model files without loading them, verify integrity, apply policy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True, highlight=False)
+
+
+class OutputFormat(str, Enum):
+    console = "console"
+    json = "json"
+    sarif = "sarif"
+    markdown = "markdown"
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    """Print one clear line and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    tmp = output.with_name(output.name + ".part")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise fail(f"{output}: cannot write report: {exc.strerror}") from None
+
+
+def exit_code_for(report: ScanReport) -> int:
+    if report.errors and not report.files:
+        return EXIT_ERROR
+    if report.verdict and report.verdict.decision is Decision.BLOCK:
+        return EXIT_BLOCKED
+    if report.errors:
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+@app.command()
+def scan(
+    targets: list[str] = typer.Argument(..., help="Files, folders, file://, hf://org/name[@rev], oci://…, https://…"),
+    format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
+    no_hash: bool = typer.Option(False, "--no-hash", help="Skip SHA-256 of local files."),
+) -> None:
+    """Scan model files and folders; exit 0 allowed, 1 blocked, 2 could not complete."""
+    opts = ScanOptions(compute_sha256=not no_hash)
+    try:
+        report = scan_targets(targets, opts)
+    except RuleDatabaseError as exc:
+        raise fail(f"rule database: {exc}") from None
+    report.verdict = decide(report)
+    color = output is None and format is OutputFormat.console and sys.stdout.isatty()
+    emit(render(report, format.value, color=color), output)
+    if output is not None and format is not OutputFormat.console:
+        err_console.print(f"verdict: {report.verdict.decision.value} — report written to {output}")
+    for e in report.errors:
+        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+    raise typer.Exit(exit_code_for(report))
+
+
+@app.command()
+def version() -> None:
+    """Print the scanner and rule-database versions."""
+    from .rules import get_rule_db
+
+    try:
+        db = get_rule_db()
+    except RuleDatabaseError as exc:
+        raise fail(f"rule database: {exc}") from None
+    typer.echo(f"modelward {__version__}, rule database {db.version}")
+
+
+def _register_optional() -> None:
+    """Sub-command groups living in their own packages mount themselves here."""
+    import importlib
+
+    for mod in ("scanner.integrity.cli", "scanner.policy.cli", "scanner.pull_cli", "scanner.audit_cli"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name == mod or (exc.name and mod.startswith(exc.name)):
+                continue
+            raise
+        m.register(app)
+
+
+_register_optional()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,149 @@
+"""The scan pipeline: targets -> snapshots -> per-artifact inspection -> ScanReport.
+
+The CLI and every other entry point (pull, check, audit) call this module; it
+knows nothing about rendering or exit codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .findings import Coverage, FileResult, ScanReport
+from .formats.base import InspectContext, ScanState
+from .formats.detect import inspect_with_detection
+from .io.reader import ReaderError
+from .limits import DEFAULT_LIMITS, Limits
+from .rules import RuleDB, get_rule_db
+from .sources.base import Artifact, Snapshot, SourceError
+from .targets import resolve
+
+HASH_BLOCK = 8 << 20
+
+
+@dataclass
+class ScanOptions:
+    limits: Limits = DEFAULT_LIMITS
+    rules_root: Path | None = None
+    compute_sha256: bool = True
+    allowed_profiles: list[str] | None = None
+    extra_allowed_globals: list[str] = field(default_factory=list)
+    source_options: dict[str, object] = field(default_factory=dict)
+    on_file: Callable[[FileResult], None] | None = None  # progress hook
+
+
+def _sha256_local(path: str) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(HASH_BLOCK)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+    return h.hexdigest()
+
+
+def inspect_artifact(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> FileResult:
+    """Judge one artifact; every problem becomes a finding or a coverage note, never an exception."""
+    result = FileResult(path=artifact.path, size=artifact.size, format="unknown")
+    state = ScanState(
+        rules=rules,
+        limits=opts.limits,
+        result=result,
+        budget_left=opts.limits.max_total_uncompressed,
+        deadline=time.monotonic() + opts.limits.file_seconds,
+        allowed_profiles=opts.allowed_profiles,
+        extra_allowed_globals=list(opts.extra_allowed_globals),
+    )
+    ctx = InspectContext(state, artifact.path)
+    try:
+        reader = artifact.open()
+    except (ReaderError, OSError) as exc:
+        ctx.add("FILE-UNREADABLE", str(exc))
+        ctx.unanalyzable("could not be opened")
+        return result
+    with reader:
+        inspect_with_detection(reader, ctx)
+        result.bytes_read = reader.bytes_read
+    if opts.compute_sha256 and artifact.local_path:
+        try:
+            result.sha256 = _sha256_local(artifact.local_path)
+        except OSError as exc:
+            ctx.add("FILE-READ-ERROR", f"hashing failed: {exc.strerror}")
+            ctx.partial("could not be hashed")
+    elif artifact.claimed_sha256:
+        result.sha256 = artifact.claimed_sha256
+    if result.sha256 and result.sha256 in rules.known_bad:
+        kb = rules.known_bad[result.sha256]
+        ctx.add("KNOWN-MALICIOUS-HASH", f"SHA-256 matches known-malicious artifact {kb.name}",
+                evidence={"sha256": result.sha256, "reference": kb.reference or ""})
+    return result
+
+
+def _problem_results(snapshot: Snapshot, rules: RuleDB) -> list[FileResult]:
+    out = []
+    for p in snapshot.problems:
+        fr = FileResult(path=p.path, size=0, format="not-read", coverage=Coverage.NONE, coverage_notes=[p.message])
+        fr.findings.append(rules.finding(p.rule_id, p.message, p.path, evidence=dict(p.evidence)))
+        out.append(fr)
+    return out
+
+
+def scan_snapshot(snapshot: Snapshot, opts: ScanOptions, rules: RuleDB | None = None) -> list[FileResult]:
+    rules = rules or get_rule_db(opts.rules_root)
+    results = _problem_results(snapshot, rules)
+    for art in snapshot.artifacts:
+        fr = inspect_artifact(art, rules, opts)
+        results.append(fr)
+        if opts.on_file:
+            opts.on_file(fr)
+    results.extend(_repo_level(snapshot, results, rules, opts))
+    return results
+
+
+def _repo_level(snapshot: Snapshot, results: list[FileResult], rules: RuleDB, opts: ScanOptions) -> list[FileResult]:
+    """Rules that need the whole repository (auto_map code, shard indexes, LFS pointers)."""
+    try:
+        from .repo import inspect_snapshot
+    except ImportError:
+        return []
+    by_path = {fr.path: fr for fr in results}
+    return inspect_snapshot(snapshot, by_path, rules, opts.limits)
+
+
+def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> ScanReport:
+    """Resolve and scan every target. A target that cannot be resolved is a report error, not a crash."""
+    opts = opts or ScanOptions()
+    rules = get_rule_db(opts.rules_root)
+    targets = list(targets)
+    report = ScanReport(scanner_version=__version__, rules_version=rules.version, targets=targets)
+    t0 = time.monotonic()
+    multi = len(targets) > 1
+    for raw in targets:
+        try:
+            snap = resolve(raw, **opts.source_options)
+        except SourceError as exc:
+            report.errors.append(str(exc))
+            continue
+        for fr in scan_snapshot(snap, opts, rules):
+            if multi or snap.kind != "local":
+                old, new = fr.path, _qualify(snap, fr.path)
+                fr.path = new
+                fr.members = [new + m[len(old):] if m.startswith(old) else m for m in fr.members]
+                for f in fr.findings:
+                    f.path = new + f.path[len(old):] if f.path.startswith(old) else f.path
+            report.files.append(fr)
+    report.duration_seconds = round(time.monotonic() - t0, 3)
+    report.bytes_read = sum(f.bytes_read for f in report.files)
+    report.total_size = sum(f.size for f in report.files)
+    return report
+
+
+def _qualify(snap: Snapshot, path: str) -> str:
+    base = snap.target.rstrip("/")
+    if snap.kind == "local" and len(snap.artifacts) == 1 and not snap.problems and Path(snap.resolved).is_file():
+        return base
+    return f"{base}/{path}"

@@ -1,0 +1,100 @@
+"""Content-based format detection and the fail-closed wrapper around every inspector."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+
+from ..findings import Severity
+from ..io.reader import Reader, ReaderError
+from .base import SNIFF_BYTES, BudgetExceeded, FormatHandler, InspectContext
+from .registry import handlers
+
+log = logging.getLogger(__name__)
+
+
+def sniff(reader: Reader) -> FormatHandler | None:
+    head = reader.head(SNIFF_BYTES)
+    for h in handlers():
+        try:
+            if h.sniff(head, reader):
+                return h
+        except ReaderError:
+            raise
+        except Exception:  # a sniffer must never take the scan down
+            log.debug("sniffer %s raised", h.name, exc_info=True)
+    return None
+
+
+def claimed_handlers(name: str) -> list[FormatHandler]:
+    """Handlers whose usual file-name endings match ``name`` (longest ending wins)."""
+    base = posixpath.basename(name.replace("\\", "/")).lower()
+    best: list[FormatHandler] = []
+    best_len = 0
+    for h in handlers():
+        for ending in h.claims:
+            if base.endswith(ending) and len(ending) >= best_len:
+                if len(ending) > best_len:
+                    best, best_len = [], len(ending)
+                best.append(h)
+    return best
+
+
+def _check_name(ctx: InspectContext, name: str, actual: FormatHandler) -> None:
+    claimed = claimed_handlers(name)
+    if not claimed or any(c.family == actual.family for c in claimed):
+        return
+    hides_code = actual.can_carry_code and not any(c.can_carry_code for c in claimed)
+    ctx.add(
+        "FORMAT-NAME-MISMATCH",
+        f"named like {claimed[0].name} but the content is {actual.name}",
+        severity=Severity.HIGH if hides_code else Severity.MEDIUM,
+        evidence={"name": name, "claimed": sorted({c.name for c in claimed}), "detected": actual.name},
+    )
+
+
+def inspect_with_detection(reader: Reader, ctx: InspectContext) -> str:
+    """Detect the format of ``reader`` and run its inspector; never raises for content problems."""
+    top = ctx.depth == 0
+    try:
+        if reader.size == 0:
+            if top:
+                ctx.state.result.format = "empty"
+            ctx.add("FILE-EMPTY", "empty file: nothing to load")
+            return "empty"
+        handler = sniff(reader)
+    except ReaderError as exc:
+        ctx.add("FILE-READ-ERROR", str(exc))
+        ctx.unanalyzable(f"read error: {exc}")
+        return "unreadable"
+    if handler is None:
+        if top:
+            ctx.state.result.format = "unknown"
+        ctx.add("FORMAT-UNKNOWN", "content matches no known model, archive or data format")
+        ctx.unanalyzable("unknown format")
+        return "unknown"
+    if top:
+        ctx.state.result.format = handler.name
+    name = ctx.member_name if ctx.member_name is not None else ctx.path
+    _check_name(ctx, name, handler)
+    run_inspector(handler, reader, ctx)
+    return handler.name
+
+
+def run_inspector(handler: FormatHandler, reader: Reader, ctx: InspectContext) -> None:
+    try:
+        handler.inspect(reader, ctx)
+    except BudgetExceeded as exc:
+        ctx.limit_hit("max_total_uncompressed", str(exc))
+    except ReaderError as exc:
+        ctx.add("FILE-READ-ERROR", str(exc))
+        ctx.partial(f"read error: {exc}")
+    except (RecursionError, MemoryError) as exc:
+        ctx.limit_hit("resources", f"{handler.name} inspector ran out of {type(exc).__name__}")
+    except Exception as exc:  # fail closed: a crash is a finding, never a pass
+        log.debug("inspector %s crashed on %s", handler.name, ctx.path, exc_info=True)
+        ctx.add(
+            "INSPECTOR-ERROR",
+            f"{handler.name} inspector could not finish: {type(exc).__name__}: {exc}"[:500],
+        )
+        ctx.partial(f"{handler.name} inspector error")

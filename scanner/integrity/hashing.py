@@ -1,0 +1,224 @@
+"""Streaming, parallel file hashing with bounded memory.
+
+Why it looks like this:
+- Model files are often tens of GB. Each worker reads through one reusable buffer with ``readinto``
+  (no per-block allocation, never the whole file in memory).
+- ``hashlib`` releases the GIL while hashing big buffers and file reads release it too, so plain
+  threads give real parallelism across files and across byte ranges (the OMS "shards" method).
+- A digest of a file that changed under us is worse than no digest: every read checks the file's
+  identity, size and mtime before and after, and that the byte count is exactly what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import stat
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from scanner.integrity.errors import FileChangedError, IntegrityError
+
+DEFAULT_BLOCK_SIZE = 8 * 1024 * 1024
+"""8 MiB: large enough that per-call overhead vanishes, small enough for many parallel workers."""
+
+_ALIASES = {"sha256": "sha256", "sha-256": "sha256", "blake2b": "blake2b", "blake2": "blake2b"}
+SUPPORTED_ALGORITHMS = ("sha256", "blake2b")
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def normalize_algorithm(name: str) -> str:
+    """Map accepted spellings to the canonical name (model-signing writes ``blake2b`` but its
+    guesser only accepts ``blake2``; we take both)."""
+    canonical = _ALIASES.get(str(name).strip().lower())
+    if canonical is None:
+        raise IntegrityError(
+            f"unsupported hash algorithm {name!r} (supported: {', '.join(SUPPORTED_ALGORITHMS)}; "
+            "'blake2' is accepted as blake2b)"
+        )
+    return canonical
+
+
+def new_hasher(algorithm: str) -> hashlib._Hash:
+    """A fresh hash object; blake2b uses its full 64-byte digest, as model-signing does."""
+    algo = normalize_algorithm(algorithm)
+    return hashlib.sha256() if algo == "sha256" else hashlib.blake2b()
+
+
+def default_workers() -> int:
+    return max(1, min(32, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class RangeJob:
+    """Hash bytes ``[start, end)`` of ``path``; ``end=None`` means the whole file from ``start``.
+
+    ``expected_size`` (the size seen when the job was planned) lets a range hash notice that the file
+    grew or shrank between planning and reading, which a range-only read would otherwise miss.
+    """
+
+    path: Path
+    start: int = 0
+    end: int | None = None
+    expected_size: int | None = None
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _digest_job(job: RangeJob, algorithm: str, block_size: int) -> bytes:
+    path = job.path
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise IntegrityError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise IntegrityError(f"{path} is not a regular file")
+        size = before.st_size
+        if job.expected_size is not None and size != job.expected_size:
+            raise FileChangedError(
+                f"{path} changed while hashing (size {job.expected_size} -> {size} bytes)"
+            )
+        stop = size if job.end is None else job.end
+        if job.start < 0 or stop < job.start:
+            raise IntegrityError(f"invalid byte range [{job.start}, {stop}) for {path}")
+        if stop > size:
+            raise FileChangedError(f"{path} changed while hashing: range ends at {stop}, file has {size} bytes")
+        if hasattr(os, "posix_fadvise"):
+            try:
+                os.posix_fadvise(fd, job.start, stop - job.start, os.POSIX_FADV_SEQUENTIAL)
+            except OSError:
+                pass
+        hasher = new_hasher(algorithm)
+        buf = bytearray(max(1, min(block_size, stop - job.start)))
+        view = memoryview(buf)
+        with io.FileIO(fd, "rb", closefd=False) as raw:
+            raw.seek(job.start)
+            pos = job.start
+            while pos < stop:
+                got = raw.readinto(view[: min(len(buf), stop - pos)])
+                if not got:
+                    raise FileChangedError(f"{path} changed while hashing: ended at byte {pos} of {stop}")
+                hasher.update(view[:got])
+                pos += got
+            if job.end is None and raw.readinto(view[:1]):
+                raise FileChangedError(f"{path} changed while hashing: it grew past {size} bytes")
+        after = os.fstat(fd)
+        try:
+            now = os.stat(path)
+        except OSError:
+            raise FileChangedError(f"{path} was removed while hashing") from None
+        if _identity(after) != _identity(before) or _identity(now) != _identity(before):
+            raise FileChangedError(f"{path} changed while hashing (size/mtime/inode differ)")
+        return hasher.digest()
+    finally:
+        os.close(fd)
+
+
+def run_parallel(func: Callable[[_T], _R], items: Sequence[_T], workers: int | None) -> list[_R]:
+    """``[func(x) for x in items]`` on a thread pool; the first error cancels the rest and is raised."""
+    workers = default_workers() if workers is None else max(1, int(workers))
+    if workers == 1 or len(items) <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        futures: list[Future[_R]] = [pool.submit(func, item) for item in items]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in done:
+            if fut.exception() is not None:
+                for other in pending:
+                    other.cancel()
+                raise fut.exception()  # type: ignore[misc]
+        return [fut.result() for fut in futures]
+
+
+def hash_range_bytes(
+    path: str | os.PathLike[str],
+    start: int,
+    end: int,
+    algorithm: str = "sha256",
+    *,
+    expected_size: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> bytes:
+    return _digest_job(RangeJob(Path(path), start, end, expected_size), normalize_algorithm(algorithm), block_size)
+
+
+def hash_range(
+    path: str | os.PathLike[str],
+    start: int,
+    end: int,
+    algorithm: str = "sha256",
+    *,
+    expected_size: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> str:
+    """Hex digest of bytes ``[start, end)``; raises :class:`FileChangedError` if the file is shorter."""
+    return hash_range_bytes(path, start, end, algorithm, expected_size=expected_size, block_size=block_size).hex()
+
+
+def hash_file(
+    path: str | os.PathLike[str], algorithm: str = "sha256", *, block_size: int = DEFAULT_BLOCK_SIZE
+) -> str:
+    """Hex digest of a whole file, streamed."""
+    return _digest_job(RangeJob(Path(path)), normalize_algorithm(algorithm), block_size).hex()
+
+
+def hash_jobs(
+    jobs: Sequence[RangeJob],
+    algorithm: str = "sha256",
+    *,
+    workers: int | None = None,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> list[bytes]:
+    """Raw digests for many whole-file or range jobs, in job order, hashed in parallel."""
+    algo = normalize_algorithm(algorithm)
+    return run_parallel(lambda job: _digest_job(job, algo, block_size), list(jobs), workers)
+
+
+def hash_files(
+    paths: Iterable[str | os.PathLike[str]],
+    algorithm: str = "sha256",
+    workers: int | None = None,
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> dict[Path, str]:
+    """``{path: hex digest}`` for many files, one file per worker at a time."""
+    plist = [Path(p) for p in paths]
+    digests = hash_jobs([RangeJob(p) for p in plist], algorithm, workers=workers, block_size=block_size)
+    return {p: d.hex() for p, d in zip(plist, digests)}
+
+
+def shard_bounds(size: int, shard_size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` pairs covering ``size`` bytes; empty files have no shards (as in model-signing)."""
+    if shard_size <= 0:
+        raise IntegrityError(f"shard size must be positive, got {shard_size}")
+    return [(start, min(start + shard_size, size)) for start in range(0, size, shard_size)]
+
+
+def hash_shards(
+    path: str | os.PathLike[str],
+    shard_size: int,
+    algorithm: str = "sha256",
+    workers: int | None = None,
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> list[tuple[int, int, str]]:
+    """Digest each ``shard_size`` slice of one (large) file in parallel: ``[(start, end, hex), ...]``."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+    except OSError as exc:
+        raise IntegrityError(f"cannot read {p}: {exc.strerror or exc}") from None
+    bounds = shard_bounds(size, shard_size)
+    jobs = [RangeJob(p, s, e, size) for s, e in bounds]
+    digests = hash_jobs(jobs, algorithm, workers=workers, block_size=block_size)
+    return [(s, e, d.hex()) for (s, e), d in zip(bounds, digests)]

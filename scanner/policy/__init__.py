@@ -1,0 +1,1 @@
+"""Policies turn a scan report into allow / warn / block with reasons."""

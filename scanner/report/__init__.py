@@ -1,0 +1,27 @@
+"""Renderers: one module per output format, all taking a finished ScanReport."""
+
+from __future__ import annotations
+
+from ..findings import ScanReport
+
+FORMATS = ("console", "json", "sarif", "markdown")
+
+
+def render(report: ScanReport, fmt: str, *, color: bool = False, width: int | None = None) -> str:
+    if fmt == "json":
+        from .json_report import render_json
+
+        return render_json(report)
+    if fmt == "sarif":
+        from .sarif import render_sarif
+
+        return render_sarif(report)
+    if fmt == "markdown":
+        from .markdown import render_markdown
+
+        return render_markdown(report)
+    if fmt == "console":
+        from .console import render_console
+
+        return render_console(report, color=color, width=width)
+    raise ValueError(f"unknown report format {fmt!r} (expected one of {', '.join(FORMATS)})")

@@ -1,0 +1,86 @@
+"""Human-readable terminal report (rich): one verdict line per file, then what was found and why."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..findings import Coverage, Decision, FileResult, ScanReport, Severity
+
+_SEV_STYLE = {
+    Severity.CRITICAL: "bold white on red",
+    Severity.HIGH: "bold red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+    Severity.INFO: "dim",
+}
+_DEC_STYLE = {Decision.BLOCK: "bold red", Decision.WARN: "bold yellow", Decision.ALLOW: "bold green"}
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> None:
+    line = Text()
+    if decision is not None:
+        line.append(f"{decision.value.upper():5} ", style=_DEC_STYLE[decision])
+    line.append(fr.path, style="bold")
+    line.append(f"  [{fr.format}, {_human(fr.size)}", style="dim")
+    if fr.size and fr.bytes_read < fr.size:
+        line.append(f", read {_human(fr.bytes_read)}", style="dim")
+    line.append("]", style="dim")
+    if fr.coverage is not Coverage.FULL:
+        line.append(f"  coverage: {fr.coverage.value}", style="bold magenta")
+    if fr.signature:
+        line.append(f"  signature: {fr.signature}", style="green" if fr.signature == "verified" else "red")
+    console.print(line)
+    for note in fr.coverage_notes:
+        console.print(Text(f"      not analyzed: {note}", style="magenta"))
+    shown = [f for f in fr.findings if f.severity is not Severity.INFO or fr.coverage is not Coverage.FULL]
+    for f in sorted(shown, key=lambda f: -f.severity.rank):
+        t = Text("      ")
+        t.append(f" {f.severity.value.upper()} ", style=_SEV_STYLE[f.severity])
+        t.append(f" {f.rule_id} ", style="bold")
+        t.append(f.message)
+        if "!" in f.path:
+            t.append(f"  (in {f.path.split('!', 1)[1]})", style="dim")
+        console.print(t)
+        code = f.evidence.get("decompiled")
+        if code:
+            console.print(Text("\n".join("          " + ln for ln in str(code).splitlines()[:12]), style="dim"))
+
+
+def render_console(report: ScanReport, *, color: bool = False, width: int | None = None) -> str:
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=width or 120, highlight=False)
+    verdict = report.verdict
+    for fr in report.files:
+        decision = verdict.file_decisions.get(fr.path) if verdict else None
+        _file_block(console, fr, decision)
+    for err in report.errors:
+        console.print(Text(f"ERROR {err}", style="bold red"))
+    counts = {s: 0 for s in Severity}
+    for f in report.all_findings():
+        counts[f.severity] += 1
+    table = Table(show_header=False, box=None, pad_edge=False)
+    table.add_row("files", str(len(report.files)))
+    partial = sum(1 for fr in report.files if fr.coverage is Coverage.PARTIAL)
+    none = sum(1 for fr in report.files if fr.coverage is Coverage.NONE)
+    table.add_row("coverage", f"{len(report.files) - partial - none} full, {partial} partial, {none} not analyzable")
+    table.add_row("findings", ", ".join(f"{counts[s]} {s.value}" for s in Severity if counts[s]) or "none")
+    table.add_row("bytes read", f"{_human(report.bytes_read)} of {_human(report.total_size)}")
+    table.add_row("rules", f"modelward {report.scanner_version}, rule database {report.rules_version}")
+    console.print()
+    console.print(table)
+    if verdict:
+        console.print(Text(f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy})", style=_DEC_STYLE[verdict.decision]))
+    return buf.getvalue()

@@ -1,0 +1,1 @@
+"""Sources turn a target into a Snapshot: an immutable list of artifacts with Readers."""

@@ -1,0 +1,57 @@
+"""The source contract: Target -> Snapshot of Artifacts, each openable as a Reader.
+
+A Snapshot records what the registry *claims* (sizes, digests, the commit or
+manifest digest it pinned); claims are checked when bytes are read, never
+trusted as verification.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..io.reader import Reader
+
+
+class SourceError(Exception):
+    """A target could not be resolved (bad URI, missing repo, unreachable registry). One clear line."""
+
+
+@dataclass
+class Problem:
+    """Something about the tree itself (a link escaping it, a loop, a special file) that becomes a finding."""
+
+    path: str
+    rule_id: str
+    message: str
+    evidence: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Artifact:
+    path: str  # relative, POSIX, as shown in reports
+    size: int
+    opener: Callable[[], Reader]
+    claimed_sha256: str | None = None
+    claimed_git_sha1: str | None = None
+    local_path: str | None = None  # set for files on disk (hashing and signature checks read it directly)
+    info: dict[str, str] = field(default_factory=dict)  # registry-side facts shown as information only
+
+    def open(self) -> Reader:
+        return self.opener()
+
+
+@dataclass
+class Snapshot:
+    target: str  # as the user named it
+    kind: str  # "local", "hf", "oci", "url"
+    resolved: str  # the immutable reference: commit sha, manifest digest, absolute path
+    root: str | None = None  # display root, e.g. the folder scanned
+    artifacts: list[Artifact] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+class Source(ABC):
+    @abstractmethod
+    def resolve(self, target: str) -> Snapshot: ...

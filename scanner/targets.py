@@ -1,0 +1,59 @@
+"""Target URIs and the source that resolves each. Parsing a target never touches the network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .sources.base import Snapshot, Source, SourceError
+
+REMOTE_SCHEMES = ("hf://", "oci://", "https://", "http://")
+
+
+@dataclass(frozen=True)
+class Target:
+    raw: str
+    kind: str  # local | hf | oci | url
+
+
+def parse_target(raw: str) -> Target:
+    if not raw:
+        raise SourceError("empty target")
+    if raw.startswith("hf://"):
+        return Target(raw, "hf")
+    if raw.startswith("oci://"):
+        return Target(raw, "oci")
+    if raw.startswith(("https://", "http://")):
+        return Target(raw, "url")
+    if "://" in raw and not raw.startswith("file://"):
+        scheme = raw.split("://", 1)[0]
+        raise SourceError(f"{raw}: unsupported scheme {scheme!r} (use a path, file://, hf://, oci://, https://)")
+    return Target(raw, "local")
+
+
+def source_for(target: Target, **options: object) -> Source:
+    """The Source for a target kind; remote sources are imported lazily (they pull in HTTP clients)."""
+    if target.kind == "local":
+        from .sources.local import LocalSource
+
+        return LocalSource()
+    try:
+        if target.kind == "hf":
+            from .sources.hf import HFSource  # type: ignore[import-not-found]
+
+            return HFSource(**options)  # type: ignore[arg-type]
+        if target.kind == "oci":
+            from .sources.oci import OCISource  # type: ignore[import-not-found]
+
+            return OCISource(**options)  # type: ignore[arg-type]
+        if target.kind == "url":
+            from .sources.url import URLSource  # type: ignore[import-not-found]
+
+            return URLSource(**options)  # type: ignore[arg-type]
+    except ImportError:
+        raise SourceError(f"{target.raw}: {target.kind} targets are not supported by this build") from None
+    raise SourceError(f"{target.raw}: unknown target kind {target.kind}")
+
+
+def resolve(raw: str, **options: object) -> Snapshot:
+    t = parse_target(raw)
+    return source_for(t, **options).resolve(raw)
