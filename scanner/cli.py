@@ -16,7 +16,8 @@ from rich.console import Console
 from . import __version__
 from .engine import ScanOptions, scan_targets
 from .findings import Decision, ScanReport
-from .policy.default import decide
+from .policy.evaluate import evaluate
+from .policy.loader import Policy, PolicyError, load_policy
 from .report import render
 from .rules import RuleDatabaseError
 
@@ -55,17 +56,26 @@ def emit(text: str, output: Path | None) -> None:
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(output)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
         raise fail(f"{output}: cannot write report: {exc.strerror}") from None
 
 
+def open_policy(spec: str) -> Policy:
+    try:
+        return load_policy(spec)
+    except PolicyError as exc:
+        raise fail(f"policy: {exc}") from None
+
+
 def exit_code_for(report: ScanReport) -> int:
-    if report.errors and not report.files:
+    """A scan that could not complete is 2 even when what it did scan was blocked: it is not a verdict."""
+    if report.errors:
         return EXIT_ERROR
     if report.verdict and report.verdict.decision is Decision.BLOCK:
         return EXIT_BLOCKED
-    if report.errors:
-        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -75,14 +85,16 @@ def scan(
     format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
     no_hash: bool = typer.Option(False, "--no-hash", help="Skip SHA-256 of local files."),
+    policy: str = typer.Option("default", "--policy", "-p", help="Shipped policy (default, strict, audit) or a policy file."),
 ) -> None:
     """Scan model files and folders; exit 0 allowed, 1 blocked, 2 could not complete."""
-    opts = ScanOptions(compute_sha256=not no_hash)
+    pol = open_policy(policy)
+    opts = ScanOptions(compute_sha256=not no_hash, policy=pol)
     try:
         report = scan_targets(targets, opts)
     except RuleDatabaseError as exc:
         raise fail(f"rule database: {exc}") from None
-    report.verdict = decide(report)
+    report.verdict = evaluate(report, pol)
     color = output is None and format is OutputFormat.console and sys.stdout.isatty()
     emit(render(report, format.value, color=color), output)
     if output is not None and format is not OutputFormat.console:

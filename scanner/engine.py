@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
@@ -18,6 +18,8 @@ from .formats.base import InspectContext, ScanState
 from .formats.detect import inspect_with_detection
 from .io.reader import ReaderError
 from .limits import DEFAULT_LIMITS, Limits
+from .policy.loader import Policy
+from .policy.scoping import pickle_allowances
 from .rules import RuleDB, get_rule_db
 from .sources.base import Artifact, Snapshot, SourceError
 from .targets import resolve
@@ -33,6 +35,7 @@ class ScanOptions:
     allowed_profiles: list[str] | None = None
     extra_allowed_globals: list[str] = field(default_factory=list)
     source_options: dict[str, object] = field(default_factory=dict)
+    policy: Policy | None = None  # scopes pickle allowances per source
     on_file: Callable[[FileResult], None] | None = None  # progress hook
 
 
@@ -128,7 +131,14 @@ def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> Sca
         except SourceError as exc:
             report.errors.append(str(exc))
             continue
-        for fr in scan_snapshot(snap, opts, rules):
+        src = source_uri(snap)
+        snap_opts = opts
+        if opts.policy is not None:
+            profiles, extra = pickle_allowances(opts.policy, src)
+            snap_opts = replace(opts, allowed_profiles=profiles if profiles is not None else opts.allowed_profiles,
+                                extra_allowed_globals=[*opts.extra_allowed_globals, *extra])
+        for fr in scan_snapshot(snap, snap_opts, rules):
+            fr.source = src
             if multi or snap.kind != "local":
                 old, new = fr.path, _qualify(snap, fr.path)
                 fr.path = new
@@ -140,6 +150,13 @@ def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> Sca
     report.bytes_read = sum(f.bytes_read for f in report.files)
     report.total_size = sum(f.size for f in report.files)
     return report
+
+
+def source_uri(snap: Snapshot) -> str:
+    """The target as policies match it: remote URIs as given, local paths as absolute file:// URIs."""
+    if snap.kind == "local":
+        return "file://" + snap.resolved
+    return snap.target
 
 
 def _qualify(snap: Snapshot, path: str) -> str:

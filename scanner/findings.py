@@ -96,6 +96,8 @@ class FileResult(BaseModel):
     findings: list[Finding] = Field(default_factory=list)
     bytes_read: int = 0
     members: list[str] = Field(default_factory=list, description="container members inspected")
+    formats: list[str] = Field(default_factory=list, description="every format detected, at any nesting level")
+    source: str | None = Field(default=None, description="the target this file was resolved from")
     signature: str | None = Field(default=None, description="'verified', 'mismatch', 'unsigned' or None when no signature")
     cached: bool = False
 

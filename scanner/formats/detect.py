@@ -75,6 +75,8 @@ def inspect_with_detection(reader: Reader, ctx: InspectContext) -> str:
         return "unknown"
     if top:
         ctx.state.result.format = handler.name
+    if handler.name not in ctx.state.result.formats:
+        ctx.state.result.formats.append(handler.name)
     name = ctx.member_name if ctx.member_name is not None else ctx.path
     _check_name(ctx, name, handler)
     run_inspector(handler, reader, ctx)

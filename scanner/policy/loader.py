@@ -1,0 +1,243 @@
+"""Load, validate and merge policy files, keeping the file and line of every setting.
+
+A decision's reasons point at the policy line that made them, so a reviewer can
+find the rule they are arguing with; a malformed policy is one message naming
+file, line and column and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator
+
+from ..resources import policies_dir
+
+SHIPPED = ("default", "strict", "audit")
+MAX_EXTENDS = 8
+Key = tuple[Any, ...]
+
+
+class PolicyError(Exception):
+    """A policy could not be used; the message names file, line and column."""
+
+
+@dataclass
+class Policy:
+    name: str
+    path: Path | None
+    data: dict[str, Any]
+    refs: dict[Key, str] = field(default_factory=dict)  # key path -> "file:line"
+    base_dir: Path | None = None
+
+    def ref(self, *key: Any) -> str:
+        """The 'file:line' that set ``key`` (or the nearest enclosing key)."""
+        k: Key = tuple(key)
+        while k:
+            if k in self.refs:
+                return self.refs[k]
+            k = k[:-1]
+        return f"{self.path or self.name}"
+
+    def get(self, *key: Any, default: Any = None) -> Any:
+        cur: Any = self.data
+        for k in key:
+            if isinstance(cur, dict) and k in cur:
+                cur = cur[k]
+            elif isinstance(cur, list) and isinstance(k, int) and k < len(cur):
+                cur = cur[k]
+            else:
+                return default
+        return cur
+
+
+def _schema() -> dict[str, Any]:
+    path = policies_dir() / "policy.schema.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PolicyError(f"{path}: policy schema unreadable: {exc}") from None
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _compose_lines(
+    node: yaml.Node, key: Key, out: dict[Key, tuple[int, int]], keys: dict[Key, tuple[int, int]] | None = None
+) -> None:
+    """Record where each value starts (``out``) and where each mapping key is written (``keys``)."""
+    out[key] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        for k_node, v_node in node.value:
+            k_pos = (k_node.start_mark.line + 1, k_node.start_mark.column + 1)
+            if keys is not None:
+                keys[key + (k_node.value,)] = k_pos
+            _compose_lines(v_node, key + (k_node.value,), out, keys)
+            if not isinstance(v_node, yaml.ScalarNode):  # a block value: point at its key
+                out[key + (k_node.value,)] = k_pos
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _compose_lines(item, key + (i,), out, keys)
+
+
+class _NoDupLoader(yaml.SafeLoader):
+    """Duplicate keys are an error: YAML's last-wins would silently drop a reviewer's line."""
+
+
+def _construct_mapping(loader: _NoDupLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for k_node, _ in node.value:
+        k = loader.construct_object(k_node, deep=deep)
+        if k in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {k!r}", k_node.start_mark
+            )
+        seen.add(k)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+
+_NoDupLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# dates stay strings: the schema checks their form and the evaluator parses them
+_NoDupLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[Key, tuple[int, int]], dict[Key, tuple[int, int]]]:
+    shown = _display(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"{shown}: policy file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{shown}: cannot read policy: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=_NoDupLoader)
+        data = yaml.load(text, Loader=_NoDupLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError(f"{shown}{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict) or node is None:
+        raise PolicyError(f"{shown}:1:1: expected a mapping of policy settings")
+    lines: dict[Key, tuple[int, int]] = {}
+    keys: dict[Key, tuple[int, int]] = {}
+    _compose_lines(node, (), lines, keys)
+    return data, lines, keys
+
+
+def _validate(
+    data: dict[str, Any], lines: dict[Key, tuple[int, int]], keys: dict[Key, tuple[int, int]], path: Path
+) -> None:
+    errors = sorted(Draft202012Validator(_schema()).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    if not errors:
+        return
+    err = errors[0]
+    key: Key = tuple(err.absolute_path)
+    positions = lines
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
+        if extra:
+            key = key + (extra[0],)
+            positions = keys
+            msg = f"unknown setting {extra[0]!r}; expected one of {', '.join(sorted(err.schema.get('properties', {})))}"
+        else:
+            msg = err.message
+    elif err.validator == "enum":
+        msg = f"{err.instance!r} is not one of {', '.join(map(str, err.validator_value))}"
+    elif err.validator == "required":
+        msg = err.message
+    elif err.validator == "pattern":
+        msg = f"{err.instance!r} does not have the expected form ({err.schema.get('description') or err.validator_value})"
+    else:
+        msg = err.message
+    k = key
+    while k not in positions and k:
+        k = k[:-1]
+    line, col = positions.get(k, (1, 1))
+    where = ".".join(str(p) for p in key) or "(top level)"
+    raise PolicyError(f"{_display(path)}:{line}:{col}: {where}: {msg}")
+
+
+_MERGE_DICTS = ("severity_overrides", "formats", "sources", "signatures", "pickle")
+_CONCAT_LISTS = {("exceptions",), ("signatures", "trust"), ("pickle", "extra_allowed")}
+
+
+def _merge(parent: Policy, data: dict[str, Any], refs: dict[Key, str]) -> tuple[dict[str, Any], dict[Key, str]]:
+    merged: dict[str, Any] = json.loads(json.dumps(parent.data))
+    out_refs = dict(parent.refs)
+    for top, value in data.items():
+        if top in _MERGE_DICTS and isinstance(value, dict) and isinstance(merged.get(top), dict):
+            for sub, v in value.items():
+                if (top, sub) in _CONCAT_LISTS and isinstance(merged[top].get(sub), list):
+                    offset = len(merged[top][sub])
+                    merged[top][sub] = merged[top][sub] + list(v)
+                    for k, r in refs.items():
+                        if k[:2] == (top, sub) and len(k) > 2 and isinstance(k[2], int):
+                            out_refs[(top, sub, k[2] + offset) + k[3:]] = r
+                else:
+                    merged[top][sub] = v
+                    out_refs.update({k: r for k, r in refs.items() if k[:2] == (top, sub)})
+        elif (top,) in _CONCAT_LISTS and isinstance(merged.get(top), list):
+            offset = len(merged[top])
+            merged[top] = merged[top] + list(value)
+            for k, r in refs.items():
+                if k[:1] == (top,) and len(k) > 1 and isinstance(k[1], int):
+                    out_refs[(top, k[1] + offset) + k[2:]] = r
+        else:
+            merged[top] = value
+            out_refs.update({k: r for k, r in refs.items() if k[:1] == (top,)})
+    return merged, out_refs
+
+
+def _resolve_name(spec: str, relative_to: Path | None) -> Path:
+    if re.fullmatch(r"[a-z][a-z0-9_-]*", spec) and spec in SHIPPED:
+        return policies_dir() / f"{spec}.yaml"
+    p = Path(spec).expanduser()
+    if not p.is_absolute() and relative_to is not None:
+        p = relative_to / p
+    return p
+
+
+def _absolutize(data: dict[str, Any], base: Path) -> None:
+    """Key and chain files are relative to the policy that names them, also after 'extends' merges."""
+    for entry in (data.get("signatures") or {}).get("trust") or []:
+        for k in ("keys", "chains"):
+            entry[k] = [str((base / Path(p).expanduser()).resolve()) for p in entry.get(k) or []]
+
+
+def load_policy(spec: str | Path, *, _chain: tuple[Path, ...] = (), _relative_to: Path | None = None) -> Policy:
+    """Load a shipped policy by name (default, strict, audit) or a policy file by path."""
+    path = _resolve_name(str(spec), _relative_to).resolve() if not isinstance(spec, Path) else spec.resolve()
+    if path in _chain:
+        raise PolicyError(f"{_display(path)}: 'extends' forms a cycle: {' -> '.join(_display(p) for p in _chain + (path,))}")
+    if len(_chain) >= MAX_EXTENDS:
+        raise PolicyError(f"{_display(path)}: 'extends' chain deeper than {MAX_EXTENDS}")
+    data, lines, keys = _read(path)
+    _validate(data, lines, keys, path)
+    shown = _display(path)
+    refs = {k: f"{shown}:{ln}" for k, (ln, _c) in lines.items() if k}
+    name = str(data.get("name") or path.stem)
+    _absolutize(data, path.parent)
+    parent_spec = data.pop("extends", None)
+    if parent_spec is None:
+        return Policy(name=name, path=path, data=data, refs=refs, base_dir=path.parent)
+    try:
+        parent = load_policy(parent_spec, _chain=_chain + (path,), _relative_to=path.parent)
+    except PolicyError as exc:
+        line = lines.get(("extends",), (1, 1))
+        raise PolicyError(f"{shown}:{line[0]}:{line[1]}: extends {parent_spec!r}: {exc}") from None
+    merged, merged_refs = _merge(parent, data, refs)
+    merged["name"] = name
+    return Policy(name=name, path=path, data=merged, refs=merged_refs, base_dir=path.parent)
