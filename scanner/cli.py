@@ -86,10 +86,17 @@ def scan(
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
     no_hash: bool = typer.Option(False, "--no-hash", help="Skip SHA-256 of local files."),
     policy: str = typer.Option("default", "--policy", "-p", help="Shipped policy (default, strict, audit) or a policy file."),
+    signature: Path | None = typer.Option(None, "--signature", help="model-signing bundle (default: model.sig beside the model)."),
+    key: list[Path] = typer.Option([], "--key", help="PEM public key to verify the signature with (repeatable)."),
+    chain: list[Path] = typer.Option([], "--chain", help="PEM certificate chain / trust anchors (repeatable)."),
 ) -> None:
     """Scan model files and folders; exit 0 allowed, 1 blocked, 2 could not complete."""
     pol = open_policy(policy)
-    opts = ScanOptions(compute_sha256=not no_hash, policy=pol)
+    for p in [*key, *chain, *([signature] if signature else [])]:
+        if not p.is_file():
+            raise fail(f"{p}: no such file")
+    opts = ScanOptions(compute_sha256=not no_hash, policy=pol, signature=str(signature) if signature else None,
+                       signature_keys=[str(k) for k in key], signature_chains=[str(c) for c in chain])
     try:
         report = scan_targets(targets, opts)
     except RuleDatabaseError as exc:

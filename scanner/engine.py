@@ -7,18 +7,22 @@ knows nothing about rendering or exit codes.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import __version__
+from .cache import ResultCache
 from .findings import Coverage, FileResult, ScanReport
 from .formats.base import InspectContext, ScanState
 from .formats.detect import inspect_with_detection
 from .io.reader import ReaderError
 from .limits import DEFAULT_LIMITS, Limits
 from .policy.loader import Policy
+from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
+from .policy.evaluate import matches
 from .policy.scoping import pickle_allowances
 from .rules import RuleDB, get_rule_db
 from .sources.base import Artifact, Snapshot, SourceError
@@ -36,6 +40,11 @@ class ScanOptions:
     extra_allowed_globals: list[str] = field(default_factory=list)
     source_options: dict[str, object] = field(default_factory=dict)
     policy: Policy | None = None  # scopes pickle allowances per source
+    cache: ResultCache | None = None  # reuse verdicts for bytes already hashed and scanned
+    signature: str | None = None  # model-signing bundle; default: model.sig beside the model
+    signature_keys: list[str] = field(default_factory=list)  # PEM public keys
+    signature_chains: list[str] = field(default_factory=list)  # PEM trust anchors
+    known_sha256: dict[str, str] = field(default_factory=dict)  # artifact path -> digest already computed
     on_file: Callable[[FileResult], None] | None = None  # progress hook
 
 
@@ -49,7 +58,34 @@ def _sha256_local(path: str) -> str:
     return h.hexdigest()
 
 
+def _settings_key(opts: ScanOptions) -> str:
+    return json.dumps([opts.allowed_profiles, sorted(opts.extra_allowed_globals), repr(opts.limits)])
+
+
 def inspect_artifact(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> FileResult:
+    """Judge one artifact, from the cache when its bytes were hashed and judged before under the same rules."""
+    if opts.cache is None or not artifact.local_path or not opts.compute_sha256:
+        return _inspect(artifact, rules, opts)
+    try:
+        digest = opts.known_sha256.get(artifact.path) or _sha256_local(artifact.local_path)
+    except OSError:
+        return _inspect(artifact, rules, opts)
+    key = opts.cache.key(digest, rules.version, _settings_key(opts))
+    hit = opts.cache.get(key)
+    if hit is not None:
+        hit.path = artifact.path
+        for f in hit.findings:
+            f.path = artifact.path + f.path[len(hit.findings and f.path.split("!", 1)[0] or ""):]
+        hit.members = [artifact.path + m[len(m.split("!", 1)[0]):] for m in hit.members]
+        hit.bytes_read = 0
+        return hit
+    result = _inspect(artifact, rules, opts)
+    if result.sha256 == digest:  # unchanged while scanned
+        opts.cache.put(key, result)
+    return result
+
+
+def _inspect(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> FileResult:
     """Judge one artifact; every problem becomes a finding or a coverage note, never an exception."""
     result = FileResult(path=artifact.path, size=artifact.size, format="unknown")
     state = ScanState(
@@ -71,7 +107,9 @@ def inspect_artifact(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> Fi
     with reader:
         inspect_with_detection(reader, ctx)
         result.bytes_read = reader.bytes_read
-    if opts.compute_sha256 and artifact.local_path:
+    if artifact.path in opts.known_sha256:
+        result.sha256 = opts.known_sha256[artifact.path]
+    elif opts.compute_sha256 and artifact.local_path:
         try:
             result.sha256 = _sha256_local(artifact.local_path)
         except OSError as exc:
@@ -89,7 +127,10 @@ def inspect_artifact(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> Fi
 def _problem_results(snapshot: Snapshot, rules: RuleDB) -> list[FileResult]:
     out = []
     for p in snapshot.problems:
-        fr = FileResult(path=p.path, size=0, format="not-read", coverage=Coverage.NONE, coverage_notes=[p.message])
+        if p.analyzed:
+            fr = FileResult(path=p.path, size=0, format="not-read")
+        else:
+            fr = FileResult(path=p.path, size=0, format="not-read", coverage=Coverage.NONE, coverage_notes=[p.message])
         fr.findings.append(rules.finding(p.rule_id, p.message, p.path, evidence=dict(p.evidence)))
         out.append(fr)
     return out
@@ -137,7 +178,15 @@ def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> Sca
             profiles, extra = pickle_allowances(opts.policy, src)
             snap_opts = replace(opts, allowed_profiles=profiles if profiles is not None else opts.allowed_profiles,
                                 extra_allowed_globals=[*opts.extra_allowed_globals, *extra])
-        for fr in scan_snapshot(snap, snap_opts, rules):
+        keys, chains = signature_trust(opts, src)
+        outcome = check_snapshot_signature(snap, rules, signature=opts.signature, keys=keys, chains=chains)
+        if outcome is not None and outcome.digests:
+            snap_opts = replace(snap_opts, known_sha256={**snap_opts.known_sha256, **outcome.digests})
+        file_results = scan_snapshot(snap, snap_opts, rules)
+        if outcome is not None:
+            apply_signature_status(file_results, outcome, rules)
+            file_results.extend(outcome.extra_results)
+        for fr in file_results:
             fr.source = src
             if multi or snap.kind != "local":
                 old, new = fr.path, _qualify(snap, fr.path)
@@ -150,6 +199,17 @@ def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> Sca
     report.bytes_read = sum(f.bytes_read for f in report.files)
     report.total_size = sum(f.size for f in report.files)
     return report
+
+
+def signature_trust(opts: ScanOptions, source: str) -> tuple[list[str], list[str]]:
+    """Keys and chains to verify with: the command line's, plus the policy's trust entries for this source."""
+    keys, chains = list(opts.signature_keys), list(opts.signature_chains)
+    if opts.policy is not None:
+        for entry in opts.policy.get("signatures", "trust", default=[]) or []:
+            if any(matches(p, source) for p in entry["sources"]):
+                keys.extend(entry.get("keys") or [])
+                chains.extend(entry.get("chains") or [])
+    return keys, chains
 
 
 def source_uri(snap: Snapshot) -> str:

@@ -85,14 +85,14 @@ def _digest_job(job: RangeJob, algorithm: str, block_size: int) -> bytes:
             raise IntegrityError(f"{path} is not a regular file")
         size = before.st_size
         if job.expected_size is not None and size != job.expected_size:
-            raise FileChangedError(
-                f"{path} changed while hashing (size {job.expected_size} -> {size} bytes)"
-            )
+            raise FileChangedError(f"{path} changed while hashing (size {job.expected_size} -> {size} bytes)")
         stop = size if job.end is None else job.end
         if job.start < 0 or stop < job.start:
             raise IntegrityError(f"invalid byte range [{job.start}, {stop}) for {path}")
         if stop > size:
-            raise FileChangedError(f"{path} changed while hashing: range ends at {stop}, file has {size} bytes")
+            raise FileChangedError(
+                f"{path} changed while hashing: range ends at {stop}, file has {size} bytes"
+            )
         if hasattr(os, "posix_fadvise"):
             try:
                 os.posix_fadvise(fd, job.start, stop - job.start, os.POSIX_FADV_SEQUENTIAL)
@@ -149,7 +149,9 @@ def hash_range_bytes(
     expected_size: int | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> bytes:
-    return _digest_job(RangeJob(Path(path), start, end, expected_size), normalize_algorithm(algorithm), block_size)
+    return _digest_job(
+        RangeJob(Path(path), start, end, expected_size), normalize_algorithm(algorithm), block_size
+    )
 
 
 def hash_range(
@@ -162,7 +164,9 @@ def hash_range(
     block_size: int = DEFAULT_BLOCK_SIZE,
 ) -> str:
     """Hex digest of bytes ``[start, end)``; raises :class:`FileChangedError` if the file is shorter."""
-    return hash_range_bytes(path, start, end, algorithm, expected_size=expected_size, block_size=block_size).hex()
+    return hash_range_bytes(
+        path, start, end, algorithm, expected_size=expected_size, block_size=block_size
+    ).hex()
 
 
 def hash_file(
@@ -194,7 +198,7 @@ def hash_files(
     """``{path: hex digest}`` for many files, one file per worker at a time."""
     plist = [Path(p) for p in paths]
     digests = hash_jobs([RangeJob(p) for p in plist], algorithm, workers=workers, block_size=block_size)
-    return {p: d.hex() for p, d in zip(plist, digests)}
+    return {p: d.hex() for p, d in zip(plist, digests, strict=True)}
 
 
 def shard_bounds(size: int, shard_size: int) -> list[tuple[int, int]]:
@@ -221,4 +225,4 @@ def hash_shards(
     bounds = shard_bounds(size, shard_size)
     jobs = [RangeJob(p, s, e, size) for s, e in bounds]
     digests = hash_jobs(jobs, algorithm, workers=workers, block_size=block_size)
-    return [(s, e, d.hex()) for (s, e), d in zip(bounds, digests)]
+    return [(s, e, d.hex()) for (s, e), d in zip(bounds, digests, strict=True)]

@@ -22,7 +22,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from scanner.integrity.errors import IntegrityError
-from scanner.integrity.hashing import DEFAULT_BLOCK_SIZE, RangeJob, hash_jobs, normalize_algorithm, shard_bounds
+from scanner.integrity.hashing import (
+    DEFAULT_BLOCK_SIZE,
+    RangeJob,
+    hash_jobs,
+    normalize_algorithm,
+    shard_bounds,
+)
 
 GIT_IGNORES: tuple[str, ...] = (".git", ".gitattributes", ".github", ".gitignore")
 DEFAULT_SHARD_SIZE = 1_000_000_000
@@ -41,7 +47,9 @@ class Serialization:
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise IntegrityError(f"unsupported serialization method {self.method!r} (expected files or shards)")
+            raise IntegrityError(
+                f"unsupported serialization method {self.method!r} (expected files or shards)"
+            )
         object.__setattr__(self, "hash_type", normalize_algorithm(self.hash_type))
         if self.method == "shards":
             size = DEFAULT_SHARD_SIZE if self.shard_size is None else self.shard_size
@@ -147,7 +155,9 @@ class Resource:
         return resource_sort_key(self.path, self.start, self.end)
 
 
-def resource_sort_key(path: str, start: int | None = None, end: int | None = None) -> tuple[tuple[str, ...], int, int]:
+def resource_sort_key(
+    path: str, start: int | None = None, end: int | None = None
+) -> tuple[tuple[str, ...], int, int]:
     """model-signing orders by PurePosixPath (component-wise), so ``a/z.bin`` < ``a.bin``."""
     return (PurePosixPath(path).parts, start or 0, end or 0)
 
@@ -271,7 +281,9 @@ def walk_model(
             with os.scandir(directory) as it:
                 names = sorted(entry.name for entry in it)
         except OSError as exc:
-            raise IntegrityError(f"{_rel_text(rel_parts)}: cannot list directory: {exc.strerror or exc}") from None
+            raise IntegrityError(
+                f"{_rel_text(rel_parts)}: cannot list directory: {exc.strerror or exc}"
+            ) from None
         for name in names:
             parts = (*rel_parts, name)
             if is_ignored(parts, ignores):
@@ -349,7 +361,7 @@ def hash_model_files(
     algorithm = serialization.resource_algorithm
     resources = [
         Resource(name, algorithm, digest.hex(), rel, start, end)
-        for (name, rel, start, end), digest in zip(meta, digests)
+        for (name, rel, start, end), digest in zip(meta, digests, strict=True)
     ]
     resources.sort(key=lambda r: r.sort_key)
     return resources
@@ -379,6 +391,8 @@ def compute_manifest(
         shard_size=shard_size if method == "shards" else None,
         ignore_paths=recorded_ignore_paths(ignore_list, ignore_git_paths),
     )
-    files = walk_model(root, ignore_paths=ignore_list, ignore_git_paths=ignore_git_paths, allow_symlinks=allow_symlinks)
+    files = walk_model(
+        root, ignore_paths=ignore_list, ignore_git_paths=ignore_git_paths, allow_symlinks=allow_symlinks
+    )
     resources = hash_model_files(files, serialization, workers=workers)
     return Manifest(model_name_of(root), serialization, tuple(resources))

@@ -26,6 +26,7 @@ class Problem:
     rule_id: str
     message: str
     evidence: dict[str, str] = field(default_factory=dict)
+    analyzed: bool = False  # True only for entries judged without reading them (e.g. VCS internals)
 
 
 @dataclass

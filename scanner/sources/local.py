@@ -81,6 +81,10 @@ class LocalSource(Source):
             for entry in entries:
                 rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
                 full = Path(entry.path)
+                if entry.name == ".git" and entry.is_dir(follow_symlinks=False):
+                    snap.problems.append(Problem(rel + "/", "VCS-METADATA", "git internals: not model content, not read",
+                                                 analyzed=True))
+                    continue
                 try:
                     if entry.is_symlink():
                         target = os.path.realpath(full)

@@ -198,3 +198,14 @@ def test_name_claims_are_checked_against_content(tmp_path):
     assert "FORMAT-NAME-MISMATCH" in rule_ids(report)
 
 
+
+
+def test_git_internals_are_listed_not_scanned(tmp_path):
+    d = tmp_path / "repo"
+    (d / ".git" / "objects").mkdir(parents=True)
+    (d / ".git" / "objects" / "ab").write_bytes(b"\x78\x01garbage")
+    (d / "config.json").write_text("{}")
+    report = scan(d)
+    assert [fr.path for fr in report.files if fr.path.startswith(".git")] == [".git/"]
+    assert "VCS-METADATA" in rule_ids(report)
+    assert report.verdict.decision.value == "allow"

@@ -1,0 +1,113 @@
+"""Signature verification as part of a scan of a local model folder or file.
+
+Verification hashes every file once; the scan reuses those digests for its
+per-file SHA-256, so the verified digest and the reported one are the same read.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..findings import Coverage, FileResult
+from ..rules import RuleDB
+from ..sources.base import Snapshot
+from .errors import IntegrityError, VerificationFailed
+from .verify import Status, VerificationResult, find_signature, verify_model
+
+
+SIGNATURE_FILE = "signature-file"
+
+
+@dataclass
+class SignatureOutcome:
+    digests: dict[str, str] = field(default_factory=dict)  # artifact path -> verified sha256
+    status: dict[str, str] = field(default_factory=dict)  # artifact path -> verified | mismatch | unsigned
+    extra_results: list[FileResult] = field(default_factory=list)
+    signer: str | None = None
+
+
+def _model_root(snap: Snapshot) -> tuple[Path, bool]:
+    p = Path(snap.resolved)
+    return p, p.is_file()
+
+
+def _note(rules: RuleDB, path: str, rule_id: str, message: str, evidence: dict[str, str] | None = None) -> FileResult:
+    fr = FileResult(path=path, size=0, format="signature", coverage=Coverage.FULL)
+    fr.findings.append(rules.finding(rule_id, message, path, evidence=evidence))
+    return fr
+
+
+def check_snapshot_signature(
+    snap: Snapshot,
+    rules: RuleDB,
+    *,
+    signature: str | None,
+    keys: list[str],
+    chains: list[str],
+) -> SignatureOutcome | None:
+    """Verify the signature beside (or given for) a local snapshot; None when there is none to check."""
+    if snap.kind != "local":
+        return None
+    root, single = _model_root(snap)
+    sig = Path(signature) if signature else find_signature(root)
+    if sig is None:
+        return None
+    sig_name = os.path.relpath(sig, root.parent if single else root)
+    if not keys and not chains:
+        out = SignatureOutcome()
+        out.extra_results.append(_note(rules, sig_name, "SIGNATURE-UNVERIFIED",
+                                       "signature present but no --key/--chain or policy trust entry to verify it"))
+        return out
+    attempts: list[dict[str, object]] = [{"public_key": k} for k in keys] + [{"trust_anchors": chains}] * bool(chains)
+    result: VerificationResult | None = None
+    last_error = ""
+    for kwargs in attempts:
+        try:
+            result = verify_model(root, sig, **kwargs)  # type: ignore[arg-type]
+            break
+        except VerificationFailed as exc:
+            last_error = str(exc)
+        except IntegrityError as exc:
+            out = SignatureOutcome()
+            out.extra_results.append(_note(rules, sig_name, "SIGNATURE-UNUSABLE", str(exc)))
+            return out
+    out = SignatureOutcome()
+    out.status[sig_name] = SIGNATURE_FILE
+    if result is None:
+        out.extra_results.append(_note(rules, sig_name, "SIGNATURE-INVALID", last_error or "signature does not verify"))
+        return out
+    out.signer = result.signer.identity
+    digests = result.verified_digests()
+    for path, check in result.files.items():
+        rel = root.name if single and path == "." else path
+        if check.status is Status.OK:
+            out.status[rel] = "verified"
+            algo_digest = digests.get(path)
+            if algo_digest and algo_digest[0] == "sha256":
+                out.digests[rel] = algo_digest[1]
+        elif check.status is Status.CHANGED:
+            out.status[rel] = "mismatch"
+        elif check.status is Status.EXTRA:
+            out.status[rel] = "unsigned"
+        elif check.status is Status.MISSING:
+            out.extra_results.append(_note(rules, rel, "SIGNATURE-FILE-MISSING", f"signed file {rel} is missing",
+                                           {"signer": out.signer}))
+    return out
+
+
+def apply_signature_status(results: list[FileResult], outcome: SignatureOutcome, rules: RuleDB) -> None:
+    for fr in results:
+        state = outcome.status.get(fr.path)
+        if state is None:
+            continue
+        fr.signature = state
+        if state == SIGNATURE_FILE:
+            continue
+        if state == "mismatch":
+            fr.findings.append(rules.finding("SIGNATURE-MISMATCH", f"{fr.path} differs from the digest signed by {outcome.signer}",
+                                             fr.path, evidence={"signer": outcome.signer or ""}))
+        elif state == "unsigned":
+            fr.findings.append(rules.finding("SIGNATURE-UNSIGNED-FILE", f"{fr.path} is not covered by the signature",
+                                             fr.path))
