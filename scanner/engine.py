@@ -18,11 +18,11 @@ from .cache import ResultCache
 from .findings import Coverage, FileResult, ScanReport
 from .formats.base import InspectContext, ScanState
 from .formats.detect import inspect_with_detection
+from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
 from .io.reader import ReaderError
 from .limits import DEFAULT_LIMITS, Limits
-from .policy.loader import Policy
-from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
 from .policy.evaluate import matches
+from .policy.loader import Policy
 from .policy.scoping import pickle_allowances
 from .rules import RuleDB, get_rule_db
 from .sources.base import Artifact, Snapshot, SourceError

@@ -16,7 +16,6 @@ from ..sources.base import Snapshot
 from .errors import IntegrityError, VerificationFailed
 from .verify import Status, VerificationResult, find_signature, verify_model
 
-
 SIGNATURE_FILE = "signature-file"
 
 

@@ -8,6 +8,7 @@ other finding.
 from __future__ import annotations
 
 import fnmatch
+import re
 from datetime import date
 from typing import Any
 
@@ -28,12 +29,12 @@ def parse_size(value: int | str | None) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    s = value.strip()
-    units = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", value)
+    if not m:
+        raise ValueError(f"not a size: {value!r}")
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
              "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "TIB": 1 << 40}
-    num = s.rstrip("KMGTiBkmgtib ").strip()
-    unit = s[len(num):].strip().upper() or "B"
-    return int(float(num) * units[unit])
+    return int(float(m.group(1)) * units[m.group(2).upper()])
 
 
 def matches(pattern: str, *candidates: str | None) -> bool:
