@@ -7,21 +7,27 @@ User errors print one line on stderr, never a traceback.
 from __future__ import annotations
 
 import sys
-from enum import Enum
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
+from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
+    EXIT_BLOCKED,
+    EXIT_ERROR,
+    EXIT_OK,
+    OutputFormat,
+    emit,
+    err_console,
+    exit_code_for,
+    fail,
+    open_policy,
+)
 from .engine import ScanOptions, scan_targets
-from .findings import Decision, ScanReport
 from .policy.evaluate import evaluate
-from .policy.loader import Policy, PolicyError, load_policy
 from .report import render
 from .rules import RuleDatabaseError
-
-EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 
 app = typer.Typer(
     name="modelward",
@@ -30,53 +36,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True, highlight=False)
-
-
-class OutputFormat(str, Enum):
-    console = "console"
-    json = "json"
-    sarif = "sarif"
-    markdown = "markdown"
-
-
-def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    """Print one clear line and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(code)
-
-
-def emit(text: str, output: Path | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        return
-    tmp = output.with_name(output.name + ".part")
-    try:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(output)
-    except OSError as exc:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise fail(f"{output}: cannot write report: {exc.strerror}") from None
-
-
-def open_policy(spec: str) -> Policy:
-    try:
-        return load_policy(spec)
-    except PolicyError as exc:
-        raise fail(f"policy: {exc}") from None
-
-
-def exit_code_for(report: ScanReport) -> int:
-    """A scan that could not complete is 2 even when what it did scan was blocked: it is not a verdict."""
-    if report.errors:
-        return EXIT_ERROR
-    if report.verdict and report.verdict.decision is Decision.BLOCK:
-        return EXIT_BLOCKED
-    return EXIT_OK
 
 
 @app.command()
@@ -107,7 +66,7 @@ def scan(
     if output is not None and format is not OutputFormat.console:
         err_console.print(f"verdict: {report.verdict.decision.value} — report written to {output}")
     for e in report.errors:
-        err_console.print(f"[bold red]error:[/] {e}", soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
     raise typer.Exit(exit_code_for(report))
 
 
@@ -127,7 +86,7 @@ def _register_optional() -> None:
     """Sub-command groups living in their own packages mount themselves here."""
     import importlib
 
-    for mod in ("scanner.integrity.cli", "scanner.policy.cli", "scanner.pull_cli", "scanner.audit_cli"):
+    for mod in ("scanner.integrity.cli", "scanner.gate.cli", "scanner.pull_cli", "scanner.audit_cli"):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -163,7 +163,7 @@ def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> Sca
     opts = opts or ScanOptions()
     rules = get_rule_db(opts.rules_root)
     targets = list(targets)
-    report = ScanReport(scanner_version=__version__, rules_version=rules.version, targets=targets)
+    report = new_report(targets, rules)
     t0 = time.monotonic()
     multi = len(targets) > 1
     for raw in targets:
@@ -172,33 +172,46 @@ def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> Sca
         except SourceError as exc:
             report.errors.append(str(exc))
             continue
-        src = source_uri(snap)
-        snap_opts = opts
-        if opts.policy is not None:
-            profiles, extra = pickle_allowances(opts.policy, src)
-            snap_opts = replace(opts, allowed_profiles=profiles if profiles is not None else opts.allowed_profiles,
-                                extra_allowed_globals=[*opts.extra_allowed_globals, *extra])
-        keys, chains = signature_trust(opts, src)
-        outcome = check_snapshot_signature(snap, rules, signature=opts.signature, keys=keys, chains=chains)
-        if outcome is not None and outcome.digests:
-            snap_opts = replace(snap_opts, known_sha256={**snap_opts.known_sha256, **outcome.digests})
-        file_results = scan_snapshot(snap, snap_opts, rules)
-        if outcome is not None:
-            apply_signature_status(file_results, outcome, rules)
-            file_results.extend(outcome.extra_results)
-        for fr in file_results:
-            fr.source = src
-            if multi or snap.kind != "local":
-                old, new = fr.path, _qualify(snap, fr.path)
-                fr.path = new
-                fr.members = [new + m[len(old):] if m.startswith(old) else m for m in fr.members]
-                for f in fr.findings:
-                    f.path = new + f.path[len(old):] if f.path.startswith(old) else f.path
-            report.files.append(fr)
+        report.files.extend(scan_resolved(snap, opts, rules, qualify=multi or snap.kind != "local"))
+    finish_report(report, t0)
+    return report
+
+
+def new_report(targets: list[str], rules: RuleDB) -> ScanReport:
+    return ScanReport(scanner_version=__version__, rules_version=rules.version, targets=targets)
+
+
+def finish_report(report: ScanReport, t0: float) -> None:
     report.duration_seconds = round(time.monotonic() - t0, 3)
     report.bytes_read = sum(f.bytes_read for f in report.files)
     report.total_size = sum(f.size for f in report.files)
-    return report
+
+
+def scan_resolved(snap: Snapshot, opts: ScanOptions, rules: RuleDB, *, qualify: bool) -> list[FileResult]:
+    """Scan one resolved snapshot with the policy's per-source settings and its signature, if any."""
+    src = source_uri(snap)
+    snap_opts = opts
+    if opts.policy is not None:
+        profiles, extra = pickle_allowances(opts.policy, src)
+        snap_opts = replace(opts, allowed_profiles=profiles if profiles is not None else opts.allowed_profiles,
+                            extra_allowed_globals=[*opts.extra_allowed_globals, *extra])
+    keys, chains = signature_trust(opts, src)
+    outcome = check_snapshot_signature(snap, rules, signature=opts.signature, keys=keys, chains=chains)
+    if outcome is not None and outcome.digests:
+        snap_opts = replace(snap_opts, known_sha256={**snap_opts.known_sha256, **outcome.digests})
+    file_results = scan_snapshot(snap, snap_opts, rules)
+    if outcome is not None:
+        apply_signature_status(file_results, outcome, rules)
+        file_results.extend(outcome.extra_results)
+    for fr in file_results:
+        fr.source = src
+        if qualify:
+            old, new = fr.path, _qualify(snap, fr.path)
+            fr.path = new
+            fr.members = [new + m[len(old):] if m.startswith(old) else m for m in fr.members]
+            for f in fr.findings:
+                f.path = new + f.path[len(old):] if f.path.startswith(old) else f.path
+    return file_results
 
 
 def signature_trust(opts: ScanOptions, source: str) -> tuple[list[str], list[str]]:

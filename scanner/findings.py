@@ -98,7 +98,10 @@ class FileResult(BaseModel):
     members: list[str] = Field(default_factory=list, description="container members inspected")
     formats: list[str] = Field(default_factory=list, description="every format detected, at any nesting level")
     source: str | None = Field(default=None, description="the target this file was resolved from")
-    signature: str | None = Field(default=None, description="'verified', 'mismatch', 'unsigned' or None when no signature")
+    signature: str | None = Field(
+        default=None, description="'verified', 'mismatch', 'unsigned', 'signature-file' or None when no signature"
+    )
+    signer: str | None = Field(default=None, description="identity whose signature covered this file")
     cached: bool = False
 
     @property

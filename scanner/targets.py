@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 from .sources.base import Snapshot, Source, SourceError
@@ -30,6 +31,14 @@ def parse_target(raw: str) -> Target:
     return Target(raw, "local")
 
 
+def _construct(cls: type[Source], options: dict[str, object]) -> Source:
+    """Pass each source only the options it understands (--insecure means nothing to the Hub)."""
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return cls(**options)
+    return cls(**{k: v for k, v in options.items() if k in params})
+
+
 def source_for(target: Target, **options: object) -> Source:
     """The Source for a target kind; remote sources are imported lazily (they pull in HTTP clients)."""
     if target.kind == "local":
@@ -38,19 +47,21 @@ def source_for(target: Target, **options: object) -> Source:
         return LocalSource()
     try:
         if target.kind == "hf":
-            from .sources.hf import HFSource  # type: ignore[import-not-found]
+            from .sources.hf import HFSource
 
-            return HFSource(**options)  # type: ignore[arg-type]
+            return _construct(HFSource, options)
         if target.kind == "oci":
-            from .sources.oci import OCISource  # type: ignore[import-not-found]
+            from .sources.oci import OCISource
 
-            return OCISource(**options)  # type: ignore[arg-type]
+            return _construct(OCISource, options)
         if target.kind == "url":
-            from .sources.url import URLSource  # type: ignore[import-not-found]
+            from .sources.url import URLSource
 
-            return URLSource(**options)  # type: ignore[arg-type]
-    except ImportError:
-        raise SourceError(f"{target.raw}: {target.kind} targets are not supported by this build") from None
+            return _construct(URLSource, options)
+    except ImportError as exc:
+        if exc.name and exc.name.startswith("scanner.sources"):
+            raise SourceError(f"{target.raw}: {target.kind} targets are not supported by this build") from None
+        raise
     raise SourceError(f"{target.raw}: unknown target kind {target.kind}")
 
 

@@ -102,6 +102,8 @@ def apply_signature_status(results: list[FileResult], outcome: SignatureOutcome,
         if state is None:
             continue
         fr.signature = state
+        if state == "verified":
+            fr.signer = outcome.signer
         if state == SIGNATURE_FILE:
             continue
         if state == "mismatch":

@@ -1,0 +1,64 @@
+"""What every sub-command shares: output formats, exit codes, one-line errors, atomic report writes."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .findings import Decision, ScanReport
+from .policy.loader import Policy, PolicyError, load_policy
+
+EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
+
+err_console = Console(stderr=True, highlight=False)
+
+
+class OutputFormat(str, Enum):
+    console = "console"
+    json = "json"
+    sarif = "sarif"
+    markdown = "markdown"
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
+    """Print one clear line and return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    tmp = output.with_name(output.name + ".part")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(output)
+    except OSError as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise fail(f"{output}: cannot write report: {exc.strerror}") from None
+
+
+def open_policy(spec: str) -> Policy:
+    try:
+        return load_policy(spec)
+    except PolicyError as exc:
+        raise fail(f"policy: {exc}") from None
+
+
+def exit_code_for(report: ScanReport) -> int:
+    """A scan that could not complete is 2 even when what it did scan was blocked: it is not a verdict."""
+    if report.errors:
+        return EXIT_ERROR
+    if report.verdict and report.verdict.decision is Decision.BLOCK:
+        return EXIT_BLOCKED
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""The CI gate: declared model dependencies, their lockfile, and `modelward check`."""

@@ -1,0 +1,227 @@
+"""`modelward lock` and `modelward check`: pin model dependencies, then gate CI on drift, content and policy.
+
+Drift (a moved branch, a changed digest, a new or missing file, a missing pin)
+always blocks, whatever the policy says: the lockfile is the project's reviewed
+statement of what it runs. Content and signatures are judged by each
+dependency's policy.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+
+from ..cache import ResultCache
+from ..engine import ScanOptions, finish_report, new_report, scan_resolved, signature_trust, source_uri
+from ..findings import Decision, FileResult, Reason, ScanReport, Verdict
+from ..integrity.scan_hook import check_snapshot_signature
+from ..policy.evaluate import evaluate
+from ..policy.loader import Policy, load_policy
+from ..rules import RuleDB, get_rule_db
+from ..sources.base import Snapshot, SourceError
+from ..targets import parse_target, resolve
+from .config import ConfigError, Dependency, ProjectConfig
+from .lockfile import Lock, LockedModel, lock_snapshot, read_lock
+
+MOVING_KINDS = ("hf", "oci")
+
+
+@dataclass
+class GateOptions:
+    source_options: dict[str, object] = field(default_factory=dict)
+    cache: ResultCache | None = None
+    policy_override: str | None = None
+    today: date | None = None
+
+
+def run_lock(config: ProjectConfig, *, upgrade: set[str] | None, opts: GateOptions) -> tuple[Lock, list[str]]:
+    """Pin every declared model; keep existing pins unless upgraded (``upgrade`` empty set = all)."""
+    existing = read_lock(config.lock_path) if config.lock_path.exists() else Lock(config.lock_path, {})
+    unknown = (upgrade or set()) - set(config.models)
+    if unknown:
+        raise ConfigError(f"{config.path}: --upgrade names undeclared model(s): {', '.join(sorted(unknown))}")
+    messages: list[str] = []
+    models: dict[str, LockedModel] = {}
+    for name, dep in sorted(config.models.items()):
+        old = existing.models.get(name)
+        wants_upgrade = upgrade is not None and (not upgrade or name in upgrade)
+        if old is not None and old.source == dep.source and not wants_upgrade:
+            models[name] = old
+            continue
+        try:
+            snap = resolve(config.target_for(dep), **opts.source_options)
+        except SourceError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+        models[name] = lock_snapshot(name, dep.source, snap, _verified_signer(config, dep, snap))
+        if old is None:
+            messages.append(f"{name}: pinned {models[name].resolved} ({len(models[name].files)} files)")
+        elif old.resolved != models[name].resolved:
+            messages.append(f"{name}: {old.resolved} -> {models[name].resolved}")
+        else:
+            messages.append(f"{name}: unchanged at {old.resolved}")
+    for name in sorted(set(existing.models) - set(models)):
+        messages.append(f"{name}: removed (no longer declared)")
+    lock = Lock(config.lock_path, models)
+    lock.write()
+    return lock, messages
+
+
+def _verified_signer(config: ProjectConfig, dep: Dependency, snap: Snapshot) -> str | None:
+    """The identity whose signature verified this snapshot under the dependency's policy trust, if any."""
+    policy = load_policy(config.policy_spec(dep.policy or config.policy))
+    keys, chains = signature_trust(ScanOptions(policy=policy), source_uri(snap))
+    outcome = check_snapshot_signature(snap, get_rule_db(), signature=None, keys=keys, chains=chains)
+    if outcome is None or outcome.signer is None or any(v == "mismatch" for v in outcome.status.values()):
+        return None
+    return outcome.signer
+
+
+class _Drift:
+    def __init__(self, rules: RuleDB, lock_path: str) -> None:
+        self.rules = rules
+        self.lock_path = lock_path
+        self.reasons: list[Reason] = []
+
+    def add(self, fr: FileResult, rule_id: str, message: str, **evidence: str) -> None:
+        f = self.rules.finding(rule_id, message, fr.path, evidence=evidence or None)
+        fr.findings.append(f)
+        self.reasons.append(Reason(decision=Decision.BLOCK, message=message, path=fr.path, rule_id=rule_id,
+                                   policy_ref=f"{self.lock_path} (lock drift always blocks)"))
+
+
+def _placeholder(path: str, fmt: str = "lock") -> FileResult:
+    return FileResult(path=path, size=0, format=fmt)
+
+
+def _check_dependency(
+    config: ProjectConfig, dep: Dependency, locked: LockedModel, policy: Policy, rules: RuleDB,
+    drift: _Drift, opts: GateOptions,
+) -> tuple[list[FileResult], list[str]]:
+    errors: list[str] = []
+    head = _placeholder(dep.name)
+    extra: list[FileResult] = []
+    target = config.target_for(dep)
+    if locked.source != dep.source:
+        drift.add(head, "LOCK-SOURCE-CHANGED", f"{dep.name}: declared source {dep.source} but locked {locked.source}")
+        extra.append(head)
+        return extra, errors
+    try:
+        kind = parse_target(target).kind
+        if kind in MOVING_KINDS:
+            current = resolve(target, **opts.source_options)
+            if current.resolved != locked.resolved:
+                drift.add(head, "LOCK-REF-MOVED",
+                          f"{dep.name}: {dep.source} now resolves to {current.resolved}, locked {locked.resolved}",
+                          locked=locked.resolved, current=current.resolved)
+                extra.append(head)
+            snap: Snapshot = resolve(locked.pinned_target(target), **opts.source_options)
+        else:
+            snap = resolve(target, **opts.source_options)
+    except SourceError as exc:
+        errors.append(f"{dep.name}: {exc}")
+        return extra, errors
+    scan_opts = ScanOptions(policy=policy, cache=opts.cache, source_options=opts.source_options)
+    results = scan_resolved(snap, scan_opts, rules, qualify=False)
+    by_path = {fr.path: fr for fr in results}
+    pinned = {f.path: f for f in locked.files}
+    for fr in results:
+        fr.source = f"{fr.source}" if fr.source else dep.source
+    for art in snap.artifacts:
+        fr = by_path.get(art.path)
+        want = pinned.get(art.path)
+        if fr is None:
+            continue
+        if want is None:
+            drift.add(fr, "LOCK-FILE-ADDED", f"{dep.name}: {art.path} is not in the lockfile")
+            continue
+        got = fr.sha256 or art.claimed_sha256
+        if art.size != want.size or (got is not None and got != want.sha256):
+            drift.add(fr, "LOCK-DIGEST-CHANGED",
+                      f"{dep.name}: {art.path} is {art.size} bytes sha256 {got}, locked {want.size} bytes sha256 {want.sha256}",
+                      locked=want.sha256, actual=got or "")
+    present = {a.path for a in snap.artifacts}
+    for path in sorted(set(pinned) - present):
+        fr = _placeholder(path, "missing")
+        drift.add(fr, "LOCK-FILE-MISSING", f"{dep.name}: locked file {path} is missing")
+        extra.append(fr)
+    signers = {fr.signer for fr in results if fr.signer}
+    if locked.signer and locked.signer not in signers:
+        drift.add(head, "LOCK-SIGNER-CHANGED",
+                  f"{dep.name}: locked signer {locked.signer}, now {', '.join(sorted(signers)) or 'no verified signature'}")
+        if head not in extra:
+            extra.append(head)
+    return results + extra, errors
+
+
+def _prefix(name: str, files: list[FileResult], verdict: Verdict, reasons: list[Reason]) -> None:
+    """Show every path under its dependency name, after the policy matched the paths as written."""
+    def pre(p: str | None) -> str | None:
+        if p is None or p == name or p.startswith(name + "/"):
+            return p
+        return f"{name}/{p}"
+
+    for fr in files:
+        fr.path = pre(fr.path) or fr.path
+        fr.members = [pre(m) or m for m in fr.members]
+        for f in fr.findings:
+            f.path = pre(f.path) or f.path
+    for r in [*verdict.reasons, *reasons]:
+        r.path = pre(r.path)
+    verdict.file_decisions = {pre(k) or k: v for k, v in verdict.file_decisions.items()}
+
+
+def run_check(config: ProjectConfig, opts: GateOptions) -> ScanReport:
+    rules = get_rule_db()
+    if not config.lock_path.exists():
+        raise ConfigError(f"{config.lock_path}: no lockfile; run `modelward lock` and commit it")
+    lock = read_lock(config.lock_path)
+    lock_shown = config.lock_path.name
+    report = new_report([d.source for d in config.models.values()], rules)
+    t0 = time.monotonic()
+    drift = _Drift(rules, lock_shown)
+    verdicts: list[Verdict] = []
+    for name, dep in sorted(config.models.items()):
+        spec = opts.policy_override or dep.policy or config.policy
+        policy = load_policy(config.policy_spec(spec))
+        locked = lock.models.get(name)
+        if locked is None:
+            fr = _placeholder(name)
+            drift.add(fr, "LOCK-MISSING-PIN", f"{name}: declared in {config.path.name} but not pinned in {lock_shown}")
+            report.files.append(fr)
+            continue
+        dep_drift = _Drift(rules, lock_shown)
+        files, errors = _check_dependency(config, dep, locked, policy, rules, dep_drift, opts)
+        sub = new_report([dep.source], rules)
+        sub.files, sub.errors = files, errors
+        verdict = evaluate(sub, policy, opts.today)
+        _prefix(name, files, verdict, dep_drift.reasons)
+        verdicts.append(verdict)
+        drift.reasons.extend(dep_drift.reasons)
+        report.files.extend(files)
+        report.errors.extend(errors)
+    for name in sorted(set(lock.models) - set(config.models)):
+        fr = _placeholder(name)
+        drift.add(fr, "LOCK-STALE-PIN", f"{name}: pinned in {lock_shown} but no longer declared")
+        report.files.append(fr)
+    finish_report(report, t0)
+    report.verdict = _combine(verdicts, drift.reasons, report.errors,
+                              opts.policy_override or config.policy)
+    return report
+
+
+def _combine(verdicts: list[Verdict], drift: list[Reason], errors: list[str], name: str) -> Verdict:
+    reasons = [r for v in verdicts for r in v.reasons if r.message not in errors] + drift
+    reasons += [Reason(decision=Decision.BLOCK, message=e, policy_ref="check could not complete") for e in errors]
+    per_file: dict[str, Decision] = {}
+    for v in verdicts:
+        per_file.update(v.file_decisions)
+    for r in drift:
+        if r.path:
+            per_file[r.path] = Decision.BLOCK
+    overall = Decision.ALLOW
+    if any(r.decision is Decision.BLOCK for r in reasons):
+        overall = Decision.BLOCK
+    elif any(r.decision is Decision.WARN for r in reasons):
+        overall = Decision.WARN
+    return Verdict(decision=overall, policy=name, reasons=reasons, file_decisions=per_file)

@@ -1,0 +1,86 @@
+"""`modelward lock` and `modelward check` (the CI gate)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from ..cache import ResultCache
+from ..cli_support import EXIT_OK, OutputFormat, emit, err_console, exit_code_for, fail
+from ..policy.loader import PolicyError
+from ..report import render
+from ..rules import RuleDatabaseError
+from .check import GateOptions, run_check, run_lock
+from .config import ConfigError, load_config
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def lock(
+        upgrade: list[str] = typer.Option(None, "--upgrade", help="Move the pin of model NAME deliberately (repeatable)."),
+        upgrade_all: bool = typer.Option(False, "--upgrade-all", help="Re-resolve every declared model."),
+        project: Path = typer.Option(Path("."), "--project", help="Project folder holding modelward.toml or pyproject.toml."),
+        config: Path | None = typer.Option(None, "--config", help="Explicit modelward.toml or pyproject.toml."),
+        insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
+        allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
+    ) -> None:
+        """Pin every declared model dependency to an immutable reference and per-file SHA-256 in modelward.lock."""
+        try:
+            cfg = load_config(project, config)
+            wanted = set() if upgrade_all else (set(upgrade) if upgrade else None)
+            opts = GateOptions(source_options=_source_options(insecure, allow_http))
+            lk, messages = run_lock(cfg, upgrade=wanted, opts=opts)
+        except (ConfigError, PolicyError, RuleDatabaseError) as exc:
+            raise fail(str(exc)) from None
+        for m in messages:
+            err_console.print(m)
+        err_console.print(f"wrote {lk.path} ({len(lk.models)} models)")
+        raise typer.Exit(EXIT_OK)
+
+    @app.command()
+    def check(
+        format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
+        policy: str | None = typer.Option(None, "--policy", "-p", help="Override every dependency's policy."),
+        project: Path = typer.Option(Path("."), "--project", help="Project folder holding modelward.toml or pyproject.toml."),
+        config: Path | None = typer.Option(None, "--config", help="Explicit modelward.toml or pyproject.toml."),
+        no_cache: bool = typer.Option(False, "--no-cache", help="Rescan everything instead of reusing results by digest."),
+        insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
+        allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
+    ) -> None:
+        """CI gate: verify the lock against declarations and registries, scan, apply policy; exit 0/1/2."""
+        try:
+            cfg = load_config(project, config)
+            opts = GateOptions(
+                source_options=_source_options(insecure, allow_http),
+                cache=None if no_cache else ResultCache(),
+                policy_override=policy,
+            )
+            report = run_check(cfg, opts)
+        except (ConfigError, PolicyError, RuleDatabaseError) as exc:
+            raise fail(str(exc)) from None
+        emit(render(report, format.value), output)
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            try:
+                with open(summary, "a", encoding="utf-8") as fh:
+                    fh.write(render(report, "markdown"))
+            except OSError as exc:
+                err_console.print(f"warning: cannot append to GITHUB_STEP_SUMMARY: {exc.strerror}")
+        if output is not None:
+            err_console.print(f"verdict: {report.verdict.decision.value} — report written to {output}")
+        for e in report.errors:
+            err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
+        raise typer.Exit(exit_code_for(report))
+
+
+def _source_options(insecure: bool, allow_http: bool) -> dict[str, object]:
+    opts: dict[str, object] = {}
+    if insecure:
+        opts["insecure"] = True
+    if allow_http:
+        opts["allow_http"] = True
+    return opts
