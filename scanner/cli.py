@@ -24,7 +24,9 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     fail,
     open_policy,
 )
+from .cache import ResultCache
 from .engine import ScanOptions, scan_targets
+from .progress import file_progress
 from .policy.evaluate import evaluate
 from .report import render
 from .rules import RuleDatabaseError
@@ -48,6 +50,8 @@ def scan(
     signature: Path | None = typer.Option(None, "--signature", help="model-signing bundle (default: model.sig beside the model)."),
     key: list[Path] = typer.Option([], "--key", help="PEM public key to verify the signature with (repeatable)."),
     chain: list[Path] = typer.Option([], "--chain", help="PEM certificate chain / trust anchors (repeatable)."),
+    cache: bool = typer.Option(False, "--cache", help="Reuse results for files whose SHA-256 was scanned before "
+                               "with the same rules (incremental audits; MODELWARD_CACHE_DIR)."),
 ) -> None:
     """Scan model files and folders; exit 0 allowed, 1 blocked, 2 could not complete."""
     pol = open_policy(policy)
@@ -55,9 +59,11 @@ def scan(
         if not p.is_file():
             raise fail(f"{p}: no such file")
     opts = ScanOptions(compute_sha256=not no_hash, policy=pol, signature=str(signature) if signature else None,
-                       signature_keys=[str(k) for k in key], signature_chains=[str(c) for c in chain])
+                       signature_keys=[str(k) for k in key], signature_chains=[str(c) for c in chain],
+                       cache=ResultCache() if cache else None)
     try:
-        report = scan_targets(targets, opts)
+        with file_progress(opts):
+            report = scan_targets(targets, opts)
     except RuleDatabaseError as exc:
         raise fail(f"rule database: {exc}") from None
     report.verdict = evaluate(report, pol)

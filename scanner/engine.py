@@ -72,17 +72,23 @@ def inspect_artifact(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> Fi
         return _inspect(artifact, rules, opts)
     key = opts.cache.key(digest, rules.version, _settings_key(opts))
     hit = opts.cache.get(key)
-    if hit is not None:
+    if hit is not None:  # same bytes, maybe under another name: re-root every path
         hit.path = artifact.path
         for f in hit.findings:
-            f.path = artifact.path + f.path[len(hit.findings and f.path.split("!", 1)[0] or ""):]
-        hit.members = [artifact.path + m[len(m.split("!", 1)[0]):] for m in hit.members]
+            f.path = _rebase(f.path, artifact.path)
+        hit.members = [_rebase(m, artifact.path) for m in hit.members]
         hit.bytes_read = 0
         return hit
     result = _inspect(artifact, rules, opts)
     if result.sha256 == digest:  # unchanged while scanned
         opts.cache.put(key, result)
     return result
+
+
+def _rebase(path: str, root: str) -> str:
+    """``old/name!member`` -> ``root!member``: container member suffixes survive a rename."""
+    bang = path.find("!")
+    return root if bang < 0 else root + path[bang:]
 
 
 def _inspect(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> FileResult:

@@ -208,3 +208,21 @@ def test_git_internals_are_listed_not_scanned(tmp_path):
     assert [fr.path for fr in report.files if fr.path.startswith(".git")] == [".git/"]
     assert "VCS-METADATA" in rule_ids(report)
     assert report.verdict.decision.value == "allow"
+
+
+def test_cache_makes_audits_incremental(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELWARD_CACHE_DIR", str(tmp_path / "cache"))
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "a.json").write_text('{"a": 1}')
+    (zoo / "b.bin").write_bytes(b"\x00\x01\x02")
+    import json as _json
+
+    first = _json.loads(cli("scan", "--cache", "--format", "json", str(zoo)).stdout)
+    assert not any(f["cached"] for f in first["files"])
+    (zoo / "a.json").write_text('{"a": 2}')
+    second = _json.loads(cli("scan", "--cache", "--format", "json", str(zoo)).stdout)
+    cached = {f["path"]: f["cached"] for f in second["files"]}
+    assert cached == {"a.json": False, "b.bin": True}
+    blob = next(f for f in second["files"] if f["path"] == "b.bin")
+    assert blob["coverage"] == "none" and blob["findings"][0]["rule_id"] == "FORMAT-UNKNOWN"
