@@ -1,0 +1,68 @@
+"""Forced pickle analysis for bytes a loader is known to unpickle.
+
+Content detection decides what a generic archive member is; but torch.load
+unpickles ``data.pkl``, ``np.load(allow_pickle=True)`` unpickles an object
+array's data and the legacy torch loader unpickles five pickles in a row,
+whatever the bytes look like. Those are analyzed as pickles here, with the
+same fail-closed wrapper and nesting limits as any member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..io.reader import Reader
+from .base import FormatHandler, InspectContext
+
+
+def _analyzer() -> Callable[..., Any] | None:
+    try:
+        from .pickle import analyze_pickle_stream  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return analyze_pickle_stream
+
+
+def member_context(ctx: InspectContext, name: str) -> InspectContext | None:
+    """A child context with the bookkeeping ``inspect_member`` does; None (reported) past the depth limit."""
+    child = InspectContext(ctx.state, ctx.child_path(name), ctx.depth + 1, member_name=name)
+    if child.depth > ctx.limits.max_depth:
+        child.limit_hit("max_depth", f"nesting deeper than {ctx.limits.max_depth} levels; member not inspected")
+        return None
+    ctx.state.seen_members += 1
+    ctx.state.result.members.append(child.path)
+    return child
+
+
+def analyze_pickles(
+    reader: Reader,
+    ctx: InspectContext,
+    *,
+    member: str | None = None,
+    start: int = 0,
+    end: int | None = None,
+    max_pickles: int | None = None,
+) -> Any | None:
+    """Run the pickle analyzer on ``reader`` (in a member context when ``member`` is given).
+
+    Returns the analyzer's PickleStreamSummary, or None when it crashed (reported
+    as INSPECTOR-ERROR) or is not installed (then content detection runs instead).
+    """
+    from .detect import inspect_with_detection, run_inspector
+
+    target = ctx if member is None else member_context(ctx, member)
+    if target is None:
+        return None
+    analyze = _analyzer()
+    if analyze is None:  # pragma: no cover - only while the pickle package is absent
+        if member is not None:
+            inspect_with_detection(reader, target)
+        return None
+    out: dict[str, Any] = {}
+
+    def _run(r: Reader, c: InspectContext) -> None:
+        out["summary"] = analyze(r, c, start=start, end=end, max_pickles=max_pickles)
+
+    run_inspector(FormatHandler("pickle", lambda h, r: True, _run, family="pickle"), reader, target)
+    return out.get("summary")

@@ -1,0 +1,291 @@
+"""NumPy ``.npy`` arrays and ``.npz`` zips of them.
+
+An object dtype (``descr`` 'O', alone or inside a structured dtype) means the
+data section is a pickle that ``np.load(allow_pickle=True)`` unpickles; it is
+analyzed as one. Numeric arrays must hold exactly shape x itemsize bytes. The
+header is a Python dict literal: it is parsed by a tiny literal parser here,
+never evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from typing import Any
+
+from ..io.reader import Reader, SliceReader
+from . import zipfmt
+from ._pickle_bridge import analyze_pickles
+from .base import FormatHandler, InspectContext
+
+MAGIC = b"\x93NUMPY"
+MAX_HEADER_V1 = 0xFFFF
+MAX_HEADER = 1 << 20  # numpy itself refuses headers over 10 000 bytes unless told otherwise
+MAX_DIMS = 64
+MAX_DIM = 1 << 62
+
+
+class HeaderError(ValueError):
+    pass
+
+
+# --------------------------------------------------------------------------- literal parser
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<str>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
+      | (?P<num>[-+]?\d+)L?
+      | (?P<name>True|False|None)
+      | (?P<punct>[{}()\[\]:,])
+    )""",
+    re.VERBOSE,
+)
+
+
+def parse_literal(text: str, max_depth: int = 16) -> Any:
+    """Dicts, tuples, lists, strings, ints, True/False/None: what an npy header may contain."""
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            if text[pos:].strip() == "":
+                break
+            raise HeaderError(f"unexpected character {text[pos]!r} in header")
+        kind = m.lastgroup or ""
+        tokens.append((kind, m.group(kind)))
+        pos = m.end()
+    value, i = _parse(tokens, 0, max_depth)
+    if i != len(tokens):
+        raise HeaderError("trailing tokens after the header dict")
+    return value
+
+
+def _unquote(s: str) -> str:
+    body = s[1:-1]
+    if "\\" not in body:
+        return body
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "0": "\0"}.get(m.group(1), m.group(1)), body)
+
+
+def _parse(tokens: list[tuple[str, str]], i: int, depth: int) -> tuple[Any, int]:
+    if depth <= 0:
+        raise HeaderError("header nested too deeply")
+    if i >= len(tokens):
+        raise HeaderError("header ends early")
+    kind, tok = tokens[i]
+    if kind == "str":
+        return _unquote(tok), i + 1
+    if kind == "num":
+        return int(tok), i + 1
+    if kind == "name":
+        return {"True": True, "False": False, "None": None}[tok], i + 1
+    closer = {"{": "}", "(": ")", "[": "]"}.get(tok)
+    if closer is None:
+        raise HeaderError(f"unexpected {tok!r} in header")
+    i += 1
+    items: list[Any] = []
+    pairs: list[tuple[Any, Any]] = []
+    trailing_comma = False
+    while True:
+        if i >= len(tokens):
+            raise HeaderError("header ends early")
+        if tokens[i][1] == closer:
+            i += 1
+            break
+        item, i = _parse(tokens, i, depth - 1)
+        if tok == "{":
+            if i >= len(tokens) or tokens[i][1] != ":":
+                raise HeaderError("expected ':' in header dict")
+            val, i = _parse(tokens, i + 1, depth - 1)
+            if not isinstance(item, (str, int)):
+                raise HeaderError("header dict key is not a string")
+            pairs.append((item, val))
+        else:
+            items.append(item)
+        trailing_comma = False
+        if i < len(tokens) and tokens[i][1] == ",":
+            i += 1
+            trailing_comma = True
+        elif i < len(tokens) and tokens[i][1] != closer:
+            raise HeaderError("expected ',' in header")
+    if tok == "{":
+        return dict(pairs), i
+    if tok == "(":
+        if len(items) == 1 and not trailing_comma:
+            return items[0], i  # a parenthesized value, not a tuple
+        return tuple(items), i
+    return items, i
+
+
+# --------------------------------------------------------------------------- dtypes
+
+_SIZES = {"b": 1, "B": 1, "?": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8, "q": 8, "Q": 8, "e": 2,
+          "f": 4, "d": 8, "g": 16, "F": 8, "D": 16, "G": 32, "p": 8, "P": 8}
+_KIND = re.compile(r"^[<>|=]?([biufcSUVOMmaw?])(\d*)(?:\[[^\]]*\])?$")
+
+
+def dtype_info(descr: Any, depth: int = 0) -> tuple[int, bool]:
+    """(itemsize, has_object) of an npy ``descr``; raises HeaderError for what numpy would refuse."""
+    if depth > 32:
+        raise HeaderError("dtype nested too deeply")
+    if isinstance(descr, str):
+        if descr.lstrip("<>|=") in _SIZES:
+            return _SIZES[descr.lstrip("<>|=")], False
+        m = _KIND.match(descr)
+        if not m:
+            raise HeaderError(f"unknown dtype {descr[:50]!r}")
+        kind, n = m.group(1), m.group(2)
+        if kind == "O":
+            return 8, True
+        if kind in ("M", "m"):
+            return 8, False
+        if kind == "?":
+            return 1, False
+        size = int(n) if n else (0 if kind in "SUVaw" else None)
+        if size is None:
+            raise HeaderError(f"dtype {descr[:50]!r} has no size")
+        if kind in ("U", "w"):
+            size *= 4
+        return size, False
+    if isinstance(descr, list):  # structured: [(name, dtype[, shape]), ...]
+        total, obj = 0, False
+        for field in descr:
+            if not isinstance(field, (tuple, list)) or len(field) < 2:
+                raise HeaderError("malformed structured dtype field")
+            size, o = dtype_info(field[1], depth + 1)
+            if len(field) >= 3:
+                shape = field[2] if isinstance(field[2], tuple) else (field[2],)
+                size *= _prod(shape)
+            total += size
+            obj = obj or o
+        return total, obj
+    raise HeaderError(f"unsupported descr {str(descr)[:50]!r}")
+
+
+def _prod(shape: Any) -> int:
+    n = 1
+    for d in shape:
+        if not isinstance(d, int) or isinstance(d, bool) or d < 0 or d > MAX_DIM:
+            raise HeaderError(f"invalid dimension {str(d)[:30]!r}")
+        n *= d
+        if n > MAX_DIM:
+            raise HeaderError("shape product overflows")
+    return n
+
+
+# --------------------------------------------------------------------------- npy
+
+
+def _sniff_npy(head: bytes, reader: Reader) -> bool:
+    return head.startswith(MAGIC)
+
+
+def read_header(reader: Reader) -> tuple[dict[str, Any], int, tuple[int, int]]:
+    """(header dict, data offset, version); raises HeaderError."""
+    pre = reader.read(0, 12)
+    if len(pre) < 10:
+        raise HeaderError("file ends inside the magic")
+    major, minor = pre[6], pre[7]
+    if major == 1:
+        (hlen,) = struct.unpack("<H", pre[8:10])
+        start = 10
+    elif major in (2, 3):
+        if len(pre) < 12:
+            raise HeaderError("file ends inside the header length")
+        (hlen,) = struct.unpack("<I", pre[8:12])
+        start = 12
+    else:
+        raise HeaderError(f"unknown npy version {major}.{minor}")
+    if hlen > MAX_HEADER:
+        raise HeaderError(f"header of {hlen} bytes exceeds {MAX_HEADER}")
+    if start + hlen > reader.size:
+        raise HeaderError("header runs past the end of the file")
+    raw = reader.read(start, hlen)
+    try:
+        text = raw.decode("utf-8" if major == 3 else "latin-1")
+    except UnicodeDecodeError:
+        raise HeaderError("header is not valid UTF-8") from None
+    hdr = parse_literal(text)
+    if not isinstance(hdr, dict) or not {"descr", "fortran_order", "shape"} <= set(hdr):
+        raise HeaderError("header is not a dict with descr, fortran_order and shape")
+    if not isinstance(hdr["shape"], tuple):
+        raise HeaderError("shape is not a tuple")
+    if not isinstance(hdr["fortran_order"], bool):
+        raise HeaderError("fortran_order is not a bool")
+    return hdr, start + hlen, (major, minor)
+
+
+def _inspect_npy(reader: Reader, ctx: InspectContext) -> None:
+    try:
+        hdr, data_at, version = read_header(reader)
+        if len(hdr["shape"]) > MAX_DIMS:
+            raise HeaderError(f"{len(hdr['shape'])} dimensions")
+        count = _prod(hdr["shape"])
+        itemsize, has_object = dtype_info(hdr["descr"])
+    except (HeaderError, ValueError, RecursionError, struct.error) as exc:
+        ctx.add("NUMPY-HEADER-INVALID", f"npy header rejected: {exc}"[:300])
+        ctx.partial("npy header invalid; data not judged")
+        # whatever follows a broken header may still be a pickle a lenient loader reads
+        _scan_rest_for_pickle(reader, ctx)
+        return
+    remaining = reader.size - data_at
+    if has_object:
+        ctx.add("NUMPY-OBJECT-ARRAY",
+                f"object array ({str(hdr['descr'])[:80]}): np.load(allow_pickle=True) unpickles its data",
+                evidence={"descr": str(hdr["descr"])[:200], "shape": list(hdr["shape"])[:16]})
+        if remaining <= 0:
+            ctx.add("NUMPY-SIZE-MISMATCH", "object array without a data section")
+            return
+        analyze_pickles(SliceReader(reader, data_at, remaining, f"{ctx.path}!<object-data>"), ctx, member="<object-data>")
+        return
+    expected = count * itemsize
+    if expected != remaining:
+        ctx.add("NUMPY-SIZE-MISMATCH",
+                f"shape {tuple(hdr['shape'])} x {itemsize} bytes = {expected}, but {remaining} bytes follow the header",
+                offset=data_at, evidence={"expected": expected, "actual": remaining, "version": list(version)})
+        if remaining > expected:
+            extra = SliceReader(reader, data_at + expected, remaining - expected, f"{ctx.path}!<trailing>")
+            ctx.inspect_member(extra, "<trailing>")
+
+
+def _scan_rest_for_pickle(reader: Reader, ctx: InspectContext) -> None:
+    pre = reader.read(0, 12)
+    if len(pre) < 10:
+        return
+    start = 10 if pre[6] == 1 else 12
+    hlen = struct.unpack("<H", pre[8:10])[0] if pre[6] == 1 else struct.unpack("<I", pre[8:12].ljust(4, b"\0"))[0]
+    data_at = start + hlen
+    if 0 < data_at < reader.size and reader.read(data_at, 1) == b"\x80":
+        analyze_pickles(SliceReader(reader, data_at, reader.size - data_at, f"{ctx.path}!<data>"), ctx, member="<data>")
+
+
+# --------------------------------------------------------------------------- npz
+
+
+def _sniff_npz(head: bytes, reader: Reader) -> bool:
+    if not zipfmt.looks_like_zip(head, reader):
+        return False
+    names = [n for n in zipfmt.list_names(reader) if not n.endswith("/")]
+    return bool(names) and all(n.endswith(".npy") for n in names)
+
+
+def _inspect_npz(reader: Reader, ctx: InspectContext) -> None:
+    listing = zipfmt.read_zip(reader, ctx)
+    if listing is None:
+        return
+    zipfmt.inspect_extra_regions(reader, listing, ctx)
+    for e in zipfmt.unique_entries(listing):
+        if ctx.state.out_of_time():
+            ctx.limit_hit("file_seconds", "time budget ran out inspecting npz members")
+            return
+        zipfmt.inspect_entry(reader, e, ctx)
+
+
+HANDLERS = [
+    FormatHandler("numpy-npy", _sniff_npy, _inspect_npy, family="numpy", claims=(".npy",), priority=30,
+                  can_carry_code=True),
+    FormatHandler("numpy-npz", _sniff_npz, _inspect_npz, family="numpy", claims=(".npz",), priority=30,
+                  can_carry_code=True),
+]
