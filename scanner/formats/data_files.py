@@ -28,6 +28,8 @@ def _is_text(head: bytes) -> bool:
 
 def _sniff_json(head: bytes, reader: Reader) -> bool:
     s = head.lstrip(b" \t\r\n\xef\xbb\xbf")
+    if s[:2] in (b"{%", b"{{", b"{#"):  # a Jinja template, not JSON
+        return False
     return _is_text(head) and s[:1] in (b"{", b"[")
 
 
