@@ -9,19 +9,10 @@ same fail-closed wrapper and nesting limits as any member.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from ..io.reader import Reader
 from .base import FormatHandler, InspectContext
-
-
-def _analyzer() -> Callable[..., Any] | None:
-    try:
-        from .pickle import analyze_pickle_stream  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return analyze_pickle_stream
 
 
 def member_context(ctx: InspectContext, name: str) -> InspectContext | None:
@@ -47,22 +38,18 @@ def analyze_pickles(
     """Run the pickle analyzer on ``reader`` (in a member context when ``member`` is given).
 
     Returns the analyzer's PickleStreamSummary, or None when it crashed (reported
-    as INSPECTOR-ERROR) or is not installed (then content detection runs instead).
+    as INSPECTOR-ERROR) or the depth limit stopped it (reported as LIMIT-EXCEEDED).
     """
-    from .detect import inspect_with_detection, run_inspector
+    from .detect import run_inspector
+    from .pickle import analyze_pickle_stream
 
     target = ctx if member is None else member_context(ctx, member)
     if target is None:
         return None
-    analyze = _analyzer()
-    if analyze is None:  # pragma: no cover - only while the pickle package is absent
-        if member is not None:
-            inspect_with_detection(reader, target)
-        return None
     out: dict[str, Any] = {}
 
     def _run(r: Reader, c: InspectContext) -> None:
-        out["summary"] = analyze(r, c, start=start, end=end, max_pickles=max_pickles)
+        out["summary"] = analyze_pickle_stream(r, c, start=start, end=end, max_pickles=max_pickles)
 
     run_inspector(FormatHandler("pickle", lambda h, r: True, _run, family="pickle"), reader, target)
     return out.get("summary")

@@ -1,0 +1,360 @@
+"""Analysis of a byte range holding one or more pickles: walk, classify, report.
+
+This is the public entry point for every inspector that meets a pickle (plain
+files, torch zip ``data.pkl``, torch legacy stacks, numpy object arrays,
+joblib). Every pickle in the range is walked: loaders that read several
+pickles (torch legacy, custom loops) run them all.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...findings import Finding, Severity
+from ...io.reader import BytesReader, Reader
+from ..base import BudgetExceeded, InspectContext
+from .classify import Classifier
+from .cursor import Cursor
+from .evidence import decompile
+from .nested import LOADERS, decode_candidate, first_arg, static_bytes
+from .values import ImportRec
+from .walker import Budget, Machine, WalkResult
+
+log = logging.getLogger(__name__)
+
+MAX_CANDIDATES = 32
+MAX_LITERAL_CHECK = 8 << 20
+MAX_DECODED = 64 << 20
+MAX_UNTRACED_FINDINGS = 20
+
+
+@dataclass
+class PickleStreamSummary:
+    """What callers (torch, numpy, joblib inspectors) need after the walk."""
+
+    start: int
+    end_offset: int  # just after the last STOP reached (== start when none)
+    pickle_count: int = 0
+    persistent_ids: list[Any] = field(default_factory=list)
+    globals: list[str] = field(default_factory=list)  # 'module:name' in first-seen order
+    complete: bool = True  # every pickle walked to STOP, no error, no limit
+    joblib_arrays: int = 0
+    max_severity: Severity | None = None
+
+
+@dataclass
+class _Run:
+    """State shared by one top-level call and its nested analyses."""
+
+    ctx: InspectContext
+    classifier: Classifier
+    budget: Budget
+    nesting: int
+    quiet: bool = False  # shadow walks: report what the bytes import/call, not that they are broken
+
+
+def analyze_pickle_stream(
+    reader: Reader,
+    ctx: InspectContext,
+    *,
+    start: int = 0,
+    end: int | None = None,
+    max_pickles: int | None = None,
+) -> PickleStreamSummary:
+    """Walk every pickle in ``reader[start:end]`` and add findings to ``ctx``.
+
+    ``max_pickles`` stops after that many pickles (torch legacy reads 5 and then
+    raw storage bytes); without it, bytes after the last STOP are checked and
+    reported. Never raises for content problems.
+    """
+    st = ctx.state
+    classifier = Classifier(st.rules, st.allowed_profiles, st.extra_allowed_globals)
+    run = _Run(ctx, classifier, Budget(ctx.limits.max_pickle_opcodes), 0)
+    return _analyze(run, reader, start, end, max_pickles)
+
+
+def _analyze(run: _Run, reader: Reader, start: int, end: int | None, max_pickles: int | None) -> PickleStreamSummary:
+    ctx = run.ctx
+    cur = Cursor(reader, start, end)
+    summary = PickleStreamSummary(start=start, end_offset=start)
+    seen_globals: dict[str, None] = {}
+    while cur.remaining > 0 and (max_pickles is None or summary.pickle_count < max_pickles):
+        trailing = summary.pickle_count > 0 and max_pickles is None
+        candidates: list[tuple[int, str | bytes]] = []
+
+        def on_literal(value: str | bytes, offset: int, _c: list[tuple[int, str | bytes]] = candidates) -> None:
+            if len(_c) < MAX_CANDIDATES and len(value) <= MAX_LITERAL_CHECK:
+                _c.append((offset, value))
+
+        def on_inline(c: Cursor) -> bool:
+            return _inline_pickle(run, reader, c)
+
+        def on_shadow(a: int, b: int) -> None:
+            _shadow(run, reader, a, b)
+
+        machine = Machine(
+            cur,
+            ctx.limits,
+            run.budget,
+            out_of_time=ctx.state.out_of_time,
+            loader_names=LOADERS,
+            on_literal=on_literal,
+            on_inline_pickle=on_inline,
+            on_shadow=None if run.quiet else on_shadow,
+        )
+        res = machine.run()
+        for rec in res.imports:
+            seen_globals.setdefault(rec.path, None)
+        summary.persistent_ids.extend(res.persistent_ids)
+        summary.joblib_arrays += res.joblib_arrays
+        if run.quiet:
+            _report(run, reader, res)
+            if res.end >= 0:
+                summary.pickle_count += 1
+                summary.end_offset = res.end
+            break
+        if trailing and res.end < 0 and res.limit is None and not _did_something(res):
+            # junk after the last pickle: no loader reaches it as a pickle
+            ctx.add(
+                "PICKLE-TRAILING-DATA",
+                f"{cur.end - res.start} bytes after the last pickle do not form a pickle",
+                offset=res.start,
+                evidence={"bytes": cur.end - res.start},
+            )
+            break
+        before = len(ctx.state.result.findings)
+        _report(run, reader, res)
+        _nested(run, res, candidates)
+        if res.end >= 0:
+            summary.pickle_count += 1
+            summary.end_offset = res.end
+        new = ctx.state.result.findings[before:]
+        _attach_decompiled(run, reader, res, new)
+        if res.limit is not None:
+            ctx.limit_hit(res.limit.what, str(res.limit), offset=res.error_offset)
+            summary.complete = False
+            break
+        if res.error is not None:
+            summary.complete = False
+            if trailing:
+                ctx.add(
+                    "PICKLE-TRAILING-DATA",
+                    f"bytes after the last complete pickle start another pickle that breaks: {res.error}",
+                    offset=res.start,
+                    evidence={"bytes": cur.end - res.start, "error": res.error},
+                )
+            else:
+                ctx.add(
+                    "PICKLE-MALFORMED",
+                    f"pickle is malformed: {res.error}; opcodes before this point still run when loaded",
+                    offset=res.error_offset,
+                    opcode_index=res.error_index,
+                    evidence={"error": res.error},
+                )
+                ctx.partial(f"pickle malformed at offset {res.error_offset}: {res.error}")
+            break
+    if summary.pickle_count == 0 and summary.complete and cur.remaining == 0 and max_pickles != 0:
+        ctx.add("PICKLE-MALFORMED", "no pickle data (empty range)", offset=start)
+        ctx.partial("empty pickle range")
+        summary.complete = False
+    if summary.pickle_count > 1 and max_pickles is None:
+        ctx.add(
+            "PICKLE-MULTIPLE-STREAMS",
+            f"{summary.pickle_count} pickles back to back; loaders that read more than one run them all",
+            evidence={"count": summary.pickle_count},
+        )
+    summary.globals = list(seen_globals)
+    summary.max_severity = max(
+        (f.severity for f in ctx.state.result.findings if f.path == ctx.path or f.path.startswith(ctx.path + "!")),
+        default=None,
+        key=lambda s: s.rank,
+    )
+    return summary
+
+
+def _did_something(res: WalkResult) -> bool:
+    return bool(res.imports or res.untraced or res.mutations or res.persistent_ids)
+
+
+def _dotted(rec: ImportRec) -> str:
+    return f"{rec.module}.{rec.name}"
+
+
+def _report(run: _Run, reader: Reader, res: WalkResult) -> None:
+    ctx, cls = run.ctx, run.classifier
+    groups: dict[tuple[str, str, str | None], list[ImportRec]] = {}
+    for rec in res.imports:
+        groups.setdefault((rec.module, rec.name, rec.dynamic), []).append(rec)
+    for (module, name, dynamic), recs in groups.items():
+        first = recs[0]
+        called = sum(r.called for r in recs)
+        passed = sum(r.passed for r in recs)
+        call = next((r.first_call for r in recs if r.first_call), None)
+        ev: dict[str, Any] = {"global": first.path, "opcode": first.opcode, "occurrences": len(recs)}
+        if first.raw:
+            ev["as_written"] = first.raw
+        if called:
+            ev["called"] = called
+        if call:
+            ev["callable"] = _dotted(first)
+            ev["args"] = call["args"]
+            if "kwargs" in call:
+                ev["kwargs"] = call["kwargs"]
+        verdict = cls.classify(module, name, first.raw)
+        use = "called" if called else ("passed to a call" if passed else "imported")
+        if verdict.rule is not None:
+            ev["category"] = verdict.deny.category if verdict.deny else None
+            if verdict.via:
+                ev["reaches"] = verdict.via
+            ctx.add(
+                verdict.rule,
+                f"{_dotted(first)} ({ev['category']}) is {use}",
+                offset=first.offset,
+                opcode_index=first.index,
+                evidence=ev,
+            )
+            continue
+        if dynamic is not None and not (first.opcode != "EXT" and verdict.allowed):
+            ev["reason"] = dynamic
+            ctx.add(
+                "PICKLE-DYNAMIC-IMPORT",
+                f"import that cannot be resolved statically ({dynamic}): {_dotted(first)}",
+                offset=first.offset,
+                opcode_index=first.index,
+                evidence=ev,
+            )
+            continue
+        if verdict.allowed:
+            continue
+        if called or passed:
+            ctx.add(
+                "PICKLE-CALL-UNLISTED",
+                f"{_dotted(first)} is not in the allowed profiles and is {use}",
+                offset=first.offset,
+                opcode_index=first.index,
+                evidence=ev,
+            )
+        else:
+            ctx.add(
+                "PICKLE-IMPORT-UNLISTED",
+                f"{_dotted(first)} is imported but not in the allowed profiles",
+                offset=first.offset,
+                opcode_index=first.index,
+                evidence=ev,
+            )
+    for i, u in enumerate(res.untraced):
+        if i >= MAX_UNTRACED_FINDINGS:
+            ctx.add(
+                "PICKLE-UNTRACED-CALL",
+                f"{len(res.untraced) - i} more calls on values that do not trace to an import",
+                offset=u["offset"],
+                evidence={"count": len(res.untraced) - i},
+            )
+            break
+        ctx.add(
+            "PICKLE-UNTRACED-CALL",
+            f"{u['opcode']} calls {u['callable']}, which does not trace to an import",
+            offset=u["offset"],
+            opcode_index=u["index"],
+            evidence={"callable": u["callable"], "args": u["args"], "opcode": u["opcode"]},
+        )
+    for m in res.mutations[:MAX_UNTRACED_FINDINGS]:
+        rec: ImportRec = m["rec"]
+        ctx.add(
+            "PICKLE-BUILD-ON-CALLABLE",
+            f"{m['opcode']} changes the imported object {_dotted(rec)} itself (attribute/state planting)",
+            offset=m["offset"],
+            opcode_index=m["index"],
+            evidence={"global": rec.path, "opcode": m["opcode"], "state": m["state"]},
+        )
+
+
+def _nested(run: _Run, res: WalkResult, candidates: list[tuple[int, str | bytes]]) -> None:
+    ctx = run.ctx
+    for rec, call in res.loader_calls:
+        arg = first_arg(call)
+        data = static_bytes(arg) if arg is not None else None
+        if data is None:
+            continue
+        _analyze_nested(run, data, call.offset, f"argument of {_dotted(rec)}")
+    for offset, value in candidates:
+        try:
+            found = decode_candidate(value, MAX_DECODED)
+        except Exception:  # decoding a literal must never stop the scan
+            log.debug("literal decode failed", exc_info=True)
+            found = None
+        if found is None:
+            continue
+        encoding, data = found
+        try:
+            ctx.state.charge(len(data))
+        except BudgetExceeded as exc:
+            ctx.limit_hit("max_total_uncompressed", str(exc), offset=offset)
+            return
+        ctx.add(
+            "PICKLE-ENCODED-PAYLOAD",
+            f"a {encoding}-encoded pickle ({len(data)} bytes) is hidden in a string literal",
+            offset=offset,
+            evidence={"encoding": encoding, "decoded_bytes": len(data)},
+        )
+        _analyze_nested(run, data, offset, f"{encoding} literal")
+
+
+def _analyze_nested(run: _Run, data: bytes, offset: int, how: str) -> None:
+    ctx = run.ctx
+    if run.nesting + 1 > ctx.limits.max_pickle_nesting:
+        ctx.limit_hit("max_pickle_nesting", f"pickle nested deeper than {ctx.limits.max_pickle_nesting} levels", offset=offset)
+        return
+    member = f"<nested@{offset}>"
+    child = InspectContext(ctx.state, ctx.child_path(member), ctx.depth + 1, member_name=member)
+    ctx.add(
+        "PICKLE-NESTED",
+        f"nested pickle ({len(data)} bytes, {how}) analyzed as {child.path}",
+        offset=offset,
+        evidence={"bytes": len(data), "source": how},
+    )
+    sub = _Run(child, run.classifier, run.budget, run.nesting + 1)
+    _analyze(sub, BytesReader(data, child.path), 0, None, None)
+
+
+def _inline_pickle(run: _Run, reader: Reader, cur: Cursor) -> bool:
+    """A joblib object array: one plain pickle right here in the stream; walk it and resume after it."""
+    if run.nesting + 1 > run.ctx.limits.max_pickle_nesting:
+        run.ctx.limit_hit("max_pickle_nesting", "joblib object arrays nested too deep", offset=cur.pos)
+        return False
+    sub = _Run(run.ctx, run.classifier, run.budget, run.nesting + 1)
+    summary = _analyze(sub, reader, cur.pos, cur.end, 1)
+    if summary.pickle_count != 1 or not summary.complete:
+        return False
+    cur.pos = summary.end_offset
+    return True
+
+
+def _shadow(run: _Run, reader: Reader, start: int, end: int) -> None:
+    """Raw joblib array bytes as a plain unpickler would read them: report any import or call they hold."""
+    sub = _Run(run.ctx, run.classifier, run.budget, run.nesting + 1, quiet=True)
+    if sub.nesting > run.ctx.limits.max_pickle_nesting:
+        return
+    _analyze(sub, reader, start, end, 1)
+
+
+def _attach_decompiled(run: _Run, reader: Reader, res: WalkResult, new: list[Finding]) -> None:
+    own = [f for f in new if f.path == run.ctx.path and f.severity >= Severity.HIGH and f.rule_id != "PICKLE-MALFORMED"]
+    if not own:
+        return
+    stop = res.end if res.end >= 0 else (res.error_offset or res.start)
+    length = stop - res.start
+    if length <= 0:
+        return
+    if length > (1 << 20):
+        return
+    data = reader.read(res.start, length)
+    if res.end < 0:
+        data += b"."  # let fickling show the payload of a pickle with a broken tail
+    text = decompile(data, seconds=run.ctx.limits.fickling_seconds, max_chars=run.ctx.limits.evidence_chars)
+    if text is None:
+        return
+    worst = max(own, key=lambda f: f.severity.rank)
+    worst.evidence["decompiled"] = text
