@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from . import __version__
+from .cache import ResultCache
 from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     EXIT_BLOCKED,
     EXIT_ERROR,
@@ -23,11 +24,11 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     exit_code_for,
     fail,
     open_policy,
+    source_options,
 )
-from .cache import ResultCache
 from .engine import ScanOptions, scan_targets
-from .progress import file_progress
 from .policy.evaluate import evaluate
+from .progress import file_progress
 from .report import render
 from .rules import RuleDatabaseError
 
@@ -52,6 +53,10 @@ def scan(
     chain: list[Path] = typer.Option([], "--chain", help="PEM certificate chain / trust anchors (repeatable)."),
     cache: bool = typer.Option(False, "--cache", help="Reuse results for files whose SHA-256 was scanned before "
                                "with the same rules (incremental audits; MODELWARD_CACHE_DIR)."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
+    allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
+    platform: str | None = typer.Option(None, "--platform", help="OCI image index: scan only this platform, e.g. linux/amd64 or linux/arm64/v8."),
+    artifact_type: str | None = typer.Option(None, "--artifact-type", help="OCI image index: scan only this artifactType."),
 ) -> None:
     """Scan model files and folders; exit 0 allowed, 1 blocked, 2 could not complete."""
     pol = open_policy(policy)
@@ -60,7 +65,9 @@ def scan(
             raise fail(f"{p}: no such file")
     opts = ScanOptions(compute_sha256=not no_hash, policy=pol, signature=str(signature) if signature else None,
                        signature_keys=[str(k) for k in key], signature_chains=[str(c) for c in chain],
-                       cache=ResultCache() if cache else None)
+                       cache=ResultCache() if cache else None,
+                       source_options=source_options(insecure=insecure, allow_http=allow_http, platform=platform,
+                                                     artifact_type=artifact_type))
     try:
         with file_progress(opts):
             report = scan_targets(targets, opts)

@@ -62,3 +62,8 @@ def exit_code_for(report: ScanReport) -> int:
     if report.verdict and report.verdict.decision is Decision.BLOCK:
         return EXIT_BLOCKED
     return EXIT_OK
+
+
+def source_options(**flags: object) -> dict[str, object]:
+    """Source options from CLI flags; unset flags are left out so each source keeps its defaults."""
+    return {k: v for k, v in flags.items() if v not in (None, False)}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .cache import ResultCache
-from .findings import Coverage, FileResult, ScanReport
+from .findings import Coverage, FileResult, ScanReport, Severity
 from .formats.base import InspectContext, ScanState
 from .formats.detect import inspect_with_detection
 from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
@@ -131,13 +131,15 @@ def _inspect(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> FileResult
 
 
 def _problem_results(snapshot: Snapshot, rules: RuleDB) -> list[FileResult]:
+    """Tree and registry problems as results: unread entries fail closed, notes (info) do not."""
     out = []
     for p in snapshot.problems:
-        if p.analyzed:
-            fr = FileResult(path=p.path, size=0, format="not-read")
+        finding = rules.finding(p.rule_id, p.message, p.path, evidence=dict(p.evidence))
+        if p.analyzed or finding.severity is Severity.INFO:
+            fr = FileResult(path=p.path, size=0, format="note")
         else:
             fr = FileResult(path=p.path, size=0, format="not-read", coverage=Coverage.NONE, coverage_notes=[p.message])
-        fr.findings.append(rules.finding(p.rule_id, p.message, p.path, evidence=dict(p.evidence)))
+        fr.findings.append(finding)
         out.append(fr)
     return out
 

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from ..cache import ResultCache
-from ..cli_support import EXIT_OK, OutputFormat, emit, err_console, exit_code_for, fail
+from ..cli_support import EXIT_OK, OutputFormat, emit, err_console, exit_code_for, fail, source_options
 from ..policy.loader import PolicyError
 from ..report import render
 from ..rules import RuleDatabaseError
@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_config(project, config)
             wanted = set() if upgrade_all else (set(upgrade) if upgrade else None)
-            opts = GateOptions(source_options=_source_options(insecure, allow_http))
+            opts = GateOptions(source_options=source_options(insecure=insecure, allow_http=allow_http))
             lk, messages = run_lock(cfg, upgrade=wanted, opts=opts)
         except (ConfigError, PolicyError, RuleDatabaseError) as exc:
             raise fail(str(exc)) from None
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         try:
             cfg = load_config(project, config)
             opts = GateOptions(
-                source_options=_source_options(insecure, allow_http),
+                source_options=source_options(insecure=insecure, allow_http=allow_http),
                 cache=None if no_cache else ResultCache(),
                 policy_override=policy,
             )
@@ -75,12 +75,3 @@ def register(app: typer.Typer) -> None:
         for e in report.errors:
             err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
         raise typer.Exit(exit_code_for(report))
-
-
-def _source_options(insecure: bool, allow_http: bool) -> dict[str, object]:
-    opts: dict[str, object] = {}
-    if insecure:
-        opts["insecure"] = True
-    if allow_http:
-        opts["allow_http"] = True
-    return opts

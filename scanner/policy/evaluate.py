@@ -126,7 +126,7 @@ class _FileEval:
 
     def _signatures(self) -> None:
         if self.p.get("signatures", "required") and self.fr.signature not in ("verified", "signature-file") \
-                and self.fr.format != "not-read":
+                and self.fr.format not in ("not-read", "note"):
             state = self.fr.signature or "unsigned"
             f = self._policy_finding("POLICY-SIGNATURE-REQUIRED", f"signature required; file is {state}")
             self._raise(Decision.BLOCK, f.message, self.p.ref("signatures", "required"), f.rule_id)

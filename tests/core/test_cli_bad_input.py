@@ -226,3 +226,14 @@ def test_cache_makes_audits_incremental(cli, tmp_path, monkeypatch):
     assert cached == {"a.json": False, "b.bin": True}
     blob = next(f for f in second["files"] if f["path"] == "b.bin")
     assert blob["coverage"] == "none" and blob["findings"][0]["rule_id"] == "FORMAT-UNKNOWN"
+
+
+def test_every_command_renders_its_help(cli):
+    from scanner.cli import app
+
+    names = [c.name or c.callback.__name__ for c in app.registered_commands]
+    assert {"scan", "sign", "verify", "lock", "check"} <= set(names)
+    for name in names:
+        res = cli(name, "--help")
+        assert res.exit_code == 0, f"{name} --help failed: {res.output[-300:]}"
+        assert "Usage" in res.output

@@ -1,0 +1,121 @@
+"""A loopback reverse proxy in front of the registry that can tamper with what it forwards.
+
+The registry itself refuses content whose digest does not match, so tampering
+has to happen on the wire: this proxy serves altered manifest bytes (keeping the
+registry's Docker-Content-Digest header) or flips a byte in blob bodies,
+the way a compromised mirror or a man-in-the-middle would.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import requests
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
+
+
+class TamperProxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream  # http://127.0.0.1:PORT
+        self.tamper_manifests = False
+        self.tamper_blobs: set[str] = set()  # digests whose bodies get one byte flipped
+        self.overrides: dict[str, bytes] = {}  # request path -> manifest bytes served instead (a hostile registry)
+        self.bearer: tuple[str, str, str] | None = None  # (user, password, token): demand the token flow
+        self.token_requests: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _override(self, method: str) -> bool:
+                body = proxy.overrides.get(self.path)
+                if body is None:
+                    return False
+                self.send_response(200)
+                self.send_header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                self.send_header("Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest())
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if method != "HEAD":
+                    self.wfile.write(body)
+                return True
+
+            def _reply(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def _bearer_gate(self) -> bool:
+                """Token auth as Docker Hub does it: 401 + challenge, a token endpoint taking Basic credentials."""
+                if proxy.bearer is None:
+                    return False
+                user, password, token = proxy.bearer
+                if self.path.startswith("/token"):
+                    proxy.token_requests.append(self.path)
+                    want = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+                    if self.headers.get("Authorization") != want:
+                        self._reply(401, b'{"details":"bad credentials"}', {"Content-Type": "application/json"})
+                    else:
+                        body = json.dumps({"token": token, "expires_in": 300}).encode()
+                        self._reply(200, body, {"Content-Type": "application/json"})
+                    return True
+                if self.headers.get("Authorization") != f"Bearer {token}":
+                    realm = f"http://{proxy.host}/token"
+                    challenge = f'Bearer realm="{realm}",service="test-registry",scope="repository:x:pull"'
+                    self._reply(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
+                                {"WWW-Authenticate": challenge, "Content-Type": "application/json"})
+                    return True
+                return False
+
+            def _forward(self, method: str) -> None:
+                if self._bearer_gate() or self._override(method):
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "connection", "authorization")}
+                r = requests.request(method, proxy.upstream + self.path, headers=headers, allow_redirects=False,
+                                     timeout=30)
+                body = r.content if method != "HEAD" else b""
+                if r.status_code == 200 and "/manifests/" in self.path and proxy.tamper_manifests:
+                    body = body.rstrip(b"}") + b',"x-injected":1}' if body else body
+                if r.status_code in (200, 206) and any(d in self.path for d in proxy.tamper_blobs) and body:
+                    body = bytes([body[0] ^ 0x01]) + body[1:]
+                self.send_response(r.status_code)
+                for k, v in r.headers.items():
+                    if k.lower() not in HOP:
+                        self.send_header(k, v)
+                length = r.headers.get("Content-Length", "0") if method == "HEAD" else str(len(body))
+                self.send_header("Content-Length", length)
+                self.end_headers()
+                if method != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._forward("GET")
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._forward("HEAD")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> TamperProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
