@@ -19,6 +19,7 @@ from .findings import Coverage, FileResult, ScanReport, Severity
 from .formats.base import InspectContext, ScanState
 from .formats.detect import inspect_with_detection
 from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
+from .io.http_session import redact, redact_url
 from .io.reader import ReaderError
 from .limits import DEFAULT_LIMITS, Limits
 from .policy.evaluate import matches
@@ -26,6 +27,7 @@ from .policy.loader import Policy
 from .policy.scoping import pickle_allowances
 from .rules import RuleDB, get_rule_db
 from .sources.base import Artifact, Snapshot, SourceError
+from .sources.claims import claim_findings
 from .targets import resolve
 
 HASH_BLOCK = 8 << 20
@@ -78,6 +80,7 @@ def inspect_artifact(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> Fi
             f.path = _rebase(f.path, artifact.path)
         hit.members = [_rebase(m, artifact.path) for m in hit.members]
         hit.bytes_read = 0
+        hit.findings.extend(claim_findings(artifact, None, digest, rules))
         return hit
     result = _inspect(artifact, rules, opts)
     if result.sha256 == digest:  # unchanged while scanned
@@ -121,8 +124,11 @@ def _inspect(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> FileResult
         except OSError as exc:
             ctx.add("FILE-READ-ERROR", f"hashing failed: {exc.strerror}")
             ctx.partial("could not be hashed")
+    elif getattr(reader, "sha256", None):
+        result.sha256 = reader.sha256  # every byte passed through and was hashed on the way
     elif artifact.claimed_sha256:
-        result.sha256 = artifact.claimed_sha256
+        result.sha256 = artifact.claimed_sha256  # the registry's claim; lets known-bad digests match pre-download
+    result.findings.extend(claim_findings(artifact, reader, result.sha256 if artifact.local_path else None, rules))
     if result.sha256 and result.sha256 in rules.known_bad:
         kb = rules.known_bad[result.sha256]
         ctx.add("KNOWN-MALICIOUS-HASH", f"SHA-256 matches known-malicious artifact {kb.name}",
@@ -178,7 +184,7 @@ def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> Sca
         try:
             snap = resolve(raw, **opts.source_options)
         except SourceError as exc:
-            report.errors.append(str(exc))
+            report.errors.append(redact(str(exc)))
             continue
         report.files.extend(scan_resolved(snap, opts, rules, qualify=multi or snap.kind != "local"))
     finish_report(report, t0)
@@ -186,7 +192,9 @@ def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> Sca
 
 
 def new_report(targets: list[str], rules: RuleDB) -> ScanReport:
-    return ScanReport(scanner_version=__version__, rules_version=rules.version, targets=targets)
+    """A report whose target list carries no credentials (URL userinfo, tokens in query strings)."""
+    return ScanReport(scanner_version=__version__, rules_version=rules.version,
+                      targets=[redact_url(t) for t in targets])
 
 
 def finish_report(report: ScanReport, t0: float) -> None:
@@ -237,11 +245,11 @@ def source_uri(snap: Snapshot) -> str:
     """The target as policies match it: remote URIs as given, local paths as absolute file:// URIs."""
     if snap.kind == "local":
         return "file://" + snap.resolved
-    return snap.target
+    return redact_url(snap.target)
 
 
 def _qualify(snap: Snapshot, path: str) -> str:
-    base = snap.target.rstrip("/")
+    base = redact_url(snap.target).rstrip("/")
     if snap.kind == "local" and len(snap.artifacts) == 1 and not snap.problems and Path(snap.resolved).is_file():
         return base
     return f"{base}/{path}"

@@ -1,0 +1,388 @@
+"""Verified pull: download into quarantine, hash while streaming, check claims, scan, and only then install.
+
+Nothing reaches the destination before every file's bytes matched the
+registry's claims and the scan of those same bytes was allowed. The quarantine
+is a temporary folder on the destination's filesystem, so installing is a
+rename. Hugging Face repos install into the huggingface_hub cache layout
+(``blobs/<etag>``, ``snapshots/<commit>/<path>`` links, ``refs/<revision>``) so
+``from_pretrained(..., local_files_only=True)`` uses exactly what was checked;
+``--to DIR`` installs a plain folder instead. A failed hash, a blocked scan, an
+interrupted download or Ctrl-C removes the quarantine and writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+from . import __version__
+from .engine import ScanOptions, scan_snapshot
+from .findings import Coverage, Decision, FileResult, ScanReport, Verdict
+from .io.http_session import redact
+from .io.reader import FileReader, ReaderError
+from .rules import RuleDB, get_rule_db
+from .sources.base import Artifact, Snapshot, SourceError
+from .sources.claims import claim_findings
+from .targets import parse_target, source_for
+
+COPY_CHUNK = 1 << 20
+
+
+class PullError(Exception):
+    """The pull could not complete (unreachable source, disk full, bad destination); exit 2."""
+
+
+@dataclass
+class PullOptions:
+    to: Path | None = None  # plain folder; None: the HF cache for hf:// targets, the current folder for URLs
+    cache_dir: Path | None = None  # HF cache root (default: $HF_HUB_CACHE or $HF_HOME/hub)
+    source_options: dict[str, object] = field(default_factory=dict)
+    scan: ScanOptions = field(default_factory=ScanOptions)
+    progress: bool | None = None  # None: on when stderr is a TTY and CI is unset
+    policy: object | None = None  # a loaded scanner.policy Policy; None: the built-in default
+
+
+@dataclass
+class PullOutcome:
+    report: ScanReport
+    installed: list[str] = field(default_factory=list)
+    destination: str | None = None
+    message: str = ""
+
+
+def decide(report: ScanReport, policy: object | None = None) -> Verdict:
+    """The one place pull turns a report into a decision: the given policy, else the built-in default."""
+    if policy is not None:
+        from .policy.evaluate import evaluate
+
+        return evaluate(report, policy)  # type: ignore[arg-type]
+    from .policy.default import decide as builtin
+
+    return builtin(report)
+
+
+def _quiet() -> bool:
+    return not sys.stderr.isatty() or bool(os.environ.get("CI"))
+
+
+class _Progress:
+    """A rich progress bar on stderr for downloads; silent when not a TTY or under CI."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self._p = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                           TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self._p.start()
+        self._task = self._p.add_task("downloading + hashing", total=total)
+
+    def advance(self, n: int) -> None:
+        if self._p is not None:
+            self._p.advance(self._task, n)
+
+    def describe(self, text: str) -> None:
+        if self._p is not None:
+            self._p.update(self._task, description=text[:40])
+
+    def close(self) -> None:
+        if self._p is not None:
+            self._p.stop()
+            self._p = None
+
+
+@dataclass
+class _Fetched:
+    artifact: Artifact
+    local: Path
+    sha256: str
+    git_sha1: str
+    size: int
+    problems: list = field(default_factory=list)  # IntegrityProblem from the reader
+
+
+class _DownloadFailed(Exception):
+    def __init__(self, message: str, problems: list) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+_INTEGRITY_RULES = frozenset({"REGISTRY-SIZE-MISMATCH", "REGISTRY-DIGEST-MISMATCH", "REGISTRY-CONTENT-CHANGED"})
+
+
+def _download(art: Artifact, dest: Path, progress: _Progress) -> _Fetched:
+    """Stream one artifact into ``dest``, hashing every byte written (sha256 and git blob sha1)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    h256 = hashlib.sha256()
+    h1 = hashlib.sha1(b"blob %d\0" % art.size, usedforsecurity=False)
+    n = 0
+    reader = None
+    try:
+        reader = art.open()
+        with open(dest, "xb") as out:
+            for chunk in reader.stream(0, None, COPY_CHUNK):
+                out.write(chunk)
+                h256.update(chunk)
+                h1.update(chunk)
+                n += len(chunk)
+                progress.advance(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+    except ReaderError as exc:
+        raise _DownloadFailed(str(exc), list(getattr(reader, "integrity_problems", []) or [])) from None
+    finally:
+        if reader is not None:
+            reader.close()
+    return _Fetched(art, dest, h256.hexdigest(), h1.hexdigest(), n, list(getattr(reader, "integrity_problems", [])))
+
+
+def _verify(f: _Fetched, rules: RuleDB) -> list:
+    """Compare what was written with what the registry claims; every mismatch is a finding."""
+    a = f.artifact
+    out = []
+    if f.size != a.size:
+        out.append(rules.finding("REGISTRY-SIZE-MISMATCH", f"downloaded {f.size} bytes, the registry claims {a.size}",
+                                 a.path, evidence={"claimed": a.size, "served": f.size}))
+    if a.claimed_sha256 and f.sha256 != a.claimed_sha256.lower():
+        out.append(rules.finding("REGISTRY-DIGEST-MISMATCH",
+                                 f"downloaded bytes have sha256 {f.sha256}, the registry claims {a.claimed_sha256}",
+                                 a.path, evidence={"algorithm": "sha256", "claimed": a.claimed_sha256,
+                                                   "actual": f.sha256}))
+    if a.claimed_git_sha1 and f.git_sha1 != a.claimed_git_sha1.lower():
+        out.append(rules.finding("REGISTRY-DIGEST-MISMATCH",
+                                 f"downloaded bytes have git blob sha1 {f.git_sha1}, the registry claims "
+                                 f"{a.claimed_git_sha1}", a.path,
+                                 evidence={"algorithm": "git-sha1", "claimed": a.claimed_git_sha1,
+                                           "actual": f.git_sha1}))
+    if not a.claimed_sha256 and not a.claimed_git_sha1:
+        out.append(rules.finding("REGISTRY-UNVERIFIED",
+                                 "no registry digest to compare with (pin one, e.g. URL#sha256=<hex>)", a.path,
+                                 evidence={"sha256": f.sha256}))
+    out.extend(claim_findings(a, None, None, rules))  # the Hub's own status, as information
+    return out
+
+
+def _blocked_result(art: Artifact, findings: list, note: str) -> FileResult:
+    fr = FileResult(path=art.path, size=art.size, format="not-read", coverage=Coverage.NONE, coverage_notes=[note])
+    fr.findings.extend(findings)
+    return fr
+
+
+class _Plan:
+    """Where the files go and where they wait meanwhile (same filesystem, so installing is a rename)."""
+
+    def __init__(self, snapshot: Snapshot, opts: PullOptions, hf: object | None) -> None:
+        self.snapshot = snapshot
+        self.hf = hf
+        self.created: list[Path] = []
+        if hf is not None and opts.to is None:
+            from .sources.hf import hf_hub_cache
+
+            self.cache_root = (opts.cache_dir or hf_hub_cache()).expanduser()
+            self.repo_dir = self.cache_root / hf.ref.cache_folder  # type: ignore[attr-defined]
+            self.plain: Path | None = None
+            parent = self.cache_root
+        else:
+            self.plain = (opts.to or Path.cwd()).expanduser().absolute()
+            if self.plain.exists() and not self.plain.is_dir():
+                raise PullError(f"{self.plain}: exists and is not a folder")
+            parent = self.plain.parent if not self.plain.exists() else self.plain
+        self._mkdirs(parent)
+        try:
+            self.quarantine = Path(tempfile.mkdtemp(prefix=".modelward-quarantine-", dir=parent))
+            (self.quarantine / "tree").mkdir()
+        except OSError as exc:
+            raise PullError(f"{parent}: cannot create a quarantine folder: {exc.strerror}") from None
+
+    def _mkdirs(self, path: Path) -> None:
+        missing = []
+        p = path
+        while not p.exists():
+            missing.append(p)
+            p = p.parent
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PullError(f"{path}: cannot create: {exc.strerror}") from None
+        self.created.extend(missing)  # deepest first: removed again when the pull fails
+
+    def check_space(self, total: int) -> None:
+        free = shutil.disk_usage(self.quarantine).free
+        if total > free:
+            raise PullError(f"{self.quarantine.parent}: needs {total} bytes, only {free} free")
+
+    def discard(self, *, remove_created: bool) -> None:
+        shutil.rmtree(self.quarantine, ignore_errors=True)
+        if remove_created:
+            for d in self.created:
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
+
+    # ---- install ------------------------------------------------------------------------------------
+
+    def install(self, fetched: list[_Fetched]) -> tuple[str, list[str]]:
+        if self.plain is None:
+            return self._install_hf_cache(fetched)
+        return self._install_plain(fetched)
+
+    def _install_plain(self, fetched: list[_Fetched]) -> tuple[str, list[str]]:
+        assert self.plain is not None
+        installed = []
+        if not self.plain.exists():
+            staged = self.quarantine / "tree"
+            staged.rename(self.plain)  # the whole folder appears at once
+            return str(self.plain), [str(self.plain / f.artifact.path) for f in fetched]
+        for f in fetched:
+            target = self.plain / f.artifact.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.quarantine / "tree" / f.artifact.path, target)
+            installed.append(str(target))
+        return str(self.plain), installed
+
+    def _install_hf_cache(self, fetched: list[_Fetched]) -> tuple[str, list[str]]:
+        hf = self.hf
+        commit = hf.commit  # type: ignore[attr-defined]
+        blobs = self.repo_dir / "blobs"
+        snap_dir = self.repo_dir / "snapshots" / commit
+        blobs.mkdir(parents=True, exist_ok=True)
+        snap_dir.mkdir(parents=True, exist_ok=True)
+        installed = []
+        for f in fetched:  # 1. content-addressed blobs (each rename atomic; names are verified digests)
+            etag = f.artifact.claimed_sha256 or f.artifact.claimed_git_sha1 or f.sha256
+            os.replace(self.quarantine / "tree" / f.artifact.path, blobs / etag)
+        for f in fetched:  # 2. snapshot links, each swapped in atomically
+            etag = f.artifact.claimed_sha256 or f.artifact.claimed_git_sha1 or f.sha256
+            link = snap_dir / f.artifact.path
+            link.parent.mkdir(parents=True, exist_ok=True)
+            depth = len(PurePosixPath(f.artifact.path).parts) - 1
+            rel = os.path.join(*([".."] * (depth + 2)), "blobs", etag)
+            tmp = link.with_name(f".{link.name}.modelward-tmp")
+            if tmp.is_symlink() or tmp.exists():
+                tmp.unlink()
+            os.symlink(rel, tmp)
+            os.replace(tmp, link)
+            installed.append(str(link))
+        rev = hf.ref.revision or "main"  # type: ignore[attr-defined]
+        if rev != commit:  # 3. the ref last: once it points here, everything it names is in place
+            ref_file = self.repo_dir / "refs" / rev
+            ref_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ref_file.with_name(f".{ref_file.name}.modelward-tmp")
+            tmp.write_text(commit, encoding="utf-8")
+            os.replace(tmp, ref_file)
+        return str(snap_dir), installed
+
+
+def _resolve(target: str, opts: PullOptions) -> tuple[Snapshot, object | None]:
+    t = parse_target(target)
+    if t.kind == "local":
+        raise PullError(f"{target}: pull fetches remote targets (hf://, https://, oci://); scan local files instead")
+    if t.kind == "hf":
+        from .sources.hf import HFSource, offline_mode
+
+        if offline_mode():
+            raise PullError(f"{target}: offline mode (HF_HUB_OFFLINE) is on; nothing can be pulled")
+        res = HFSource(**opts.source_options).resolve_repo(target)  # type: ignore[arg-type]
+        return res.snapshot, res
+    return source_for(t, **opts.source_options).resolve(target), None
+
+
+def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[str], None] | None = None) -> PullOutcome:
+    """Download, verify, scan and install ``target``; raises PullError/SourceError when it cannot complete."""
+    opts = opts or PullOptions()
+    rules = get_rule_db(opts.scan.rules_root)
+    t0 = time.monotonic()
+    try:
+        snapshot, hf = _resolve(target, opts)
+    except SourceError as exc:
+        raise PullError(redact(exc)) from None
+    report = ScanReport(scanner_version=__version__, rules_version=rules.version, targets=[snapshot.target])
+    plan = _Plan(snapshot, opts, hf)
+    progress = _Progress(opts.progress if opts.progress is not None else not _quiet(),
+                         sum(a.size for a in snapshot.artifacts))
+    success = False
+    try:
+        plan.check_space(sum(a.size for a in snapshot.artifacts))
+        fetched: list[_Fetched] = []
+        blocked: list[FileResult] = []
+        for art in snapshot.artifacts:
+            if on_stage:
+                on_stage(f"downloading {art.path}")
+            progress.describe(art.path)
+            try:
+                f = _download(art, plan.quarantine / "tree" / art.path, progress)
+            except _DownloadFailed as exc:
+                integrity = [p for p in exc.problems if p.rule_id in _INTEGRITY_RULES]
+                if not integrity:  # the transfer failed: nothing can be judged, nothing is installed
+                    raise PullError(redact(f"{snapshot.target}/{art.path}: download failed: {exc}")) from None
+                blocked.append(_blocked_result(art, [rules.finding(p.rule_id, p.message, art.path,
+                                                                   evidence=dict(p.evidence)) for p in integrity],
+                                               f"not installed: {redact(exc)}"))
+                continue
+            fetched.append(f)
+        progress.close()
+        results = blocked + _scan_quarantined(snapshot, fetched, opts, rules)
+        for fr in results:
+            fr.path = f"{snapshot.target.rstrip('/')}/{fr.path}"
+            for fd in fr.findings:
+                fd.path = f"{snapshot.target.rstrip('/')}/{fd.path}"
+        report.files = results
+        report.bytes_read = sum(f.size for f in fetched)
+        report.total_size = sum(a.size for a in snapshot.artifacts)
+        report.duration_seconds = round(time.monotonic() - t0, 3)
+        report.verdict = decide(report, opts.policy)
+        if report.verdict.decision is Decision.BLOCK:
+            return PullOutcome(report, message="blocked: nothing was installed")
+        if on_stage:
+            on_stage("installing")
+        dest, installed = plan.install(fetched)
+        success = True
+        return PullOutcome(report, installed=installed, destination=dest,
+                           message=f"installed {len(installed)} verified file(s) into {dest}")
+    except OSError as exc:
+        raise PullError(f"{plan.quarantine.parent}: {exc.strerror or exc}") from None
+    finally:
+        progress.close()
+        plan.discard(remove_created=not success)
+
+
+def _scan_quarantined(snapshot: Snapshot, fetched: list[_Fetched], opts: PullOptions,
+                      rules: RuleDB) -> list[FileResult]:
+    """Scan the quarantined bytes with the same engine as ``modelward scan``; add the claim checks."""
+    local = Snapshot(target=snapshot.target, kind="local", resolved=snapshot.resolved, root=None,
+                     problems=list(snapshot.problems))
+    for f in fetched:
+        p = str(f.local)
+        local.artifacts.append(Artifact(path=f.artifact.path, size=f.size,
+                                        opener=(lambda p=p, n=f.artifact.path: FileReader(p, name=n)),
+                                        local_path=p))
+    scan_opts = replace(opts.scan, known_sha256={**opts.scan.known_sha256, **{f.artifact.path: f.sha256 for f in fetched}})
+    if opts.policy is not None and scan_opts.policy is None:
+        scan_opts = replace(scan_opts, policy=opts.policy)  # type: ignore[arg-type]
+    results = scan_snapshot(local, scan_opts, rules)
+    by_path = {fr.path: fr for fr in results}
+    for f in fetched:
+        fr = by_path.get(f.artifact.path)
+        if fr is None:
+            continue
+        fr.sha256 = f.sha256
+        fr.findings.extend(_verify(f, rules))
+    return results

@@ -1,0 +1,54 @@
+"""The ``modelward pull`` command: a thin layer over scanner.pull (parse, call, render, exit code)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from .cli_support import EXIT_BLOCKED, EXIT_OK, OutputFormat, emit, err_console, fail, open_policy
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def pull(
+        target: str = typer.Argument(..., help="hf://org/name[@revision], https://…/file[#sha256=<hex>]"),
+        to: Path | None = typer.Option(None, "--to", help="Install into this plain folder instead of the HF cache."),
+        cache_dir: Path | None = typer.Option(None, "--cache-dir",
+                                              help="Hugging Face cache root (default $HF_HUB_CACHE or $HF_HOME/hub)."),
+        allow_http: bool = typer.Option(False, "--allow-http", help="Allow plain http:// URLs."),
+        revision: str | None = typer.Option(None, "--revision", help="Branch, tag or commit (same as @rev)."),
+        policy: str = typer.Option("default", "--policy", "-p", help="Shipped policy (default, strict, audit) or a policy file."),
+        format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
+    ) -> None:
+        """Download, verify every byte against the registry's claims, scan, and install only what passed.
+
+        Exit 0 installed, 1 blocked (nothing installed), 2 could not complete (nothing installed).
+        """
+        from .findings import Decision
+        from .io.http_session import redact
+        from .pull import PullError, PullOptions
+        from .pull import pull as do_pull
+        from .report import render
+        from .rules import RuleDatabaseError
+
+        pol = open_policy(policy)
+        opts = PullOptions(to=to, cache_dir=cache_dir, policy=pol,
+                           source_options={"allow_http": allow_http, **({"revision": revision} if revision else {})})
+        try:
+            outcome = do_pull(target, opts)
+        except PullError as exc:
+            raise fail(redact(f"pull failed, nothing was installed: {exc}")) from None
+        except RuleDatabaseError as exc:
+            raise fail(f"rule database: {exc}") from None
+        report = outcome.report
+        color = output is None and format is OutputFormat.console and sys.stdout.isatty()
+        emit(render(report, format.value, color=color), output)
+        blocked = report.verdict is not None and report.verdict.decision is Decision.BLOCK
+        if blocked:
+            err_console.print(f"[bold red]blocked:[/] nothing was installed ({len(report.verdict.reasons)} reason(s) above)")
+            raise typer.Exit(EXIT_BLOCKED)
+        err_console.print(redact(outcome.message), soft_wrap=True)
+        raise typer.Exit(EXIT_OK)

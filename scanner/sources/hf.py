@@ -1,0 +1,305 @@
+"""Hugging Face Hub repositories: ``hf://[datasets/]org/name[@revision]``.
+
+Resolution uses the real ``huggingface_hub`` client, so the user's conventions
+hold: ``HF_ENDPOINT``, ``HF_TOKEN`` / the saved token, ``HF_HOME`` /
+``HF_HUB_CACHE`` and offline mode (``HF_HUB_OFFLINE=1`` resolves from the local
+cache only). A branch or tag is pinned to the commit it points at, and every
+file is then read at that commit, never at the moving branch. The sizes and
+digests the Hub reports (LFS sha256, git blob sha1 of small files) are claims
+checked when bytes are read. The Hub's own per-file scan status is carried as
+information only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import quote, urlsplit
+
+from ..io.http_reader import HTTPRangeReader
+from ..io.http_session import HTTPClient, Stats, redact, register_secret
+from .base import Artifact, Problem, Snapshot, Source, SourceError
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+SECURITY_EXPAND_MAX_FILES = 300  # per-file Hub scan status costs one request per 50 files on the real Hub
+_TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
+
+
+@dataclass(frozen=True)
+class HFRef:
+    repo_type: str  # model | dataset | space
+    repo_id: str
+    revision: str | None
+
+    @property
+    def display(self) -> str:
+        prefix = {"model": "", "dataset": "datasets/", "space": "spaces/"}[self.repo_type]
+        rev = f"@{self.revision}" if self.revision else ""
+        return f"hf://{prefix}{self.repo_id}{rev}"
+
+    @property
+    def cache_folder(self) -> str:
+        return f"{self.repo_type}s--" + self.repo_id.replace("/", "--")
+
+
+@dataclass
+class HFResolved:
+    """Everything pull needs besides the snapshot: where the files live and what to record in the cache."""
+
+    ref: HFRef
+    commit: str
+    endpoint: str
+    snapshot: Snapshot
+    offline: bool = False
+
+
+def parse_hf(raw: str) -> HFRef:
+    """Parse without touching the network; invalid names are a SourceError naming the problem."""
+    if not raw.startswith("hf://"):
+        raise SourceError(f"{raw}: not an hf:// target")
+    rest = raw[len("hf://") :]
+    rev: str | None = None
+    if "@" in rest:
+        rest, rev = rest.split("@", 1)
+        if not rev:
+            raise SourceError(f"{raw}: empty revision after '@'")
+    repo_type = "model"
+    for prefix, kind in (("models/", "model"), ("datasets/", "dataset"), ("spaces/", "space")):
+        if rest.startswith(prefix):
+            repo_type, rest = kind, rest[len(prefix) :]
+            break
+    rest = rest.strip("/")
+    if not _REPO_ID.match(rest) or ".." in rest or "--" in rest:
+        raise SourceError(f"{raw}: not a valid repository id (expected hf://org/name[@revision])")
+    if rev is not None and (len(rev) > 256 or any(c in rev for c in "\0\n\r")):
+        raise SourceError(f"{raw}: invalid revision")
+    return HFRef(repo_type, rest, rev)
+
+
+def _truthy(v: str | None) -> bool:
+    return (v or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def hf_home() -> Path:
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "huggingface"
+
+
+def hf_hub_cache() -> Path:
+    """Where huggingface_hub keeps repos, read from the environment now (not at import time)."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    return hf_home() / "hub"
+
+
+def offline_mode() -> bool:
+    return _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("TRANSFORMERS_OFFLINE"))
+
+
+def discover_token() -> str | None:
+    """HF_TOKEN, then the token file huggingface_hub saves; read at call time."""
+    for var in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        v = (os.environ.get(var) or "").strip()
+        if v:
+            return v
+    path = Path(os.environ["HF_TOKEN_PATH"]).expanduser() if os.environ.get("HF_TOKEN_PATH") else hf_home() / "token"
+    try:
+        v = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return v or None
+
+
+def _safe_relpath(p: str) -> bool:
+    pp = PurePosixPath(p)
+    return bool(p) and not pp.is_absolute() and ".." not in pp.parts and "\\" not in p and "\0" not in p
+
+
+class HFSource(Source):
+    """Options: endpoint, token (str, False for none, None to discover), revision, allow_http, client."""
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        token: str | bool | None = None,
+        revision: str | None = None,
+        allow_http: bool = False,
+        client: HTTPClient | None = None,
+        hub_security_status: bool = True,
+        **_other: object,  # options meant for other sources (insecure, ...) are ignored
+    ) -> None:
+        self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        if token is None:
+            token = discover_token()
+        self.token: str | None = token if isinstance(token, str) and token else None
+        register_secret(self.token)
+        self.revision = revision
+        scheme = urlsplit(self.endpoint).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise SourceError(f"HF_ENDPOINT {redact(self.endpoint)!r} is not an http(s) URL")
+        # An http endpoint the user configured explicitly (a local mirror) is an explicit allowance.
+        self.client = client or HTTPClient(allow_http=allow_http or scheme == "http")
+        self.stats = Stats()
+        self.hub_security_status = hub_security_status
+
+    # ---- Source ---------------------------------------------------------------------------------------
+
+    def resolve(self, target: str) -> Snapshot:
+        return self.resolve_repo(target).snapshot
+
+    def resolve_repo(self, target: str) -> HFResolved:
+        ref = parse_hf(target)
+        if self.revision and not ref.revision:
+            ref = HFRef(ref.repo_type, ref.repo_id, self.revision)
+        if offline_mode():
+            return self._resolve_offline(ref)
+        return self._resolve_online(ref)
+
+    # ---- online -----------------------------------------------------------------------------------
+
+    def _api_errors(self, ref: HFRef, exc: Exception) -> SourceError:
+        from huggingface_hub import errors as e
+
+        where = ref.display
+        rev = ref.revision or "main"
+        if isinstance(exc, e.GatedRepoError):
+            return SourceError(f"{where}: gated repository; accept its conditions at "
+                               f"{self.endpoint}/{_TYPE_PREFIX[ref.repo_type]}{ref.repo_id} with the account "
+                               f"of your token, then retry")
+        if isinstance(exc, e.RepositoryNotFoundError):
+            hint = ("your token has no access to it" if self.token
+                    else "if it is private, set HF_TOKEN or run `hf auth login`")
+            return SourceError(f"{where}: repository not found on {self.endpoint} ({hint})")
+        if isinstance(exc, e.RevisionNotFoundError):
+            return SourceError(f"{where}: revision {rev!r} not found")
+        if isinstance(exc, e.DisabledRepoError):
+            return SourceError(f"{where}: repository disabled on the Hub")
+        if isinstance(exc, e.HfHubHTTPError):
+            status = getattr(getattr(exc, "response", None), "status_code", None)
+            if status in (401, 403):
+                return SourceError(f"{where}: access denied by {self.endpoint} (HTTP {status}); check your token")
+            return SourceError(f"{where}: the Hub answered HTTP {status or '?'}")
+        if isinstance(exc, e.OfflineModeIsEnabled):
+            return SourceError(f"{where}: offline mode is enabled (HF_HUB_OFFLINE)")
+        return SourceError(f"{where}: cannot query {self.endpoint}: {type(exc).__name__}")
+
+    def _resolve_online(self, ref: HFRef) -> HFResolved:
+        from huggingface_hub import HfApi
+
+        api = HfApi(endpoint=self.endpoint, token=self.token or False)
+        try:
+            if ref.repo_type == "model":
+                info = api.model_info(ref.repo_id, revision=ref.revision, files_metadata=True)
+            else:
+                info = api.repo_info(ref.repo_id, revision=ref.revision, repo_type=ref.repo_type,
+                                     files_metadata=True)
+        except Exception as exc:  # every client error becomes one clear, redacted line
+            raise SourceError(redact(self._api_errors(ref, exc))) from None
+        commit = getattr(info, "sha", None)
+        if not commit or not _COMMIT.match(commit):
+            raise SourceError(f"{ref.display}: the Hub did not report the commit sha of this revision")
+        snap = Snapshot(target=ref.display, kind="hf", resolved=commit,
+                        root=f"{self.endpoint}/{_TYPE_PREFIX[ref.repo_type]}{ref.repo_id}@{commit}")
+        siblings = list(getattr(info, "siblings", None) or [])
+        security = self._security(api, ref, commit) if self.hub_security_status and siblings else {}
+        for s in siblings:
+            path = s.rfilename
+            if not _safe_relpath(path):
+                snap.problems.append(Problem(path, "REGISTRY-PATH-UNSAFE",
+                                             "file name escapes the repository (absolute or '..'); not read"))
+                continue
+            if s.size is None:
+                snap.problems.append(Problem(path, "REGISTRY-METADATA-MISSING",
+                                             "the Hub reported no size for this file; not read"))
+                continue
+            lfs_sha = s.lfs.sha256.lower() if s.lfs is not None and s.lfs.sha256 else None
+            git_sha1 = None if s.lfs is not None else (s.blob_id or None)
+            art = Artifact(path=path, size=int(s.size), opener=self._opener(ref, commit, path, int(s.size),
+                                                                             lfs_sha, git_sha1),
+                           claimed_sha256=lfs_sha, claimed_git_sha1=git_sha1)
+            art.info["etag"] = lfs_sha or git_sha1 or ""
+            art.info.update(security.get(path, {}))
+            snap.artifacts.append(art)
+        snap.artifacts.sort(key=lambda a: a.path)
+        return HFResolved(ref=ref, commit=commit, endpoint=self.endpoint, snapshot=snap)
+
+    def _security(self, api: object, ref: HFRef, commit: str) -> dict[str, dict[str, str]]:
+        """The Hub's per-file scan status (information only); best effort, never fails the scan."""
+        out: dict[str, dict[str, str]] = {}
+        try:
+            entries = api.list_repo_tree(ref.repo_id, revision=commit, repo_type=ref.repo_type,  # type: ignore[attr-defined]
+                                         recursive=True, expand=True)
+            for n, item in enumerate(entries):
+                if n >= SECURITY_EXPAND_MAX_FILES:
+                    break
+                sec = getattr(item, "security", None)
+                if sec:
+                    d = {"hub_security_status": str(sec.get("status", ""))}
+                    for key, name in (("av_scan", "hub_av_scan"), ("pickle_import_scan", "hub_pickle_import_scan")):
+                        val = sec.get(key)
+                        if val:
+                            d[name] = redact(str(val))[:500]
+                    out[item.path] = d
+        except Exception:  # noqa: S110 - information only; absence is not an error
+            pass
+        return out
+
+    def resolve_url(self, ref: HFRef, commit: str, path: str) -> str:
+        return f"{self.endpoint}/{_TYPE_PREFIX[ref.repo_type]}{ref.repo_id}/resolve/{quote(commit, safe='')}/{quote(path)}"
+
+    def _opener(self, ref: HFRef, commit: str, path: str, size: int, sha256: str | None, git_sha1: str | None):
+        url = self.resolve_url(ref, commit, path)
+        auth = {"Authorization": f"Bearer {self.token}"} if self.token else None
+
+        def open_reader() -> HTTPRangeReader:
+            return HTTPRangeReader(url, name=path, client=self.client, size=size, auth_headers=auth,
+                                   stats=self.stats, expected_sha256=sha256, expected_git_sha1=git_sha1)
+
+        return open_reader
+
+    # ---- offline ----------------------------------------------------------------------------------
+
+    def _resolve_offline(self, ref: HFRef) -> HFResolved:
+        cache = hf_hub_cache()
+        repo_dir = cache / ref.cache_folder
+        rev = ref.revision or "main"
+        hint = f"offline mode (HF_HUB_OFFLINE=1) and {ref.display} is not in the local cache {cache}"
+        if not repo_dir.is_dir():
+            raise SourceError(f"{ref.display}: {hint}")
+        if _COMMIT.match(rev):
+            commit = rev
+        else:
+            ref_file = repo_dir / "refs" / rev
+            try:
+                commit = ref_file.read_text(encoding="utf-8").strip()
+            except OSError:
+                raise SourceError(f"{ref.display}: {hint} (no cached ref {rev!r})") from None
+            if not _COMMIT.match(commit):
+                raise SourceError(f"{ref.display}: cached ref {rev!r} is malformed")
+        snap_dir = repo_dir / "snapshots" / commit
+        if not snap_dir.is_dir():
+            raise SourceError(f"{ref.display}: {hint} (commit {commit} not cached)")
+        from .local import LocalSource
+
+        local = LocalSource().resolve(str(snap_dir))
+        snap = Snapshot(target=ref.display, kind="hf", resolved=commit, root=str(snap_dir),
+                        problems=local.problems)
+        for art in local.artifacts:
+            blob = os.path.basename(art.local_path or "")
+            if re.fullmatch(r"[0-9a-f]{64}", blob):
+                art.claimed_sha256 = blob
+            elif re.fullmatch(r"[0-9a-f]{40}", blob):
+                art.claimed_git_sha1 = blob
+            art.info["source"] = "local cache (offline mode)"
+            snap.artifacts.append(art)
+        return HFResolved(ref=ref, commit=commit, endpoint=self.endpoint, snapshot=snap, offline=True)
+
+
+__all__ = ["HFSource", "HFRef", "HFResolved", "parse_hf", "hf_hub_cache", "discover_token"]
