@@ -272,15 +272,7 @@ def _sniff_npz(head: bytes, reader: Reader) -> bool:
 
 
 def _inspect_npz(reader: Reader, ctx: InspectContext) -> None:
-    listing = zipfmt.read_zip(reader, ctx)
-    if listing is None:
-        return
-    zipfmt.inspect_extra_regions(reader, listing, ctx)
-    for e in zipfmt.unique_entries(listing):
-        if ctx.state.out_of_time():
-            ctx.limit_hit("file_seconds", "time budget ran out inspecting npz members")
-            return
-        zipfmt.inspect_entry(reader, e, ctx)
+    zipfmt.inspect_all(reader, ctx, "npz")
 
 
 HANDLERS = [

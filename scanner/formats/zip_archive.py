@@ -14,15 +14,7 @@ from .base import FormatHandler, InspectContext
 
 
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
-    listing = zipfmt.read_zip(reader, ctx)
-    if listing is None:
-        return
-    zipfmt.inspect_extra_regions(reader, listing, ctx)
-    for e in zipfmt.unique_entries(listing):
-        if ctx.state.out_of_time():
-            ctx.limit_hit("file_seconds", "time budget ran out inspecting zip members")
-            return
-        zipfmt.inspect_entry(reader, e, ctx)
+    zipfmt.inspect_all(reader, ctx, "zip")
 
 
 HANDLERS = [

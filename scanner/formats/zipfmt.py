@@ -881,3 +881,17 @@ def unique_entries(listing: ZipListing) -> Iterator[ZipEntry]:
             continue
         seen.add(key)
         yield e
+
+
+def inspect_all(reader: Reader, ctx: InspectContext, what: str = "zip") -> ZipListing | None:
+    """Read the structure, then inspect the bytes around the entries and every entry by content."""
+    listing = read_zip(reader, ctx)
+    if listing is None:
+        return None
+    inspect_extra_regions(reader, listing, ctx)
+    for e in unique_entries(listing):
+        if ctx.state.out_of_time():
+            ctx.limit_hit("file_seconds", f"time budget ran out inspecting {what} members")
+            break
+        inspect_entry(reader, e, ctx)
+    return listing
