@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ..findings import Severity
 from ..io.reader import Reader, SliceReader
 from .base import FormatHandler, InspectContext
+from .zipfmt import check_member_name, name_problems
 
 BLOCK = 512
 MAX_PAX = 1 << 20  # a PAX/GNU long-name record beyond this is not a name, it is an attack on the parser
@@ -31,44 +32,6 @@ PAX_TYPES = (b"x", b"X", b"g")
 GNU_LONG = (b"L", b"K")
 SPARSE = b"S"
 KNOWN = (*REGULAR, *LINKS, *SPECIAL, DIRECTORY, *PAX_TYPES, *GNU_LONG, SPARSE)
-
-
-# --------------------------------------------------------------------------- member-name checks
-
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-def _name_problems(name: str) -> list[str]:
-    problems = []
-    if "\x00" in name:
-        problems.append("NUL byte")
-    if "\\" in name:
-        problems.append("backslash")
-    if name.startswith(("\\\\", "//")):
-        problems.append("UNC path")
-    elif name.startswith(("/", "\\")):
-        problems.append("absolute path")
-    if _DRIVE.match(name):
-        problems.append("drive letter")
-    if ".." in re.split(r"[\\/]", name):
-        problems.append("'..' component")
-    return problems
-
-
-def own_check_member_name(ctx: InspectContext, name: str) -> bool:
-    """Flag names that escape the extraction folder; True if the name is unsafe."""
-    problems = _name_problems(name)
-    if problems:
-        ctx.add("ARCHIVE-PATH-TRAVERSAL",
-                f"member name {name[:200]!r} escapes the extraction folder ({', '.join(problems)})",
-                evidence={"name": name[:300], "problems": problems})
-    return bool(problems)
-
-
-try:  # one checker for every archive format when the zip module provides it
-    from .zipfmt import check_member_name  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - depends on which modules exist
-    check_member_name = own_check_member_name
 
 
 class Capped:
@@ -85,7 +48,7 @@ class Capped:
 
     def check_name(self, name: str) -> None:
         if self.counts["ARCHIVE-PATH-TRAVERSAL"] >= MAX_REPEAT:
-            self.counts["ARCHIVE-PATH-TRAVERSAL"] += bool(_name_problems(name))
+            self.counts["ARCHIVE-PATH-TRAVERSAL"] += bool(name_problems(name))
             return
         findings = self.ctx.state.result.findings
         before = len(findings)
