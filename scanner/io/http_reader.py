@@ -126,17 +126,8 @@ class HTTPRangeReader(Reader):
     def requests(self) -> int:
         return self.stats.requests
 
-    def read(self, offset: int, length: int) -> bytes:
-        """As Reader.read, but ``bytes_read`` counts network bytes (cache hits are free)."""
-        if offset < 0 or length < 0:
-            raise ValueError("negative offset or length")
-        if offset >= self.size or length == 0:
-            return b""
-        length = min(length, self.size - offset)
-        data = self._read(offset, length)
-        if len(data) != length:
-            raise ReaderError(f"{self.name}: short read at offset {offset} ({len(data)} of {length} bytes)")
-        return data
+    def _account(self, nbytes: int) -> None:
+        """Network bytes are counted where they are fetched; cache hits are free."""
 
     def stream(self, offset: int = 0, length: int | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
         """One open-ended request for the span, resumed after drops; nothing cached. Whole-file streams verify."""

@@ -38,10 +38,14 @@ class Reader(ABC):
             return b""
         length = min(length, self.size - offset)
         data = self._read(offset, length)
-        self.bytes_read += len(data)
+        self._account(len(data))
         if len(data) != length:
             raise ReaderError(f"{self.name}: short read at offset {offset} ({len(data)} of {length} bytes)")
         return data
+
+    def _account(self, nbytes: int) -> None:
+        """Count bytes handed out; readers that fetch in blocks count at the fetch instead."""
+        self.bytes_read += nbytes
 
     def stream(self, offset: int = 0, length: int | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
         end = self.size if length is None else min(self.size, offset + length)
