@@ -27,6 +27,7 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     source_options,
 )
 from .engine import ScanOptions, scan_targets
+from .parallel import default_workers
 from .policy.evaluate import evaluate
 from .progress import file_progress
 from .report import render
@@ -53,6 +54,7 @@ def scan(
     chain: list[Path] = typer.Option([], "--chain", help="PEM certificate chain / trust anchors (repeatable)."),
     cache: bool = typer.Option(False, "--cache", help="Reuse results for files whose SHA-256 was scanned before "
                                "with the same rules (incremental audits; MODELWARD_CACHE_DIR)."),
+    workers: int = typer.Option(1, "--workers", "-j", min=0, help="Processes for local folders (0: one per core)."),
     insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
     allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
     platform: str | None = typer.Option(None, "--platform", help="OCI image index: scan only this platform, e.g. linux/amd64 or linux/arm64/v8."),
@@ -66,6 +68,7 @@ def scan(
     opts = ScanOptions(compute_sha256=not no_hash, policy=pol, signature=str(signature) if signature else None,
                        signature_keys=[str(k) for k in key], signature_chains=[str(c) for c in chain],
                        cache=ResultCache() if cache else None,
+                       workers=workers or default_workers(),
                        source_options=source_options(insecure=insecure, allow_http=allow_http, platform=platform,
                                                      artifact_type=artifact_type))
     try:

@@ -47,6 +47,7 @@ class ScanOptions:
     signature_keys: list[str] = field(default_factory=list)  # PEM public keys
     signature_chains: list[str] = field(default_factory=list)  # PEM trust anchors
     known_sha256: dict[str, str] = field(default_factory=dict)  # artifact path -> digest already computed
+    workers: int = 1  # processes for local folders (zoo audits)
     on_file: Callable[[FileResult], None] | None = None  # progress hook
 
 
@@ -153,11 +154,17 @@ def _problem_results(snapshot: Snapshot, rules: RuleDB) -> list[FileResult]:
 def scan_snapshot(snapshot: Snapshot, opts: ScanOptions, rules: RuleDB | None = None) -> list[FileResult]:
     rules = rules or get_rule_db(opts.rules_root)
     results = _problem_results(snapshot, rules)
-    for art in snapshot.artifacts:
-        fr = inspect_artifact(art, rules, opts)
-        results.append(fr)
-        if opts.on_file:
-            opts.on_file(fr)
+    local = all(a.local_path for a in snapshot.artifacts)
+    if opts.workers > 1 and local and len(snapshot.artifacts) > opts.workers:
+        from .parallel import judge_local
+
+        results.extend(judge_local(snapshot.artifacts, opts, opts.rules_root, opts.workers, opts.on_file))
+    else:
+        for art in snapshot.artifacts:
+            fr = inspect_artifact(art, rules, opts)
+            results.append(fr)
+            if opts.on_file:
+                opts.on_file(fr)
     results.extend(_repo_level(snapshot, results, rules, opts))
     return results
 

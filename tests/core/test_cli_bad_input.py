@@ -237,3 +237,23 @@ def test_every_command_renders_its_help(cli):
         res = cli(name, "--help")
         assert res.exit_code == 0, f"{name} --help failed: {res.output[-300:]}"
         assert "Usage" in res.output
+
+
+def test_parallel_scan_matches_serial(cli, tmp_path):
+    import json as _json
+    import shutil
+
+    from tests.conftest import FIXTURES
+
+    zoo = tmp_path / "zoo"
+    shutil.copytree(FIXTURES / "pickle" / "malicious" / "raw", zoo / "raw")
+    shutil.copytree(FIXTURES / "pickle" / "benign" / "torch", zoo / "torch")
+    serial = cli("scan", "--format", "json", str(zoo))
+    parallel = cli("scan", "--format", "json", "-j", "2", str(zoo))
+    assert serial.exit_code == parallel.exit_code == 1
+
+    def digest(out: str) -> list[tuple[str, str, list[str]]]:
+        doc = _json.loads(out)
+        return [(f["path"], f["coverage"], sorted(x["rule_id"] for x in f["findings"])) for f in doc["files"]]
+
+    assert digest(serial.stdout) == digest(parallel.stdout)
