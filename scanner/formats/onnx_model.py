@@ -21,6 +21,7 @@ from ..findings import Severity
 from ..io.reader import Reader
 from .base import FormatHandler, InspectContext
 from .onnx_graph import find_backdoors
+from .protobuf_wire import WireError, read_varint
 
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training", "ai.onnx.preview"})
 CONTRIB_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.microsoft.experimental", "com.ms.internal.nhwc"})
@@ -52,19 +53,6 @@ class _Stop(Exception):
     """A cap was hit; the walk stops and the rest is reported as not inspected."""
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    val = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        val |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return val, pos
-        shift += 7
-
-
 def _sniff(head: bytes, reader: Reader) -> bool:
     """ModelProto has no magic: require ir_version first and only ModelProto fields at the top level."""
     if len(head) < 4 or head[0] != 0x08:
@@ -72,21 +60,21 @@ def _sniff(head: bytes, reader: Reader) -> bool:
     pos = 1
     seen_struct = False
     try:
-        ir, pos = _varint(head, pos)
+        ir, pos = read_varint(head, pos)
         if not 3 <= ir <= MAX_IR_VERSION:
             return False
         while pos < len(head):
-            tag, pos = _varint(head, pos)
+            tag, pos = read_varint(head, pos)
             field, wire = tag >> 3, tag & 7
             if _MODEL_FIELDS.get(field) != wire:
                 return False
             if wire == 0:
-                _, pos = _varint(head, pos)
+                _, pos = read_varint(head, pos)
             else:
-                n, pos = _varint(head, pos)
+                n, pos = read_varint(head, pos)
                 seen_struct = seen_struct or field in (7, 8, 25)
                 pos += n
-    except ValueError:  # a varint cut by the end of the sniff window
+    except WireError:  # a varint cut by the end of the sniff window
         return len(head) < reader.size
     return seen_struct or pos > len(head)
 

@@ -74,6 +74,8 @@ class _Digests:
 
 
 class HTTPRangeReader(Reader):
+    remote = True
+
     def __init__(
         self,
         url: str,

@@ -23,6 +23,7 @@ class ReaderError(Exception):
 class Reader(ABC):
     name: str
     size: int
+    remote: bool = False  # every read costs a round trip: sniffers keep probes few
 
     def __init__(self) -> None:
         self.bytes_read = 0
@@ -124,6 +125,7 @@ class SliceReader(Reader):
         if start < 0 or length < 0 or start + length > parent.size:
             raise ReaderError(f"{name}: member range {start}+{length} lies outside {parent.name} ({parent.size} bytes)")
         self.parent = parent
+        self.remote = parent.remote
         self.start = start
         self.size = length
         self.name = name

@@ -1,0 +1,230 @@
+"""Keras model-configuration analysis shared by .h5, .keras and keras_metadata.pb.
+
+A Keras config is a JSON tree of serialized objects ({module, class_name,
+config, registered_name}). Loading resolves each object to a class or function
+and calls it, so the config decides what code runs: marshalled Lambda
+bytecode, objects imported from arbitrary modules, Keras's own non-modelling
+utilities (get_file, enable_unsafe_deserialization), TFSMLayer and lookup layers
+that open paths. The walk is iterative and capped in nodes and depth.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..findings import Severity
+from .marshal_code import SUSPICIOUS_NAMES, summarize
+
+MAX_DEPTH = 512
+MAX_ISSUES = 100
+MAX_BLOB_BYTES = 256 << 20
+
+ALLOWED_ROOTS = {"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_keras"}
+ACTIVATIONS = {
+    "relu", "relu6", "sigmoid", "softmax", "softplus", "softsign", "tanh", "selu", "elu", "exponential", "linear",
+    "leaky_relu", "gelu", "silu", "swish", "hard_sigmoid", "hard_silu", "hard_swish", "mish", "log_softmax",
+    "celu", "glu", "hard_tanh", "hard_shrink", "soft_shrink", "tanh_shrink", "squareplus", "sparse_plus",
+    "sparsemax", "threshold", "log_sigmoid", "sparse_sigmoid",
+}
+NON_MODELING = {
+    "get_file", "enable_unsafe_deserialization", "load_model", "save_model", "model_from_json", "model_from_yaml",
+    "model_from_config", "load_weights", "save_weights", "load_img", "save_img", "image_dataset_from_directory",
+    "text_dataset_from_directory", "audio_dataset_from_directory", "split_dataset", "deserialize_keras_object",
+    "serialize_keras_object", "register_keras_serializable", "get_registered_object", "get_registered_name",
+    "get_custom_objects", "custom_object_scope", "CustomObjectScope", "plot_model", "model_to_dot", "set_random_seed",
+    "clear_session", "set_floatx", "set_epsilon", "set_image_data_format", "set_backend", "disable_interactive_logging",
+    "enable_interactive_logging", "enable_traceback_filtering", "disable_traceback_filtering", "set_dtype_policy",
+    "enable_flash_attention", "disable_flash_attention", "load_data", "export_saved_model", "load_data_and_labels",
+}
+NON_MODELING_MODULES = ("keras.datasets", "keras.config", "keras.src.datasets", "keras.src.saving", "keras.saving",
+                        "keras.src.utils.file_utils", "keras.src.backend.config")
+LOOKUP_LAYERS = {"StringLookup", "IntegerLookup", "IndexLookup", "TextVectorization", "Hashing"}
+PATH_KEYS = ("vocabulary", "merges", "proto", "vocabulary_file", "spm_proto", "model_file", "vocabulary_path",
+             "merges_file", "vocab_file")
+# third-party packages whose functions make useful gadgets; other unknown roots are treated as custom code
+DANGEROUS_THIRD_PARTY = {
+    "numpy", "scipy", "pandas", "torch", "torchvision", "tensorflow", "jax", "transformers", "huggingface_hub",
+    "requests", "urllib3", "httpx", "aiohttp", "mlflow", "fsspec", "joblib", "dill", "cloudpickle", "yaml", "sklearn",
+    "IPython", "setuptools", "pip", "pkg_resources", "h5py", "onnx", "paramiko", "boto3", "botocore", "gcsfs", "s3fs",
+    "_pickle", "nt", "posix", "__builtin__", "cffi", "keras_core",
+}
+_STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {"builtins", "os", "subprocess", "sys"}
+
+
+@dataclass
+class KerasIssue:
+    rule_id: str
+    severity: Severity | None
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class KerasAnalysis:
+    issues: list[KerasIssue] = field(default_factory=list)
+    blobs: list[tuple[str, bytes]] = field(default_factory=list)  # embedded payloads to inspect as members
+    nodes: int = 0
+    truncated: str | None = None
+    _keys: set[tuple[str, str]] = field(default_factory=set)
+
+    def add(self, rule: str, dedupe: str, message: str, severity: Severity | None = None, **ev: Any) -> None:
+        if (rule, dedupe) in self._keys:
+            return
+        self._keys.add((rule, dedupe))
+        if len(self.issues) >= MAX_ISSUES:
+            self.truncated = self.truncated or f"more than {MAX_ISSUES} issues"
+            return
+        self.issues.append(KerasIssue(rule, severity, message, {k: v for k, v in ev.items() if v is not None}))
+
+
+def _b64(s: str, cap: int = MAX_BLOB_BYTES) -> bytes | None:
+    if len(s) > cap * 4 // 3 + 8:
+        return None
+    try:
+        return base64.b64decode(s.encode("ascii"), validate=False)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+
+
+def _lambda_issue(out: KerasAnalysis, where: str, blob_b64: Any, style: str) -> None:
+    raw = _b64(blob_b64) if isinstance(blob_b64, str) else None
+    ev: dict[str, Any] = {"style": style, "layer": where}
+    if raw is None:
+        ev["decoded"] = False
+        ev["error"] = "code is not base64 text"
+    else:
+        s = summarize(raw)
+        ev.update(s.evidence())
+        bad = sorted(set(s.names) & SUSPICIOUS_NAMES)
+        if bad:
+            ev["suspicious_names"] = bad
+    detail = f"; uses {', '.join(ev['suspicious_names'][:6])}" if ev.get("suspicious_names") else ""
+    out.add("KERAS-LAMBDA-CODE", f"{where}:{style}:{str(blob_b64)[:64]}",
+            f"Lambda layer {where!r} carries marshalled Python bytecode ({style}){detail}", **ev)
+
+
+def _module_issue(out: KerasAnalysis, where: str, module: str, cls: str, reg: Any, cfg: Any) -> None:
+    root = module.split(".")[0]
+    if root in ALLOWED_ROOTS:
+        return
+    if root == "builtins" and cls == "function" and isinstance(cfg, str) and cfg in ACTIVATIONS:
+        return
+    ref = f"{module}.{cfg if cls == 'function' and isinstance(cfg, str) else cls}"
+    if root in _STDLIB or root in DANGEROUS_THIRD_PARTY or (root != "__main__" and not isinstance(reg, str)):
+        sev = Severity.HIGH if root in ("tensorflow", "numpy") and cls != "function" else None
+        out.add("KERAS-UNSAFE-MODULE", ref, f"{where!r} resolves {ref} from module {module!r} outside Keras",
+                severity=sev, module=module[:200], class_name=cls[:200], registered_name=reg if isinstance(reg, str) else None)
+    else:
+        out.add("KERAS-CUSTOM-OBJECT", ref, f"{where!r} needs custom code {ref} (registered as {reg!r})",
+                module=module[:200], class_name=cls[:200], registered_name=reg if isinstance(reg, str) else None)
+
+
+def analyze_keras_config(root: Any, *, max_nodes: int = 1_000_000) -> KerasAnalysis:
+    """Walk a parsed Keras config (any nesting of models/layers) and report what loading it would run."""
+    out = KerasAnalysis()
+    stack: list[tuple[Any, int, str]] = [(root, 0, "model")]
+    while stack:
+        node, depth, where = stack.pop()
+        out.nodes += 1
+        if out.nodes > max_nodes:
+            out.truncated = f"more than {max_nodes} config nodes"
+            break
+        if depth > MAX_DEPTH:
+            out.truncated = f"config nested deeper than {MAX_DEPTH}"
+            continue
+        if isinstance(node, list):
+            stack.extend((x, depth + 1, where) for x in node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        cls = node.get("class_name")
+        cfg = node.get("config")
+        name = cfg.get("name") if isinstance(cfg, dict) and isinstance(cfg.get("name"), str) else None
+        here = name or (where if where != "model" or not isinstance(cls, str) else cls)
+        if isinstance(cls, str):
+            _check_object(out, node, cls, cfg, here)
+        if isinstance(cfg, dict) and cfg.get("function_type") == "lambda":
+            _lambda_issue(out, here, _legacy_blob(cfg.get("function")), "function_type lambda")
+        if isinstance(cfg, dict) and cfg.get("output_shape_type") == "lambda":
+            _lambda_issue(out, here, _legacy_blob(cfg.get("output_shape")), "output_shape lambda")
+        if isinstance(cfg, dict) and cfg.get("function_type") == "function":
+            fn, mod = cfg.get("function"), cfg.get("module")
+            if isinstance(fn, str):
+                _named_function(out, here, fn, mod if isinstance(mod, str) else None)
+        for k, v in node.items():
+            if isinstance(v, (dict, list)):
+                stack.append((v, depth + 1, here if k == "config" else where))
+    return out
+
+
+def _legacy_blob(fn: Any) -> Any:
+    if isinstance(fn, list) and fn:
+        return fn[0]
+    return fn
+
+
+def _named_function(out: KerasAnalysis, where: str, fn: str, module: str | None) -> None:
+    if fn in NON_MODELING:
+        out.add("KERAS-NONMODELING-API", f"fn:{fn}", f"Lambda {where!r} calls Keras non-modelling API {fn}", function=fn)
+        return
+    root = (module or "").split(".")[0]
+    if module is None or root in ALLOWED_ROOTS or (root == "tensorflow" and fn in ACTIVATIONS) or fn in ACTIVATIONS:
+        return
+    if root in _STDLIB or root in DANGEROUS_THIRD_PARTY:
+        out.add("KERAS-UNSAFE-MODULE", f"{module}.{fn}", f"Lambda {where!r} calls {module}.{fn}",
+                severity=Severity.HIGH if root in ("tensorflow", "numpy") else None, module=module[:200], function=fn)
+    else:
+        out.add("KERAS-CUSTOM-OBJECT", f"{module}.{fn}", f"Lambda {where!r} needs custom function {module}.{fn}",
+                module=module[:200], function=fn)
+
+
+def _check_object(out: KerasAnalysis, node: dict[str, Any], cls: str, cfg: Any, where: str) -> None:
+    module = node.get("module")
+    reg = node.get("registered_name")
+    if cls == "__lambda__":
+        _lambda_issue(out, where, cfg.get("code") if isinstance(cfg, dict) else None, "__lambda__")
+        return
+    called = cfg if cls == "function" and isinstance(cfg, str) else cls
+    if called in NON_MODELING or (isinstance(module, str) and module.startswith(NON_MODELING_MODULES)):
+        out.add("KERAS-NONMODELING-API", f"api:{module}:{called}",
+                f"{where!r} references Keras non-modelling API {module or 'keras'}.{called}",
+                module=module if isinstance(module, str) else None, name=called)
+        return
+    if isinstance(module, str):
+        _module_issue(out, where, module, cls, reg, cfg)
+    if isinstance(reg, str) and ">" in reg and reg.split(">")[0] not in ALLOWED_ROOTS and not (
+        isinstance(module, str) and module.split(".")[0] not in ALLOWED_ROOTS):
+        out.add("KERAS-CUSTOM-OBJECT", f"reg:{reg}", f"{where!r} is registered custom object {reg!r}", registered_name=reg[:200])
+    if not isinstance(cfg, dict):
+        return
+    if cls == "TFSMLayer":
+        fp = cfg.get("filepath")
+        out.add("KERAS-TFSMLAYER", f"tfsm:{fp}", f"TFSMLayer {where!r} loads the SavedModel at {str(fp)[:200]!r}",
+                filepath=str(fp)[:300])
+    if cls == "TorchModuleWrapper":
+        raw = _b64(cfg["module"]) if isinstance(cfg.get("module"), str) else None
+        out.add("KERAS-TORCH-WRAPPER", f"torch:{where}", f"TorchModuleWrapper {where!r} torch.load()s an embedded module",
+                embedded_bytes=len(raw) if raw is not None else None)
+        if raw:
+            out.blobs.append((f"{where}.TorchModuleWrapper.module", raw))
+    if cls in LOOKUP_LAYERS or cls.endswith("Tokenizer"):
+        for key in PATH_KEYS:
+            v = cfg.get(key)
+            if isinstance(v, str) and v.strip():
+                out.add("KERAS-EXTERNAL-PATH", f"path:{where}:{key}",
+                        f"{cls} {where!r} reads {key} from {v[:200]!r} when loaded", layer_class=cls, key=key, path=v[:300])
+
+
+def parse_config_json(raw: bytes | str, max_bytes: int) -> tuple[Any, str | None]:
+    """(parsed JSON, error). Bounded by ``max_bytes``; deep nesting is an error, not a crash."""
+    if len(raw) > max_bytes:
+        return None, f"config of {len(raw)} bytes exceeds the {max_bytes}-byte limit"
+    try:
+        return json.loads(raw), None
+    except (ValueError, RecursionError) as exc:
+        return None, f"not valid JSON: {exc}"[:300]

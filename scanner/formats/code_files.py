@@ -1,0 +1,305 @@
+"""Files that are code, not model data: native binaries, Python source, scripts, notebooks, LFS pointers.
+
+Model repositories ship these next to weights. None is "unknown": each is
+recognized by content so that a native library named ``.bin`` or a Python
+dropper named ``.txt`` is judged as what it is. Python is analyzed with the
+``ast`` module only (scanner.analysis.python_ast); nothing is imported or run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+from typing import Any
+
+from ..analysis.python_ast import MAX_SOURCE_BYTES, PyAnalysis, analyze_python, looks_like_python
+from ..findings import Severity
+from ..io.reader import Reader
+from .base import FormatHandler, InspectContext
+
+MAX_NOTEBOOK_BYTES = 64 << 20
+MAX_SCRIPT_BYTES = 4 << 20
+LFS_MAX_BYTES = 1024
+
+# ---------------------------------------------------------------------------- native binaries
+
+_MACHO = {b"\xfe\xed\xfa\xce": "Mach-O 32 BE", b"\xce\xfa\xed\xfe": "Mach-O 32", b"\xfe\xed\xfa\xcf": "Mach-O 64 BE",
+          b"\xcf\xfa\xed\xfe": "Mach-O 64"}
+_ELF_TYPES = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core"}
+_ELF_MACHINES = {3: "x86", 40: "arm", 62: "x86-64", 183: "aarch64", 243: "riscv", 8: "mips", 21: "ppc64"}
+_PE_MACHINES = {0x14C: "x86", 0x8664: "x86-64", 0xAA64: "arm64", 0x1C0: "arm"}
+
+
+def native_kind(head: bytes, reader: Reader | None = None) -> dict[str, Any] | None:
+    """Describe an ELF/PE/Mach-O header, or None. PE needs its 'PE\\0\\0' header to count (MZ alone is text-like)."""
+    if head[:4] == b"\x7fELF" and len(head) >= 20:
+        bits = {1: 32, 2: 64}.get(head[4])
+        endian = "<" if head[5] == 1 else ">"
+        if bits is None or head[5] not in (1, 2):
+            return None
+        etype, machine = struct.unpack(endian + "HH", head[16:20])
+        return {"kind": "ELF", "bits": bits, "type": _ELF_TYPES.get(etype, str(etype)),
+                "machine": _ELF_MACHINES.get(machine, str(machine))}
+    if head[:2] == b"MZ" and len(head) >= 0x40:
+        (pe_off,) = struct.unpack("<I", head[0x3C:0x40])
+        if pe_off < 0x40 or pe_off > (1 << 20):
+            return None
+        sig = head[pe_off : pe_off + 24] if pe_off + 24 <= len(head) else (reader.read(pe_off, 24) if reader else b"")
+        if sig[:4] != b"PE\x00\x00" or len(sig) < 24:
+            return None
+        machine, _n, _t, _p, _s, _o, chars = struct.unpack("<HHIIIHH", sig[4:24])
+        return {"kind": "PE", "machine": _PE_MACHINES.get(machine, hex(machine)), "dll": bool(chars & 0x2000)}
+    if head[:4] in _MACHO:
+        return {"kind": _MACHO[head[:4]]}
+    if head[:4] in (b"\xca\xfe\xba\xbe", b"\xbe\xba\xfe\xca") and len(head) >= 8:
+        # fat Mach-O; a Java class file shares the magic but has its version (>= 45) where nfat_arch sits
+        (n,) = struct.unpack(">I" if head[0] == 0xCA else "<I", head[4:8])
+        if 0 < n <= 30:
+            return {"kind": "Mach-O universal", "architectures": n}
+    return None
+
+
+def _sniff_native(head: bytes, reader: Reader) -> bool:
+    return native_kind(head, reader) is not None
+
+
+def _inspect_native(reader: Reader, ctx: InspectContext) -> None:
+    info = native_kind(reader.head(4096), reader) or {}
+    ctx.add("HF-NATIVE-LIBRARY", f"native {info.get('kind', 'binary')} code ({info.get('type', 'binary')}): runs with full "
+            "privileges when loaded; not statically judged", evidence=info)
+    # a self-extracting executable is also a zip: its members are what a zip loader would see
+    from . import zipfmt
+    from .detect import run_inspector
+    from .registry import by_name
+
+    if zipfmt.central_listing(reader) is not None:
+        run_inspector(by_name("zip-archive"), reader, ctx)
+
+
+# ---------------------------------------------------------------------------- Git LFS pointers
+
+_LFS_HEAD = (b"version https://git-lfs.github.com/spec/", b"version https://hawser.github.com/spec/")
+_LFS_OID = re.compile(r"^oid (sha256):([0-9a-f]{64})$", re.M)
+_LFS_SIZE = re.compile(r"^size (\d{1,20})$", re.M)
+
+
+def parse_lfs_pointer(data: bytes) -> dict[str, Any] | None:
+    """{'oid': hex, 'size': n} for a Git LFS pointer file, else None."""
+    if len(data) > LFS_MAX_BYTES or not data.startswith(_LFS_HEAD):
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    oid = _LFS_OID.search(text)
+    size = _LFS_SIZE.search(text)
+    return {"oid": oid.group(2) if oid else None, "size": int(size.group(1)) if size else None}
+
+
+def _sniff_lfs(head: bytes, reader: Reader) -> bool:
+    return reader.size <= LFS_MAX_BYTES and head.startswith(_LFS_HEAD)
+
+
+def _inspect_lfs(reader: Reader, ctx: InspectContext) -> None:
+    info = parse_lfs_pointer(reader.read(0, reader.size)) or {}
+    ctx.add("HF-LFS-POINTER",
+            f"Git LFS pointer to an unfetched object (sha256 {str(info.get('oid'))[:16]}…, {info.get('size')} bytes); "
+            "the real file was not scanned", evidence={k: v for k, v in info.items() if v is not None})
+
+
+# ---------------------------------------------------------------------------- Python source
+
+_FENCE = re.compile(r"^```", re.M)
+_PY_STMT = re.compile(r"^(?:import [A-Za-z_][\w.]*|from \.*[\w.]* import |def [A-Za-z_]\w*\s*\(|class [A-Za-z_]\w*\s*[(:])", re.M)
+
+
+def _decode_text(head: bytes) -> str | None:
+    if b"\x00" in head:
+        return None
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 3 and exc.reason == "unexpected end of data":
+            return head[: exc.start].decode("utf-8", "replace")
+        return None
+
+
+def _has_structure(tree_src: bytes) -> bool:
+    import ast
+
+    try:
+        tree = ast.parse(tree_src)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return False
+    return any(isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+               for n in tree.body)
+
+
+def _sniff_python(head: bytes, reader: Reader) -> bool:
+    text = _decode_text(head)
+    if text is None or not looks_like_python(text.lstrip("\ufeff")):
+        return False
+    if text.startswith("#!") and "python" in text.split("\n", 1)[0]:
+        return True
+    if reader.size <= MAX_SOURCE_BYTES:
+        data = reader.read(0, reader.size)
+        if b"\x00" in data:
+            return False
+        if _has_structure(data):
+            return True
+        # does not parse here: still Python if it is plainly structured like it (and not markdown with code)
+        full = data.decode("utf-8", "replace")
+        return len(_PY_STMT.findall(full)) >= 3 and not _FENCE.search(full)
+    return len(_PY_STMT.findall(text)) >= 3 and not _FENCE.search(text)
+
+
+def report_python(ctx: InspectContext, analysis: PyAnalysis, what: str = "") -> None:
+    """Turn an AST analysis into findings on ``ctx``."""
+    if not analysis.parsed:
+        ctx.add("PY-UNPARSEABLE", f"{what}Python source could not be parsed: {analysis.error}"[:400],
+                evidence={"error": (analysis.error or "")[:300]})
+        return
+    for i in analysis.issues:
+        ev = dict(i.evidence)
+        if i.line is not None:
+            ev["line"] = i.line
+        ctx.add(i.rule_id, f"{what}{i.message}" + (f" (line {i.line})" if i.line else ""), severity=i.severity, evidence=ev)
+    if analysis.truncated:
+        ctx.partial("Python analysis stopped at its issue/node cap")
+
+
+def _inspect_python(reader: Reader, ctx: InspectContext) -> None:
+    if reader.size > MAX_SOURCE_BYTES:
+        ctx.limit_hit("python_source_bytes", f"Python source larger than {MAX_SOURCE_BYTES} bytes not analyzed")
+        return
+    report_python(ctx, analyze_python(reader.read(0, reader.size)))
+
+
+# ---------------------------------------------------------------------------- scripts (non-Python shebang)
+
+_SHEBANG = re.compile(rb"^#![ \t]*(\S+)(?:[ \t]+(\S+))?")
+_SHELL_DANGER = [
+    (re.compile(r"\b(?:curl|wget)\b[^\n|;]*\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b"), "download piped into a shell"),
+    (re.compile(r"/dev/(?:tcp|udp)/"), "bash network redirection"),
+    (re.compile(r"\b(?:nc|ncat|netcat)\b[^\n]*\s-[a-z]*e\b"), "netcat with -e"),
+    (re.compile(r"\bbase64\b[^\n|]*-d[^\n]*\|\s*(?:ba)?sh\b"), "decoded data piped into a shell"),
+    (re.compile(r"\brm\s+-[a-z]*r[a-z]*f?\s+(?:/|~)(?:\s|$)"), "recursive delete of / or ~"),
+    (re.compile(r"\b(?:bash|sh)\s+-i\b"), "interactive shell (reverse shell idiom)"),
+    (re.compile(r"\beval\s+\"?\$\("), "eval of command output"),
+]
+
+
+def _interpreter(head: bytes) -> str | None:
+    m = _SHEBANG.match(head)
+    if not m:
+        return None
+    prog = m.group(1).decode("utf-8", "replace").rsplit("/", 1)[-1]
+    if prog == "env" and m.group(2):
+        prog = m.group(2).decode("utf-8", "replace").rsplit("/", 1)[-1]
+    return prog
+
+
+def _sniff_script(head: bytes, reader: Reader) -> bool:
+    interp = _interpreter(head)
+    return interp is not None and "python" not in interp and _decode_text(head) is not None
+
+
+def shell_dangers(text: str) -> list[str]:
+    return [label for rx, label in _SHELL_DANGER if rx.search(text)]
+
+
+def _inspect_script(reader: Reader, ctx: InspectContext) -> None:
+    interp = _interpreter(reader.head(256)) or "?"
+    n = min(reader.size, MAX_SCRIPT_BYTES)
+    text = reader.read(0, n).decode("utf-8", "replace")
+    dangers = shell_dangers(text)
+    ev: dict[str, Any] = {"interpreter": interp}
+    if dangers:
+        ev["patterns"] = dangers
+    ctx.add("HF-SHELL-SCRIPT", f"{interp} script" + (f" with {', '.join(dangers)}" if dangers else ""),
+            severity=Severity.HIGH if dangers else None, evidence=ev)
+    if reader.size > n:
+        ctx.partial(f"script larger than {MAX_SCRIPT_BYTES} bytes only partly checked")
+
+
+# ---------------------------------------------------------------------------- notebooks
+
+def _sniff_notebook(head: bytes, reader: Reader) -> bool:
+    s = head.lstrip(b" \t\r\n\xef\xbb\xbf")
+    if not s.startswith(b"{") or b'"cells"' not in head:
+        return False
+    return b'"nbformat"' in head or b'"nbformat"' in reader.tail(512)
+
+
+_MAGIC_SHELL = re.compile(r"^\s*%%(?:bash|sh|script|system)\b")
+
+
+def analyze_notebook(data: bytes) -> tuple[list[dict[str, Any]], Severity, str | None]:
+    """(cells with issues, worst severity, error). Shell escapes ('!cmd', %%bash) count as process execution."""
+    try:
+        nb = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        return [], Severity.LOW, f"not valid JSON: {exc}"[:200]
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        return [], Severity.LOW, "no cell list"
+    worst = Severity.LOW
+    flagged: list[dict[str, Any]] = []
+    for idx, cell in enumerate(cells[:10_000]):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        text = "".join(x for x in src if isinstance(x, str)) if isinstance(src, list) else src if isinstance(src, str) else ""
+        issues: list[str] = []
+        py_lines = []
+        if _MAGIC_SHELL.match(text):
+            issues.append("shell cell magic")
+            dangers = shell_dangers(text)
+            issues.extend(dangers)
+            py_lines = []
+        else:
+            for line in text.splitlines():
+                stripped = line.lstrip()
+                if stripped.startswith("!") or stripped.startswith("%system") or stripped.startswith("%sx"):
+                    issues.append(f"shell escape: {stripped[:120]}")
+                    py_lines.append("")
+                elif stripped.startswith("%"):
+                    py_lines.append("")
+                else:
+                    py_lines.append(line)
+        sev = Severity.HIGH if issues else Severity.LOW
+        if py_lines:
+            a = analyze_python("\n".join(py_lines))
+            for i in a.issues:
+                if i.severity >= Severity.HIGH:
+                    issues.append(i.message.replace(" at import time", ""))
+                    sev = Severity.HIGH
+        if issues:
+            worst = max(worst, sev, key=lambda s: s.rank)
+            flagged.append({"cell": idx, "issues": issues[:5]})
+    return flagged, worst, None
+
+
+def _inspect_notebook(reader: Reader, ctx: InspectContext) -> None:
+    if reader.size > MAX_NOTEBOOK_BYTES:
+        ctx.limit_hit("notebook_bytes", f"notebook larger than {MAX_NOTEBOOK_BYTES} bytes not analyzed")
+        return
+    flagged, worst, error = analyze_notebook(reader.read(0, reader.size))
+    if error:
+        ctx.add("HF-NOTEBOOK", f"notebook could not be read ({error})", severity=Severity.MEDIUM)
+        return
+    msg = "Jupyter notebook" + (f": {len(flagged)} code cell(s) run processes or dynamic code" if flagged else "")
+    ctx.add("HF-NOTEBOOK", msg, severity=worst, evidence={"cells": flagged[:20]} if flagged else {})
+
+
+HANDLERS = [
+    FormatHandler("native-binary", _sniff_native, _inspect_native, family="native",
+                  claims=(".so", ".dll", ".dylib", ".pyd", ".exe"), priority=20, can_carry_code=True),
+    FormatHandler("lfs-pointer", _sniff_lfs, _inspect_lfs, family="lfs-pointer", priority=25),
+    FormatHandler("notebook", _sniff_notebook, _inspect_notebook, family="notebook", claims=(".ipynb",), priority=79,
+                  can_carry_code=True),
+    FormatHandler("script", _sniff_script, _inspect_script, family="script", priority=84, can_carry_code=True),
+    FormatHandler("python-source", _sniff_python, _inspect_python, family="python", claims=(".py",), priority=85,
+                  can_carry_code=True),
+]

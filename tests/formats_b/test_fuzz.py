@@ -1,0 +1,57 @@
+"""Truncated and bit-flipped fixtures: a finding or a clean verdict, never an escaping exception or a hang."""
+
+from __future__ import annotations
+
+import random
+import time
+import zlib
+
+import pytest
+
+from .helpers import fixture, inspect_bytes
+
+CASES = [
+    # HDF5 goes through the h5py child process (~0.3 s each): fewer mutants, a short probe timeout
+    ("keras/benign_conv_dense.h5", 16),
+    ("keras/lambda_legacy.h5", 10),
+    ("keras/userblock_pickle.h5", 10),
+    ("keras/benign_conv_dense.keras", 16),
+    ("keras/lambda_marshal.keras", 16),
+    ("tf/benign_savedmodel/saved_model.pb", 80),
+    ("tf/malicious_saved_model.pb", 80),
+    ("tf/keras_metadata.pb", 80),
+    ("tf/benign.tflite", 80),
+    ("tf/flex_custom.tflite", 80),
+    ("hf/demo.ipynb", 40),
+    ("hf/standalone_tool.py", 40),
+    ("hf/pytorch_model.bin", 40),
+    ("hf/libcustom_ops.so", 40),
+    ("hf/install.sh", 40),
+]
+
+
+def _mutants(data: bytes, n: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    out = [data[:cut] for cut in sorted({rng.randrange(1, len(data)) for _ in range(n // 2)})]
+    for _ in range(n - len(out)):
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            pos = rng.randrange(len(b))
+            b[pos] ^= 1 << rng.randrange(8)
+        out.append(bytes(b))
+    return out
+
+
+@pytest.mark.parametrize(("rel", "n"), CASES, ids=[c[0] for c in CASES])
+def test_mutations_never_escape(rel: str, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scanner.formats.keras_h5 as keras_h5
+
+    monkeypatch.setattr(keras_h5, "PROBE_SECONDS", 4.0)
+    data = fixture(rel).read_bytes()
+    name = rel.rsplit("/", 1)[-1]
+    for i, m in enumerate(_mutants(data, n, seed=zlib.crc32(rel.encode()))):
+        t0 = time.monotonic()
+        fr = inspect_bytes(m, name)
+        assert time.monotonic() - t0 < 10, f"{rel} mutant {i} took too long"
+        crashed = [f.message for f in fr.findings if f.rule_id == "INSPECTOR-ERROR"]
+        assert not crashed, f"{rel} mutant {i}: {crashed}"
