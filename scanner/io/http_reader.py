@@ -128,7 +128,7 @@ class HTTPRangeReader(Reader):
     def requests(self) -> int:
         return self.stats.requests
 
-    def _account(self, nbytes: int) -> None:
+    def _account(self, offset: int, nbytes: int) -> None:
         """Network bytes are counted where they are fetched; cache hits are free."""
 
     def stream(self, offset: int = 0, length: int | None = None, chunk: int = CHUNK) -> Iterator[bytes]:

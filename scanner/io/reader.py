@@ -8,6 +8,7 @@ part of each report.
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
 from abc import ABC, abstractmethod
@@ -27,6 +28,7 @@ class Reader(ABC):
 
     def __init__(self) -> None:
         self.bytes_read = 0
+        self._spans: list[tuple[int, int]] = []  # merged [start, end) ranges already counted
 
     @abstractmethod
     def _read(self, offset: int, length: int) -> bytes: ...
@@ -39,14 +41,37 @@ class Reader(ABC):
             return b""
         length = min(length, self.size - offset)
         data = self._read(offset, length)
-        self._account(len(data))
+        self._account(offset, len(data))
         if len(data) != length:
             raise ReaderError(f"{self.name}: short read at offset {offset} ({len(data)} of {length} bytes)")
         return data
 
-    def _account(self, nbytes: int) -> None:
-        """Count bytes handed out; readers that fetch in blocks count at the fetch instead."""
-        self.bytes_read += nbytes
+    def _account(self, offset: int, nbytes: int) -> None:
+        """Count distinct bytes read: a report says how much of a file was needed, not how often.
+
+        Readers that fetch in blocks (HTTP) count at the fetch instead.
+        """
+        if nbytes <= 0:
+            return
+        start, end = offset, offset + nbytes
+        spans = self._spans
+        i = bisect.bisect_left(spans, (start, start))
+        if i > 0 and spans[i - 1][1] >= start:
+            i -= 1
+        j = i
+        new = 0
+        cursor = start
+        while j < len(spans) and spans[j][0] <= end:
+            s0, e0 = spans[j]
+            if s0 > cursor:
+                new += s0 - cursor
+            cursor = max(cursor, e0)
+            start, end = min(start, s0), max(end, e0)
+            j += 1
+        if cursor < offset + nbytes:
+            new += offset + nbytes - cursor
+        spans[i:j] = [(start, end)]
+        self.bytes_read += new
 
     def stream(self, offset: int = 0, length: int | None = None, chunk: int = CHUNK) -> Iterator[bytes]:
         end = self.size if length is None else min(self.size, offset + length)
