@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 from . import __version__
 from .engine import ScanOptions, scan_snapshot
 from .findings import Coverage, Decision, FileResult, ScanReport, Verdict
+from .gate.lockfile import LockedModel
 from .io.http_session import redact
 from .io.reader import FileReader, ReaderError
 from .rules import RuleDB, get_rule_db
@@ -47,6 +48,7 @@ class PullOptions:
     scan: ScanOptions = field(default_factory=ScanOptions)
     progress: bool | None = None  # None: on when stderr is a TTY and CI is unset
     policy: object | None = None  # a loaded scanner.policy Policy; None: the built-in default
+    locked: LockedModel | None = None  # the lockfile's pin for this target: resolve it, verify against it
 
 
 @dataclass
@@ -311,7 +313,7 @@ def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[st
     rules = get_rule_db(opts.scan.rules_root)
     t0 = time.monotonic()
     try:
-        snapshot, hf = _resolve(target, opts)
+        snapshot, hf = _resolve(opts.locked.pinned_target(target) if opts.locked else target, opts)
     except SourceError as exc:
         raise PullError(redact(exc)) from None
     report = ScanReport(scanner_version=__version__, rules_version=rules.version, targets=[snapshot.target])
@@ -340,6 +342,9 @@ def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[st
             fetched.append(f)
         progress.close()
         results = blocked + _scan_quarantined(snapshot, fetched, opts, rules)
+        if opts.locked is not None:
+            results += lock_drift(opts.locked, {f.artifact.path: (f.size, f.sha256) for f in fetched},
+                                  {fr.path: fr for fr in results}, rules)
         for fr in results:
             fr.path = f"{snapshot.target.rstrip('/')}/{fr.path}"
             for fd in fr.findings:
@@ -362,6 +367,29 @@ def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[st
     finally:
         progress.close()
         plan.discard(remove_created=not success)
+
+
+def lock_drift(locked: LockedModel, got: dict[str, tuple[int, str]], results: dict[str, FileResult],
+               rules: RuleDB) -> list[FileResult]:
+    """Findings for bytes that differ from the lockfile's pins; returns results for pinned files that are gone."""
+    pinned = {f.path: f for f in locked.files}
+    extra: list[FileResult] = []
+    for path, (size, sha) in got.items():
+        fr = results.get(path)
+        want = pinned.get(path)
+        if fr is None:
+            continue
+        if want is None:
+            fr.findings.append(rules.finding("LOCK-FILE-ADDED", f"{path} is not pinned in the lockfile", path))
+        elif (size, sha) != (want.size, want.sha256):
+            fr.findings.append(rules.finding(
+                "LOCK-DIGEST-CHANGED", f"{path} is {size} bytes sha256 {sha}, pinned {want.size} bytes sha256 {want.sha256}",
+                path, evidence={"locked": want.sha256, "actual": sha}))
+    for path in sorted(set(pinned) - set(got)):
+        fr = FileResult(path=path, size=0, format="missing")
+        fr.findings.append(rules.finding("LOCK-FILE-MISSING", f"pinned file {path} is not served any more", path))
+        extra.append(fr)
+    return extra
 
 
 def _scan_quarantined(snapshot: Snapshot, fetched: list[_Fetched], opts: PullOptions,

@@ -8,6 +8,25 @@ from pathlib import Path
 import typer
 
 from .cli_support import EXIT_BLOCKED, EXIT_OK, OutputFormat, emit, err_console, fail, open_policy
+from .gate.config import LOCK_NAME, ConfigError
+from .gate.lockfile import LockedModel, read_lock
+
+
+def _pin_for(target: str, lock: Path | None) -> LockedModel | None:
+    """The lockfile entry whose declared source is TARGET; an explicit --lock must pin it."""
+    path = lock or Path(LOCK_NAME)
+    if lock is None and not path.is_file():
+        return None
+    try:
+        entries = read_lock(path).models.values()
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    for m in entries:
+        if m.source == target:
+            return m
+    if lock is not None:
+        raise fail(f"{path}: no model with source {target!r} is pinned there")
+    return None
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +41,8 @@ def register(app: typer.Typer) -> None:
         policy: str = typer.Option("default", "--policy", "-p", help="Shipped policy (default, strict, audit) or a policy file."),
         format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
+        lock: Path | None = typer.Option(None, "--lock", help="modelward.lock whose pin for TARGET must hold "
+                                         "(default: ./modelward.lock when it pins TARGET)."),
     ) -> None:
         """Download, verify every byte against the registry's claims, scan, and install only what passed.
 
@@ -35,8 +56,10 @@ def register(app: typer.Typer) -> None:
         from .rules import RuleDatabaseError
 
         pol = open_policy(policy)
-        opts = PullOptions(to=to, cache_dir=cache_dir, policy=pol,
+        opts = PullOptions(to=to, cache_dir=cache_dir, policy=pol, locked=_pin_for(target, lock),
                            source_options={"allow_http": allow_http, **({"revision": revision} if revision else {})})
+        if opts.locked is not None:
+            err_console.print(f"pinned by lockfile: {opts.locked.name} at {opts.locked.resolved}")
         try:
             outcome = do_pull(target, opts)
         except PullError as exc:
