@@ -16,6 +16,7 @@ class Limits:
     max_pickle_stack: int = 100_000
     max_pickle_memo: int = 1_000_000
     max_pickle_nesting: int = 4  # pickle-in-pickle recursion
+    max_pickle_memory: int = 80 << 20  # symbolic state the walker may retain (~130k tensors in one data.pkl)
     max_json_bytes: int = 100_000_000
     max_protobuf_bytes: int = 2 << 30
     max_graph_recursion: int = 64

@@ -215,3 +215,38 @@ def test_fickling_evidence_never_writes_to_stdout(capfd) -> None:  # type: ignor
     scan(PROTO(4) + mod + U("system") + b"\x93" + U("x") + b"\x85R" + STOP)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+def test_fickling_stays_quiet_on_malformed_pickles(capfd) -> None:  # type: ignore[no-untyped-def]
+    # broken tails are handed to fickling with a STOP appended; whatever it makes of them, it must not print
+    evil = pickle.dumps(Evil(), protocol=4)[:-1]
+    mod = SG("_codecs", "encode") + U("os") + U("latin1") + b"\x86R"
+    for data in (
+        evil + b"\xff" * 16,  # invalid opcode after the payload
+        evil[:-3],  # truncated inside the call
+        PROTO(4) + mod + U("system") + b"\x93" + U("x") + b"\x85R" + b"t",  # TUPLE without MARK at the end
+        PROTO(2) + b"cos\nsystem\n" + b"0" * 3 + b"R.",  # stack underflow
+    ):
+        r = scan(data)
+        assert "PICKLE-MALFORMED" in rules(r)
+        if data.startswith(evil):
+            # fickling really ran on the broken stream
+            assert "decompiled" in finding(r, "PICKLE-DANGEROUS-GLOBAL").evidence
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_json_report_on_stdout_stays_valid_for_malformed_pickle(tmp_path, capfd) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from typer.testing import CliRunner
+
+    from scanner.cli import app
+
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(pickle.dumps(Evil(), protocol=4)[:-1] + b"\xff" * 8)
+    result = CliRunner().invoke(app, ["scan", str(bad), "--no-hash", "--format", "json"])
+    report = json.loads(result.stdout)  # fickling output mixed in would break this
+    assert report["verdict"]["decision"] == "block"
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

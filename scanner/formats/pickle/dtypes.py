@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import re
 
-from .values import Call, Const, Glob, Seq, V
+from .values import Call, Glob, Seq, is_lit
 
 _CODE = re.compile(r"^([biufcmMOSUV])(\d+)?(?:\[\w+\])?$")
 _DTYPE_GLOBALS = {"numpy:dtype", "numpy.core.multiarray:dtype", "numpy._core.multiarray:dtype"}
 
 
-def dtype_info(v: V | None) -> tuple[int, bool] | None:
+def dtype_info(v: object) -> tuple[int, bool] | None:
     """(itemsize, has_object) or None when not statically known."""
     if not (isinstance(v, Call) and isinstance(v.func, Glob) and v.func.rec.path in _DTYPE_GLOBALS):
         return None
-    if not (isinstance(v.args, Seq) and v.args.items and isinstance(v.args.items[0], Const)):
+    if not (isinstance(v.args, Seq) and v.args.items and isinstance(v.args.items[0], str)):
         return None
-    code = v.args.items[0].value
-    if not isinstance(code, str):
-        return None
+    code = v.args.items[0]
     m = _CODE.match(code.lstrip("<>|=!"))
     if not m:
         return None
@@ -31,10 +29,10 @@ def dtype_info(v: V | None) -> tuple[int, bool] | None:
     st = v.state
     if isinstance(st, Seq) and st.complete and len(st.items) >= 8:
         e, f = st.items[5], st.items[7]
-        if isinstance(e, Const) and isinstance(e.value, int):
-            elsize = e.value
-        if isinstance(f, Const) and isinstance(f.value, int):
-            flags = f.value
+        if is_lit(e) and isinstance(e, int):
+            elsize = e
+        if is_lit(f) and isinstance(f, int):
+            flags = f
     elif st is not None:
         return None
     has_object = kind == "O" or bool(flags is not None and flags & 1)

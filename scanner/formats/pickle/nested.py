@@ -11,8 +11,9 @@ import base64
 import binascii
 import re
 import zlib
+from typing import Any
 
-from .values import Call, Const, Glob, Seq, V
+from .values import Call, Glob, Seq
 
 #: callables that unpickle (or load a file that may hold a pickle) from their first argument
 LOADERS = frozenset(
@@ -51,29 +52,27 @@ _ZLIB_HEADS = (b"\x78\x01", b"\x78\x5e", b"\x78\x9c", b"\x78\xda")
 _PROTO0_HEAD = re.compile(rb"^\(?c[A-Za-z_][\w.]*\n[A-Za-z_][\w.]*\n")
 
 
-def static_bytes(v: V) -> bytes | None:
+def static_bytes(v: Any) -> bytes | None:
     """The bytes a loader call's argument evaluates to, when statically known."""
-    if isinstance(v, Const):
-        if isinstance(v.value, (bytes, bytearray)):
-            return bytes(v.value)
-        if isinstance(v.value, str):
-            try:
-                return v.value.encode("latin-1")
-            except UnicodeEncodeError:
-                return v.value.encode("utf-8", "surrogatepass")
-        return None
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v)
+    if isinstance(v, str):
+        try:
+            return v.encode("latin-1")
+        except UnicodeEncodeError:
+            return v.encode("utf-8", "surrogatepass")
     if isinstance(v, Call) and isinstance(v.func, Glob) and isinstance(v.args, Seq) and v.args.items:
         path = v.func.rec.path
         if path in _BYTESIO:
             return static_bytes(v.args.items[0])
         if path in _ENCODE:
             first = v.args.items[0]
-            if isinstance(first, Const) and isinstance(first.value, str):
+            if isinstance(first, str):
                 return static_bytes(first)
     return None
 
 
-def first_arg(call: Call) -> V | None:
+def first_arg(call: Call) -> Any:
     if isinstance(call.args, Seq) and call.args.items:
         return call.args.items[0]
     return None

@@ -20,7 +20,7 @@ from .cursor import Cursor
 from .evidence import decompile
 from .nested import LOADERS, decode_candidate, first_arg, static_bytes
 from .values import ImportRec
-from .walker import Budget, Machine, WalkResult
+from .walker import Budget, LimitHit, Machine, WalkResult
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def analyze_pickle_stream(
     """
     st = ctx.state
     classifier = Classifier(st.rules, st.allowed_profiles, st.extra_allowed_globals)
-    run = _Run(ctx, classifier, Budget(ctx.limits.max_pickle_opcodes), 0)
+    run = _Run(ctx, classifier, Budget(ctx.limits.max_pickle_opcodes, ctx.limits.max_pickle_memory), 0)
     return _analyze(run, reader, start, end, max_pickles)
 
 
@@ -105,6 +105,8 @@ def _analyze(run: _Run, reader: Reader, start: int, end: int | None, max_pickles
             on_shadow=None if run.quiet else on_shadow,
         )
         res = machine.run()
+        machine.release()  # the memo can be large; nested analyses below must not stack on it
+        del machine
         for rec in res.imports:
             seen_globals.setdefault(rec.path, None)
         summary.persistent_ids.extend(res.persistent_ids)
@@ -292,6 +294,11 @@ def _nested(run: _Run, res: WalkResult, candidates: list[tuple[int, str | bytes]
             ctx.state.charge(len(data))
         except BudgetExceeded as exc:
             ctx.limit_hit("max_total_uncompressed", str(exc), offset=offset)
+            return
+        try:
+            run.budget.charge(len(data))  # decoded bytes live while the inner pickle is walked
+        except LimitHit as exc:
+            ctx.limit_hit(exc.what, str(exc), offset=offset)
             return
         ctx.add(
             "PICKLE-ENCODED-PAYLOAD",

@@ -5,6 +5,12 @@ records every import, every call with the provenance of its callable, every
 BUILD/mutation target and every persistent id. It never imports or calls
 anything. Errors stop the walk but keep everything recorded so far: a loader
 runs opcodes as it reads them, so a payload before a broken tail still runs.
+
+Memory is bounded by what the walk retains, not by the stream: literals are
+plain Python objects (small ints and repeated short strings shared), containers
+keep a few items, and every retained object is charged to a byte budget
+(``Budget.weight``) that fails closed with a limit finding. Speed comes from a
+hot loop that decodes the common opcodes straight from the cursor's buffer.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import _compat_pickle
 import codecs
 import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,11 +27,52 @@ from ...limits import Limits
 from .cursor import Cursor, LineTooLong, Truncated
 from .dtypes import dtype_info
 from .opcodes import BY_BYTE, HIGHEST_PROTOCOL, Arg
-from .values import Blob, Call, Const, Dct, Glob, ImportRec, Opaque, Seq, V, make_seq, plain, render
+from .values import (
+    EMPTY_TUPLE,
+    KEEP_ITEMS,
+    Blob,
+    Call,
+    Coll,
+    Dct,
+    Glob,
+    ImportRec,
+    Opaque,
+    Seq,
+    Tup,
+    V,
+    held,
+    make_seq,
+    plain,
+    render,
+)
 
 JOBLIB_WRAPPER = "joblib.numpy_pickle:NumpyArrayWrapper"
 LITERAL_MIN = 16  # shorter literals cannot hold an encoded pickle worth reporting
 _TIME_CHECK_EVERY = 4096
+#: bytes of symbolic state one top-level stream may retain (memo, containers, literals, records)
+MAX_RETAINED = 64 << 20  # default only; scans take ctx.limits.max_pickle_memory
+_INTERN_MAX = 1 << 16  # entries in each value-sharing cache
+_BIG_LITERAL = 256  # literals at least this long are charged when read, even if dropped right away
+
+# charged sizes (CPython 3.11, 64-bit, GC header included), rounded up
+W_TUP = 56  # a Tup is a bare tuple
+W_COLL = 64 + 56  # Coll + its tuple/list header
+W_ITEM = 8
+W_CALL = 72
+W_DICT = 64 + 56
+W_PAIR = 72  # (k, v) tuple in a Dct
+W_IMPORT = 400  # ImportRec + Glob + strings
+W_SPARSE = 120  # dict slot + int key of a memo entry past the dense range
+
+_U4 = struct.Struct("<I").unpack_from
+_I4 = struct.Struct("<i").unpack_from
+
+_PLAIN_AS_IS = frozenset({str, int, float, bool, type(None)})  # literals plain() returns unchanged
+
+OPAQUE_PID = Opaque("persistent id")
+OPAQUE_BIGINT = Opaque("large int")
+OPAQUE_BUFFER = Opaque("out-of-band buffer")
+OPAQUE_NDARRAY = Opaque("ndarray")
 
 
 class Malformed(Exception):
@@ -39,9 +87,23 @@ class LimitHit(Exception):
 
 @dataclass
 class Budget:
-    """Opcodes left for the whole top-level stream (shared by stacked and nested pickles)."""
+    """What is left for the whole top-level stream (shared by stacked and nested pickles)."""
 
     opcodes: int
+    weight: int = MAX_RETAINED  # bytes of symbolic state that may still be retained
+    cap: int = 0  # the weight this budget started with, for the message
+
+    def __post_init__(self) -> None:
+        self.cap = self.cap or self.weight
+
+    def charge(self, n: int) -> None:
+        self.weight -= n
+        if self.weight < 0:
+            raise LimitHit(
+                "max_pickle_memory",
+                f"pickle analysis would retain more than {self.cap >> 20} MB of symbolic state "
+                "(memo, containers, literals); the rest of the stream was not analyzed",
+            )
 
 
 @dataclass
@@ -71,13 +133,13 @@ InlinePickleHook = Callable[[Cursor], bool]
 ShadowHook = Callable[[int, int], None]
 
 
-def _describe(v: V) -> str:
+def _describe(v: Any) -> str:
     """Where a non-imported callable came from, for the untraced-call finding."""
+    if not isinstance(v, V):
+        return f"a literal {type(v).__name__}"
     if isinstance(v, Call):
         inner = v.func.rec.path if isinstance(v.func, Glob) else "an untraced value"
         return f"the result of calling {inner} ({v.opcode} at offset {v.offset})"
-    if isinstance(v, Const):
-        return f"a literal {type(v.value).__name__}"
     if isinstance(v, Blob):
         return f"a {v.kind} literal"
     if isinstance(v, Opaque):
@@ -87,6 +149,55 @@ def _describe(v: V) -> str:
     if isinstance(v, Dct):
         return "a dict"
     return "an unknown value"
+
+
+def _lw(v: Any) -> int:
+    """Bytes a value keeps alive once retained (memo slot, container item) that were not charged when it was made.
+
+    Symbolic values and text/bytes literals are charged when created (a memoized
+    string is shared, not copied); numbers when retained; small ints and
+    singletons cost nothing.
+    """
+    t = type(v)
+    if t is int:
+        return 0 if -5 <= v <= 256 else 32
+    if t is float:
+        return 24
+    return 0
+
+
+def _freed(items: Any) -> int:
+    """Charged bytes of text/bytes literals in ``items`` that nothing but ``items`` holds (about to be dropped)."""
+    w = 0
+    for v in items:
+        t = type(v)
+        if (t is str or t is bytes or t is bytearray) and sys.getrefcount(v) <= _SOLE:
+            w += sys.getsizeof(v)
+    return w
+
+
+def _sole_refs() -> int:
+    """The reference count ``_freed`` sees for an object only its list holds (interpreter-specific)."""
+    probe = [bytes(300)]
+    for v in probe:
+        return sys.getrefcount(v)
+    return 0
+
+
+_SOLE = _sole_refs()
+
+
+def _items_weight(items: Any) -> int:
+    """Charge for a tuple of ``items``: header, slots and the numbers it alone keeps alive (see ``_lw``)."""
+    w = W_TUP + W_ITEM * len(items)
+    for v in items:
+        t = type(v)
+        if t is int:
+            if not -5 <= v <= 256:
+                w += 32
+        elif t is float:
+            w += 24
+    return w
 
 
 class Machine:
@@ -112,43 +223,50 @@ class Machine:
         self.on_inline_pickle = on_inline_pickle
         self.on_shadow = on_shadow
         self.joblib = joblib
-        self.stack: list[V] = []
+        self.stack: list[Any] = []
         self.marks: list[int] = []
-        self.memo: dict[int, V] = {}
+        # memo: dense keys 0..n-1 (what picklers write) in a list, anything else in a dict
+        self.memo: list[Any] = []
+        self.sparse: dict[int, Any] = {}
         self.proto = 0
         self.frame_end: int | None = None
         self.res = WalkResult(start=cur.pos)
         self._stack_limit = limits.max_pickle_stack
         self.index = 0
         self.op_offset = cur.pos
+        self._tuples: dict[tuple[int, ...], Seq] = {}
+        self._pids: dict[Any, Any] = {}
 
     # -- stack primitives (C semantics: pops may not cross the innermost MARK) --
     def _fence(self) -> int:
         return self.marks[-1] if self.marks else 0
 
-    def push(self, v: V) -> None:
+    def push(self, v: Any) -> None:
         stack = self.stack
         if len(stack) + len(self.marks) >= self._stack_limit:
             raise LimitHit("max_pickle_stack", f"pickle stack deeper than {self.limits.max_pickle_stack} entries")
         stack.append(v)
 
-    def pop(self) -> V:
+    def pop(self) -> Any:
         if len(self.stack) <= self._fence():
             raise Malformed("stack underflow")
         return self.stack.pop()
 
-    def top(self) -> V:
+    def top(self) -> Any:
         if len(self.stack) <= self._fence():
             raise Malformed("stack underflow")
         return self.stack[-1]
 
-    def pop_mark(self) -> list[V]:
+    def pop_mark(self) -> list[Any]:
         if not self.marks:
             raise Malformed("MARK expected but not found")
         k = self.marks.pop()
         items = self.stack[k:]
         del self.stack[k:]
         return items
+
+    def _charge(self, n: int) -> None:
+        self.budget.charge(n)
 
     # -- the walk --
     def run(self) -> WalkResult:
@@ -169,6 +287,13 @@ class Machine:
         res.proto = self.proto
         return res
 
+    def release(self) -> None:
+        """Drop the stack, memo and caches once the walk's results have been taken."""
+        self.stack = []
+        self.memo = []
+        self.sparse = {}
+        self._tuples, self._pids = {}, {}
+
     def _table(self) -> list[tuple[Arg, Callable[[Any], Any], str] | None]:
         table: list[tuple[Arg, Callable[[Any], Any], str] | None] = [None] * 256
         for code, op in enumerate(BY_BYTE):
@@ -176,37 +301,294 @@ class Machine:
                 table[code] = (op.arg, getattr(self, "op_" + op.name), op.name)
         return table
 
-    def _loop(self) -> None:
+    def _noarg_table(self) -> list[Callable[[Any], Any] | None]:
+        """Handlers of argument-less opcodes that never move the cursor (BUILD may: joblib data)."""
+        out: list[Callable[[Any], Any] | None] = [None] * 256
+        for code, op in enumerate(BY_BYTE):
+            if op is not None and op.arg is Arg.NONE and op.name not in ("BUILD", "STOP"):
+                out[code] = getattr(self, "op_" + op.name)
+        return out
+
+    def _checkpoint(self, index: int, stop_at: int) -> None:
+        if index >= stop_at:
+            raise LimitHit("max_pickle_opcodes", f"more than {self.limits.max_pickle_opcodes} pickle opcodes")
+        if index and self.out_of_time():
+            raise LimitHit("file_seconds", "time budget for this file ran out inside the pickle")
+
+    def _loop(self) -> None:  # noqa: C901 - one flat dispatch loop is the point
         cur = self.cur
-        table = self._table()
         res = self.res
         budget = self.budget
-        none = Arg.NONE
-        while True:
-            if budget.opcodes <= 0:
-                raise LimitHit("max_pickle_opcodes", f"more than {self.limits.max_pickle_opcodes} pickle opcodes")
-            budget.opcodes -= 1
-            index = self.index
-            if not index % _TIME_CHECK_EVERY and index and self.out_of_time():
-                raise LimitHit("file_seconds", "time budget for this file ran out inside the pickle")
-            pos = cur.pos
-            self.op_offset = pos
-            off = pos - cur._buf_start
-            if pos < cur.end and 0 <= off < len(cur._buf):
-                code = cur._buf[off]
-                cur.pos = pos + 1
+        table = self._table()
+        noarg = self._noarg_table()
+        stack = self.stack
+        marks = self.marks
+        memo = self.memo
+        sparse = self.sparse
+        slimit = self._stack_limit
+        memo_limit = self.limits.max_pickle_memo
+        max_str = min(self.limits.max_string, 1 << 16)
+        on_literal = self.on_literal
+        charge = budget.charge
+        start_index = index = self.index
+        stop_at = index + max(budget.opcodes, 0)
+        next_check = min(stop_at, index + _TIME_CHECK_EVERY)
+        buf = cur._buf
+        bstart = cur._buf_start
+        p = cur.pos - bstart
+        valid = min(len(buf), cur.end - bstart) if p >= 0 else 0
+        memo_charged = len(memo)
+        failed = True
+        try:
+            while True:
+                if index >= next_check:
+                    self.op_offset, self.index = bstart + p, index
+                    budget.opcodes = stop_at - index
+                    if len(memo) > memo_charged:  # dense memo slots, settled in batches
+                        charge(W_ITEM * (len(memo) - memo_charged))
+                        memo_charged = len(memo)
+                    self._checkpoint(index, stop_at)
+                    next_check = min(stop_at, index + _TIME_CHECK_EVERY)
+                if p >= valid:
+                    # refill: the next opcode byte is not in the buffer
+                    cur.pos = bstart + p
+                    self.op_offset, self.index = cur.pos, index
+                    cur.byte()
+                    cur.pos -= 1
+                    buf = cur._buf
+                    bstart = cur._buf_start
+                    p = cur.pos - bstart
+                    valid = min(len(buf), cur.end - bstart)
+                code = buf[p]
+
+                # -- hot opcodes, decoded in place (ordered by frequency in real checkpoints) --
+                if code == 0x72 or code == 0x71:  # LONG_BINPUT / BINPUT
+                    if code == 0x71:
+                        if p + 1 < valid:
+                            idx = buf[p + 1]
+                            n = 2
+                        else:
+                            idx = -1
+                    elif p + 4 < valid:
+                        idx = _U4(buf, p + 1)[0]
+                        n = 5
+                    else:
+                        idx = -1
+                    if idx >= 0 and len(stack) > (marks[-1] if marks else 0):
+                        if idx < len(memo):
+                            memo[idx] = stack[-1]
+                            p += n
+                            index += 1
+                            continue
+                        if idx == len(memo) and not sparse and idx < memo_limit:
+                            v = stack[-1]
+                            t = type(v)
+                            if t is int:
+                                if not -5 <= v <= 256:
+                                    charge(32)
+                            elif t is float:
+                                charge(24)
+                            memo.append(v)
+                            p += n
+                            index += 1
+                            continue
+                elif code == 0x68:  # BINGET
+                    if p + 1 < valid:
+                        idx = buf[p + 1]
+                        if idx < len(memo):
+                            if len(stack) + len(marks) >= slimit:
+                                self._stack_full()
+                            stack.append(memo[idx])
+                            p += 2
+                            index += 1
+                            continue
+                elif code == 0x4D:  # BININT2
+                    if p + 2 < valid:
+                        if len(stack) + len(marks) >= slimit:
+                            self._stack_full()
+                        stack.append(buf[p + 1] | buf[p + 2] << 8)
+                        p += 3
+                        index += 1
+                        continue
+                elif code == 0x4B:  # BININT1
+                    if p + 1 < valid:
+                        if len(stack) + len(marks) >= slimit:
+                            self._stack_full()
+                        stack.append(buf[p + 1])
+                        p += 2
+                        index += 1
+                        continue
+                elif code == 0x28:  # MARK
+                    if len(stack) + len(marks) >= slimit:
+                        self._stack_full()
+                    marks.append(len(stack))
+                    p += 1
+                    index += 1
+                    continue
+                elif code == 0x74:  # TUPLE
+                    if marks:
+                        k = marks.pop()
+                        n = len(stack) - k
+                        if n == 0:
+                            s = EMPTY_TUPLE
+                        elif n <= 3:
+                            s = self._small_tuple(stack[k:])
+                        elif n <= KEEP_ITEMS:
+                            s = Tup(stack[k:])
+                            charge(_items_weight(s))
+                        else:
+                            s = self._seq("tuple", stack[k:])
+                        del stack[k:]
+                        stack.append(s)
+                        p += 1
+                        index += 1
+                        continue
+                elif code == 0x86:  # TUPLE2
+                    if len(stack) - 2 >= (marks[-1] if marks else 0):
+                        s = self._small_tuple(stack[-2:])
+                        del stack[-2:]
+                        stack.append(s)
+                        p += 1
+                        index += 1
+                        continue
+                elif code == 0x4A:  # BININT
+                    if p + 4 < valid:
+                        if len(stack) + len(marks) >= slimit:
+                            self._stack_full()
+                        stack.append(_I4(buf, p + 1)[0])
+                        p += 5
+                        index += 1
+                        continue
+                elif code == 0x58 or code == 0x8C:  # BINUNICODE / SHORT_BINUNICODE
+                    if code == 0x8C:
+                        h = 2
+                        n = buf[p + 1] if p + 1 < valid else -1
+                    else:
+                        h = 5
+                        n = _U4(buf, p + 1)[0] if p + 4 < valid else -1
+                    if 0 <= n <= max_str and p + h + n <= valid:
+                        try:
+                            s = buf[p + h : p + h + n].decode("utf-8", "surrogatepass")
+                        except UnicodeDecodeError:
+                            s = None
+                        if s is not None:
+                            if len(stack) + len(marks) >= slimit:
+                                self._stack_full()
+                            charge(sys.getsizeof(s))  # text is charged once, when read
+                            if on_literal is not None and n >= LITERAL_MIN:
+                                self.op_offset = bstart + p
+                                on_literal(s, bstart + p)
+                            stack.append(s)
+                            p += h + n
+                            index += 1
+                            continue
+                elif code == 0x29:  # EMPTY_TUPLE
+                    if len(stack) + len(marks) >= slimit:
+                        self._stack_full()
+                    stack.append(EMPTY_TUPLE)
+                    p += 1
+                    index += 1
+                    continue
+                elif code == 0x89 or code == 0x88 or code == 0x4E:  # NEWFALSE / NEWTRUE / NONE
+                    if len(stack) + len(marks) >= slimit:
+                        self._stack_full()
+                    stack.append(False if code == 0x89 else (True if code == 0x88 else None))
+                    p += 1
+                    index += 1
+                    continue
+                elif code == 0x6A:  # LONG_BINGET
+                    if p + 4 < valid:
+                        idx = _U4(buf, p + 1)[0]
+                        if idx < len(memo):
+                            if len(stack) + len(marks) >= slimit:
+                                self._stack_full()
+                            stack.append(memo[idx])
+                            p += 5
+                            index += 1
+                            continue
+                elif code == 0x52:  # REDUCE
+                    if len(stack) - 2 >= (marks[-1] if marks else 0):
+                        self.op_offset, self.index = bstart + p, index
+                        args = stack.pop()
+                        self._call(stack.pop(), args, "REDUCE")
+                        p += 1
+                        index += 1
+                        continue
+                elif code == 0x2E:  # STOP
+                    self.op_offset, self.index = bstart + p, index
+                    self.pop()
+                    index += 1
+                    res.end = bstart + p + 1
+                    cur.pos = res.end
+                    failed = False
+                    return
+
+                # -- argument-less opcodes that never move the cursor --
+                h_noarg = noarg[code]
+                if h_noarg is not None:
+                    self.op_offset, self.index = bstart + p, index
+                    h_noarg(None)
+                    p += 1
+                    index += 1
+                    continue
+
+                # -- everything else: through the cursor --
+                entry = table[code]
+                self.op_offset, self.index = bstart + p, index
+                if entry is None:
+                    failed = False  # an invalid byte is not an executed opcode
+                    raise Malformed(f"invalid opcode 0x{code:02x}")
+                kind, handler, name = entry
+                cur.pos = bstart + p + 1
+                budget.opcodes = stop_at - index - 1
+                done = handler(None) if kind is Arg.NONE else handler(self._arg(kind, name))
+                stop_at = index + 1 + budget.opcodes
+                if next_check > stop_at:
+                    next_check = stop_at
+                index += 1
+                if done:
+                    res.end = cur.pos
+                    failed = False
+                    return
+                buf = cur._buf
+                bstart = cur._buf_start
+                p = cur.pos - bstart
+                valid = min(len(buf), cur.end - bstart) if p >= 0 else 0
+                if p < 0:
+                    p = valid = 0
+                    bstart = cur.pos
+                    buf = b""
+        except (Malformed, LimitHit, Truncated, LineTooLong):
+            self.op_offset, self.index = bstart + p, index
+            raise
+        finally:
+            budget.opcodes = stop_at - index - (1 if failed else 0)
+            res.opcodes = index - start_index + (1 if failed else 0)
+            self.index = index
+
+    def _stack_full(self) -> None:
+        raise LimitHit("max_pickle_stack", f"pickle stack deeper than {self.limits.max_pickle_stack} entries")
+
+    def _small_tuple(self, items: list[Any]) -> Seq:
+        """A 1-3 item tuple; all-int ones (shapes, strides, offsets) are shared."""
+        for x in items:
+            if type(x) is not int:
+                break
+        else:
+            key = tuple(items)
+            s = self._tuples.get(key)
+            if s is not None:
+                return s
+            s = Tup(key)
+            if len(self._tuples) < _INTERN_MAX:
+                self._tuples[key] = s
+                self.budget.charge(W_TUP + W_ITEM * len(key) + 100)
             else:
-                code = cur.byte()
-            entry = table[code]
-            if entry is None:
-                raise Malformed(f"invalid opcode 0x{code:02x}")
-            res.opcodes += 1
-            kind, handler, name = entry
-            done = handler(None) if kind is none else handler(self._arg(kind, name))
-            self.index = index + 1
-            if done:
-                res.end = cur.pos
-                return
+                self.budget.charge(_items_weight(key))
+            return s
+        s = Tup(items)
+        self.budget.charge(_items_weight(items))
+        return s
 
     def _arg(self, kind: Arg, name: str) -> Any:
         cur = self.cur
@@ -245,13 +627,18 @@ class Machine:
             off = cur.pos
             cur.skip(n)
             return Blob("int" if name.startswith("LONG") else name.lower(), n, off)
+        if n >= _BIG_LITERAL:
+            self._charge(n + 64)  # before reading; _literal charges the rest
         return cur.read(n)
 
-    def _literal(self, value: Any) -> None:
-        v = Const(value, self.op_offset)
+    def _literal(self, value: Any, raw: int = -1) -> None:
+        """Push a text/bytes literal, charging it once; ``raw`` is its encoded length when _arg pre-charged it."""
+        w = sys.getsizeof(value) - (raw + 64 if raw >= _BIG_LITERAL else 0)
+        if w > 0:
+            self._charge(w)
         if self.on_literal is not None and isinstance(value, (str, bytes)) and len(value) >= LITERAL_MIN:
             self.on_literal(value, self.op_offset)
-        self.push(v)
+        self.push(value)
 
     # -- imports --
     def _import(self, module: str, name: str, opcode: str, dynamic: str | None = None) -> None:
@@ -267,6 +654,7 @@ class Machine:
         if dynamic is None and "." in name:
             dynamic = "dotted name (attribute traversal)"
         rec = ImportRec(module, name, opcode, self.op_offset, self.index, dynamic=dynamic, raw=raw)
+        self._charge(W_IMPORT + 2 * (len(module) + len(name)))
         if len(self.res.imports) < 100_000:
             self.res.imports.append(rec)
         self.push(Glob(rec))
@@ -278,7 +666,7 @@ class Machine:
             raise Malformed(f"{what} is not valid UTF-8") from None
 
     # -- calls --
-    def _call(self, func: V, args: V, opcode: str, kwargs: V | None = None) -> None:
+    def _call(self, func: Any, args: Any, opcode: str, kwargs: Any = None) -> None:
         if isinstance(func, Glob):
             rec = func.rec
             rec.called += 1
@@ -287,6 +675,7 @@ class Machine:
                 if kwargs is not None:
                     ev["kwargs"] = render(kwargs)
                 rec.first_call = ev
+                self._charge(600)
         else:
             if len(self.res.untraced) < 1000:
                 self.res.untraced.append(
@@ -298,21 +687,26 @@ class Machine:
                         "args": render(args),
                     }
                 )
-        for holder in (args, kwargs):
-            items: list[V] = []
-            if isinstance(holder, Seq):
-                items = holder.items
-            elif isinstance(holder, Dct):
-                items = [v for _, v in holder.items]
-            for a in items:
+                self._charge(1000)
+        if type(args) is Tup:
+            for a in args:
+                if type(a) is Glob:
+                    a.rec.passed += 1
+        elif isinstance(args, (Seq, Dct)):
+            for a in held(args):
+                if isinstance(a, Glob):
+                    a.rec.passed += 1
+        if isinstance(kwargs, (Seq, Dct)):
+            for a in held(kwargs):
                 if isinstance(a, Glob):
                     a.rec.passed += 1
         call = Call(func, args, opcode, self.op_offset)
+        self._charge(W_CALL)
         if isinstance(func, Glob) and func.rec.path in self.loader_names and len(self.res.loader_calls) < 64:
             self.res.loader_calls.append((func.rec, call))
         self.push(call)
 
-    def _mutate(self, target: V, opcode: str, detail: V | None) -> None:
+    def _mutate(self, target: Any, opcode: str, detail: Any = None) -> None:
         if isinstance(target, Glob) and len(self.res.mutations) < 1000:
             self.res.mutations.append(
                 {
@@ -323,6 +717,39 @@ class Machine:
                     "state": render(detail) if detail is not None else None,
                 }
             )
+            self._charge(1000)
+
+    def _seq(self, kind: str, items: list[Any]) -> Seq:
+        s = make_seq(kind, items)
+        w = _items_weight(s.items)
+        if isinstance(s, Coll):
+            w += W_COLL - W_TUP + (W_ITEM * len(s.spill) if s.spill else 0)
+        self._charge(w)
+        return s
+
+    def _add(self, target: Coll | Dct, items: list[Any], pairs: bool) -> None:
+        """Grow a literal container: only kept items (and spilled callables) stay alive."""
+        w = 0
+        if pairs:
+            assert isinstance(target, Dct)
+            for i in range(0, len(items), 2):
+                k, v = items[i], items[i + 1]
+                kept = target.set(k, v)
+                if kept:
+                    w += kept + _lw(k) + _lw(v)
+        else:
+            assert isinstance(target, Coll)
+            room = KEEP_ITEMS - len(target.items)
+            if room <= 0 and not any(isinstance(v, (Glob, Call)) for v in items):
+                target.total += len(items)  # data past the cap: counted, not kept
+            else:
+                for v in items:
+                    kept = target.add(v)
+                    if kept:
+                        w += kept + _lw(v)
+        if w:
+            self._charge(w)
+        self.budget.weight += _freed(items)  # dropped literals nothing else holds are freed
 
     # -- opcode handlers: return True on STOP --
     def op_MARK(self, _: Any) -> None:
@@ -338,7 +765,7 @@ class Machine:
         if self.marks and self.marks[-1] == len(self.stack):
             self.marks.pop()
         else:
-            self.pop()
+            self.budget.weight += _freed([self.pop()])
 
     def op_POP_MARK(self, _: Any) -> None:
         self.pop_mark()
@@ -348,15 +775,15 @@ class Machine:
 
     def op_FLOAT(self, a: bytes) -> None:
         try:
-            self.push(Const(float(a), self.op_offset))
+            self.push(float(a))
         except ValueError:
             raise Malformed("FLOAT is not a number") from None
 
     def op_INT(self, a: bytes) -> None:
         if a == b"00":
-            self.push(Const(False))
+            self.push(False)
         elif a == b"01":
-            self.push(Const(True))
+            self.push(True)
         else:
             self.push(self._parse_int(a, "INT"))
 
@@ -365,34 +792,53 @@ class Machine:
             a = a[:-1]
         self.push(self._parse_int(a, "LONG"))
 
-    def _parse_int(self, a: bytes, what: str) -> V:
+    def _parse_int(self, a: bytes, what: str) -> Any:
         s = a.strip()
         if len(s) > 4000:
             if not s.lstrip(b"+-").isdigit():
                 raise Malformed(f"{what} is not a number")
-            return Opaque("large int")
+            return OPAQUE_BIGINT
         try:
-            return Const(int(s, 10), self.op_offset)
+            return int(s, 10)
         except ValueError:
             raise Malformed(f"{what} is not a number") from None
 
     def op_NONE(self, _: Any) -> None:
-        self.push(Const(None))
+        self.push(None)
 
     def op_PERSID(self, a: bytes) -> None:
         try:
             pid = a.decode("ascii")
         except UnicodeDecodeError:
             raise Malformed("persistent id is not ASCII") from None
-        self._persid(Const(pid))
+        self._persid(pid)
 
     def op_BINPERSID(self, _: Any) -> None:
         self._persid(self.pop())
 
-    def _persid(self, pid: V) -> None:
-        if len(self.res.persistent_ids) < 1_000_000:
-            self.res.persistent_ids.append(plain(pid))
-        self.push(Opaque("persistent id"))
+    def _persid(self, pid: Any) -> None:
+        ids = self.res.persistent_ids
+        if len(ids) < 1_000_000:
+            if type(pid) is Tup:  # torch: ('storage', StorageType, key, location, numel)
+                value: Any = tuple([x if type(x) in _PLAIN_AS_IS else plain(x, 1) for x in pid])
+            else:
+                value = plain(pid)
+            try:
+                shared = self._pids.get(value)  # torch repeats one storage's id for every view
+            except TypeError:  # a list inside: not shareable
+                shared = None
+            if shared is None:
+                shared = value
+                self._charge(200 + len(str(value)))
+                if len(self._pids) < _INTERN_MAX:
+                    try:
+                        self._pids[value] = value
+                    except TypeError:
+                        pass
+            else:
+                self._charge(W_ITEM)
+            ids.append(shared)
+        self.push(OPAQUE_PID)
 
     def op_REDUCE(self, _: Any) -> None:
         args = self.pop()
@@ -420,46 +866,49 @@ class Machine:
             self.push(a)
             return
         try:
-            self._literal(a.decode("utf-8", "surrogatepass"))
+            s = a.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
             raise Malformed("text opcode with invalid UTF-8") from None
+        self._literal(s, len(a))
 
     def _bin_str8(self, a: bytes | Blob) -> None:
         # protocol-0/1 8-bit strings load as str under the default (ASCII/latin1) encodings
         if isinstance(a, Blob):
             self.push(a)
         else:
-            self._literal(a.decode("latin-1"))
+            self._literal(a.decode("latin-1"), len(a))
 
     def _bin_bytes(self, a: bytes | Blob) -> None:
         if isinstance(a, Blob):
             self.push(a)
         else:
-            self._literal(a)
+            self._literal(a, len(a))
 
     op_BINUNICODE = op_SHORT_BINUNICODE = op_BINUNICODE8 = _bin_text
     op_BINSTRING = op_SHORT_BINSTRING = _bin_str8
     op_BINBYTES = op_SHORT_BINBYTES = op_BINBYTES8 = _bin_bytes
 
     def op_BYTEARRAY8(self, a: bytes | Blob) -> None:
-        self.push(a if isinstance(a, Blob) else Const(bytearray(a), self.op_offset))
+        if isinstance(a, Blob):
+            self.push(a)
+        else:
+            self._literal(bytearray(a), len(a))
 
     def op_APPEND(self, _: Any) -> None:
         v = self.pop()
         target = self.top()
-        if isinstance(target, Seq) and target.kind == "list":
-            target.add(v)
+        if isinstance(target, Coll) and target.kind == "list":
+            self._add(target, [v], False)
         else:
             self._mutate(target, "APPEND", v)
 
     def op_APPENDS(self, _: Any) -> None:
         items = self.pop_mark()
         target = self.top()
-        if isinstance(target, Seq) and target.kind == "list":
-            for v in items:
-                target.add(v)
+        if isinstance(target, Coll) and target.kind == "list":
+            self._add(target, items, False)
         else:
-            self._mutate(target, "APPENDS", make_seq("list", items))
+            self._mutate(target, "APPENDS", self._seq("list", items))
 
     def op_BUILD(self, _: Any) -> None:
         state = self.pop()
@@ -480,16 +929,20 @@ class Machine:
         if len(items) % 2:
             raise Malformed("odd number of items for DICT")
         d = Dct()
-        for i in range(0, len(items), 2):
-            d.set(items[i], items[i + 1])
+        self._charge(W_DICT)
+        self._add(d, items, True)
         self.push(d)
 
     def op_EMPTY_DICT(self, _: Any) -> None:
+        self._charge(W_DICT)
         self.push(Dct())
 
     def _memo_get(self, idx: int) -> None:
-        try:
+        if 0 <= idx < len(self.memo):
             self.push(self.memo[idx])
+            return
+        try:
+            self.push(self.sparse[idx])
         except KeyError:
             raise Malformed(f"memo key {idx} was never stored (GET before PUT)") from None
 
@@ -506,9 +959,23 @@ class Machine:
         if idx < 0:
             raise Malformed("negative PUT index")
         v = self.top()
-        if idx not in self.memo and len(self.memo) >= self.limits.max_pickle_memo:
+        memo, sparse = self.memo, self.sparse
+        if idx < len(memo):
+            memo[idx] = v
+            return
+        if idx not in sparse and len(memo) + len(sparse) >= self.limits.max_pickle_memo:
             raise LimitHit("max_pickle_memo", f"pickle memo larger than {self.limits.max_pickle_memo} entries")
-        self.memo[idx] = v
+        w = 0 if isinstance(v, V) else _lw(v)
+        if idx == len(memo):
+            memo.append(v)
+            while len(memo) in sparse:  # keys written out of order join the dense run
+                memo.append(sparse.pop(len(memo)))
+        else:
+            if idx not in sparse:
+                w += W_SPARSE
+            sparse[idx] = v
+        if w:
+            self._charge(w)
 
     def op_PUT(self, a: bytes) -> None:
         try:
@@ -520,35 +987,36 @@ class Machine:
     op_BINPUT = op_LONG_BINPUT = _memo_put
 
     def op_MEMOIZE(self, _: Any) -> None:
-        self._memo_put(len(self.memo))
+        self._memo_put(len(self.memo) + len(self.sparse))
 
     def op_INST(self, a: tuple[bytes, bytes]) -> None:
         module, name = self._text(a[0], "INST module"), self._text(a[1], "INST name")
         args = self.pop_mark()
         self._import(module, name, "INST")
         cls = self.pop()
-        self._call(cls, make_seq("tuple", args), "INST")
+        self._call(cls, self._seq("tuple", args), "INST")
 
     def op_OBJ(self, _: Any) -> None:
         items = self.pop_mark()
         if not items:
             raise Malformed("OBJ without a class")
-        self._call(items[0], make_seq("tuple", items[1:]), "OBJ")
+        self._call(items[0], self._seq("tuple", items[1:]), "OBJ")
 
     def op_LIST(self, _: Any) -> None:
-        self.push(make_seq("list", self.pop_mark()))
+        self.push(self._seq("list", self.pop_mark()))
 
     def op_EMPTY_LIST(self, _: Any) -> None:
-        self.push(Seq("list"))
+        self._charge(W_COLL)
+        self.push(Coll("list", []))
 
     def op_SETITEM(self, _: Any) -> None:
         v = self.pop()
         k = self.pop()
         target = self.top()
         if isinstance(target, Dct):
-            target.set(k, v)
+            self._add(target, [k, v], True)
         else:
-            self._mutate(target, "SETITEM", make_seq("tuple", [k, v]))
+            self._mutate(target, "SETITEM", self._seq("tuple", [k, v]))
 
     def op_SETITEMS(self, _: Any) -> None:
         items = self.pop_mark()
@@ -556,20 +1024,23 @@ class Machine:
             raise Malformed("odd number of items for SETITEMS")
         target = self.top()
         if isinstance(target, Dct):
-            for i in range(0, len(items), 2):
-                target.set(items[i], items[i + 1])
+            self._add(target, items, True)
         else:
-            self._mutate(target, "SETITEMS", make_seq("tuple", items))
+            self._mutate(target, "SETITEMS", self._seq("tuple", items))
 
     def op_TUPLE(self, _: Any) -> None:
-        self.push(make_seq("tuple", self.pop_mark()))
+        items = self.pop_mark()
+        self.push(self._small_tuple(items) if 0 < len(items) <= 3 else self._seq("tuple", items) if items else EMPTY_TUPLE)
 
     def op_EMPTY_TUPLE(self, _: Any) -> None:
-        self.push(Seq("tuple"))
+        self.push(EMPTY_TUPLE)
 
     def _tuple_n(self, n: int) -> None:
-        items = [self.pop() for _ in range(n)][::-1]
-        self.push(make_seq("tuple", items))
+        if len(self.stack) - n < self._fence():
+            raise Malformed("stack underflow")
+        items = self.stack[-n:]
+        del self.stack[-n:]
+        self.push(self._small_tuple(items))
 
     def op_TUPLE1(self, _: Any) -> None:
         self._tuple_n(1)
@@ -581,12 +1052,12 @@ class Machine:
         self._tuple_n(3)
 
     def op_BININT(self, a: int) -> None:
-        self.push(Const(a, self.op_offset))
+        self.push(a)
 
     op_BININT1 = op_BININT2 = op_BININT
 
     def op_BINFLOAT(self, a: float) -> None:
-        self.push(Const(a, self.op_offset))
+        self.push(a)
 
     def op_PROTO(self, a: int) -> None:
         if a > HIGHEST_PROTOCOL:
@@ -612,45 +1083,45 @@ class Machine:
     op_EXT1 = op_EXT2 = op_EXT4 = _ext
 
     def op_NEWTRUE(self, _: Any) -> None:
-        self.push(Const(True))
+        self.push(True)
 
     def op_NEWFALSE(self, _: Any) -> None:
-        self.push(Const(False))
+        self.push(False)
 
     def _long_bin(self, a: bytes | Blob) -> None:
         if isinstance(a, Blob):
-            self.push(Opaque("large int"))
+            self.push(OPAQUE_BIGINT)
         else:
-            self.push(Const(int.from_bytes(a, "little", signed=True), self.op_offset))
+            self.push(int.from_bytes(a, "little", signed=True))
 
     op_LONG1 = op_LONG4 = _long_bin
 
     def op_EMPTY_SET(self, _: Any) -> None:
-        self.push(Seq("set"))
+        self._charge(W_COLL)
+        self.push(Coll("set", []))
 
     def op_ADDITEMS(self, _: Any) -> None:
         items = self.pop_mark()
         target = self.top()
-        if isinstance(target, Seq) and target.kind == "set":
-            for v in items:
-                target.add(v)
+        if isinstance(target, Coll) and target.kind == "set":
+            self._add(target, items, False)
         else:
-            self._mutate(target, "ADDITEMS", make_seq("tuple", items))
+            self._mutate(target, "ADDITEMS", self._seq("tuple", items))
 
     def op_FROZENSET(self, _: Any) -> None:
-        self.push(make_seq("frozenset", self.pop_mark()))
+        self.push(self._seq("frozenset", self.pop_mark()))
 
     def op_STACK_GLOBAL(self, _: Any) -> None:
         name = self.pop()
         module = self.pop()
-        if isinstance(module, Const) and isinstance(name, Const):
-            if not (isinstance(module.value, str) and isinstance(name.value, str)):
+        if not isinstance(module, V) and not isinstance(name, V):
+            if not (isinstance(module, str) and isinstance(name, str)):
                 raise Malformed("STACK_GLOBAL requires str operands")
-            self._import(module.value, name.value, "STACK_GLOBAL")
+            self._import(module, name, "STACK_GLOBAL")
             return
         why = f"operands are not string literals (module: {_describe(module)}; name: {_describe(name)})"
-        mod_s = module.value if isinstance(module, Const) and isinstance(module.value, str) else "<dynamic>"
-        name_s = name.value if isinstance(name, Const) and isinstance(name.value, str) else "<dynamic>"
+        mod_s = module if isinstance(module, str) else "<dynamic>"
+        name_s = name if isinstance(name, str) else "<dynamic>"
         self._import(mod_s, name_s, "STACK_GLOBAL", dynamic=why)
 
     def op_FRAME(self, n: int) -> None:
@@ -659,13 +1130,13 @@ class Machine:
         self.frame_end = self.cur.pos + n
 
     def op_NEXT_BUFFER(self, _: Any) -> None:
-        self.push(Opaque("out-of-band buffer"))
+        self.push(OPAQUE_BUFFER)
 
     def op_READONLY_BUFFER(self, _: Any) -> None:
         self.top()
 
     # -- joblib: raw array bytes inlined after the wrapper's BUILD --
-    def _joblib_array(self, inst: Call, state: V) -> None:
+    def _joblib_array(self, inst: Call, state: Any) -> None:
         if not isinstance(state, Dct) or not state.items or state.total != len(state.items):
             raise Malformed("joblib array wrapper state is not a literal dict; array size unknown")
         shape_v = state.get("shape")
@@ -677,9 +1148,9 @@ class Machine:
             raise Malformed("joblib array wrapper shape is not a literal tuple")
         count = 1
         for d in shape_v.items:
-            if not (isinstance(d, Const) and type(d.value) is int and d.value >= 0):
+            if not (type(d) is int and d >= 0):
                 raise Malformed("joblib array wrapper shape holds a non-integer")
-            count *= d.value
+            count *= d
         if self.frame_end is not None and self.cur.pos < self.frame_end:
             raise Malformed("joblib array data starts inside a pickle FRAME (loader/scanner differential)")
         self.res.joblib_arrays += 1
@@ -690,10 +1161,10 @@ class Machine:
             region = self.cur.pos
             first = self.cur.peek()
             align = state.get("numpy_array_alignment_bytes")
-            has_key = any(isinstance(k, Const) and k.value == "numpy_array_alignment_bytes" for k, _ in state.items)
-            if has_key and not (isinstance(align, Const) and (align.value is None or type(align.value) is int)):
+            has_key = state.has("numpy_array_alignment_bytes")
+            if has_key and not (align is None or type(align) is int):
                 raise Malformed("joblib array alignment is not a literal")
-            if has_key and align is not None and isinstance(align, Const) and align.value is not None:
+            if has_key and align is not None:
                 pad = self.cur.byte()
                 self.cur.skip(pad)
             nbytes = count * itemsize
@@ -703,4 +1174,4 @@ class Machine:
             if self.on_shadow is not None and first is not None and BY_BYTE[first] is not None:
                 # plain pickle.load would run these bytes as opcodes; joblib.load skips them
                 self.on_shadow(region, self.cur.pos)
-        self.stack[-1] = Opaque("ndarray")
+        self.stack[-1] = OPAQUE_NDARRAY
