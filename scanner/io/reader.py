@@ -112,8 +112,11 @@ class FileReader(Reader):
         self.size = os.fstat(self._fd).st_size
 
     def _read(self, offset: int, length: int) -> bytes:
-        out = bytearray()
         try:
+            first = os.pread(self._fd, length, offset)
+            if len(first) == length or not first:
+                return first  # the usual case: one read, one copy
+            out = bytearray(first)
             while len(out) < length:
                 chunk = os.pread(self._fd, length - len(out), offset + len(out))
                 if not chunk:
