@@ -33,9 +33,19 @@ def _sniff_json(head: bytes, reader: Reader) -> bool:
     return _is_text(head) and s[:1] in (b"{", b"[")
 
 
+JSON_PARSE_BYTES = 32 << 20  # json.loads needs several times the text in objects; tokenizer.json files fit
+
+
 def _inspect_json(reader: Reader, ctx: InspectContext) -> None:
     if reader.size > ctx.limits.max_json_bytes:
         ctx.limit_hit("max_json_bytes", f"JSON larger than {ctx.limits.max_json_bytes} bytes not parsed")
+        return
+    if reader.size > JSON_PARSE_BYTES:
+        # JSON carries no code; a file this large is checked to be text throughout, not parsed into objects
+        if not _sniff_text(reader.head(4096), reader):
+            ctx.add("JSON-INVALID", "JSON file contains binary data")
+            return
+        ctx.add("JSON-NOT-VALIDATED", f"{reader.size}-byte JSON checked as text but not parsed (memory bound)")
         return
     raw = reader.read(0, reader.size)
     try:

@@ -257,3 +257,19 @@ def test_parallel_scan_matches_serial(cli, tmp_path):
         return [(f["path"], f["coverage"], sorted(x["rule_id"] for x in f["findings"])) for f in doc["files"]]
 
     assert digest(serial.stdout) == digest(parallel.stdout)
+
+
+def test_large_json_is_checked_as_text_without_parsing(tmp_path):
+    f = tmp_path / "tokenizer.json"
+    with f.open("w") as fh:
+        fh.write('{"vocab": [')
+        fh.write('"tok",' * (6 << 20))
+        fh.write('"end"]}')
+    report = scan(f)
+    assert report.files[0].format == "json"
+    assert "JSON-NOT-VALIDATED" in rule_ids(report)
+    assert report.verdict.decision.value == "allow"
+    with f.open("ab") as fh:
+        fh.write(b"\x00binary tail")
+    tainted = rule_ids(scan(f))
+    assert "JSON-INVALID" in tainted and "JSON-NOT-VALIDATED" not in tainted
