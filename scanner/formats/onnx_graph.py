@@ -34,7 +34,7 @@ MAX_REPORTS = 5
 RAW, LEARNED, CONST, META = "raw", "learned", "const", "meta"
 
 
-@dataclass
+@dataclass(slots=True)  # one per value name of the graph: keep it small
 class _Value:
     kind: str
     elements: int = 1  # for CONST: the largest constant feeding it

@@ -1,7 +1,9 @@
 """ONNX: operator domains, Python ops, external data, size abuse and graph backdoors.
 
-The protobuf is decoded with onnx's generated classes (parsing only: no
-external data is loaded, no checker or shape inference runs). Every graph is
+The protobuf is first reduced to a bounded skeleton (onnx_skeleton: big
+tensor payloads are left unread and described in a side table), which is then
+decoded with onnx's generated classes (parsing only: no external data is
+loaded, no checker or shape inference runs). Every graph is
 walked: the main graph, subgraphs held in node attributes (If/Loop/Scan/
 SequenceMap) at any depth, model-local functions and training graphs, with
 caps on depth and total nodes.
@@ -21,6 +23,7 @@ from ..findings import Severity
 from ..io.reader import Reader
 from .base import FormatHandler, InspectContext
 from .onnx_graph import find_backdoors
+from .onnx_skeleton import Skeleton, SkeletonError, build_skeleton
 from .protobuf_wire import WireError, read_varint
 
 STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training", "ai.onnx.preview"})
@@ -96,7 +99,7 @@ def _tensor_bytes(dims: list[int], data_type: int) -> int | None:
 
 
 def _ints_of(t: Any) -> list[int] | None:
-    """Values of a small integer constant tensor, or None."""
+    """Values of a small integer constant tensor, or None (callers skip tensors whose values were stripped)."""
     n = math.prod(t.dims) if all(d >= 0 for d in t.dims) else -1
     if n < 0 or n > MAX_CONST_VALUES or t.data_location == 1:
         return None
@@ -143,9 +146,10 @@ def normalize_location(loc: str) -> str:
 
 
 class _Walker:
-    def __init__(self, model: Any, ctx: InspectContext) -> None:
+    def __init__(self, model: Any, ctx: InspectContext, skeleton: Skeleton) -> None:
         self.model = model
         self.ctx = ctx
+        self.sk = skeleton
         self.max_depth = ctx.limits.max_graph_recursion
         self.max_nodes = ctx.limits.max_nodes
         self.nodes = 0
@@ -154,7 +158,7 @@ class _Walker:
         self.op_where: dict[tuple[str, str, str], str] = {}
         self.counts: dict[str, int] = {}
         self.external: dict[str, dict[str, Any]] = {}
-        self.text_bytes = len(model.doc_string) + sum(len(p.key) + len(p.value) for p in model.metadata_props)
+        self.text_bytes = skeleton.text_dropped + len(model.doc_string) + sum(len(p.key) + len(p.value) for p in model.metadata_props)
 
     def add(self, rule: str, message: str, *, severity: Severity | None = None, evidence: dict[str, Any] | None = None) -> None:
         key = f"{rule}/{severity}"
@@ -239,9 +243,14 @@ class _Walker:
         if t.data_location == 1 or len(t.external_data):
             self.external_data(t, where, expected)
             return
-        if t.raw_data and expected is not None and len(t.raw_data) != expected:
-            self.add("ONNX-SHAPE-ABUSE", f"{where}: raw_data holds {len(t.raw_data)} bytes, shape {dims[:8]} needs {expected}",
-                     evidence={"tensor": _t(t.name)[:200], "dims": dims[:8], "raw_bytes": len(t.raw_data)})
+        info = self.sk.stripped(t)
+        raw_len = info.raw_len if info is not None and info.raw_len is not None else len(t.raw_data)
+        if raw_len and expected is not None and raw_len != expected:
+            ev = {"tensor": _t(t.name)[:200], "dims": dims[:8], "raw_bytes": raw_len}
+            if info is not None and info.raw_offset is not None:
+                ev["raw_offset"] = info.raw_offset
+            self.add("ONNX-SHAPE-ABUSE", f"{where}: raw_data holds {raw_len} bytes, shape {dims[:8]} needs {expected}",
+                     evidence=ev)
 
     def external_data(self, t: Any, where: str, expected: int | None) -> None:
         entries: dict[str, str] = {}
@@ -292,8 +301,15 @@ class _Walker:
         if _t(n.domain) not in ("", "ai.onnx") or op not in ("ConstantOfShape", "Expand", "Tile", "Resize", "Upsample", "Loop"):
             return
 
-        def ints(i: int) -> list[int] | None:
+        def const(i: int) -> Any:
             t = scope.get(n.input[i]) if i < len(n.input) and n.input[i] else None
+            if t is None:
+                return None
+            info = self.sk.stripped(t)
+            return None if info is not None and info.values_hidden else t
+
+        def ints(i: int) -> list[int] | None:
+            t = const(i)
             return _ints_of(t) if t is not None else None
 
         where = f"{where} > {op} {_t(n.name)!r}"
@@ -312,7 +328,7 @@ class _Walker:
                 self.add("ONNX-SHAPE-ABUSE", f"{where}: constant output sizes {sizes[:8]}",
                          severity=None if any(v < 0 for v in sizes) else Severity.MEDIUM, evidence={"sizes": sizes[:8]})
             si = 2 if op == "Resize" else 1
-            t = scope.get(n.input[si]) if si < len(n.input) and n.input[si] else None
+            t = const(si)
             scales = _floats_of(t) if t is not None else None
             if scales and (any(s < 0 for s in scales) or math.prod(scales) > SCALE_CAP):
                 self.add("ONNX-SHAPE-ABUSE", f"{where}: constant scales {scales[:8]}",
@@ -394,14 +410,28 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     from google.protobuf.message import DecodeError
     from onnx import ModelProto
 
+    try:
+        sk = build_skeleton(reader, max_graph_depth=ctx.limits.max_graph_recursion, out_of_time=ctx.state.out_of_time,
+                            max_bytes=ctx.limits.max_onnx_structure_bytes)
+    except SkeletonError as exc:
+        ctx.add("ONNX-INVALID", f"not a valid ONNX ModelProto: {exc}"[:300])
+        ctx.unanalyzable("ONNX protobuf does not decode")
+        return
     model = ModelProto()
     try:
-        model.ParseFromString(reader.read(0, reader.size))
+        model.ParseFromString(sk.data)
     except (DecodeError, RecursionError, ValueError, RuntimeError) as exc:
         ctx.add("ONNX-INVALID", f"not a valid ONNX ModelProto: {exc}"[:300])
         ctx.unanalyzable("ONNX protobuf does not decode")
         return
-    if not 1 <= model.ir_version <= MAX_IR_VERSION or not model.opset_import or not model.HasField("graph"):
+    finally:
+        sk.data = b""  # the parsed model holds what it needs
+    if sk.stopped:
+        ctx.limit_hit(*sk.stopped)
+    if sk.depth_hit:
+        ctx.limit_hit("max_graph_recursion", sk.depth_hit)
+    sane = 1 <= model.ir_version <= MAX_IR_VERSION and len(model.opset_import) > 0 and model.HasField("graph")
+    if not sane and not sk.stopped:  # a model cut short by a cap may lack its trailing fields: judge what was read
         ctx.add("ONNX-INVALID", f"not a sane ONNX model (ir_version {model.ir_version}, "
                 f"{len(model.opset_import)} opset imports, graph {'present' if model.HasField('graph') else 'missing'})",
                 evidence={"ir_version": model.ir_version})
@@ -410,7 +440,7 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     cycle = _function_cycles(model, ctx.limits.max_graph_recursion)
     if cycle:
         ctx.add("ONNX-INVALID", f"model-local functions recurse: {cycle}", severity=Severity.MEDIUM)
-    w = _Walker(model, ctx)
+    w = _Walker(model, ctx, sk)
     try:
         w.run()
     except _Stop:
