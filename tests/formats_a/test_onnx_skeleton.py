@@ -185,12 +185,11 @@ def test_huge_doc_strings_and_attribute_lists_are_cut_not_copied() -> None:
     assert fr.coverage is Coverage.FULL
 
 
-def test_skeleton_cap_reports_partial_and_keeps_what_was_read(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_skeleton_cap_reports_partial_and_keeps_what_was_read() -> None:
     pyop = helper.make_node("PyOp", ["x"], ["p"], module="m", class_name="C", compute="run")
     filler = [helper.make_node("Relu", ["x"], [f"r{i}"], name="n" * 200) for i in range(2000)]
     data = model([pyop, *filler, helper.make_node("Relu", ["x"], ["y"])])
-    monkeypatch.setattr(onnx_skeleton, "MAX_SKELETON", 100_000)
-    fr = inspect_bytes(data, "m.onnx")
+    fr = inspect_bytes(data, "m.onnx", replace(DEFAULT_LIMITS, max_onnx_structure_bytes=100_000))
     assert "ONNX-PYOP" in rules_of(fr) and fr.coverage is Coverage.PARTIAL
     assert any(f.evidence.get("limit") == "max_skeleton_bytes" for f in fr.findings if f.rule_id == "LIMIT-EXCEEDED")
 
