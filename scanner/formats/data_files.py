@@ -15,7 +15,8 @@ from .base import FormatHandler, InspectContext
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
 
-def _is_text(head: bytes) -> bool:
+def is_text(head: bytes) -> bool:
+    """UTF-8 without NUL bytes; a multi-byte character cut at the end of ``head`` still counts."""
     if b"\x00" in head:
         return False
     try:
@@ -30,7 +31,7 @@ def _sniff_json(head: bytes, reader: Reader) -> bool:
     s = head.lstrip(b" \t\r\n\xef\xbb\xbf")
     if s[:2] in (b"{%", b"{{", b"{#"):  # a Jinja template, not JSON
         return False
-    return _is_text(head) and s[:1] in (b"{", b"[")
+    return is_text(head) and s[:1] in (b"{", b"[")
 
 
 JSON_PARSE_BYTES = 32 << 20  # json.loads needs several times the text in objects; tokenizer.json files fit
@@ -59,7 +60,7 @@ def _sniff_image(head: bytes, reader: Reader) -> bool:
 
 
 def _sniff_text(head: bytes, reader: Reader) -> bool:
-    if not _is_text(head):
+    if not is_text(head):
         return False
     # the rest of the file must be text too: a text head can front a binary payload
     for chunk in reader.stream(len(head), chunk=1 << 20):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ..findings import Severity
 from ..io.reader import Reader, SliceReader
 from .base import FormatHandler, InspectContext
+from .data_files import is_text as _is_text
 
 MAX_DEPTH = 256
 MAX_ITEMS = 50_000_000
@@ -249,16 +250,6 @@ class Walker:
             return  # packed sub-byte types: jax writes them unpacked or packed depending on version
         if want != n:
             raise MsgpackError(f"Flax array of shape {dims[:8]} {name} needs {want} bytes, data has {n}", pos)
-
-
-def _is_text(head: bytes) -> bool:
-    if b"\x00" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return exc.start >= len(head) - 3 and exc.reason == "unexpected end of data"
-    return True
 
 
 def _sniff(head: bytes, reader: Reader) -> bool:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import os
-import pickle
 import random
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,11 +12,12 @@ import numpy as np
 import pytest
 from onnx import ModelProto, TensorProto, helper
 
-from scanner.findings import Coverage, FileResult
+from scanner.findings import Coverage
 from scanner.formats import onnx_skeleton
 from scanner.formats.onnx_skeleton import SkeletonError, build_skeleton
 from scanner.io.reader import BytesReader
 from scanner.limits import DEFAULT_LIMITS
+from tests.memory import peak_rss_rise
 
 from .helpers import GROUP, fuzz_one, inspect_bytes, inspect_file, rules_of
 from .test_fuzz import mutations
@@ -69,40 +67,7 @@ def write_sparse_onnx(path: Path, raw_bytes: int, dims: list[int], extra_nodes: 
 
 
 # --- peak memory of a scan, measured in a forked child --------------------------------------------------------
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def _peak(fn: Callable[[], FileResult]) -> tuple[FileResult, int]:
-    """(result, rise of the child's peak RSS above its start); the kernel's high-water mark is reset first."""
-    if not Path("/proc/self/clear_refs").exists() or not hasattr(os, "fork"):
-        pytest.skip("needs Linux /proc peak-RSS accounting")
-    rd, wr = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns into pytest
-        code = 1
-        try:
-            os.close(rd)
-            gc.collect()
-            Path("/proc/self/clear_refs").write_text("5")
-            base = _status("VmRSS")
-            result = fn()
-            out = {"peak": _status("VmHWM") - base, "result": pickle.dumps(result)}
-            with os.fdopen(wr, "wb") as f:
-                pickle.dump(out, f)  # our own FileResult, not scanned content
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(wr)
-    with os.fdopen(rd, "rb") as f:
-        raw = f.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0 and raw, "scan child failed"
-    out = pickle.loads(raw)  # written by the child above from our own objects
-    return pickle.loads(out["result"]), out["peak"]
+_peak = peak_rss_rise
 
 
 def test_300mb_embedded_initializer_scans_in_flat_memory(tmp_path: Path) -> None:

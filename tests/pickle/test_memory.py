@@ -2,66 +2,24 @@
 
 from __future__ import annotations
 
-import gc
-import os
 import pickle
 import struct
 import time
 import tracemalloc
-from collections.abc import Callable
-from pathlib import Path
-
-import pytest
 
 from scanner.findings import Coverage, FileResult
 from scanner.formats.pickle.cursor import Cursor
 from scanner.formats.pickle.walker import Budget, Machine
 from scanner.io.reader import BytesReader
 from scanner.limits import Limits
+from tests.memory import peak_rss_rise
 
 from .conftest import EMPTY_LIST, MARK, NONE, POP, PROTO, SG, STOP, TUPLE1, Evil, G, U, finding, rules, scan
 
 CAP = 100 << 20  # bytes the scan may add to the process peak, whatever the input
 
 
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def _peak(fn: Callable[[], FileResult]) -> tuple[FileResult, int]:
-    """Run ``fn`` in a forked child; return its result and how far the child's peak RSS rose above its start.
-
-    tracemalloc would be exact but slows the walk ~50x; the kernel's high-water
-    mark (reset via clear_refs) measures the real thing at full speed.
-    """
-    if not Path("/proc/self/clear_refs").exists() or not hasattr(os, "fork"):
-        pytest.skip("needs Linux /proc peak-RSS accounting")
-    rd, wr = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns into pytest
-        code = 1
-        try:
-            os.close(rd)
-            gc.collect()
-            Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-            base = _status("VmRSS")
-            result = fn()
-            out = {"peak": _status("VmHWM") - base, "result": pickle.dumps(result)}
-            with os.fdopen(wr, "wb") as f:
-                pickle.dump(out, f)  # our own FileResult, not scanned content
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(wr)
-    with os.fdopen(rd, "rb") as f:
-        raw = f.read()
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0 and raw, "scan child failed"
-    out = pickle.loads(raw)  # written by the child above from our own objects
-    return pickle.loads(out["result"]), out["peak"]
+_peak = peak_rss_rise
 
 
 def _limited_or_complete(r: FileResult) -> None:
