@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from .cli_support import EXIT_BLOCKED, EXIT_OK, OutputFormat, emit, err_console, fail, open_policy
+from .cli_support import (
+    EXIT_BLOCKED,
+    EXIT_OK,
+    OutputFormat,
+    emit,
+    err_console,
+    fail,
+    open_policy,
+    source_options,
+)
 from .gate.config import LOCK_NAME, ConfigError
 from .gate.lockfile import LockedModel, read_lock
 
@@ -32,11 +41,12 @@ def _pin_for(target: str, lock: Path | None) -> LockedModel | None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def pull(
-        target: str = typer.Argument(..., help="hf://org/name[@revision], https://…/file[#sha256=<hex>]"),
+        target: str = typer.Argument(..., help="hf://org/name[@revision], oci://host/repo[:tag|@digest], https://…/file[#sha256=<hex>]"),
         to: Path | None = typer.Option(None, "--to", help="Install into this plain folder instead of the HF cache."),
         cache_dir: Path | None = typer.Option(None, "--cache-dir",
                                               help="Hugging Face cache root (default $HF_HUB_CACHE or $HF_HOME/hub)."),
         allow_http: bool = typer.Option(False, "--allow-http", help="Allow plain http:// URLs."),
+        insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
         revision: str | None = typer.Option(None, "--revision", help="Branch, tag or commit (same as @rev)."),
         policy: str = typer.Option("default", "--policy", "-p", help="Shipped policy (default, strict, audit) or a policy file."),
         format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
@@ -57,7 +67,7 @@ def register(app: typer.Typer) -> None:
 
         pol = open_policy(policy)
         opts = PullOptions(to=to, cache_dir=cache_dir, policy=pol, locked=_pin_for(target, lock),
-                           source_options={"allow_http": allow_http, **({"revision": revision} if revision else {})})
+                           source_options=source_options(allow_http=allow_http, insecure=insecure, revision=revision))
         if opts.locked is not None:
             err_console.print(f"pinned by lockfile: {opts.locked.name} at {opts.locked.resolved}")
         try:
