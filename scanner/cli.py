@@ -87,6 +87,29 @@ def scan(
 
 
 @app.command()
+def rules(
+    format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="console, json or markdown."),
+    min_severity: str | None = typer.Option(None, "--min-severity", help="Only rules at or above this severity."),
+) -> None:
+    """List the rule database: every rule id with its severity, title, rationale and references."""
+    from .findings import Severity
+    from .report.rule_catalog import catalog_console, catalog_json, catalog_markdown
+    from .rules import get_rule_db
+
+    try:
+        db = get_rule_db()
+        floor = Severity.parse(min_severity) if min_severity else None
+    except (RuleDatabaseError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    if format is OutputFormat.json:
+        typer.echo(catalog_json(db), nl=False)
+    elif format in (OutputFormat.markdown, OutputFormat.sarif):
+        typer.echo(catalog_markdown(db), nl=False)
+    else:
+        typer.echo(catalog_console(db, floor), nl=False)
+
+
+@app.command()
 def version() -> None:
     """Print the scanner and rule-database versions."""
     from .rules import get_rule_db

@@ -80,3 +80,19 @@ def test_new_rule_needs_no_code_change(tmp_path):
     db = load_rule_db(root)
     f = db.finding("TEAM-CUSTOM", "m", "p")
     assert f.severity.value == "low"
+
+
+def test_published_rule_catalog_is_current(cli):
+    res = cli("rules", "--format", "markdown")
+    assert res.exit_code == 0
+    assert (REPO / "docs" / "rules.md").read_text() == res.stdout, "regenerate docs/rules.md: modelward rules -f markdown"
+
+
+def test_rules_command_filters_by_severity(cli):
+    import json
+
+    everything = json.loads(cli("rules", "--format", "json").stdout)["rules"]
+    critical = cli("rules", "--min-severity", "critical").stdout
+    assert all(r["id"] in critical for r in everything if r["severity"] == "critical")
+    assert not any(f"{r['id']} " in critical for r in everything if r["severity"] == "info")
+    assert cli("rules", "--min-severity", "apocalyptic").exit_code == 2
