@@ -19,7 +19,8 @@ class Limits:
     max_pickle_memory: int = 80 << 20  # symbolic state the walker may retain (~130k tensors in one data.pkl)
     max_json_bytes: int = 100_000_000
     max_protobuf_bytes: int = 2 << 30
-    max_onnx_structure_bytes: int = 32 << 20  # ONNX graph structure kept in memory (tensor data is never read)
+    max_onnx_structure_bytes: int = 16 << 20  # ONNX graph structure kept in memory (tensor data is never read);
+    # parsing costs ~6x this, real graphs without weights are a few MB
     max_graph_recursion: int = 64
     max_nodes: int = 1_000_000
     max_string: int = 16 << 20
