@@ -101,9 +101,11 @@ def rules(
         floor = Severity.parse(min_severity) if min_severity else None
     except (RuleDatabaseError, ValueError) as exc:
         raise fail(str(exc)) from None
+    if format is OutputFormat.sarif:
+        raise fail("rules: --format takes console, json or markdown")
     if format is OutputFormat.json:
         typer.echo(catalog_json(db), nl=False)
-    elif format in (OutputFormat.markdown, OutputFormat.sarif):
+    elif format is OutputFormat.markdown:
         typer.echo(catalog_markdown(db), nl=False)
     else:
         typer.echo(catalog_console(db, floor), nl=False)

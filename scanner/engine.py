@@ -6,7 +6,6 @@ knows nothing about rendering or exit codes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -18,6 +17,8 @@ from .cache import ResultCache
 from .findings import Coverage, FileResult, ScanReport, Severity
 from .formats.base import InspectContext, ScanState
 from .formats.detect import inspect_with_detection
+from .integrity.errors import IntegrityError
+from .integrity.hashing import hash_file
 from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
 from .io.http_session import redact, redact_url
 from .io.reader import ReaderError
@@ -29,8 +30,6 @@ from .rules import RuleDB, get_rule_db
 from .sources.base import Artifact, Snapshot, SourceError
 from .sources.claims import claim_findings
 from .targets import resolve
-
-HASH_BLOCK = 8 << 20
 
 
 @dataclass
@@ -51,16 +50,6 @@ class ScanOptions:
     on_file: Callable[[FileResult], None] | None = None  # progress hook
 
 
-def _sha256_local(path: str) -> str:
-    h = hashlib.sha256()
-    buf = bytearray(HASH_BLOCK)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-    return h.hexdigest()
-
-
 def _settings_key(opts: ScanOptions) -> str:
     return json.dumps([opts.allowed_profiles, sorted(opts.extra_allowed_globals), repr(opts.limits)])
 
@@ -70,8 +59,8 @@ def inspect_artifact(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> Fi
     if opts.cache is None or not artifact.local_path or not opts.compute_sha256:
         return _inspect(artifact, rules, opts)
     try:
-        digest = opts.known_sha256.get(artifact.path) or _sha256_local(artifact.local_path)
-    except OSError:
+        digest = opts.known_sha256.get(artifact.path) or hash_file(artifact.local_path)
+    except (OSError, IntegrityError):
         return _inspect(artifact, rules, opts)
     key = opts.cache.key(digest, rules.version, _settings_key(opts))
     hit = opts.cache.get(key)
@@ -121,9 +110,9 @@ def _inspect(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> FileResult
         result.sha256 = opts.known_sha256[artifact.path]
     elif opts.compute_sha256 and artifact.local_path:
         try:
-            result.sha256 = _sha256_local(artifact.local_path)
-        except OSError as exc:
-            ctx.add("FILE-READ-ERROR", f"hashing failed: {exc.strerror}")
+            result.sha256 = hash_file(artifact.local_path)
+        except (OSError, IntegrityError) as exc:  # FileChangedError: the bytes moved under the scan
+            ctx.add("FILE-READ-ERROR", f"hashing failed: {getattr(exc, 'strerror', None) or exc}")
             ctx.partial("could not be hashed")
     elif getattr(reader, "sha256", None):
         result.sha256 = reader.sha256  # every byte passed through and was hashed on the way

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -326,10 +325,3 @@ def analyze_template(source: str, limits: Limits | None = None, *, max_chars: in
         issues.append(TemplateIssue("TEMPLATE-OVERSIZE", None, f"template AST larger than {MAX_AST_NODES} nodes; rest not analysed",
                                     {"nodes": MAX_AST_NODES}))
     return issues
-
-
-def iter_issue_dicts(issues: list[TemplateIssue]) -> Iterator[dict[str, Any]]:
-    """Plain dicts for callers that serialize issues."""
-    for i in issues:
-        yield {"rule_id": i.rule_id, "severity": i.severity.value if i.severity else None, "message": i.message,
-               "evidence": i.evidence}

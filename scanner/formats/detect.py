@@ -14,16 +14,29 @@ log = logging.getLogger(__name__)
 
 
 def sniff(reader: Reader) -> FormatHandler | None:
+    """The first handler that claims the content."""
+    return sniff_reporting(reader)[0]
+
+
+def sniff_reporting(reader: Reader) -> tuple[FormatHandler | None, list[str]]:
+    """The first handler that claims the content, and the sniffers that crashed before it decided.
+
+    A crashed sniffer might have been the one that should claim the file (a
+    protocol-0 pickle is ASCII text), so the caller reports it: falling through
+    to a later, more lenient format must never read as clean.
+    """
     head = reader.head(SNIFF_BYTES)
+    crashed: list[str] = []
     for h in handlers():
         try:
             if h.sniff(head, reader):
-                return h
+                return h, crashed
         except ReaderError:
             raise
-        except Exception:  # a sniffer must never take the scan down
+        except Exception as exc:  # a sniffer must never take the scan down
             log.debug("sniffer %s raised", h.name, exc_info=True)
-    return None
+            crashed.append(f"{h.name}: {type(exc).__name__}: {exc}"[:200])
+    return None, crashed
 
 
 def claimed_handlers(name: str) -> list[FormatHandler]:
@@ -62,11 +75,14 @@ def inspect_with_detection(reader: Reader, ctx: InspectContext) -> str:
                 ctx.state.result.format = "empty"
             ctx.add("FILE-EMPTY", "empty file: nothing to load")
             return "empty"
-        handler = sniff(reader)
+        handler, crashed = sniff_reporting(reader)
     except ReaderError as exc:
         ctx.add("FILE-READ-ERROR", str(exc))
         ctx.unanalyzable(f"read error: {exc}")
         return "unreadable"
+    for c in crashed:
+        ctx.add("INSPECTOR-ERROR", f"format detection failed in the {c}")
+        ctx.partial(f"sniffer error ({c.split(':', 1)[0]})")
     if handler is None:
         if top:
             ctx.state.result.format = "unknown"

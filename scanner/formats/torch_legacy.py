@@ -376,14 +376,22 @@ def _one(sub: Reader, ctx: InspectContext, name: str, pos: int) -> tuple[Any, in
     return s, end
 
 
-def _walk_tar_storages(sub: Reader, ctx: InspectContext, name: str) -> None:
-    """count pickle, then per storage: (key, location, type) pickle, int64 element count, raw bytes."""
+def _count_prologue(sub: Reader, ctx: InspectContext, name: str, what: str) -> tuple[int, int] | None:
+    """The leading count pickle of a legacy tar member: (count, offset after it), or None once reported broken."""
     got = _one(sub, ctx, name, 0)
     count = _literal_at(sub, 0, got[1]) if got else None
     if got is None or not isinstance(count, int) or count < 0 or count > MAX_STORAGES:
-        _tar_broken(sub, ctx, name, 0 if got is None else got[1], "storage count unreadable")
+        _tar_broken(sub, ctx, name, 0 if got is None else got[1], f"{what} count unreadable")
+        return None
+    return count, got[1]
+
+
+def _walk_tar_storages(sub: Reader, ctx: InspectContext, name: str) -> None:
+    """count pickle, then per storage: (key, location, type) pickle, int64 element count, raw bytes."""
+    head = _count_prologue(sub, ctx, name, "storage")
+    if head is None:
         return
-    pos = got[1]
+    count, pos = head
     for _ in range(count):
         got = _one(sub, ctx, name, pos)
         if got is None:
@@ -406,12 +414,10 @@ def _walk_tar_storages(sub: Reader, ctx: InspectContext, name: str) -> None:
 
 def _walk_tar_tensors(sub: Reader, ctx: InspectContext, name: str) -> None:
     """count pickle, then per tensor: (key, storage id, type) pickle, int32 ndim, 4 pad, sizes, strides, offset."""
-    got = _one(sub, ctx, name, 0)
-    count = _literal_at(sub, 0, got[1]) if got else None
-    if got is None or not isinstance(count, int) or count < 0 or count > MAX_STORAGES:
-        _tar_broken(sub, ctx, name, 0 if got is None else got[1], "tensor count unreadable")
+    head = _count_prologue(sub, ctx, name, "tensor")
+    if head is None:
         return
-    pos = got[1]
+    count, pos = head
     for _ in range(count):
         got = _one(sub, ctx, name, pos)
         if got is None:

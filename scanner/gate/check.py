@@ -125,8 +125,6 @@ def _check_dependency(
     results = scan_resolved(snap, scan_opts, rules, qualify=False)
     by_path = {fr.path: fr for fr in results}
     pinned = {f.path: f for f in locked.files}
-    for fr in results:
-        fr.source = f"{fr.source}" if fr.source else dep.source
     for art in snap.artifacts:
         fr = by_path.get(art.path)
         want = pinned.get(art.path)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from scanner.integrity.errors import IntegrityError, VerificationFailed
 from scanner.integrity.keys import check_supported
@@ -54,11 +54,6 @@ def describe(cert: x509.Certificate) -> str:
     """Subject as RFC 4514 text; falls back to the CN-less serial so the signer is always named."""
     text = cert.subject.rfc4514_string()
     return text or f"serial {cert.serial_number:x}"
-
-
-def common_name(cert: x509.Certificate) -> str | None:
-    attrs = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else None
 
 
 def san_values(cert: x509.Certificate) -> list[str]:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import requests
+
 from ..io.http_session import HTTPClient, HTTPFetchError, Stats, origin, redact, redact_url, register_secret
 from .base import SourceError
 
@@ -244,7 +246,7 @@ class RegistryAuth:
                 raise SourceError(f"{self.registry}: token service {what} (HTTP {resp.status_code}){hint}")
             if resp.status_code != 200:
                 raise SourceError(f"{self.registry}: token service answered HTTP {resp.status_code} to {method}")
-            data = _read_bounded(resp, MAX_TOKEN_BYTES)
+            data = read_bounded(resp, MAX_TOKEN_BYTES, f"token response from {redact_url(resp.url or '')}")
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError):
@@ -268,18 +270,18 @@ class RegistryAuth:
             raise SourceError(f"{self.registry}: token service unreachable ({type(exc).__name__})") from None
 
 
-def _read_bounded(resp, limit: int) -> bytes:  # type: ignore[no-untyped-def]
+def read_bounded(resp: requests.Response, limit: int, what: str) -> bytes:
+    """A registry response body, refused past ``limit`` bytes; a dropped connection is one SourceError."""
     buf = bytearray()
     try:
         for piece in resp.iter_content(chunk_size=64 << 10):
             buf += piece
             if len(buf) > limit:
-                raise SourceError(f"response from {redact_url(resp.url or '')} exceeds {limit} bytes")
+                raise SourceError(f"{what}: larger than {limit} bytes; refused")
     except SourceError:
         raise
     except Exception as exc:
-        raise SourceError(redact(f"connection dropped while reading {redact_url(resp.url or '')} "
-                                 f"({type(exc).__name__})")) from None
+        raise SourceError(redact(f"{what}: connection dropped while reading ({type(exc).__name__})")) from None
     return bytes(buf)
 
 

@@ -32,7 +32,7 @@ import requests
 from ..io.http_reader import HTTPRangeReader
 from ..io.http_session import HTTPClient, HTTPFetchError, RetryPolicy, Stats, redact
 from .base import Artifact, Problem, Snapshot, Source, SourceError
-from .docker_auth import RegistryAuth, parse_challenge
+from .docker_auth import RegistryAuth, parse_challenge, read_bounded
 from .oci_layouts import (
     ACCEPT,
     INDEX_TYPES,
@@ -247,7 +247,7 @@ class _Registry:
             if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
                 raise SourceError(f"{self.ref.display}: {what} is {declared} bytes, over the "
                                   f"{MAX_MANIFEST_BYTES}-byte manifest limit")
-            data = _read_bounded(resp, MAX_MANIFEST_BYTES, f"{self.ref.display}: {what}")
+            data = read_bounded(resp, MAX_MANIFEST_BYTES, f"{self.ref.display}: {what}")
             return data, resp.headers.get("Content-Type", ""), resp.headers.get("Docker-Content-Digest")
 
     def exists(self, reference: str) -> str | None:
@@ -269,24 +269,10 @@ class _Registry:
         return open_reader
 
 
-def _read_bounded(resp: requests.Response, limit: int, what: str) -> bytes:
-    buf = bytearray()
-    try:
-        for piece in resp.iter_content(chunk_size=64 << 10):
-            buf += piece
-            if len(buf) > limit:
-                raise SourceError(f"{what}: larger than {limit} bytes; refused")
-    except SourceError:
-        raise
-    except Exception as exc:
-        raise SourceError(redact(f"{what}: connection dropped while reading ({type(exc).__name__})")) from None
-    return bytes(buf)
-
-
 def _registry_errors(resp: requests.Response) -> tuple[list[str], str]:
     """Error codes of a distribution error body, and a short redacted detail for messages."""
     try:
-        body = _read_bounded(resp, MAX_ERROR_BYTES, "error body")
+        body = read_bounded(resp, MAX_ERROR_BYTES, "error body")
         doc = json.loads(body)
     except (SourceError, ValueError, UnicodeDecodeError):
         return [], ""
@@ -469,7 +455,7 @@ class OCISource(Source):
             if resp.status_code != 200:
                 return []
             try:
-                doc = json.loads(_read_bounded(resp, MAX_MANIFEST_BYTES, "referrers"))
+                doc = json.loads(read_bounded(resp, MAX_MANIFEST_BYTES, "referrers"))
             except (SourceError, ValueError, UnicodeDecodeError, RecursionError):
                 return []
         out = []

@@ -273,3 +273,23 @@ def test_large_json_is_checked_as_text_without_parsing(tmp_path):
         fh.write(b"\x00binary tail")
     tainted = rule_ids(scan(f))
     assert "JSON-INVALID" in tainted and "JSON-NOT-VALIDATED" not in tainted
+
+
+def test_a_crashing_sniffer_never_lets_a_file_pass_as_text(tmp_path, monkeypatch):
+    """A protocol-0 pickle is ASCII: if the pickle sniffer crashed, the text sniffer would claim it."""
+    import dataclasses
+
+    from scanner.formats import detect
+
+    def boom(head, reader):
+        raise RuntimeError("sniffer bug")
+
+    patched = tuple(dataclasses.replace(h, sniff=boom) if h.name == "pickle" else h for h in detect.handlers())
+    monkeypatch.setattr(detect, "handlers", lambda: patched)
+    f = tmp_path / "notes.txt"
+    f.write_bytes(b"cos\nsystem\n(S'touch /tmp/modelward-canary'\ntR.")
+    report = scan(f)
+    assert report.files[0].format == "text"
+    assert "INSPECTOR-ERROR" in rule_ids(report)
+    assert report.files[0].coverage.value == "partial"
+    assert report.verdict.decision.value == "block"

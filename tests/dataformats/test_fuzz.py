@@ -9,6 +9,7 @@ import zlib
 import pytest
 
 from scanner.findings import Coverage, Severity
+from tests.fuzzing import mutants
 
 from .helpers import fixture, inspect_bytes, snapshot
 
@@ -23,18 +24,6 @@ CASES = [
 ]
 
 
-def _mutants(data: bytes, n: int, seed: int) -> list[bytes]:
-    rng = random.Random(seed)
-    out = [data[:cut] for cut in sorted({rng.randrange(1, len(data)) for _ in range(n // 2)})]
-    for _ in range(n - len(out)):
-        b = bytearray(data)
-        for _ in range(rng.randint(1, 8)):
-            pos = rng.randrange(min(len(b), 4096)) if rng.random() < 0.7 else rng.randrange(len(b))
-            b[pos] ^= 1 << rng.randrange(8)
-        out.append(bytes(b))
-    return out
-
-
 def _judged(fr) -> bool:  # type: ignore[no-untyped-def]
     """Either clean and fully covered, or carrying a finding."""
     return bool(fr.findings) or fr.coverage is Coverage.FULL
@@ -44,7 +33,7 @@ def _judged(fr) -> bool:  # type: ignore[no-untyped-def]
 def test_mutations_never_escape(rel: str, n: int) -> None:
     data = fixture(rel).read_bytes()
     name = rel.rsplit("/", 1)[-1]
-    for i, m in enumerate(_mutants(data, n, seed=zlib.crc32(rel.encode()))):
+    for i, m in enumerate(mutants(data, n, seed=zlib.crc32(rel.encode()), head=4096)):
         t0 = time.monotonic()
         fr = inspect_bytes(m, name)
         assert time.monotonic() - t0 < 5, f"{rel} mutant {i} took too long"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import random
 import time
 import zlib
 
 import pytest
+
+from tests.fuzzing import mutants
 
 from .helpers import fixture, inspect_bytes
 
@@ -30,18 +31,6 @@ CASES = [
 ]
 
 
-def _mutants(data: bytes, n: int, seed: int) -> list[bytes]:
-    rng = random.Random(seed)
-    out = [data[:cut] for cut in sorted({rng.randrange(1, len(data)) for _ in range(n // 2)})]
-    for _ in range(n - len(out)):
-        b = bytearray(data)
-        for _ in range(rng.randint(1, 8)):
-            pos = rng.randrange(len(b))
-            b[pos] ^= 1 << rng.randrange(8)
-        out.append(bytes(b))
-    return out
-
-
 @pytest.mark.parametrize(("rel", "n"), CASES, ids=[c[0] for c in CASES])
 def test_mutations_never_escape(rel: str, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
     import scanner.formats.keras_h5 as keras_h5
@@ -49,7 +38,7 @@ def test_mutations_never_escape(rel: str, n: int, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(keras_h5, "PROBE_SECONDS", 4.0)
     data = fixture(rel).read_bytes()
     name = rel.rsplit("/", 1)[-1]
-    for i, m in enumerate(_mutants(data, n, seed=zlib.crc32(rel.encode()))):
+    for i, m in enumerate(mutants(data, n, seed=zlib.crc32(rel.encode()))):
         t0 = time.monotonic()
         fr = inspect_bytes(m, name)
         assert time.monotonic() - t0 < 10, f"{rel} mutant {i} took too long"
