@@ -6,6 +6,7 @@ User errors print one line on stderr, never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     fail,
     open_policy,
     source_options,
+    use_color,
 )
 from .engine import ScanOptions, scan_targets
 from .parallel import default_workers
@@ -39,47 +41,109 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: no boxes, no truncated option names, no type metavars
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"modelward {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(
+        False, "--version", "-V", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+    no_color: bool = typer.Option(
+        False, "--no-color", help="No colours (also: NO_COLOR set in the environment)."
+    ),
+) -> None:
+    """Static ML supply-chain scanner: inspect model files without loading them, verify integrity, apply policy."""
+    if no_color:
+        os.environ["NO_COLOR"] = "1"
 
 
 @app.command()
 def scan(
-    targets: list[str] = typer.Argument(..., help="Files, folders, file://, hf://org/name[@rev], oci://…, https://…"),
+    targets: list[str] = typer.Argument(
+        ..., metavar="TARGET...", help="Files, folders, file://, hf://org/name[@rev], oci://…, https://…"
+    ),
     format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
     no_hash: bool = typer.Option(False, "--no-hash", help="Skip SHA-256 of local files."),
-    policy: str = typer.Option("default", "--policy", "-p", help="Shipped policy (default, strict, audit) or a policy file."),
-    signature: Path | None = typer.Option(None, "--signature", help="model-signing bundle (default: model.sig beside the model)."),
-    key: list[Path] = typer.Option([], "--key", help="PEM public key to verify the signature with (repeatable)."),
-    chain: list[Path] = typer.Option([], "--chain", help="PEM certificate chain / trust anchors (repeatable)."),
-    cache: bool = typer.Option(False, "--cache", help="Reuse results for files whose SHA-256 was scanned before "
-                               "with the same rules (incremental audits; MODELWARD_CACHE_DIR)."),
-    workers: int = typer.Option(1, "--workers", "-j", min=0, help="Processes for local folders (0: one per core)."),
+    policy: str = typer.Option(
+        "default", "--policy", "-p", help="Shipped policy (default, strict, audit) or a policy file."
+    ),
+    signature: Path | None = typer.Option(
+        None, "--signature", help="model-signing bundle (default: model.sig beside the model)."
+    ),
+    key: list[Path] = typer.Option(
+        [], "--key", help="PEM public key to verify the signature with (repeatable)."
+    ),
+    chain: list[Path] = typer.Option(
+        [], "--chain", help="PEM certificate chain / trust anchors (repeatable)."
+    ),
+    cache: bool = typer.Option(
+        False,
+        "--cache",
+        help="Reuse results for files whose SHA-256 was scanned before "
+        "with the same rules (incremental audits; MODELWARD_CACHE_DIR).",
+    ),
+    workers: int = typer.Option(
+        1, "--workers", "-j", min=0, help="Processes for local folders (0: one per core)."
+    ),
     insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
     allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
-    platform: str | None = typer.Option(None, "--platform", help="OCI image index: scan only this platform, e.g. linux/amd64 or linux/arm64/v8."),
-    artifact_type: str | None = typer.Option(None, "--artifact-type", help="OCI image index: scan only this artifactType."),
+    platform: str | None = typer.Option(
+        None,
+        "--platform",
+        help="OCI image index: scan only this platform, e.g. linux/amd64 or linux/arm64/v8.",
+    ),
+    artifact_type: str | None = typer.Option(
+        None, "--artifact-type", help="OCI image index: scan only this artifactType."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (and errors)."),
+    only_findings: bool = typer.Option(
+        False, "--only-findings", help="List only files with findings; count the rest."
+    ),
 ) -> None:
     """Scan model files and folders; exit 0 allowed, 1 blocked, 2 could not complete."""
     pol = open_policy(policy)
     for p in [*key, *chain, *([signature] if signature else [])]:
         if not p.is_file():
             raise fail(f"{p}: no such file")
-    opts = ScanOptions(compute_sha256=not no_hash, policy=pol, signature=str(signature) if signature else None,
-                       signature_keys=[str(k) for k in key], signature_chains=[str(c) for c in chain],
-                       cache=ResultCache() if cache else None,
-                       workers=workers or default_workers(),
-                       source_options=source_options(insecure=insecure, allow_http=allow_http, platform=platform,
-                                                     artifact_type=artifact_type))
+    opts = ScanOptions(
+        compute_sha256=not no_hash,
+        policy=pol,
+        signature=str(signature) if signature else None,
+        signature_keys=[str(k) for k in key],
+        signature_chains=[str(c) for c in chain],
+        cache=ResultCache() if cache else None,
+        workers=workers or default_workers(),
+        source_options=source_options(
+            insecure=insecure, allow_http=allow_http, platform=platform, artifact_type=artifact_type
+        ),
+    )
     try:
         with file_progress(opts):
             report = scan_targets(targets, opts)
     except RuleDatabaseError as exc:
         raise fail(f"rule database: {exc}") from None
     report.verdict = evaluate(report, pol)
-    color = output is None and format is OutputFormat.console and sys.stdout.isatty()
-    emit(render(report, format.value, color=color), output)
-    if output is not None and format is not OutputFormat.console:
+    if report.errors and not report.files:  # nothing was judged: an error, not a verdict
+        for e in report.errors:
+            err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
+        raise typer.Exit(EXIT_ERROR)
+    emit(
+        render(
+            report, format.value, color=use_color(output, format), only_findings=only_findings, quiet=quiet
+        ),
+        output,
+    )
+    if output is not None and format is not OutputFormat.console and not report.errors:
         err_console.print(f"verdict: {report.verdict.decision.value} — report written to {output}")
     for e in report.errors:
         err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
@@ -88,8 +152,12 @@ def scan(
 
 @app.command()
 def rules(
-    format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="console, json or markdown."),
-    min_severity: str | None = typer.Option(None, "--min-severity", help="Only rules at or above this severity."),
+    format: OutputFormat = typer.Option(
+        OutputFormat.console, "--format", "-f", help="console, json or markdown."
+    ),
+    min_severity: str | None = typer.Option(
+        None, "--min-severity", help="Only rules at or above this severity."
+    ),
 ) -> None:
     """List the rule database: every rule id with its severity, title, rationale and references."""
     from .findings import Severity

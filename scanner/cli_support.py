@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import sys
 from enum import Enum
 from pathlib import Path
@@ -15,7 +17,7 @@ from .policy.loader import Policy, PolicyError, load_policy
 
 EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 
-err_console = Console(stderr=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
 class OutputFormat(str, Enum):
@@ -52,7 +54,29 @@ def open_policy(spec: str) -> Policy:
     try:
         return load_policy(spec)
     except PolicyError as exc:
-        raise fail(f"policy: {exc}") from None
+        raise fail(f"policy: {exc}{_policy_hint(spec)}") from None
+
+
+def _policy_hint(spec: str) -> str:
+    """For a name that is neither a shipped policy nor a file: the closest shipped name and the list."""
+    if Path(spec).exists() or "/" in spec or spec.endswith((".yaml", ".yml")):
+        return ""
+    from .resources import shipped_policy_names
+
+    names = shipped_policy_names()
+    close = difflib.get_close_matches(spec, names, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"{hint}; shipped policies: {', '.join(names)}"
+
+
+def use_color(output: Path | None, fmt: OutputFormat) -> bool:
+    """Colour only for a console report on a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return (
+        output is None
+        and fmt is OutputFormat.console
+        and sys.stdout.isatty()
+        and not os.environ.get("NO_COLOR")
+    )
 
 
 def exit_code_for(report: ScanReport) -> int:

@@ -33,3 +33,8 @@ def policies_dir() -> Path:
     if env:
         return Path(env)
     return _first_existing(_PKG.parent / "policies", _PKG / "_data" / "policies")
+
+
+def shipped_policy_names() -> list[str]:
+    """Names ``--policy`` accepts without a path (the YAML files in the policies folder)."""
+    return sorted(p.stem for p in policies_dir().glob("*.yaml"))

@@ -7,7 +7,16 @@ from ..findings import ScanReport
 FORMATS = ("console", "json", "sarif", "markdown")
 
 
-def render(report: ScanReport, fmt: str, *, color: bool = False, width: int | None = None) -> str:
+def render(
+    report: ScanReport,
+    fmt: str,
+    *,
+    color: bool = False,
+    width: int | None = None,
+    only_findings: bool = False,
+    quiet: bool = False,
+) -> str:
+    """``only_findings``/``quiet`` shape the console report only; machine formats always carry every file."""
     if fmt == "json":
         from .json_report import render_json
 
@@ -23,5 +32,5 @@ def render(report: ScanReport, fmt: str, *, color: bool = False, width: int | No
     if fmt == "console":
         from .console import render_console
 
-        return render_console(report, color=color, width=width)
+        return render_console(report, color=color, width=width, only_findings=only_findings, quiet=quiet)
     raise ValueError(f"unknown report format {fmt!r} (expected one of {', '.join(FORMATS)})")

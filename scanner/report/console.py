@@ -30,6 +30,7 @@ def _human(n: int) -> str:
 
 
 def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> None:
+    """One verdict line, then coverage notes and findings; lines never wrap (paths and messages stay greppable)."""
     line = Text()
     if decision is not None:
         line.append(f"{decision.value.upper():5} ", style=_DEC_STYLE[decision])
@@ -56,18 +57,65 @@ def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> 
         console.print(t)
         code = f.evidence.get("decompiled")
         if code:
-            console.print(Text("\n".join("          " + ln for ln in str(code).splitlines()[:12]), style="dim"))
+            console.print(
+                Text("\n".join("          " + ln for ln in str(code).splitlines()[:12]), style="dim")
+            )
 
 
-def render_console(report: ScanReport, *, color: bool = False, width: int | None = None) -> str:
+def _quiet_file(fr: FileResult, decision: Decision | None) -> bool:
+    """A file with nothing to say: allowed, fully analyzed, no finding above info."""
+    return (
+        decision in (None, Decision.ALLOW)
+        and fr.coverage is Coverage.FULL
+        and all(f.severity is Severity.INFO for f in fr.findings)
+    )
+
+
+def render_console(
+    report: ScanReport,
+    *,
+    color: bool = False,
+    width: int | None = None,
+    only_findings: bool = False,
+    quiet: bool = False,
+) -> str:
+    """The terminal report.
+
+    ``only_findings`` collapses files with nothing to say into one count (zoo scans print thousands);
+    ``quiet`` prints the verdict line alone. A scan that could not complete (report.errors) prints no
+    summary and no verdict: its errors go to stderr from the CLI, and a partial result is not a verdict.
+    """
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=color, no_color=not color, width=width or 120, highlight=False)
+    console = Console(
+        file=buf,
+        force_terminal=color,
+        no_color=not color,
+        width=width or 120,
+        highlight=False,
+        soft_wrap=True,
+    )
     verdict = report.verdict
+    hidden = 0
     for fr in report.files:
         decision = verdict.file_decisions.get(fr.path) if verdict else None
+        if quiet or (only_findings and _quiet_file(fr, decision)):
+            hidden += 1
+            continue
         _file_block(console, fr, decision)
-    for err in report.errors:
-        console.print(Text(f"ERROR {err}", style="bold red"))
+    if report.errors:
+        return buf.getvalue()
+    if quiet:
+        if verdict:
+            console.print(
+                Text(
+                    f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy}), "
+                    f"{len(report.files)} files",
+                    style=_DEC_STYLE[verdict.decision],
+                )
+            )
+        return buf.getvalue()
+    if hidden:
+        console.print(Text(f"{hidden} more files allowed with no findings", style="dim"))
     counts = {s: 0 for s in Severity}
     for f in report.all_findings():
         counts[f.severity] += 1
@@ -75,12 +123,19 @@ def render_console(report: ScanReport, *, color: bool = False, width: int | None
     table.add_row("files", str(len(report.files)))
     partial = sum(1 for fr in report.files if fr.coverage is Coverage.PARTIAL)
     none = sum(1 for fr in report.files if fr.coverage is Coverage.NONE)
-    table.add_row("coverage", f"{len(report.files) - partial - none} full, {partial} partial, {none} not analyzable")
+    table.add_row(
+        "coverage", f"{len(report.files) - partial - none} full, {partial} partial, {none} not analyzable"
+    )
     table.add_row("findings", ", ".join(f"{counts[s]} {s.value}" for s in Severity if counts[s]) or "none")
     table.add_row("bytes read", f"{_human(report.bytes_read)} of {_human(report.total_size)}")
     table.add_row("rules", f"modelward {report.scanner_version}, rule database {report.rules_version}")
     console.print()
     console.print(table)
     if verdict:
-        console.print(Text(f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy})", style=_DEC_STYLE[verdict.decision]))
+        console.print(
+            Text(
+                f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy})",
+                style=_DEC_STYLE[verdict.decision],
+            )
+        )
     return buf.getvalue()
