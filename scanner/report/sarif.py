@@ -1,13 +1,20 @@
 """SARIF 2.1.0 for code-scanning UIs.
 
-Container members have no URI of their own, so a result points at the top-level
-file and names the member in a logical location and in its properties.
+GitHub places a result only when its location is a path that exists in the
+repository, relative to ``%SRCROOT%``: a local file's real path, relative to the
+working directory. A remote model has no file in the repository, so it points at
+the line of the project file that declares or pins it (``anchors``, given by
+``check``), else at nothing but its logical location. Container members have no
+URI of their own: a result points at the top-level file and names the member in
+a logical location and in its properties.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 from urllib.parse import quote
 
 from .. import __version__
@@ -30,8 +37,56 @@ _SECURITY_SEVERITY = {
 }
 
 
+INFORMATION_URI = "https://github.com/modelward/modelward"
+RULES_DOC = INFORMATION_URI + "/blob/main/docs/rules.md"
+SRCROOT = "%SRCROOT%"
+
+Anchor = tuple[str, int]  # (repository-relative file, 1-based line) that declares a remote model
+
+
 def _uri(path: str) -> str:
     return quote(path.split("!", 1)[0], safe="/:@-._~")
+
+
+class _Locator:
+    """Maps a report path to a SARIF artifact location GitHub can place."""
+
+    def __init__(self, report: ScanReport, anchors: dict[str, Anchor] | None, root: Path) -> None:
+        self.root = root
+        self.anchors = anchors or {}
+        self.sources = {fr.path: fr.source for fr in report.files}
+
+    def _local_file(self, path: str) -> Path | None:
+        top = path.split("!", 1)[0]
+        src = self.sources.get(top)
+        if src is None or not src.startswith("file://"):
+            candidate = Path(top)
+            return candidate.resolve() if candidate.exists() else None
+        base = Path(src[len("file://") :])
+        if base.is_file():
+            return base
+        full = base / top
+        if full.exists():
+            return full
+        return base.parent / top if (base.parent / top).exists() else None
+
+    def physical(self, path: str) -> dict:
+        top = path.split("!", 1)[0]
+        src = self.sources.get(top) or ""
+        anchor = self.anchors.get(src) or self.anchors.get(top)
+        if anchor is not None:
+            return {
+                "artifactLocation": {"uri": _uri(anchor[0]), "uriBaseId": SRCROOT},
+                "region": {"startLine": max(1, anchor[1])},
+            }
+        local = self._local_file(path)
+        if local is not None:
+            try:
+                rel = local.resolve().relative_to(self.root)
+                return {"artifactLocation": {"uri": _uri(rel.as_posix()), "uriBaseId": SRCROOT}}
+            except ValueError:
+                return {"artifactLocation": {"uri": local.resolve().as_uri()}}
+        return {"artifactLocation": {"uri": _uri(path)}}
 
 
 def _rule_descriptor(rule_id: str) -> dict:
@@ -45,14 +100,24 @@ def _rule_descriptor(rule_id: str) -> dict:
         "name": "".join(p.capitalize() for p in r.id.lower().split("-")),
         "shortDescription": {"text": r.title},
         "fullDescription": {"text": r.rationale},
-        "help": {"text": r.rationale + ("\nReferences: " + ", ".join(r.references) if r.references else "")},
+        "help": {
+            "text": r.rationale + ("\nReferences: " + ", ".join(r.references) if r.references else ""),
+            "markdown": f"**{r.severity.value}** — {r.title}\n\n{r.rationale}"
+            + ("\n\nReferences: " + ", ".join(f"<{u}>" for u in r.references) if r.references else "")
+            + f"\n\n[Rule documentation]({RULES_DOC}#{r.id.lower()})",
+        },
+        "helpUri": f"{RULES_DOC}#{r.id.lower()}",
         "defaultConfiguration": {"level": _LEVEL[r.severity]},
-        "properties": {"tags": tags, "security-severity": _SECURITY_SEVERITY[r.severity], "precision": "high"},
+        "properties": {
+            "tags": tags,
+            "security-severity": _SECURITY_SEVERITY[r.severity],
+            "precision": "high",
+        },
     }
     return desc
 
 
-def _result(f: Finding, rule_index: int) -> dict:
+def _result(f: Finding, rule_index: int, loc: _Locator) -> dict:
     res: dict = {
         "ruleId": f.rule_id,
         "ruleIndex": rule_index,
@@ -60,8 +125,10 @@ def _result(f: Finding, rule_index: int) -> dict:
         "message": {"text": f.message},
         "locations": [
             {
-                "physicalLocation": {"artifactLocation": {"uri": _uri(f.path)}},
-                "logicalLocations": [{"fullyQualifiedName": f.path, "kind": "member" if "!" in f.path else "module"}],
+                "physicalLocation": loc.physical(f.path),
+                "logicalLocations": [
+                    {"fullyQualifiedName": f.path, "kind": "member" if "!" in f.path else "module"}
+                ],
             }
         ],
         "partialFingerprints": {
@@ -78,15 +145,22 @@ def _result(f: Finding, rule_index: int) -> dict:
     return res
 
 
-def render_sarif(report: ScanReport) -> str:
+def render_sarif(
+    report: ScanReport, anchors: dict[str, Anchor] | None = None, root: Path | None = None
+) -> str:
+    """``anchors`` maps a remote source URI to the project-file line that declares it; ``root`` is %SRCROOT%."""
+    root = (root or Path(os.getcwd())).resolve()
+    loc = _Locator(report, anchors, root)
     findings = report.all_findings()
     rule_ids = sorted({f.rule_id for f in findings})
     index = {rid: i for i, rid in enumerate(rule_ids)}
     notifications = [
         {
             "level": "error",
-            "message": {"text": f"{fr.path}: not fully analyzed ({fr.coverage.value}): {'; '.join(fr.coverage_notes)}"},
-            "locations": [{"physicalLocation": {"artifactLocation": {"uri": _uri(fr.path)}}}],
+            "message": {
+                "text": f"{fr.path}: not fully analyzed ({fr.coverage.value}): {'; '.join(fr.coverage_notes)}"
+            },
+            "locations": [{"physicalLocation": loc.physical(fr.path)}],
         }
         for fr in report.files
         if fr.coverage is not Coverage.FULL
@@ -97,7 +171,7 @@ def render_sarif(report: ScanReport) -> str:
                 "name": "modelward",
                 "version": __version__,
                 "semanticVersion": __version__,
-                "informationUri": "https://github.com/modelward/modelward",
+                "informationUri": INFORMATION_URI,
                 "rules": [_rule_descriptor(r) for r in rule_ids],
                 "properties": {"rulesVersion": report.rules_version},
             }
@@ -108,16 +182,17 @@ def render_sarif(report: ScanReport) -> str:
                 "toolExecutionNotifications": notifications,
             }
         ],
+        "originalUriBaseIds": {SRCROOT: {"uri": root.as_uri() + "/"}},
         "artifacts": [
             {
-                "location": {"uri": _uri(fr.path)},
+                "location": loc.physical(fr.path)["artifactLocation"],
                 "length": fr.size,
                 **({"hashes": {"sha-256": fr.sha256}} if fr.sha256 else {}),
             }
             for fr in report.files
             if "!" not in fr.path
         ],
-        "results": [_result(f, index[f.rule_id]) for f in findings],
+        "results": [_result(f, index[f.rule_id], loc) for f in findings],
         "properties": {"verdict": report.verdict.decision.value if report.verdict else None},
     }
     doc = {
