@@ -24,6 +24,7 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     err_console,
     exit_code_for,
     fail,
+    keyless_flags,
     open_policy,
     source_options,
     use_color,
@@ -105,6 +106,18 @@ def scan(
     artifact_type: str | None = typer.Option(
         None, "--artifact-type", help="OCI image index: scan only this artifactType."
     ),
+    identity: str | None = typer.Option(
+        None, "--identity", help="Sigstore keyless: the signer's e-mail/URI identity."
+    ),
+    identity_regex: str | None = typer.Option(
+        None, "--identity-regex", help="Sigstore keyless: identity regex."
+    ),
+    issuer: str | None = typer.Option(
+        None, "--issuer", help="Sigstore keyless: the signer's OIDC issuer URL."
+    ),
+    trust_config: Path | None = typer.Option(
+        None, "--trust-config", help="Sigstore client trust config (private instance)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (and errors)."),
     only_findings: bool = typer.Option(
         False, "--only-findings", help="List only files with findings; count the rest."
@@ -121,6 +134,7 @@ def scan(
         signature=str(signature) if signature else None,
         signature_keys=[str(k) for k in key],
         signature_chains=[str(c) for c in chain],
+        signature_identities=keyless_flags(identity, identity_regex, issuer, trust_config),
         cache=ResultCache() if cache else None,
         workers=workers or default_workers(),
         source_options=source_options(

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from .findings import Decision, ScanReport
+from .integrity.errors import IntegrityError
+from .integrity.keyless import KeylessTrust
 from .policy.loader import Policy, PolicyError, load_policy
 
 EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
@@ -91,3 +93,22 @@ def exit_code_for(report: ScanReport) -> int:
 def source_options(**flags: object) -> dict[str, object]:
     """Source options from CLI flags; unset flags are left out so each source keeps its defaults."""
     return {k: v for k, v in flags.items() if v not in (None, False)}
+
+
+def keyless_flags(
+    identity: str | None, identity_regex: str | None, issuer: str | None, trust_config: Path | None
+) -> list[KeylessTrust]:
+    """--identity/--identity-regex/--issuer/--trust-config as one Sigstore signer (none when unset)."""
+    if identity is None and identity_regex is None and issuer is None:
+        return []
+    try:
+        return [
+            KeylessTrust(
+                issuer=issuer or "",
+                identity=identity,
+                identity_regex=identity_regex,
+                trust_config=trust_config,
+            )
+        ]
+    except IntegrityError as exc:
+        raise fail(str(exc)) from None

@@ -45,7 +45,8 @@ class Bundle:
     key_hint: str | None = None
     legacy_public_key: bytes | None = None  # publicKey.rawBytes (PEM text) written by model-signing <=1.0
     certificates: tuple[bytes, ...] = ()  # DER, signing (leaf) certificate first
-    keyless: bool = False  # Sigstore/Fulcio keyless bundle: needs Rekor/TUF, not verifiable offline here
+    keyless: bool = False  # Sigstore/Fulcio keyless bundle: verified by sigstore-python (integrity/keyless.py)
+    raw: bytes = b""  # the bundle file's bytes, for verifiers that parse it themselves (sigstore-python)
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -150,11 +151,17 @@ def parse_bundle(data: bytes, source: str = "signature") -> Bundle:
         leaf = _obj(material["certificate"], f"{source}: verificationMaterial.certificate")
         certs.append(b64decode(leaf.get("rawBytes"), f"{source}: verificationMaterial.certificate"))
         keyless = True
+        entries = material.get("tlogEntries")
+        if not isinstance(entries, list) or not entries:
+            raise IntegrityError(
+                f"{source}: Sigstore keyless bundle has no transparency log entry (tlogEntries): nothing proves "
+                "when the short-lived certificate signed"
+            )
     else:
         raise IntegrityError(
             f"{source}: verificationMaterial has no publicKey, certificate or certificate chain"
         )
-    return Bundle(payload, payload_type, sig, hint, legacy_key, tuple(certs), keyless)
+    return Bundle(payload, payload_type, sig, hint, legacy_key, tuple(certs), keyless, raw=data)
 
 
 def read_bundle(path: str | os.PathLike[str]) -> Bundle:

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from scanner.integrity.errors import IntegrityError, VerificationFailed
 from scanner.integrity.hashing import SUPPORTED_ALGORITHMS
+from scanner.integrity.keyless import KeylessTrust
 from scanner.integrity.sign import DEFAULT_SIGNATURE_NAME, sign_model
 from scanner.integrity.verify import VerificationResult, verify_model
 
@@ -179,17 +180,46 @@ def register(app: typer.Typer) -> None:
         ignore_git_paths: Annotated[bool, typer.Option("--ignore-git-paths/--no-ignore-git-paths")] = True,
         allow_symlinks: Annotated[bool, typer.Option("--allow-symlinks", "--allow_symlinks")] = False,
         workers: Annotated[int | None, typer.Option("--workers", min=1, help="Hashing threads.")] = None,
+        identity: Annotated[
+            str | None, typer.Option("--identity", help="Sigstore: the signer's e-mail or URI identity.")
+        ] = None,
+        identity_regex: Annotated[
+            str | None,
+            typer.Option("--identity-regex", help="Sigstore: a regular expression the identity must match."),
+        ] = None,
+        issuer: Annotated[str | None, typer.Option("--issuer", help="Sigstore: the OIDC issuer URL.")] = None,
+        trust_config: Annotated[
+            Path | None,
+            typer.Option("--trust-config", help="Sigstore: client trust config JSON for a private instance."),
+        ] = None,
     ) -> None:
-        """Verify a model against a model-signing signature (key or certificate mode)."""
+        """Verify a model against a model-signing signature (key, certificate or Sigstore keyless)."""
         out, err = _consoles()
-        if (key is None) == (not chain):
-            raise _fail(err, "give exactly one of --key (public key) or --chain (trusted CA certificates)", 2)
+        sigstore = identity is not None or identity_regex is not None or issuer is not None
+        if sum([key is not None, bool(chain), sigstore]) != 1:
+            raise _fail(
+                err,
+                "give exactly one of --key (public key), --chain (trusted CA certificates) or "
+                "--identity/--issuer (Sigstore keyless)",
+                2,
+            )
         try:
+            keyless = (
+                KeylessTrust(
+                    issuer=issuer or "",
+                    identity=identity,
+                    identity_regex=identity_regex,
+                    trust_config=trust_config,
+                )
+                if sigstore
+                else None
+            )
             result = verify_model(
                 model_path,
                 signature,
                 public_key=key,
                 trust_anchors=chain or None,
+                keyless=keyless,
                 ignore_paths=_model_relative(model_path, ignore_paths, err),
                 ignore_git_paths=ignore_git_paths,
                 allow_symlinks=allow_symlinks,

@@ -6,7 +6,8 @@ Why it looks like this:
 - ``hashlib`` releases the GIL while hashing big buffers and file reads release it too, so plain
   threads give real parallelism across files and across byte ranges (the OMS "shards" method).
 - A digest of a file that changed under us is worse than no digest: every read checks the file's
-  identity, size and mtime before and after, and that the byte count is exactly what was expected.
+  identity (device, inode, size, mtime and ctime: ``os.utime`` can restore an mtime, nothing
+  unprivileged can restore a ctime) before and after, and that the byte count is what was expected.
 """
 
 from __future__ import annotations
@@ -69,8 +70,36 @@ class RangeJob:
     expected_size: int | None = None
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+    """What must not change while a file is read: any write moves the ctime, even if mtime is restored."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+_identity = file_identity
+
+
+def digest_fd_into(
+    hasher: hashlib._Hash, fd: int, start: int, stop: int, block_size: int = DEFAULT_BLOCK_SIZE
+) -> None:
+    """Feed bytes ``[start, stop)`` of an open file to ``hasher`` with pread (the fd's offset is untouched).
+
+    A file that ends early is a :class:`FileChangedError`: its size was measured before reading.
+    """
+    buf = bytearray(max(1, min(block_size, stop - start)))
+    view = memoryview(buf)
+    pos = start
+    while pos < stop:
+        want = min(len(buf), stop - pos)
+        if hasattr(os, "preadv"):
+            got = os.preadv(fd, [view[:want]], pos)
+            chunk = view[:got]
+        else:  # no preadv (Windows): one copy per block
+            chunk = memoryview(os.pread(fd, want, pos))
+            got = len(chunk)
+        if not got:
+            raise FileChangedError(f"file changed while hashing: ended at byte {pos} of {stop}")
+        hasher.update(chunk)
+        pos += got
 
 
 def _digest_job(job: RangeJob, algorithm: str, block_size: int) -> bytes:
@@ -118,7 +147,7 @@ def _digest_job(job: RangeJob, algorithm: str, block_size: int) -> bytes:
         except OSError:
             raise FileChangedError(f"{path} was removed while hashing") from None
         if _identity(after) != _identity(before) or _identity(now) != _identity(before):
-            raise FileChangedError(f"{path} changed while hashing (size/mtime/inode differ)")
+            raise FileChangedError(f"{path} changed while hashing (size/mtime/ctime/inode differ)")
         return hasher.digest()
     finally:
         os.close(fd)

@@ -7,6 +7,7 @@ per-file SHA-256, so the verified digest and the reported one are the same read.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..findings import Coverage, FileResult
 from ..rules import RuleDB
 from ..sources.base import Snapshot
 from .errors import IntegrityError, VerificationFailed
+from .keyless import KeylessTrust
 from .verify import Status, VerificationResult, find_signature, verify_model
 
 SIGNATURE_FILE = "signature-file"
@@ -45,6 +47,7 @@ def check_snapshot_signature(
     signature: str | None,
     keys: list[str],
     chains: list[str],
+    identities: Sequence[KeylessTrust] = (),
 ) -> SignatureOutcome | None:
     """Verify the signature beside (or given for) a local snapshot; None when there is none to check."""
     if snap.kind != "local":
@@ -54,24 +57,28 @@ def check_snapshot_signature(
     if sig is None:
         return None
     sig_name = os.path.relpath(sig, root.parent if single else root)
-    if not keys and not chains:
+    if not keys and not chains and not identities:
         out = SignatureOutcome()
         out.extra_results.append(_note(rules, sig_name, "SIGNATURE-UNVERIFIED",
-                                       "signature present but no --key/--chain or policy trust entry to verify it"))
+                                       "signature present but no --key/--chain/--identity or policy trust entry to "
+                                       "verify it"))
         return out
     attempts: list[dict[str, object]] = [{"public_key": k} for k in keys] + [{"trust_anchors": chains}] * bool(chains)
+    attempts += [{"keyless": ident} for ident in identities]
     result: VerificationResult | None = None
-    last_error = ""
-    for kwargs in attempts:
+    last_error = unusable = ""
+    for kwargs in attempts:  # a key can't verify a keyless bundle (nor the reverse): try every trust entry
         try:
             result = verify_model(root, sig, **kwargs)  # type: ignore[arg-type]
             break
         except VerificationFailed as exc:
             last_error = str(exc)
         except IntegrityError as exc:
-            out = SignatureOutcome()
-            out.extra_results.append(_note(rules, sig_name, "SIGNATURE-UNUSABLE", str(exc)))
-            return out
+            unusable = str(exc)
+    if result is None and not last_error:
+        out = SignatureOutcome()
+        out.extra_results.append(_note(rules, sig_name, "SIGNATURE-UNUSABLE", unusable))
+        return out
     out = SignatureOutcome()
     out.status[sig_name] = SIGNATURE_FILE
     if result is None:

@@ -32,6 +32,7 @@ from scanner.integrity.certs import (
     validate_chain,
 )
 from scanner.integrity.errors import IntegrityError, VerificationFailed
+from scanner.integrity.keyless import KeylessTrust, verify_keyless
 from scanner.integrity.keys import check_supported, curve_hash, key_hint, load_public_key
 from scanner.integrity.manifest import (
     GIT_IGNORES,
@@ -55,9 +56,9 @@ class Status(str, Enum):
 
 @dataclass(frozen=True)
 class Signer:
-    """Who signed: a key (identified by its hint) or a certificate (subject, issuer, SANs)."""
+    """Who signed: a key (identified by its hint), a certificate (subject, issuer, SANs) or a Sigstore identity."""
 
-    kind: str  # "key" | "certificate"
+    kind: str  # "key" | "certificate" | "sigstore"
     key_hint: str
     subject: str | None = None
     issuer: str | None = None
@@ -69,6 +70,8 @@ class Signer:
 
     @property
     def identity(self) -> str:
+        if self.kind == "sigstore" and self.subject:
+            return f"{self.subject} ({self.issuer})"
         if self.kind == "certificate" and self.subject:
             return self.subject
         return f"key {self.key_hint}"
@@ -185,16 +188,27 @@ def check_bundle(
     *,
     public_key: str | os.PathLike[str] | ec.EllipticCurvePublicKey | None = None,
     trust_anchors: Sequence[str | os.PathLike[str] | x509.Certificate] | None = None,
+    keyless: KeylessTrust | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[Signer, list[str]]:
-    """Authenticate the bundle with a public key, or with a certificate chain to ``trust_anchors``."""
+    """Authenticate the bundle with a public key, a certificate chain to ``trust_anchors``, or a Sigstore identity."""
+    if bundle.keyless:
+        if keyless is None:
+            raise IntegrityError(
+                "this is a Sigstore keyless signature (Fulcio certificate and Rekor entry): verify it with "
+                "--identity (or --identity-regex) and --issuer"
+            )
+        who, payload = verify_keyless(bundle.raw, keyless)
+        if payload != bundle.payload:
+            raise VerificationFailed("the verified DSSE payload differs from the bundle's statement")
+        return Signer("sigstore", who.fingerprint_sha256[:16], subject=who.identity, issuer=who.issuer,
+                      san=(who.identity,), fingerprint_sha256=who.fingerprint_sha256,
+                      not_before=who.not_before, not_after=who.not_after), []
+    if keyless is not None and public_key is None and trust_anchors is None:
+        raise IntegrityError("this signature was made with a key or certificate, not Sigstore keyless: "
+                             "verify it with --key or --chain")
     if (public_key is None) == (trust_anchors is None):
         raise IntegrityError("give exactly one of a public key or trust anchors (certificate chain)")
-    if bundle.keyless:
-        raise IntegrityError(
-            "this is a Sigstore keyless signature (Fulcio certificate and Rekor entry); modelward verifies "
-            "key and certificate signatures offline - use `model_signing verify sigstore` for this one"
-        )
     warnings: list[str] = []
     if public_key is not None:
         key = public_key if isinstance(public_key, ec.EllipticCurvePublicKey) else load_public_key(public_key)
@@ -394,6 +408,7 @@ def verify_model(
     *,
     public_key: str | os.PathLike[str] | ec.EllipticCurvePublicKey | None = None,
     trust_anchors: Sequence[str | os.PathLike[str] | x509.Certificate] | None = None,
+    keyless: KeylessTrust | None = None,
     ignore_paths: Iterable[str | os.PathLike[str]] = (),
     ignore_git_paths: bool = True,
     allow_symlinks: bool = False,
@@ -406,7 +421,7 @@ def verify_model(
     """
     sig = Path(signature_path)
     bundle = read_bundle(sig)
-    signer, warnings = check_bundle(bundle, public_key=public_key, trust_anchors=trust_anchors)
+    signer, warnings = check_bundle(bundle, public_key=public_key, trust_anchors=trust_anchors, keyless=keyless)
     statement = parse_statement(bundle.payload)
     return verify_statement(
         model_path,
