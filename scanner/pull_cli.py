@@ -14,6 +14,7 @@ from .cli_support import (
     emit,
     err_console,
     fail,
+    keyless_flags,
     open_policy,
     source_options,
 )
@@ -53,11 +54,20 @@ def register(app: typer.Typer) -> None:
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
         lock: Path | None = typer.Option(None, "--lock", help="modelward.lock whose pin for TARGET must hold "
                                          "(default: ./modelward.lock when it pins TARGET)."),
+        signature: Path | None = typer.Option(None, "--signature",
+                                              help="model-signing bundle (default: model.sig in the model)."),
+        key: list[Path] = typer.Option([], "--key", help="PEM public key to verify the signature with."),
+        chain: list[Path] = typer.Option([], "--chain", help="PEM certificate chain / trust anchors."),
+        identity: str | None = typer.Option(None, "--identity", help="Sigstore keyless: the signer's identity."),
+        identity_regex: str | None = typer.Option(None, "--identity-regex", help="Sigstore keyless: identity regex."),
+        issuer: str | None = typer.Option(None, "--issuer", help="Sigstore keyless: the signer's OIDC issuer."),
+        trust_config: Path | None = typer.Option(None, "--trust-config", help="Sigstore client trust config."),
     ) -> None:
         """Download, verify every byte against the registry's claims, scan, and install only what passed.
 
         Exit 0 installed, 1 blocked (nothing installed), 2 could not complete (nothing installed).
         """
+        from .engine import ScanOptions
         from .findings import Decision
         from .io.http_session import redact
         from .pull import PullError, PullOptions
@@ -66,7 +76,13 @@ def register(app: typer.Typer) -> None:
         from .rules import RuleDatabaseError
 
         pol = open_policy(policy)
-        opts = PullOptions(to=to, cache_dir=cache_dir, policy=pol, locked=_pin_for(target, lock),
+        for p in [*key, *chain, *([signature] if signature else [])]:
+            if not p.is_file():
+                raise fail(f"{p}: no such file")
+        scan_opts = ScanOptions(signature=str(signature.resolve()) if signature else None,
+                                signature_keys=[str(k) for k in key], signature_chains=[str(c) for c in chain],
+                                signature_identities=keyless_flags(identity, identity_regex, issuer, trust_config))
+        opts = PullOptions(to=to, cache_dir=cache_dir, policy=pol, locked=_pin_for(target, lock), scan=scan_opts,
                            source_options=source_options(allow_http=allow_http, insecure=insecure, revision=revision))
         if opts.locked is not None:
             err_console.print(f"pinned by lockfile: {opts.locked.name} at {opts.locked.resolved}")

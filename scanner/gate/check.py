@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from ..cache import ResultCache
-from ..engine import ScanOptions, finish_report, new_report, scan_resolved, signature_trust, source_uri
+from ..engine import (
+    ScanOptions,
+    finish_report,
+    new_report,
+    scan_resolved,
+    signature_identities,
+    signature_trust,
+    source_uri,
+)
 from ..findings import Decision, FileResult, Reason, ScanReport, Verdict
 from ..integrity.scan_hook import check_snapshot_signature
 from ..policy.evaluate import evaluate
@@ -22,7 +30,7 @@ from ..rules import RuleDB, get_rule_db
 from ..sources.base import Snapshot, SourceError
 from ..targets import parse_target, resolve
 from .config import ConfigError, Dependency, ProjectConfig
-from .lockfile import Lock, LockedModel, lock_snapshot, read_lock
+from .lockfile import CODE_FORMATS, Lock, LockedModel, is_code_path, lock_snapshot, read_lock
 
 MOVING_KINDS = ("hf", "oci")
 
@@ -70,8 +78,10 @@ def run_lock(config: ProjectConfig, *, upgrade: set[str] | None, opts: GateOptio
 def _verified_signer(config: ProjectConfig, dep: Dependency, snap: Snapshot) -> str | None:
     """The identity whose signature verified this snapshot under the dependency's policy trust, if any."""
     policy = load_policy(config.policy_spec(dep.policy or config.policy))
-    keys, chains = signature_trust(ScanOptions(policy=policy), source_uri(snap))
-    outcome = check_snapshot_signature(snap, get_rule_db(), signature=None, keys=keys, chains=chains)
+    opts = ScanOptions(policy=policy)
+    keys, chains = signature_trust(opts, source_uri(snap))
+    outcome = check_snapshot_signature(snap, get_rule_db(), signature=None, keys=keys, chains=chains,
+                                       identities=signature_identities(opts, source_uri(snap)))
     if outcome is None or outcome.signer is None or any(v == "mismatch" for v in outcome.status.values()):
         return None
     return outcome.signer
@@ -123,6 +133,7 @@ def _check_dependency(
         return extra, errors
     scan_opts = ScanOptions(policy=policy, cache=opts.cache, source_options=opts.source_options)
     results = scan_resolved(snap, scan_opts, rules, qualify=False)
+    errors.extend(f"{dep.name}: {e}" for e in snap.errors)  # network faults: the check did not complete
     by_path = {fr.path: fr for fr in results}
     pinned = {f.path: f for f in locked.files}
     for art in snap.artifacts:
@@ -135,6 +146,12 @@ def _check_dependency(
             continue
         got = fr.sha256 or art.claimed_sha256
         if art.size != want.size or (got is not None and got != want.sha256):
+            if _is_code(fr, want.code):
+                drift.add(fr, "LOCK-CODE-CHANGED",
+                          f"{dep.name}: code file {art.path} changed since it was locked (sha256 {got}, locked "
+                          f"{want.sha256}); review the new code, then `modelward lock --upgrade {dep.name}`",
+                          locked=want.sha256, actual=got or "")
+                continue
             drift.add(fr, "LOCK-DIGEST-CHANGED",
                       f"{dep.name}: {art.path} is {art.size} bytes sha256 {got}, locked {want.size} bytes sha256 {want.sha256}",
                       locked=want.sha256, actual=got or "")
@@ -150,6 +167,12 @@ def _check_dependency(
         if head not in extra:
             extra.append(head)
     return results + extra, errors
+
+
+def _is_code(fr: FileResult, locked_as_code: bool) -> bool:
+    """Code a loader may run: marked so in the lock, named or detected as code, or flagged as executed."""
+    return (locked_as_code or is_code_path(fr.path) or bool(set(fr.formats or [fr.format]) & CODE_FORMATS)
+            or any(f.rule_id == "CODE-EXECUTED-BY-LOADER" for f in fr.findings))
 
 
 def _prefix(name: str, files: list[FileResult], verdict: Verdict, reasons: list[Reason]) -> None:
