@@ -183,7 +183,7 @@ def rules(
         floor = Severity.parse(min_severity) if min_severity else None
     except (RuleDatabaseError, ValueError) as exc:
         raise fail(str(exc)) from None
-    if format is OutputFormat.sarif:
+    if format not in (OutputFormat.console, OutputFormat.json, OutputFormat.markdown):
         raise fail("rules: --format takes console, json or markdown")
     if format is OutputFormat.json:
         typer.echo(catalog_json(db), nl=False)

@@ -27,6 +27,8 @@ class OutputFormat(str, Enum):
     json = "json"
     sarif = "sarif"
     markdown = "markdown"
+    html = "html"
+    cyclonedx = "cyclonedx"
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:

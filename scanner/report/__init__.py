@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..findings import ScanReport
 
-FORMATS = ("console", "json", "sarif", "markdown")
+FORMATS = ("console", "json", "sarif", "markdown", "html", "cyclonedx")
 
 
 def render(
@@ -29,6 +29,14 @@ def render(
         from .markdown import render_markdown
 
         return render_markdown(report)
+    if fmt == "html":
+        from .html import render_html
+
+        return render_html(report)
+    if fmt == "cyclonedx":
+        from .cyclonedx import render_cyclonedx
+
+        return render_cyclonedx(report)
     if fmt == "console":
         from .console import render_console
 

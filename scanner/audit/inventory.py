@@ -1,0 +1,328 @@
+"""The audit inventory: an embedded SQLite database of runs, files, verdicts and findings.
+
+A nightly zoo audit must say what is new since last night and must not re-hash
+terabytes that did not change. The inventory remembers, per (target, path), the
+file's identity and digest when it was last judged, and per digest the result
+under a rule-database version and scan settings. Results stream in as files are
+judged (one small transaction each), so memory stays flat and a crash leaves a
+consistent database: a run without ``finished`` is reported as interrupted and
+the next run reuses everything that was recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..findings import FileResult
+
+SCHEMA_VERSION = 2
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY, started_ns INTEGER NOT NULL, finished_ns INTEGER, status TEXT NOT NULL,
+        targets TEXT NOT NULL, scanner_version TEXT NOT NULL, rules_version TEXT NOT NULL, policy TEXT NOT NULL
+    );
+    CREATE TABLE files (
+        id INTEGER PRIMARY KEY, target TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+        identity TEXT, digest TEXT, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,
+        UNIQUE (target, path)
+    );
+    CREATE TABLE results (
+        digest TEXT NOT NULL, path TEXT NOT NULL, rules_version TEXT NOT NULL, settings TEXT NOT NULL,
+        result TEXT NOT NULL, PRIMARY KEY (digest, path, rules_version, settings)
+    );
+    CREATE TABLE observations (
+        run_id INTEGER NOT NULL REFERENCES runs(id), file_id INTEGER NOT NULL REFERENCES files(id),
+        digest TEXT, state TEXT NOT NULL, decision TEXT, PRIMARY KEY (run_id, file_id)
+    );
+    CREATE TABLE findings (
+        run_id INTEGER NOT NULL, file_id INTEGER NOT NULL, rule_id TEXT NOT NULL, severity TEXT NOT NULL,
+        message TEXT NOT NULL
+    );
+    CREATE INDEX findings_run ON findings (run_id, file_id);
+    """,
+    2: """
+    ALTER TABLE runs ADD COLUMN settings TEXT NOT NULL DEFAULT '';
+    CREATE TABLE waivers (
+        run_id INTEGER NOT NULL, file_id INTEGER NOT NULL, rule_id TEXT NOT NULL, policy_ref TEXT NOT NULL
+    );
+    CREATE INDEX files_digest ON files (digest);
+    """,
+}
+
+
+class InventoryError(Exception):
+    """The database cannot be opened or is from a newer modelward."""
+
+
+def default_db_path() -> Path:
+    """``$MODELWARD_AUDIT_DB``, else ``$XDG_DATA_HOME/modelward/inventory.sqlite``."""
+    env = os.environ.get("MODELWARD_AUDIT_DB")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "modelward" / "inventory.sqlite"
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the inventory remembers of one (target, path)."""
+
+    file_id: int
+    identity: str | None
+    digest: str | None
+    size: int
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    started_ns: int
+    finished_ns: int | None
+    status: str
+    targets: list[str]
+    rules_version: str
+    policy: str
+
+
+class Inventory:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: consistent after a crash, no fsync per file
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise InventoryError(f"{path}: not a usable inventory database ({exc})") from None
+        except OSError as exc:
+            raise InventoryError(f"{path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Inventory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # schema -----------------------------------------------------------------------------------------
+    def _version(self) -> int:
+        has_meta = self.db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        current = self._version()
+        if current > SCHEMA_VERSION:
+            raise InventoryError(
+                f"{self.path}: schema version {current} is newer than this modelward "
+                f"({SCHEMA_VERSION}); upgrade modelward"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with self._tx():
+                for stmt in _MIGRATIONS[version].split(";"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),)
+                )
+
+    class _Tx:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> None:
+            self.db.execute("BEGIN IMMEDIATE")
+
+        def __exit__(self, exc_type: object, *rest: object) -> None:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+
+    def _tx(self) -> Inventory._Tx:
+        return Inventory._Tx(self.db)
+
+    # runs -------------------------------------------------------------------------------------------
+    def start_run(
+        self, targets: list[str], scanner_version: str, rules_version: str, policy: str, settings: str
+    ) -> RunInfo:
+        started = time.time_ns()
+        with self._tx():
+            cur = self.db.execute(
+                "INSERT INTO runs (started_ns, status, targets, scanner_version, rules_version, policy, settings) "
+                "VALUES (?, 'running', ?, ?, ?, ?, ?)",
+                (started, json.dumps(targets), scanner_version, rules_version, policy, settings),
+            )
+        return RunInfo(int(cur.lastrowid or 0), started, None, "running", targets, rules_version, policy)
+
+    def finish_run(self, run_id: int, status: str = "complete") -> None:
+        with self._tx():
+            self.db.execute(
+                "UPDATE runs SET finished_ns=?, status=? WHERE id=?", (time.time_ns(), status, run_id)
+            )
+
+    def run(self, run_id: int) -> RunInfo | None:
+        row = self.db.execute(
+            "SELECT id, started_ns, finished_ns, status, targets, rules_version, policy FROM runs WHERE id=?",
+            (run_id,),
+        ).fetchone()
+        return _run_info(row) if row else None
+
+    def previous_run(self, before: int, targets: list[str] | None = None) -> RunInfo | None:
+        """The last completed run before ``before`` (with the same targets when given)."""
+        for row in self.db.execute(
+            "SELECT id, started_ns, finished_ns, status, targets, rules_version, policy "
+            "FROM runs WHERE id < ? AND status='complete' ORDER BY id DESC",
+            (before,),
+        ):
+            info = _run_info(row)
+            if targets is None or sorted(info.targets) == sorted(targets):
+                return info
+        return None
+
+    def runs(self) -> list[RunInfo]:
+        rows = self.db.execute(
+            "SELECT id, started_ns, finished_ns, status, targets, rules_version, policy FROM runs ORDER BY id"
+        )
+        return [_run_info(r) for r in rows]
+
+    # files ------------------------------------------------------------------------------------------
+    def known(self, target: str, path: str) -> Known | None:
+        row = self.db.execute(
+            "SELECT id, identity, digest, size FROM files WHERE target=? AND path=?", (target, path)
+        ).fetchone()
+        return Known(int(row[0]), row[1], row[2], int(row[3])) if row else None
+
+    def cached_result(self, digest: str, path: str, rules_version: str, settings: str) -> FileResult | None:
+        """A result for these bytes under this name (findings may depend on the name: extension checks)."""
+        row = self.db.execute(
+            "SELECT result FROM results WHERE digest=? AND path=? AND rules_version=? AND settings=?",
+            (digest, path, rules_version, settings),
+        ).fetchone()
+        if row is None:
+            return None
+        try:
+            return FileResult.model_validate_json(row[0])
+        except ValueError:
+            return None
+
+    def record(
+        self,
+        run_id: int,
+        target: str,
+        path: str,
+        result: FileResult,
+        *,
+        identity: str | None,
+        state: str,
+        decision: str | None,
+        reusable: bool,
+        rules_version: str,
+        settings: str,
+        waivers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """One judged file, in one transaction: the database is consistent after every file."""
+        with self._tx():
+            row = self.db.execute("SELECT id FROM files WHERE target=? AND path=?", (target, path)).fetchone()
+            if row is None:
+                cur = self.db.execute(
+                    "INSERT INTO files (target, path, size, identity, digest, first_seen, last_seen) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        target,
+                        path,
+                        result.size,
+                        identity if reusable else None,
+                        result.sha256,
+                        run_id,
+                        run_id,
+                    ),
+                )
+                file_id = int(cur.lastrowid or 0)
+            else:
+                file_id = int(row[0])
+                self.db.execute(
+                    "UPDATE files SET size=?, identity=?, digest=?, last_seen=? WHERE id=?",
+                    (result.size, identity if reusable else None, result.sha256, run_id, file_id),
+                )
+            self.db.execute(
+                "INSERT OR REPLACE INTO observations (run_id, file_id, digest, state, decision) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run_id, file_id, result.sha256, state, decision),
+            )
+            self.db.execute("DELETE FROM findings WHERE run_id=? AND file_id=?", (run_id, file_id))
+            self.db.executemany(
+                "INSERT INTO findings (run_id, file_id, rule_id, severity, message) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, file_id, f.rule_id, f.severity.value, f.message) for f in result.findings],
+            )
+            self.db.executemany(
+                "INSERT INTO waivers (run_id, file_id, rule_id, policy_ref) VALUES (?, ?, ?, ?)",
+                [(run_id, file_id, r, ref) for r, ref in waivers],
+            )
+            if reusable and result.sha256:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO results (digest, path, rules_version, settings, result) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (result.sha256, path, rules_version, settings, result.model_dump_json()),
+                )
+
+    def seen_in(self, run_id: int) -> Iterator[tuple[str, str, str | None, str]]:
+        """(target, path, digest, state) of every file observed in a run."""
+        yield from self.db.execute(
+            "SELECT f.target, f.path, o.digest, o.state FROM observations o JOIN files f ON f.id=o.file_id "
+            "WHERE o.run_id=? ORDER BY f.target, f.path",
+            (run_id,),
+        )
+
+    def findings_of(self, run_id: int) -> set[tuple[str, str, str, str]]:
+        """(target/path, rule id, severity, message) for every finding recorded in a run."""
+        rows = self.db.execute(
+            "SELECT f.target, f.path, x.rule_id, x.severity, x.message FROM findings x "
+            "JOIN files f ON f.id=x.file_id WHERE x.run_id=?",
+            (run_id,),
+        )
+        return {(f"{t.rstrip('/')}/{p}", r, s, m) for t, p, r, s, m in rows}
+
+    def history(self, needle: str) -> list[dict[str, object]]:
+        """Every observation of a path (``target/path`` or a path suffix) or a digest, oldest first."""
+        rows = self.db.execute(
+            "SELECT r.id, r.started_ns, f.target, f.path, o.digest, o.state, o.decision, r.rules_version "
+            "FROM observations o JOIN files f ON f.id=o.file_id JOIN runs r ON r.id=o.run_id "
+            "WHERE o.digest=? OR f.path=? OR (f.target || '/' || f.path)=? OR f.path LIKE ? ORDER BY r.id",
+            (needle, needle, needle, f"%/{needle}"),
+        )
+        return [
+            {
+                "run": r,
+                "started": _iso(s),
+                "target": t,
+                "path": p,
+                "sha256": d,
+                "state": st,
+                "decision": dec,
+                "rules_version": rv,
+            }
+            for r, s, t, p, d, st, dec, rv in rows
+        ]
+
+
+def _run_info(row: tuple) -> RunInfo:
+    return RunInfo(int(row[0]), int(row[1]), row[2], row[3], json.loads(row[4]), row[5], row[6])
+
+
+def _iso(ns: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ns / 1e9))

@@ -1,0 +1,257 @@
+"""One audit run: resolve targets, reuse what the inventory proves unchanged, judge the rest, diff with last run.
+
+A file is reused only when its identity (see identity.py) equals the one recorded when it was last
+judged AND a result for its digest exists under the current rule-database version and scan settings:
+a rule update re-inspects everything (from the recorded digest, without re-hashing being skipped for
+changed files), ``--rehash`` re-verifies everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from .. import __version__
+from ..engine import ScanOptions, finish_report, new_report, scan_resolved
+from ..findings import FileResult, ScanReport
+from ..io.http_session import redact
+from ..policy.evaluate import evaluate
+from ..policy.loader import Policy
+from ..rules import RuleDB, get_rule_db
+from ..sources.base import Artifact, Snapshot, SourceError
+from ..targets import resolve
+from .identity import artifact_identity
+from .inventory import Inventory, RunInfo
+
+
+class FindingRef(BaseModel):
+    path: str
+    rule_id: str
+    severity: str
+    message: str
+
+
+class FileCounts(BaseModel):
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+
+class AuditSummary(BaseModel):
+    """The ``audit`` section of an audit report: what this run did and what changed since the last one."""
+
+    run: int
+    previous_run: int | None = None
+    database: str
+    started: str
+    files: FileCounts = Field(default_factory=FileCounts)
+    changed_paths: list[str] = Field(default_factory=list)
+    new_paths: list[str] = Field(default_factory=list)
+    removed_paths: list[str] = Field(default_factory=list)
+    hashed_bytes: int = 0
+    inspected_files: int = 0
+    reused_files: int = 0
+    new_findings: list[FindingRef] = Field(default_factory=list)
+    resolved_findings: list[FindingRef] = Field(default_factory=list)
+
+
+@dataclass
+class AuditOptions:
+    db: Path
+    policy: Policy
+    scan: ScanOptions = field(default_factory=ScanOptions)
+    rehash: bool = False
+
+
+@dataclass
+class AuditOutcome:
+    report: ScanReport
+    summary: AuditSummary
+
+
+@dataclass
+class _Pending:
+    """Per-artifact bookkeeping between the pre-scan identity check and the recorded result."""
+
+    identity: str | None
+    state: str  # new | changed | unchanged
+    reused: bool = False
+    previous_digest: str | None = None  # identity unknown or different: same digest means unchanged
+
+
+def settings_key(opts: AuditOptions) -> str:
+    """Scan settings a stored result depends on: the policy's content (per-source allowances) and the limits."""
+    blob = json.dumps(
+        [opts.policy.name, opts.policy.data, repr(opts.scan.limits)], sort_keys=True, default=str
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+class _Run:
+    def __init__(self, inv: Inventory, run: RunInfo, rules: RuleDB, opts: AuditOptions) -> None:
+        self.inv, self.run, self.rules, self.opts = inv, run, rules, opts
+        self.settings = settings_key(opts)
+        self.summary = AuditSummary(
+            run=run.id,
+            database=str(opts.db),
+            started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.started_ns / 1e9)),
+        )
+
+    def scan_target(self, raw: str, snap: Snapshot, qualify: bool) -> list[FileResult]:
+        pending: dict[str, _Pending] = {}
+        for art in snap.artifacts:
+            pending[art.path] = self._classify(raw, snap, art)
+
+        def reuse(art: Artifact) -> FileResult | None:
+            p = pending.get(art.path)
+            if p is None or p.state != "unchanged" or self.opts.rehash:
+                return None
+            known = self.inv.known(raw, art.path)
+            hit = (
+                self.inv.cached_result(known.digest, art.path, self.rules.version, self.settings)
+                if known and known.digest
+                else None
+            )
+            if hit is None:  # same bytes, but judged under other rules or settings: inspect again
+                return None
+            p.reused = True
+            hit.path, hit.cached, hit.bytes_read = art.path, True, 0
+            return hit
+
+        def record(fr: FileResult) -> None:
+            p = pending.get(fr.path)
+            if p is None:
+                return
+            if p.state == "changed" and p.previous_digest and fr.sha256 == p.previous_digest:
+                p.state = "unchanged"  # touched or racy, same bytes
+            if not p.reused:
+                self.summary.inspected_files += 1
+                if snap.kind == "local":
+                    self.summary.hashed_bytes += fr.size
+            reusable = (
+                p.identity is not None
+                and fr.sha256 is not None
+                and not any(f.rule_id == "FILE-CHANGED-DURING-SCAN" for f in fr.findings)
+            )
+            self.inv.record(
+                self.run.id,
+                raw,
+                fr.path,
+                fr,
+                identity=p.identity,
+                state=p.state,
+                decision=None,
+                reusable=reusable,
+                rules_version=self.rules.version,
+                settings=self.settings,
+            )
+
+        scan_opts = replace(self.opts.scan, reuse=reuse, on_file=_chain(self.opts.scan.on_file, record))
+        results = scan_resolved(snap, scan_opts, self.rules, qualify=qualify)
+        for p in pending.values():
+            if p.reused:
+                self.summary.reused_files += 1
+            setattr(self.summary.files, p.state, getattr(self.summary.files, p.state) + 1)
+        for path, p in pending.items():
+            shown = f"{raw.rstrip('/')}/{path}"
+            if p.state == "changed":
+                self.summary.changed_paths.append(shown)
+            elif p.state == "new":
+                self.summary.new_paths.append(shown)
+        return results
+
+    def _classify(self, raw: str, snap: Snapshot, art: Artifact) -> _Pending:
+        ident = artifact_identity(snap, art)
+        known = self.inv.known(raw, art.path)
+        identity = None if ident is None or ident[1] else ident[0]  # racy: don't trust it next time
+        if known is None:
+            return _Pending(identity, "new")
+        if ident is not None and known.identity is not None and ident[0] == known.identity:
+            return _Pending(identity, "unchanged")
+        return _Pending(identity, "changed", previous_digest=known.digest)  # settled by the digest once hashed
+
+
+def _chain(
+    first: Callable[[FileResult], None] | None, second: Callable[[FileResult], None]
+) -> Callable[[FileResult], None]:
+    def both(fr: FileResult) -> None:
+        if first is not None:
+            first(fr)
+        second(fr)
+
+    return both
+
+
+def run_audit(targets: list[str], opts: AuditOptions) -> AuditOutcome:
+    """Audit every target into the inventory; a target that cannot be resolved is a report error."""
+    rules = get_rule_db(opts.scan.rules_root)
+    report = new_report(targets, rules)
+    t0 = time.monotonic()
+    with Inventory(opts.db) as inv:
+        run = inv.start_run(report.targets, __version__, rules.version, opts.policy.name, settings_key(opts))
+        audit = _Run(inv, run, rules, opts)
+        scan_opts = replace(opts.scan, policy=opts.policy)
+        audit.opts = replace(opts, scan=scan_opts)
+        for raw in targets:
+            try:
+                snap = resolve(raw, **scan_opts.source_options)
+            except SourceError as exc:
+                report.errors.append(redact(str(exc)))
+                continue
+            report.files.extend(audit.scan_target(raw, snap, qualify=True))
+            report.errors.extend(redact(e) for e in snap.errors)
+        finish_report(report, t0)
+        report.verdict = evaluate(report, opts.policy)
+        _record_decisions(inv, run.id, report)
+        _diff_with_previous(inv, run, audit.summary, report.targets)
+        inv.finish_run(run.id, "complete" if not report.errors else "incomplete")
+    return AuditOutcome(report, audit.summary)
+
+
+def _record_decisions(inv: Inventory, run_id: int, report: ScanReport) -> None:
+    if report.verdict is None:
+        return
+    decisions = report.verdict.file_decisions
+    with inv._tx():
+        for target, path, _digest, _state in list(inv.seen_in(run_id)):
+            shown = f"{target.rstrip('/')}/{path}"
+            decision = decisions.get(shown)
+            if decision is not None:
+                inv.db.execute(
+                    "UPDATE observations SET decision=? WHERE run_id=? AND file_id="
+                    "(SELECT id FROM files WHERE target=? AND path=?)",
+                    (decision.value, run_id, target, path),
+                )
+
+
+def _diff_with_previous(inv: Inventory, run: RunInfo, summary: AuditSummary, targets: list[str]) -> None:
+    prev = inv.previous_run(run.id, targets)
+    if prev is None:
+        return
+    summary.previous_run = prev.id
+    now = {(t, p) for t, p, _d, _s in inv.seen_in(run.id)}
+    before = {(t, p) for t, p, _d, _s in inv.seen_in(prev.id)}
+    removed = sorted(before - now)
+    summary.files.removed = len(removed)
+    summary.removed_paths = [f"{t.rstrip('/')}/{p}" for t, p in removed]
+    cur, old = inv.findings_of(run.id), inv.findings_of(prev.id)
+    summary.new_findings = [_ref(x) for x in sorted(cur - old)]
+    summary.resolved_findings = [_ref(x) for x in sorted(old - cur)]
+
+
+def _ref(row: tuple[str, str, str, str]) -> FindingRef:
+    return FindingRef(path=row[0], rule_id=row[1], severity=row[2], message=row[3])
+
+
+def render_audit_json(outcome: AuditOutcome) -> str:
+    """The scan report's JSON (same schema, ``files`` included) plus the ``audit`` section."""
+    doc = json.loads(outcome.report.model_dump_json())
+    doc["audit"] = json.loads(outcome.summary.model_dump_json())
+    return json.dumps(doc, indent=2) + "\n"

@@ -1,0 +1,210 @@
+"""`modelward audit`: the scheduled zoo audit, and `audit diff` / `audit history` over its inventory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from .cli_support import (
+    EXIT_ERROR,
+    EXIT_OK,
+    OutputFormat,
+    emit,
+    err_console,
+    fail,
+    open_policy,
+    source_options,
+)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(context_settings={"allow_interspersed_args": True})
+    def audit(
+        targets: list[str] = typer.Argument(
+            ...,
+            metavar="TARGET... | diff [RUN_A RUN_B] | history PATH|DIGEST",
+            help="Folders, files, hf://, oci://, https://… to audit; or a query.",
+        ),
+        db: Path | None = typer.Option(
+            None, "--db", help="Inventory database (default: XDG data dir; MODELWARD_AUDIT_DB)."
+        ),
+        policy: str = typer.Option(
+            "audit", "--policy", "-p", help="audit (report, exit 0) or a gating policy (exit 1 on block)."
+        ),
+        workers: int = typer.Option(
+            1, "--workers", "-j", min=0, help="Processes for local folders (0: one per core)."
+        ),
+        format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
+        output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
+        rehash: bool = typer.Option(
+            False, "--rehash", help="Re-hash and re-inspect every file, unchanged or not."
+        ),
+        only_findings: bool = typer.Option(
+            False, "--only-findings", help="Console: list only files with findings."
+        ),
+        insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
+        allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
+    ) -> None:
+        """Audit a model zoo into an inventory: only new or changed files are hashed and inspected.
+
+        Exit 0 when the audit completed (with the audit policy), 1 when a gating policy blocks, 2 when it
+        could not complete.
+        """
+        from .audit.inventory import Inventory, InventoryError, default_db_path
+
+        db_path = db or default_db_path()
+        if targets[0] in ("diff", "history"):
+            try:
+                with Inventory(db_path) as inv:
+                    text = _diff(inv, targets[1:]) if targets[0] == "diff" else _history(inv, targets[1:])
+            except InventoryError as exc:
+                raise fail(str(exc)) from None
+            emit(text, output)
+            raise typer.Exit(EXIT_OK)
+        _run(
+            targets,
+            db_path,
+            policy,
+            workers,
+            format,
+            output,
+            rehash,
+            only_findings,
+            source_options(insecure=insecure, allow_http=allow_http),
+        )
+
+
+def _run(
+    targets: list[str],
+    db_path: Path,
+    policy: str,
+    workers: int,
+    format: OutputFormat,
+    output: Path | None,
+    rehash: bool,
+    only_findings: bool,
+    sources: dict[str, object],
+) -> None:
+    from .audit.inventory import InventoryError
+    from .audit.runner import AuditOptions, render_audit_json, run_audit
+    from .cli_support import exit_code_for, use_color
+    from .engine import ScanOptions
+    from .parallel import default_workers
+    from .progress import file_progress
+    from .report import render
+    from .rules import RuleDatabaseError
+
+    pol = open_policy(policy)
+    scan = ScanOptions(workers=workers or default_workers(), source_options=sources)
+    try:
+        with file_progress(scan):
+            outcome = run_audit(targets, AuditOptions(db=db_path, policy=pol, scan=scan, rehash=rehash))
+    except InventoryError as exc:
+        raise fail(str(exc)) from None
+    except RuleDatabaseError as exc:
+        raise fail(f"rule database: {exc}") from None
+    report, summary = outcome.report, outcome.summary
+    if report.errors and not report.files:
+        for e in report.errors:
+            err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
+        raise typer.Exit(EXIT_ERROR)
+    if format is OutputFormat.json:
+        text = render_audit_json(outcome)
+    elif format is OutputFormat.html:
+        from .report.html import render_html
+
+        text = render_html(report, json.loads(summary.model_dump_json()))
+    elif format is OutputFormat.markdown:
+        text = render(report, "markdown") + _summary_markdown(summary)
+    else:
+        text = render(report, format.value, color=use_color(output, format), only_findings=only_findings)
+    emit(text, output)
+    files = summary.files
+    err_console.print(
+        f"audit run {summary.run}: {files.new} new, {files.changed} changed, {files.unchanged} unchanged, "
+        f"{files.removed} removed; {summary.inspected_files} inspected, {summary.reused_files} reused; "
+        f"{len(summary.new_findings)} new and {len(summary.resolved_findings)} resolved findings"
+        + (f" (previous run {summary.previous_run})" if summary.previous_run else ""),
+        soft_wrap=True,
+    )
+    for e in report.errors:
+        err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
+    raise typer.Exit(exit_code_for(report))
+
+
+def _summary_markdown(summary: object) -> str:
+    from .audit.runner import AuditSummary
+
+    assert isinstance(summary, AuditSummary)
+    f = summary.files
+    lines = [
+        "",
+        "### Since the last audit",
+        "",
+        f"Run {summary.run} (previous: {summary.previous_run or 'none'}): {f.new} new, {f.changed} changed, "
+        f"{f.unchanged} unchanged, {f.removed} removed files; {summary.hashed_bytes} bytes hashed.",
+        "",
+    ]
+    for title, items in (
+        ("New findings", summary.new_findings),
+        ("Resolved findings", summary.resolved_findings),
+    ):
+        if items:
+            lines += [f"**{title}**", ""]
+            lines += [f"- **{x.severity}** `{x.rule_id}` `{x.path}`: {x.message}" for x in items[:1000]]
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _diff(inv: object, args: list[str]) -> str:
+    from .audit.inventory import Inventory
+
+    assert isinstance(inv, Inventory)
+    runs = [r for r in inv.runs() if r.status == "complete"]
+    if len(args) == 2:
+        a, b = (_run_id(x) for x in args)
+    elif not args and len(runs) >= 2:
+        a, b = runs[-2].id, runs[-1].id
+    else:
+        raise fail("audit diff takes two run ids, or none to compare the last two completed runs")
+    for rid in (a, b):
+        if inv.run(rid) is None:
+            raise fail(f"audit diff: no run {rid} in {inv.path}")
+    files_a = {(t, p): d for t, p, d, _s in inv.seen_in(a)}
+    files_b = {(t, p): d for t, p, d, _s in inv.seen_in(b)}
+    fa, fb = inv.findings_of(a), inv.findings_of(b)
+    doc = {
+        "from_run": a,
+        "to_run": b,
+        "added": sorted(f"{t}/{p}" for t, p in files_b.keys() - files_a.keys()),
+        "removed": sorted(f"{t}/{p}" for t, p in files_a.keys() - files_b.keys()),
+        "changed": sorted(
+            f"{t}/{p}" for k, d in files_b.items() if k in files_a and files_a[k] != d for t, p in [k]
+        ),
+        "new_findings": [
+            dict(zip(("path", "rule_id", "severity", "message"), x, strict=True)) for x in sorted(fb - fa)
+        ],
+        "resolved_findings": [
+            dict(zip(("path", "rule_id", "severity", "message"), x, strict=True)) for x in sorted(fa - fb)
+        ],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _history(inv: object, args: list[str]) -> str:
+    from .audit.inventory import Inventory
+
+    assert isinstance(inv, Inventory)
+    if len(args) != 1:
+        raise fail("audit history takes one PATH (target/path or a path suffix) or SHA-256 digest")
+    return json.dumps({"query": args[0], "observations": inv.history(args[0])}, indent=2) + "\n"
+
+
+def _run_id(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise fail(f"audit diff: {text!r} is not a run id") from None
