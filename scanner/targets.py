@@ -7,13 +7,14 @@ from dataclasses import dataclass
 
 from .sources.base import Snapshot, Source, SourceError
 
-REMOTE_SCHEMES = ("hf://", "oci://", "https://", "http://")
+REMOTE_SCHEMES = ("hf://", "oci://", "https://", "http://", "s3://", "gs://", "az://", "abfs://")
+OBJECT_STORE_SCHEMES = ("s3://", "gs://", "az://", "abfs://")
 
 
 @dataclass(frozen=True)
 class Target:
     raw: str
-    kind: str  # local | hf | oci | url
+    kind: str  # local | hf | oci | url | objectstore
 
 
 def parse_target(raw: str) -> Target:
@@ -25,9 +26,12 @@ def parse_target(raw: str) -> Target:
         return Target(raw, "oci")
     if raw.startswith(("https://", "http://")):
         return Target(raw, "url")
+    if raw.startswith(OBJECT_STORE_SCHEMES):
+        return Target(raw, "objectstore")
     if "://" in raw and not raw.startswith("file://"):
         scheme = raw.split("://", 1)[0]
-        raise SourceError(f"{raw}: unsupported scheme {scheme!r} (use a path, file://, hf://, oci://, https://)")
+        raise SourceError(f"{raw}: unsupported scheme {scheme!r} (use a path, file://, hf://, oci://, https://, "
+                          "s3://, gs://, az://)")
     return Target(raw, "local")
 
 
@@ -58,6 +62,10 @@ def source_for(target: Target, **options: object) -> Source:
             from .sources.url import URLSource
 
             return _construct(URLSource, options)
+        if target.kind == "objectstore":
+            from .sources.object_store import ObjectStoreSource
+
+            return ObjectStoreSource()
     except ImportError as exc:
         if exc.name and exc.name.startswith("scanner.sources"):
             raise SourceError(f"{target.raw}: {target.kind} targets are not supported by this build") from None

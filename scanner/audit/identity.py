@@ -31,6 +31,10 @@ def artifact_identity(snap: Snapshot, art: Artifact) -> tuple[str, bool] | None:
     """The identity to compare with the inventory, or None when there is none worth trusting."""
     if art.local_path:
         return local_identity(art.local_path)
+    if snap.kind == "objectstore":  # the store's own version of the bytes: ETag (+ version id) and size
+        etag = art.info.get("etag")
+        return (f"objectstore:{snap.resolved}:{art.path}:{etag}:{art.info.get('version_id', '')}:{art.size}", False) \
+            if etag else None
     digest = art.claimed_sha256 or art.claimed_git_sha1
     if snap.kind == "local" or not digest or not snap.resolved:
         return None

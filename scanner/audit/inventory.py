@@ -234,8 +234,13 @@ class Inventory:
         rules_version: str,
         settings: str,
         waivers: Sequence[tuple[str, str]] = (),
+        content_key: str | None = None,
     ) -> None:
-        """One judged file, in one transaction: the database is consistent after every file."""
+        """One judged file, in one transaction: the database is consistent after every file.
+
+        ``content_key`` names the bytes when the scanner has no SHA-256 of them (an object store's ETag).
+        """
+        key = result.sha256 or content_key
         with self._tx():
             row = self.db.execute("SELECT id FROM files WHERE target=? AND path=?", (target, path)).fetchone()
             if row is None:
@@ -247,7 +252,7 @@ class Inventory:
                         path,
                         result.size,
                         identity if reusable else None,
-                        result.sha256,
+                        key,
                         run_id,
                         run_id,
                     ),
@@ -257,12 +262,12 @@ class Inventory:
                 file_id = int(row[0])
                 self.db.execute(
                     "UPDATE files SET size=?, identity=?, digest=?, last_seen=? WHERE id=?",
-                    (result.size, identity if reusable else None, result.sha256, run_id, file_id),
+                    (result.size, identity if reusable else None, key, run_id, file_id),
                 )
             self.db.execute(
                 "INSERT OR REPLACE INTO observations (run_id, file_id, digest, state, decision) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (run_id, file_id, result.sha256, state, decision),
+                (run_id, file_id, key, state, decision),
             )
             self.db.execute("DELETE FROM findings WHERE run_id=? AND file_id=?", (run_id, file_id))
             self.db.executemany(
@@ -273,11 +278,11 @@ class Inventory:
                 "INSERT INTO waivers (run_id, file_id, rule_id, policy_ref) VALUES (?, ?, ?, ?)",
                 [(run_id, file_id, r, ref) for r, ref in waivers],
             )
-            if reusable and result.sha256:
+            if reusable and key:
                 self.db.execute(
                     "INSERT OR REPLACE INTO results (digest, path, rules_version, settings, result) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (result.sha256, path, rules_version, settings, result.model_dump_json()),
+                    (key, path, rules_version, settings, result.model_dump_json()),
                 )
 
     def seen_in(self, run_id: int) -> Iterator[tuple[str, str, str | None, str]]:

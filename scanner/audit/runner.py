@@ -135,9 +135,14 @@ class _Run:
                 self.summary.inspected_files += 1
                 if snap.kind == "local":
                     self.summary.hashed_bytes += fr.size
+            content_key = fr.sha256 or (
+                "etag:" + hashlib.sha256(p.identity.encode()).hexdigest()[:32]
+                if p.identity and snap.kind == "objectstore"
+                else None
+            )
             reusable = (
                 p.identity is not None
-                and fr.sha256 is not None
+                and content_key is not None
                 and not any(f.rule_id == "FILE-CHANGED-DURING-SCAN" for f in fr.findings)
             )
             self.inv.record(
@@ -151,6 +156,7 @@ class _Run:
                 reusable=reusable,
                 rules_version=self.rules.version,
                 settings=self.settings,
+                content_key=content_key,
             )
 
         scan_opts = replace(self.opts.scan, reuse=reuse, on_file=_chain(self.opts.scan.on_file, record))
