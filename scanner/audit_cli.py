@@ -37,6 +37,12 @@ def register(app: typer.Typer) -> None:
         workers: int = typer.Option(
             1, "--workers", "-j", min=0, help="Processes for local folders (0: one per core)."
         ),
+        dask: str | None = typer.Option(
+            None,
+            "--dask",
+            envvar="MODELWARD_DASK_ADDRESS",
+            help="Send per-file inspection to this Dask scheduler (tcp://host:8786).",
+        ),
         format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
         rehash: bool = typer.Option(
@@ -69,6 +75,7 @@ def register(app: typer.Typer) -> None:
             db_path,
             policy,
             workers,
+            dask,
             format,
             output,
             rehash,
@@ -82,6 +89,7 @@ def _run(
     db_path: Path,
     policy: str,
     workers: int,
+    dask: str | None,
     format: OutputFormat,
     output: Path | None,
     rehash: bool,
@@ -98,7 +106,7 @@ def _run(
     from .rules import RuleDatabaseError
 
     pol = open_policy(policy)
-    scan = ScanOptions(workers=workers or default_workers(), source_options=sources)
+    scan = ScanOptions(workers=workers or default_workers(), source_options=sources, dask_address=dask)
     try:
         with file_progress(scan):
             outcome = run_audit(targets, AuditOptions(db=db_path, policy=pol, scan=scan, rehash=rehash))

@@ -211,7 +211,11 @@ def run_audit(targets: list[str], opts: AuditOptions) -> AuditOutcome:
             except SourceError as exc:
                 report.errors.append(redact(str(exc)))
                 continue
-            report.files.extend(audit.scan_target(raw, snap, qualify=True))
+            try:
+                report.files.extend(audit.scan_target(raw, snap, qualify=True))
+            except SourceError as exc:  # e.g. the Dask scheduler went away: the run could not complete
+                report.errors.append(redact(str(exc)))
+                continue
             report.errors.extend(redact(e) for e in snap.errors)
         finish_report(report, t0)
         report.verdict = evaluate(report, opts.policy)
