@@ -14,7 +14,7 @@ OBJECT_STORE_SCHEMES = ("s3://", "gs://", "az://", "abfs://")
 @dataclass(frozen=True)
 class Target:
     raw: str
-    kind: str  # local | hf | oci | url | objectstore
+    kind: str  # local | hf | oci | url | objectstore | mlflow
 
 
 def parse_target(raw: str) -> Target:
@@ -28,10 +28,12 @@ def parse_target(raw: str) -> Target:
         return Target(raw, "url")
     if raw.startswith(OBJECT_STORE_SCHEMES):
         return Target(raw, "objectstore")
+    if raw.startswith(("models:/", "runs:/")):
+        return Target(raw, "mlflow")
     if "://" in raw and not raw.startswith("file://"):
         scheme = raw.split("://", 1)[0]
         raise SourceError(f"{raw}: unsupported scheme {scheme!r} (use a path, file://, hf://, oci://, https://, "
-                          "s3://, gs://, az://)")
+                          "s3://, gs://, az://, models:/, runs:/)")
     return Target(raw, "local")
 
 
@@ -66,6 +68,10 @@ def source_for(target: Target, **options: object) -> Source:
             from .sources.object_store import ObjectStoreSource
 
             return ObjectStoreSource()
+        if target.kind == "mlflow":
+            from .sources.mlflow_source import MLflowSource
+
+            return MLflowSource()
     except ImportError as exc:
         if exc.name and exc.name.startswith("scanner.sources"):
             raise SourceError(f"{target.raw}: {target.kind} targets are not supported by this build") from None

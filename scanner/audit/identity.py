@@ -35,6 +35,8 @@ def artifact_identity(snap: Snapshot, art: Artifact) -> tuple[str, bool] | None:
         etag = art.info.get("etag")
         return (f"objectstore:{snap.resolved}:{art.path}:{etag}:{art.info.get('version_id', '')}:{art.size}", False) \
             if etag else None
+    if snap.kind == "mlflow":  # a registered version or a run is immutable once logged: version + path + size
+        return f"mlflow:{snap.resolved}:{art.path}:{art.size}", False
     digest = art.claimed_sha256 or art.claimed_git_sha1
     if snap.kind == "local" or not digest or not snap.resolved:
         return None

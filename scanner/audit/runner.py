@@ -137,7 +137,7 @@ class _Run:
                     self.summary.hashed_bytes += fr.size
             content_key = fr.sha256 or (
                 "etag:" + hashlib.sha256(p.identity.encode()).hexdigest()[:32]
-                if p.identity and snap.kind == "objectstore"
+                if p.identity and snap.kind in ("objectstore", "mlflow")
                 else None
             )
             reusable = (
