@@ -26,6 +26,7 @@ from ..policy.loader import Policy
 from ..rules import RuleDB, get_rule_db
 from ..sources.base import Artifact, Snapshot, SourceError
 from ..targets import resolve
+from .hub_org import expand_org, is_org_target
 from .identity import artifact_identity
 from .inventory import Inventory, RunInfo
 
@@ -205,7 +206,7 @@ def run_audit(targets: list[str], opts: AuditOptions) -> AuditOutcome:
         audit = _Run(inv, run, rules, opts)
         scan_opts = replace(opts.scan, policy=opts.policy)
         audit.opts = replace(opts, scan=scan_opts)
-        for raw in targets:
+        for raw in _expanded(targets, report):
             try:
                 snap = resolve(raw, **scan_opts.source_options)
             except SourceError as exc:
@@ -223,6 +224,20 @@ def run_audit(targets: list[str], opts: AuditOptions) -> AuditOutcome:
         _diff_with_previous(inv, run, audit.summary, report.targets)
         inv.finish_run(run.id, "complete" if not report.errors else "incomplete")
     return AuditOutcome(report, audit.summary)
+
+
+def _expanded(targets: list[str], report: ScanReport) -> list[str]:
+    """Targets with every ``hf://ORG`` replaced by that organization's models."""
+    out: list[str] = []
+    for raw in targets:
+        if not is_org_target(raw):
+            out.append(raw)
+            continue
+        try:
+            out.extend(expand_org(raw))
+        except SourceError as exc:
+            report.errors.append(str(exc))
+    return out
 
 
 def _record_decisions(inv: Inventory, run_id: int, report: ScanReport) -> None:

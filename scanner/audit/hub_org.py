@@ -1,0 +1,46 @@
+"""``hf://ORG``: every model of a Hub organization or user, for audits of a whole namespace.
+
+The listing is the Hub API's paginated ``/api/models?author=ORG`` through huggingface_hub (endpoint and
+token from HF_ENDPOINT / HF_TOKEN as the Hub client reads them, so private repos are listed for a token
+that may see them). Each model becomes an ordinary ``hf://ORG/NAME`` target.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ..io.http_session import redact
+from ..sources.base import SourceError
+
+_ORG = re.compile(r"^hf://(?P<org>[A-Za-z0-9][A-Za-z0-9_.-]*)/?$")
+MAX_MODELS = 100_000
+
+
+def is_org_target(raw: str) -> bool:
+    return _ORG.match(raw) is not None
+
+
+def expand_org(raw: str) -> list[str]:
+    """``hf://ORG`` -> ``["hf://ORG/a", "hf://ORG/b", ...]`` (sorted); SourceError when it cannot be listed."""
+    m = _ORG.match(raw)
+    if m is None:
+        raise SourceError(f"{raw}: expected hf://ORG")
+    from huggingface_hub import HfApi
+
+    org = m["org"]
+    try:
+        names: list[str] = []
+        for info in HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).list_models(author=org):
+            names.append(info.id)
+            if len(names) > MAX_MODELS:
+                raise SourceError(f"{raw}: more than {MAX_MODELS} models")
+    except SourceError:
+        raise
+    except Exception as exc:  # HfHubHTTPError, requests/httpx errors
+        raise SourceError(
+            redact(f"{raw}: cannot list the models of {org!r}: {type(exc).__name__}: {exc}")
+        ) from None
+    if not names:
+        raise SourceError(f"{raw}: {org!r} has no models (or none this token may see)")
+    return [f"hf://{n}" for n in sorted(names)]
