@@ -12,6 +12,7 @@ import re
 
 from ..io.http_session import redact
 from ..sources.base import SourceError
+from ..sources.hf import call_hub
 
 _ORG = re.compile(r"^hf://(?P<org>[A-Za-z0-9][A-Za-z0-9_.-]*)/?$")
 MAX_MODELS = 100_000
@@ -29,12 +30,18 @@ def expand_org(raw: str) -> list[str]:
     from huggingface_hub import HfApi
 
     org = m["org"]
-    try:
+    endpoint = os.environ.get("HF_ENDPOINT") or None
+
+    def listing() -> list[str]:
         names: list[str] = []
-        for info in HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None).list_models(author=org):
+        for info in HfApi(endpoint=endpoint).list_models(author=org):
             names.append(info.id)
             if len(names) > MAX_MODELS:
                 raise SourceError(f"{raw}: more than {MAX_MODELS} models")
+        return names
+
+    try:  # the program's retry policy and network budget, like every other Hub call
+        names = call_hub(raw, f"listing the models of {org!r}", endpoint or "https://huggingface.co", listing)
     except SourceError:
         raise
     except Exception as exc:  # HfHubHTTPError, requests/httpx errors

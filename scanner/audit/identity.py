@@ -33,8 +33,14 @@ def artifact_identity(snap: Snapshot, art: Artifact) -> tuple[str, bool] | None:
         return local_identity(art.local_path)
     if snap.kind == "objectstore":  # the store's own version of the bytes: ETag (+ version id) and size
         etag = art.info.get("etag")
-        return (f"objectstore:{snap.resolved}:{art.path}:{etag}:{art.info.get('version_id', '')}:{art.size}", False) \
-            if etag else None
+        return (
+            (
+                f"objectstore:{snap.resolved}:{art.path}:{etag}:{art.info.get('version_id', '')}:{art.size}",
+                False,
+            )
+            if etag
+            else None
+        )
     if snap.kind == "mlflow":  # a registered version or a run is immutable once logged: version + path + size
         return f"mlflow:{snap.resolved}:{art.path}:{art.size}", False
     digest = art.claimed_sha256 or art.claimed_git_sha1

@@ -11,6 +11,8 @@ the next run reuses everything that was recorded.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -19,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cache import CacheKeyError, load_key
 from ..findings import FileResult
 
 SCHEMA_VERSION = 2
@@ -37,7 +40,8 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE TABLE results (
         digest TEXT NOT NULL, path TEXT NOT NULL, rules_version TEXT NOT NULL, settings TEXT NOT NULL,
-        result TEXT NOT NULL, PRIMARY KEY (digest, path, rules_version, settings)
+        identity TEXT NOT NULL, result TEXT NOT NULL, mac TEXT NOT NULL,
+        PRIMARY KEY (digest, path, rules_version, settings)
     );
     CREATE TABLE observations (
         run_id INTEGER NOT NULL REFERENCES runs(id), file_id INTEGER NOT NULL REFERENCES files(id),
@@ -96,6 +100,11 @@ class RunInfo:
 class Inventory:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.forged = 0  # result rows whose MAC did not verify (treated as never recorded)
+        try:
+            self._key: bytes | None = load_key(path.parent)
+        except CacheKeyError:
+            self._key = None  # no trustworthy key: nothing is reused, everything is inspected
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
@@ -207,16 +216,33 @@ class Inventory:
         ).fetchone()
         return Known(int(row[0]), row[1], row[2], int(row[3])) if row else None
 
-    def cached_result(self, digest: str, path: str, rules_version: str, settings: str) -> FileResult | None:
-        """A result for these bytes under this name (findings may depend on the name: extension checks)."""
+    def _mac(self, *parts: str) -> str:
+        msg = b"modelward-inventory-v1\0" + b"\0".join(p.encode() for p in parts)
+        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+
+    def cached_result(
+        self, digest: str, path: str, rules_version: str, settings: str, identity: str
+    ) -> FileResult | None:
+        """The result recorded for these bytes, under this name, for a file of exactly this identity.
+
+        The row is authenticated (HMAC with the key ``scan --cache`` uses, kept outside this folder): whoever
+        can write the database cannot pair a benign result with other bytes or another identity.
+        """
+        if self._key is None:
+            return None
         row = self.db.execute(
-            "SELECT result FROM results WHERE digest=? AND path=? AND rules_version=? AND settings=?",
+            "SELECT identity, result, mac FROM results WHERE digest=? AND path=? AND rules_version=? AND settings=?",
             (digest, path, rules_version, settings),
         ).fetchone()
-        if row is None:
+        if row is None or row[0] != identity:
+            return None
+        if not hmac.compare_digest(
+            row[2], self._mac(digest, path, rules_version, settings, identity, row[1])
+        ):
+            self.forged += 1
             return None
         try:
-            return FileResult.model_validate_json(row[0])
+            return FileResult.model_validate_json(row[1])
         except ValueError:
             return None
 
@@ -278,11 +304,20 @@ class Inventory:
                 "INSERT INTO waivers (run_id, file_id, rule_id, policy_ref) VALUES (?, ?, ?, ?)",
                 [(run_id, file_id, r, ref) for r, ref in waivers],
             )
-            if reusable and key:
+            if reusable and key and identity and self._key is not None:
+                body = result.model_dump_json()
                 self.db.execute(
-                    "INSERT OR REPLACE INTO results (digest, path, rules_version, settings, result) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (key, path, rules_version, settings, result.model_dump_json()),
+                    "INSERT OR REPLACE INTO results (digest, path, rules_version, settings, identity, result, mac) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key,
+                        path,
+                        rules_version,
+                        settings,
+                        identity,
+                        body,
+                        self._mac(key, path, rules_version, settings, identity, body),
+                    ),
                 )
 
     def seen_in(self, run_id: int) -> Iterator[tuple[str, str, str | None, str]]:

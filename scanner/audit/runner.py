@@ -116,7 +116,9 @@ class _Run:
                 return None
             known = self.inv.known(raw, art.path)
             hit = (
-                self.inv.cached_result(known.digest, art.path, self.rules.version, self.settings)
+                self.inv.cached_result(
+                    known.digest, art.path, self.rules.version, self.settings, p.identity or ""
+                )
                 if known and known.digest
                 else None
             )
@@ -182,7 +184,9 @@ class _Run:
             return _Pending(identity, "new")
         if ident is not None and known.identity is not None and ident[0] == known.identity:
             return _Pending(identity, "unchanged")
-        return _Pending(identity, "changed", previous_digest=known.digest)  # settled by the digest once hashed
+        return _Pending(
+            identity, "changed", previous_digest=known.digest
+        )  # settled by the digest once hashed
 
 
 def _chain(

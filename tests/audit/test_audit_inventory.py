@@ -187,3 +187,23 @@ def test_parallel_workers_give_the_same_verdicts(tmp_path: Path) -> None:
     _, one = _audit(tmp_path / "a.sqlite", str(zoo), "--policy", "default")
     _, two = _audit(tmp_path / "b.sqlite", str(zoo), "--policy", "default", "--workers", "2")
     assert one["verdict"]["file_decisions"] == two["verdict"]["file_decisions"]
+
+
+def test_a_forged_inventory_cannot_turn_block_into_allow(tmp_path: Path) -> None:
+    zoo, db = _zoo(tmp_path), tmp_path / "inv.sqlite"
+    evil = zoo / "nlp" / "evil.pkl"
+    evil.write_bytes(EVIL)
+    time.sleep(0.1)
+    code, _ = _audit(db, str(zoo), "--policy", "default")
+    assert code == 1
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT rowid, result FROM results WHERE path LIKE '%evil.pkl'").fetchall()
+    assert rows
+    for rowid, body in rows:
+        doc = json.loads(body)
+        doc["findings"] = []
+        con.execute("UPDATE results SET result=? WHERE rowid=?", (json.dumps(doc), rowid))
+    con.commit()
+    con.close()
+    code, second = _audit(db, str(zoo), "--policy", "default")
+    assert code == 1 and second["audit"]["inspected_files"] == 1  # the forged row is a miss: judged again
