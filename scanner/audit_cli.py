@@ -48,6 +48,12 @@ def register(app: typer.Typer) -> None:
         rehash: bool = typer.Option(
             False, "--rehash", help="Re-hash and re-inspect every file, unchanged or not."
         ),
+        known_bad: bool = typer.Option(
+            False, "--known-bad", help="audit export: the blocked files as OSV records."
+        ),
+        show_source: bool = typer.Option(
+            False, "--show-source", help="audit export: name where each file was found (redacted by default)."
+        ),
         only_findings: bool = typer.Option(
             False, "--only-findings", help="Console: list only files with findings."
         ),
@@ -62,10 +68,13 @@ def register(app: typer.Typer) -> None:
         from .audit.inventory import Inventory, InventoryError, default_db_path
 
         db_path = db or default_db_path()
-        if targets[0] in ("diff", "history"):
+        if targets[0] in ("diff", "history", "export"):
             try:
                 with Inventory(db_path) as inv:
-                    text = _diff(inv, targets[1:]) if targets[0] == "diff" else _history(inv, targets[1:])
+                    if targets[0] == "export":
+                        text = _export(inv, targets[1:], known_bad, show_source)
+                    else:
+                        text = _diff(inv, targets[1:]) if targets[0] == "diff" else _history(inv, targets[1:])
             except InventoryError as exc:
                 raise fail(str(exc)) from None
             emit(text, output)
@@ -200,6 +209,22 @@ def _diff(inv: object, args: list[str]) -> str:
         ],
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def _export(inv: object, args: list[str], known_bad: bool, show_source: bool) -> str:
+    from .audit.inventory import Inventory
+    from .rules import get_rule_db
+    from .rulesdb.feeds import export_records
+
+    assert isinstance(inv, Inventory)
+    if not known_bad:
+        raise fail("audit export: say what to export (--known-bad)")
+    runs = [r for r in inv.runs() if r.status in ("complete", "incomplete")]
+    run_id = _run_id(args[0]) if args else (runs[-1].id if runs else None)
+    if run_id is None or inv.run(run_id) is None:
+        raise fail(f"audit export: no audit run {'' if run_id is None else run_id} in {inv.path}")
+    items = [{**row, "where": f"{row['target']}/{row['path']}"} for row in inv.blocked(run_id)]
+    return export_records(items, get_rule_db(), show_source=show_source)
 
 
 def _history(inv: object, args: list[str]) -> str:

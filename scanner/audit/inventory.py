@@ -45,7 +45,7 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE TABLE observations (
         run_id INTEGER NOT NULL REFERENCES runs(id), file_id INTEGER NOT NULL REFERENCES files(id),
-        digest TEXT, state TEXT NOT NULL, decision TEXT, PRIMARY KEY (run_id, file_id)
+        digest TEXT, state TEXT NOT NULL, decision TEXT, format TEXT, PRIMARY KEY (run_id, file_id)
     );
     CREATE TABLE findings (
         run_id INTEGER NOT NULL, file_id INTEGER NOT NULL, rule_id TEXT NOT NULL, severity TEXT NOT NULL,
@@ -291,9 +291,9 @@ class Inventory:
                     (result.size, identity if reusable else None, key, run_id, file_id),
                 )
             self.db.execute(
-                "INSERT OR REPLACE INTO observations (run_id, file_id, digest, state, decision) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (run_id, file_id, key, state, decision),
+                "INSERT OR REPLACE INTO observations (run_id, file_id, digest, state, decision, format) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, file_id, key, state, decision, result.format),
             )
             self.db.execute("DELETE FROM findings WHERE run_id=? AND file_id=?", (run_id, file_id))
             self.db.executemany(
@@ -336,6 +336,23 @@ class Inventory:
             (run_id,),
         )
         return {(f"{t.rstrip('/')}/{p}", r, s, m) for t, p, r, s, m in rows}
+
+    def blocked(self, run_id: int) -> list[dict[str, object]]:
+        """Files the run blocked: digest, size, format, where, first seen, and their findings."""
+        rows = self.db.execute(
+            "SELECT f.id, f.target, f.path, f.size, o.digest, o.format, r.started_ns FROM observations o "
+            "JOIN files f ON f.id=o.file_id JOIN runs r ON r.id=f.first_seen "
+            "WHERE o.run_id=? AND o.decision='block' ORDER BY f.target, f.path",
+            (run_id,),
+        ).fetchall()
+        out = []
+        for file_id, target, path, size, digest, fmt, first_ns in rows:
+            findings = self.db.execute(
+                "SELECT rule_id, severity, message FROM findings WHERE run_id=? AND file_id=?", (run_id, file_id)
+            ).fetchall()
+            out.append({"target": target, "path": path, "size": size, "sha256": digest, "format": fmt,
+                        "first_seen": _iso(first_ns), "findings": findings})
+        return out
 
     def history(self, needle: str) -> list[dict[str, object]]:
         """Every observation of a path (``target/path`` or a path suffix) or a digest, oldest first."""

@@ -1,0 +1,1 @@
+"""Keeping defences current: signed rule-database bundles and exchangeable known-bad feeds."""
