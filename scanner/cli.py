@@ -25,7 +25,9 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     exit_code_for,
     fail,
     keyless_flags,
+    known_bad_records,
     open_policy,
+    selection_flags,
     source_options,
     use_color,
 )
@@ -118,6 +120,16 @@ def scan(
     trust_config: Path | None = typer.Option(
         None, "--trust-config", help="Sigstore client trust config (private instance)."
     ),
+    include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
+    exclude: list[str] = typer.Option(
+        [], "--exclude", help="Leave out files matching this glob (repeatable)."
+    ),
+    ignore_file: Path | None = typer.Option(
+        None, "--ignore-file", help="Globs to leave out, one a line (default ./.modelwardignore)."
+    ),
+    export_known_bad: Path | None = typer.Option(
+        None, "--export-known-bad", help="Write the blocked files as OSV known-bad records to this file."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (and errors)."),
     only_findings: bool = typer.Option(
         False, "--only-findings", help="List only files with findings; count the rest."
@@ -135,6 +147,7 @@ def scan(
         signature_keys=[str(k) for k in key],
         signature_chains=[str(c) for c in chain],
         signature_identities=keyless_flags(identity, identity_regex, issuer, trust_config),
+        selection=selection_flags(include, exclude, ignore_file),
         cache=ResultCache() if cache else None,
         workers=workers or default_workers(),
         source_options=source_options(
@@ -157,40 +170,13 @@ def scan(
         ),
         output,
     )
+    if export_known_bad is not None:
+        emit(known_bad_records(report), export_known_bad)
     if output is not None and format is not OutputFormat.console and not report.errors:
         err_console.print(f"verdict: {report.verdict.decision.value} — report written to {output}")
     for e in report.errors:
         err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
     raise typer.Exit(exit_code_for(report))
-
-
-@app.command()
-def rules(
-    format: OutputFormat = typer.Option(
-        OutputFormat.console, "--format", "-f", help="console, json or markdown."
-    ),
-    min_severity: str | None = typer.Option(
-        None, "--min-severity", help="Only rules at or above this severity."
-    ),
-) -> None:
-    """List the rule database: every rule id with its severity, title, rationale and references."""
-    from .findings import Severity
-    from .report.rule_catalog import catalog_console, catalog_json, catalog_markdown
-    from .rules import get_rule_db
-
-    try:
-        db = get_rule_db()
-        floor = Severity.parse(min_severity) if min_severity else None
-    except (RuleDatabaseError, ValueError) as exc:
-        raise fail(str(exc)) from None
-    if format not in (OutputFormat.console, OutputFormat.json, OutputFormat.markdown):
-        raise fail("rules: --format takes console, json or markdown")
-    if format is OutputFormat.json:
-        typer.echo(catalog_json(db), nl=False)
-    elif format is OutputFormat.markdown:
-        typer.echo(catalog_markdown(db), nl=False)
-    else:
-        typer.echo(catalog_console(db, floor), nl=False)
 
 
 @app.command()
@@ -209,7 +195,13 @@ def _register_optional() -> None:
     """Sub-command groups living in their own packages mount themselves here."""
     import importlib
 
-    for mod in ("scanner.integrity.cli", "scanner.gate.cli", "scanner.pull_cli", "scanner.audit_cli"):
+    for mod in (
+        "scanner.integrity.cli",
+        "scanner.gate.cli",
+        "scanner.pull_cli",
+        "scanner.audit_cli",
+        "scanner.rules_cli",
+    ):
         try:
             m = importlib.import_module(mod)
         except ModuleNotFoundError as exc:

@@ -7,6 +7,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,8 +15,11 @@ from rich.markup import escape
 
 from .findings import Decision, ScanReport
 from .integrity.errors import IntegrityError
-from .integrity.keyless import KeylessTrust
+from .integrity.trust import KeylessTrust
 from .policy.loader import Policy, PolicyError, load_policy
+
+if TYPE_CHECKING:
+    from .selection import Selection
 
 EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 
@@ -114,3 +118,43 @@ def keyless_flags(
         ]
     except IntegrityError as exc:
         raise fail(str(exc)) from None
+
+
+def known_bad_records(report: ScanReport) -> str:
+    """The files a scan blocked, as OSV known-bad records (``--export-known-bad``)."""
+    import time
+
+    from .rules import get_rule_db
+    from .rulesdb.feeds import export_records
+
+    v = report.verdict
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    items = [
+        {
+            "sha256": fr.sha256,
+            "size": fr.size,
+            "format": fr.format,
+            "first_seen": now,
+            "where": f"{fr.source or ''} {fr.path}".strip(),
+            "findings": [(f.rule_id, f.severity.value, f.message) for f in fr.findings],
+        }
+        for fr in report.files
+        if v is not None and v.file_decisions.get(fr.path) is Decision.BLOCK and fr.sha256
+    ]
+    return export_records(items, get_rule_db())
+
+
+def selection_flags(
+    include: list[str], exclude: list[str], ignore_file: Path | None, *, local_ignore_file: bool = True
+) -> Selection | None:
+    """--include/--exclude/--ignore-file (and ./.modelwardignore for scans) as a Selection, or None for all."""
+    from .selection import Selection, build
+
+    if ignore_file is not None and not ignore_file.is_file():
+        raise fail(f"{ignore_file}: no such ignore file")
+    sel = (
+        build(include, exclude, ignore_file)
+        if local_ignore_file
+        else Selection(tuple(include), tuple(exclude))
+    )
+    return sel or None

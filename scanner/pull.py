@@ -2,10 +2,12 @@
 
 Nothing reaches the destination before every file's bytes matched the
 registry's claims and the scan of those same bytes was allowed. The quarantine
-is a temporary folder on the destination's filesystem, so installing is a
-rename. Hugging Face repos install into the huggingface_hub cache layout
-(``blobs/<etag>``, ``snapshots/<commit>/<path>`` links, ``refs/<revision>``) so
-``from_pretrained(..., local_files_only=True)`` uses exactly what was checked;
+is a locked private folder modelward owns (see ``scanner.quarantine``), never
+inside or beside the destination, so no scan of it sees partial files; installing
+is a rename (a synced copy across filesystems). Hugging Face repos install into
+the huggingface_hub cache layout (``blobs/<etag>``, ``snapshots/<commit>/<path>``
+links, ``refs/<revision>``) so ``from_pretrained(..., local_files_only=True)``
+uses exactly what was checked;
 ``--to DIR`` installs a plain folder instead. A failed hash, a blocked scan, an
 interrupted download or Ctrl-C removes the quarantine and writes nothing.
 """
@@ -16,19 +18,30 @@ import hashlib
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from . import __version__
-from .engine import ScanOptions, scan_snapshot
+from .engine import ScanOptions, scan_snapshot, signature_identities, signature_trust
 from .findings import Coverage, Decision, FileResult, ScanReport, Verdict
 from .gate.lockfile import LockedModel
-from .io.http_session import redact
+from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
+from .io.redaction import redact, redact_url
 from .io.reader import FileReader, ReaderError
+from .quarantine import (
+    LEGACY_PREFIX,
+    STAGING_PREFIX,
+    Quarantine,
+    clean_stale,
+    move_file,
+    move_tree,
+    quarantine_root,
+)
 from .rules import RuleDB, get_rule_db
+from .selection import Selection
+from .selection import apply as select
 from .sources.base import Artifact, Snapshot, SourceError
 from .sources.claims import claim_findings
 from .targets import parse_target, source_for
@@ -207,11 +220,16 @@ class _Plan:
                 raise PullError(f"{self.plain}: exists and is not a folder")
             parent = self.plain.parent if not self.plain.exists() else self.plain
         self._mkdirs(parent)
+        self.dest_parent = parent
+        # Quarantine lives in a modelward-owned folder no scan of the destination sees; a killed pull's
+        # quarantine (and a killed cross-filesystem install's staging copy) is removed by the next pull.
+        clean_stale(self.repo_dir / "blobs" if self.plain is None else parent, STAGING_PREFIX)
+        clean_stale(parent, LEGACY_PREFIX)  # older releases quarantined here, without a lock: removed once old
         try:
-            self.quarantine = Path(tempfile.mkdtemp(prefix=".modelward-quarantine-", dir=parent))
-            (self.quarantine / "tree").mkdir()
+            self._q = Quarantine()
         except OSError as exc:
-            raise PullError(f"{parent}: cannot create a quarantine folder: {exc.strerror}") from None
+            raise PullError(f"{quarantine_root()}: cannot create a quarantine folder: {exc.strerror}") from None
+        self.quarantine = self._q.path
 
     def _mkdirs(self, path: Path) -> None:
         missing = []
@@ -226,12 +244,16 @@ class _Plan:
         self.created.extend(missing)  # deepest first: removed again when the pull fails
 
     def check_space(self, total: int) -> None:
-        free = shutil.disk_usage(self.quarantine).free
-        if total > free:
-            raise PullError(f"{self.quarantine.parent}: needs {total} bytes, only {free} free")
+        places = [self.quarantine]
+        if not self._q.same_filesystem(self.dest_parent):
+            places.append(self.dest_parent)  # installing copies: both filesystems need the room
+        for place in places:
+            free = shutil.disk_usage(place).free
+            if total > free:
+                raise PullError(f"{place}: needs {total} bytes, only {free} free")
 
     def discard(self, *, remove_created: bool) -> None:
-        shutil.rmtree(self.quarantine, ignore_errors=True)
+        self._q.discard()
         if remove_created:
             for d in self.created:
                 try:
@@ -251,12 +273,12 @@ class _Plan:
         installed = []
         if not self.plain.exists():
             staged = self.quarantine / "tree"
-            staged.rename(self.plain)  # the whole folder appears at once
+            move_tree(staged, self.plain)  # the whole folder appears at once
             return str(self.plain), [str(self.plain / f.artifact.path) for f in fetched]
         for f in fetched:
             target = self.plain / f.artifact.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.quarantine / "tree" / f.artifact.path, target)
+            move_file(self.quarantine / "tree" / f.artifact.path, target, self.plain)
             installed.append(str(target))
         return str(self.plain), installed
 
@@ -270,7 +292,7 @@ class _Plan:
         installed = []
         for f in fetched:  # 1. content-addressed blobs (each rename atomic; names are verified digests)
             etag = f.artifact.claimed_sha256 or f.artifact.claimed_git_sha1 or f.sha256
-            os.replace(self.quarantine / "tree" / f.artifact.path, blobs / etag)
+            move_file(self.quarantine / "tree" / f.artifact.path, blobs / etag, blobs)
         for f in fetched:  # 2. snapshot links, each swapped in atomically
             etag = f.artifact.claimed_sha256 or f.artifact.claimed_git_sha1 or f.sha256
             link = snap_dir / f.artifact.path
@@ -314,6 +336,7 @@ def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[st
     t0 = time.monotonic()
     try:
         snapshot, hf = _resolve(opts.locked.pinned_target(target) if opts.locked else target, opts)
+        snapshot = select(snapshot, opts.scan.selection)  # --include/--exclude: only these are downloaded
     except SourceError as exc:
         raise PullError(redact(exc)) from None
     report = ScanReport(scanner_version=__version__, rules_version=rules.version, targets=[snapshot.target])
@@ -344,7 +367,7 @@ def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[st
         results = blocked + _scan_quarantined(snapshot, fetched, opts, rules)
         if opts.locked is not None:
             results += lock_drift(opts.locked, {f.artifact.path: (f.size, f.sha256) for f in fetched},
-                                  {fr.path: fr for fr in results}, rules)
+                                  {fr.path: fr for fr in results}, rules, opts.scan.selection)
         for fr in results:
             fr.path = f"{snapshot.target.rstrip('/')}/{fr.path}"
             for fd in fr.findings:
@@ -363,16 +386,16 @@ def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[st
         return PullOutcome(report, installed=installed, destination=dest,
                            message=f"installed {len(installed)} verified file(s) into {dest}")
     except OSError as exc:
-        raise PullError(f"{plan.quarantine.parent}: {exc.strerror or exc}") from None
+        raise PullError(f"{plan.dest_parent}: {exc.strerror or exc}") from None
     finally:
         progress.close()
         plan.discard(remove_created=not success)
 
 
 def lock_drift(locked: LockedModel, got: dict[str, tuple[int, str]], results: dict[str, FileResult],
-               rules: RuleDB) -> list[FileResult]:
+               rules: RuleDB, selection: Selection | None = None) -> list[FileResult]:
     """Findings for bytes that differ from the lockfile's pins; returns results for pinned files that are gone."""
-    pinned = {f.path: f for f in locked.files}
+    pinned = {f.path: f for f in locked.files if selection is None or selection.wants(f.path)}
     extra: list[FileResult] = []
     for path, (size, sha) in got.items():
         fr = results.get(path)
@@ -413,4 +436,28 @@ def _scan_quarantined(snapshot: Snapshot, fetched: list[_Fetched], opts: PullOpt
             continue
         fr.sha256 = f.sha256
         fr.findings.extend(_verify(f, rules))
+    results.extend(_check_signature(snapshot, fetched, scan_opts, rules, results))
     return results
+
+
+def _check_signature(snapshot: Snapshot, fetched: list[_Fetched], scan_opts: ScanOptions, rules: RuleDB,
+                     results: list[FileResult]) -> list[FileResult]:
+    """Verify the model's signature (model.sig in the repo, or --signature) over the quarantined bytes.
+
+    Runs before anything is installed: a policy that requires signatures blocks an unsigned or
+    wrongly signed model here, exactly as ``scan`` would judge the same folder.
+    """
+    if not fetched:
+        return []
+    root = Path(str(fetched[0].local))
+    for _ in Path(fetched[0].artifact.path).parts:
+        root = root.parent
+    tree = Snapshot(target=snapshot.target, kind="local", resolved=str(root), root=None)
+    source = redact_url(snapshot.target)
+    keys, chains = signature_trust(scan_opts, source)
+    outcome = check_snapshot_signature(tree, rules, signature=scan_opts.signature, keys=keys, chains=chains,
+                                       identities=signature_identities(scan_opts, source))
+    if outcome is None:
+        return []
+    apply_signature_status(results, outcome, rules)
+    return outcome.extra_results

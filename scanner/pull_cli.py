@@ -16,6 +16,7 @@ from .cli_support import (
     fail,
     keyless_flags,
     open_policy,
+    selection_flags,
     source_options,
 )
 from .gate.config import LOCK_NAME, ConfigError
@@ -42,26 +43,48 @@ def _pin_for(target: str, lock: Path | None) -> LockedModel | None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def pull(
-        target: str = typer.Argument(..., help="hf://org/name[@revision], oci://host/repo[:tag|@digest], https://…/file[#sha256=<hex>]"),
-        to: Path | None = typer.Option(None, "--to", help="Install into this plain folder instead of the HF cache."),
-        cache_dir: Path | None = typer.Option(None, "--cache-dir",
-                                              help="Hugging Face cache root (default $HF_HUB_CACHE or $HF_HOME/hub)."),
+        target: str = typer.Argument(
+            ..., help="hf://org/name[@revision], oci://host/repo[:tag|@digest], https://…/file[#sha256=<hex>]"
+        ),
+        to: Path | None = typer.Option(
+            None, "--to", help="Install into this plain folder instead of the HF cache."
+        ),
+        cache_dir: Path | None = typer.Option(
+            None, "--cache-dir", help="Hugging Face cache root (default $HF_HUB_CACHE or $HF_HOME/hub)."
+        ),
         allow_http: bool = typer.Option(False, "--allow-http", help="Allow plain http:// URLs."),
         insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
         revision: str | None = typer.Option(None, "--revision", help="Branch, tag or commit (same as @rev)."),
-        policy: str = typer.Option("default", "--policy", "-p", help="Shipped policy (default, strict, audit) or a policy file."),
+        policy: str = typer.Option(
+            "default", "--policy", "-p", help="Shipped policy (default, strict, audit) or a policy file."
+        ),
         format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
-        lock: Path | None = typer.Option(None, "--lock", help="modelward.lock whose pin for TARGET must hold "
-                                         "(default: ./modelward.lock when it pins TARGET)."),
-        signature: Path | None = typer.Option(None, "--signature",
-                                              help="model-signing bundle (default: model.sig in the model)."),
+        lock: Path | None = typer.Option(
+            None,
+            "--lock",
+            help="modelward.lock whose pin for TARGET must hold "
+            "(default: ./modelward.lock when it pins TARGET).",
+        ),
+        signature: Path | None = typer.Option(
+            None, "--signature", help="model-signing bundle (default: model.sig in the model)."
+        ),
         key: list[Path] = typer.Option([], "--key", help="PEM public key to verify the signature with."),
         chain: list[Path] = typer.Option([], "--chain", help="PEM certificate chain / trust anchors."),
-        identity: str | None = typer.Option(None, "--identity", help="Sigstore keyless: the signer's identity."),
-        identity_regex: str | None = typer.Option(None, "--identity-regex", help="Sigstore keyless: identity regex."),
-        issuer: str | None = typer.Option(None, "--issuer", help="Sigstore keyless: the signer's OIDC issuer."),
-        trust_config: Path | None = typer.Option(None, "--trust-config", help="Sigstore client trust config."),
+        identity: str | None = typer.Option(
+            None, "--identity", help="Sigstore keyless: the signer's identity."
+        ),
+        identity_regex: str | None = typer.Option(
+            None, "--identity-regex", help="Sigstore keyless: identity regex."
+        ),
+        issuer: str | None = typer.Option(
+            None, "--issuer", help="Sigstore keyless: the signer's OIDC issuer."
+        ),
+        trust_config: Path | None = typer.Option(
+            None, "--trust-config", help="Sigstore client trust config."
+        ),
+        include: list[str] = typer.Option([], "--include", help="Only download files matching this glob."),
+        exclude: list[str] = typer.Option([], "--exclude", help="Do not download files matching this glob."),
     ) -> None:
         """Download, verify every byte against the registry's claims, scan, and install only what passed.
 
@@ -69,7 +92,7 @@ def register(app: typer.Typer) -> None:
         """
         from .engine import ScanOptions
         from .findings import Decision
-        from .io.http_session import redact
+        from .io.redaction import redact
         from .pull import PullError, PullOptions
         from .pull import pull as do_pull
         from .report import render
@@ -79,11 +102,21 @@ def register(app: typer.Typer) -> None:
         for p in [*key, *chain, *([signature] if signature else [])]:
             if not p.is_file():
                 raise fail(f"{p}: no such file")
-        scan_opts = ScanOptions(signature=str(signature.resolve()) if signature else None,
-                                signature_keys=[str(k) for k in key], signature_chains=[str(c) for c in chain],
-                                signature_identities=keyless_flags(identity, identity_regex, issuer, trust_config))
-        opts = PullOptions(to=to, cache_dir=cache_dir, policy=pol, locked=_pin_for(target, lock), scan=scan_opts,
-                           source_options=source_options(allow_http=allow_http, insecure=insecure, revision=revision))
+        scan_opts = ScanOptions(
+            signature=str(signature.resolve()) if signature else None,
+            signature_keys=[str(k) for k in key],
+            signature_chains=[str(c) for c in chain],
+            signature_identities=keyless_flags(identity, identity_regex, issuer, trust_config),
+            selection=selection_flags(include, exclude, None, local_ignore_file=False),
+        )
+        opts = PullOptions(
+            to=to,
+            cache_dir=cache_dir,
+            policy=pol,
+            locked=_pin_for(target, lock),
+            scan=scan_opts,
+            source_options=source_options(allow_http=allow_http, insecure=insecure, revision=revision),
+        )
         if opts.locked is not None:
             err_console.print(f"pinned by lockfile: {opts.locked.name} at {opts.locked.resolved}")
         try:
@@ -97,7 +130,9 @@ def register(app: typer.Typer) -> None:
         emit(render(report, format.value, color=color), output)
         blocked = report.verdict is not None and report.verdict.decision is Decision.BLOCK
         if blocked:
-            err_console.print(f"[bold red]blocked:[/] nothing was installed ({len(report.verdict.reasons)} reason(s) above)")
+            err_console.print(
+                f"[bold red]blocked:[/] nothing was installed ({len(report.verdict.reasons)} reason(s) above)"
+            )
             raise typer.Exit(EXIT_BLOCKED)
         err_console.print(redact(outcome.message), soft_wrap=True)
         raise typer.Exit(EXIT_OK)

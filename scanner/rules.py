@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .findings import Finding, Severity, Tags
 from .resources import signatures_dir
+from .rulesdb.known_bad_store import imported_known_bad
 
 
 class RuleDatabaseError(Exception):
@@ -64,6 +65,7 @@ class _DenyEntry(BaseModel):
 class _DenyFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     entries: list[_DenyEntry]
+    aliases: dict[str, str] = Field(default_factory=dict, description="re-export module -> public module")
 
 
 class _KnownBad(BaseModel):
@@ -119,6 +121,7 @@ class Denylist:
 
     modules: dict[str, _DenyEntry] = field(default_factory=dict)
     names: dict[tuple[str, str], _DenyEntry] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)  # module spelling -> public module it re-exports
 
     def lookup(self, module: str, name: str) -> DenyHit | None:
         """Match a module (and its submodules) or a module:name (and attributes reached through it)."""
@@ -144,6 +147,10 @@ class RuleDB:
     profiles: dict[str, PickleProfile]
     denylist: Denylist
     known_bad: dict[str, _KnownBad]
+    # signatures/hydra/*.yaml: callables hydra/OmegaConf `_target_` configs may name (same format as pickle profiles)
+    hydra_profiles: dict[str, PickleProfile] = field(default_factory=dict)
+    # signatures/templates/*.yaml: the measured chat-template language, typed by scanner.analysis.template_language
+    template_data: dict[str, Any] = field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule:
         try:
@@ -242,6 +249,7 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
     deny_file = root / "pickle" / "denylist.yaml"
     if deny_file.exists():
         d: _DenyFile = _validate(_DenyFile, _load_yaml(deny_file), deny_file)
+        deny.aliases = dict(d.aliases)
         for e in d.entries:
             if ":" in e.match:
                 deny.names[_split_global(e.match, deny_file)] = e
@@ -254,8 +262,31 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
         kb: _KnownBadFile = _validate(_KnownBadFile, _load_yaml(kb_file) or {}, kb_file)
         for k in kb.digests:
             known[k.sha256.lower()] = k
+    for sha, name, reference in imported_known_bad():  # feeds merged with `modelward rules import-known-bad`
+        known.setdefault(sha, _KnownBad(sha256=sha, name=name, reference=reference))
 
-    return RuleDB(version=version, root=root, rules=rules, profiles=profiles, denylist=deny, known_bad=known)
+    hydra: dict[str, PickleProfile] = {}
+    for f in sorted((root / "hydra").glob("*.yaml")):
+        h: _ProfileModel = _validate(_ProfileModel, _load_yaml(f), f)
+        hydra[h.name] = PickleProfile(
+            h.name,
+            h.description,
+            h.default,
+            frozenset(_split_global(g, f) for g in h.globals),
+            tuple(_split_global(g, f) for g in h.patterns),
+        )
+    templates = {f.stem: _load_yaml(f) for f in sorted((root / "templates").glob("*.yaml"))}
+
+    return RuleDB(
+        version=version,
+        root=root,
+        rules=rules,
+        profiles=profiles,
+        denylist=deny,
+        known_bad=known,
+        hydra_profiles=hydra,
+        template_data=templates,
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -265,4 +296,4 @@ def _cached(root: str | None) -> RuleDB:
 
 def get_rule_db(root: Path | str | None = None) -> RuleDB:
     """The process-wide rule database; loaded once per root."""
-    return _cached(str(root) if root else None)
+    return _cached(str(root) if root else str(signatures_dir()))  # an installed update is a new root

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from ..io.http_session import redact
+from ..io.redaction import redact
 from ..sources.base import SourceError
 from ..sources.hf import call_hub
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from .. import __version__
 from ..engine import ScanOptions, finish_report, new_report, scan_resolved
 from ..findings import FileResult, ScanReport
-from ..io.http_session import redact
+from ..io.redaction import redact
 from ..policy.evaluate import evaluate
 from ..policy.loader import Policy
 from ..rules import RuleDB, get_rule_db

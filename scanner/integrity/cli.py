@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from scanner.integrity.errors import IntegrityError, VerificationFailed
 from scanner.integrity.hashing import SUPPORTED_ALGORITHMS
-from scanner.integrity.keyless import KeylessTrust
-from scanner.integrity.sign import DEFAULT_SIGNATURE_NAME, sign_model
-from scanner.integrity.verify import VerificationResult, verify_model
+from scanner.integrity.locate import DEFAULT_SIGNATURE_NAME
+from scanner.integrity.trust import KeylessTrust
+
+if TYPE_CHECKING:
+    from scanner.integrity.verify import VerificationResult
 
 PASSWORD_ENV = "MODELWARD_KEY_PASSWORD"
 
@@ -127,6 +129,8 @@ def register(app: typer.Typer) -> None:
         if chain and cert is None:
             raise _fail(err, "--chain needs --cert (the signing certificate)", 2)
         try:
+            from scanner.integrity.sign import sign_model  # cryptography: only for this command
+
             result = sign_model(
                 model_path,
                 key,
@@ -214,6 +218,8 @@ def register(app: typer.Typer) -> None:
                 if sigstore
                 else None
             )
+            from scanner.integrity.verify import verify_model
+
             result = verify_model(
                 model_path,
                 signature,

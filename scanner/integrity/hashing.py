@@ -85,6 +85,11 @@ def digest_fd_into(
 
     A file that ends early is a :class:`FileChangedError`: its size was measured before reading.
     """
+    if stop - start > block_size and hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, start, stop - start, os.POSIX_FADV_SEQUENTIAL)
+        except OSError:
+            pass
     buf = bytearray(max(1, min(block_size, stop - start)))
     view = memoryview(buf)
     pos = start

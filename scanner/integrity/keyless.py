@@ -23,43 +23,10 @@ from cryptography.x509.oid import ObjectIdentifier
 
 from scanner.integrity.bundle import strict_json
 from scanner.integrity.errors import IntegrityError, VerificationFailed
+from scanner.integrity.trust import KeylessTrust, keyless_trust_entries  # noqa: F401 - re-exported
 
 _ISSUER_V1 = ObjectIdentifier("1.3.6.1.4.1.57264.1.1")  # raw UTF-8 bytes
 _ISSUER_V2 = ObjectIdentifier("1.3.6.1.4.1.57264.1.8")  # DER UTF8String
-
-
-@dataclass(frozen=True)
-class KeylessTrust:
-    """Who may have signed: an OIDC identity (exact or regex) at an issuer, under a trust root."""
-
-    issuer: str
-    identity: str | None = None
-    identity_regex: str | None = None
-    trust_config: Path | None = None
-
-    def __post_init__(self) -> None:
-        if (self.identity is None) == (self.identity_regex is None):
-            raise IntegrityError("Sigstore verification needs exactly one of --identity or --identity-regex")
-        if not self.issuer:
-            raise IntegrityError("Sigstore verification needs --issuer (the OIDC issuer URL)")
-        if self.identity_regex is not None:
-            try:
-                re.compile(self.identity_regex)
-            except re.error as exc:
-                raise IntegrityError(f"--identity-regex: {exc}") from None
-
-    def describe(self) -> str:
-        who = self.identity if self.identity is not None else f"/{self.identity_regex}/"
-        return f"{who} at {self.issuer}"
-
-
-def keyless_trust_entries(entries: list[dict[str, Any]]) -> list[KeylessTrust]:
-    """Policy ``signatures.trust[].identities`` entries (schema-validated) as KeylessTrust values."""
-    return [
-        KeylessTrust(issuer=e["issuer"], identity=e.get("identity"), identity_regex=e.get("identity_regex"),
-                     trust_config=Path(e["trust_config"]) if e.get("trust_config") else None)
-        for e in entries
-    ]
 
 
 @dataclass(frozen=True)

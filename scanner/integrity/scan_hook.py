@@ -10,13 +10,17 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..findings import Coverage, FileResult
 from ..rules import RuleDB
 from ..sources.base import Snapshot
 from .errors import IntegrityError, VerificationFailed
-from .keyless import KeylessTrust
-from .verify import Status, VerificationResult, find_signature, verify_model
+
+if TYPE_CHECKING:
+    from .verify import VerificationResult
+from .locate import find_signature
+from .trust import KeylessTrust
 
 SIGNATURE_FILE = "signature-file"
 
@@ -50,12 +54,15 @@ def check_snapshot_signature(
     identities: Sequence[KeylessTrust] = (),
 ) -> SignatureOutcome | None:
     """Verify the signature beside (or given for) a local snapshot; None when there is none to check."""
+
     if snap.kind != "local":
         return None
     root, single = _model_root(snap)
     sig = Path(signature) if signature else find_signature(root)
     if sig is None:
         return None
+    from .verify import Status, verify_model  # cryptography is imported only when a signature is checked
+
     sig_name = os.path.relpath(sig, root.parent if single else root)
     if not keys and not chains and not identities:
         out = SignatureOutcome()

@@ -15,10 +15,9 @@ from scanner.integrity.bundle import build_bundle, pae
 from scanner.integrity.certs import check_signing_usage, load_certificates, validate_chain
 from scanner.integrity.errors import IntegrityError
 from scanner.integrity.keys import curve_hash, key_hint, load_private_key
+from scanner.integrity.locate import DEFAULT_SIGNATURE_NAME  # noqa: E402,F401 - the one definition
 from scanner.integrity.manifest import DEFAULT_SHARD_SIZE, Manifest, compute_manifest
 from scanner.integrity.statement import build_statement
-
-DEFAULT_SIGNATURE_NAME = "model.sig"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from scanner.integrity.certs import (
 from scanner.integrity.errors import IntegrityError, VerificationFailed
 from scanner.integrity.keyless import KeylessTrust, verify_keyless
 from scanner.integrity.keys import check_supported, curve_hash, key_hint, load_public_key
+from scanner.integrity.locate import find_signature  # noqa: F401 - re-exported
 from scanner.integrity.manifest import (
     GIT_IGNORES,
     Resource,
@@ -43,7 +44,7 @@ from scanner.integrity.manifest import (
     select_files,
     walk_model,
 )
-from scanner.integrity.sign import DEFAULT_SIGNATURE_NAME, relative_inside
+from scanner.integrity.sign import relative_inside
 from scanner.integrity.statement import SignedStatement, parse_statement
 
 
@@ -157,14 +158,6 @@ class VerificationResult:
             elif f.status is Status.EXTRA:
                 lines.append(f"extra (not signed): {f.path}")
         return lines
-
-
-def find_signature(model_path: str | os.PathLike[str]) -> Path | None:
-    """The conventional signature beside a model: ``DIR/model.sig``, else ``DIR.sig`` / ``FILE.sig``."""
-    model = Path(model_path)
-    candidates = [model / DEFAULT_SIGNATURE_NAME] if model.is_dir() else []
-    candidates.append(model.with_name(model.name + ".sig"))
-    return next((c for c in candidates if c.is_file()), None)
 
 
 def _verify_ecdsa(key: ec.EllipticCurvePublicKey, bundle: Bundle, legacy_hash: hashes.HashAlgorithm) -> bool:

@@ -10,7 +10,12 @@ bytes that crossed the network, ``stats.requests`` every attempt.
 Faults never pass silently: a dropped body is resumed from where it broke; a
 wrong ``Content-Range``, a changed size or ETag, or a server that ignores
 ``Range`` on a large file raise ``ReaderError`` (the scan records a finding)
-instead of returning wrong bytes or downloading gigabytes unasked.
+instead of returning wrong bytes or downloading gigabytes unasked. Each reader
+has one network budget (``scanner.io.deadline``): a stalled or over-budget
+transfer ends the read, and every transport fault is recorded in the
+snapshot's ``FaultLog`` so the run ends with an error (exit 2), not a verdict.
+Credentials go only to the origin of the URL they were given with, also when a
+cached CDN URL is re-requested, a body is resumed or a request retried.
 Whenever every byte of the file happens to pass through (small files, full
 streams) the registry's digest claim is checked; disagreements are recorded in
 ``integrity_problems`` for the engine to turn into findings.
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 import requests
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
+from .deadline import NetworkDeadline
 from .http_session import HTTPClient, HTTPFetchError, Stats, describe_status, redact, redact_url
 from .reader import CHUNK, Reader, ReaderError
 
@@ -40,8 +46,13 @@ FULL_BODY_LIMIT = 32 << 20  # a server that ignores Range may send us at most th
 BODY_RETRIES = 4
 _COALESCE_GAP_BLOCKS = 2
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
-_BODY_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                Urllib3HTTPError, OSError)
+_BODY_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    Urllib3HTTPError,
+    OSError,
+)
 # After a redirect, a cached CDN URL may expire (signed URLs); these statuses mean "ask the origin again".
 _STALE_REDIRECT = frozenset({401, 403, 404, 410})
 
@@ -53,6 +64,23 @@ class IntegrityProblem:
     rule_id: str
     message: str
     evidence: dict[str, str | int] = field(default_factory=dict)
+
+
+class FaultLog:
+    """Transport faults of one snapshot: messages for the run's errors, and which files already failed.
+
+    A file whose transfer failed is not fetched again by later opens in the same run (repository-level
+    checks re-open files): one stalled or refusing server costs one budget, not one per inspector.
+    """
+
+    def __init__(self, errors: list[str] | None = None) -> None:
+        self.errors = errors if errors is not None else []
+        self.failed: dict[str, str] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self.failed.setdefault(name, message)
+        if message not in self.errors:
+            self.errors.append(message)
 
 
 def git_blob_sha1_prefix(size: int) -> bytes:
@@ -92,6 +120,7 @@ class HTTPRangeReader(Reader):
         max_readahead: int = MAX_READAHEAD,
         full_body_limit: int = FULL_BODY_LIMIT,
         body_retries: int = BODY_RETRIES,
+        faults: FaultLog | None = None,
     ) -> None:
         super().__init__()
         self.url = url
@@ -106,6 +135,12 @@ class HTTPRangeReader(Reader):
         self.max_readahead = max_readahead
         self.full_body_limit = full_body_limit
         self.body_retries = body_retries
+        # Transport faults (unreachable, stalled, out of time, refused): the scan could not complete. The
+        # source hands in its snapshot's list so the run ends with an error (exit 2), not only a finding.
+        self.faults = faults if faults is not None else FaultLog()
+        if name in self.faults.failed:
+            raise ReaderError(f"{self.faults.failed[name]} (not fetched again)")
+        self.budget = client.budget(f"{name} ({redact_url(url)})")
         self.integrity_problems: list[IntegrityProblem] = []
         self.verified: dict[str, str] = {}  # algorithm -> hex, when every byte passed through and matched
         self.etag: str | None = None
@@ -172,8 +207,11 @@ class HTTPRangeReader(Reader):
                 have[b] = data
         if missing:
             for run_start, run_end in self._plan(missing, offset, end):
-                got = b"".join(self._fetch_iter(run_start * self.block, min(self.size, run_end * self.block),
-                                                whole_file_ok=False))
+                got = b"".join(
+                    self._fetch_iter(
+                        run_start * self.block, min(self.size, run_end * self.block), whole_file_ok=False
+                    )
+                )
                 if self._full is not None:  # the server ignored Range and we took the whole (small) body
                     return self._full[offset:end]
                 if run_start == 0 and len(got) == self.size:  # the whole file arrived: check the claims
@@ -225,21 +263,37 @@ class HTTPRangeReader(Reader):
             for i in range(0, len(first), self.block):
                 self._put(i // self.block, first[i : i + self.block])
 
+    def _fault(self, message: str) -> ReaderError:
+        """Record a transport fault (the read could not complete) and return the error to raise."""
+        message = redact(message)
+        self.faults.add(self.name, message)
+        return ReaderError(message)
+
     def _get(self, start: int, end: int) -> requests.Response:
-        """GET bytes [start, end) from the cached final URL, going back to the origin if that went stale."""
+        """GET bytes [start, end) from the cached final URL, going back to the origin if that went stale.
+
+        Credentials stay scoped to the origin of ``self.url`` (``auth_origin``): a cached CDN URL on another
+        origin is requested without them, on every range read, resume and retry.
+        """
         headers = {"Range": f"bytes={start}-{end - 1}"}
         target = self.final_url or self.url
+        kw = {
+            "headers": headers,
+            "auth_headers": self.auth_headers,
+            "auth_origin": self.url,
+            "stream": True,
+            "stats": self.stats,
+            "budget": self.budget,
+        }
         try:
-            resp = self.client.request("GET", target, headers=headers, auth_headers=self.auth_headers,
-                                       stream=True, stats=self.stats)
+            resp = self.client.request("GET", target, **kw)
             if self.final_url and resp.status_code in _STALE_REDIRECT:
                 resp.close()
                 self.final_url = None
-                resp = self.client.request("GET", self.url, headers=headers, auth_headers=self.auth_headers,
-                                           stream=True, stats=self.stats)
+                resp = self.client.request("GET", self.url, **kw)
         except HTTPFetchError as exc:
             self._incomplete(start, end, str(exc))
-            raise ReaderError(f"{self.name}: {exc}") from None
+            raise self._fault(f"{self.name}: {exc}") from None
         if resp.url and resp.url != self.url:
             self.final_url = resp.url
         return resp
@@ -253,8 +307,11 @@ class HTTPRangeReader(Reader):
         elif etag != self.etag:
             resp.close()
             msg = "the file changed on the server during the scan (ETag differs between requests)"
-            self.integrity_problems.append(IntegrityProblem("REGISTRY-CONTENT-CHANGED", msg,
-                                                            {"first_etag": self.etag[:80], "later_etag": etag[:80]}))
+            self.integrity_problems.append(
+                IntegrityProblem(
+                    "REGISTRY-CONTENT-CHANGED", msg, {"first_etag": self.etag[:80], "later_etag": etag[:80]}
+                )
+            )
             raise ReaderError(f"{self.name}: {msg}")
 
     def _check_total(self, total: int, resp: requests.Response) -> None:
@@ -267,17 +324,23 @@ class HTTPRangeReader(Reader):
 
     def _size_mismatch(self, actual: int) -> None:
         msg = f"server has {actual} bytes but the registry claims {self.size}"
-        self.integrity_problems.append(IntegrityProblem("REGISTRY-SIZE-MISMATCH", msg,
-                                                        {"claimed": self.size, "served": actual}))
+        self.integrity_problems.append(
+            IntegrityProblem("REGISTRY-SIZE-MISMATCH", msg, {"claimed": self.size, "served": actual})
+        )
         raise ReaderError(f"{self.name}: {msg}")
 
     def _incomplete(self, start: int, end: int, why: str) -> None:
-        self.integrity_problems.append(IntegrityProblem(
-            "REGISTRY-INCOMPLETE-READ", f"could not read bytes {start}-{end - 1}: {redact(why)}",
-            {"start": start, "end": end}))
+        self.integrity_problems.append(
+            IntegrityProblem(
+                "REGISTRY-INCOMPLETE-READ",
+                f"could not read bytes {start}-{end - 1}: {redact(why)}",
+                {"start": start, "end": end},
+            )
+        )
 
-    def _fetch_iter(self, start: int, end: int, *, whole_file_ok: bool, chunk: int = BLOCK,
-                    probing: bool = False) -> Iterator[bytes]:
+    def _fetch_iter(
+        self, start: int, end: int, *, whole_file_ok: bool, chunk: int = BLOCK, probing: bool = False
+    ) -> Iterator[bytes]:
         """Yield bytes [start, end) in order, resuming after dropped connections."""
         pos = start
         drops = 0
@@ -301,14 +364,16 @@ class HTTPRangeReader(Reader):
                     m = re.match(r"^\s*bytes\s+\*/(\d+)", cr)
                     if m and int(m.group(1)) != self.size:
                         self._size_mismatch(int(m.group(1)))
-                    raise ReaderError(f"{self.name}: range {pos}-{end - 1} not satisfiable ({describe_status(resp)})")
+                    raise ReaderError(
+                        f"{self.name}: range {pos}-{end - 1} not satisfiable ({describe_status(resp)})"
+                    )
                 else:
                     resp.close()
                     self._incomplete(pos, end, describe_status(resp))
-                    raise ReaderError(f"{self.name}: {describe_status(resp)} for {redact_url(self.url)}")
+                    raise self._fault(f"{self.name}: {describe_status(resp)} for {redact_url(self.url)}")
                 got = 0
                 try:
-                    for piece in resp.iter_content(chunk_size=min(chunk, want) or 1):
+                    for piece in self.budget.body(resp, min(chunk, want) or 1):
                         if got + len(piece) > want:
                             piece = piece[: want - got]
                         got += len(piece)
@@ -317,6 +382,10 @@ class HTTPRangeReader(Reader):
                         yield piece
                         if got >= want:
                             break
+                except NetworkDeadline as exc:
+                    self._incomplete(pos, end, str(exc))
+                    self.client.mark_broken(resp.url or self.url, str(exc))
+                    raise self._fault(str(exc)) from None
                 except _BODY_ERRORS:
                     pass
                 if got < want:
@@ -324,9 +393,14 @@ class HTTPRangeReader(Reader):
                     if drops > self.body_retries:
                         why = f"connection dropped {drops} times; {end - pos} bytes never arrived"
                         self._incomplete(pos, end, why)
-                        raise ReaderError(f"{self.name}: {why}")
+                        raise self._fault(f"{self.name}: {why} ({redact_url(self.url)})")
                     self.stats.retries += 1
-                    self.client.sleep(min(8.0, self.client.retry.backoff * 2 ** (drops - 1)))
+                    pause = self.client.retry.delay(drops - 1)
+                    if pause > self.budget.remaining():
+                        why = f"connection dropped at byte {pos}; the network time budget leaves no time to resume"
+                        self._incomplete(pos, end, why)
+                        raise self._fault(f"{self.name}: {why} ({redact_url(self.url)})")
+                    self.client.sleep(pause)
             finally:
                 resp.close()
 
@@ -335,7 +409,9 @@ class HTTPRangeReader(Reader):
         m = _CONTENT_RANGE.match(cr)
         if not m:
             resp.close()
-            raise ReaderError(f"{self.name}: 206 response with a missing or malformed Content-Range {cr[:80]!r}")
+            raise ReaderError(
+                f"{self.name}: 206 response with a missing or malformed Content-Range {cr[:80]!r}"
+            )
         a, b = int(m.group(1)), int(m.group(2))
         total = None if m.group(3) == "*" else int(m.group(3))
         if a != pos or b < a or (total is not None and b >= total):
@@ -343,8 +419,9 @@ class HTTPRangeReader(Reader):
             raise ReaderError(f"{self.name}: server answered bytes {a}-{b} to a request for {pos}-{end - 1}")
         return a, b, total
 
-    def _whole_body(self, resp: requests.Response, pos: int, end: int, whole_file_ok: bool,
-                    probing: bool) -> Iterator[bytes]:
+    def _whole_body(
+        self, resp: requests.Response, pos: int, end: int, whole_file_ok: bool, probing: bool
+    ) -> Iterator[bytes]:
         """The server ignored Range and sends the whole file: take it only when small or when a download was asked."""
         self._check_validator(resp)
         clen = resp.headers.get("Content-Length")
@@ -363,19 +440,29 @@ class HTTPRangeReader(Reader):
         if not small:
             resp.close()
             shown = f"{size}-byte" if size is not None else "unknown-size"
-            raise ReaderError(f"{self.name}: server ignores HTTP Range requests and would send the whole {shown} "
-                              f"file to read {end - pos} bytes; refusing (limit {self.full_body_limit} bytes)")
+            raise self._fault(
+                f"{self.name}: server ignores HTTP Range requests and would send the whole {shown} "
+                f"file to read {end - pos} bytes; refusing (limit {self.full_body_limit} bytes)"
+            )
         body = bytearray()
         try:
-            for piece in resp.iter_content(chunk_size=BLOCK):
+            for piece in self.budget.body(resp, BLOCK):
                 body += piece
                 self._count(len(piece))
                 if len(body) > self.full_body_limit:
-                    raise ReaderError(f"{self.name}: body exceeds {self.full_body_limit} bytes without a length")
+                    raise ReaderError(
+                        f"{self.name}: body exceeds {self.full_body_limit} bytes without a length"
+                    )
+        except NetworkDeadline as exc:
+            self._incomplete(0, size or 0, str(exc))
+            self.client.mark_broken(resp.url or self.url, str(exc))
+            raise self._fault(str(exc)) from None
         except _BODY_ERRORS as exc:
             self._incomplete(0, size or 0, type(exc).__name__)
-            raise ReaderError(f"{self.name}: connection dropped while reading the whole body "
-                              f"(server ignores Range, so it cannot be resumed)") from None
+            raise self._fault(
+                f"{self.name}: connection dropped while reading the whole body "
+                f"(server ignores Range, so it cannot be resumed)"
+            ) from None
         if probing and total is None:
             self.size = len(body)
         if len(body) != self.size:
@@ -390,7 +477,7 @@ class HTTPRangeReader(Reader):
         """A download through a server without Range: skip to ``pos`` (bytes before it are re-sent)."""
         seen = 0
         try:
-            for piece in resp.iter_content(chunk_size=CHUNK):
+            for piece in self.budget.body(resp, CHUNK):
                 self._count(len(piece))
                 lo, hi = seen, seen + len(piece)
                 seen = hi
@@ -400,12 +487,18 @@ class HTTPRangeReader(Reader):
                 yield piece
                 if hi >= end:
                     return
+        except NetworkDeadline as exc:
+            self._incomplete(seen, end, str(exc))
+            self.client.mark_broken(resp.url or self.url, str(exc))
+            raise self._fault(str(exc)) from None
         except _BODY_ERRORS:
             pass
         # A drop here cannot be resumed with Range; let the caller's generic retry decide.
         self._incomplete(seen, end, "connection dropped and the server does not support Range to resume")
-        raise ReaderError(f"{self.name}: connection dropped at byte {seen}; the server ignores Range, "
-                          f"so the download cannot be resumed")
+        raise self._fault(
+            f"{self.name}: connection dropped at byte {seen}; the server ignores Range, "
+            f"so the download cannot be resumed"
+        )
 
     def _count(self, n: int) -> None:
         self.bytes_read += n
@@ -417,18 +510,24 @@ class HTTPRangeReader(Reader):
         sha256, sha1 = d.sha256.hexdigest(), d.sha1.hexdigest()
         if self.expected_sha256:
             if sha256 != self.expected_sha256:
-                self.integrity_problems.append(IntegrityProblem(
-                    "REGISTRY-DIGEST-MISMATCH",
-                    f"served bytes have sha256 {sha256}, the registry claims {self.expected_sha256}",
-                    {"algorithm": "sha256", "claimed": self.expected_sha256, "actual": sha256}))
+                self.integrity_problems.append(
+                    IntegrityProblem(
+                        "REGISTRY-DIGEST-MISMATCH",
+                        f"served bytes have sha256 {sha256}, the registry claims {self.expected_sha256}",
+                        {"algorithm": "sha256", "claimed": self.expected_sha256, "actual": sha256},
+                    )
+                )
             else:
                 self.verified["sha256"] = sha256
         if self.expected_git_sha1:
             if sha1 != self.expected_git_sha1:
-                self.integrity_problems.append(IntegrityProblem(
-                    "REGISTRY-DIGEST-MISMATCH",
-                    f"served bytes have git blob sha1 {sha1}, the registry claims {self.expected_git_sha1}",
-                    {"algorithm": "git-sha1", "claimed": self.expected_git_sha1, "actual": sha1}))
+                self.integrity_problems.append(
+                    IntegrityProblem(
+                        "REGISTRY-DIGEST-MISMATCH",
+                        f"served bytes have git blob sha1 {sha1}, the registry claims {self.expected_git_sha1}",
+                        {"algorithm": "git-sha1", "claimed": self.expected_git_sha1, "actual": sha1},
+                    )
+                )
             else:
                 self.verified["git-sha1"] = sha1
         self.sha256 = sha256

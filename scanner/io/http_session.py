@@ -1,4 +1,4 @@
-"""One HTTP client for every remote source: retries, redirects, credentials, redaction.
+"""One HTTP client for every remote source: retries, deadlines, redirects, credentials, redaction.
 
 Redirects are followed by hand rather than by ``requests`` so that the
 credentials meant for a registry never travel to the CDN it redirects to (they
@@ -11,80 +11,22 @@ query parameters from any text.
 
 from __future__ import annotations
 
-import os
-import random
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from .. import __version__
+from .deadline import Budget, NetLimits, NetworkDeadline, Watch, WatchedAdapter
+from .redaction import SECRET_PARAMS, redact, redact_url, register_secret  # noqa: F401 - re-exported
+from .retry import RETRY_STATUS, RetryPolicy
 
 USER_AGENT = f"modelward/{__version__}"
-RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read (between bytes)
-MAX_RETRY_AFTER = 60.0
-
-# Query parameters that carry credentials or signatures (S3/CloudFront/Azure/GCS presigning, ad-hoc tokens).
-SECRET_PARAMS = re.compile(
-    r"^(x-amz-(signature|credential|security-token)|x-goog-(signature|credential)|signature|sig|token|"
-    r"access_token|api[_-]?key|key|password|passwd|secret|auth|authorization|policy|key-pair-id|se|sp|skoid|sktid)$",
-    re.IGNORECASE,
-)
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-# After "token" a credential has a digit or is long; plain words ("token service requires …") are prose.
-_BEARER = re.compile(
-    r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"
-    r"|\b(token)\s+(?:(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{6,}|[A-Za-z0-9._~+/=-]{20,})"
-)
-_HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{20,}\b")
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
-
-_secrets: set[str] = set()
-_secrets_lock = threading.Lock()
-
-
-def register_secret(value: str | None) -> None:
-    """Remember a credential so that ``redact`` scrubs it from any text (messages, reports, logs)."""
-    if value and len(value) >= 4:
-        with _secrets_lock:
-            _secrets.add(value)
-
-
-def redact_url(url: str) -> str:
-    """The URL without userinfo and with secret-bearing query values replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _USERINFO.sub(r"\g<scheme>***@", url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if SECRET_PARAMS.match(k) else v) for k, v in pairs], safe="*/:")
-    fragment = parts.fragment
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
-
-
-def redact(text: object) -> str:
-    """``text`` with every known secret, URL credential, bearer token and URL signature removed."""
-    s = str(text)
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for sec in secrets:
-        s = s.replace(sec, "***")
-    s = _URL.sub(lambda m: redact_url(m.group(0)), s)
-    s = _USERINFO.sub(r"\g<scheme>***@", s)
-    s = _BEARER.sub(lambda m: f"{m.group(1) or m.group(2)} ***", s)
-    return _HF_TOKEN.sub("***", s)
-
 
 def origin(url: str) -> tuple[str, str, int | None]:
     """(scheme, host, port) with default ports made explicit: what credentials are scoped to."""
@@ -96,7 +38,9 @@ def origin(url: str) -> tuple[str, str, int | None]:
 class HTTPFetchError(Exception):
     """A request failed for good (after retries); the message is already redacted."""
 
-    def __init__(self, message: str, status: int | None = None, headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, message: str, status: int | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(redact(message))
         self.status = status
         self.headers = dict(headers or {})
@@ -111,28 +55,14 @@ class Stats:
     retries: int = 0
 
 
-def _env_number(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-@dataclass
-class RetryPolicy:
-    """Total tries per request and the first pause (doubled each time, with jitter)."""
-
-    attempts: int = field(default_factory=lambda: max(1, int(_env_number("MODELWARD_HTTP_ATTEMPTS", 5))))
-    backoff: float = field(default_factory=lambda: max(0.0, _env_number("MODELWARD_HTTP_BACKOFF", 0.5)))
-    max_backoff: float = 8.0
-
-
 class HTTPClient:
-    """A pooled ``requests`` session with polite retries and credential-scoped manual redirects.
+    """A pooled ``requests`` session with the program's retry policy, deadlines and credential-scoped redirects.
 
-    ``auth_headers`` passed to a request go only to the origin of the URL they
-    were passed with; a redirect to any other origin (a CDN, a presigned bucket
-    URL) drops them, as a browser would.
+    ``auth_headers`` go only to the origin (scheme, host, port) they were given
+    for: ``auth_origin`` when the caller re-requests a cached redirect target,
+    else the first URL's. A redirect to any other origin (a CDN, a presigned
+    bucket URL) drops them, as a browser would; nothing is ever sent to the
+    origin of a cached redirect target unless it is the credentials' own.
     """
 
     def __init__(
@@ -144,16 +74,21 @@ class HTTPClient:
         allow_http: bool = False,
         sleep: Callable[[float], None] = time.sleep,
         pool_size: int = 8,
+        net: NetLimits | None = None,
     ) -> None:
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        self.net = net or NetLimits.from_env()
+        # Silence is a stall too: never wait longer than the stall window for the next byte.
+        self.timeout = (timeout[0], min(timeout[1], self.net.stall_seconds))
         self.max_redirects = max_redirects
         self.allow_http = allow_http
         self.sleep = sleep
+        self._broken: dict[tuple[str, str, int | None], str] = {}  # origin -> why it failed for good
+        self._broken_lock = threading.Lock()
         s = requests.Session()
         # Proxies from the environment are honoured, but never ~/.netrc: credentials are explicit only.
         s.trust_env = False
-        adapter = requests.adapters.HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         s.mount("http://", adapter)
         s.mount("https://", adapter)
         s.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
@@ -162,21 +97,72 @@ class HTTPClient:
     def close(self) -> None:
         self.session.close()
 
+    def budget(self, what: str) -> Budget:
+        """A fresh network-time budget for one file or call; ``what`` must already be redacted."""
+        return Budget(what, self.net)
+
     def _proxies(self, url: str) -> dict[str, str]:
         try:
             return requests.utils.get_environ_proxies(url)
         except Exception:  # a malformed proxy variable must not take the scan down
             return {}
 
-    def _pause(self, attempt: int, retry_after: str | None) -> None:
-        delay = self.retry.backoff * (2**attempt)
-        if retry_after:
-            try:
-                delay = max(delay, float(retry_after))
-            except ValueError:
-                pass
-        delay = min(delay, MAX_RETRY_AFTER if retry_after else self.retry.max_backoff)
-        self.sleep(delay * (0.8 + 0.4 * random.random()))  # noqa: S311 - jitter, not crypto
+    def _pause(self, seconds: float, budget: Budget, what: str, last: str, attempts: int) -> None:
+        """Sleep before a retry, unless that would outlive the budget: then stop now and say why."""
+        if seconds > budget.remaining():
+            raise HTTPFetchError(
+                f"{last} after {attempts} attempt(s), not retrying (the next try in {seconds:.1f} s would "
+                f"exceed the network time budget): {what}"
+            )
+        self.sleep(seconds)
+
+    def _attempt(
+        self, method: str, url: str, headers: dict[str, str], stream: bool, budget: Budget, data: str | None
+    ) -> requests.Response:
+        """One request under a watchdog: headers within the read timeout, the whole response within budget."""
+        sent = time.monotonic()
+        header_limit = self.timeout[1] + self.timeout[0]
+        # Streamed: the headers must come within connect + read timeout. Not streamed: the whole body is read
+        # inside the request, so only the budget applies.
+        watch = Watch((lambda: min(budget.deadline(), sent + header_limit)) if stream else budget.deadline)
+        try:
+            with watch:
+                resp = self.session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    stream=stream,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    proxies=self._proxies(url),
+                    data=data,
+                )
+        except BaseException:
+            watch.disarm()
+            if watch.fired:
+                raise NetworkDeadline(
+                    f"{method} {redact_url(url)}: no complete response headers within "
+                    f"{min(header_limit, budget.net.seconds):g} s"
+                ) from None
+            raise
+        if not stream:  # the body was read inside the request: nothing left to watch
+            watch.disarm()
+            return resp
+        watch.reset(budget.deadline)
+        close = resp.close
+
+        def close_and_disarm() -> None:
+            watch.disarm()
+            close()
+
+        resp.close = close_and_disarm  # type: ignore[method-assign]
+        resp.modelward_budget = budget  # type: ignore[attr-defined]  # body readers detect stalls with it
+        return resp
+
+    def mark_broken(self, url: str, message: str) -> None:
+        """Remember that ``url``'s origin failed for good (retries or budget exhausted, stalled) in this run."""
+        with self._broken_lock:
+            self._broken.setdefault(origin(url), redact(message)[:300])
 
     def send(
         self,
@@ -186,38 +172,78 @@ class HTTPClient:
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
         stats: Stats | None = None,
+        budget: Budget | None = None,
+        data: str | None = None,
     ) -> requests.Response:
-        """One request (no redirects) with retries on connection errors, timeouts, 429 and 5xx."""
-        last_exc: Exception | None = None
-        resp: requests.Response | None = None
-        for attempt in range(self.retry.attempts):
-            if attempt and stats is not None:
+        """One request (no redirects) under the retry policy: connection errors, timeouts, 429 and 5xx retried.
+
+        Returns any non-retryable response; raises ``HTTPFetchError`` (redacted URL, last status or error,
+        number of attempts) when retries or the budget run out. An origin that failed for good earlier in
+        this run is not tried again (the run already ends with an error): a registry that stalls or
+        rate-limits every file costs one budget, not one per file.
+        """
+        with self._broken_lock:
+            earlier = self._broken.get(origin(url))
+        if earlier is not None:
+            raise HTTPFetchError(
+                f"{method} {redact_url(url)}: not tried, this server already failed in this run ({earlier})"
+            )
+        try:
+            return self._send(
+                method, url, headers=headers, stream=stream, stats=stats, budget=budget, data=data
+            )
+        except HTTPFetchError as exc:
+            self.mark_broken(url, str(exc))
+            raise
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None,
+        stream: bool,
+        stats: Stats | None,
+        budget: Budget | None,
+        data: str | None,
+    ) -> requests.Response:
+        what = f"{method} {redact_url(url)}"
+        budget = budget or self.budget(what)
+        attempts = self.retry.attempts
+        for attempt in range(1, attempts + 1):
+            if attempt > 1 and stats is not None:
                 stats.retries += 1
             if stats is not None:
                 stats.requests += 1
             try:
-                resp = self.session.request(
-                    method, url, headers=dict(headers or {}), stream=stream, timeout=self.timeout,
-                    allow_redirects=False, proxies=self._proxies(url),
-                )
+                budget.check()
+                resp = self._attempt(method, url, dict(headers or {}), stream, budget, data)
+            except NetworkDeadline as exc:
+                raise HTTPFetchError(str(exc)) from None
+            # A certificate or protocol mismatch does not heal by retrying.
+            except requests.exceptions.SSLError:
+                raise HTTPFetchError(
+                    f"{what}: TLS handshake failed (certificate or protocol); not retried"
+                ) from None
             except (requests.ConnectionError, requests.Timeout) as exc:
-                last_exc = exc
-                resp = None
-                if attempt + 1 < self.retry.attempts:
-                    self._pause(attempt, None)
+                last = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                if attempt == attempts:
+                    raise HTTPFetchError(f"{last} after {attempt} attempt(s): {what}") from None
+                self._pause(self.retry.delay(attempt - 1), budget, what, last, attempt)
                 continue
             except requests.RequestException as exc:
-                raise HTTPFetchError(f"{method} {redact_url(url)}: {type(exc).__name__}") from None
-            if resp.status_code in RETRY_STATUS and attempt + 1 < self.retry.attempts:
-                retry_after = resp.headers.get("Retry-After")
-                resp.close()
-                self._pause(attempt, retry_after)
-                continue
-            return resp
-        if resp is not None:
-            return resp  # a retryable status on the last attempt: the caller reports it
-        kind = "timed out" if isinstance(last_exc, requests.Timeout) else "connection failed"
-        raise HTTPFetchError(f"{method} {redact_url(url)}: {kind} after {self.retry.attempts} attempts")
+                raise HTTPFetchError(f"{what}: {type(exc).__name__}") from None
+            if resp.status_code not in RETRY_STATUS:
+                return resp
+            last = describe_status(resp)
+            hdrs = dict(resp.headers)
+            resp.close()
+            if attempt == attempts:
+                raise HTTPFetchError(
+                    f"{last} after {attempt} attempt(s): {what}", status=resp.status_code, headers=hdrs
+                )
+            self._pause(self.retry.delay(attempt - 1, hdrs), budget, what, last, attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def request(
         self,
@@ -226,25 +252,32 @@ class HTTPClient:
         *,
         headers: Mapping[str, str] | None = None,
         auth_headers: Mapping[str, str] | None = None,
+        auth_origin: str | None = None,
         stream: bool = False,
         stats: Stats | None = None,
         follow: bool = True,
+        budget: Budget | None = None,
+        data: str | None = None,
     ) -> requests.Response:
-        """Send with retries, following redirects by hand; ``resp.url`` is the final URL."""
-        auth_origin = origin(url)
+        """Send with retries, following redirects by hand; ``resp.url`` is the final URL.
+
+        ``auth_headers`` are sent only to ``origin(auth_origin or url)``, on every hop and every retry.
+        """
+        cred_origin = origin(auth_origin or url)
+        budget = budget or self.budget(f"{method} {redact_url(url)}")
         current = url
         for _hop in range(self.max_redirects + 1):
             self._check_scheme(current, url)
             h = dict(headers or {})
-            if auth_headers and origin(current) == auth_origin:
+            if auth_headers and origin(current) == cred_origin:
                 h.update(auth_headers)
-            resp = self.send(method, current, headers=h, stream=stream, stats=stats)
+            resp = self.send(method, current, headers=h, stream=stream, stats=stats, budget=budget, data=data)
             if not follow or resp.status_code not in REDIRECT_STATUS or "Location" not in resp.headers:
                 return resp
             nxt = urljoin(current, resp.headers["Location"])
             resp.close()
             if resp.status_code == 303 and method != "HEAD":
-                method = "GET"
+                method, data = "GET", None
             current = nxt
         raise HTTPFetchError(f"{method} {redact_url(url)}: more than {self.max_redirects} redirects")
 
@@ -256,10 +289,22 @@ class HTTPClient:
             if self.allow_http:
                 return
             if urlsplit(first).scheme.lower() == "https":
-                raise HTTPFetchError(f"{redact_url(first)}: redirect downgrades https to plain http "
-                                     f"({redact_url(current)}); refused")
-            raise HTTPFetchError(f"{redact_url(current)}: plain http is not allowed (use https, or --allow-http)")
+                raise HTTPFetchError(
+                    f"{redact_url(first)}: redirect downgrades https to plain http "
+                    f"({redact_url(current)}); refused"
+                )
+            raise HTTPFetchError(
+                f"{redact_url(current)}: plain http is not allowed (use https, or --allow-http)"
+            )
         raise HTTPFetchError(f"{redact_url(current)}: unsupported URL scheme {scheme!r}")
+
+
+def body_chunks(resp: requests.Response, chunk: int = 64 << 10) -> Iterator[bytes]:
+    """A response body read under its request's budget (stall detection, deadline) when it has one."""
+    budget = getattr(resp, "modelward_budget", None)
+    if isinstance(budget, Budget):
+        return budget.body(resp, chunk)
+    return resp.iter_content(chunk_size=chunk)
 
 
 def describe_status(resp: requests.Response) -> str:

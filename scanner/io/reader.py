@@ -9,12 +9,21 @@ part of each report.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import io
 import os
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
+from ..integrity.errors import FileChangedError
+from ..integrity.hashing import digest_fd_into, file_identity
+
 CHUNK = 1 << 20
+SETTLE_NS = 20_000_000
+"""File times come from a coarse clock (one kernel tick, <= 10 ms). A file changed less than this before
+it was opened could change again within the same tick without moving its ctime, so the reader waits
+until its identity is older than this before trusting it to reveal later writes."""
 
 
 class ReaderError(Exception):
@@ -99,7 +108,14 @@ class Reader(ABC):
 
 
 class FileReader(Reader):
-    """A local file read with pread; never mapped or loaded whole."""
+    """A local file read with pread; never mapped or loaded whole.
+
+    A verdict must be about the bytes it names, so the reader binds the two: it records the file's
+    identity (device, inode, size, mtime, ctime) when it opens, hashes the bytes the inspectors read
+    in order as they pass, and :meth:`sha256` finishes the digest through the same descriptor and
+    then proves the file (and the path) still have that identity. Any write in between moves the
+    ctime, which ``os.utime`` cannot restore.
+    """
 
     def __init__(self, path: str | os.PathLike[str], name: str | None = None) -> None:
         super().__init__()
@@ -109,12 +125,28 @@ class FileReader(Reader):
             self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         except OSError as exc:
             raise ReaderError(f"{self.name}: cannot open: {exc.strerror}") from None
-        self.size = os.fstat(self._fd).st_size
+        st = self._settle(os.fstat(self._fd))
+        self.identity = file_identity(st)
+        self.size = st.st_size
+        self._hasher = hashlib.sha256()
+        self._hashed_to = 0  # bytes [0, _hashed_to) are in _hasher, exactly as the inspectors got them
+        self._digest: str | None = None
+
+    def _settle(self, st: os.stat_result) -> os.stat_result:
+        """Wait (at most a few ticks) until the ctime is old enough that a later write must move it."""
+        for _ in range(5):
+            age = time.time_ns() - st.st_ctime_ns
+            if age >= SETTLE_NS or age < -SETTLE_NS * 50:  # settled, or a clock set back: waiting won't help
+                break
+            time.sleep((SETTLE_NS - max(age, 0)) / 1e9)
+            st = os.fstat(self._fd)
+        return st
 
     def _read(self, offset: int, length: int) -> bytes:
         try:
             first = os.pread(self._fd, length, offset)
             if len(first) == length or not first:
+                self._hash_through(offset, first)
                 return first  # the usual case: one read, one copy
             out = bytearray(first)
             while len(out) < length:
@@ -124,12 +156,68 @@ class FileReader(Reader):
                 out += chunk
         except OSError as exc:
             raise ReaderError(f"{self.name}: read error at offset {offset}: {exc.strerror}") from None
-        return bytes(out)
+        data = bytes(out)
+        self._hash_through(offset, data)
+        return data
+
+    def _hash_through(self, offset: int, data: bytes) -> None:
+        """Extend the running digest with bytes the inspectors just got, when they continue it."""
+        if self._digest is None and offset <= self._hashed_to < offset + len(data):
+            self._hasher.update(memoryview(data)[self._hashed_to - offset :])
+            self._hashed_to = offset + len(data)
+
+    def changed(self) -> str | None:
+        """Why the file is no longer what was opened (descriptor or path), or None if it is unchanged."""
+        try:
+            now = file_identity(os.fstat(self._fd))
+        except OSError as exc:
+            return f"cannot stat the open file: {exc.strerror}"
+        if now != self.identity:
+            return _describe_change(self.identity, now)
+        try:
+            at_path = file_identity(os.stat(self.path))
+        except OSError:
+            return "the path was removed or replaced while scanned"
+        if at_path != self.identity:
+            return "the path now names " + (
+                "another file"
+                if at_path[:2] != self.identity[:2]
+                else "changed content: " + _describe_change(self.identity, at_path)
+            )
+        return None
+
+    def sha256(self) -> str:
+        """Digest of the whole file as opened: what the inspectors read plus the rest, same descriptor.
+
+        Raises :class:`FileChangedError` if the file or its path changed at any time since opening,
+        so the digest is always of the bytes that were inspected.
+        """
+        if self._digest is None:
+            try:
+                digest_fd_into(self._hasher, self._fd, self._hashed_to, self.size)
+            except OSError as exc:
+                raise ReaderError(f"{self.name}: read error while hashing: {exc.strerror}") from None
+            except FileChangedError:
+                raise FileChangedError(f"{self.name} changed while scanned: it ended early") from None
+            self._hashed_to = self.size
+            self._digest = self._hasher.hexdigest()
+        why = self.changed()
+        if why:
+            raise FileChangedError(f"{self.name} changed while scanned: {why}")
+        return self._digest
 
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _describe_change(old: tuple[int, ...], new: tuple[int, ...]) -> str:
+    names = ("device", "inode", "size", "mtime", "ctime")
+    return (
+        ", ".join(f"{n} {a} -> {b}" for n, a, b in zip(names, old, new, strict=True) if a != b)
+        or "identity differs"
+    )
 
 
 class BytesReader(Reader):
@@ -151,7 +239,9 @@ class SliceReader(Reader):
     def __init__(self, parent: Reader, start: int, length: int, name: str) -> None:
         super().__init__()
         if start < 0 or length < 0 or start + length > parent.size:
-            raise ReaderError(f"{name}: member range {start}+{length} lies outside {parent.name} ({parent.size} bytes)")
+            raise ReaderError(
+                f"{name}: member range {start}+{length} lies outside {parent.name} ({parent.size} bytes)"
+            )
         self.parent = parent
         self.remote = parent.remote
         self.start = start

@@ -46,7 +46,8 @@ def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> 
     console.print(line)
     for note in fr.coverage_notes:
         console.print(Text(f"      not analyzed: {note}", style="magenta"))
-    shown = [f for f in fr.findings if f.severity is not Severity.INFO or fr.coverage is not Coverage.FULL]
+    shown = [f for f in fr.findings
+             if f.severity is not Severity.INFO or fr.coverage is not Coverage.FULL or fr.format == "note"]
     for f in sorted(shown, key=lambda f: -f.severity.rank):
         t = Text("      ")
         t.append(f" {f.severity.value.upper()} ", style=_SEV_STYLE[f.severity])

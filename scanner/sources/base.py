@@ -51,6 +51,9 @@ class Snapshot:
     root: str | None = None  # display root, e.g. the folder scanned
     artifacts: list[Artifact] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Transport faults met while reading artifacts (unreachable, stalled, out of time): the run could not
+    # complete, so scan/check report them as errors (exit 2) besides the fail-closed per-file finding.
+    errors: list[str] = field(default_factory=list)
 
 
 class Source(ABC):

@@ -27,7 +27,17 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from ..io.http_session import HTTPClient, HTTPFetchError, Stats, origin, redact, redact_url, register_secret
+from ..io.deadline import NetworkDeadline
+from ..io.http_session import (
+    HTTPClient,
+    HTTPFetchError,
+    Stats,
+    body_chunks,
+    origin,
+    redact,
+    redact_url,
+    register_secret,
+)
 from .base import SourceError
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -86,7 +96,9 @@ def _registry_keys(registry: str) -> set[str]:
     return keys
 
 
-def load_credentials(registry: str, config_dir: str | os.PathLike[str] | None = None) -> tuple[Credentials | None, str]:
+def load_credentials(
+    registry: str, config_dir: str | os.PathLike[str] | None = None
+) -> tuple[Credentials | None, str]:
     """(credentials for ``registry`` or None, a hint for messages when none are usable)."""
     path = docker_config_path(config_dir)
     try:
@@ -116,8 +128,10 @@ def load_credentials(registry: str, config_dir: str | os.PathLike[str] | None = 
     helper = next((v for k, v in helpers.items() if isinstance(k, str) and _key_host(k) in wanted), None)
     helper = helper or cfg.get("credsStore")
     if isinstance(helper, str) and helper:
-        return None, (f"credentials for {registry} may be kept by docker-credential-{helper[:40]}, which modelward "
-                      f"does not run; add an 'auths' entry to {path}")
+        return None, (
+            f"credentials for {registry} may be kept by docker-credential-{helper[:40]}, which modelward "
+            f"does not run; add an 'auths' entry to {path}"
+        )
     return None, f"no credentials for {registry} in {path}"
 
 
@@ -129,7 +143,9 @@ def _parse_entry(entry: dict[str, object], source: str, registry: str) -> Creden
         try:
             decoded = base64.b64decode(auth, validate=True).decode("utf-8")
         except (binascii.Error, ValueError, UnicodeDecodeError):
-            raise SourceError(f"{source}: the 'auth' entry for {registry} is not base64 of user:password") from None
+            raise SourceError(
+                f"{source}: the 'auth' entry for {registry} is not base64 of user:password"
+            ) from None
         if ":" not in decoded:
             raise SourceError(f"{source}: the 'auth' entry for {registry} is not base64 of user:password")
         user, password = decoded.split(":", 1)
@@ -157,9 +173,17 @@ def parse_challenge(header: str) -> Challenge | None:
 class RegistryAuth:
     """Authorization for one registry and repository: anonymous until challenged, then Basic or a bearer token."""
 
-    def __init__(self, registry: str, base_url: str, repository: str, client: HTTPClient, *,
-                 config_dir: str | os.PathLike[str] | None = None, insecure: bool = False,
-                 stats: Stats | None = None) -> None:
+    def __init__(
+        self,
+        registry: str,
+        base_url: str,
+        repository: str,
+        client: HTTPClient,
+        *,
+        config_dir: str | os.PathLike[str] | None = None,
+        insecure: bool = False,
+        stats: Stats | None = None,
+    ) -> None:
         self.registry = registry
         self.base_url = base_url
         self.repository = repository
@@ -180,7 +204,12 @@ class RegistryAuth:
 
     def headers(self) -> dict[str, str]:
         """The Authorization header to send now (refreshing an expired bearer token)."""
-        if self._header and self._expires is not None and time.monotonic() > self._expires and self._challenge:
+        if (
+            self._header
+            and self._expires is not None
+            and time.monotonic() > self._expires
+            and self._challenge
+        ):
             self.authenticate(self._challenge)
         return {"Authorization": self._header} if self._header else {}
 
@@ -213,12 +242,16 @@ class RegistryAuth:
         realm = ch.params.get("realm", "")
         parts = urlsplit(realm)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise SourceError(f"{self.registry}: token realm {redact_url(realm)[:200]!r} is not an http(s) URL")
+            raise SourceError(
+                f"{self.registry}: token realm {redact_url(realm)[:200]!r} is not an http(s) URL"
+            )
         same_origin = origin(realm) == origin(self.base_url)
         if parts.scheme == "http" and not (self.insecure and same_origin):
-            raise SourceError(f"{self.registry}: token service {redact_url(realm)[:200]} is plain http; refused "
-                              f"(credentials and tokens travel only over https, or to the registry itself "
-                              f"with --insecure)")
+            raise SourceError(
+                f"{self.registry}: token service {redact_url(realm)[:200]} is plain http; refused "
+                f"(credentials and tokens travel only over https, or to the registry itself "
+                f"with --insecure)"
+            )
         scope = ch.params.get("scope") or f"repository:{self.repository}:pull"
         query = {"scope": scope}
         if ch.params.get("service"):
@@ -228,8 +261,14 @@ class RegistryAuth:
         url = realm + ("&" if "?" in realm else "?") + urlencode(query)
         if creds is not None and creds.identity_token:
             method = "POST"
-            body = urlencode({**query, "grant_type": "refresh_token", "client_id": "modelward",
-                              "refresh_token": creds.identity_token})
+            body = urlencode(
+                {
+                    **query,
+                    "grant_type": "refresh_token",
+                    "client_id": "modelward",
+                    "refresh_token": creds.identity_token,
+                }
+            )
             resp = self._post_form(realm, body)
         else:
             if creds is not None and creds.basic:
@@ -245,7 +284,9 @@ class RegistryAuth:
                 hint = "" if creds else f" ({self.hint})" if self.hint else ""
                 raise SourceError(f"{self.registry}: token service {what} (HTTP {resp.status_code}){hint}")
             if resp.status_code != 200:
-                raise SourceError(f"{self.registry}: token service answered HTTP {resp.status_code} to {method}")
+                raise SourceError(
+                    f"{self.registry}: token service answered HTTP {resp.status_code} to {method}"
+                )
             data = read_bounded(resp, MAX_TOKEN_BYTES, f"token response from {redact_url(resp.url or '')}")
         try:
             doc = json.loads(data)
@@ -261,11 +302,19 @@ class RegistryAuth:
         return token
 
     def _post_form(self, url: str, body: str):  # type: ignore[no-untyped-def]
-        """POST the OAuth2 refresh-token form (identity tokens); one attempt, bounded timeout."""
+        """POST the OAuth2 refresh-token form (identity tokens) under the retry policy; never follows redirects."""
         try:
-            return self.client.session.post(url, data=body, timeout=self.client.timeout, allow_redirects=False,
-                                            headers={"Content-Type": "application/x-www-form-urlencoded"},
-                                            stream=True)
+            return self.client.request(
+                "POST",
+                url,
+                data=body,
+                follow=False,
+                stream=True,
+                stats=self.stats,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        except HTTPFetchError as exc:  # messages carry the redacted URL and status only, never the form
+            raise SourceError(f"{self.registry}: token service unreachable: {exc}") from None
         except Exception as exc:  # requests errors may echo the form; never show them
             raise SourceError(f"{self.registry}: token service unreachable ({type(exc).__name__})") from None
 
@@ -274,14 +323,18 @@ def read_bounded(resp: requests.Response, limit: int, what: str) -> bytes:
     """A registry response body, refused past ``limit`` bytes; a dropped connection is one SourceError."""
     buf = bytearray()
     try:
-        for piece in resp.iter_content(chunk_size=64 << 10):
+        for piece in body_chunks(resp):
             buf += piece
             if len(buf) > limit:
                 raise SourceError(f"{what}: larger than {limit} bytes; refused")
     except SourceError:
         raise
+    except NetworkDeadline as exc:
+        raise SourceError(redact(f"{what}: {exc}")) from None
     except Exception as exc:
-        raise SourceError(redact(f"{what}: connection dropped while reading ({type(exc).__name__})")) from None
+        raise SourceError(
+            redact(f"{what}: connection dropped while reading ({type(exc).__name__})")
+        ) from None
     return bytes(buf)
 
 

@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
-from ..io.http_reader import HTTPRangeReader
-from ..io.http_session import HTTPClient, Stats, redact, register_secret
+from ..io.deadline import NetworkDeadline, run_bounded
+from ..io.http_reader import FaultLog, HTTPRangeReader
+from ..io.http_session import HTTPClient, Stats, redact, redact_url, register_secret
+from ..io.retry import RETRY_STATUS, RetriesExhausted, call_with_retries
 from .base import Artifact, Problem, Snapshot, Source, SourceError
 
+T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -109,12 +115,118 @@ def discover_token() -> str | None:
         v = (os.environ.get(var) or "").strip()
         if v:
             return v
-    path = Path(os.environ["HF_TOKEN_PATH"]).expanduser() if os.environ.get("HF_TOKEN_PATH") else hf_home() / "token"
+    path = (
+        Path(os.environ["HF_TOKEN_PATH"]).expanduser()
+        if os.environ.get("HF_TOKEN_PATH")
+        else hf_home() / "token"
+    )
     try:
         v = path.read_text(encoding="utf-8").strip()
     except OSError:
         return None
     return v or None
+
+
+def _single_try_pagination() -> None:
+    """Listings (tree, models) page through ``http_backoff``, the Hub client's own retry loop: make it one try.
+
+    Otherwise its policy (1-8 s pauses, 5 retries) would nest inside ours (``call_hub``), multiplying the
+    attempts and ignoring our caps and deadlines.
+    """
+    try:
+        from huggingface_hub.utils import _pagination
+    except ImportError:  # pragma: no cover - layout of another huggingface_hub version
+        return
+    backoff = getattr(_pagination, "http_backoff", None)
+    if backoff is None or getattr(backoff, "_modelward_single_try", False):
+        return
+
+    def single_try(*args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs["max_retries"] = 0
+        return backoff(*args, **kwargs)
+
+    single_try._modelward_single_try = True  # type: ignore[attr-defined]
+    _pagination.http_backoff = single_try
+
+
+def _configure_hub_client(connect: float, read: float) -> None:
+    """Give huggingface_hub's shared client timeouts (its default has none: a silent Hub would hang us)."""
+    _single_try_pagination()
+    try:
+        from huggingface_hub.utils import _http as hub_http
+    except ImportError:  # pragma: no cover - every supported version has it
+        return
+    factory = getattr(hub_http, "default_client_factory", None)
+    setter = getattr(hub_http, "set_client_factory", None)
+    if factory is None or setter is None or getattr(hub_http, "_modelward_timeouts", None) == (connect, read):
+        return
+    import httpx2
+
+    def with_timeouts():  # type: ignore[no-untyped-def]
+        client = factory()
+        client.timeout = httpx2.Timeout(read, connect=connect)
+        return client
+
+    setter(with_timeouts)
+    hub_http._modelward_timeouts = (connect, read)
+
+
+def _hub_transient(exc: Exception) -> tuple[bool, int | None, dict[str, str] | None]:
+    """Whether a huggingface_hub failure is worth retrying (connection trouble, 429, 5xx), and what it saw."""
+    resp = getattr(exc, "response", None)
+    status = getattr(resp, "status_code", None)
+    if isinstance(status, int):
+        return status in RETRY_STATUS, status, dict(getattr(resp, "headers", {}) or {})
+    try:
+        import httpx2
+
+        if isinstance(exc, (httpx2.TimeoutException, httpx2.NetworkError, httpx2.RemoteProtocolError)):
+            return True, None, None
+    except ImportError:  # pragma: no cover - older huggingface_hub on requests
+        pass
+    import requests
+
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout)), None, None
+
+
+def _hub_url(exc: Exception) -> str:
+    req = getattr(getattr(exc, "response", None), "request", None) or getattr(exc, "request", None)
+    try:
+        return redact_url(str(req.url)) if req is not None else ""
+    except Exception:  # httpx raises when a request was never attached
+        return ""
+
+
+def call_hub(
+    display: str, what: str, endpoint: str, fn: Callable[[], T], *, client: HTTPClient | None = None
+) -> T:
+    """Run a huggingface_hub API call under the program's retry policy and network budget.
+
+    Transient failures (connection errors, 429, 5xx) are retried as every other request is, honouring
+    Retry-After / RateLimit; the whole call, retries included, is bounded by ``network_seconds`` (the Hub
+    client's own sockets are out of our reach, so the call runs in a daemon thread). Raises
+    ``RetriesExhausted`` (names the redacted URL, last status and attempts), ``NetworkDeadline``, or the
+    client's own non-transient error.
+    """
+    client = client or HTTPClient()
+    _configure_hub_client(*client.timeout)
+
+    def describe(exc: Exception, attempts: int) -> str:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        url = _hub_url(exc) or redact_url(endpoint)
+        last = f"HTTP {status}" if status else f"{type(exc).__name__} (connection failed)"
+        return redact(f"{display}: {what} failed: {last} from {url} after {attempts} attempt(s)")
+
+    deadline = time.monotonic() + client.net.seconds
+    shown = f"{display}: {what} ({redact_url(endpoint)})"
+    return call_with_retries(
+        lambda: run_bounded(fn, max(0.1, deadline - time.monotonic()), shown),  # type: ignore[arg-type,return-value]
+        policy=client.retry,
+        transient=_hub_transient,
+        describe=describe,
+        deadline=deadline,
+        sleep=client.sleep,
+    )
 
 
 def _safe_relpath(p: str) -> bool:
@@ -148,6 +260,11 @@ class HFSource(Source):
         self.client = client or HTTPClient(allow_http=allow_http or scheme == "http")
         self.stats = Stats()
         self.hub_security_status = hub_security_status
+        _configure_hub_client(*self.client.timeout)
+
+    def _hub_call(self, ref: HFRef, what: str, fn):  # type: ignore[no-untyped-def]
+        """A Hub API call under the program's retry policy and network budget; failures stay exceptions."""
+        return call_hub(ref.display, what, self.endpoint, fn, client=self.client)
 
     # ---- Source ---------------------------------------------------------------------------------------
 
@@ -170,12 +287,17 @@ class HFSource(Source):
         where = ref.display
         rev = ref.revision or "main"
         if isinstance(exc, e.GatedRepoError):
-            return SourceError(f"{where}: gated repository; accept its conditions at "
-                               f"{self.endpoint}/{_TYPE_PREFIX[ref.repo_type]}{ref.repo_id} with the account "
-                               f"of your token, then retry")
+            return SourceError(
+                f"{where}: gated repository; accept its conditions at "
+                f"{self.endpoint}/{_TYPE_PREFIX[ref.repo_type]}{ref.repo_id} with the account "
+                f"of your token, then retry"
+            )
         if isinstance(exc, e.RepositoryNotFoundError):
-            hint = ("your token has no access to it" if self.token
-                    else "if it is private, set HF_TOKEN or run `hf auth login`")
+            hint = (
+                "your token has no access to it"
+                if self.token
+                else "if it is private, set HF_TOKEN or run `hf auth login`"
+            )
             return SourceError(f"{where}: repository not found on {self.endpoint} ({hint})")
         if isinstance(exc, e.RevisionNotFoundError):
             return SourceError(f"{where}: revision {rev!r} not found")
@@ -184,7 +306,9 @@ class HFSource(Source):
         if isinstance(exc, e.HfHubHTTPError):
             status = getattr(getattr(exc, "response", None), "status_code", None)
             if status in (401, 403):
-                return SourceError(f"{where}: access denied by {self.endpoint} (HTTP {status}); check your token")
+                return SourceError(
+                    f"{where}: access denied by {self.endpoint} (HTTP {status}); check your token"
+                )
             return SourceError(f"{where}: the Hub answered HTTP {status or '?'}")
         if isinstance(exc, e.OfflineModeIsEnabled):
             return SourceError(f"{where}: offline mode is enabled (HF_HUB_OFFLINE)")
@@ -196,34 +320,62 @@ class HFSource(Source):
         api = HfApi(endpoint=self.endpoint, token=self.token or False)
         try:
             if ref.repo_type == "model":
-                info = api.model_info(ref.repo_id, revision=ref.revision, files_metadata=True)
+                info = self._hub_call(
+                    ref,
+                    "repository info",
+                    lambda: api.model_info(ref.repo_id, revision=ref.revision, files_metadata=True),
+                )
             else:
-                info = api.repo_info(ref.repo_id, revision=ref.revision, repo_type=ref.repo_type,
-                                     files_metadata=True)
+                info = self._hub_call(
+                    ref,
+                    "repository info",
+                    lambda: api.repo_info(
+                        ref.repo_id, revision=ref.revision, repo_type=ref.repo_type, files_metadata=True
+                    ),
+                )
+        except (RetriesExhausted, NetworkDeadline) as exc:
+            raise SourceError(redact(str(exc))) from None
         except Exception as exc:  # every client error becomes one clear, redacted line
             raise SourceError(redact(self._api_errors(ref, exc))) from None
         commit = getattr(info, "sha", None)
         if not commit or not _COMMIT.match(commit):
             raise SourceError(f"{ref.display}: the Hub did not report the commit sha of this revision")
-        snap = Snapshot(target=ref.display, kind="hf", resolved=commit,
-                        root=f"{self.endpoint}/{_TYPE_PREFIX[ref.repo_type]}{ref.repo_id}@{commit}")
+        snap = Snapshot(
+            target=ref.display,
+            kind="hf",
+            resolved=commit,
+            root=f"{self.endpoint}/{_TYPE_PREFIX[ref.repo_type]}{ref.repo_id}@{commit}",
+        )
         siblings = list(getattr(info, "siblings", None) or [])
         security = self._security(api, ref, commit) if self.hub_security_status and siblings else {}
+        faults = FaultLog(snap.errors)
         for s in siblings:
             path = s.rfilename
             if not _safe_relpath(path):
-                snap.problems.append(Problem(path, "REGISTRY-PATH-UNSAFE",
-                                             "file name escapes the repository (absolute or '..'); not read"))
+                snap.problems.append(
+                    Problem(
+                        path,
+                        "REGISTRY-PATH-UNSAFE",
+                        "file name escapes the repository (absolute or '..'); not read",
+                    )
+                )
                 continue
             if s.size is None:
-                snap.problems.append(Problem(path, "REGISTRY-METADATA-MISSING",
-                                             "the Hub reported no size for this file; not read"))
+                snap.problems.append(
+                    Problem(
+                        path, "REGISTRY-METADATA-MISSING", "the Hub reported no size for this file; not read"
+                    )
+                )
                 continue
             lfs_sha = s.lfs.sha256.lower() if s.lfs is not None and s.lfs.sha256 else None
             git_sha1 = None if s.lfs is not None else (s.blob_id or None)
-            art = Artifact(path=path, size=int(s.size), opener=self._opener(ref, commit, path, int(s.size),
-                                                                             lfs_sha, git_sha1),
-                           claimed_sha256=lfs_sha, claimed_git_sha1=git_sha1)
+            art = Artifact(
+                path=path,
+                size=int(s.size),
+                opener=self._opener(ref, commit, path, int(s.size), lfs_sha, git_sha1, faults),
+                claimed_sha256=lfs_sha,
+                claimed_git_sha1=git_sha1,
+            )
             art.info["etag"] = lfs_sha or git_sha1 or ""
             art.info.update(security.get(path, {}))
             snap.artifacts.append(art)
@@ -233,16 +385,30 @@ class HFSource(Source):
     def _security(self, api: object, ref: HFRef, commit: str) -> dict[str, dict[str, str]]:
         """The Hub's per-file scan status (information only); best effort, never fails the scan."""
         out: dict[str, dict[str, str]] = {}
-        try:
-            entries = api.list_repo_tree(ref.repo_id, revision=commit, repo_type=ref.repo_type,  # type: ignore[attr-defined]
-                                         recursive=True, expand=True)
-            for n, item in enumerate(entries):
-                if n >= SECURITY_EXPAND_MAX_FILES:
+
+        def listing() -> list[object]:
+            out: list[object] = []
+            for item in api.list_repo_tree(
+                ref.repo_id,
+                revision=commit,
+                repo_type=ref.repo_type,  # type: ignore[attr-defined]
+                recursive=True,
+                expand=True,
+            ):
+                out.append(item)
+                if len(out) >= SECURITY_EXPAND_MAX_FILES:
                     break
+            return out
+
+        try:
+            for item in self._hub_call(ref, "tree listing", listing):
                 sec = getattr(item, "security", None)
                 if sec:
                     d = {"hub_security_status": str(sec.get("status", ""))}
-                    for key, name in (("av_scan", "hub_av_scan"), ("pickle_import_scan", "hub_pickle_import_scan")):
+                    for key, name in (
+                        ("av_scan", "hub_av_scan"),
+                        ("pickle_import_scan", "hub_pickle_import_scan"),
+                    ):
                         val = sec.get(key)
                         if val:
                             d[name] = redact(str(val))[:500]
@@ -254,13 +420,31 @@ class HFSource(Source):
     def resolve_url(self, ref: HFRef, commit: str, path: str) -> str:
         return f"{self.endpoint}/{_TYPE_PREFIX[ref.repo_type]}{ref.repo_id}/resolve/{quote(commit, safe='')}/{quote(path)}"
 
-    def _opener(self, ref: HFRef, commit: str, path: str, size: int, sha256: str | None, git_sha1: str | None):
+    def _opener(
+        self,
+        ref: HFRef,
+        commit: str,
+        path: str,
+        size: int,
+        sha256: str | None,
+        git_sha1: str | None,
+        faults: FaultLog | None = None,
+    ):
         url = self.resolve_url(ref, commit, path)
         auth = {"Authorization": f"Bearer {self.token}"} if self.token else None
 
         def open_reader() -> HTTPRangeReader:
-            return HTTPRangeReader(url, name=path, client=self.client, size=size, auth_headers=auth,
-                                   stats=self.stats, expected_sha256=sha256, expected_git_sha1=git_sha1)
+            return HTTPRangeReader(
+                url,
+                name=path,
+                client=self.client,
+                size=size,
+                auth_headers=auth,
+                stats=self.stats,
+                expected_sha256=sha256,
+                expected_git_sha1=git_sha1,
+                faults=faults,
+            )
 
         return open_reader
 
@@ -289,8 +473,9 @@ class HFSource(Source):
         from .local import LocalSource
 
         local = LocalSource().resolve(str(snap_dir))
-        snap = Snapshot(target=ref.display, kind="hf", resolved=commit, root=str(snap_dir),
-                        problems=local.problems)
+        snap = Snapshot(
+            target=ref.display, kind="hf", resolved=commit, root=str(snap_dir), problems=local.problems
+        )
         for art in local.artifacts:
             blob = os.path.basename(art.local_path or "")
             if re.fullmatch(r"[0-9a-f]{64}", blob):
@@ -302,4 +487,4 @@ class HFSource(Source):
         return HFResolved(ref=ref, commit=commit, endpoint=self.endpoint, snapshot=snap, offline=True)
 
 
-__all__ = ["HFSource", "HFRef", "HFResolved", "parse_hf", "hf_hub_cache", "discover_token"]
+__all__ = ["HFSource", "HFRef", "HFResolved", "call_hub", "parse_hf", "hf_hub_cache", "discover_token"]

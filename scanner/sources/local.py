@@ -13,13 +13,18 @@ import stat
 from pathlib import Path
 
 from ..io.reader import FileReader
+from ..quarantine import is_leftover_name
 from .base import Artifact, Problem, Snapshot, Source, SourceError
 
 
 def _tree_root(path: Path) -> Path:
     """The folder links may point into: the HF cache repo folder for a cache snapshot."""
     parts = path.parts
-    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith(("models--", "datasets--", "spaces--")):
+    if (
+        len(parts) >= 3
+        and parts[-2] == "snapshots"
+        and parts[-3].startswith(("models--", "datasets--", "spaces--"))
+    ):
         return path.parent.parent
     return path
 
@@ -66,32 +71,60 @@ class LocalSource(Source):
             try:
                 dst = directory.stat()
             except OSError as exc:
-                snap.problems.append(Problem(rel_dir or ".", "FILE-UNREADABLE", f"cannot enter directory: {exc.strerror}"))
+                snap.problems.append(
+                    Problem(rel_dir or ".", "FILE-UNREADABLE", f"cannot enter directory: {exc.strerror}")
+                )
                 continue
             key = (dst.st_dev, dst.st_ino)
             if key in visited:
-                snap.problems.append(Problem(rel_dir, "SYMLINK-LOOP", "directory link leads back into the tree; not followed again"))
+                snap.problems.append(
+                    Problem(
+                        rel_dir, "SYMLINK-LOOP", "directory link leads back into the tree; not followed again"
+                    )
+                )
                 continue
             visited.add(key)
             try:
                 entries = sorted(os.scandir(directory), key=lambda e: e.name)
             except OSError as exc:
-                snap.problems.append(Problem(rel_dir or ".", "FILE-UNREADABLE", f"cannot list directory: {exc.strerror}"))
+                snap.problems.append(
+                    Problem(rel_dir or ".", "FILE-UNREADABLE", f"cannot list directory: {exc.strerror}")
+                )
                 continue
             for entry in entries:
                 rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
                 full = Path(entry.path)
+                if is_leftover_name(entry.name) and entry.is_dir(follow_symlinks=False):
+                    snap.problems.append(
+                        Problem(
+                            rel + "/",
+                            "PULL-LEFTOVER",
+                            "unverified partial download left by an interrupted modelward pull; "
+                            "not read (delete it)",
+                        )
+                    )
+                    continue
                 if entry.name == ".git" and entry.is_dir(follow_symlinks=False):
-                    snap.problems.append(Problem(rel + "/", "VCS-METADATA", "git internals: not model content, not read",
-                                                 analyzed=True))
+                    snap.problems.append(
+                        Problem(
+                            rel + "/",
+                            "VCS-METADATA",
+                            "git internals: not model content, not read",
+                            analyzed=True,
+                        )
+                    )
                     continue
                 try:
                     if entry.is_symlink():
                         target = os.path.realpath(full)
                         if not _within(target, tree_s):
                             snap.problems.append(
-                                Problem(rel, "SYMLINK-ESCAPE", "symbolic link points outside the scanned tree; not followed",
-                                        {"link": os.readlink(full)})
+                                Problem(
+                                    rel,
+                                    "SYMLINK-ESCAPE",
+                                    "symbolic link points outside the scanned tree; not followed",
+                                    {"link": os.readlink(full)},
+                                )
                             )
                             continue
                         if not os.path.exists(target):
@@ -106,4 +139,6 @@ class LocalSource(Source):
                 elif stat.S_ISREG(st.st_mode):
                     snap.artifacts.append(self._artifact(full.resolve(), rel, st.st_size))
                 else:
-                    snap.problems.append(Problem(rel, "SPECIAL-FILE", "special file (device, FIFO or socket); not read"))
+                    snap.problems.append(
+                        Problem(rel, "SPECIAL-FILE", "special file (device, FIFO or socket); not read")
+                    )

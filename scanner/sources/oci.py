@@ -29,8 +29,8 @@ from typing import Any
 
 import requests
 
-from ..io.http_reader import HTTPRangeReader
-from ..io.http_session import HTTPClient, HTTPFetchError, RetryPolicy, Stats, redact
+from ..io.http_reader import FaultLog, HTTPRangeReader
+from ..io.http_session import HTTPClient, HTTPFetchError, Stats, redact
 from .base import Artifact, Problem, Snapshot, Source, SourceError
 from .docker_auth import RegistryAuth, parse_challenge, read_bounded
 from .oci_layouts import (
@@ -53,8 +53,10 @@ MAX_INDEX_DEPTH = 2
 CONNECT_TIMEOUT, READ_TIMEOUT = 5.0, 30.0
 _REPO = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*)"
-                   r"(?::(\d{1,5}))?$")
+_HOST = re.compile(
+    r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*)"
+    r"(?::(\d{1,5}))?$"
+)
 _SHA256_REF = re.compile(r"^sha256:[a-f0-9]{64}$")
 _DOCKER_HUB = {"docker.io", "index.docker.io", "registry-1.docker.io"}
 _SIG_TYPES = ("signature", "cosign", "notary", "notation", "sigstore", ".sig")
@@ -85,12 +87,14 @@ def parse_oci(raw: str) -> OCIRef:
     """Parse a target without touching the network; every malformed part gets its own message."""
     if not raw.startswith("oci://"):
         raise SourceError(f"{redact(raw)}: not an oci:// target")
-    rest = raw[len("oci://"):]
+    rest = raw[len("oci://") :]
     shown = redact(raw)[:300]
     host_part, sep, path = rest.partition("/")
     if "@" in host_part:
-        raise SourceError(f"{shown}: credentials in the target are not accepted; put them in the Docker config "
-                          f"file ($DOCKER_CONFIG/config.json)")
+        raise SourceError(
+            f"{shown}: credentials in the target are not accepted; put them in the Docker config "
+            f"file ($DOCKER_CONFIG/config.json)"
+        )
     if any(c in rest for c in "?#\\ \t\r\n\0"):
         raise SourceError(f"{shown}: invalid characters in the reference ({USAGE})")
     m = _HOST.match(host_part)
@@ -117,8 +121,10 @@ def parse_oci(raw: str) -> OCIRef:
         if not _TAG.match(tag):
             raise SourceError(f"{shown}: invalid tag {tag[:130]!r}")
     if not _REPO.match(path) or len(path) > 255:
-        raise SourceError(f"{shown}: invalid repository name {path[:100]!r} (lowercase letters, digits, "
-                          f"'.', '_', '-' and '/' separated components)")
+        raise SourceError(
+            f"{shown}: invalid repository name {path[:100]!r} (lowercase letters, digits, "
+            f"'.', '_', '-' and '/' separated components)"
+        )
     registry = host + (f":{port}" if port is not None else "")
     if host in _DOCKER_HUB and port is None:
         registry, host = "registry-1.docker.io", "registry-1.docker.io"
@@ -150,15 +156,23 @@ def _platform_label(p: dict[str, str]) -> str:
 class _Registry:
     """One repository on one registry: authenticated requests, errors mapped to one redacted line each."""
 
-    def __init__(self, ref: OCIRef, client: HTTPClient, insecure: bool, docker_config: str | None,
-                 stats: Stats) -> None:
+    def __init__(
+        self, ref: OCIRef, client: HTTPClient, insecure: bool, docker_config: str | None, stats: Stats
+    ) -> None:
         self.ref = ref
         self.client = client
         self.stats = stats
         self.scheme = "http" if insecure else "https"
         self.base = f"{self.scheme}://{ref.registry}"
-        self.auth = RegistryAuth(ref.registry, self.base, ref.repository, client, config_dir=docker_config,
-                                 insecure=insecure, stats=stats)
+        self.auth = RegistryAuth(
+            ref.registry,
+            self.base,
+            ref.repository,
+            client,
+            config_dir=docker_config,
+            insecure=insecure,
+            stats=stats,
+        )
 
     def url(self, path: str) -> str:
         return f"{self.base}/v2/{self.ref.repository}/{path}"
@@ -168,8 +182,11 @@ class _Registry:
         if requests.utils.get_environ_proxies(self.base):
             return  # the proxy resolves names
         try:
-            socket.getaddrinfo(self.ref.host.strip("[]"), self.ref.port or (443 if self.scheme == "https" else 80),
-                               type=socket.SOCK_STREAM)
+            socket.getaddrinfo(
+                self.ref.host.strip("[]"),
+                self.ref.port or (443 if self.scheme == "https" else 80),
+                type=socket.SOCK_STREAM,
+            )
         except (socket.gaierror, UnicodeError):
             raise SourceError(f"{self.ref.display}: unknown registry host {self.ref.host!r}") from None
 
@@ -178,9 +195,17 @@ class _Registry:
         url = self.url(path)
         for attempt in range(3):
             try:
-                resp = self.client.request(method, url, headers=headers, auth_headers=self.auth.headers(),
-                                           stream=True, stats=self.stats)
+                resp = self.client.request(
+                    method,
+                    url,
+                    headers=headers,
+                    auth_headers=self.auth.headers(),
+                    stream=True,
+                    stats=self.stats,
+                )
             except HTTPFetchError as exc:
+                if exc.status is not None:  # transient statuses until the retries ran out
+                    raise SourceError(redact(f"{self.ref.display}: {exc}")) from None
                 raise SourceError(self._connection_message(exc)) from None
             if resp.status_code != 401:
                 return resp
@@ -195,19 +220,29 @@ class _Registry:
         text = str(exc)
         if "plain http is not allowed" in text:
             return f"{self.ref.display}: plain http is not allowed; pass --insecure for a plain-HTTP registry"
+        if "budget" in text or "stalled" in text or "response headers within" in text:
+            return redact(f"{self.ref.display}: {text}")
         why = "timed out" if "timed out" in text else "connection failed"
-        m = re.search(r"after \d+ attempts", text)
+        if "TLS handshake failed" in text:
+            why = "TLS handshake failed"
+        m = re.search(r"after \d+ attempt\(?s?\)?", text)
         tail = f" {m.group(0)}" if m else ""
         hint = " (if it serves plain HTTP, pass --insecure)" if self.scheme == "https" else ""
-        return redact(f"{self.ref.display}: cannot reach registry {self.ref.registry} over {self.scheme}: "
-                      f"{why}{tail}{hint}")
+        return redact(
+            f"{self.ref.display}: cannot reach registry {self.ref.registry} over {self.scheme}: "
+            f"{why}{tail}{hint}"
+        )
 
     def _unauthorized_message(self) -> str:
         if self.auth.has_credentials:
-            return redact(f"{self.ref.display}: registry {self.ref.registry} rejected the credentials from "
-                          f"the Docker config (HTTP 401)")
+            return redact(
+                f"{self.ref.display}: registry {self.ref.registry} rejected the credentials from "
+                f"the Docker config (HTTP 401)"
+            )
         hint = self.auth.hint or "no credentials configured"
-        return redact(f"{self.ref.display}: registry {self.ref.registry} requires authentication (HTTP 401; {hint})")
+        return redact(
+            f"{self.ref.display}: registry {self.ref.registry} requires authentication (HTTP 401; {hint})"
+        )
 
     def error_message(self, resp: requests.Response, what: str) -> str:
         codes, detail = _registry_errors(resp)
@@ -215,7 +250,9 @@ class _Registry:
         d = self.ref.display
         if status == 404:
             if "NAME_UNKNOWN" in codes:
-                return f"{d}: repository {self.ref.repository!r} not found on {self.ref.registry} (NAME_UNKNOWN)"
+                return (
+                    f"{d}: repository {self.ref.repository!r} not found on {self.ref.registry} (NAME_UNKNOWN)"
+                )
             if "MANIFEST_UNKNOWN" in codes:
                 if not self.repository_exists():
                     return f"{d}: repository {self.ref.repository!r} not found on {self.ref.registry} (NAME_UNKNOWN)"
@@ -245,8 +282,10 @@ class _Registry:
                 raise SourceError(redact(self.error_message(resp, what)))
             declared = resp.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-                raise SourceError(f"{self.ref.display}: {what} is {declared} bytes, over the "
-                                  f"{MAX_MANIFEST_BYTES}-byte manifest limit")
+                raise SourceError(
+                    f"{self.ref.display}: {what} is {declared} bytes, over the "
+                    f"{MAX_MANIFEST_BYTES}-byte manifest limit"
+                )
             data = read_bounded(resp, MAX_MANIFEST_BYTES, f"{self.ref.display}: {what}")
             return data, resp.headers.get("Content-Type", ""), resp.headers.get("Docker-Content-Digest")
 
@@ -257,14 +296,26 @@ class _Registry:
         except SourceError:
             return None
         with resp:
-            return (resp.headers.get("Docker-Content-Digest") or "present")[:80] if resp.status_code == 200 else None
+            return (
+                (resp.headers.get("Docker-Content-Digest") or "present")[:80]
+                if resp.status_code == 200
+                else None
+            )
 
-    def blob_reader_factory(self, d: Descriptor, name: str):  # type: ignore[no-untyped-def]
+    def blob_reader_factory(self, d: Descriptor, name: str, faults: FaultLog | None = None):  # type: ignore[no-untyped-def]
         url = self.url(f"blobs/{d.digest}")
 
         def open_reader() -> HTTPRangeReader:
-            return HTTPRangeReader(url, name=name, client=self.client, size=d.size, auth_headers=self.auth.headers(),
-                                   stats=self.stats, expected_sha256=d.sha256)
+            return HTTPRangeReader(
+                url,
+                name=name,
+                client=self.client,
+                size=d.size,
+                auth_headers=self.auth.headers(),
+                stats=self.stats,
+                expected_sha256=d.sha256,
+                faults=faults,
+            )
 
         return open_reader
 
@@ -300,9 +351,8 @@ class OCISource(Source):
         self.artifact_type = artifact_type
         self.docker_config = docker_config
         self.discover_signatures = discover_signatures
-        # Short, bounded retries: a registry that is down should say so in about a second, not a minute.
-        self.client = client or HTTPClient(retry=RetryPolicy(attempts=3, backoff=0.2, max_backoff=1.0),
-                                           timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_http=self.insecure)
+        # The program's one retry policy; shorter timeouts: a registry that is down says so in seconds.
+        self.client = client or HTTPClient(timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_http=self.insecure)
         self.stats = Stats()
 
     def resolve(self, target: str) -> Snapshot:
@@ -314,8 +364,13 @@ class OCISource(Source):
         actual = _sha256(data)
         problems: list[Problem] = []
         problems += _digest_problems(data, actual, ref.digest, header_digest, "<manifest>")
-        snap = Snapshot(target=target, kind="oci", resolved=f"{ref.registry}/{ref.repository}@{actual}",
-                        root=f"oci://{ref.registry}/{ref.repository}@{actual}", problems=problems)
+        snap = Snapshot(
+            target=target,
+            kind="oci",
+            resolved=f"{ref.registry}/{ref.repository}@{actual}",
+            root=f"oci://{ref.registry}/{ref.repository}@{actual}",
+            problems=problems,
+        )
         self._walk(reg, snap, data, content_type, actual, prefix="", depth=0, note="")
         if self.discover_signatures:
             self._signatures(reg, snap, actual)
@@ -323,8 +378,18 @@ class OCISource(Source):
 
     # ---- manifests and indexes ----------------------------------------------------------------
 
-    def _walk(self, reg: _Registry, snap: Snapshot, data: bytes, content_type: str, digest: str, *,
-              prefix: str, depth: int, note: str) -> None:
+    def _walk(
+        self,
+        reg: _Registry,
+        snap: Snapshot,
+        data: bytes,
+        content_type: str,
+        digest: str,
+        *,
+        prefix: str,
+        depth: int,
+        note: str,
+    ) -> None:
         try:
             doc = json.loads(data)
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -332,36 +397,64 @@ class OCISource(Source):
         if not isinstance(doc, dict):
             raise SourceError(f"{reg.ref.display}: manifest {digest} is not a JSON object")
         mt = _media_type(doc, content_type)
-        if doc.get("schemaVersion") == 1 or "signedManifest" in mt or mt.endswith("manifest.v1+json") and \
-                mt.startswith("application/vnd.docker"):
+        if (
+            doc.get("schemaVersion") == 1
+            or "signedManifest" in mt
+            or mt.endswith("manifest.v1+json")
+            and mt.startswith("application/vnd.docker")
+        ):
             raise SourceError(f"{reg.ref.display}: Docker schema 1 manifests are not supported")
         if mt in INDEX_TYPES:
             if depth >= MAX_INDEX_DEPTH:
-                snap.problems.append(_problem(Issue(f"{prefix}<index>", "OCI-MANIFEST-LIMIT",
-                                                    f"index nested deeper than {MAX_INDEX_DEPTH} levels; not followed",
-                                                    {"digest": digest})))
+                snap.problems.append(
+                    _problem(
+                        Issue(
+                            f"{prefix}<index>",
+                            "OCI-MANIFEST-LIMIT",
+                            f"index nested deeper than {MAX_INDEX_DEPTH} levels; not followed",
+                            {"digest": digest},
+                        )
+                    )
+                )
                 return
             self._index(reg, snap, doc, digest, prefix=prefix, depth=depth)
             return
         layout = map_manifest(doc, prefix=prefix)
+        faults = FaultLog(snap.errors)
         snap.problems.extend(_problem(i) for i in layout.issues)
         cfg_info: dict[str, str] = {}
         for lf in layout.files:
-            if lf.is_config and lf.descriptor.size <= MAX_CONFIG_PARSE and layout.name in (
-                    "kitops", "modelpack", "docker-model-runner"):
+            if (
+                lf.is_config
+                and lf.descriptor.size <= MAX_CONFIG_PARSE
+                and layout.name in ("kitops", "modelpack", "docker-model-runner")
+            ):
                 cfg_info = self._config_info(reg, lf.descriptor, lf.path)
         for lf in layout.files:
             d = lf.descriptor
-            info = {"oci_layout": layout.name, "oci_media_type": d.media_type[:255], "oci_digest": d.digest,
-                    "oci_role": lf.role, "oci_manifest": digest}
+            info = {
+                "oci_layout": layout.name,
+                "oci_media_type": d.media_type[:255],
+                "oci_digest": d.digest,
+                "oci_role": lf.role,
+                "oci_manifest": digest,
+            }
             if note:
                 info["oci_index_entry"] = note
             info.update(cfg_info)
-            snap.artifacts.append(Artifact(path=lf.path, size=d.size, opener=reg.blob_reader_factory(d, lf.path),
-                                           claimed_sha256=d.sha256, info=info))
+            snap.artifacts.append(
+                Artifact(
+                    path=lf.path,
+                    size=d.size,
+                    opener=reg.blob_reader_factory(d, lf.path, faults),
+                    claimed_sha256=d.sha256,
+                    info=info,
+                )
+            )
 
-    def _index(self, reg: _Registry, snap: Snapshot, doc: dict[str, Any], digest: str, *, prefix: str,
-               depth: int) -> None:
+    def _index(
+        self, reg: _Registry, snap: Snapshot, doc: dict[str, Any], digest: str, *, prefix: str, depth: int
+    ) -> None:
         raw = doc.get("manifests")
         if not isinstance(raw, list):
             raise SourceError(f"{reg.ref.display}: image index {digest} has no 'manifests' list")
@@ -369,23 +462,45 @@ class OCISource(Source):
         for i, obj in enumerate(raw[: MAX_INDEX_ENTRIES * 16]):
             d, why = parse_descriptor(obj)
             if d is None:
-                snap.problems.append(_problem(Issue(f"{prefix}<index entry {i}>", "OCI-DESCRIPTOR-INVALID",
-                                                    f"index entry {i} not read: {why}")))
+                snap.problems.append(
+                    _problem(
+                        Issue(
+                            f"{prefix}<index entry {i}>",
+                            "OCI-DESCRIPTOR-INVALID",
+                            f"index entry {i} not read: {why}",
+                        )
+                    )
+                )
             else:
                 entries.append(d)
         chosen, how = self._select(reg, entries, digest)
         chosen = list({d.digest: d for d in chosen}.values())
         if len(chosen) > MAX_INDEX_ENTRIES or len(raw) > MAX_INDEX_ENTRIES * 16:
-            snap.problems.append(_problem(Issue(f"{prefix}<index>", "OCI-MANIFEST-LIMIT",
-                                                f"index lists {len(raw)} manifests; only {MAX_INDEX_ENTRIES} "
-                                                f"were scanned", {"digest": digest})))
+            snap.problems.append(
+                _problem(
+                    Issue(
+                        f"{prefix}<index>",
+                        "OCI-MANIFEST-LIMIT",
+                        f"index lists {len(raw)} manifests; only {MAX_INDEX_ENTRIES} were scanned",
+                        {"digest": digest},
+                    )
+                )
+            )
             chosen = chosen[:MAX_INDEX_ENTRIES]
         labels = _labels(chosen)
         listing = "; ".join(f"{labels[d.digest] or '(root)'} = {_describe(d, full=True)}" for d in chosen)
-        snap.problems.append(_problem(Issue(
-            f"{prefix}<index>", "OCI-INDEX-SELECTION",
-            f"image index {digest} with {len(entries)} entries: scanned {len(chosen)} ({how}): {listing}"[:1500],
-            {"index": digest, "selected": ",".join(d.digest for d in chosen)[:1000]})))
+        snap.problems.append(
+            _problem(
+                Issue(
+                    f"{prefix}<index>",
+                    "OCI-INDEX-SELECTION",
+                    f"image index {digest} with {len(entries)} entries: scanned {len(chosen)} ({how}): {listing}"[
+                        :1500
+                    ],
+                    {"index": digest, "selected": ",".join(d.digest for d in chosen)[:1000]},
+                )
+            )
+        )
         for d in chosen:
             what = f"index entry {d.digest}"
             data, ctype, header = reg.fetch_manifest(d.digest, what)
@@ -393,27 +508,49 @@ class OCISource(Source):
             sub = prefix + (labels[d.digest] + "/" if labels[d.digest] else "")
             snap.problems.extend(_digest_problems(data, actual, d.digest, header, f"{sub}<manifest>"))
             if len(data) != d.size:
-                snap.problems.append(_problem(Issue(f"{sub}<manifest>", "OCI-MANIFEST-DIGEST-MISMATCH",
-                                                    f"index entry claims {d.size} bytes, registry served {len(data)}",
-                                                    {"claimed": str(d.size), "served": str(len(data))})))
-            self._walk(reg, snap, data, d.media_type if not ctype else ctype, actual, prefix=sub, depth=depth + 1,
-                       note=f"{digest} -> {_describe(d)}")
+                snap.problems.append(
+                    _problem(
+                        Issue(
+                            f"{sub}<manifest>",
+                            "OCI-MANIFEST-DIGEST-MISMATCH",
+                            f"index entry claims {d.size} bytes, registry served {len(data)}",
+                            {"claimed": str(d.size), "served": str(len(data))},
+                        )
+                    )
+                )
+            self._walk(
+                reg,
+                snap,
+                data,
+                d.media_type if not ctype else ctype,
+                actual,
+                prefix=sub,
+                depth=depth + 1,
+                note=f"{digest} -> {_describe(d)}",
+            )
 
     def _select(self, reg: _Registry, entries: list[Descriptor], digest: str) -> tuple[list[Descriptor], str]:
         available = ", ".join(_describe(d) for d in entries[:20]) or "none"
         if self.platform:
             want = self.platform.strip().lower().split("/")
-            chosen = [d for d in entries if [v.lower() for v in _platform_label(d.platform).split("/")][: len(want)]
-                      == want]
+            chosen = [
+                d
+                for d in entries
+                if [v.lower() for v in _platform_label(d.platform).split("/")][: len(want)] == want
+            ]
             if not chosen:
-                raise SourceError(f"{reg.ref.display}: no entry for platform {self.platform!r} in image index "
-                                  f"{digest} (available: {available})")
+                raise SourceError(
+                    f"{reg.ref.display}: no entry for platform {self.platform!r} in image index "
+                    f"{digest} (available: {available})"
+                )
             return chosen, f"platform {self.platform}"
         if self.artifact_type:
             chosen = [d for d in entries if self.artifact_type in (d.artifact_type, d.media_type)]
             if not chosen:
-                raise SourceError(f"{reg.ref.display}: no entry with artifactType {self.artifact_type!r} in image "
-                                  f"index {digest} (available: {available})")
+                raise SourceError(
+                    f"{reg.ref.display}: no entry with artifactType {self.artifact_type!r} in image "
+                    f"index {digest} (available: {available})"
+                )
             return chosen, f"artifactType {self.artifact_type}"
         return entries, "all entries; choose one with the platform or artifact_type option"
 
@@ -441,10 +578,17 @@ class OCISource(Source):
         found += self._referrers(reg, f"referrers/{digest}", "referrers API")
         found += self._referrers(reg, f"manifests/sha256-{hexd}", "referrers tag")
         if found:
-            snap.problems.append(_problem(Issue(
-                "<signatures>", "OCI-SIGNATURE-PRESENT",
-                f"signature material exists for {digest}: {'; '.join(found)[:1000]}. Not verified: modelward does "
-                f"not verify cosign or notation signatures", {"manifest": digest})))
+            snap.problems.append(
+                _problem(
+                    Issue(
+                        "<signatures>",
+                        "OCI-SIGNATURE-PRESENT",
+                        f"signature material exists for {digest}: {'; '.join(found)[:1000]}. Not verified: modelward does "
+                        f"not verify cosign or notation signatures",
+                        {"manifest": digest},
+                    )
+                )
+            )
 
     def _referrers(self, reg: _Registry, path: str, how: str) -> list[str]:
         try:
@@ -459,25 +603,45 @@ class OCISource(Source):
             except (SourceError, ValueError, UnicodeDecodeError, RecursionError):
                 return []
         out = []
-        for obj in (doc.get("manifests") or [])[:100] if isinstance(doc, dict) and isinstance(
-                doc.get("manifests"), list) else []:
+        for obj in (
+            (doc.get("manifests") or [])[:100]
+            if isinstance(doc, dict) and isinstance(doc.get("manifests"), list)
+            else []
+        ):
             d, _ = parse_descriptor(obj)
             if d is not None and any(s in (d.artifact_type or "").lower() for s in _SIG_TYPES):
                 out.append(f"{d.artifact_type} via {how} -> {d.digest}")
         return out
 
 
-def _digest_problems(data: bytes, actual: str, asked: str | None, header: str | None, path: str) -> list[Problem]:
+def _digest_problems(
+    data: bytes, actual: str, asked: str | None, header: str | None, path: str
+) -> list[Problem]:
     out = []
     if asked and asked != actual:
-        out.append(_problem(Issue(path, "OCI-MANIFEST-DIGEST-MISMATCH",
-                                  f"asked for manifest {asked} but the bytes served hash to {actual}; "
-                                  f"the scan describes what was served, not what was pinned",
-                                  {"requested": asked, "actual": actual})))
+        out.append(
+            _problem(
+                Issue(
+                    path,
+                    "OCI-MANIFEST-DIGEST-MISMATCH",
+                    f"asked for manifest {asked} but the bytes served hash to {actual}; "
+                    f"the scan describes what was served, not what was pinned",
+                    {"requested": asked, "actual": actual},
+                )
+            )
+        )
     if header and header.startswith("sha256:") and header != actual:
-        out.append(_problem(Issue(path, "OCI-MANIFEST-DIGEST-MISMATCH",
-                                  f"registry announced Docker-Content-Digest {header[:80]} but the bytes served "
-                                  f"hash to {actual}", {"announced": header[:80], "actual": actual})))
+        out.append(
+            _problem(
+                Issue(
+                    path,
+                    "OCI-MANIFEST-DIGEST-MISMATCH",
+                    f"registry announced Docker-Content-Digest {header[:80]} but the bytes served "
+                    f"hash to {actual}",
+                    {"announced": header[:80], "actual": actual},
+                )
+            )
+        )
     return out
 
 
@@ -497,8 +661,9 @@ def _labels(chosen: list[Descriptor]) -> dict[str, str]:
     out: dict[str, str] = {}
     used: set[str] = set()
     for d in chosen:
-        base = _platform_label(d.platform).replace("/", "-") or (media_short(d.artifact_type) if d.artifact_type
-                                                                 else d.hex[:12])
+        base = _platform_label(d.platform).replace("/", "-") or (
+            media_short(d.artifact_type) if d.artifact_type else d.hex[:12]
+        )
         base = re.sub(r"[^A-Za-z0-9._+-]", "_", base).strip("._") or d.hex[:12]
         label = base if base not in used else f"{base}-{d.hex[:12]}"
         used.add(label)

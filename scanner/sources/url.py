@@ -13,7 +13,7 @@ import posixpath
 import re
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from ..io.http_reader import HTTPRangeReader
+from ..io.http_reader import FaultLog, HTTPRangeReader
 from ..io.http_session import SECRET_PARAMS, HTTPClient, Stats, redact, redact_url, register_secret
 from ..io.reader import ReaderError
 from .base import Artifact, Snapshot, Source, SourceError
@@ -64,29 +64,52 @@ class URLSource(Source):
     def resolve(self, target: str) -> Snapshot:
         scheme = target.split("://", 1)[0].lower()
         if scheme == "http" and not self.allow_http:
-            raise SourceError(f"{redact_url(target)}: plain http is refused (anyone on the path can change the "
-                              f"bytes); use https, or pass --allow-http")
+            raise SourceError(
+                f"{redact_url(target)}: plain http is refused (anyone on the path can change the "
+                f"bytes); use https, or pass --allow-http"
+            )
         if scheme not in ("http", "https"):
             raise SourceError(f"{redact_url(target)}: not an http(s) URL")
         fetch, expected, auth, display = split_url(target)
         name = posixpath.basename(unquote(urlsplit(fetch).path)) or "download"
         try:
-            probe = HTTPRangeReader(fetch, name=name, client=self.client, auth_headers=auth, stats=self.stats,
-                                    expected_sha256=expected)
+            probe = HTTPRangeReader(
+                fetch,
+                name=name,
+                client=self.client,
+                auth_headers=auth,
+                stats=self.stats,
+                expected_sha256=expected,
+            )
         except ReaderError as exc:
             raise SourceError(redact(f"{display}: {exc}")) from None
         size, etag = probe.size, probe.etag
-        resolved = f"sha256:{expected}" if expected else redact_url(probe.final_url or fetch) + (
-            f" etag {etag}" if etag else "")
+        resolved = (
+            f"sha256:{expected}"
+            if expected
+            else redact_url(probe.final_url or fetch) + (f" etag {etag}" if etag else "")
+        )
         first = [probe]
+        faults = FaultLog()  # transport faults while reading: the scan could not complete
+        probe.faults = faults
 
         def opener() -> HTTPRangeReader:
             if first:
                 return first.pop()  # the probe already holds the first block
-            return HTTPRangeReader(fetch, name=name, client=self.client, size=size, auth_headers=auth,
-                                   stats=self.stats, expected_sha256=expected)
+            return HTTPRangeReader(
+                fetch,
+                name=name,
+                client=self.client,
+                size=size,
+                auth_headers=auth,
+                stats=self.stats,
+                expected_sha256=expected,
+                faults=faults,
+            )
 
         art = Artifact(path=name, size=size, opener=opener, claimed_sha256=expected)
         if etag:
             art.info["etag"] = etag.strip('"')[:128]
-        return Snapshot(target=display, kind="url", resolved=resolved, root=display, artifacts=[art])
+        return Snapshot(
+            target=display, kind="url", resolved=resolved, root=display, artifacts=[art], errors=faults.errors
+        )

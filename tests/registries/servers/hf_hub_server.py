@@ -24,8 +24,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-LFS_SUFFIXES = (".bin", ".safetensors", ".pt", ".pth", ".pkl", ".pickle", ".gguf", ".onnx", ".h5", ".ckpt",
-                ".msgpack", ".npy", ".npz", ".joblib", ".zip", ".tar", ".gz", ".model")
+LFS_SUFFIXES = (
+    ".bin",
+    ".safetensors",
+    ".pt",
+    ".pth",
+    ".pkl",
+    ".pickle",
+    ".gguf",
+    ".onnx",
+    ".h5",
+    ".ckpt",
+    ".msgpack",
+    ".npy",
+    ".npz",
+    ".joblib",
+    ".zip",
+    ".tar",
+    ".gz",
+    ".model",
+)
 CDN_SECRET_QUERY = "X-Amz-Signature=cdnsignature0123456789&X-Amz-Credential=AKIAEXAMPLE"
 CHUNK = 64 << 10
 
@@ -72,6 +90,12 @@ class Faults:
     slow: float = 0.0  # seconds before each response
     ignore_range: bool = False  # answer 200 with the whole body
     bad_content_range: bool = False  # 206 with a Content-Range that does not match the request
+    # "api" | "resolve" | "cdn" -> statuses answered to the next requests of that kind, one each (then behave)
+    statuses: dict[str, list[int]] = field(default_factory=dict)
+    status_headers: dict[str, str] = field(default_factory=dict)  # sent with those statuses (Retry-After ...)
+    trickle: dict[str, float] = field(default_factory=dict)  # kind -> body bytes per second (file bodies)
+    stall_after: dict[str, int] = field(default_factory=dict)  # kind -> send N body bytes, then go silent
+    trickle_headers: set[str] = field(default_factory=set)  # kinds whose status line + headers come 1 byte/s
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -89,6 +113,16 @@ def _digests_of_file(path: Path) -> tuple[str, str, int]:
     return s256.hexdigest(), s1.hexdigest(), size
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up early (a closed range read, a cut stall) are normal here, not errors to print."""
+
+    def handle_error(self, request, client_address) -> None:  # noqa: ANN001 - socketserver signature
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 class HubServer:
     def __init__(self, lfs_threshold: int = 10 << 20) -> None:
         self.lfs_threshold = lfs_threshold
@@ -100,15 +134,25 @@ class HubServer:
         self._hub: ThreadingHTTPServer | None = None
         self._cdn: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
+        self.stopping = threading.Event()  # wakes handlers that trickle or stall
 
     # ---- content ------------------------------------------------------------------------------------
 
     def is_lfs(self, path: str, size: int) -> bool:
         return size >= self.lfs_threshold or path.lower().endswith(LFS_SUFFIXES)
 
-    def add_repo(self, repo_id: str, files: dict[str, bytes | Path], *, revision: str = "main",
-                 repo_type: str = "model", gated: bool = False, token: str | None = None,
-                 security: dict[str, dict] | None = None, tags: tuple[str, ...] = ()) -> str:
+    def add_repo(
+        self,
+        repo_id: str,
+        files: dict[str, bytes | Path],
+        *,
+        revision: str = "main",
+        repo_type: str = "model",
+        gated: bool = False,
+        token: str | None = None,
+        security: dict[str, dict] | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> str:
         """Publish ``files`` as a new commit of ``repo_id`` at branch ``revision``; returns the commit sha."""
         built: dict[str, HubFile] = {}
         for path, src in sorted(files.items()):
@@ -116,11 +160,18 @@ class HubServer:
                 sha256, sha1, size = _digests_of_file(src)
                 built[path] = HubFile(path, size, sha1, sha256, self.is_lfs(path, size), disk=src)
             else:
-                built[path] = HubFile(path, len(src), git_blob_sha1(src), hashlib.sha256(src).hexdigest(),
-                                      self.is_lfs(path, len(src)), data=bytes(src))
+                built[path] = HubFile(
+                    path,
+                    len(src),
+                    git_blob_sha1(src),
+                    hashlib.sha256(src).hexdigest(),
+                    self.is_lfs(path, len(src)),
+                    data=bytes(src),
+                )
         commit = hashlib.sha1(
             json.dumps([repo_id, revision, [(p, f.sha1) for p, f in built.items()]]).encode(),
-            usedforsecurity=False).hexdigest()
+            usedforsecurity=False,
+        ).hexdigest()
         key = (repo_type, repo_id)
         repo = self.repos.get(key) or HubRepo(repo_id, repo_type)
         repo.gated, repo.token = gated, token
@@ -143,8 +194,8 @@ class HubServer:
     # ---- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> HubServer:
-        self._hub = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self, "hub"))
-        self._cdn = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self, "cdn"))
+        self._hub = _QuietServer(("127.0.0.1", 0), _make_handler(self, "hub"))
+        self._cdn = _QuietServer(("127.0.0.1", 0), _make_handler(self, "cdn"))
         for srv in (self._hub, self._cdn):
             srv.daemon_threads = True
             t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -153,6 +204,7 @@ class HubServer:
         return self
 
     def stop(self) -> None:
+        self.stopping.set()
         for srv in (self._hub, self._cdn):
             if srv is not None:
                 srv.shutdown()
@@ -184,7 +236,11 @@ class HubServer:
 
     def requests_to(self, server: str | None = None, path_contains: str = "") -> list[dict]:
         with self._lock:
-            return [e for e in self.log if (server is None or e["server"] == server) and path_contains in e["path"]]
+            return [
+                e
+                for e in self.log
+                if (server is None or e["server"] == server) and path_contains in e["path"]
+            ]
 
     def bytes_sent(self, server: str | None = None) -> int:
         return sum(e["sent"] for e in self.requests_to(server))
@@ -197,6 +253,11 @@ class HubServer:
             if n > 0:
                 self.faults.error500[kind] = n - 1
             return True
+
+    def take_status(self, kind: str) -> int | None:
+        with self._lock:
+            queue = self.faults.statuses.get(kind)
+            return queue.pop(0) if queue else None
 
     def take_drop(self, path: str) -> int | None:
         with self._lock:
@@ -213,7 +274,9 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in separate writes: avoid 40 ms delayed-ACK stalls
+        disable_nagle_algorithm = (
+            True  # headers and body go out in separate writes: avoid 40 ms delayed-ACK stalls
+        )
         server_version = "FakeHub/1.0"
 
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
@@ -222,11 +285,20 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
         # ---- plumbing --------------------------------------------------------------------------
         def _record(self, status: int, sent: int) -> None:
             with server._lock:
-                server.log.append({
-                    "server": role, "method": self.command, "path": self.path, "status": status, "sent": sent,
-                    "range": self.headers.get("Range"), "auth": self.headers.get("Authorization"),
-                    "conn": self.client_address[1],
-                })
+                server.log.append(
+                    {
+                        "server": role,
+                        "method": self.command,
+                        "path": self.path,
+                        "status": status,
+                        "sent": sent,
+                        "range": self.headers.get("Range"),
+                        "auth": self.headers.get("Authorization"),
+                        "conn": self.client_address[1],
+                        "t": time.monotonic(),
+                        "headers": {k.lower(): v for k, v in self.headers.items()},
+                    }
+                )
 
         def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
@@ -264,10 +336,43 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             self._dispatch()
 
+        def _kind(self) -> str:
+            if role == "cdn":
+                return "cdn"
+            return "api" if self.path.startswith("/api/") else "resolve"
+
+        def _fault_status(self) -> bool:
+            """Answer an injected status (429/5xx/401/404 ...) for this kind of request; True when done."""
+            status = server.take_status(self._kind())
+            if status is None:
+                return False
+            self._send(
+                status,
+                b'{"error": "injected"}',
+                {"Content-Type": "application/json", **server.faults.status_headers},
+            )
+            return True
+
+        def _slow_headers(self) -> bool:
+            """Send the status line and headers one byte a second (a server no per-read timeout catches)."""
+            if self._kind() not in server.faults.trickle_headers:
+                return False
+            head = b"HTTP/1.1 200 OK\r\n" + b"X-Padding: " + b"a" * 100_000 + b"\r\n\r\n"
+            for i in range(len(head)):
+                if server.stopping.wait(1.0):
+                    break
+                self.wfile.write(head[i : i + 1])
+                self.wfile.flush()
+            self.close_connection = True
+            self._record(200, 0)
+            return True
+
         def _dispatch(self) -> None:
             if server.faults.slow:
                 time.sleep(server.faults.slow)
             try:
+                if self._fault_status() or self._slow_headers():
+                    return
                 if role == "cdn":
                     self._cdn()
                 else:
@@ -309,8 +414,12 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
             if repo.token and self.headers.get("Authorization") != f"Bearer {repo.token}":
                 self._error(401, "RepoNotFound", "Repository not found")
                 return None
-            if repo.gated and not (repo.token and self.headers.get("Authorization") == f"Bearer {repo.token}"):
-                self._error(401, "GatedRepo", "Access to this model is restricted. You must have access to it.")
+            if repo.gated and not (
+                repo.token and self.headers.get("Authorization") == f"Bearer {repo.token}"
+            ):
+                self._error(
+                    401, "GatedRepo", "Access to this model is restricted. You must have access to it."
+                )
                 return None
             return repo
 
@@ -323,9 +432,35 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
             self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
             return None
 
+        def _list_models(self, query: dict[str, list[str]]) -> None:
+            """GET /api/models?author=ORG: the Hub's paginated listing (``Link: <…>; rel="next"``)."""
+            author = query.get("author", [""])[0]
+            limit = max(1, int(query.get("limit", ["3"])[0]))  # small pages: clients must follow Link
+            start = int(query.get("cursor", ["0"])[0])
+            auth = self.headers.get("Authorization")
+            names = sorted(
+                name
+                for (kind, name), repo in server.repos.items()
+                if kind == "model"
+                and (not author or name.split("/", 1)[0] == author)
+                and (not repo.token or auth == f"Bearer {repo.token}")
+            )
+            page = names[start : start + limit]
+            items = [
+                {"id": n, "modelId": n, "sha": server.repos[("model", n)].refs.get("main"), "private": False}
+                for n in page
+            ]
+            headers = {}
+            if start + limit < len(names):
+                nxt = f"{server.endpoint}/api/models?author={author}&limit={limit}&cursor={start + limit}"
+                headers["Link"] = f'<{nxt}>; rel="next"'
+            self._json(items, headers)
+
         def _api(self, segs: list[str], query: dict[str, list[str]]) -> None:
             if segs[:1] == ["agent-harnesses"]:
                 return self._send(404, b"")
+            if segs == ["models"]:
+                return self._list_models(query)
             if len(segs) < 3 or segs[0] not in ("models", "datasets"):
                 return self._send(404, b"unknown api route")
             repo_type = "model" if segs[0] == "models" else "dataset"
@@ -356,8 +491,16 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
                     self._json(items)
                 return None
             if rest[0] == "refs":
-                self._json({"branches": [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": c}
-                                         for n, c in repo.refs.items()], "tags": [], "converts": []})
+                self._json(
+                    {
+                        "branches": [
+                            {"name": n, "ref": f"refs/heads/{n}", "targetCommit": c}
+                            for n, c in repo.refs.items()
+                        ],
+                        "tags": [],
+                        "converts": [],
+                    }
+                )
                 return None
             return self._send(404, b"unknown api route")
 
@@ -370,12 +513,24 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
                     if f.lfs:
                         s["lfs"] = {"size": f.size, "sha256": f.sha256, "pointerSize": 134}
                 siblings.append(s)
-            info = {"id": repo.repo_id, "sha": commit, "private": bool(repo.token), "gated": repo.gated,
-                    "siblings": siblings, "tags": [], "lastModified": "2025-01-01T00:00:00.000Z"}
+            info = {
+                "id": repo.repo_id,
+                "sha": commit,
+                "private": bool(repo.token),
+                "gated": repo.gated,
+                "siblings": siblings,
+                "tags": [],
+                "lastModified": "2025-01-01T00:00:00.000Z",
+            }
             if security:
-                info["securityRepoStatus"] = {"scansDone": True, "filesWithIssues": [
-                    {"path": p, "level": s.get("status")} for p, s in repo.security.items()
-                    if s.get("status") != "safe"]}
+                info["securityRepoStatus"] = {
+                    "scansDone": True,
+                    "filesWithIssues": [
+                        {"path": p, "level": s.get("status")}
+                        for p, s in repo.security.items()
+                        if s.get("status") != "safe"
+                    ],
+                }
             return info
 
         def _tree(self, repo: HubRepo, commit: str, sub: str, recursive: bool, expand: bool) -> list[dict]:
@@ -386,7 +541,7 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
             for f in files.values():
                 if not f.path.startswith(prefix):
                     continue
-                rel = f.path[len(prefix):]
+                rel = f.path[len(prefix) :]
                 if "/" in rel and not recursive:
                     dirs.add(prefix + rel.split("/", 1)[0])
                     continue
@@ -404,8 +559,14 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
                         item["securityFileStatus"] = repo.security[f.path]
                 out.append(item)
             for d in sorted(dirs):
-                out.append({"type": "directory", "oid": hashlib.sha1(d.encode(), usedforsecurity=False).hexdigest(),
-                            "size": 0, "path": d})
+                out.append(
+                    {
+                        "type": "directory",
+                        "oid": hashlib.sha1(d.encode(), usedforsecurity=False).hexdigest(),
+                        "size": 0,
+                        "path": d,
+                    }
+                )
             return out
 
         def _resolve(self, segs: list[str]) -> None:
@@ -422,15 +583,23 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
             commit = self._commit(repo, segs[i + 1])
             if commit is None:
                 return None
-            path = unquote("/".join(segs[i + 2:]))
+            path = unquote("/".join(segs[i + 2 :]))
             f = repo.commits[commit].get(path)
             if f is None:
                 return self._error(404, "EntryNotFound", f"{path} does not exist on {commit}", commit)
             if f.lfs:
                 loc = f"{server.cdn}/blobs/{f.sha256}?{CDN_SECRET_QUERY}"
-                return self._send(302, b"", {"Location": loc, "X-Repo-Commit": commit,
-                                             "X-Linked-Etag": f'"{f.sha256}"', "X-Linked-Size": str(f.size),
-                                             "ETag": f'"{f.sha1}"'})
+                return self._send(
+                    302,
+                    b"",
+                    {
+                        "Location": loc,
+                        "X-Repo-Commit": commit,
+                        "X-Linked-Etag": f'"{f.sha256}"',
+                        "X-Linked-Size": str(f.size),
+                        "ETag": f'"{f.sha1}"',
+                    },
+                )
             self._serve_file(f, {"ETag": f'"{f.sha1}"', "X-Repo-Commit": commit})
 
         # ---- bodies, ranges, faults ----------------------------------------------------------------
@@ -453,8 +622,13 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
                     return self._send(416, b"", {"Content-Range": f"bytes */{size}"})
                 status = 206
             hdrs = dict(headers)
-            hdrs.update({"Accept-Ranges": "bytes", "Content-Type": "application/octet-stream",
-                         "Content-Length": str(end - start)})
+            hdrs.update(
+                {
+                    "Accept-Ranges": "bytes",
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(end - start),
+                }
+            )
             if status == 206:
                 shown_start = start + 1 if faults.bad_content_range else start
                 hdrs["Content-Range"] = f"bytes {shown_start}-{end - 1}/{size}"
@@ -465,6 +639,8 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
             if self.command == "HEAD":
                 return self._record(status, 0)
             drop = server.take_drop(f.path) if end - start > 0 else None
+            if self._slow_body(f, start, end, tamper):
+                return
             sent = 0
             pos = start
             fh = open(f.disk, "rb") if f.disk is not None else None  # noqa: SIM115 - closed below
@@ -486,6 +662,31 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
                 if fh is not None:
                     fh.close()
                 self._record(status, sent)
+
+        def _slow_body(self, f: HubFile, start: int, end: int, tamper: bool) -> bool:
+            """Trickle (N bytes/s) or stall (N bytes, then silence) the body; True when that was done."""
+            kind = self._kind()
+            rate = server.faults.trickle.get(kind)
+            stall = server.faults.stall_after.get(kind)
+            if rate is None and stall is None:
+                return False
+            self._record(206, 0)  # logged when it starts: a trickle may outlive the test's look at the log
+            pos, sent = start, 0
+            try:
+                while pos < end and not server.stopping.is_set():
+                    if stall is not None and sent >= stall:
+                        server.stopping.wait(3600)
+                        break
+                    n = 1 if rate is not None else min(CHUNK, end - pos, stall - sent)  # type: ignore[operator]
+                    self.wfile.write(self._content(f, pos, pos + n, tamper))
+                    self.wfile.flush()
+                    pos, sent = pos + n, sent + n
+                    if rate is not None and server.stopping.wait(1.0 / rate):
+                        break
+            except OSError:
+                pass
+            self.close_connection = True
+            return True
 
         def _content(self, f: HubFile, start: int, end: int, tamper: bool, fh=None) -> bytes:  # noqa: ANN001
             real_end = min(end, f.size)

@@ -1,0 +1,313 @@
+"""MLflow model folders: what ``mlflow.pyfunc.load_model`` imports and runs, read from ``MLmodel``.
+
+``MLmodel`` (YAML) lists flavors. ``python_function.loader_module`` is imported
+and its ``_load_pyfunc`` called: MLflow's own flavor modules are the library,
+any other module is code (from the model's ``code`` folder, or from somewhere
+this scan never saw). The ``code`` folder is put on ``sys.path`` before loading,
+so every file in it is importable code; models-from-code name a ``.py`` that is
+executed. Pickles (``python_model.pkl`` via cloudpickle, ``model.pkl``) are
+judged by the per-file scan's pickle analysis. ``conda.yaml`` /
+``python_env.yaml`` pip entries that install from URLs, VCS or other indexes
+are raised. An ``MLmodel`` that cannot be read fails closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from typing import Any
+
+from ..analysis.config_yaml import MAX_YAML_BYTES, parse_yaml_config
+from ..findings import Coverage, FileResult, Severity
+from ..formats.carrier_code import risky_requirements, trust_message
+from ..io.reader import ReaderError
+from ..limits import Limits
+from ..rules import RuleDB
+from ..sources.base import Artifact, Snapshot
+
+LOADER = "mlflow.pyfunc.load_model"
+# mlflow/<flavor>: the modules MLflow itself ships as loader_module values
+MLFLOW_FLAVORS = {
+    "sklearn",
+    "pytorch",
+    "tensorflow",
+    "keras",
+    "xgboost",
+    "lightgbm",
+    "catboost",
+    "onnx",
+    "transformers",
+    "pyfunc",
+    "spark",
+    "statsmodels",
+    "prophet",
+    "h2o",
+    "spacy",
+    "fastai",
+    "paddle",
+    "pmdarima",
+    "diviner",
+    "sentence_transformers",
+    "langchain",
+    "llama_index",
+    "openai",
+    "dspy",
+    "johnsnowlabs",
+    "mleap",
+    "gluon",
+    "promptflow",
+    "pyspark",
+    "shap",
+    "tensorflow.keras",
+    "models",
+    "ag2",
+    "crewai",
+    "smolagents",
+}
+ENV_FILES = ("conda", "virtualenv")
+
+
+class _Folder:
+    def __init__(self, snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, base: str) -> None:
+        self.arts = {a.path: a for a in snapshot.artifacts}
+        self.results = results
+        self.rules = rules
+        self.base = base
+        self.extra: list[FileResult] = []
+
+    def path(self, rel: str) -> str:
+        return posixpath.normpath(posixpath.join(self.base, rel)) if self.base else posixpath.normpath(rel)
+
+    def result(self, path: str) -> FileResult:
+        fr = self.results.get(path)
+        if fr is None:
+            fr = FileResult(path=path, size=0, format="repository")
+            self.results[path] = fr
+            self.extra.append(fr)
+        return fr
+
+    def add(
+        self,
+        path: str,
+        rule_id: str,
+        message: str,
+        *,
+        severity: Severity | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
+        self.result(path).findings.append(
+            self.rules.finding(rule_id, message, path, severity=severity, evidence=evidence)
+        )
+
+    def fail_closed(self, path: str, note: str) -> None:
+        fr = self.result(path)
+        if fr.coverage is Coverage.FULL:
+            fr.coverage = Coverage.PARTIAL
+        if note not in fr.coverage_notes:
+            fr.coverage_notes.append(note)
+
+    def read(self, path: str, cap: int) -> bytes | None:
+        art = self.arts.get(path)
+        if art is None or art.size > cap:
+            return None
+        try:
+            with art.open() as r:
+                return r.read(0, min(r.size, cap))
+        except (ReaderError, OSError):
+            return None
+
+    def digest(self, art: Artifact) -> str | None:
+        fr = self.results.get(art.path)
+        if fr is not None and fr.sha256:
+            return fr.sha256
+        h = hashlib.sha256()
+        try:
+            with art.open() as r:
+                for chunk in r.stream(0, chunk=1 << 20):
+                    h.update(chunk)
+        except (ReaderError, OSError):
+            return None
+        return h.hexdigest()
+
+
+def _code(folder: _Folder, path: str, role: str) -> None:
+    art = folder.arts.get(path)
+    if art is None:
+        return
+    digest = folder.digest(art)
+    if digest is None:
+        folder.add(path, "FILE-READ-ERROR", "code file could not be read to compute its digest")
+        folder.fail_closed(path, "code digest unavailable")
+        return
+    folder.add(
+        path,
+        "CODE-EXECUTED-BY-LOADER",
+        trust_message(path, LOADER, digest),
+        evidence={"sha256": digest, "loader": LOADER, "role": role, "file": path[:300]},
+    )
+
+
+def _module_file(folder: _Folder, code_dirs: list[str], module: str) -> str | None:
+    rel = module.replace(".", "/")
+    for d in code_dirs:
+        for cand in (f"{d}/{rel}.py", f"{d}/{rel}/__init__.py"):
+            if cand in folder.arts:
+                return cand
+    return None
+
+
+def _check_env(folder: _Folder, mlmodel: str, env: Any) -> None:
+    files = (
+        [env] if isinstance(env, str) else [env.get(k) for k in ENV_FILES] if isinstance(env, dict) else []
+    )
+    for rel in files:
+        if not isinstance(rel, str):
+            continue
+        path = folder.path(rel)
+        if path not in folder.arts:
+            continue
+        raw = folder.read(path, MAX_YAML_BYTES)
+        cfg = parse_yaml_config(raw) if raw is not None else None
+        if cfg is None:
+            folder.add(
+                path,
+                "CARRIER-CONFIG-INVALID",
+                f"MLflow environment file larger than {MAX_YAML_BYTES} bytes "
+                "or unreadable: what it installs is unknown",
+            )
+            folder.fail_closed(path, "environment file not analyzed")
+            continue
+        if cfg.error:
+            folder.add(path, "CARRIER-CONFIG-INVALID", f"MLflow environment file: {cfg.error}")
+            folder.fail_closed(path, "environment file not parseable")
+            continue
+        pip = list(_pip_entries(cfg.data))
+        risky = risky_requirements("\n".join(pip))
+        folder.add(
+            path,
+            "CARRIER-ENVIRONMENT",
+            f"MLflow environment lists {len(pip)} pip entr{'y' if len(pip) == 1 else 'ies'}"
+            + (f"; {len(risky)} install from URLs, VCS or other indexes" if risky else ""),
+            severity=Severity.MEDIUM if risky else None,
+            evidence={"entries": [p[:100] for p in pip[:30]], "risky": risky[:10], "mlmodel": mlmodel},
+        )
+
+
+def _pip_entries(data: Any) -> Any:
+    """pip requirement strings of a conda.yaml (dependencies: [- pip: [...]]) or python_env.yaml."""
+    if not isinstance(data, dict):
+        return
+    deps = data.get("dependencies")
+    for d in deps if isinstance(deps, list) else []:
+        if isinstance(d, dict) and isinstance(d.get("pip"), list):
+            yield from (str(x) for x in d["pip"] if x is not None)
+        elif (
+            isinstance(d, str) and data.get("python") is not None
+        ):  # python_env.yaml lists pip entries directly
+            yield d
+    build = data.get("build_dependencies")
+    for d in build if isinstance(build, list) else []:
+        if isinstance(d, str):
+            yield d
+
+
+def _check_mlmodel(folder: _Folder, mlmodel: str) -> None:
+    raw = folder.read(mlmodel, MAX_YAML_BYTES)
+    cfg = parse_yaml_config(raw) if raw is not None else None
+    if (
+        cfg is None
+        or cfg.error
+        or not isinstance(cfg.data, dict)
+        or not isinstance(cfg.data.get("flavors"), dict)
+    ):
+        why = "too large or unreadable" if cfg is None else cfg.error or "no 'flavors' mapping"
+        folder.add(
+            mlmodel,
+            "CARRIER-CONFIG-INVALID",
+            f"MLmodel: {why}; what mlflow.pyfunc.load_model imports is unknown",
+        )
+        folder.fail_closed(mlmodel, "MLmodel not analyzed")
+        return
+    if cfg.python_tags:
+        folder.add(
+            mlmodel,
+            "CARRIER-CONFIG-INVALID",
+            "MLmodel carries Python object tags",
+            severity=Severity.CRITICAL,
+            evidence={"tags": cfg.python_tags[:10]},
+        )
+    flavors: dict[str, Any] = cfg.data["flavors"]
+    code_dirs: list[str] = []
+    for flavor in flavors.values():
+        code = flavor.get("code") if isinstance(flavor, dict) else None
+        if isinstance(code, str) and code:
+            code_dirs.append(folder.path(code))
+        elif code not in (None, ""):  # MLflow writes a folder name or null; anything else is not understood
+            folder.add(
+                mlmodel,
+                "CARRIER-CONFIG-INVALID",
+                f"MLmodel code entry {str(code)[:100]!r} is not a folder name",
+            )
+            folder.fail_closed(mlmodel, "MLmodel code entry not understood")
+    code_dirs = sorted(set(code_dirs))
+    roles: dict[str, str] = {}
+    for d in code_dirs:
+        for p in folder.arts:
+            if p.startswith(d + "/"):
+                roles[p] = "code folder (on sys.path at load)"
+    pyfunc = flavors.get("python_function")
+    if isinstance(pyfunc, dict):
+        module = pyfunc.get("loader_module")
+        if isinstance(module, str) and module:
+            parts = module.split(".")
+            own = parts[0] == "mlflow" and (len(parts) == 1 or parts[1] in MLFLOW_FLAVORS)
+            if not own:
+                found = _module_file(folder, code_dirs, module)
+                if found:
+                    roles[found] = "loader_module"
+                else:
+                    folder.add(
+                        mlmodel,
+                        "CARRIER-CODE-MISSING",
+                        f"MLmodel loader_module {module[:200]!r} is not an "
+                        "MLflow flavor and not in the model's code folder: code from elsewhere runs",
+                        evidence={"loader_module": module[:300]},
+                    )
+        for key in ("model_code_path", "python_model"):
+            v = pyfunc.get(key)
+            if isinstance(v, str) and v.endswith(".py"):
+                p = folder.path(v)
+                if p in folder.arts:
+                    roles[p] = f"{key} (models from code: executed)"
+                else:
+                    folder.add(
+                        mlmodel,
+                        "CARRIER-CODE-MISSING",
+                        f"MLmodel {key} {v[:200]!r} is not in the model folder",
+                        evidence={key: v[:300]},
+                    )
+        _check_env(folder, mlmodel, pyfunc.get("env"))
+    for p, role in sorted(roles.items()):
+        if p.lower().endswith((".py", ".pyw")) or role != "code folder (on sys.path at load)":
+            _code(folder, p, role)
+    folder.add(
+        mlmodel,
+        "CARRIER-MODEL",
+        f"MLflow model: flavors {', '.join(sorted(flavors))[:200]}",
+        evidence={"kind": "mlflow", "flavors": sorted(flavors)[:20], "code_dirs": code_dirs[:10]},
+    )
+
+
+def check_mlflow_models(
+    snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits
+) -> list[FileResult]:
+    extra: list[FileResult] = []
+    for art in snapshot.artifacts:
+        if posixpath.basename(art.path) == "MLmodel":
+            folder = _Folder(snapshot, results, rules, posixpath.dirname(art.path))
+            _check_mlmodel(folder, art.path)
+            extra.extend(folder.extra)
+    return extra
+
+
+REPO_CHECKS = [check_mlflow_models]
