@@ -33,10 +33,10 @@ from .io.reader import FileReader, ReaderError
 from .quarantine import (
     LEGACY_PREFIX,
     STAGING_PREFIX,
-    Quarantine,
     clean_stale,
     move_file,
     move_tree,
+    open_quarantine,
     quarantine_root,
 )
 from .rules import RuleDB, get_rule_db
@@ -226,7 +226,7 @@ class _Plan:
         clean_stale(self.repo_dir / "blobs" if self.plain is None else parent, STAGING_PREFIX)
         clean_stale(parent, LEGACY_PREFIX)  # older releases quarantined here, without a lock: removed once old
         try:
-            self._q = Quarantine()
+            self._q = open_quarantine()
         except OSError as exc:
             raise PullError(f"{quarantine_root()}: cannot create a quarantine folder: {exc.strerror}") from None
         self.quarantine = self._q.path
@@ -452,7 +452,9 @@ def _check_signature(snapshot: Snapshot, fetched: list[_Fetched], scan_opts: Sca
     root = Path(str(fetched[0].local))
     for _ in Path(fetched[0].artifact.path).parts:
         root = root.parent
-    tree = Snapshot(target=snapshot.target, kind="local", resolved=str(root), root=None)
+    # OCI: cosign signatures sign the manifest the registry served; elsewhere model.sig covers the tree
+    tree = snapshot if snapshot.kind == "oci" else Snapshot(target=snapshot.target, kind="local",
+                                                            resolved=str(root), root=None)
     source = redact_url(snapshot.target)
     keys, chains = signature_trust(scan_opts, source)
     outcome = check_snapshot_signature(tree, rules, signature=scan_opts.signature, keys=keys, chains=chains,

@@ -91,21 +91,75 @@ def _b64(s: str, cap: int = MAX_BLOB_BYTES) -> bytes | None:
         return None
 
 
+def _strict_b64(s: str) -> bytes | None:
+    """Base64 as ``func_load`` decodes it first (``codecs.decode(..., "base64")`` rejects stray characters)."""
+    if len(s) > MAX_BLOB_BYTES * 4 // 3 + 8:
+        return None
+    try:
+        return base64.b64decode("".join(s.split()).encode("ascii"), validate=True)
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        return None
+
+
 def _lambda_issue(out: KerasAnalysis, where: str, blob_b64: Any, style: str) -> None:
-    raw = _b64(blob_b64) if isinstance(blob_b64, str) else None
+    # keras func_load: base64 -> marshal.loads; text that is not base64 is marshal-loaded as raw_unicode_escape
+    # bytes. Either way the loader rebuilds a code object and runs it: a finding whatever the text decodes to.
     ev: dict[str, Any] = {"style": style, "layer": where}
+    raw = _strict_b64(blob_b64) if isinstance(blob_b64, str) else None
+    if raw is None and isinstance(blob_b64, str):
+        ev["encoding"] = "not base64: loaded as raw marshal bytes (source text or hand-made bytecode)"
+        raw = blob_b64.encode("raw_unicode_escape", "replace")[:MAX_BLOB_BYTES]
     if raw is None:
         ev["decoded"] = False
-        ev["error"] = "code is not base64 text"
+        ev["error"] = f"code is a {type(blob_b64).__name__}, not text: the loader's handling is undefined"
     else:
         s = summarize(raw)
         ev.update(s.evidence())
+        if not s.ok:
+            ev["decoded"] = False
+            ev["source_preview"] = blob_b64[:200] if isinstance(blob_b64, str) else None
         bad = sorted(set(s.names) & SUSPICIOUS_NAMES)
         if bad:
             ev["suspicious_names"] = bad
     detail = f"; uses {', '.join(ev['suspicious_names'][:6])}" if ev.get("suspicious_names") else ""
+    what = "marshalled Python bytecode" if ev.get("decoded", True) else "code that is not decodable bytecode"
     out.add("KERAS-LAMBDA-CODE", f"{where}:{style}:{str(blob_b64)[:64]}",
-            f"Lambda layer {where!r} carries marshalled Python bytecode ({style}){detail}", **ev)
+            f"Lambda layer {where!r} carries {what} ({style}){detail}", **ev)
+
+
+_TF_FUNCTION_TYPES = {"lambda", "function"}
+
+
+def _lambda_layer(out: KerasAnalysis, where: str, cfg: dict[str, Any]) -> None:
+    """A Lambda layer's callables in any form the loaders accept; an unexpected form is a finding, not silence."""
+    for key in ("function", "output_shape", "mask"):
+        if key not in cfg or cfg[key] is None:
+            continue
+        val = cfg[key]
+        ftype = cfg.get(f"{key}_type" if key != "function" else "function_type")
+        if ftype is not None:  # tf.keras: function_type / output_shape_type / mask_type
+            if ftype == "lambda" or (ftype == "function" and isinstance(val, str)):
+                continue  # judged by the walk
+            if ftype == "raw" and key == "output_shape" and isinstance(val, list):
+                continue  # a literal shape
+            out.add("KERAS-LAMBDA-CODE", f"{where}:{key}:{ftype}",
+                    f"Lambda layer {where!r} has {key} of unexpected type {str(ftype)[:40]!r}",
+                    severity=Severity.HIGH, layer=where, key=key, type=str(ftype)[:60])
+            continue
+        if isinstance(val, dict) and isinstance(val.get("class_name"), str):
+            continue  # a serialized object (__lambda__ or a named function): judged by the walk
+        if key == "output_shape" and isinstance(val, (list, tuple)):
+            continue
+        if isinstance(val, str) and val in ACTIVATIONS:
+            continue
+        if isinstance(val, str):
+            out.add("KERAS-CUSTOM-OBJECT", f"lambda-fn:{where}:{val[:64]}",
+                    f"Lambda layer {where!r} {key} {val[:80]!r} names a function Keras must find in custom objects",
+                    layer=where, key=key, function=val[:200])
+            continue
+        out.add("KERAS-LAMBDA-CODE", f"{where}:{key}:{type(val).__name__}",
+                f"Lambda layer {where!r} {key} is a {type(val).__name__} the scanner cannot judge",
+                severity=Severity.HIGH, layer=where, key=key, value=str(val)[:200])
 
 
 def _module_issue(out: KerasAnalysis, where: str, module: str, cls: str, reg: Any, cfg: Any) -> None:
@@ -152,6 +206,10 @@ def analyze_keras_config(root: Any, *, max_nodes: int = 1_000_000) -> KerasAnaly
             _lambda_issue(out, here, _legacy_blob(cfg.get("function")), "function_type lambda")
         if isinstance(cfg, dict) and cfg.get("output_shape_type") == "lambda":
             _lambda_issue(out, here, _legacy_blob(cfg.get("output_shape")), "output_shape lambda")
+        if isinstance(cfg, dict) and cfg.get("mask_type") == "lambda":
+            _lambda_issue(out, here, _legacy_blob(cfg.get("mask")), "mask lambda")
+        if cls == "Lambda" and isinstance(cfg, dict):
+            _lambda_layer(out, here, cfg)
         if isinstance(cfg, dict) and cfg.get("function_type") == "function":
             fn, mod = cfg.get("function"), cfg.get("module")
             if isinstance(fn, str):

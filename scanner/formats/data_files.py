@@ -8,9 +8,14 @@ or elsewhere stays "unknown" and fails closed.
 from __future__ import annotations
 
 import json
+import posixpath
+import re
 
+from ..analysis import template_carriers as carriers
+from ..findings import Severity
 from ..io.reader import Reader
 from .base import FormatHandler, InspectContext
+from .json_cost import reader_value_bound
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
@@ -27,32 +32,133 @@ def is_text(head: bytes) -> bool:
     return True
 
 
-def _sniff_json(head: bytes, reader: Reader) -> bool:
-    s = head.lstrip(b" \t\r\n\xef\xbb\xbf")
-    if s[:2] in (b"{%", b"{{", b"{#"):  # a Jinja template, not JSON
+_WS = re.compile(r"[ \t\r\n]*")
+_TOKEN = re.compile(
+    r'"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*"'  # string
+    r"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"  # number
+    r"|true|false|null|NaN|Infinity|-Infinity"  # literals (Python's json accepts the last three)
+    r"|[{}\[\],:]"
+)
+_TOKEN_PREFIX = re.compile(
+    r'"(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{0,4})?)*'  # a string cut by the end of the head
+    r"|-?[0-9]*\.?[0-9]*(?:[eE][+-]?[0-9]*)?"
+    r"|t(?:r(?:ue?)?)?|f(?:a(?:l(?:se?)?)?)?|n(?:u(?:ll?)?)?|N(?:aN?)?|-?I(?:n(?:f(?:i(?:n(?:i(?:ty?)?)?)?)?)?)?"
+)
+
+
+def json_prefix_ok(text: str, complete: bool) -> bool:
+    """Whether ``text`` is a JSON document (``complete``) or the start of one that begins with ``{`` or ``[``.
+
+    A grammar check over the tokens, not a parse: WordPiece ``vocab.txt``
+    (``[PAD]``), TOML and INI files (``[section]``) and JSON Lines start like
+    JSON but are not, and must be judged as the text they are.
+    """
+    stack: list[str] = []  # "{" or "["
+    expect = "value"  # value | value_or_end | key | key_or_end | colon | comma_or_end | done
+    pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    if text[pos : pos + 1] not in ("{", "["):
         return False
-    return is_text(head) and s[:1] in (b"{", b"[")
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not complete and (m is None or (m.end() == len(text) and m.group()[0] not in '{}[],:"')):
+            # the last token may be cut by the end of the head (a string, number or literal that goes on)
+            if _TOKEN_PREFIX.fullmatch(text, pos) is None:
+                return False
+            return expect in ("value", "value_or_end") or (text[pos] == '"' and expect in ("key", "key_or_end"))
+        if m is None:
+            return False
+        tok = m.group()
+        c = tok[0]
+        if expect == "done":
+            return False
+        if c in "{[":
+            if expect not in ("value", "value_or_end"):
+                return False
+            stack.append(c)
+            expect = "key_or_end" if c == "{" else "value_or_end"
+        elif c in "}]":
+            if not stack or stack[-1] != ("{" if c == "}" else "["):
+                return False
+            if expect not in ("comma_or_end", "key_or_end" if c == "}" else "value_or_end"):
+                return False
+            stack.pop()
+            expect = "comma_or_end" if stack else "done"
+        elif c == ",":
+            if expect != "comma_or_end":
+                return False
+            expect = "key" if stack[-1] == "{" else "value"
+        elif c == ":":
+            if expect != "colon":
+                return False
+            expect = "value"
+        elif expect in ("key", "key_or_end"):
+            if c != '"':
+                return False
+            expect = "colon"
+        elif expect in ("value", "value_or_end"):
+            expect = "comma_or_end" if stack else "done"
+        else:
+            return False
+        pos = _WS.match(text, m.end()).end()  # type: ignore[union-attr]
+    return expect == "done" if complete else True
+
+
+def _head_text(head: bytes) -> str | None:
+    if not is_text(head):
+        return None
+    try:
+        return head.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a character cut at the sniff boundary
+        return head[: exc.start].decode("utf-8")
+
+
+def _sniff_json(head: bytes, reader: Reader) -> bool:
+    text = _head_text(head)
+    if text is None:
+        return False
+    text = text.lstrip("\ufeff")
+    return json_prefix_ok(text, complete=reader.size <= len(head))
+
+
+def named_json(ctx: InspectContext) -> bool:
+    """The file or member is named like JSON, so whatever reads it by that name parses it as JSON."""
+    name = ctx.member_name if ctx.member_name is not None else ctx.path
+    return posixpath.basename(name.replace("\\", "/")).lower().endswith(".json")
 
 
 JSON_PARSE_BYTES = 32 << 20  # json.loads needs several times the text in objects; tokenizer.json files fit
 
 
 def _inspect_json(reader: Reader, ctx: InspectContext) -> None:
+    check_json(reader, ctx, named=True)
+
+
+def check_json(reader: Reader, ctx: InspectContext, *, named: bool) -> None:
+    """Parse the whole document; when something will read it as JSON (``named``), failing to is fail-closed."""
     if reader.size > ctx.limits.max_json_bytes:
         ctx.limit_hit("max_json_bytes", f"JSON larger than {ctx.limits.max_json_bytes} bytes not parsed")
         return
-    if reader.size > JSON_PARSE_BYTES:
-        # JSON carries no code; a file this large is checked to be text throughout, not parsed into objects
+    if reader.size > JSON_PARSE_BYTES or reader_value_bound(reader) > ctx.limits.max_json_values:
+        # JSON carries no code; a file this large (or with this many values: json.loads costs up to ~25x the
+        # text, see json_cost) is checked to be text throughout, not parsed into objects
         if not _sniff_text(reader.head(4096), reader):
-            ctx.add("JSON-INVALID", "JSON file contains binary data")
+            ctx.add("JSON-INVALID", "JSON file contains binary data", severity=Severity.HIGH)
+            ctx.partial("JSON not parseable")
             return
         ctx.add("JSON-NOT-VALIDATED", f"{reader.size}-byte JSON checked as text but not parsed (memory bound)")
+        carriers.unparsed_json(reader, ctx)  # templates and hydra targets, literal by literal
         return
     raw = reader.read(0, reader.size)
     try:
         json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        ctx.add("JSON-INVALID", f"not valid JSON: {exc}"[:300])
+        if named:
+            ctx.add("JSON-INVALID", f"named .json but not valid JSON: {exc}"[:300], severity=Severity.HIGH)
+            ctx.partial("JSON not parseable")
+        else:
+            ctx.add("JSON-INVALID", f"starts like JSON but is not valid JSON: {exc}"[:300])
+    else:
+        carriers.inspect_json_text(raw, ctx)  # chat templates and hydra targets, by content
 
 
 def _sniff_image(head: bytes, reader: Reader) -> bool:
@@ -73,8 +179,16 @@ def _inspect_nothing(reader: Reader, ctx: InspectContext) -> None:
     """Nothing in these formats executes; detection already read what was needed."""
 
 
+def _inspect_text(reader: Reader, ctx: InspectContext) -> None:
+    """Text carries no code, but a text file named .json is what a loader will parse as JSON: it must parse."""
+    if named_json(ctx):
+        check_json(reader, ctx, named=True)
+    else:
+        carriers.inspect_text(reader, ctx)  # templates and hydra targets, by content
+
+
 HANDLERS = [
     FormatHandler("json", _sniff_json, _inspect_json, family="json", claims=(".json",), priority=80),
     FormatHandler("image", _sniff_image, _inspect_nothing, family="image", claims=(".png", ".jpg", ".jpeg", ".gif", ".webp"), priority=80),
-    FormatHandler("text", _sniff_text, _inspect_nothing, family="text", claims=(".txt", ".md"), priority=90),
+    FormatHandler("text", _sniff_text, _inspect_text, family="text", claims=(".txt", ".md"), priority=90),
 ]

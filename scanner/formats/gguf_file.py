@@ -22,6 +22,7 @@ MAGIC = b"GGUF"
 MAX_COUNT = 1 << 20  # tensors or key/values
 MAX_ARRAY = 1 << 26
 MAX_NAME = 64  # llama.cpp's GGML_MAX_NAME (names must be shorter)
+MAX_KEY = 64 << 10  # key names are kept while parsing; real ones are < 100 bytes
 MAX_DIMS = 4
 INT64_MAX = (1 << 63) - 1
 CHUNK = 64 << 10
@@ -46,10 +47,11 @@ GGML_TYPES = {
 class GGUFError(Exception):
     """Parsing cannot continue; ``rule`` says which rule the reason belongs to."""
 
-    def __init__(self, rule: str, message: str, offset: int | None = None) -> None:
+    def __init__(self, rule: str, message: str, offset: int | None = None, limit: str = "file_seconds") -> None:
         super().__init__(message)
         self.rule = rule
         self.offset = offset
+        self.limit = limit  # for rule "LIMIT": which of our cost limits stopped the parse
 
 
 class _Cursor:
@@ -111,6 +113,7 @@ class _Parser:
         self.info = GGUFInfo()
         self.max_string = ctx.limits.max_string
         self.noncontiguous: str | None = None
+        self.strings_left = ctx.limits.max_gguf_array_strings  # string array elements, summed over the file
 
     def run(self) -> GGUFInfo:
         head = self.reader.read(0, 8)
@@ -136,6 +139,19 @@ class _Parser:
         for what, n in (("key/value", kc), ("tensor", tc)):
             if n > MAX_COUNT:
                 raise GGUFError("GGUF-LIMIT", f"{what} count {n} exceeds the cap of {MAX_COUNT}", 8)
+        # what parsing keeps per tensor/key costs memory: valid files beyond real ones' needs are not parsed
+        for what, n, cap, name in (
+            ("tensor", tc, self.ctx.limits.max_gguf_tensors, "max_gguf_tensors"),
+            ("key/value", kc, self.ctx.limits.max_gguf_kvs, "max_gguf_kvs"),
+        ):
+            if n > cap:
+                raise GGUFError(
+                    "LIMIT",
+                    f"{n} {what} records, more than the {cap} parsed (real files have a few thousand at most); "
+                    "not parsed",
+                    8,
+                    limit=name,
+                )
         if kc * min_kv + tc * min_ti > c.remaining:
             raise GGUFError("GGUF-LIMIT", f"{kc} key/values and {tc} tensors cannot fit in the {c.remaining} bytes left", 8)
         self._read_kvs(kc)
@@ -168,7 +184,7 @@ class _Parser:
         for i in range(count):
             self._tick(i)
             at = self.c.pos
-            key = self._string("key", self.max_string, keep=True) or ""
+            key = self._string("key", min(self.max_string, MAX_KEY), keep=True) or ""
             if key in seen:
                 raise GGUFError("GGUF-INVALID", f"duplicate key {key[:100]!r}", at)
             seen.add(key)
@@ -214,13 +230,55 @@ class _Parser:
             if n > MAX_ARRAY or n * size > self.c.remaining:
                 raise GGUFError("GGUF-LIMIT", f"array {key[:100]!r} declares {n} elements; {self.c.remaining} bytes left", at)
             if etype == 8:
-                for i in range(n):
-                    self._tick(i)
-                    self._string(f"element of {key[:100]!r}", self.max_string, keep=False)
+                if n > self.strings_left:
+                    raise GGUFError(
+                        "LIMIT",
+                        f"array {key[:100]!r} of {n} strings passes the "
+                        f"{self.ctx.limits.max_gguf_array_strings} string elements parsed per file "
+                        "(real vocabularies: ~256k tokens, ~500k merges); not parsed",
+                        at,
+                        limit="max_gguf_array_strings",
+                    )
+                self.strings_left -= n
+                self._skip_strings(n, key)
             else:
                 self.c.skip(n * size, where)
             return None
         raise GGUFError("GGUF-INVALID", f"unknown value type {vtype} for {key[:100]!r}", self.c.pos - 4)
+
+    def _skip_strings(self, n: int, key: str) -> None:
+        """Step over ``n`` length-prefixed strings, checking each length, in buffered blocks (a 20M-token
+        array took 69 s one read call per string)."""
+        c = self.c
+        width = 8 if self.wide else 4
+        fmt = c.e + ("Q" if self.wide else "I")
+        unpack_from = struct.Struct(fmt).unpack_from
+        cap = self.max_string
+        end = c.r.size
+        pos = c.pos
+        buf, buf_at = b"", pos
+        for i in range(n):
+            if i & 0xFFFF == 0 and self.ctx.state.out_of_time():
+                c.pos = pos
+                raise GGUFError("LIMIT", "time budget exhausted while parsing the GGUF header", pos)
+            rel = pos - buf_at
+            if rel + width > len(buf):
+                if pos + width > end:
+                    c.pos = pos
+                    raise GGUFError("GGUF-INVALID", f"truncated: element of {key[:100]!r} length needs {width} "
+                                    f"bytes, {end - pos} remain", pos)
+                buf, buf_at, rel = c.r.read(pos, max(CHUNK * 4, width)), pos, 0
+            (ln,) = unpack_from(buf, rel)
+            if ln > end - pos - width:
+                c.pos = pos
+                raise GGUFError("GGUF-LIMIT", f"element of {key[:100]!r} length {ln} exceeds the "
+                                f"{end - pos - width} bytes left", pos)
+            if ln > cap:
+                c.pos = pos
+                raise GGUFError("GGUF-LIMIT", f"element of {key[:100]!r} length {ln} exceeds the cap of {cap} bytes",
+                                pos)
+            pos += width + ln
+        c.pos = pos
 
     # --- tensor infos ------------------------------------------------------------------------------
     def _read_tensor_infos(self, count: int) -> None:
@@ -287,7 +345,7 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
         info = p.run()
     except GGUFError as exc:
         if exc.rule == "LIMIT":
-            ctx.limit_hit("file_seconds", str(exc), offset=exc.offset)
+            ctx.limit_hit(exc.limit, str(exc), offset=exc.offset)
         else:
             ctx.add(exc.rule, str(exc), offset=exc.offset, evidence={"version": p.info.version})
             ctx.partial("GGUF header parse stopped early")
@@ -304,12 +362,12 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
 
 def _analyze_templates(info: GGUFInfo, ctx: InspectContext) -> None:
     for key, source in info.templates.items():
-        for issue in analyze_template(source, ctx.limits, max_chars=MAX_TEMPLATE_CHARS):
+        for issue in analyze_template(source, ctx.limits, max_chars=MAX_TEMPLATE_CHARS, rules=ctx.rules):
             ev = dict(issue.evidence)
             ev["key"] = key
             ctx.add(issue.rule_id, f"{key}: {issue.message}", severity=issue.severity, evidence=ev)
-            if issue.rule_id == "TEMPLATE-OVERSIZE":
-                ctx.partial(f"{key} too large to analyse in full")
+            if issue.rule_id in ("TEMPLATE-OVERSIZE", "TEMPLATE-INVALID"):
+                ctx.partial(f"{key} not analysed in full")
 
 
 HANDLERS = [FormatHandler("gguf", _sniff, _inspect, family="gguf", claims=(".gguf",), priority=30)]

@@ -38,7 +38,9 @@ def _model_root(snap: Snapshot) -> tuple[Path, bool]:
     return p, p.is_file()
 
 
-def _note(rules: RuleDB, path: str, rule_id: str, message: str, evidence: dict[str, str] | None = None) -> FileResult:
+def _note(
+    rules: RuleDB, path: str, rule_id: str, message: str, evidence: dict[str, str] | None = None
+) -> FileResult:
     fr = FileResult(path=path, size=0, format="signature", coverage=Coverage.FULL)
     fr.findings.append(rules.finding(rule_id, message, path, evidence=evidence))
     return fr
@@ -55,6 +57,8 @@ def check_snapshot_signature(
 ) -> SignatureOutcome | None:
     """Verify the signature beside (or given for) a local snapshot; None when there is none to check."""
 
+    if snap.kind == "oci":
+        return _check_cosign(snap, rules, keys)
     if snap.kind != "local":
         return None
     root, single = _model_root(snap)
@@ -66,11 +70,18 @@ def check_snapshot_signature(
     sig_name = os.path.relpath(sig, root.parent if single else root)
     if not keys and not chains and not identities:
         out = SignatureOutcome()
-        out.extra_results.append(_note(rules, sig_name, "SIGNATURE-UNVERIFIED",
-                                       "signature present but no --key/--chain/--identity or policy trust entry to "
-                                       "verify it"))
+        out.extra_results.append(
+            _note(
+                rules,
+                sig_name,
+                "SIGNATURE-UNVERIFIED",
+                "signature present but no --key/--chain/--identity or policy trust entry to verify it",
+            )
+        )
         return out
-    attempts: list[dict[str, object]] = [{"public_key": k} for k in keys] + [{"trust_anchors": chains}] * bool(chains)
+    attempts: list[dict[str, object]] = [{"public_key": k} for k in keys] + [
+        {"trust_anchors": chains}
+    ] * bool(chains)
     attempts += [{"keyless": ident} for ident in identities]
     result: VerificationResult | None = None
     last_error = unusable = ""
@@ -89,7 +100,9 @@ def check_snapshot_signature(
     out = SignatureOutcome()
     out.status[sig_name] = SIGNATURE_FILE
     if result is None:
-        out.extra_results.append(_note(rules, sig_name, "SIGNATURE-INVALID", last_error or "signature does not verify"))
+        out.extra_results.append(
+            _note(rules, sig_name, "SIGNATURE-INVALID", last_error or "signature does not verify")
+        )
         return out
     out.signer = result.signer.identity
     digests = result.verified_digests()
@@ -105,8 +118,51 @@ def check_snapshot_signature(
         elif check.status is Status.EXTRA:
             out.status[rel] = "unsigned"
         elif check.status is Status.MISSING:
-            out.extra_results.append(_note(rules, rel, "SIGNATURE-FILE-MISSING", f"signed file {rel} is missing",
-                                           {"signer": out.signer}))
+            out.extra_results.append(
+                _note(
+                    rules,
+                    rel,
+                    "SIGNATURE-FILE-MISSING",
+                    f"signed file {rel} is missing",
+                    {"signer": out.signer},
+                )
+            )
+    return out
+
+
+def _check_cosign(snap: Snapshot, rules: RuleDB, keys: list[str]) -> SignatureOutcome | None:
+    """Cosign key signatures attached to an OCI manifest: every layer is covered by the manifest digest."""
+    if not snap.attached_signatures:
+        return None
+    out = SignatureOutcome()
+    where = "<signatures>"
+    if not keys:
+        out.extra_results.append(
+            _note(
+                rules,
+                where,
+                "SIGNATURE-UNVERIFIED",
+                "cosign signature attached but no --key or policy trust entry to verify it",
+            )
+        )
+        return out
+    from .cosign import verify_cosign
+
+    digest = snap.resolved.rsplit("@", 1)[-1]
+    result = verify_cosign(snap.attached_signatures, digest, keys)
+    if result.signer is None:
+        out.extra_results.append(
+            _note(
+                rules,
+                where,
+                "SIGNATURE-INVALID",
+                "no cosign signature verifies for this manifest: " + "; ".join(result.problems)[:600],
+            )
+        )
+        return out
+    out.signer = result.signer
+    for art in snap.artifacts:  # the manifest digest pins every layer's digest, so the signature covers them
+        out.status[art.path] = "verified"
     return out
 
 
@@ -121,8 +177,17 @@ def apply_signature_status(results: list[FileResult], outcome: SignatureOutcome,
         if state == SIGNATURE_FILE:
             continue
         if state == "mismatch":
-            fr.findings.append(rules.finding("SIGNATURE-MISMATCH", f"{fr.path} differs from the digest signed by {outcome.signer}",
-                                             fr.path, evidence={"signer": outcome.signer or ""}))
+            fr.findings.append(
+                rules.finding(
+                    "SIGNATURE-MISMATCH",
+                    f"{fr.path} differs from the digest signed by {outcome.signer}",
+                    fr.path,
+                    evidence={"signer": outcome.signer or ""},
+                )
+            )
         elif state == "unsigned":
-            fr.findings.append(rules.finding("SIGNATURE-UNSIGNED-FILE", f"{fr.path} is not covered by the signature",
-                                             fr.path))
+            fr.findings.append(
+                rules.finding(
+                    "SIGNATURE-UNSIGNED-FILE", f"{fr.path} is not covered by the signature", fr.path
+                )
+            )

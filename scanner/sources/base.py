@@ -43,6 +43,17 @@ class Artifact:
         return self.opener()
 
 
+@dataclass(frozen=True)
+class AttachedSignature:
+    """Signature material a registry attaches to what it serves (a cosign signature of an OCI manifest)."""
+
+    kind: str  # "cosign"
+    payload: bytes  # the exact signed bytes (cosign simple-signing JSON)
+    signature: bytes  # raw signature (DER ECDSA for cosign key signatures)
+    where: str  # tag or referrer it came from, for messages
+    certificate: str | None = None  # PEM, when the signer used a certificate (keyless or CA-issued)
+
+
 @dataclass
 class Snapshot:
     target: str  # as the user named it
@@ -54,6 +65,7 @@ class Snapshot:
     # Transport faults met while reading artifacts (unreachable, stalled, out of time): the run could not
     # complete, so scan/check report them as errors (exit 2) besides the fail-closed per-file finding.
     errors: list[str] = field(default_factory=list)
+    attached_signatures: list[AttachedSignature] = field(default_factory=list)
 
 
 class Source(ABC):

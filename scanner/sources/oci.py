@@ -20,6 +20,7 @@ directory holding config.json), ``discover_signatures`` (default True),
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -31,7 +32,7 @@ import requests
 
 from ..io.http_reader import FaultLog, HTTPRangeReader
 from ..io.http_session import HTTPClient, HTTPFetchError, Stats, redact
-from .base import Artifact, Problem, Snapshot, Source, SourceError
+from .base import Artifact, AttachedSignature, Problem, Snapshot, Source, SourceError
 from .docker_auth import RegistryAuth, parse_challenge, read_bounded
 from .oci_layouts import (
     ACCEPT,
@@ -59,6 +60,8 @@ _HOST = re.compile(
 )
 _SHA256_REF = re.compile(r"^sha256:[a-f0-9]{64}$")
 _DOCKER_HUB = {"docker.io", "index.docker.io", "registry-1.docker.io"}
+COSIGN_PAYLOAD = "application/vnd.dev.cosign.simplesigning.v1+json"
+MAX_COSIGN_PAYLOAD = 64 << 10
 _SIG_TYPES = ("signature", "cosign", "notary", "notation", "sigstore", ".sig")
 USAGE = "expected oci://host[:port]/repository[:tag|@sha256:<64 hex>]"
 
@@ -575,22 +578,49 @@ class OCISource(Source):
             d = reg.exists(tag)
             if d:
                 found.append(f"{kind} (tag {tag} -> {d})")
-        found += self._referrers(reg, f"referrers/{digest}", "referrers API")
-        found += self._referrers(reg, f"manifests/sha256-{hexd}", "referrers tag")
+                if suffix == ".sig":
+                    snap.attached_signatures.extend(self._cosign_material(reg, tag, f"tag {tag}"))
+        found += self._referrers(reg, f"referrers/{digest}", "referrers API", snap)
+        found += self._referrers(reg, f"manifests/sha256-{hexd}", "referrers tag", snap)
         if found:
             snap.problems.append(
                 _problem(
                     Issue(
                         "<signatures>",
                         "OCI-SIGNATURE-PRESENT",
-                        f"signature material exists for {digest}: {'; '.join(found)[:1000]}. Not verified: modelward does "
-                        f"not verify cosign or notation signatures",
+                        f"signature material exists for {digest}: {'; '.join(found)[:1000]}. Cosign key signatures "
+                        f"are verified with --key or a policy's signatures.trust; notation signatures are not verified",
                         {"manifest": digest},
                     )
                 )
             )
 
-    def _referrers(self, reg: _Registry, path: str, how: str) -> list[str]:
+    def _cosign_material(self, reg: _Registry, reference: str, where: str) -> list[AttachedSignature]:
+        """The simple-signing payloads and signatures of a cosign signature manifest (discovery: failures are none)."""
+        try:
+            data, _ctype, _hdr = reg.fetch_manifest(reference, "signature manifest")
+            doc = json.loads(data)
+        except (SourceError, ValueError, UnicodeDecodeError, RecursionError):
+            return []
+        out: list[AttachedSignature] = []
+        for obj in (doc.get("layers") or [])[:20] if isinstance(doc, dict) and isinstance(doc.get("layers"), list) else []:
+            d, _ = parse_descriptor(obj)
+            if d is None or d.media_type != COSIGN_PAYLOAD or d.size > MAX_COSIGN_PAYLOAD:
+                continue
+            sig_b64 = d.annotations.get("dev.cosignproject.cosign/signature", "")
+            try:
+                sig = base64.b64decode(sig_b64, validate=True)
+                with reg.blob_reader_factory(d, f"{where} payload")() as r:
+                    payload = r.read(0, d.size)
+                    if r.integrity_problems:
+                        continue
+            except Exception:  # a malformed or unreachable signature is no signature
+                continue
+            out.append(AttachedSignature("cosign", payload, sig, where,
+                                         d.annotations.get("dev.sigstore.cosign/certificate")))
+        return out
+
+    def _referrers(self, reg: _Registry, path: str, how: str, snap: Snapshot | None = None) -> list[str]:
         try:
             resp = reg.call("GET", path, {"Accept": ACCEPT})
         except SourceError:
@@ -611,6 +641,8 @@ class OCISource(Source):
             d, _ = parse_descriptor(obj)
             if d is not None and any(s in (d.artifact_type or "").lower() for s in _SIG_TYPES):
                 out.append(f"{d.artifact_type} via {how} -> {d.digest}")
+                if snap is not None and "cosign" in (d.artifact_type or "") and len(snap.attached_signatures) < 20:
+                    snap.attached_signatures.extend(self._cosign_material(reg, d.digest, f"{how} {d.digest}"))
         return out
 
 

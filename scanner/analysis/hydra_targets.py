@@ -1,0 +1,154 @@
+"""hydra / OmegaConf ``_target_`` (and jsonargparse ``class_path``) values: calls of arbitrary callables.
+
+``hydra.utils.instantiate`` imports the dotted path's first part, walks the rest
+with ``getattr`` (importing submodules on the way) and calls the result with the
+other keys (``_args_``, nested configs instantiated first unless
+``_recursive_: false``; ``_partial_`` only defers the call). LightningCLI /
+jsonargparse do the same with ``class_path`` + ``init_args``. So a target is
+judged like a pickle global: allowed only when a profile in ``signatures/hydra/``
+lists it, critical when the denylist (``signatures/pickle/denylist.yaml``) names
+any module or attribute it passes through, otherwise a blocking finding.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..findings import Severity
+from ..rules import RuleDB
+
+TARGET_KEYS = ("_target_", "class_path")
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_DUNDER = re.compile(r"__\w+__")
+# ${name:args} interpolations call registered resolvers; these read the process environment or evaluate code
+_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+_ENV_RESOLVERS = frozenset({"oc.env", "env"})
+_CODE_RESOLVERS = frozenset(
+    {
+        "eval",
+        "exec",
+        "python",
+        "py",
+        "lambda",
+        "import",
+        "oc.eval",
+        "call",
+        "function",
+        "hydra.utils.get_method",
+    }
+)
+_REEXPORTED = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "subprocess",
+        "builtins",
+        "sys",
+        "importlib",
+        "runpy",
+        "pty",
+        "ctypes",
+        "pickle",
+        "marshal",
+        "shutil",
+        "socket",
+    }
+)
+_SAFE_RESOLVERS = frozenset(
+    {"oc.select", "oc.create", "oc.deprecated", "oc.dict.keys", "oc.dict.values", "oc.decode", "hydra", "now"}
+)
+
+
+@dataclass(frozen=True)
+class TargetIssue:
+    rule_id: str
+    severity: Severity | None
+    message: str
+
+
+def judge_target(value: object, key: str, rules: RuleDB) -> TargetIssue | None:
+    """None when a profile allows the target; otherwise why it blocks."""
+    if not isinstance(value, str):
+        return TargetIssue(
+            "CONFIG-TARGET-UNLISTED", None, f"{key} is not a dotted name ({type(value).__name__})"
+        )
+    text = value.strip()
+    if not _DOTTED.fullmatch(text):
+        hit = _deny([t for t in re.split(r"[^A-Za-z0-9_.]+", text) if t], rules)
+        if hit:
+            return hit
+        return TargetIssue(
+            "CONFIG-TARGET-UNLISTED",
+            None,
+            f"{key} {text[:200]!r} is computed or not a plain dotted name; what it calls cannot be judged",
+        )
+    parts = text.split(".")
+    if any(_DUNDER.fullmatch(p) for p in parts):
+        return TargetIssue("CONFIG-TARGET-DANGEROUS", None, f"{key} {text[:200]!r} walks Python internals")
+    hit = _deny([text], rules)
+    if hit:
+        return hit
+    if len(parts) >= 2:
+        module, name = ".".join(parts[:-1]), parts[-1]
+        if any(p.allows(module, name) for p in rules.hydra_profiles.values() if p.default):
+            return None
+    return TargetIssue(
+        "CONFIG-TARGET-UNLISTED",
+        None,
+        f"{key} {text[:200]!r} is not in the hydra target allowlist; instantiate would import and call it",
+    )
+
+
+def _deny(candidates: list[str], rules: RuleDB) -> TargetIssue | None:
+    """The denylist matched on the path, and on every suffix that starts at a module packages commonly re-export.
+
+    ``pkg.mod.os.system`` reaches os.system through ``pkg.mod``'s own ``import os``.
+    """
+    for text in candidates:
+        parts = [p for p in text.split(".") if p]
+        for i in range(len(parts)):
+            sub = parts[i:]
+            if i and sub[0] not in _REEXPORTED:
+                continue
+            for j in range(1, len(sub) + 1):
+                module = ".".join(sub[:j])
+                module = rules.denylist.aliases.get(module, module)
+                hit = rules.denylist.lookup(module, ".".join(sub[j:]) or "?")
+                if hit is not None:
+                    return TargetIssue(
+                        "CONFIG-TARGET-DANGEROUS",
+                        None,
+                        f"target {text[:200]!r} reaches {hit.match} ({hit.category})",
+                    )
+    return None
+
+
+def resolver_issues(value: str) -> list[TargetIssue]:
+    """OmegaConf resolvers named in a string: environment reads are noted, code-evaluating ones are critical."""
+    out: list[TargetIssue] = []
+    for name in dict.fromkeys(m.group(1) for m in _RESOLVER.finditer(value[:100_000])):
+        if name in _CODE_RESOLVERS:
+            out.append(
+                TargetIssue(
+                    "CONFIG-TARGET-DANGEROUS",
+                    None,
+                    f"interpolation ${{{name}:...}} evaluates code when a loader registered that resolver",
+                )
+            )
+        elif name in _ENV_RESOLVERS:
+            out.append(
+                TargetIssue(
+                    "CONFIG-RESOLVER",
+                    None,
+                    f"interpolation ${{{name}:...}} reads the loading process's environment (secrets can leak into the model)",
+                )
+            )
+        elif name not in _SAFE_RESOLVERS:
+            out.append(
+                TargetIssue(
+                    "CONFIG-RESOLVER", Severity.LOW, f"interpolation calls the custom resolver {name!r}"
+                )
+            )
+    return out

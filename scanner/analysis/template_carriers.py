@@ -1,0 +1,425 @@
+"""Values in JSON, YAML and text files that loaders execute: Jinja templates and hydra ``_target_`` calls.
+
+Carriers are found by content, not by name: any string holding ``{{ }}`` or
+``{% %}`` is analysed as a template (strictly under a key naming a template,
+e.g. ``chat_template`` and its list form, or in a ``.jinja`` file), any
+``_target_``/``class_path`` is judged as a call. What cannot be read whole
+(too big, unparseable YAML holding targets) is a blocking finding with partial
+coverage, never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import yaml
+
+from ..findings import Severity
+from ..formats.base import InspectContext
+from ..io.reader import Reader
+from .hydra_targets import TARGET_KEYS, judge_target, resolver_issues
+from .jinja_template import MAX_TEMPLATE_CHARS, analyze_template
+
+MAX_YAML_BYTES = 512 << 10  # real hydra/NeMo configs are KBs; PyYAML needs ~60x the text in memory
+MAX_JSON_TREE_BYTES = 4 << 20  # larger JSON is scanned literal by literal instead of re-parsed into objects
+MAX_LITERAL_CARRY = 16 << 20
+LITERAL_WINDOW = 8 << 20
+MAX_VALUES_WALKED = 2_000_000
+MAX_TEMPLATES_PER_FILE = 256
+MAX_FINDINGS_PER_RULE = 20
+_MARKERS = (b"{{", b"{%", b"_target_", b"class_path", b"${", b"!!python", b"!python")
+_TARGET_MARKERS = frozenset({b"_target_", b"class_path", b"!!python", b"!python"})
+_TEMPLATE_NAMES = re.compile(r"\.(?:jinja2?|j2)$", re.I)
+_YAML_NAMES = re.compile(r"\.ya?ml$", re.I)
+_PY_TAG = "tag:yaml.org,2002:python/"
+
+
+def _name(ctx: InspectContext) -> str:
+    return posixpath.basename(
+        (ctx.member_name if ctx.member_name is not None else ctx.path).replace("\\", "/")
+    )
+
+
+def has_markers(reader: Reader) -> set[bytes]:
+    """Which marker byte strings occur anywhere in the file (streamed, with overlap)."""
+    found: set[bytes] = set()
+    tail = b""
+    for chunk in reader.stream(0, chunk=1 << 20):
+        buf = tail + chunk
+        found.update(m for m in _MARKERS if m in buf)
+        tail = buf[-16:]
+        if len(found) == len(_MARKERS):
+            break
+    return found
+
+
+def templated(s: str) -> bool:
+    """A string a Jinja renderer would treat as a template: an opener and its closer."""
+    return ("{{" in s and "}}" in s) or ("{%" in s and "%}" in s)
+
+
+# --------------------------------------------------------------------------- text files (.jinja, .yaml, anything)
+
+
+def inspect_text(reader: Reader, ctx: InspectContext) -> None:
+    """Text files: templates by content, YAML configs with targets; the rest carries nothing executable."""
+    markers = has_markers(reader)
+    if not markers:
+        return
+    name = _name(ctx)
+    is_template_file = bool(_TEMPLATE_NAMES.search(name))
+    yaml_like = bool(_YAML_NAMES.search(name)) or bool(markers & _TARGET_MARKERS)
+    targets = bool(markers & _TARGET_MARKERS)
+    if yaml_like and not is_template_file:
+        if reader.size > MAX_YAML_BYTES:
+            if targets:
+                ctx.add(
+                    "CONFIG-TARGET-UNREADABLE",
+                    f"{reader.size}-byte YAML/text with instantiate targets exceeds "
+                    f"{MAX_YAML_BYTES} bytes; targets not judged",
+                    evidence={"limit": MAX_YAML_BYTES},
+                )
+                ctx.partial("YAML config too large to judge its targets")
+                return
+        else:  # parsed values are judged one by one; otherwise the text is judged whole below
+            # a .yaml file with targets must parse (hydra reads it by that name); other text may be prose about them
+            strict = targets and bool(_YAML_NAMES.search(name))
+            docs = _load_yaml(reader.read(0, reader.size).decode("utf-8", "replace"), ctx, strict=strict)
+            if docs is not None:
+                walk_values(docs, ctx)
+                return
+            if strict:
+                return
+    if not markers & {b"{{", b"{%"}:
+        return
+    if reader.size > 4 * MAX_TEMPLATE_CHARS:
+        _oversize_template(ctx, reader.size)
+        return
+    text = reader.read(0, reader.size).decode("utf-8", "replace")
+    if is_template_file or templated(text):
+        judge_template(
+            text, ctx, where=name, strict=is_template_file or name.lower().startswith("chat_template")
+        )
+
+
+def _oversize_template(ctx: InspectContext, size: int) -> None:
+    ctx.add(
+        "TEMPLATE-OVERSIZE",
+        f"{size}-byte file with Jinja markers is too large to analyse as a template",
+        evidence={"bytes": size, "limit": MAX_TEMPLATE_CHARS},
+    )
+    ctx.partial("template too large to analyse")
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader that keeps every value: unknown tags become plain data (and are recorded), duplicate keys too."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.tags: list[str] = []
+        self.shadowed: list[Any] = []
+
+
+def _any_tag(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
+    loader.tags.append(node.tag)
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    out: dict[Any, Any] = {}
+    for k_node, v_node in node.value:
+        key = loader.construct_object(k_node, deep=True)
+        value = loader.construct_object(v_node, deep=True)
+        try:
+            if key in out:
+                loader.shadowed.append({str(key): out[key]})  # the loser of a duplicate key is judged too
+            out[key] = value
+        except TypeError:  # unhashable key (a mapping used as a key): keep it visible
+            loader.shadowed.append([key, value])
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+_Loader.add_multi_constructor("!", _any_tag)
+_Loader.add_multi_constructor("tag:", _any_tag)
+
+
+def _load_yaml(text: str, ctx: InspectContext, *, strict: bool) -> list[Any] | None:
+    loader = _Loader(text)
+    try:
+        docs: list[Any] = []
+        while loader.check_data():
+            docs.append(loader.get_data())
+    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+        if strict:
+            ctx.add(
+                "CONFIG-TARGET-UNREADABLE",
+                f"YAML does not parse, so its targets cannot be judged: {exc}"[:300],
+            )
+            ctx.partial("YAML not parseable")
+        return None
+    finally:
+        getattr(loader, "dispose", lambda: None)()
+    py_tags = sorted(
+        {
+            t
+            for t in loader.tags
+            if t.startswith(_PY_TAG) or t.startswith("!python") or t.startswith("!!python")
+        }
+    )
+    if py_tags:
+        ctx.add(
+            "CONFIG-TARGET-DANGEROUS",
+            f"YAML python tag {py_tags[0]!r}: unsafe YAML loaders construct or call Python objects",
+            severity=Severity.CRITICAL,
+            evidence={"tags": py_tags[:10]},
+        )
+    return docs + loader.shadowed
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def inspect_json_text(raw: bytes, ctx: InspectContext) -> None:
+    """A JSON document already known to parse: judge templates and targets, duplicate keys included."""
+    if not any(m in raw for m in (*_MARKERS, b"\\u")):  # an escaped "\\u005ftarget_" is a target key too
+        return
+    if len(raw) > MAX_JSON_TREE_BYTES:
+        _scan_json_literals([raw], ctx)
+        return
+    shadowed: list[Any] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in items:
+            if k in out:
+                shadowed.append({k: out[k]})
+            out[k] = v
+        return out
+
+    try:
+        doc = json.loads(raw, object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        return  # the JSON inspector reports documents that do not parse
+    walk_values([doc, *shadowed], ctx)
+
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: linear, no backtracking
+_COLON = re.compile(rb"\s*:\s*")
+_INTERESTING = (b"\\", b"{{", b"{%", b"_target_", b"class_path", b"${")
+
+
+def _scan_json_literals(chunks: Iterable[bytes], ctx: InspectContext) -> None:
+    """Big JSON (tokenizer files): every string literal holding a marker or an escape, without building objects.
+
+    Reads window by window, so memory stays bounded whatever the file size; keys are decoded too, so an escaped
+    ``"\\u005ftarget_"`` is still a target, and every duplicate is seen.
+    """
+    st = _LiteralScan(ctx)
+    carry = b""
+    chunks = iter(chunks)
+    chunk = next(chunks, None)
+    while chunk is not None:
+        nxt = next(chunks, None)
+        buf = carry + chunk
+        done = st.feed(buf, final=nxt is None)
+        if done is None:
+            return
+        carry = buf[done:]
+        if len(carry) > MAX_LITERAL_CARRY:
+            ctx.add(
+                "TEMPLATE-OVERSIZE",
+                f"a JSON string longer than {MAX_LITERAL_CARRY} bytes; the rest not analysed",
+            )
+            ctx.partial("JSON string too long to judge")
+            return
+        chunk = nxt
+
+
+class _LiteralScan:
+    def __init__(self, ctx: InspectContext) -> None:
+        self.ctx = ctx
+        self.counts: dict[str, int] = {}
+        self.templates = 0
+        self.key = ""
+
+    def _target(self, key: str, value: object) -> None:
+        issue = judge_target(value, key, self.ctx.rules)
+        if issue is not None:
+            _add(
+                self.ctx,
+                self.counts,
+                issue.rule_id,
+                issue.message,
+                issue.severity,
+                {"key": key, "target": str(value)[:200]},
+            )
+
+    def feed(self, buf: bytes, *, final: bool) -> int | None:
+        """Judge the complete literals of ``buf``; returns where the unjudged rest starts (None: stop)."""
+        pos = 0
+        while True:
+            q = buf.find(b'"', pos)  # outside strings here, so the next quote opens a literal
+            if q < 0:
+                return len(buf)
+            m = _JSON_STRING.match(buf, q)
+            if m is None or (not final and m.end() > len(buf) - 256):
+                return q if not final else None  # cut by the window (or malformed at the end)
+            pos = m.end()
+            lit = m.group()
+            colon = _COLON.match(buf, m.end())
+            if colon is not None:  # a key
+                nxt = buf[colon.end() : colon.end() + 1]
+                self.key = _decode(lit) if len(lit) < 256 or any(x in lit for x in _INTERESTING) else ""
+                if self.key in TARGET_KEYS:
+                    if nxt == b'"':
+                        v = _JSON_STRING.match(buf, colon.end())
+                        if v is None:
+                            return q if not final else None
+                        self._target(self.key, _decode(v.group()))
+                        pos = v.end()
+                    elif self.key == "_target_" or nxt == b"[":
+                        self._target(self.key, None)  # a container or number where a dotted name belongs
+                continue
+            if not any(x in lit for x in _INTERESTING):
+                continue
+            value = _decode(lit)
+            if "${" in value:
+                for issue in resolver_issues(value):
+                    _add(
+                        self.ctx,
+                        self.counts,
+                        issue.rule_id,
+                        issue.message,
+                        issue.severity,
+                        {"key": self.key[:100]},
+                    )
+            if templated(value) or ("template" in self.key.lower() and ("{{" in value or "{%" in value)):
+                self.templates += 1
+                if self.templates > MAX_TEMPLATES_PER_FILE:
+                    self.ctx.add(
+                        "TEMPLATE-OVERSIZE",
+                        f"more than {MAX_TEMPLATES_PER_FILE} template-shaped values; the rest not analysed",
+                    )
+                    self.ctx.partial("too many templates in one file")
+                    return None
+                judge_template(
+                    value, self.ctx, where=self.key or "value", strict="template" in self.key.lower()
+                )
+
+
+def _decode(lit: bytes) -> str:
+    try:
+        value = json.loads(lit)
+    except ValueError:
+        return lit.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""
+
+
+# --------------------------------------------------------------------------- the walk
+
+
+def walk_values(roots: list[Any], ctx: InspectContext) -> None:
+    """Every target and template-shaped string in parsed JSON/YAML; each container visited once (aliases)."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, str]] = [(r, "") for r in reversed(roots)]
+    counts: dict[str, int] = {}
+    templates = 0
+    walked = 0
+    while stack:
+        obj, key = stack.pop()
+        walked += 1
+        if walked > MAX_VALUES_WALKED:
+            ctx.add(
+                "CONFIG-TARGET-UNREADABLE", f"more than {MAX_VALUES_WALKED} values; the rest was not judged"
+            )
+            ctx.partial("config value walk stopped at its cap")
+            return
+        if isinstance(obj, dict):
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            for tk in TARGET_KEYS:
+                if tk in obj and (tk == "_target_" or isinstance(obj.get("init_args", {}), dict)):
+                    issue = judge_target(obj[tk], tk, ctx.rules)
+                    if issue is not None:
+                        _add(
+                            ctx,
+                            counts,
+                            issue.rule_id,
+                            issue.message,
+                            issue.severity,
+                            {"key": tk, "target": str(obj[tk])[:200]},
+                        )
+            for k, v in list(obj.items())[::-1]:
+                stack.append((v, str(k)))
+        elif isinstance(obj, list):
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            stack.extend((v, key) for v in reversed(obj))
+        elif isinstance(obj, str):
+            if "${" in obj:
+                for issue in resolver_issues(obj):
+                    _add(ctx, counts, issue.rule_id, issue.message, issue.severity, {"key": key[:100]})
+            if templated(obj) or ("template" in key.lower() and ("{{" in obj or "{%" in obj)):
+                templates += 1
+                if templates > MAX_TEMPLATES_PER_FILE:
+                    ctx.add(
+                        "TEMPLATE-OVERSIZE",
+                        f"more than {MAX_TEMPLATES_PER_FILE} template-shaped values; the rest not analysed",
+                    )
+                    ctx.partial("too many templates in one file")
+                    return
+                judge_template(obj, ctx, where=key or "value", strict="template" in key.lower())
+
+
+def _add(
+    ctx: InspectContext,
+    counts: dict[str, int],
+    rule: str,
+    message: str,
+    severity: Severity | None,
+    evidence: dict[str, Any],
+) -> None:
+    counts[rule] = counts.get(rule, 0) + 1
+    if counts[rule] <= MAX_FINDINGS_PER_RULE:
+        ctx.add(rule, message, severity=severity, evidence=evidence)
+
+
+def judge_template(source: str, ctx: InspectContext, *, where: str, strict: bool) -> None:
+    """Run the template analysis; strict carriers (named as templates) fail closed when not parseable."""
+    for issue in analyze_template(source, ctx.limits, rules=ctx.rules):
+        sev = issue.severity
+        if issue.rule_id in ("TEMPLATE-INVALID", "TEMPLATE-OVERSIZE"):
+            if strict:
+                ctx.partial(f"template {where!r} not analysed in full")
+            else:  # text that merely contains braces; no renderer would take it as a template
+                sev = Severity.LOW
+        elif issue.rule_id == "TEMPLATE-UNLISTED" and not strict:
+            sev = Severity.MEDIUM
+        ev = dict(issue.evidence)
+        ev["template"] = where[:100]
+        ctx.add(issue.rule_id, f"template {where[:100]!r}: {issue.message}"[:500], severity=sev, evidence=ev)
+
+
+def unparsed_json(reader: Reader, ctx: InspectContext) -> None:
+    """A JSON file too large to parse into objects: its string literals are judged window by window."""
+    if has_markers(reader) or _has_escapes(reader):
+        _scan_json_literals(reader.stream(0, chunk=LITERAL_WINDOW), ctx)
+
+
+def _has_escapes(reader: Reader) -> bool:
+    return any(b"\\u" in chunk for chunk in reader.stream(0, chunk=1 << 20))
