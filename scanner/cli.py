@@ -27,6 +27,7 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     keyless_flags,
     known_bad_records,
     open_policy,
+    registry_login,
     selection_flags,
     source_options,
     use_color,
@@ -120,6 +121,12 @@ def scan(
     trust_config: Path | None = typer.Option(
         None, "--trust-config", help="Sigstore client trust config (private instance)."
     ),
+    username: str | None = typer.Option(
+        None, "--username", help="OCI registry user (with --password-stdin)."
+    ),
+    password_stdin: bool = typer.Option(
+        False, "--password-stdin", help="Read the OCI registry password from stdin."
+    ),
     include: list[str] = typer.Option([], "--include", help="Only files matching this glob (repeatable)."),
     exclude: list[str] = typer.Option(
         [], "--exclude", help="Leave out files matching this glob (repeatable)."
@@ -151,7 +158,11 @@ def scan(
         cache=ResultCache() if cache else None,
         workers=workers or default_workers(),
         source_options=source_options(
-            insecure=insecure, allow_http=allow_http, platform=platform, artifact_type=artifact_type
+            **registry_login(username, password_stdin),
+            insecure=insecure,
+            allow_http=allow_http,
+            platform=platform,
+            artifact_type=artifact_type,
         ),
     )
     try:

@@ -158,3 +158,15 @@ def selection_flags(
         else Selection(tuple(include), tuple(exclude))
     )
     return sel or None
+
+
+def registry_login(username: str | None, password_stdin: bool) -> dict[str, object]:
+    """--username/--password-stdin as source options (the password never on the command line)."""
+    if username is None and not password_stdin:
+        return {}
+    if username is None or not password_stdin:
+        raise fail("--username and --password-stdin go together")
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise fail("--password-stdin: no password on standard input")
+    return {"username": username, "password": password}

@@ -16,6 +16,7 @@ from .cli_support import (
     fail,
     keyless_flags,
     open_policy,
+    registry_login,
     selection_flags,
     source_options,
 )
@@ -83,6 +84,12 @@ def register(app: typer.Typer) -> None:
         trust_config: Path | None = typer.Option(
             None, "--trust-config", help="Sigstore client trust config."
         ),
+        username: str | None = typer.Option(
+            None, "--username", help="OCI registry user (with --password-stdin)."
+        ),
+        password_stdin: bool = typer.Option(
+            False, "--password-stdin", help="Read the OCI registry password from stdin."
+        ),
         include: list[str] = typer.Option([], "--include", help="Only download files matching this glob."),
         exclude: list[str] = typer.Option([], "--exclude", help="Do not download files matching this glob."),
     ) -> None:
@@ -115,7 +122,12 @@ def register(app: typer.Typer) -> None:
             policy=pol,
             locked=_pin_for(target, lock),
             scan=scan_opts,
-            source_options=source_options(allow_http=allow_http, insecure=insecure, revision=revision),
+            source_options=source_options(
+                allow_http=allow_http,
+                insecure=insecure,
+                revision=revision,
+                **registry_login(username, password_stdin),
+            ),
         )
         if opts.locked is not None:
             err_console.print(f"pinned by lockfile: {opts.locked.name} at {opts.locked.resolved}")

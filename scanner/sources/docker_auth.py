@@ -1,10 +1,10 @@
 """Registry credentials the way the Docker CLI keeps them, and the registry token dance.
 
-Credentials come only from the Docker config file (``$DOCKER_CONFIG/config.json``
-or ``~/.docker/config.json``, ``auths`` entries) and are read lazily, at the
-first 401, so anonymous registries never touch the file. Credential helpers
-(``credsStore``/``credHelpers``) are external programs: modelward does not run
-them and says so when a registry asks for credentials they hold.
+Credentials come from the Docker config file (``$DOCKER_CONFIG/config.json``
+or ``~/.docker/config.json``): ``auths`` entries, else the credential helper it
+names (``credHelpers`` per registry, ``credsStore`` for all), run with Docker's
+``docker-credential-<name> get`` protocol. They are read lazily, at the first
+401, so anonymous registries never touch the file or a helper.
 
 Every secret read or received (password, identity token, bearer token) is
 registered with ``http_session.register_secret`` so that no message, log or
@@ -20,6 +20,8 @@ import binascii
 import json
 import os
 import re
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,8 @@ from .base import SourceError
 MAX_CONFIG_BYTES = 1 << 20
 MAX_TOKEN_BYTES = 1 << 20
 DEFAULT_TOKEN_SECONDS = 60  # the token spec's default when expires_in is absent
+HELPER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+HELPER_SECONDS = 10
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
 _PARAM = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))')
 
@@ -128,11 +132,44 @@ def load_credentials(
     helper = next((v for k, v in helpers.items() if isinstance(k, str) and _key_host(k) in wanted), None)
     helper = helper or cfg.get("credsStore")
     if isinstance(helper, str) and helper:
-        return None, (
-            f"credentials for {registry} may be kept by docker-credential-{helper[:40]}, which modelward "
-            f"does not run; add an 'auths' entry to {path}"
-        )
+        return run_credential_helper(helper, registry, str(path))
     return None, f"no credentials for {registry} in {path}"
+
+
+def run_credential_helper(helper: str, registry: str, source: str) -> tuple[Credentials | None, str]:
+    """Ask ``docker-credential-<helper> get`` (the Docker credential-helper protocol) for ``registry``.
+
+    The helper gets the server URL on stdin and answers ``{"ServerURL", "Username", "Secret"}``; a
+    ``<token>`` username means the secret is an identity token. Bounded in time and output; any failure
+    is a hint for the 401 message, never a crash.
+    """
+    if not HELPER_NAME.match(helper):
+        return None, f"{source}: credential helper name {helper[:40]!r} is not a plain program name"
+    program = shutil.which(f"docker-credential-{helper}")
+    if program is None:
+        return None, f"credentials for {registry} are kept by docker-credential-{helper}, which is not on PATH"
+    server = "https://index.docker.io/v1/" if _key_host(registry) in {_key_host(k) for k in DOCKER_HUB_KEYS} \
+        else registry
+    try:
+        done = subprocess.run([program, "get"], input=server.encode(), capture_output=True, timeout=HELPER_SECONDS,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"docker-credential-{helper} failed: {type(exc).__name__}"
+    if done.returncode != 0:
+        return None, f"docker-credential-{helper} has no credentials for {registry}"
+    try:
+        doc = json.loads(done.stdout[:MAX_CONFIG_BYTES])
+        user, secret = doc.get("Username"), doc.get("Secret")
+    except (ValueError, AttributeError):
+        return None, f"docker-credential-{helper} answered something that is not its JSON protocol"
+    if not isinstance(secret, str) or not secret:
+        return None, f"docker-credential-{helper} returned no secret for {registry}"
+    register_secret(secret)
+    if user == "<token>":
+        return Credentials(username=None, password=None, identity_token=secret,
+                           source=f"docker-credential-{helper}"), ""
+    return Credentials(username=str(user or ""), password=secret, identity_token=None,
+                       source=f"docker-credential-{helper}"), ""
 
 
 def _parse_entry(entry: dict[str, object], source: str, registry: str) -> Credentials | None:
@@ -183,6 +220,7 @@ class RegistryAuth:
         config_dir: str | os.PathLike[str] | None = None,
         insecure: bool = False,
         stats: Stats | None = None,
+        given: Credentials | None = None,
     ) -> None:
         self.registry = registry
         self.base_url = base_url
@@ -191,8 +229,8 @@ class RegistryAuth:
         self.config_dir = config_dir
         self.insecure = insecure
         self.stats = stats
-        self._creds: Credentials | None = None
-        self._loaded = False
+        self._creds: Credentials | None = given  # --username/--password-stdin win over the Docker config
+        self._loaded = given is not None
         self.hint = ""
         self._header: str | None = None
         self._expires: float | None = None

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import re
 import socket
@@ -31,9 +32,9 @@ from typing import Any
 import requests
 
 from ..io.http_reader import FaultLog, HTTPRangeReader
-from ..io.http_session import HTTPClient, HTTPFetchError, Stats, redact
+from ..io.http_session import HTTPClient, HTTPFetchError, Stats, redact, register_secret
 from .base import Artifact, AttachedSignature, Problem, Snapshot, Source, SourceError
-from .docker_auth import RegistryAuth, parse_challenge, read_bounded
+from .docker_auth import Credentials, RegistryAuth, parse_challenge, read_bounded
 from .oci_layouts import (
     ACCEPT,
     INDEX_TYPES,
@@ -160,7 +161,8 @@ class _Registry:
     """One repository on one registry: authenticated requests, errors mapped to one redacted line each."""
 
     def __init__(
-        self, ref: OCIRef, client: HTTPClient, insecure: bool, docker_config: str | None, stats: Stats
+        self, ref: OCIRef, client: HTTPClient, insecure: bool, docker_config: str | None, stats: Stats,
+        given: Credentials | None = None,
     ) -> None:
         self.ref = ref
         self.client = client
@@ -175,6 +177,7 @@ class _Registry:
             config_dir=docker_config,
             insecure=insecure,
             stats=stats,
+            given=given,
         )
 
     def url(self, path: str) -> str:
@@ -338,6 +341,17 @@ def _registry_errors(resp: requests.Response) -> tuple[list[str], str]:
     return codes, redact(f": {'; '.join(msgs)}") if msgs else ""
 
 
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (Docker treats these registries as insecure by default)."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 class OCISource(Source):
     def __init__(
         self,
@@ -347,6 +361,8 @@ class OCISource(Source):
         docker_config: str | None = None,
         discover_signatures: bool = True,
         client: HTTPClient | None = None,
+        username: str | None = None,
+        password: str | None = None,
         **_other: object,  # options meant for other sources (endpoint, token, allow_http ...) are ignored
     ) -> None:
         self.insecure = bool(insecure)
@@ -354,13 +370,21 @@ class OCISource(Source):
         self.artifact_type = artifact_type
         self.docker_config = docker_config
         self.discover_signatures = discover_signatures
+        self.given: Credentials | None = None
+        if username is not None and password is not None:
+            register_secret(password)
+            self.given = Credentials(username=username, password=password, identity_token=None, source="--username")
         # The program's one retry policy; shorter timeouts: a registry that is down says so in seconds.
         self.client = client or HTTPClient(timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_http=self.insecure)
         self.stats = Stats()
 
     def resolve(self, target: str) -> Snapshot:
         ref = parse_oci(target)
-        reg = _Registry(ref, self.client, self.insecure, self.docker_config, self.stats)
+        insecure = self.insecure or is_loopback(ref.host)  # like Docker: 127.0.0.0/8 and localhost speak plain HTTP
+        client = self.client
+        if insecure and not client.allow_http:
+            client = HTTPClient(timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_http=True)
+        reg = _Registry(ref, client, insecure, self.docker_config, self.stats, self.given)
         reg.check_host()
         what = f"digest {ref.digest}" if ref.digest else f"tag {ref.reference!r}"
         data, content_type, header_digest = reg.fetch_manifest(ref.reference, what)
