@@ -86,6 +86,13 @@ def parse_hf(raw: str) -> HFRef:
     return HFRef(repo_type, rest, rev)
 
 
+def _org_hint(ref: HFRef) -> str:
+    """hf://acme is most likely an organization, not a model: say the expected form."""
+    if "/" in ref.repo_id:
+        return ""
+    return f"; a model is named hf://ORG/NAME, and `modelward audit hf://{ref.repo_id}` audits a whole organization"
+
+
 def _truthy(v: str | None) -> bool:
     return (v or "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
@@ -298,7 +305,7 @@ class HFSource(Source):
                 if self.token
                 else "if it is private, set HF_TOKEN or run `hf auth login`"
             )
-            return SourceError(f"{where}: repository not found on {self.endpoint} ({hint})")
+            return SourceError(f"{where}: repository not found on {self.endpoint} ({hint}){_org_hint(ref)}")
         if isinstance(exc, e.RevisionNotFoundError):
             return SourceError(f"{where}: revision {rev!r} not found")
         if isinstance(exc, e.DisabledRepoError):
@@ -309,7 +316,9 @@ class HFSource(Source):
                 return SourceError(
                     f"{where}: access denied by {self.endpoint} (HTTP {status}); check your token"
                 )
-            return SourceError(f"{where}: the Hub answered HTTP {status or '?'}")
+            return SourceError(
+                f"{where}: the Hub answered HTTP {status or '?'}{_org_hint(ref) if status == 404 else ''}"
+            )
         if isinstance(exc, e.OfflineModeIsEnabled):
             return SourceError(f"{where}: offline mode is enabled (HF_HUB_OFFLINE)")
         return SourceError(f"{where}: cannot query {self.endpoint}: {type(exc).__name__}")

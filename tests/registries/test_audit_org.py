@@ -52,3 +52,11 @@ def test_org_audit_covers_every_model_across_pages(
 def test_unknown_org_is_a_clear_error(hub: HubServer, tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["audit", "hf://nobody", "--db", str(tmp_path / "inv.sqlite")])
     assert res.exit_code == 2 and "hf://nobody" in res.output
+
+
+def test_scan_of_an_org_name_says_the_expected_form(hub: HubServer) -> None:
+    hub.add_repo("acme/m", {"config.json": b"{}"})
+    res = CliRunner().invoke(app, ["scan", "hf://acme"])
+    assert res.exit_code == 2
+    assert "hf://ORG/NAME" in res.output and "modelward audit hf://acme" in res.output
+    assert "verdict" not in res.output.lower()
