@@ -3,25 +3,106 @@
 Only digests the scanner computed itself are used as keys: a registry's claimed
 digest is not proof of the bytes, and a cached "clean" must never attach to
 bytes nobody hashed. Entries are written atomically; a corrupt entry is a miss.
+
+Whoever can write the cache folder (a CI cache restored from an untrusted branch,
+a shared volume) must not be able to turn BLOCK into ALLOW, so every entry
+carries an HMAC-SHA256 over its slot key and its result, made with a key that
+does not live in the cache folder: ``MODELWARD_CACHE_KEY`` (CI secrets), else a
+random key file created 0600 in the user's config folder. An entry whose MAC
+does not verify is a miss, and the fresh result overwrites it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import logging
 import os
+import secrets
+import stat
 from pathlib import Path
 
 from . import __version__
 from .findings import FileResult
+
+log = logging.getLogger(__name__)
+ENTRY_VERSION = 1
+_MAC_CONTEXT = b"modelward-result-cache-v1\0"
+
+
+class CacheKeyError(Exception):
+    """No trustworthy MAC key: the cache is not used (every lookup a miss, nothing written)."""
 
 
 def default_cache_dir() -> Path:
     env = os.environ.get("MODELWARD_CACHE_DIR")
     if env:
         return Path(env)
+    return modelward_cache_home() / "results"
+
+
+def modelward_cache_home() -> Path:
+    """The user's modelward cache folder (``$XDG_CACHE_HOME/modelward``); results and quarantine live under it."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "modelward" / "results"
+    return Path(base) / "modelward"
+
+
+def default_key_file() -> Path:
+    """``$MODELWARD_CACHE_KEY_FILE``, else ``$XDG_CONFIG_HOME/modelward/cache.key`` (never the cache folder)."""
+    env = os.environ.get("MODELWARD_CACHE_KEY_FILE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "modelward" / "cache.key"
+
+
+def _within(child: Path, root: Path) -> bool:
+    try:
+        child.resolve().relative_to(root.resolve())
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def load_key(cache_root: Path) -> bytes:
+    """The MAC key: from the environment, else the user's key file (created on first use, mode 0600).
+
+    A key file inside the cache folder, not owned by this user, or readable/writable by others is
+    refused: whoever can read it can forge entries.
+    """
+    env = os.environ.get("MODELWARD_CACHE_KEY")
+    if env:
+        return hashlib.sha256(b"modelward-cache-key\0" + env.encode()).digest()
+    path = default_key_file()
+    if _within(path, cache_root):
+        raise CacheKeyError(f"{path}: the cache key must not live inside the cache folder {cache_root}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise CacheKeyError(f"{path}: cannot create the cache key: {exc.strerror}") from None
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise CacheKeyError(f"{path}: cannot read the cache key: {exc.strerror}") from None
+    with os.fdopen(fd, "r") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise CacheKeyError(f"{path}: the cache key is not a regular file")
+        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o077):
+            raise CacheKeyError(f"{path}: the cache key must be owned by this user and mode 0600")
+        text = fh.read(200).strip()
+    if len(text) < 32:
+        raise CacheKeyError(f"{path}: the cache key is too short")
+    return hashlib.sha256(b"modelward-cache-key\0" + text.encode()).digest()
 
 
 class ResultCache:
@@ -29,6 +110,9 @@ class ResultCache:
         self.root = Path(root) if root else default_cache_dir()
         self.hits = 0
         self.misses = 0
+        self.forged = 0  # entries whose MAC did not verify
+        self._mac_key: bytes | None = None
+        self.disabled: str | None = None  # why the cache is not used (no trustworthy key)
 
     def key(self, sha256: str, rules_version: str, settings: str) -> str:
         raw = f"{sha256}|{rules_version}|{__version__}|{settings}"
@@ -37,11 +121,35 @@ class ResultCache:
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
 
+    def _key_bytes(self) -> bytes | None:
+        if self._mac_key is None and self.disabled is None:
+            try:
+                self._mac_key = load_key(self.root)
+            except CacheKeyError as exc:
+                self.disabled = str(exc)
+                log.warning("result cache not used: %s", exc)
+        return self._mac_key
+
+    def _mac(self, mac_key: bytes, slot: str, body: str) -> str:
+        """Binds the result to its slot, so a valid ALLOW entry cannot be copied onto another digest."""
+        msg = _MAC_CONTEXT + slot.encode() + b"\0" + body.encode()
+        return hmac.new(mac_key, msg, hashlib.sha256).hexdigest()
+
     def get(self, key: str) -> FileResult | None:
+        mac_key = self._key_bytes()
+        if mac_key is None:
+            self.misses += 1
+            return None
         try:
-            data = json.loads(self._path(key).read_text(encoding="utf-8"))
-            fr = FileResult.model_validate(data)
-        except (OSError, ValueError):
+            entry = json.loads(self._path(key).read_text(encoding="utf-8"))
+            body, mac = entry["result"], entry["mac"]
+            if entry.get("v") != ENTRY_VERSION or not isinstance(body, str) or not isinstance(mac, str):
+                raise ValueError("unknown entry layout")
+            if not hmac.compare_digest(mac, self._mac(mac_key, key, body)):
+                self.forged += 1
+                raise ValueError("bad MAC")
+            fr = FileResult.model_validate_json(body)
+        except (OSError, ValueError, KeyError, TypeError):
             self.misses += 1
             return None
         self.hits += 1
@@ -49,11 +157,16 @@ class ResultCache:
         return fr
 
     def put(self, key: str, result: FileResult) -> None:
+        mac_key = self._key_bytes()
+        if mac_key is None:
+            return
+        body = result.model_dump_json()
+        entry = json.dumps({"v": ENTRY_VERSION, "mac": self._mac(mac_key, key, body), "result": body})
         path = self._path(key)
         tmp = path.with_name(path.name + f".{os.getpid()}.part")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(result.model_dump_json(), encoding="utf-8")
+            tmp.write_text(entry, encoding="utf-8")
             tmp.replace(path)
         except OSError:
             try:

@@ -20,8 +20,8 @@ from .formats.detect import inspect_with_detection
 from .integrity.errors import FileChangedError, IntegrityError
 from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
 from .integrity.trust import KeylessTrust, keyless_trust_entries
-from .io.redaction import redact, redact_url
 from .io.reader import FileReader, Reader, ReaderError
+from .io.redaction import redact, redact_url
 from .limits import DEFAULT_LIMITS, Limits
 from .policy.evaluate import matches
 from .policy.loader import Policy
@@ -51,7 +51,8 @@ class ScanOptions:
     known_sha256: dict[str, str] = field(default_factory=dict)  # artifact path -> digest already computed
     workers: int = 1  # processes for local folders (zoo audits)
     on_file: Callable[[FileResult], None] | None = None  # progress hook
-    reuse: Callable[[Artifact], FileResult | None] | None = None  # audit: a still-valid earlier result, or None
+    # audit: a still-valid earlier result, or None
+    reuse: Callable[[Artifact], FileResult | None] | None = None
     dask_address: str | None = None  # judge local files on this Dask scheduler instead of local processes
     selection: Selection | None = None  # --include/--exclude/.modelwardignore: files left out (and reported)
 
@@ -235,7 +236,8 @@ def scan_snapshot(snapshot: Snapshot, opts: ScanOptions, rules: RuleDB | None = 
     rules = rules or get_rule_db(opts.rules_root)
     results = _problem_results(snapshot, rules)
     todo = []
-    for art in snapshot.artifacts:  # results an audit inventory proves still valid (identity, rules, settings)
+    # results an audit inventory proves still valid (identity, rules, settings)
+    for art in snapshot.artifacts:
         hit = opts.reuse(art) if opts.reuse is not None else None
         if hit is None:
             todo.append(art)
@@ -320,8 +322,14 @@ def scan_resolved(snap: Snapshot, opts: ScanOptions, rules: RuleDB, *, qualify: 
             extra_allowed_globals=[*opts.extra_allowed_globals, *extra],
         )
     keys, chains = signature_trust(opts, src)
-    outcome = check_snapshot_signature(snap, rules, signature=opts.signature, keys=keys, chains=chains,
-                                       identities=signature_identities(opts, src))
+    outcome = check_snapshot_signature(
+        snap,
+        rules,
+        signature=opts.signature,
+        keys=keys,
+        chains=chains,
+        identities=signature_identities(opts, src),
+    )
     if outcome is not None and outcome.digests:
         snap_opts = replace(snap_opts, known_sha256={**snap_opts.known_sha256, **outcome.digests})
     file_results = scan_snapshot(snap, snap_opts, rules)

@@ -38,12 +38,19 @@ def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
-def judge_local(artifacts: list[Artifact], opts: object, rules_root: object, workers: int,
-                on_file: Callable[[FileResult], None] | None = None) -> Iterator[FileResult]:
+def judge_local(
+    artifacts: list[Artifact],
+    opts: object,
+    rules_root: object,
+    workers: int,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> Iterator[FileResult]:
     """Yield a FileResult per artifact (all must be local files), in order."""
     jobs = [(a.path, a.local_path or "", a.size) for a in artifacts]
-    picklable = replace(opts, on_file=None)  # type: ignore[type-var]
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init, initargs=(picklable, rules_root)) as pool:
+    picklable = replace(opts, on_file=None, reuse=None)  # type: ignore[type-var]
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init, initargs=(picklable, rules_root)
+    ) as pool:
         for raw in pool.map(_judge, jobs, chunksize=8):
             fr = FileResult.model_validate_json(raw)
             if on_file:

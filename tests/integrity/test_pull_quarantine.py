@@ -201,3 +201,47 @@ def test_cross_filesystem_install_copies_through_locked_staging(
         import shutil
 
         shutil.rmtree(q, ignore_errors=True)
+
+
+def test_quarantine_root_planted_as_a_link_is_refused(tmp_path: Path) -> None:
+    """A restored cache could make the quarantine folder a link into a destination: refuse to use it."""
+    elsewhere = tmp_path / "models"
+    elsewhere.mkdir()
+    link = tmp_path / "q"
+    link.symlink_to(elsewhere)
+    with pytest.raises(OSError, match="not a folder owned"):
+        Quarantine(link)
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_next_pull_removes_old_lockless_legacy_quarantines(hub: HubServer, tmp_path: Path) -> None:
+    dest = tmp_path / "tiny"
+    dest.mkdir()
+    old = dest / ".modelward-quarantine-k2j3h4"
+    (old / "tree").mkdir(parents=True)
+    (old / "tree" / "model.bin").write_bytes(b"partial")
+    young = dest / ".modelward-quarantine-young"
+    young.mkdir()  # maybe an older release's pull still running: kept
+    past = time.time() - 7200
+    os.utime(old, (past, past))
+    out = pull("hf://acme/tiny", PullOptions(to=dest, progress=False))
+    assert out.installed
+    assert not old.exists() and young.exists()
+
+
+def test_unusable_cache_folder_falls_back_to_a_private_temp_quarantine(
+    hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only or planted cache folder must not stop pulls, nor move the quarantine into the destination."""
+    blocked = tmp_path / "xdg-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    dest = tmp_path / "tiny"
+    out = pull("hf://acme/tiny", PullOptions(to=dest, progress=False))
+    assert out.installed
+    assert _modelward_entries(dest) == []
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".modelward")]
+    [fallback] = list((tmp_path / "tmp").iterdir())
+    assert fallback.name.startswith("modelward-quarantine-") and list(fallback.iterdir()) == []
