@@ -13,7 +13,14 @@ import re
 import struct
 from typing import Any
 
-from ..analysis.python_ast import MAX_SOURCE_BYTES, PyAnalysis, analyze_python, looks_like_python
+from ..analysis.python_ast import (
+    LOADED_ESCALATION,
+    MAX_SOURCE_BYTES,
+    PyAnalysis,
+    analyze_python,
+    looks_like_python,
+    too_many_tokens,
+)
 from ..findings import Severity
 from ..io.reader import Reader
 from .base import FormatHandler, InspectContext
@@ -24,8 +31,12 @@ LFS_MAX_BYTES = 1024
 
 # ---------------------------------------------------------------------------- native binaries
 
-_MACHO = {b"\xfe\xed\xfa\xce": "Mach-O 32 BE", b"\xce\xfa\xed\xfe": "Mach-O 32", b"\xfe\xed\xfa\xcf": "Mach-O 64 BE",
-          b"\xcf\xfa\xed\xfe": "Mach-O 64"}
+_MACHO = {
+    b"\xfe\xed\xfa\xce": "Mach-O 32 BE",
+    b"\xce\xfa\xed\xfe": "Mach-O 32",
+    b"\xfe\xed\xfa\xcf": "Mach-O 64 BE",
+    b"\xcf\xfa\xed\xfe": "Mach-O 64",
+}
 _ELF_TYPES = {1: "relocatable", 2: "executable", 3: "shared object", 4: "core"}
 _ELF_MACHINES = {3: "x86", 40: "arm", 62: "x86-64", 183: "aarch64", 243: "riscv", 8: "mips", 21: "ppc64"}
 _PE_MACHINES = {0x14C: "x86", 0x8664: "x86-64", 0xAA64: "arm64", 0x1C0: "arm"}
@@ -39,13 +50,21 @@ def native_kind(head: bytes, reader: Reader | None = None) -> dict[str, Any] | N
         if bits is None or head[5] not in (1, 2):
             return None
         etype, machine = struct.unpack(endian + "HH", head[16:20])
-        return {"kind": "ELF", "bits": bits, "type": _ELF_TYPES.get(etype, str(etype)),
-                "machine": _ELF_MACHINES.get(machine, str(machine))}
+        return {
+            "kind": "ELF",
+            "bits": bits,
+            "type": _ELF_TYPES.get(etype, str(etype)),
+            "machine": _ELF_MACHINES.get(machine, str(machine)),
+        }
     if head[:2] == b"MZ" and len(head) >= 0x40:
         (pe_off,) = struct.unpack("<I", head[0x3C:0x40])
         if pe_off < 0x40 or pe_off > (1 << 20):
             return None
-        sig = head[pe_off : pe_off + 24] if pe_off + 24 <= len(head) else (reader.read(pe_off, 24) if reader else b"")
+        sig = (
+            head[pe_off : pe_off + 24]
+            if pe_off + 24 <= len(head)
+            else (reader.read(pe_off, 24) if reader else b"")
+        )
         if sig[:4] != b"PE\x00\x00" or len(sig) < 24:
             return None
         machine, _n, _t, _p, _s, _o, chars = struct.unpack("<HHIIIHH", sig[4:24])
@@ -66,8 +85,12 @@ def _sniff_native(head: bytes, reader: Reader) -> bool:
 
 def _inspect_native(reader: Reader, ctx: InspectContext) -> None:
     info = native_kind(reader.head(4096), reader) or {}
-    ctx.add("HF-NATIVE-LIBRARY", f"native {info.get('kind', 'binary')} code ({info.get('type', 'binary')}): runs with full "
-            "privileges when loaded; not statically judged", evidence=info)
+    ctx.add(
+        "HF-NATIVE-LIBRARY",
+        f"native {info.get('kind', 'binary')} code ({info.get('type', 'binary')}): runs with full "
+        "privileges when loaded; not statically judged",
+        evidence=info,
+    )
     # a self-extracting executable is also a zip: its members are what a zip loader would see
     from . import zipfmt
     from .detect import run_inspector
@@ -103,15 +126,21 @@ def _sniff_lfs(head: bytes, reader: Reader) -> bool:
 
 def _inspect_lfs(reader: Reader, ctx: InspectContext) -> None:
     info = parse_lfs_pointer(reader.read(0, reader.size)) or {}
-    ctx.add("HF-LFS-POINTER",
-            f"Git LFS pointer to an unfetched object (sha256 {str(info.get('oid'))[:16]}…, {info.get('size')} bytes); "
-            "the real file was not scanned", evidence={k: v for k, v in info.items() if v is not None})
+    ctx.add(
+        "HF-LFS-POINTER",
+        f"Git LFS pointer to an unfetched object (sha256 {str(info.get('oid'))[:16]}…, {info.get('size')} bytes); "
+        "the real file was not scanned",
+        evidence={k: v for k, v in info.items() if v is not None},
+    )
 
 
 # ---------------------------------------------------------------------------- Python source
 
 _FENCE = re.compile(r"^```", re.M)
-_PY_STMT = re.compile(r"^(?:import [A-Za-z_][\w.]*|from \.*[\w.]* import |def [A-Za-z_]\w*\s*\(|class [A-Za-z_]\w*\s*[(:])", re.M)
+_PY_STMT = re.compile(
+    r"^(?:import [A-Za-z_][\w.]*|from \.*[\w.]* import |def [A-Za-z_]\w*\s*\(|class [A-Za-z_]\w*\s*[(:])",
+    re.M,
+)
 
 
 def _decode_text(head: bytes) -> str | None:
@@ -128,16 +157,24 @@ def _decode_text(head: bytes) -> str | None:
 def _has_structure(tree_src: bytes) -> bool:
     import ast
 
+    if too_many_tokens(tree_src):  # parsing would break the memory bound: decide by the statement heuristic
+        return False
     try:
         tree = ast.parse(tree_src)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return False
-    return any(isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-               for n in tree.body)
+    return any(
+        isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        for n in tree.body
+    )
 
 
 def _sniff_python(head: bytes, reader: Reader) -> bool:
     text = _decode_text(head)
+    if text is not None and str(getattr(reader, "name", "")).lower().endswith(".py"):
+        # too big to confirm by parsing: a .py text file is judged as code (and fails closed on the cap)
+        if reader.size > MAX_SOURCE_BYTES or too_many_tokens(reader.read(0, reader.size)):
+            return True
     if text is None or not looks_like_python(text.lstrip("\ufeff")):
         return False
     if text.startswith("#!") and "python" in text.split("\n", 1)[0]:
@@ -154,24 +191,46 @@ def _sniff_python(head: bytes, reader: Reader) -> bool:
     return len(_PY_STMT.findall(text)) >= 3 and not _FENCE.search(text)
 
 
-def report_python(ctx: InspectContext, analysis: PyAnalysis, what: str = "") -> None:
-    """Turn an AST analysis into findings on ``ctx``."""
+def report_python(
+    ctx: InspectContext, analysis: PyAnalysis, what: str = "", *, executed: bool | None = None
+) -> None:
+    """Turn an AST analysis into findings on ``ctx``. Code a loader runs (``executed``; by default, whenever
+    ``what`` names a packaged member) that cannot be parsed fails closed: high, and partially analyzed."""
+    if executed is None:
+        executed = bool(what)
+    if analysis.limit is not None:
+        ctx.limit_hit(analysis.limit, f"{what}Python source not analyzed: {analysis.error}"[:400])
+        return
     if not analysis.parsed:
-        ctx.add("PY-UNPARSEABLE", f"{what}Python source could not be parsed: {analysis.error}"[:400],
-                evidence={"error": (analysis.error or "")[:300]})
+        ctx.add(
+            "PY-UNPARSEABLE",
+            f"{what}Python source could not be parsed: {analysis.error}"[:400],
+            severity=Severity.HIGH if executed else None,
+            evidence={"error": (analysis.error or "")[:300]},
+        )
+        if executed:
+            ctx.partial("code a loader runs could not be parsed")
         return
     for i in analysis.issues:
         ev = dict(i.evidence)
         if i.line is not None:
             ev["line"] = i.line
-        ctx.add(i.rule_id, f"{what}{i.message}" + (f" (line {i.line})" if i.line else ""), severity=i.severity, evidence=ev)
+        sev = max(i.severity, LOADED_ESCALATION.get(i.rule_id, i.severity)) if executed else i.severity
+        ctx.add(
+            i.rule_id,
+            f"{what}{i.message}" + (f" (line {i.line})" if i.line else ""),
+            severity=sev,
+            evidence=ev,
+        )
     if analysis.truncated:
         ctx.partial("Python analysis stopped at its issue/node cap")
 
 
 def _inspect_python(reader: Reader, ctx: InspectContext) -> None:
     if reader.size > MAX_SOURCE_BYTES:
-        ctx.limit_hit("python_source_bytes", f"Python source larger than {MAX_SOURCE_BYTES} bytes not analyzed")
+        ctx.limit_hit(
+            "python_source_bytes", f"Python source larger than {MAX_SOURCE_BYTES} bytes not analyzed"
+        )
         return
     report_python(ctx, analyze_python(reader.read(0, reader.size)))
 
@@ -180,7 +239,10 @@ def _inspect_python(reader: Reader, ctx: InspectContext) -> None:
 
 _SHEBANG = re.compile(rb"^#![ \t]*(\S+)(?:[ \t]+(\S+))?")
 _SHELL_DANGER = [
-    (re.compile(r"\b(?:curl|wget)\b[^\n|;]*\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b"), "download piped into a shell"),
+    (
+        re.compile(r"\b(?:curl|wget)\b[^\n|;]*\|\s*(?:sudo\s+)?(?:ba|z|da|k)?sh\b"),
+        "download piped into a shell",
+    ),
     (re.compile(r"/dev/(?:tcp|udp)/"), "bash network redirection"),
     (re.compile(r"\b(?:nc|ncat|netcat)\b[^\n]*\s-[a-z]*e\b"), "netcat with -e"),
     (re.compile(r"\bbase64\b[^\n|]*-d[^\n]*\|\s*(?:ba)?sh\b"), "decoded data piped into a shell"),
@@ -217,13 +279,18 @@ def _inspect_script(reader: Reader, ctx: InspectContext) -> None:
     ev: dict[str, Any] = {"interpreter": interp}
     if dangers:
         ev["patterns"] = dangers
-    ctx.add("HF-SHELL-SCRIPT", f"{interp} script" + (f" with {', '.join(dangers)}" if dangers else ""),
-            severity=Severity.HIGH if dangers else None, evidence=ev)
+    ctx.add(
+        "HF-SHELL-SCRIPT",
+        f"{interp} script" + (f" with {', '.join(dangers)}" if dangers else ""),
+        severity=Severity.HIGH if dangers else None,
+        evidence=ev,
+    )
     if reader.size > n:
         ctx.partial(f"script larger than {MAX_SCRIPT_BYTES} bytes only partly checked")
 
 
 # ---------------------------------------------------------------------------- notebooks
+
 
 def _sniff_notebook(head: bytes, reader: Reader) -> bool:
     s = head.lstrip(b" \t\r\n\xef\xbb\xbf")
@@ -250,7 +317,13 @@ def analyze_notebook(data: bytes) -> tuple[list[dict[str, Any]], Severity, str |
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         src = cell.get("source", "")
-        text = "".join(x for x in src if isinstance(x, str)) if isinstance(src, list) else src if isinstance(src, str) else ""
+        text = (
+            "".join(x for x in src if isinstance(x, str))
+            if isinstance(src, list)
+            else src
+            if isinstance(src, str)
+            else ""
+        )
         issues: list[str] = []
         py_lines = []
         if _MAGIC_SHELL.match(text):
@@ -271,6 +344,9 @@ def analyze_notebook(data: bytes) -> tuple[list[dict[str, Any]], Severity, str |
         sev = Severity.HIGH if issues else Severity.LOW
         if py_lines:
             a = analyze_python("\n".join(py_lines))
+            if a.limit is not None:  # not judged: fail closed
+                issues.append(f"code cell not analyzed: {a.error}")
+                sev = Severity.HIGH
             for i in a.issues:
                 if i.severity >= Severity.HIGH:
                     issues.append(i.message.replace(" at import time", ""))
@@ -289,17 +365,42 @@ def _inspect_notebook(reader: Reader, ctx: InspectContext) -> None:
     if error:
         ctx.add("HF-NOTEBOOK", f"notebook could not be read ({error})", severity=Severity.MEDIUM)
         return
-    msg = "Jupyter notebook" + (f": {len(flagged)} code cell(s) run processes or dynamic code" if flagged else "")
+    msg = "Jupyter notebook" + (
+        f": {len(flagged)} code cell(s) run processes or dynamic code" if flagged else ""
+    )
     ctx.add("HF-NOTEBOOK", msg, severity=worst, evidence={"cells": flagged[:20]} if flagged else {})
 
 
 HANDLERS = [
-    FormatHandler("native-binary", _sniff_native, _inspect_native, family="native",
-                  claims=(".so", ".dll", ".dylib", ".pyd", ".exe"), priority=20, can_carry_code=True),
+    FormatHandler(
+        "native-binary",
+        _sniff_native,
+        _inspect_native,
+        family="native",
+        claims=(".so", ".dll", ".dylib", ".pyd", ".exe"),
+        priority=20,
+        can_carry_code=True,
+    ),
     FormatHandler("lfs-pointer", _sniff_lfs, _inspect_lfs, family="lfs-pointer", priority=25),
-    FormatHandler("notebook", _sniff_notebook, _inspect_notebook, family="notebook", claims=(".ipynb",), priority=79,
-                  can_carry_code=True),
-    FormatHandler("script", _sniff_script, _inspect_script, family="script", priority=84, can_carry_code=True),
-    FormatHandler("python-source", _sniff_python, _inspect_python, family="python", claims=(".py",), priority=85,
-                  can_carry_code=True),
+    FormatHandler(
+        "notebook",
+        _sniff_notebook,
+        _inspect_notebook,
+        family="notebook",
+        claims=(".ipynb",),
+        priority=79,
+        can_carry_code=True,
+    ),
+    FormatHandler(
+        "script", _sniff_script, _inspect_script, family="script", priority=84, can_carry_code=True
+    ),
+    FormatHandler(
+        "python-source",
+        _sniff_python,
+        _inspect_python,
+        family="python",
+        claims=(".py",),
+        priority=85,
+        can_carry_code=True,
+    ),
 ]

@@ -2,8 +2,9 @@
 
 ``joblib.load`` sniffs these magics and unpickles whatever comes out, so a
 compressed pickle must be opened, not reported as an unparsable pickle (the
-picklescan/ModelScan gap). Output is produced in bounded steps and checked
-against the ratio cap, the in-memory cap and the shared byte budget as it grows:
+picklescan/ModelScan gap). Output is produced in bounded steps into a spool
+(a few MiB of memory, then an unlinked temp file) and checked against the ratio
+cap, the per-member cap and the shared byte budget as it grows:
 a bomb stops at the cap, never inflates. What did decompress before an error is
 still inspected (a payload at the start of a truncated stream is still loaded).
 Concatenated streams/members are inspected as one stream, as loaders read them.
@@ -19,7 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..findings import Severity
-from ..io.reader import BytesReader, Reader, ReaderIO, SliceReader
+from ..io.reader import Reader, ReaderIO, SliceReader
+from ..io.spool import Spool, SpoolError
 from .base import FormatHandler, InspectContext
 
 IN_CHUNK = 64 << 10
@@ -118,30 +120,40 @@ def _pump(dec: object, reader: Reader, pos: int) -> Iterator[bytes | int]:
 
 @dataclass
 class _Sink:
+    """Decompressed output: a bounded-memory spool (disk past a few MiB) that refuses bytes past the cap."""
+
     ctx: InspectContext
     limit: int
     limit_name: str
-    data: bytearray = field(default_factory=bytearray)
+    data: Spool
+
+    @property
+    def size(self) -> int:
+        return self.data.size
 
     def put(self, chunk: bytes) -> None:
-        room = self.limit - len(self.data)
+        room = self.limit - self.data.size
         if len(chunk) > room:
-            self.data += chunk[: max(room, 0)]
-            raise _Stop("ARCHIVE-BOMB", f"decompressed output exceeds the {self.limit_name} cap "
-                        f"({self.limit} bytes); inflation stopped there", self.limit_name)
-        self.data += chunk
+            self.data.write(chunk[: max(room, 0)])
+            raise _Stop(
+                "ARCHIVE-BOMB",
+                f"decompressed output exceeds the {self.limit_name} cap "
+                f"({self.limit} bytes); inflation stopped there",
+                self.limit_name,
+            )
+        self.data.write(chunk)
         if self.ctx.state.out_of_time():
             raise _Stop("LIMIT-EXCEEDED", "per-file time budget ran out while decompressing", "file_seconds")
 
 
-def _make_sink(ctx: InspectContext, compressed_size: int) -> _Sink:
+def _make_sink(ctx: InspectContext, compressed_size: int, name: str) -> _Sink:
     caps = [
         (max(ctx.limits.max_ratio * compressed_size, RATIO_FLOOR), "max_ratio"),
-        (ctx.limits.max_member_in_memory, "max_member_in_memory"),
+        (ctx.limits.max_member_inflated, "max_member_inflated"),
         (max(ctx.state.budget_left, 0), "max_total_uncompressed"),
     ]
-    limit, name = min(caps)
-    return _Sink(ctx, limit, name)
+    limit, cap_name = min(caps)
+    return _Sink(ctx, limit, cap_name, Spool(name, ctx.limits.spool_memory))
 
 
 # --------------------------------------------------------------------------- stream walkers
@@ -165,7 +177,9 @@ class _Walk:
     trailing: int | None = None  # offset of unexplained bytes after the last stream
 
 
-def _multi(reader: Reader, sink: _Sink, walk: _Walk, magic: bytes, make: DecoderFactory, skip: int = 0) -> None:
+def _multi(
+    reader: Reader, sink: _Sink, walk: _Walk, magic: bytes, make: DecoderFactory, skip: int = 0
+) -> None:
     """Concatenated streams of one codec (bz2, xz, zlib, lz4 all continue into a following stream)."""
     pos = skip
     while True:
@@ -235,9 +249,16 @@ def _gzip(reader: Reader, sink: _Sink, walk: _Walk) -> None:
         trailer = reader.read(end, 8)
         if len(trailer) < 8:
             raise StreamError("gzip member ends without its CRC/size trailer (truncated)")
-        if int.from_bytes(trailer[:4], "little") != crc or int.from_bytes(trailer[4:], "little") != size & 0xFFFFFFFF:
-            walk.notes.append((f"gzip member at offset {pos}: CRC or length in the trailer does not match the data",
-                               Severity.MEDIUM))
+        if (
+            int.from_bytes(trailer[:4], "little") != crc
+            or int.from_bytes(trailer[4:], "little") != size & 0xFFFFFFFF
+        ):
+            walk.notes.append(
+                (
+                    f"gzip member at offset {pos}: CRC or length in the trailer does not match the data",
+                    Severity.MEDIUM,
+                )
+            )
         pos = end + 8
         first = False
         if pos >= reader.size:
@@ -252,11 +273,12 @@ def _gzip(reader: Reader, sink: _Sink, walk: _Walk) -> None:
 def _zfile(reader: Reader, sink: _Sink, walk: _Walk) -> None:
     head = reader.read(0, ZF_HEADER + 1)
     declared = _zf_length(head)
-    skip = ZF_HEADER + (1 if head[ZF_HEADER:ZF_HEADER + 1] == b" " else 0)
+    skip = ZF_HEADER + (1 if head[ZF_HEADER : ZF_HEADER + 1] == b" " else 0)
     _multi(reader, sink, walk, b"\x78", lambda: _ZlibDecoder(15), skip=skip)
-    if declared is not None and declared != len(sink.data):
-        walk.notes.append((f"joblib ZF header declares {declared} bytes but the stream holds {len(sink.data)}",
-                           Severity.MEDIUM))
+    if declared is not None and declared != sink.size:
+        walk.notes.append(
+            (f"joblib ZF header declares {declared} bytes but the stream holds {sink.size}", Severity.MEDIUM)
+        )
 
 
 def _zstd_frames_complete(reader: Reader) -> str | None:
@@ -342,8 +364,13 @@ def _sniff_gzip(head: bytes, reader: Reader) -> bool:
 
 
 def _sniff_bz2(head: bytes, reader: Reader) -> bool:
-    return (len(head) >= 10 and head[:3] == b"BZh" and 0x31 <= head[3] <= 0x39
-            and head[4:10] in (BZ2_BLOCK, BZ2_EOS) and _trial(bz2.BZ2Decompressor, head, need=0))
+    return (
+        len(head) >= 10
+        and head[:3] == b"BZh"
+        and 0x31 <= head[3] <= 0x39
+        and head[4:10] in (BZ2_BLOCK, BZ2_EOS)
+        and _trial(bz2.BZ2Decompressor, head, need=0)
+    )
 
 
 def _sniff_xz(head: bytes, reader: Reader) -> bool:
@@ -355,7 +382,11 @@ def _sniff_lzma(head: bytes, reader: Reader) -> bool:
         return False
     dict_size = int.from_bytes(head[1:5], "little")
     usize = int.from_bytes(head[5:13], "little")
-    if not (1 << 12 <= dict_size <= 3 << 29) or (usize != (1 << 64) - 1 and usize >= 1 << 48) or head[13] != 0:
+    if (
+        not (1 << 12 <= dict_size <= 3 << 29)
+        or (usize != (1 << 64) - 1 and usize >= 1 << 48)
+        or head[13] != 0
+    ):
         return False
     return _trial(_lzma_alone, head)
 
@@ -382,7 +413,7 @@ def _zf_length(head: bytes) -> int | None:
 def _sniff_zfile(head: bytes, reader: Reader) -> bool:
     if head[:2] != b"ZF" or _zf_length(head) is None:
         return False
-    body = head[ZF_HEADER + 1:] if head[ZF_HEADER:ZF_HEADER + 1] == b" " else head[ZF_HEADER:]
+    body = head[ZF_HEADER + 1 :] if head[ZF_HEADER : ZF_HEADER + 1] == b" " else head[ZF_HEADER:]
     return _zlib_header_ok(body) and _trial(lambda: _ZlibDecoder(15), body)
 
 
@@ -398,42 +429,74 @@ def _safe_member_name(raw: str | None, default: str) -> str:
     return base if base not in ("", ".", "..") else default
 
 
-def _make_inspector(label: str, walker: Callable[[Reader, _Sink, _Walk], None]) -> Callable[[Reader, InspectContext], None]:
+def _make_inspector(
+    label: str, walker: Callable[[Reader, _Sink, _Walk], None]
+) -> Callable[[Reader, InspectContext], None]:
     def inspect(reader: Reader, ctx: InspectContext) -> None:
-        sink = _make_sink(ctx, reader.size)
-        walk = _Walk()
-        stopped: _Stop | None = None
-        error: str | None = None
+        sink = _make_sink(ctx, reader.size, f"{ctx.path}!<{label}>")
         try:
-            walker(reader, sink, walk)
-        except _Stop as stop:
-            stopped = stop
-        except StreamError as exc:
-            error = str(exc)
-        evidence = {"format": label, "compressed_bytes": reader.size, "inflated_bytes": len(sink.data)}
-        if stopped is not None:
-            if stopped.rule == "LIMIT-EXCEEDED":
-                ctx.limit_hit(stopped.limit, str(stopped))
-            else:
-                ctx.add(stopped.rule, str(stopped), evidence={**evidence, "limit": stopped.limit})
-                ctx.partial(f"{label} stream not fully inflated ({stopped.limit})")
-        if error is not None:
-            ctx.add("ARCHIVE-MALFORMED", f"{label}: {error}; the {len(sink.data)} bytes inflated before it "
-                    "were inspected", evidence=evidence)
-            ctx.partial(f"{label} stream damaged or truncated")
-        for note, sev in walk.notes:
-            ctx.add("ARCHIVE-MALFORMED", note, severity=sev, evidence=evidence)
-        name = _safe_member_name(walk.name, f"<{label}>")
-        if sink.data or error is None:
-            ctx.inspect_member(BytesReader(sink.data, name), name, charge=True)
-        if walk.trailing is not None and stopped is None:
-            ctx.add("ARCHIVE-MALFORMED", f"{reader.size - walk.trailing} bytes after the end of the {label} "
-                    "stream; inspected separately", severity=Severity.MEDIUM, offset=walk.trailing)
-            tail = SliceReader(reader, walk.trailing, reader.size - walk.trailing, f"{reader.name}@{walk.trailing}")
-            ctx.inspect_member(tail, f"<{label}-trailing@{walk.trailing}>")
+            _inflate_and_inspect(reader, ctx, label, walker, sink)
+        finally:
+            sink.data.close()
 
     inspect.__doc__ = f"Inflate the {label} wrapper within the caps and inspect the content."
     return inspect
+
+
+def _inflate_and_inspect(
+    reader: Reader,
+    ctx: InspectContext,
+    label: str,
+    walker: Callable[[Reader, _Sink, _Walk], None],
+    sink: _Sink,
+) -> None:
+    walk = _Walk()
+    stopped: _Stop | None = None
+    error: str | None = None
+    try:
+        walker(reader, sink, walk)
+    except _Stop as stop:
+        stopped = stop
+    except SpoolError as exc:
+        ctx.limit_hit("spool", f"{label} stream not inspected: {exc}")
+        return
+    except StreamError as exc:
+        error = str(exc)
+    evidence = {"format": label, "compressed_bytes": reader.size, "inflated_bytes": sink.size}
+    if stopped is not None:
+        if stopped.rule == "LIMIT-EXCEEDED":
+            ctx.limit_hit(stopped.limit, str(stopped))
+        else:
+            ctx.add(stopped.rule, str(stopped), evidence={**evidence, "limit": stopped.limit})
+            ctx.partial(f"{label} stream not fully inflated ({stopped.limit})")
+    if error is not None:
+        ctx.add(
+            "ARCHIVE-MALFORMED",
+            f"{label}: {error}; the {sink.size} bytes inflated before it were inspected",
+            evidence=evidence,
+        )
+        ctx.partial(f"{label} stream damaged or truncated")
+    for note, sev in walk.notes:
+        ctx.add("ARCHIVE-MALFORMED", note, severity=sev, evidence=evidence)
+    name = _safe_member_name(walk.name, f"<{label}>")
+    if sink.size or error is None:
+        content = sink.data.reader()
+        content.name = name
+        try:
+            ctx.inspect_member(content, name, charge=True)
+        finally:
+            content.close()
+    if walk.trailing is not None and stopped is None:
+        ctx.add(
+            "ARCHIVE-MALFORMED",
+            f"{reader.size - walk.trailing} bytes after the end of the {label} stream; inspected separately",
+            severity=Severity.MEDIUM,
+            offset=walk.trailing,
+        )
+        tail = SliceReader(
+            reader, walk.trailing, reader.size - walk.trailing, f"{reader.name}@{walk.trailing}"
+        )
+        ctx.inspect_member(tail, f"<{label}-trailing@{walk.trailing}>")
 
 
 def _lzma_alone() -> object:
@@ -445,26 +508,70 @@ def _xz() -> object:
 
 
 HANDLERS = [
-    FormatHandler("gzip", _sniff_gzip, _make_inspector("gzip", _gzip), family="compressed",
-                  claims=(".gz", ".tgz"), priority=40),
-    FormatHandler("bzip2", _sniff_bz2,
-                  _make_inspector("bzip2", lambda r, s, w: _multi(r, s, w, b"BZh", bz2.BZ2Decompressor)),
-                  family="compressed", claims=(".bz2", ".tbz2", ".tbz"), priority=40),
-    FormatHandler("xz", _sniff_xz, _make_inspector("xz", lambda r, s, w: _multi(r, s, w, XZ_MAGIC, _xz)),
-                  family="compressed", claims=(".xz", ".txz"), priority=40),
-    FormatHandler("lzma-alone", _sniff_lzma,
-                  _make_inspector("lzma", lambda r, s, w: _multi(r, s, w, b"\x5d\x00", _lzma_alone)),
-                  family="compressed", claims=(".lzma",), priority=40),
-    FormatHandler("zlib", _sniff_zlib,
-                  _make_inspector("zlib", lambda r, s, w: _multi(r, s, w, b"\x78", lambda: _ZlibDecoder(15))),
-                  family="compressed", claims=(".z",), priority=40),
-    FormatHandler("zstd", _sniff_zstd, _make_inspector("zstd", _zstd), family="compressed",
-                  claims=(".zst", ".zstd", ".tzst"), priority=40),
-    FormatHandler("lz4-frame", _sniff_lz4,
-                  _make_inspector("lz4", lambda r, s, w: _multi(r, s, w, LZ4_MAGIC, _lz4_decoder)),
-                  family="compressed", claims=(".lz4",), priority=40),
+    FormatHandler(
+        "gzip",
+        _sniff_gzip,
+        _make_inspector("gzip", _gzip),
+        family="compressed",
+        claims=(".gz", ".tgz"),
+        priority=40,
+    ),
+    FormatHandler(
+        "bzip2",
+        _sniff_bz2,
+        _make_inspector("bzip2", lambda r, s, w: _multi(r, s, w, b"BZh", bz2.BZ2Decompressor)),
+        family="compressed",
+        claims=(".bz2", ".tbz2", ".tbz"),
+        priority=40,
+    ),
+    FormatHandler(
+        "xz",
+        _sniff_xz,
+        _make_inspector("xz", lambda r, s, w: _multi(r, s, w, XZ_MAGIC, _xz)),
+        family="compressed",
+        claims=(".xz", ".txz"),
+        priority=40,
+    ),
+    FormatHandler(
+        "lzma-alone",
+        _sniff_lzma,
+        _make_inspector("lzma", lambda r, s, w: _multi(r, s, w, b"\x5d\x00", _lzma_alone)),
+        family="compressed",
+        claims=(".lzma",),
+        priority=40,
+    ),
+    FormatHandler(
+        "zlib",
+        _sniff_zlib,
+        _make_inspector("zlib", lambda r, s, w: _multi(r, s, w, b"\x78", lambda: _ZlibDecoder(15))),
+        family="compressed",
+        claims=(".z",),
+        priority=40,
+    ),
+    FormatHandler(
+        "zstd",
+        _sniff_zstd,
+        _make_inspector("zstd", _zstd),
+        family="compressed",
+        claims=(".zst", ".zstd", ".tzst"),
+        priority=40,
+    ),
+    FormatHandler(
+        "lz4-frame",
+        _sniff_lz4,
+        _make_inspector("lz4", lambda r, s, w: _multi(r, s, w, LZ4_MAGIC, _lz4_decoder)),
+        family="compressed",
+        claims=(".lz4",),
+        priority=40,
+    ),
     # joblib.load opens every wrapper above under the names joblib.dump is given, so a compressed
     # .joblib/.pkl is no name/content mismatch (the pickle handler claims the same endings for raw pickles)
-    FormatHandler("joblib-zfile", _sniff_zfile, _make_inspector("joblib-zfile", _zfile), family="compressed",
-                  claims=(".joblib", ".pkl", ".pickle", ".sav"), priority=40),
+    FormatHandler(
+        "joblib-zfile",
+        _sniff_zfile,
+        _make_inspector("joblib-zfile", _zfile),
+        family="compressed",
+        claims=(".joblib", ".pkl", ".pickle", ".sav"),
+        priority=40,
+    ),
 ]

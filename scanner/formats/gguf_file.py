@@ -265,18 +265,25 @@ class _Parser:
             if rel + width > len(buf):
                 if pos + width > end:
                     c.pos = pos
-                    raise GGUFError("GGUF-INVALID", f"truncated: element of {key[:100]!r} length needs {width} "
-                                    f"bytes, {end - pos} remain", pos)
+                    raise GGUFError(
+                        "GGUF-INVALID",
+                        f"truncated: element of {key[:100]!r} length needs {width} bytes, {end - pos} remain",
+                        pos,
+                    )
                 buf, buf_at, rel = c.r.read(pos, max(CHUNK * 4, width)), pos, 0
             (ln,) = unpack_from(buf, rel)
             if ln > end - pos - width:
                 c.pos = pos
-                raise GGUFError("GGUF-LIMIT", f"element of {key[:100]!r} length {ln} exceeds the "
-                                f"{end - pos - width} bytes left", pos)
+                raise GGUFError(
+                    "GGUF-LIMIT",
+                    f"element of {key[:100]!r} length {ln} exceeds the {end - pos - width} bytes left",
+                    pos,
+                )
             if ln > cap:
                 c.pos = pos
-                raise GGUFError("GGUF-LIMIT", f"element of {key[:100]!r} length {ln} exceeds the cap of {cap} bytes",
-                                pos)
+                raise GGUFError(
+                    "GGUF-LIMIT", f"element of {key[:100]!r} length {ln} exceeds the cap of {cap} bytes", pos
+                )
             pos += width + ln
         c.pos = pos
 

@@ -14,6 +14,7 @@ import json
 from ..io.reader import Reader
 from . import zipfmt
 from .base import FormatHandler, InspectContext
+from .json_cost import reader_value_bound
 from .keras_h5 import analyze_config_text
 
 MAX_METADATA = 1 << 20
@@ -56,6 +57,12 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
             continue
         if sub.size > ctx.limits.max_json_bytes:
             member_ctx.limit_hit("max_json_bytes", f"config.json of {sub.size} bytes not analyzed")
+            continue
+        if reader_value_bound(sub) > ctx.limits.max_json_values:  # parsing would cost up to ~25x the text
+            member_ctx.limit_hit(
+                "max_json_values",
+                f"config.json holds more than {ctx.limits.max_json_values} JSON values; not analyzed",
+            )
             continue
         label = "config.json" + (f" (keras {version})" if version else "") + (f" #{e.index}" if len(configs) > 1 else "")
         analyze_config_text(member_ctx, sub.read(0, sub.size), label)

@@ -22,11 +22,30 @@ DIFF = frozenset({"Sub", "BitwiseXor", "Xor"})
 SHAPE_OPS = frozenset({"Shape", "Size"})
 # operators whose weight inputs are learned parameters (input positions; None = every non-first input)
 LEARNED_INPUTS: dict[str, tuple[int, ...] | None] = {
-    "MatMul": None, "Gemm": None, "Conv": None, "ConvTranspose": None, "MatMulInteger": None, "ConvInteger": None,
-    "QLinearMatMul": None, "QLinearConv": None, "LSTM": None, "GRU": None, "RNN": None, "Gather": (0,),
-    "Attention": None, "MultiHeadAttention": None, "EmbedLayerNormalization": None, "SkipLayerNormalization": None,
-    "LayerNormalization": None, "BatchNormalization": None, "InstanceNormalization": None, "MatMulNBits": None,
-    "GatherBlockQuantized": (0,), "DequantizeLinear": (0,), "Einsum": None, "GroupQueryAttention": None,
+    "MatMul": None,
+    "Gemm": None,
+    "Conv": None,
+    "ConvTranspose": None,
+    "MatMulInteger": None,
+    "ConvInteger": None,
+    "QLinearMatMul": None,
+    "QLinearConv": None,
+    "LSTM": None,
+    "GRU": None,
+    "RNN": None,
+    "Gather": (0,),
+    "Attention": None,
+    "MultiHeadAttention": None,
+    "EmbedLayerNormalization": None,
+    "SkipLayerNormalization": None,
+    "LayerNormalization": None,
+    "BatchNormalization": None,
+    "InstanceNormalization": None,
+    "MatMulNBits": None,
+    "GatherBlockQuantized": (0,),
+    "DequantizeLinear": (0,),
+    "Einsum": None,
+    "GroupQueryAttention": None,
 }
 MAX_PATH = 24
 MAX_REPORTS = 5
@@ -39,7 +58,13 @@ class _Value:
     kind: str
     elements: int = 1  # for CONST: the largest constant feeding it
     trig: int = 0  # 0 none, 1 diff against a multi-element constant, 2 trigger flag
-    prev: tuple[str, str] | None = None  # (description of the producing node, the input it came from)
+    prev: tuple[int, str | None, str] | None = (
+        None  # (producing node index, its note or None, the input it came from)
+    )
+
+
+_LEARNED = _Value(LEARNED)  # shared: values that carry no path need no object of their own
+_META = _Value(META)
 
 
 def _elements(dims: Any) -> int:
@@ -81,21 +106,50 @@ def _learned_initializers(graph: Any, init_names: set[str]) -> set[str]:
     return learned
 
 
-def _topo(graph: Any, ready: set[str], limit: int) -> list[Any]:
-    nodes = list(graph.node)[:limit]
+@dataclass(slots=True)
+class _Compact:
+    """The graph's dataflow as indices and shared strings: per-node wrappers and per-access string copies of a
+    parsed protobuf cost ~10x more, and a 100k-node graph must stay within the memory goal."""
+
+    ops: list[Any]  # str, or bytes when a name is not valid UTF-8
+    ins: list[tuple[Any, ...]]
+    outs: list[tuple[Any, ...]]
+
+
+def _compact(graph: Any, limit: int) -> _Compact:
+    names: dict[str, str] = {}
+
+    def share(xs: Any) -> tuple[str, ...]:
+        return tuple(names.setdefault(x, x) for x in xs)
+
+    ops: list[str] = []
+    ins: list[tuple[str, ...]] = []
+    outs: list[tuple[str, ...]] = []
+    for i, n in enumerate(graph.node):
+        if i >= limit:
+            break
+        op = n.op_type
+        ops.append(names.setdefault(op, op))
+        ins.append(share(n.input))
+        outs.append(share(n.output))
+    return _Compact(ops, ins, outs)
+
+
+def _topo(c: _Compact, ready: set[str]) -> list[int]:
+    n_nodes = len(c.ops)
     waiting: dict[str, list[int]] = {}
-    missing = [0] * len(nodes)
-    produced = {o for n in nodes for o in n.output if o}
-    for i, n in enumerate(nodes):
-        for name in {x for x in n.input if x and x in produced and x not in ready}:
+    missing = [0] * n_nodes
+    produced = {o for outs in c.outs for o in outs if o}
+    for i in range(n_nodes):
+        for name in {x for x in c.ins[i] if x and x in produced and x not in ready}:
             waiting.setdefault(name, []).append(i)
             missing[i] += 1
     queue = deque(i for i, m in enumerate(missing) if m == 0)
-    order: list[Any] = []
+    order: list[int] = []
     while queue:
         i = queue.popleft()
-        order.append(nodes[i])
-        for o in nodes[i].output:
+        order.append(i)
+        for o in c.outs[i]:
             for j in waiting.pop(o, ()):
                 missing[j] -= 1
                 if missing[j] == 0:
@@ -119,65 +173,78 @@ def find_backdoors(graph: Any, max_nodes: int = 1_000_000) -> list[dict[str, Any
     learned_init = _learned_initializers(graph, set(init))
     vals: dict[str, _Value] = {}
     for t in graph.initializer:
-        vals[t.name] = _Value(LEARNED) if t.name in learned_init else _Value(CONST, _elements(t.dims))
+        vals[t.name] = _LEARNED if t.name in learned_init else _Value(CONST, _elements(t.dims))
+    init_names = set(init)
+    del init
     for i in graph.input:
-        if i.name not in init:
-            vals[i.name] = _Value(RAW, prev=(f"graph input {_t(i.name)}", ""))
-    consumers: dict[str, list[Any]] = {}
-    order = _topo(graph, set(vals), max_nodes)
-    for node in order:
-        for x in node.input:
-            if x:
-                consumers.setdefault(x, []).append(node)
-    sinks: list[tuple[Any, str]] = []
-    for node in order:
-        ins = [vals.get(x) for x in node.input if x]
+        if i.name not in init_names:
+            vals[i.name] = _Value(RAW, prev=(-1, f"graph input {_t(i.name)}", ""))
+    c = _compact(graph, max_nodes)
+    order = _topo(c, set(vals))
+    sinks: list[tuple[int, str]] = []
+    for i in order:
+        op, node_ins = c.ops[i], c.ins[i]
+        ins = [vals.get(x) for x in node_ins if x]
         known = [v for v in ins if v is not None]
-        out = _propagate(node, ins, known, vals)
-        for o in node.output:
+        out = _propagate(graph, i, op, node_ins, ins, known)
+        for o in c.outs[i]:
             if o:
                 vals[o] = out
-        cond = vals.get(node.input[0]) if node.input else None
-        if node.op_type in ("Where", "If") and cond is not None and cond.trig == 2:
-            sinks.append((node, node.input[0]))
-        elif node.op_type == "Mul":
-            for x in node.input:
+        cond = vals.get(node_ins[0]) if node_ins else None
+        if op in ("Where", "If") and cond is not None and cond.trig == 2:
+            sinks.append((i, node_ins[0]))
+        elif op == "Mul":
+            for x in node_ins:
                 v = vals.get(x)
                 if v is not None and v.trig == 2:
-                    sinks.append((node, x))
+                    sinks.append((i, x))
                     break
+    if not sinks:
+        return []
+    consumers: dict[str, list[int]] = {}  # only needed (and built) when a selection was found
+    for i in order:
+        for x in c.ins[i]:
+            if x:
+                consumers.setdefault(x, []).append(i)
     const_names = {k for k, v in vals.items() if v.kind == CONST}
     outputs = {o.name for o in graph.output}
     reports: list[dict[str, Any]] = []
-    for node, cond_name in sinks:
+    for i, cond_name in sinks:
+        node = graph.node[i]
         branch = _constant_branch(node, cond_name, vals, const_names)
         if branch is None:
             continue
-        reached = _reaches_output(node, consumers, outputs, max_nodes)
+        reached = _reaches_output(i, c, consumers, outputs, max_nodes)
         if reached is None:
             continue
-        path = _path_back(cond_name, vals)
-        reports.append({
-            "selector": _describe(node),
-            "constant_branch": _t(branch)[:200],
-            "output": _t(reached)[:200],
-            "path": path + [_describe(node), f"graph output {_t(reached)}"],
-        })
+        path = _path_back(graph, cond_name, vals)
+        reports.append(
+            {
+                "selector": _describe(node),
+                "constant_branch": _t(branch)[:200],
+                "output": _t(reached)[:200],
+                "path": path + [_describe(node), f"graph output {_t(reached)}"],
+            }
+        )
         if len(reports) >= MAX_REPORTS:
             break
     return reports
 
 
-def _propagate(node: Any, ins: list[_Value | None], known: list[_Value], vals: dict[str, _Value]) -> _Value:
-    op = node.op_type
-    desc = _describe(node)
+def _propagate(
+    graph: Any, i: int, op: str, node_ins: tuple[str, ...], ins: list[_Value | None], known: list[_Value]
+) -> _Value:
     if op == "Constant":
-        return _Value(CONST, _const_elements_of_constant_node(node))
+        return _Value(CONST, _const_elements_of_constant_node(graph.node[i]))
     if op in SHAPE_OPS:
-        return _Value(META)
+        return _META
     if any(v.kind == LEARNED for v in known):
-        return _Value(LEARNED)
-    raw = [(x, v) for x, v in zip(node.input, ins, strict=False) if v is not None and v.kind == RAW]
+        return _LEARNED
+    raw = [
+        (x, v)
+        for x, v in zip([x for x in node_ins if x], ins, strict=False)
+        if v is not None and v.kind == RAW
+    ]
     consts = [v for v in known if v.kind == CONST]
     if raw:
         src_name, src = raw[0]
@@ -186,17 +253,20 @@ def _propagate(node: Any, ins: list[_Value | None], known: list[_Value], vals: d
             src_name, src = next((x, v) for x, v in raw if v.trig == trig_in)
         multi = max((c.elements for c in consts), default=0) > 1
         trig = trig_in
-        note = desc
+        note: str | None = None  # None: the node's own description, made only if a path is reported
         if op in COMPARE and (multi or trig_in == 1):
             trig = 2
-            note = f"{desc} against a {max((c.elements for c in consts), default=0)}-element constant" if multi else desc
+            if multi:
+                note = (
+                    f"{_describe(graph.node[i])} against a {max(c.elements for c in consts)}-element constant"
+                )
         elif op in DIFF and multi and trig_in == 0:
             trig = 1
-            note = f"{desc} with a {max(c.elements for c in consts)}-element constant"
-        return _Value(RAW, trig=trig, prev=(note, src_name))
-    if known and all(v.kind == CONST for v in known) and len(known) == len([x for x in node.input if x]):
+            note = f"{_describe(graph.node[i])} with a {max(c.elements for c in consts)}-element constant"
+        return _Value(RAW, trig=trig, prev=(i, note, src_name))
+    if known and all(v.kind == CONST for v in known) and len(known) == len([x for x in node_ins if x]):
         return _Value(CONST, max(v.elements for v in known))
-    return _Value(META)
+    return _META
 
 
 def _constant_branch(node: Any, cond_name: str, vals: dict[str, _Value], const_names: set[str]) -> str | None:
@@ -218,22 +288,24 @@ def _constant_branch(node: Any, cond_name: str, vals: dict[str, _Value], const_n
     return None
 
 
-def _reaches_output(node: Any, consumers: dict[str, list[Any]], outputs: set[str], cap: int) -> str | None:
+def _reaches_output(
+    start: int, c: _Compact, consumers: dict[str, list[int]], outputs: set[str], cap: int
+) -> str | None:
     seen: set[int] = set()
-    queue = deque([node])
+    queue = deque([start])
     while queue and len(seen) < cap:
-        n = queue.popleft()
-        if id(n) in seen:
+        i = queue.popleft()
+        if i in seen:
             continue
-        seen.add(id(n))
-        for o in n.output:
+        seen.add(i)
+        for o in c.outs[i]:
             if o in outputs:
                 return o
             queue.extend(consumers.get(o, ()))
     return None
 
 
-def _path_back(name: str, vals: dict[str, _Value]) -> list[str]:
+def _path_back(graph: Any, name: str, vals: dict[str, _Value]) -> list[str]:
     path: list[str] = []
     seen: set[str] = set()
     cur: str | None = name
@@ -242,6 +314,7 @@ def _path_back(name: str, vals: dict[str, _Value]) -> list[str]:
         v = vals.get(cur)
         if v is None or v.prev is None:
             break
-        path.append(v.prev[0])
-        cur = v.prev[1]
+        i, note, src = v.prev
+        path.append(note if note is not None else _describe(graph.node[i]))
+        cur = src
     return list(reversed(path))

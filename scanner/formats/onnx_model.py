@@ -26,8 +26,12 @@ from .onnx_graph import find_backdoors
 from .onnx_skeleton import Skeleton, SkeletonError, build_skeleton
 from .protobuf_wire import WireError, read_varint
 
-STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training", "ai.onnx.preview"})
-CONTRIB_DOMAINS = frozenset({"com.microsoft", "com.microsoft.nchwc", "com.microsoft.experimental", "com.ms.internal.nhwc"})
+STANDARD_DOMAINS = frozenset(
+    {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training", "ai.onnx.preview"}
+)
+CONTRIB_DOMAINS = frozenset(
+    {"com.microsoft", "com.microsoft.nchwc", "com.microsoft.experimental", "com.ms.internal.nhwc"}
+)
 EXTENSIONS_DOMAINS = frozenset({"ai.onnx.contrib"})
 EXTERNAL_KEYS = frozenset({"location", "offset", "length", "checksum"})
 MAX_IR_VERSION = 32
@@ -39,8 +43,33 @@ METADATA_CAP = 1 << 20
 MAX_CONST_VALUES = 64
 MAX_FINDINGS_PER_RULE = 20
 # element size in bits per TensorProto.DataType (STRING=8 and UNDEFINED=0 have none)
-ELEM_BITS = {1: 32, 2: 8, 3: 8, 4: 16, 5: 16, 6: 32, 7: 64, 9: 8, 10: 16, 11: 64, 12: 32, 13: 64, 14: 64, 15: 128,
-             16: 16, 17: 8, 18: 8, 19: 8, 20: 8, 21: 4, 22: 4, 23: 4, 24: 8, 25: 2, 26: 2}
+ELEM_BITS = {
+    1: 32,
+    2: 8,
+    3: 8,
+    4: 16,
+    5: 16,
+    6: 32,
+    7: 64,
+    9: 8,
+    10: 16,
+    11: 64,
+    12: 32,
+    13: 64,
+    14: 64,
+    15: 128,
+    16: 16,
+    17: 8,
+    18: 8,
+    19: 8,
+    20: 8,
+    21: 4,
+    22: 4,
+    23: 4,
+    24: 8,
+    25: 2,
+    26: 2,
+}
 ATTR_GRAPH, ATTR_GRAPHS, ATTR_TENSOR, ATTR_TENSORS, ATTR_SPARSE, ATTR_SPARSES = 5, 10, 4, 9, 11, 12
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 # top-level ModelProto fields and their wire types, for the sniffer
@@ -158,9 +187,20 @@ class _Walker:
         self.op_where: dict[tuple[str, str, str], str] = {}
         self.counts: dict[str, int] = {}
         self.external: dict[str, dict[str, Any]] = {}
-        self.text_bytes = skeleton.text_dropped + len(model.doc_string) + sum(len(p.key) + len(p.value) for p in model.metadata_props)
+        self.text_bytes = (
+            skeleton.text_dropped
+            + len(model.doc_string)
+            + sum(len(p.key) + len(p.value) for p in model.metadata_props)
+        )
 
-    def add(self, rule: str, message: str, *, severity: Severity | None = None, evidence: dict[str, Any] | None = None) -> None:
+    def add(
+        self,
+        rule: str,
+        message: str,
+        *,
+        severity: Severity | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
         key = f"{rule}/{severity}"
         self.counts[key] = self.counts.get(key, 0) + 1
         if self.counts[key] <= MAX_FINDINGS_PER_RULE:
@@ -169,7 +209,9 @@ class _Walker:
     # --- graphs -----------------------------------------------------------------------------------
     def graph(self, g: Any, where: str, depth: int, consts: MutableMapping[str, Any]) -> None:
         if depth > self.max_depth:
-            self.ctx.limit_hit("max_graph_recursion", f"subgraphs nested deeper than {self.max_depth} levels at {where}")
+            self.ctx.limit_hit(
+                "max_graph_recursion", f"subgraphs nested deeper than {self.max_depth} levels at {where}"
+            )
             raise _Stop
         self.text_bytes += len(g.doc_string)
         scope = ChainMap({}, consts) if not isinstance(consts, ChainMap) else consts.new_child()
@@ -216,14 +258,27 @@ class _Walker:
         dom, op = _t(n.domain), _t(n.op_type)
         if op.lower() == "pyop":
             attrs = {_t(a.name)[:100]: _t(a.s)[:200] for a in n.attribute if a.s}
-            self.add("ONNX-PYOP", f"PyOp node {_t(n.name)!r} at {where} calls Python "
-                     f"{attrs.get('module', '?')}.{attrs.get('class_name', '?')}.{attrs.get('compute', '?')}",
-                     evidence={"node": _t(n.name)[:200], "domain": dom[:200], "attributes": attrs, "where": where[:300]})
+            self.add(
+                "ONNX-PYOP",
+                f"PyOp node {_t(n.name)!r} at {where} calls Python "
+                f"{attrs.get('module', '?')}.{attrs.get('class_name', '?')}.{attrs.get('compute', '?')}",
+                evidence={
+                    "node": _t(n.name)[:200],
+                    "domain": dom[:200],
+                    "attributes": attrs,
+                    "where": where[:300],
+                },
+            )
             return
         if (dom, op) in self.local_funcs or dom in STANDARD_DOMAINS:
             return
-        rule = ("ONNX-CONTRIB-OP" if dom in CONTRIB_DOMAINS
-                else "ONNX-EXTENSIONS-OP" if dom in EXTENSIONS_DOMAINS else "ONNX-CUSTOM-DOMAIN")
+        rule = (
+            "ONNX-CONTRIB-OP"
+            if dom in CONTRIB_DOMAINS
+            else "ONNX-EXTENSIONS-OP"
+            if dom in EXTENSIONS_DOMAINS
+            else "ONNX-CUSTOM-DOMAIN"
+        )
         key = (rule, dom, op)
         self.ops[key] = self.ops.get(key, 0) + 1
         self.op_where.setdefault(key, where)
@@ -232,12 +287,18 @@ class _Walker:
     def tensor(self, t: Any, where: str) -> None:
         dims = list(t.dims)
         if any(d < 0 for d in dims):
-            self.add("ONNX-SHAPE-ABUSE", f"negative dimension in {where}: {dims[:8]}",
-                     evidence={"tensor": _t(t.name)[:200], "dims": dims[:8]})
+            self.add(
+                "ONNX-SHAPE-ABUSE",
+                f"negative dimension in {where}: {dims[:8]}",
+                evidence={"tensor": _t(t.name)[:200], "dims": dims[:8]},
+            )
             return
         if math.prod(dims) > INT64_MAX:
-            self.add("ONNX-SHAPE-ABUSE", f"dimensions of {where} overflow int64: {dims[:8]}",
-                     evidence={"tensor": _t(t.name)[:200], "dims": dims[:8]})
+            self.add(
+                "ONNX-SHAPE-ABUSE",
+                f"dimensions of {where} overflow int64: {dims[:8]}",
+                evidence={"tensor": _t(t.name)[:200], "dims": dims[:8]},
+            )
             return
         expected = _tensor_bytes(dims, t.data_type)
         if t.data_location == 1 or len(t.external_data):
@@ -249,46 +310,68 @@ class _Walker:
             ev = {"tensor": _t(t.name)[:200], "dims": dims[:8], "raw_bytes": raw_len}
             if info is not None and info.raw_offset is not None:
                 ev["raw_offset"] = info.raw_offset
-            self.add("ONNX-SHAPE-ABUSE", f"{where}: raw_data holds {raw_len} bytes, shape {dims[:8]} needs {expected}",
-                     evidence=ev)
+            self.add(
+                "ONNX-SHAPE-ABUSE",
+                f"{where}: raw_data holds {raw_len} bytes, shape {dims[:8]} needs {expected}",
+                evidence=ev,
+            )
 
     def external_data(self, t: Any, where: str, expected: int | None) -> None:
         entries: dict[str, str] = {}
         for kv in t.external_data:
             key, value = _t(kv.key), _t(kv.value)
             if key not in EXTERNAL_KEYS:
-                self.add("ONNX-EXTERNAL-DATA-KEY", f"{where}: unknown external_data key {key[:80]!r}",
-                         evidence={"tensor": _t(t.name)[:200], "key": key[:200]})
+                self.add(
+                    "ONNX-EXTERNAL-DATA-KEY",
+                    f"{where}: unknown external_data key {key[:80]!r}",
+                    evidence={"tensor": _t(t.name)[:200], "key": key[:200]},
+                )
             elif key in entries:
-                self.add("ONNX-EXTERNAL-DATA-KEY", f"{where}: external_data key {key!r} given twice",
-                         evidence={"tensor": _t(t.name)[:200], "key": key})
+                self.add(
+                    "ONNX-EXTERNAL-DATA-KEY",
+                    f"{where}: external_data key {key!r} given twice",
+                    evidence={"tensor": _t(t.name)[:200], "key": key},
+                )
             entries[key] = value
         loc = entries.get("location")
         if loc is None:
-            self.add("ONNX-EXTERNAL-DATA-RANGE", f"{where}: external data without a location",
-                     evidence={"tensor": _t(t.name)[:200]})
+            self.add(
+                "ONNX-EXTERNAL-DATA-RANGE",
+                f"{where}: external data without a location",
+                evidence={"tensor": _t(t.name)[:200]},
+            )
             return
         why = check_location(loc)
         if why:
-            self.add("ONNX-EXTERNAL-DATA-PATH", f"{where}: external data location {loc[:200]!r} escapes the model folder ({why})",
-                     evidence={"tensor": _t(t.name)[:200], "location": loc[:300], "reason": why})
+            self.add(
+                "ONNX-EXTERNAL-DATA-PATH",
+                f"{where}: external data location {loc[:200]!r} escapes the model folder ({why})",
+                evidence={"tensor": _t(t.name)[:200], "location": loc[:300], "reason": why},
+            )
             return
         nums: dict[str, int] = {}
         for k in ("offset", "length"):
             if k in entries:
                 v = entries[k].strip()
                 if not v.isdigit():
-                    self.add("ONNX-EXTERNAL-DATA-RANGE", f"{where}: external data {k} {v[:40]!r} is not a non-negative integer",
-                             evidence={"tensor": _t(t.name)[:200], k: v[:40]})
+                    self.add(
+                        "ONNX-EXTERNAL-DATA-RANGE",
+                        f"{where}: external data {k} {v[:40]!r} is not a non-negative integer",
+                        evidence={"tensor": _t(t.name)[:200], k: v[:40]},
+                    )
                     return
                 nums[k] = int(v)
         length = nums.get("length", expected)
         if "length" in nums and expected is not None and nums["length"] != expected:
-            self.add("ONNX-EXTERNAL-DATA-RANGE",
-                     f"{where}: external data length {nums['length']} disagrees with shape {list(t.dims)[:8]} ({expected} bytes)",
-                     evidence={"tensor": _t(t.name)[:200], "length": nums["length"], "expected": expected})
+            self.add(
+                "ONNX-EXTERNAL-DATA-RANGE",
+                f"{where}: external data length {nums['length']} disagrees with shape {list(t.dims)[:8]} ({expected} bytes)",
+                evidence={"tensor": _t(t.name)[:200], "length": nums["length"], "expected": expected},
+            )
         norm = normalize_location(loc)
-        rec = self.external.setdefault(norm, {"location": norm, "tensors": 0, "max_end": 0, "open_ended": False})
+        rec = self.external.setdefault(
+            norm, {"location": norm, "tensors": 0, "max_end": 0, "open_ended": False}
+        )
         rec["tensors"] += 1
         if length is None:
             rec["open_ended"] = True
@@ -298,7 +381,14 @@ class _Walker:
     # --- constant-driven allocations ---------------------------------------------------------------
     def allocation(self, n: Any, where: str, scope: MutableMapping[str, Any]) -> None:
         op = _t(n.op_type)
-        if _t(n.domain) not in ("", "ai.onnx") or op not in ("ConstantOfShape", "Expand", "Tile", "Resize", "Upsample", "Loop"):
+        if _t(n.domain) not in ("", "ai.onnx") or op not in (
+            "ConstantOfShape",
+            "Expand",
+            "Tile",
+            "Resize",
+            "Upsample",
+            "Loop",
+        ):
             return
 
         def const(i: int) -> Any:
@@ -318,27 +408,45 @@ class _Walker:
             if vals is None:
                 return
             if any(v < 0 for v in vals):
-                self.add("ONNX-SHAPE-ABUSE", f"{where}: negative target {vals[:8]}", evidence={"values": vals[:8]})
+                self.add(
+                    "ONNX-SHAPE-ABUSE", f"{where}: negative target {vals[:8]}", evidence={"values": vals[:8]}
+                )
             elif math.prod(vals) > ALLOC_CAP:
-                self.add("ONNX-SHAPE-ABUSE", f"{where}: constant target {vals[:8]} materializes {math.prod(vals)} elements",
-                         severity=Severity.MEDIUM, evidence={"values": vals[:8]})
+                self.add(
+                    "ONNX-SHAPE-ABUSE",
+                    f"{where}: constant target {vals[:8]} materializes {math.prod(vals)} elements",
+                    severity=Severity.MEDIUM,
+                    evidence={"values": vals[:8]},
+                )
         elif op in ("Resize", "Upsample"):
             sizes = ints(3) if op == "Resize" else None
             if sizes is not None and (any(v < 0 for v in sizes) or math.prod(sizes) > ALLOC_CAP):
-                self.add("ONNX-SHAPE-ABUSE", f"{where}: constant output sizes {sizes[:8]}",
-                         severity=None if any(v < 0 for v in sizes) else Severity.MEDIUM, evidence={"sizes": sizes[:8]})
+                self.add(
+                    "ONNX-SHAPE-ABUSE",
+                    f"{where}: constant output sizes {sizes[:8]}",
+                    severity=None if any(v < 0 for v in sizes) else Severity.MEDIUM,
+                    evidence={"sizes": sizes[:8]},
+                )
             si = 2 if op == "Resize" else 1
             t = const(si)
             scales = _floats_of(t) if t is not None else None
             if scales and (any(s < 0 for s in scales) or math.prod(scales) > SCALE_CAP):
-                self.add("ONNX-SHAPE-ABUSE", f"{where}: constant scales {scales[:8]}",
-                         severity=None if any(s < 0 for s in scales) else Severity.MEDIUM, evidence={"scales": scales[:8]})
+                self.add(
+                    "ONNX-SHAPE-ABUSE",
+                    f"{where}: constant scales {scales[:8]}",
+                    severity=None if any(s < 0 for s in scales) else Severity.MEDIUM,
+                    evidence={"scales": scales[:8]},
+                )
         elif op == "Loop":
             trip = ints(0)
             no_cond = len(n.input) < 2 or not n.input[1]
             if trip and no_cond and trip[0] > LOOP_CAP:
-                self.add("ONNX-SHAPE-ABUSE", f"{where}: {trip[0]} iterations with no exit condition",
-                         severity=Severity.MEDIUM, evidence={"trip_count": trip[0]})
+                self.add(
+                    "ONNX-SHAPE-ABUSE",
+                    f"{where}: {trip[0]} iterations with no exit condition",
+                    severity=Severity.MEDIUM,
+                    evidence={"trip_count": trip[0]},
+                )
 
     # --- driver -----------------------------------------------------------------------------------
     def run(self) -> None:
@@ -356,10 +464,15 @@ class _Walker:
     def report_ops(self) -> None:
         for (rule, dom, op), count in sorted(self.ops.items()):
             where = self.op_where[(rule, dom, op)]
-            what = {"ONNX-CONTRIB-OP": "ONNX Runtime contrib", "ONNX-EXTENSIONS-OP": "onnxruntime-extensions"}.get(
-                rule, "custom-domain (needs a native custom-op library)")
-            self.ctx.add(rule, f"{count} node(s) use {what} operator {dom}:{op} (first at {where})"[:400],
-                         evidence={"domain": dom[:200], "op_type": op[:200], "count": count})
+            what = {
+                "ONNX-CONTRIB-OP": "ONNX Runtime contrib",
+                "ONNX-EXTENSIONS-OP": "onnxruntime-extensions",
+            }.get(rule, "custom-domain (needs a native custom-op library)")
+            self.ctx.add(
+                rule,
+                f"{count} node(s) use {what} operator {dom}:{op} (first at {where})"[:400],
+                evidence={"domain": dom[:200], "op_type": op[:200], "count": count},
+            )
 
 
 def _function_cycles(model: Any, max_depth: int) -> str | None:
@@ -405,14 +518,23 @@ def _function_cycles(model: Any, max_depth: int) -> str | None:
 
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
     if reader.size > ctx.limits.max_protobuf_bytes:
-        ctx.limit_hit("max_protobuf_bytes", f"ONNX protobuf of {reader.size} bytes exceeds {ctx.limits.max_protobuf_bytes}")
+        ctx.limit_hit(
+            "max_protobuf_bytes",
+            f"ONNX protobuf of {reader.size} bytes exceeds {ctx.limits.max_protobuf_bytes}",
+        )
         return
     from google.protobuf.message import DecodeError
     from onnx import ModelProto
 
     try:
-        sk = build_skeleton(reader, max_graph_depth=ctx.limits.max_graph_recursion, out_of_time=ctx.state.out_of_time,
-                            max_bytes=ctx.limits.max_onnx_structure_bytes)
+        sk = build_skeleton(
+            reader,
+            max_graph_depth=ctx.limits.max_graph_recursion,
+            out_of_time=ctx.state.out_of_time,
+            max_bytes=ctx.limits.max_onnx_structure_bytes,
+            max_nodes=ctx.limits.max_onnx_nodes,
+            max_fields=ctx.limits.max_onnx_fields,
+        )
     except SkeletonError as exc:
         ctx.add("ONNX-INVALID", f"not a valid ONNX ModelProto: {exc}"[:300])
         ctx.unanalyzable("ONNX protobuf does not decode")
@@ -431,10 +553,15 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     if sk.depth_hit:
         ctx.limit_hit("max_graph_recursion", sk.depth_hit)
     sane = 1 <= model.ir_version <= MAX_IR_VERSION and len(model.opset_import) > 0 and model.HasField("graph")
-    if not sane and not sk.stopped:  # a model cut short by a cap may lack its trailing fields: judge what was read
-        ctx.add("ONNX-INVALID", f"not a sane ONNX model (ir_version {model.ir_version}, "
-                f"{len(model.opset_import)} opset imports, graph {'present' if model.HasField('graph') else 'missing'})",
-                evidence={"ir_version": model.ir_version})
+    if (
+        not sane and not sk.stopped
+    ):  # a model cut short by a cap may lack its trailing fields: judge what was read
+        ctx.add(
+            "ONNX-INVALID",
+            f"not a sane ONNX model (ir_version {model.ir_version}, "
+            f"{len(model.opset_import)} opset imports, graph {'present' if model.HasField('graph') else 'missing'})",
+            evidence={"ir_version": model.ir_version},
+        )
         ctx.unanalyzable("ONNX model structure not sane")
         return
     cycle = _function_cycles(model, ctx.limits.max_graph_recursion)
@@ -450,15 +577,25 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     w.report_ops()
     if w.external:
         files = sorted(w.external.values(), key=lambda r: r["location"])[:64]
-        ctx.add("ONNX-EXTERNAL-DATA", f"{sum(r['tensors'] for r in w.external.values())} tensor(s) stored in "
-                f"{len(w.external)} external file(s): {', '.join(r['location'] for r in files[:5])}"[:400],
-                evidence={"files": files})
+        ctx.add(
+            "ONNX-EXTERNAL-DATA",
+            f"{sum(r['tensors'] for r in w.external.values())} tensor(s) stored in "
+            f"{len(w.external)} external file(s): {', '.join(r['location'] for r in files[:5])}"[:400],
+            evidence={"files": files},
+        )
     if w.text_bytes > METADATA_CAP:
-        ctx.add("ONNX-METADATA-LARGE", f"{w.text_bytes} bytes of doc strings and metadata", evidence={"bytes": w.text_bytes})
+        ctx.add(
+            "ONNX-METADATA-LARGE",
+            f"{w.text_bytes} bytes of doc strings and metadata",
+            evidence={"bytes": w.text_bytes},
+        )
     if w.nodes <= ctx.limits.max_nodes:
         for ev in find_backdoors(model.graph, ctx.limits.max_nodes):
-            ctx.add("ONNX-GRAPH-BACKDOOR",
-                    f"input-triggered selection: {' -> '.join(ev['path'])}"[:500], evidence=ev)
+            ctx.add(
+                "ONNX-GRAPH-BACKDOOR",
+                f"input-triggered selection: {' -> '.join(ev['path'])}"[:500],
+                evidence=ev,
+            )
 
 
 HANDLERS = [

@@ -24,18 +24,30 @@ from typing import Any
 from ..io.reader import Reader
 from .protobuf_wire import FIXED32, FIXED64, LEN, VARINT, WireError, read_varint
 
-KEEP = 16 << 10  # tensor data up to this many bytes stays in the skeleton (constants used as shapes, patterns)
+KEEP = (
+    16 << 10
+)  # tensor data up to this many bytes stays in the skeleton (constants used as shapes, patterns)
 MAX_SKELETON = 32 << 20  # skeleton bytes before the build stops (LIMIT-EXCEEDED, partial); parsing and
 # walking a graph costs ~15x its skeleton size in memory, so this is what bounds a structure-heavy model
-PREFIX = 4 << 10  # what is kept of an oversized attribute string or list (enough to tell one element from many)
+PREFIX = (
+    4 << 10
+)  # what is kept of an oversized attribute string or list (enough to tell one element from many)
 MIN_FILL, MAX_FILL = 4 << 10, 256 << 10  # read-ahead: small after a jump, doubling while reading on
 COPY_CHUNK = 1 << 20
 MARKER_SLACK = 1 << 20
 _LEN4 = 1 << 28  # lengths rewritten as 4-byte varints
 
 MODEL, GRAPH, NODE, ATTR, TENSOR, SPARSE, FUNC, TRAINING = range(8)
-_NAMES = ("ModelProto", "GraphProto", "NodeProto", "AttributeProto", "TensorProto", "SparseTensorProto",
-          "FunctionProto", "TrainingInfoProto")
+_NAMES = (
+    "ModelProto",
+    "GraphProto",
+    "NodeProto",
+    "AttributeProto",
+    "TensorProto",
+    "SparseTensorProto",
+    "FunctionProto",
+    "TrainingInfoProto",
+)
 # length-delimited fields that hold a message we descend into (onnx.proto field numbers)
 _CHILD: dict[int, dict[int, int]] = {
     MODEL: {7: GRAPH, 20: TRAINING, 25: FUNC},
@@ -47,9 +59,18 @@ _CHILD: dict[int, dict[int, int]] = {
     FUNC: {7: NODE, 11: ATTR},
     TENSOR: {},
 }
+# nodes and attributes are walked field by field even when small: their repeated names and values are what a
+# structure-heavy model is made of, and parsing costs per field, not per byte (a 3-byte input name costs ~45 bytes)
+_ALWAYS_WALK = frozenset({NODE, ATTR})
 _DOC = {MODEL: 6, GRAPH: 10, NODE: 6, ATTR: 13, TENSOR: 12, FUNC: 8}
 RAW_DATA, STRING_DATA = 9, 6
-TYPED_DATA = {4: FIXED32, 5: VARINT, 7: VARINT, 10: FIXED64, 11: VARINT}  # packed numeric fields and their element type
+TYPED_DATA = {
+    4: FIXED32,
+    5: VARINT,
+    7: VARINT,
+    10: FIXED64,
+    11: VARINT,
+}  # packed numeric fields and their element type
 ATTR_FLOATS, ATTR_INTS, ATTR_STRINGS, ATTR_S = 7, 8, 9, 4
 _MARKER_FIELD = 16  # TensorProto.metadata_props
 
@@ -154,8 +175,16 @@ class _Src:
 
 
 class _Builder:
-    def __init__(self, reader: Reader, keep: int, max_bytes: int, max_graph_depth: int,
-                 out_of_time: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        reader: Reader,
+        keep: int,
+        max_bytes: int,
+        max_graph_depth: int,
+        out_of_time: Callable[[], bool],
+        max_nodes: int = 1 << 62,
+        max_fields: int = 1 << 62,
+    ) -> None:
         if max_bytes + MARKER_SLACK >= _LEN4:
             raise ValueError("skeleton cap too large for 4-byte lengths")
         self.src = _Src(reader)
@@ -166,6 +195,9 @@ class _Builder:
         self.out = bytearray()
         self.pend: tuple[int, int] | None = None  # a run of fields to copy verbatim, [start, end)
         self.fields = 0
+        self.max_nodes = max_nodes
+        self.max_fields = max_fields
+        self.nodes = 0
         self.sk = Skeleton(self.out, f"modelward.stripped.{secrets.token_hex(8)}")
 
     # --- output ---------------------------------------------------------------------------------
@@ -194,8 +226,11 @@ class _Builder:
 
     def room(self, n: int, offset: int, slack: int = 0) -> None:
         if len(self.out) + n > self.max_bytes + slack:
-            raise _Stop("max_skeleton_bytes", f"ONNX structure beyond {self.max_bytes} bytes (without tensor data) "
-                        f"at offset {offset}; the rest was not inspected")
+            raise _Stop(
+                "max_skeleton_bytes",
+                f"ONNX structure beyond {self.max_bytes} bytes (without tensor data) "
+                f"at offset {offset}; the rest was not inspected",
+            )
 
     def emit(self, data: bytes, offset: int) -> None:
         self.flush()
@@ -212,15 +247,19 @@ class _Builder:
         if wt == LEN:
             n, p = self.src.varint(p, end)
             if n > end - p:
-                raise WireError(f"field {fnum} of {_NAMES[kind]} at offset {pos} declares {n} bytes, "
-                                f"{end - p} remain in the enclosing message")
+                raise WireError(
+                    f"field {fnum} of {_NAMES[kind]} at offset {pos} declares {n} bytes, "
+                    f"{end - p} remain in the enclosing message"
+                )
             return fnum, wt, p, p + n
         if wt == VARINT:
             _, q = self.src.varint(p, end)
             return fnum, wt, p, q
         size = 8 if wt == FIXED64 else 4 if wt == FIXED32 else -1
         if size < 0:
-            raise WireError(f"wire type {wt} (field {fnum} of {_NAMES[kind]}) at offset {pos} is not used by ONNX")
+            raise WireError(
+                f"wire type {wt} (field {fnum} of {_NAMES[kind]}) at offset {pos} is not used by ONNX"
+            )
         if p + size > end:
             raise WireError(f"field {fnum} of {_NAMES[kind]} at offset {pos} runs past the enclosing message")
         return fnum, wt, p, p + size
@@ -234,8 +273,15 @@ class _Builder:
         children = _CHILD[kind]
         while pos < end:
             self.fields += 1
-            if self.fields & 0xFFF == 0 and self.out_of_time():
-                raise _Stop("file_seconds", "time budget exhausted while reading the ONNX structure")
+            if self.fields & 0xFFF == 0:
+                if self.out_of_time():
+                    raise _Stop("file_seconds", "time budget exhausted while reading the ONNX structure")
+                if self.fields > self.max_fields:  # each costs ~50 bytes parsed, however short on disk
+                    raise _Stop(
+                        "max_onnx_fields",
+                        f"more than {self.max_fields} protobuf fields in the ONNX "
+                        f"structure (at offset {pos}); the rest was not inspected",
+                    )
             fstart = pos
             fnum, wt, a, b = self.header(pos, end, kind)
             pos = b
@@ -283,8 +329,14 @@ class _Builder:
                 tensor.raw_len = tensor.raw_offset = None
             idx = len(self.sk.tensors)
             self.sk.tensors.append(tensor)
-            entry = b"\x0a" + _varint_bytes(len(self.sk.marker)) + self.sk.marker.encode() \
-                + b"\x12" + _varint_bytes(len(str(idx))) + str(idx).encode()
+            entry = (
+                b"\x0a"
+                + _varint_bytes(len(self.sk.marker))
+                + self.sk.marker.encode()
+                + b"\x12"
+                + _varint_bytes(len(str(idx)))
+                + str(idx).encode()
+            )
             marker = _varint_bytes(_MARKER_FIELD << 3 | LEN) + _varint_bytes(len(entry)) + entry
             self.room(len(marker), start, slack=MARKER_SLACK)  # markers may pass the cap a little
             self.out += marker
@@ -304,11 +356,23 @@ class _Builder:
         self.skip(b - a - len(head))
 
     def submessage(self, fstart: int, fnum: int, kind: int, a: int, b: int, gd: int) -> None:
+        if kind == NODE:
+            self.nodes += 1
+            if (
+                self.nodes > self.max_nodes
+            ):  # parsing and walking cost ~1 KB per node, however small it is on disk
+                raise _Stop(
+                    "max_onnx_nodes",
+                    f"more than {self.max_nodes} nodes (at offset {fstart}); the rest was not inspected",
+                )
         if kind == GRAPH and gd > self.max_graph_depth:
-            self.sk.depth_hit = self.sk.depth_hit or f"subgraph at offset {a} nested deeper than {self.max_graph_depth} levels"
+            self.sk.depth_hit = (
+                self.sk.depth_hit
+                or f"subgraph at offset {a} nested deeper than {self.max_graph_depth} levels"
+            )
             self.skip(b - a)
             return
-        if b - a <= self.keep:
+        if b - a <= self.keep and kind not in _ALWAYS_WALK:
             self.copy(fstart, b)
             return
         self.emit(_varint_bytes(fnum << 3 | LEN) + b"\0\0\0\0", fstart)
@@ -327,8 +391,16 @@ class _Builder:
         self.out[at : at + 4] = _len4(len(self.out) - body)
 
 
-def build_skeleton(reader: Reader, *, max_graph_depth: int, out_of_time: Callable[[], bool] = lambda: False,
-                   keep: int | None = None, max_bytes: int | None = None) -> Skeleton:
+def build_skeleton(
+    reader: Reader,
+    *,
+    max_graph_depth: int,
+    out_of_time: Callable[[], bool] = lambda: False,
+    keep: int | None = None,
+    max_bytes: int | None = None,
+    max_nodes: int | None = None,
+    max_fields: int | None = None,
+) -> Skeleton:
     """The ModelProto in ``reader`` without its big tensor payloads; raises SkeletonError for malformed wire data.
 
     A build stopped by a cap returns the well-formed part read so far with ``stopped`` set.
@@ -338,7 +410,15 @@ def build_skeleton(reader: Reader, *, max_graph_depth: int, out_of_time: Callabl
     if reader.size <= keep:
         data = reader.read(0, reader.size)
         return Skeleton(data, f"modelward.stripped.{secrets.token_hex(8)}")
-    b = _Builder(reader, keep, max_bytes, max_graph_depth, out_of_time)
+    b = _Builder(
+        reader,
+        keep,
+        max_bytes,
+        max_graph_depth,
+        out_of_time,
+        1 << 62 if max_nodes is None else max_nodes,
+        1 << 62 if max_fields is None else max_fields,
+    )
     try:
         b.message(MODEL, 0, reader.size, 0)
     except _Stop as stop:

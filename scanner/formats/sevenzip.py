@@ -1,8 +1,9 @@
-"""7z archives: every member (extensionless ones included) is decompressed in memory and inspected by content.
+"""7z archives: every member (extensionless ones included) is decompressed into a spool and inspected by content.
 
 nullifAI (2025) shipped PyTorch pickles inside 7z, which scanners that open
 only zip or only ``*.pkl`` members passed as clean. py7zr does the decoding,
-but it is only ever given in-memory writers with caps: declared sizes are
+but it is only ever given capped writers backed by spools (a few MiB of memory,
+then an unlinked temp file): declared sizes are
 checked against the ratio, in-memory and shared-budget caps before anything is
 inflated, and the writers refuse bytes past those caps whatever the header
 said. py7zr refuses a whole archive if one member name is unsafe, so members are
@@ -16,7 +17,8 @@ import stat
 from typing import Any
 
 from ..findings import Severity
-from ..io.reader import BytesReader, Reader, ReaderIO
+from ..io.reader import Reader, ReaderIO, SliceReader
+from ..io.spool import Spool, SpoolError
 from .base import FormatHandler, InspectContext
 from .compressed import RATIO_FLOOR
 from .tar_archive import Capped
@@ -29,14 +31,27 @@ class _CapHit(Exception):
     pass
 
 
+class _Interleaved(Exception):
+    pass
+
+
+OUT_STEP = 1 << 20  # bytes py7zr may decode per step
+
+
 def _writer_classes() -> tuple[type, type, type]:
+    import py7zr.py7zr as py7zr_core
     from py7zr.io import MemIO, Py7zIO, WriterFactory
 
-    class CappedBuffer(Py7zIO):
-        """One member's bytes; refuses growth past its cap (py7zr would otherwise keep inflating)."""
+    # py7zr sizes each decode step from free RAM (up to 128 MB held at once); one step must stay small
+    py7zr_core.get_memory_limit = lambda: OUT_STEP  # type: ignore[attr-defined]
 
-        def __init__(self, cap: int, total: list[int], total_cap: int) -> None:
-            self.data = bytearray()
+    class CappedBuffer(Py7zIO):
+        """One member's bytes: a contiguous range of the archive's shared spool; refuses growth past its cap."""
+
+        def __init__(self, cap: int, total: list[int], total_cap: int, spool: Spool) -> None:
+            self.spool = spool  # shared by all members: memory up to a few MiB, then one unlinked temp file
+            self.start: int | None = None
+            self.length = 0
             self.cap = cap
             self.total = total
             self.total_cap = total_cap
@@ -44,9 +59,14 @@ def _writer_classes() -> tuple[type, type, type]:
 
         def write(self, s: bytes | bytearray) -> int:
             self.total[0] += len(s)
-            if len(self.data) + len(s) > self.cap or self.total[0] > self.total_cap:
+            if self.length + len(s) > self.cap or self.total[0] > self.total_cap:
                 raise _CapHit(f"member output exceeds {min(self.cap, self.total_cap)} bytes")
-            self.data += s
+            if self.start is None:
+                self.start = self.spool.size
+            elif self.start + self.length != self.spool.size:  # py7zr extracts sequentially; never expected
+                raise _Interleaved("7z members were written interleaved")
+            self.spool.write(s)
+            self.length += len(s)
             return len(s)
 
         def read(self, size: int | None = None) -> bytes:
@@ -59,20 +79,21 @@ def _writer_classes() -> tuple[type, type, type]:
             pass
 
         def size(self) -> int:
-            return len(self.data)
+            return self.length
 
         def close(self) -> None:
             self.done = True
 
     class Factory(WriterFactory):
-        def __init__(self, cap: int, total_cap: int) -> None:
+        def __init__(self, cap: int, total_cap: int, spool: Spool) -> None:
             self.cap = cap
             self.total_cap = total_cap
+            self.spool = spool
             self.total = [0]
             self.products: dict[str, CappedBuffer] = {}
 
         def create(self, filename: str) -> Py7zIO:
-            product = CappedBuffer(self.cap, self.total, self.total_cap)
+            product = CappedBuffer(self.cap, self.total, self.total_cap, self.spool)
             self.products[filename] = product
             return product
 
@@ -139,14 +160,19 @@ def _walk(archive: Any, reader: Reader, ctx: InspectContext) -> None:
     files = list(archive.files)
     encrypted = AES_METHOD in _coders(archive)
     if len(files) > ctx.limits.max_members:
-        ctx.add("ARCHIVE-TOO-MANY-MEMBERS", f"{len(files)} members, more than {ctx.limits.max_members}; the rest "
-                "were not inspected", evidence={"members": len(files), "limit": ctx.limits.max_members})
+        ctx.add(
+            "ARCHIVE-TOO-MANY-MEMBERS",
+            f"{len(files)} members, more than {ctx.limits.max_members}; the rest were not inspected",
+            evidence={"members": len(files), "limit": ctx.limits.max_members},
+        )
         ctx.partial("7z member limit reached")
         files = files[: ctx.limits.max_members]
 
-    total_cap, cap_name = min((max(ctx.limits.max_ratio * reader.size, RATIO_FLOOR), "max_ratio"),
-                              (max(ctx.state.budget_left, 0), "max_total_uncompressed"))
-    member_cap = ctx.limits.max_member_in_memory
+    total_cap, cap_name = min(
+        (max(ctx.limits.max_ratio * reader.size, RATIO_FLOOR), "max_ratio"),
+        (max(ctx.state.budget_left, 0), "max_total_uncompressed"),
+    )
+    member_cap = ctx.limits.max_member_inflated
     chosen: list[Any] = []
     planned = 0
     bombed = False
@@ -159,26 +185,36 @@ def _walk(archive: Any, reader: Reader, ctx: InspectContext) -> None:
         # so every declared size counts against the caps, and nothing after a bomb is extracted
         size = int(f.uncompressed or 0)
         if not bombed and (size > member_cap or planned + size > total_cap):
-            limit = "max_member_in_memory" if size > member_cap else cap_name
-            ctx.add("ARCHIVE-BOMB", f"member {name[:200]!r} declares {size} bytes; with the members before it that "
-                    f"passes the {limit} cap, so it and the members after it are not inflated",
-                    evidence={"declared": size, "limit": limit, "archive_bytes": reader.size})
+            limit = "max_member_inflated" if size > member_cap else cap_name
+            ctx.add(
+                "ARCHIVE-BOMB",
+                f"member {name[:200]!r} declares {size} bytes; with the members before it that "
+                f"passes the {limit} cap, so it and the members after it are not inflated",
+                evidence={"declared": size, "limit": limit, "archive_bytes": reader.size},
+            )
             ctx.partial("7z members over the size caps not inspected")
             bombed = True
         planned += size
         if f.is_symlink:
-            rep.add("ARCHIVE-SYMLINK", f"member {name[:200]!r} is a symbolic link", evidence={"name": name[:300]})
+            rep.add(
+                "ARCHIVE-SYMLINK", f"member {name[:200]!r} is a symbolic link", evidence={"name": name[:300]}
+            )
             continue
         kind = _special_kind(f)
         if kind:
-            rep.add("ARCHIVE-SPECIAL-MEMBER", f"member {name[:200]!r} is a {kind}", evidence={"name": name[:300]})
+            rep.add(
+                "ARCHIVE-SPECIAL-MEMBER", f"member {name[:200]!r} is a {kind}", evidence={"name": name[:300]}
+            )
             continue
         if not bombed:
             chosen.append(f)
 
     if encrypted and chosen:
-        ctx.add("ARCHIVE-ENCRYPTED", "7z content is AES-encrypted; members cannot be inspected",
-                evidence={"members": len(chosen)})
+        ctx.add(
+            "ARCHIVE-ENCRYPTED",
+            "7z content is AES-encrypted; members cannot be inspected",
+            evidence={"members": len(chosen)},
+        )
         if ctx.depth == 0:
             ctx.unanalyzable("encrypted 7z content")
         else:
@@ -190,42 +226,79 @@ def _walk(archive: Any, reader: Reader, ctx: InspectContext) -> None:
         return
 
     Factory, _, MemIO = _writer_classes()
-    factory = Factory(member_cap, total_cap)
+    spool = Spool(f"{ctx.path}!<7z content>", ctx.limits.spool_memory)
+    factory = Factory(member_cap, total_cap, spool)
     worker = archive.worker
     keep = {f.id for f in chosen}
     for f in files:
         worker.register_filelike(f.id, MemIO(str(f.id), factory) if f.id in keep else None)
     worker.max_extract_size = total_cap
+    try:
+        _extract_and_inspect(archive, worker, factory, chosen, cap_name, ctx, rep)
+    finally:
+        spool.close()
+    rep.summarize()
+
+
+def _extract_and_inspect(
+    archive: Any,
+    worker: Any,
+    factory: Any,
+    chosen: list[Any],
+    cap_name: str,
+    ctx: InspectContext,
+    rep: Capped,
+) -> None:
     error: str | None = None
     try:
         worker.extract(archive.fp, None, parallel=False)
+    except (SpoolError, _Interleaved) as exc:
+        ctx.limit_hit("spool", f"7z members not inspected: {exc}")
+        return
     except _CapHit as exc:
-        ctx.add("ARCHIVE-BOMB", f"7z member inflated past its declared size: {exc}; inflation stopped",
-                evidence={"limit": cap_name})
+        ctx.add(
+            "ARCHIVE-BOMB",
+            f"7z member inflated past its declared size: {exc}; inflation stopped",
+            evidence={"limit": cap_name},
+        )
         ctx.partial("7z inflation stopped at a cap")
     except MemoryError:
         error = "decoder ran out of memory"
     except Exception as exc:  # corrupt streams, CRC errors, unsupported methods, bomb guard
         error = f"{type(exc).__name__}: {exc}"[:300]
     if error is not None and error.startswith("DecompressionBombError"):
-        ctx.add("ARCHIVE-BOMB", f"7z inflation stopped at the {cap_name} cap ({error})", evidence={"limit": cap_name})
+        ctx.add(
+            "ARCHIVE-BOMB",
+            f"7z inflation stopped at the {cap_name} cap ({error})",
+            evidence={"limit": cap_name},
+        )
         ctx.partial("7z inflation stopped at a cap")
     elif error is not None:
         unsupported = "Unsupported" in error
-        ctx.add("ARCHIVE-UNSUPPORTED" if unsupported else "ARCHIVE-MALFORMED",
-                f"7z extraction failed ({error}); members decoded before the failure were inspected")
+        ctx.add(
+            "ARCHIVE-UNSUPPORTED" if unsupported else "ARCHIVE-MALFORMED",
+            f"7z extraction failed ({error}); members decoded before the failure were inspected",
+        )
         ctx.partial("7z extraction incomplete")
 
-    for f in chosen:
-        product = factory.products.get(str(f.id))
-        if product is None:
-            continue
-        name = str(f.filename) or f"<member-{f.id}>"
-        if not product.done:
-            rep.add("ARCHIVE-MALFORMED", f"member {name[:200]!r} did not decode cleanly ({len(product.data)} of "
-                    f"{f.uncompressed} bytes, or a CRC error); what decoded is inspected", severity=Severity.HIGH)
-        ctx.inspect_member(BytesReader(product.data, name), name, charge=True)
-    rep.summarize()
+    content = factory.spool.reader()
+    try:
+        for f in chosen:
+            product = factory.products.get(str(f.id))
+            if product is None:
+                continue
+            name = str(f.filename) or f"<member-{f.id}>"
+            if not product.done:
+                rep.add(
+                    "ARCHIVE-MALFORMED",
+                    f"member {name[:200]!r} did not decode cleanly ({product.length} of "
+                    f"{f.uncompressed} bytes, or a CRC error); what decoded is inspected",
+                    severity=Severity.HIGH,
+                )
+            start = product.start if product.start is not None else 0
+            ctx.inspect_member(SliceReader(content, start, product.length, name), name, charge=True)
+    finally:
+        content.close()
 
 
 HANDLERS = [

@@ -170,6 +170,50 @@ def _blocks(n: int) -> int:
     return (n + BLOCK - 1) // BLOCK * BLOCK
 
 
+def within_one_member(reader: Reader, start: int, end: int, max_members: int = 100_000) -> bool:
+    """Whether bytes ``[start, end)`` lie inside the data of one member of the tar that starts at offset 0.
+
+    Walked the way ``tarfile`` reads headers (PAX sizes, long names, stops at
+    the first zero or bad block). A zip whose end record sits inside a member
+    (the torch checkpoint that ends a NeMo archive) is that member's content,
+    not a zip file; anything else (a zip spanning members or after the end) is
+    a polyglot and stays a zip to the zip sniffers.
+    """
+    pos = 0
+    pax_size: int | None = None
+    for _ in range(max_members):
+        if pos > start or pos + BLOCK > reader.size:
+            return False
+        buf = reader.read(pos, BLOCK)
+        if len(buf) < BLOCK or not buf.strip(b"\x00"):
+            return False
+        try:
+            h = parse_header(buf)
+        except BadHeader:
+            return False
+        data_at = pos + BLOCK
+        if h.type in PAX_TYPES or h.type in GNU_LONG:
+            if h.size > MAX_PAX:
+                return False
+            if h.type == b"x":
+                try:
+                    size = _parse_pax(reader.read(data_at, h.size)).get("size")
+                    pax_size = int(size) if size is not None else None
+                except (BadHeader, ValueError):
+                    return False
+            pos = data_at + _blocks(h.size)
+            continue
+        size = h.size if pax_size is None else pax_size
+        pax_size = None
+        if h.type == SPARSE or h.sparse_ext:
+            return False
+        carries = h.type in REGULAR or h.type not in KNOWN
+        if carries and data_at <= start and end <= data_at + size:
+            return True
+        pos = data_at + (_blocks(size) if carries else 0)
+    return False
+
+
 # --------------------------------------------------------------------------- the walk
 
 
@@ -256,6 +300,15 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
                 break
             if h.type == b"g":
                 pax_global.update(records)
+                if sum(len(k) + len(v) for k, v in pax_global.items()) > MAX_PAX:  # distinct keys add up
+                    ctx.limit_hit(
+                        "tar_pax_global",
+                        f"global PAX headers at offset {pos} add up to more than {MAX_PAX} bytes; "
+                        "the rest of the archive was not inspected",
+                        offset=pos,
+                    )
+                    pos = reader.size
+                    break
             else:
                 pax_next = records
             continue

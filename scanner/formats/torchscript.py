@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import re
 
+from ..findings import Severity
 from ..io.reader import Reader
 from . import zipfmt
 from .base import FormatHandler, InspectContext
 from .torch_zip import TorchZip, inspect_torch_zip, torch_roots
 
 MAX_CODE_BYTES = 16 << 20  # per archive; the rest of the code is reported as not listed
-_OPS = re.compile(r"\btorch\.(ops|classes)\.([A-Za-z_][\w]*)\.([A-Za-z_][\w]*)")
+# serialized TorchScript resolves `ops` and `torch.ops` alike (import_source.cpp's environment), and names
+# custom classes `__torch__.torch.classes.NS.NAME`: a bare `ops.NS.NAME` must be seen too
+_OPS = re.compile(r"(?:(?<![\w.])|(?<=__torch__\.))(?:torch\.)?(ops|classes)\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
 _TORCH_CALL = re.compile(r"\btorch\.((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)\s*\(")
 _BUILTIN_NAMESPACES = {"aten", "prim", "prims", "quantized", "_quantized", "quantized_decomposed", "profiler"}
+# code whose operator calls all stay in these namespaces computes on tensors only: information, not a warning
+_PLAIN_NAMESPACES = {"aten", "prim"}
 # operators that reach the file system or load further serialized content
 _DANGEROUS_FUNCS = {"from_file", "load", "save", "_load_for_mobile", "hub"}
 _DANGEROUS_ATEN = {"from_file", "_load", "load", "save"}
@@ -30,8 +35,11 @@ def _sniff(head: bytes, reader: Reader) -> bool:
         return False
     names = zipfmt.list_names(reader)
     roots = torch_roots(names)
-    return any(n.startswith(f"{r}/code/") or n == f"{r}/constants.pkl" or n == f"{r}/bytecode.pkl"
-               for r in roots for n in names)
+    return any(
+        n.startswith(f"{r}/code/") or n == f"{r}/constants.pkl" or n == f"{r}/bytecode.pkl"
+        for r in roots
+        for n in names
+    )
 
 
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
@@ -45,13 +53,16 @@ def analyze_code(reader: Reader, tz: TorchZip, ctx: InspectContext) -> None:
     ops: dict[str, str] = {}  # call -> first file
     dangerous: dict[str, str] = {}
     budget = MAX_CODE_BYTES
+    complete = True  # every code file was read: only then can the code be called plain
     files = [e for e in tz.code_entries if e.name.endswith(".py")]
     for e in files:
         if budget <= 0:
             ctx.partial("TorchScript code beyond the size cap was not listed")
+            complete = False
             break
         sub = zipfmt.open_member(reader, e, ctx) if e.uncompressed_size <= budget else None
         if sub is None:
+            complete = False
             continue
         text = sub.read(0, min(sub.size, budget)).decode("utf-8", "replace")
         budget -= sub.size
@@ -59,10 +70,13 @@ def analyze_code(reader: Reader, tz: TorchZip, ctx: InspectContext) -> None:
             ops.setdefault(call, e.name)
             if is_bad:
                 dangerous.setdefault(call, e.name)
+    plain = complete and not dangerous and all(_plain(call) for call in ops)
     ctx.add(
         "TORCHSCRIPT-CODE",
         f"TorchScript archive with {len(files)} code file(s) that run on load"
+        + ("; only aten/prim operators" if plain else "")
         + (f"; operator calls: {', '.join(sorted(ops)[:10])}" if ops else ""),
+        severity=Severity.INFO if plain else None,
         evidence={"code_files": [e.name[:200] for e in files[:20]], "calls": sorted(ops)[:50]},
     )
     for call, where in sorted(dangerous.items()):
@@ -71,6 +85,14 @@ def analyze_code(reader: Reader, tz: TorchZip, ctx: InspectContext) -> None:
             f"TorchScript code in {where!r} calls {call} (file-system access or a custom native operator)",
             evidence={"call": call, "file": where[:200]},
         )
+
+
+def _plain(call: str) -> bool:
+    """A call TorchScript lowers to an aten/prim operator: `torch.NAME(...)` or `torch.ops.{aten,prim}.NAME`."""
+    parts = call.split(".")
+    if parts[1] in ("ops", "classes"):
+        return parts[1] == "ops" and parts[2] in _PLAIN_NAMESPACES
+    return True
 
 
 def _calls(text: str) -> list[tuple[str, bool]]:

@@ -10,8 +10,9 @@ disagreement as a finding instead of stopping at it.
 
 Only the tail, the central directory and the local headers are read to list a
 zip; member bytes are read when a caller opens a member. Stored members are
-zero-copy windows; compressed ones are inflated under ratio, size and byte-budget
-caps.
+zero-copy windows; compressed ones are inflated in 1 MiB steps into a spool
+(memory, then an unlinked temp file) under ratio, size and byte-budget caps, so
+peak memory does not grow with the member.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..io.reader import BytesReader, Reader, ReaderError, SliceReader
+from ..io.reader import Reader, ReaderError, SliceReader
+from ..io.spool import Spool, SpoolError, close_if_spooled
 from .base import BudgetExceeded, InspectContext
 
 SIG_LOCAL = b"PK\x03\x04"
@@ -52,10 +54,14 @@ FLAG_DESCRIPTOR = 0x0008
 FLAG_STRONG_ENCRYPTION = 0x0040
 FLAG_UTF8 = 0x0800
 
+# member names kept while listing (real ones ~100 B): 10k names of 64 KiB would hold 1.3 GB
+MAX_NAME_BYTES = 16 << 20
 RATIO_FLOOR = 1 << 20  # small members may expand to 1 MiB whatever their ratio
 CRC_STORED_CAP = 64 << 20  # stored members up to this size get their CRC checked when opened
 MAX_FINDINGS_PER_RULE = 20
 BLOCK = 1 << 20
+IN_CHUNK = 256 << 10  # compressed bytes fed per step
+OUT_CHUNK = 1 << 20  # inflated bytes produced per step: what one step may hold in memory
 
 
 @dataclass
@@ -132,13 +138,18 @@ def _parse_eocd(buf: bytes, at: int, pos: int, reader: Reader) -> _End | None:
     if len(rec) < EOCD_LEN:
         return None
     _, disk, cd_disk, n_disk, n_total, cd_size, cd_offset, comment_len = struct.unpack("<4sHHHHIIH", rec)
-    end = _End(pos, n_total, cd_size, cd_offset, comment_len, multi_disk=bool(disk or cd_disk or n_disk != n_total))
+    end = _End(
+        pos, n_total, cd_size, cd_offset, comment_len, multi_disk=bool(disk or cd_disk or n_disk != n_total)
+    )
     # a zip64 locator sits right before the end record
     if pos >= LOC64_LEN:
         loc = reader.read(pos - LOC64_LEN, LOC64_LEN)
         if loc[:4] == SIG_LOC64:
             (rec64_pos,) = struct.unpack("<Q", loc[8:16])
-            candidates = [rec64_pos, pos - LOC64_LEN - EOCD64_LEN]  # declared, and where it must be if contiguous
+            candidates = [
+                rec64_pos,
+                pos - LOC64_LEN - EOCD64_LEN,
+            ]  # declared, and where it must be if contiguous
             for cand in candidates:
                 if 0 <= cand <= reader.size - EOCD64_LEN:
                     r64 = reader.read(cand, EOCD64_LEN)
@@ -246,20 +257,27 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
     return usize, csize, offset, False
 
 
-def _parse_central(reader: Reader, e: _End, max_entries: int) -> tuple[list[ZipEntry], list[tuple[str, str, dict]], bool]:
+def _parse_central(
+    reader: Reader, e: _End, max_entries: int
+) -> tuple[list[ZipEntry], list[tuple[str, str, dict]], bool]:
     entries: list[ZipEntry] = []
     problems: list[tuple[str, str, dict]] = []
     complete = True
     positions = list(_cd_positions(reader, e))
     if len(positions) > 1:
-        problems.append((
-            "ARCHIVE-MALFORMED",
-            "two readable central directories: the recorded offset and the recorded size disagree, "
-            "so PyTorch and Python list different members; both were read",
-            {"offsets": [p for p, _ in positions]},
-        ))
+        problems.append(
+            (
+                "ARCHIVE-MALFORMED",
+                "two readable central directories: the recorded offset and the recorded size disagree, "
+                "so PyTorch and Python list different members; both were read",
+                {"offsets": [p for p, _ in positions]},
+            )
+        )
     seen_local: set[tuple[bytes, int]] = set()
+    name_bytes = 0
     for cd_pos, adjust in positions:
+        if not complete:
+            break
         w = _Window(reader)
         pos = cd_pos
         cd_end = min(e.pos, cd_pos + e.cd_size) if e.cd_size else e.pos
@@ -271,9 +289,36 @@ def _parse_central(reader: Reader, e: _End, max_entries: int) -> tuple[list[ZipE
             if len(entries) >= max_entries:
                 complete = False
                 break
-            (_, made_by, _, flags, method, _, _, crc, csize, usize, nlen, xlen, clen, _, _, ext_attr, loff) = struct.unpack(
-                "<4sHHHHHHIIIHHHHHII", hdr
-            )
+            (
+                _,
+                made_by,
+                _,
+                flags,
+                method,
+                _,
+                _,
+                crc,
+                csize,
+                usize,
+                nlen,
+                xlen,
+                clen,
+                _,
+                _,
+                ext_attr,
+                loff,
+            ) = struct.unpack("<4sHHHHHHIIIHHHHHII", hdr)
+            name_bytes += nlen
+            if name_bytes > MAX_NAME_BYTES:
+                complete = False
+                problems.append(
+                    (
+                        "LIMIT-EXCEEDED",
+                        f"member names add up to more than {MAX_NAME_BYTES} bytes; the members after were not listed",
+                        {"limit": "zip_name_bytes", "listed": len(entries)},
+                    )
+                )
+                break
             raw = w.read(pos + CENTRAL_LEN, nlen)
             extra = w.read(pos + CENTRAL_LEN + nlen, xlen)
             usize, csize, loff, z64 = _zip64_extra(extra, usize, csize, loff)
@@ -300,17 +345,21 @@ def _parse_central(reader: Reader, e: _End, max_entries: int) -> tuple[list[ZipE
                 )
             )
         if complete and count != e.n_total and not (e.n_total == 0xFFFF and count > 0xFFFF):
-            problems.append((
-                "ARCHIVE-MALFORMED",
-                f"end record declares {e.n_total} members, the central directory holds {count}",
-                {"declared": e.n_total, "found": count},
-            ))
+            problems.append(
+                (
+                    "ARCHIVE-MALFORMED",
+                    f"end record declares {e.n_total} members, the central directory holds {count}",
+                    {"declared": e.n_total, "found": count},
+                )
+            )
         if complete and pos != cd_end and e.cd_size:
-            problems.append((
-                "ARCHIVE-MALFORMED",
-                f"central directory size {e.cd_size} disagrees with its records ({pos - cd_pos} bytes)",
-                {"declared": e.cd_size, "found": pos - cd_pos},
-            ))
+            problems.append(
+                (
+                    "ARCHIVE-MALFORMED",
+                    f"central directory size {e.cd_size} disagrees with its records ({pos - cd_pos} bytes)",
+                    {"declared": e.cd_size, "found": pos - cd_pos},
+                )
+            )
     return entries, problems, complete
 
 
@@ -318,6 +367,7 @@ def _walk_local(reader: Reader, max_entries: int) -> tuple[list[ZipEntry], bool]
     """Without an end record (truncated download, stripped directory) list members from the local headers."""
     entries: list[ZipEntry] = []
     pos = 0
+    name_bytes = 0
     w = _Window(reader, 4096)
     while pos + LOCAL_LEN <= reader.size:
         hdr = w.read(pos, LOCAL_LEN)
@@ -326,12 +376,17 @@ def _walk_local(reader: Reader, max_entries: int) -> tuple[list[ZipEntry], bool]
         if len(entries) >= max_entries:
             return entries, False
         _, _, flags, method, _, _, crc, csize, usize, nlen, xlen = struct.unpack("<4sHHHHHIIIHH", hdr)
+        name_bytes += nlen
+        if name_bytes > MAX_NAME_BYTES:
+            return entries, False
         raw = w.read(pos + LOCAL_LEN, nlen)
         extra = w.read(pos + LOCAL_LEN + nlen, xlen)
         usize, csize, _, z64 = _zip64_extra(extra, usize, csize, 0)
         if flags & FLAG_DESCRIPTOR and csize == 0:
             csize = _scan_for_next_header(reader, pos + LOCAL_LEN + nlen + xlen)
-        e = ZipEntry(len(entries), decode_name(raw, flags), raw, method, flags, crc, csize, usize, pos, zip64=z64)
+        e = ZipEntry(
+            len(entries), decode_name(raw, flags), raw, method, flags, crc, csize, usize, pos, zip64=z64
+        )
         entries.append(e)
         data = pos + LOCAL_LEN + nlen + xlen
         nxt = data + csize
@@ -407,13 +462,24 @@ def _build_listing(reader: Reader, max_entries: int) -> ZipListing | None:
                 )
         if reader.read(0, 4) == SIG_LOCAL:
             entries, complete = _walk_local(reader, max_entries)
-            problems = [(
-                "ARCHIVE-MALFORMED",
-                "no readable end-of-central-directory record (truncated or stripped zip); "
-                "members were listed from their local headers",
-                {},
-            )]
-            return ZipListing(entries, 0, reader.size, 0, None, complete=complete, declared_entries=len(entries), problems=problems)
+            problems = [
+                (
+                    "ARCHIVE-MALFORMED",
+                    "no readable end-of-central-directory record (truncated or stripped zip); "
+                    "members were listed from their local headers",
+                    {},
+                )
+            ]
+            return ZipListing(
+                entries,
+                0,
+                reader.size,
+                0,
+                None,
+                complete=complete,
+                declared_entries=len(entries),
+                problems=problems,
+            )
     except (struct.error, ValueError, OverflowError):
         return None
     return None
@@ -430,7 +496,19 @@ def looks_like_zip(head: bytes, reader: Reader) -> bool:
     except Exception:
         return False
     # an end record with no members counts only at offset 0: a stray signature in a tail is no zip
-    return listing is not None and (bool(listing.entries) or head[:4] == SIG_EOCD)
+    if listing is None or not (listing.entries or head[:4] == SIG_EOCD):
+        return False
+    return not _inside_tar_member(head, reader, listing)
+
+
+def _inside_tar_member(head: bytes, reader: Reader, listing: ZipListing) -> bool:
+    """A tar starts at offset 0 and the whole zip is one member's data: a tar member, not a zip file."""
+    from .tar_archive import looks_like_tar_header, within_one_member
+
+    if listing.eocd_offset is None or not looks_like_tar_header(head):
+        return False
+    start = min([listing.cd_offset, *(e.local_header_offset for e in listing.entries)])
+    return within_one_member(reader, start, listing.eocd_offset + EOCD_LEN)
 
 
 def list_names(reader: Reader) -> list[str]:
@@ -496,8 +574,11 @@ class _Reporter:
     def flush(self) -> None:
         for rule, n in self.counts.items():
             if n > MAX_FINDINGS_PER_RULE:
-                self.ctx.add(rule, f"... and {n - MAX_FINDINGS_PER_RULE} more {rule} findings in this archive",
-                             evidence={"suppressed": n - MAX_FINDINGS_PER_RULE})
+                self.ctx.add(
+                    rule,
+                    f"... and {n - MAX_FINDINGS_PER_RULE} more {rule} findings in this archive",
+                    evidence={"suppressed": n - MAX_FINDINGS_PER_RULE},
+                )
 
 
 def read_zip(reader: Reader, ctx: InspectContext) -> ZipListing | None:
@@ -516,7 +597,9 @@ def read_zip(reader: Reader, ctx: InspectContext) -> ZipListing | None:
         rep.add(rule, msg, evidence=ev)
         if rule == "ARCHIVE-MALFORMED":
             ctx.partial("malformed zip structure")
-    if not listing.complete:
+    if not listing.complete and any(p[0] == "LIMIT-EXCEEDED" for p in listing.problems):
+        ctx.partial("zip listing stopped at a limit")
+    elif not listing.complete:
         ctx.add(
             "ARCHIVE-TOO-MANY-MEMBERS",
             f"more than {ctx.limits.max_members} members; the rest were not inspected",
@@ -539,8 +622,12 @@ def read_zip(reader: Reader, ctx: InspectContext) -> ZipListing | None:
 def _join_local(reader: Reader, w: _Window, e: ZipEntry, rep: _Reporter) -> None:
     hdr = w.read(e.local_header_offset, LOCAL_LEN) if e.local_header_offset >= 0 else b""
     if len(hdr) < LOCAL_LEN or hdr[:4] != SIG_LOCAL:
-        rep.add("ARCHIVE-MALFORMED", f"{e.name!r}: no local header at offset {e.local_header_offset}",
-                offset=e.local_header_offset, evidence={"member": e.name[:300]})
+        rep.add(
+            "ARCHIVE-MALFORMED",
+            f"{e.name!r}: no local header at offset {e.local_header_offset}",
+            offset=e.local_header_offset,
+            evidence={"member": e.name[:300]},
+        )
         rep.ctx.partial("zip member without local header")
         return
     _, _, lflags, lmethod, _, _, lcrc, lcsize, lusize, nlen, xlen = struct.unpack("<4sHHHHHIIIHH", hdr)
@@ -576,35 +663,49 @@ def _join_local(reader: Reader, w: _Window, e: ZipEntry, rep: _Reporter) -> None
             evidence={"member": e.name[:300], "central_vs_local": diffs},
         )
     if e.data_offset + e.compressed_size > reader.size:
-        rep.add("ARCHIVE-MALFORMED", f"{e.name!r}: member data runs past the end of the file (truncated)",
-                offset=e.data_offset, evidence={"member": e.name[:300], "compressed_size": e.compressed_size})
+        rep.add(
+            "ARCHIVE-MALFORMED",
+            f"{e.name!r}: member data runs past the end of the file (truncated)",
+            offset=e.data_offset,
+            evidence={"member": e.name[:300], "compressed_size": e.compressed_size},
+        )
         rep.ctx.partial("truncated zip member")
 
 
 def _check_entry(ctx: InspectContext, e: ZipEntry, rep: _Reporter) -> None:
     if e.is_encrypted:
-        rep.add("ARCHIVE-ENCRYPTED",
-                f"{e.name!r} is flagged encrypted (Python refuses it; older PyTorch ignored the flag); "
-                "its bytes are inspected as stored",
-                evidence={"member": e.name[:300], "flags": e.flags})
+        rep.add(
+            "ARCHIVE-ENCRYPTED",
+            f"{e.name!r} is flagged encrypted (Python refuses it; older PyTorch ignored the flag); "
+            "its bytes are inspected as stored",
+            evidence={"member": e.name[:300], "flags": e.flags},
+        )
         ctx.partial(f"encrypted zip member {e.name[:100]}")
     if e.method not in SUPPORTED_METHODS and not e.is_dir:
-        rep.add("ARCHIVE-UNSUPPORTED", f"{e.name!r} uses compression method {e.method}, which cannot be read",
-                evidence={"member": e.name[:300], "method": e.method})
+        rep.add(
+            "ARCHIVE-UNSUPPORTED",
+            f"{e.name!r} uses compression method {e.method}, which cannot be read",
+            evidence={"member": e.name[:300], "method": e.method},
+        )
         ctx.partial(f"zip member {e.name[:100]} uses unsupported method {e.method}")
     for nm in {e.name, e.local_name or e.name}:
         problems = name_problems(nm)
         if problems:
-            rep.add("ARCHIVE-PATH-TRAVERSAL",
-                    f"member name {nm[:200]!r} escapes the extraction folder ({', '.join(problems)})",
-                    evidence={"name": nm[:300], "problems": problems})
+            rep.add(
+                "ARCHIVE-PATH-TRAVERSAL",
+                f"member name {nm[:200]!r} escapes the extraction folder ({', '.join(problems)})",
+                evidence={"name": nm[:300], "problems": problems},
+            )
     mode = e.mode
     if mode:
         if stat.S_ISLNK(mode):
             rep.add("ARCHIVE-SYMLINK", f"{e.name!r} is a symbolic link", evidence={"member": e.name[:300]})
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-            rep.add("ARCHIVE-SPECIAL-MEMBER", f"{e.name!r} is a device, FIFO or socket entry",
-                    evidence={"member": e.name[:300], "mode": oct(mode)})
+            rep.add(
+                "ARCHIVE-SPECIAL-MEMBER",
+                f"{e.name!r} is a device, FIFO or socket entry",
+                evidence={"member": e.name[:300], "mode": oct(mode)},
+            )
 
 
 def _check_names(listing: ZipListing, rep: _Reporter) -> None:
@@ -629,8 +730,12 @@ def _check_layout(reader: Reader, listing: ZipListing, rep: _Reporter, ctx: Insp
     if not spans:  # no member: everything before the directory is unexplained
         if listing.eocd_offset is not None and listing.cd_offset > 0:
             listing.prefix_length = min(listing.cd_offset, reader.size)
-            rep.add("ZIP-PREFIX-DATA", f"{listing.prefix_length} bytes precede an empty zip directory",
-                    offset=0, evidence={"length": listing.prefix_length})
+            rep.add(
+                "ZIP-PREFIX-DATA",
+                f"{listing.prefix_length} bytes precede an empty zip directory",
+                offset=0,
+                evidence={"length": listing.prefix_length},
+            )
         return
     listing.prefix_length = spans[0][0]
     overlaps = []
@@ -655,32 +760,47 @@ def _check_layout(reader: Reader, listing: ZipListing, rep: _Reporter, ctx: Insp
             evidence={"pairs": [[a[:100], b[:100]] for a, b, _ in overlaps[:10]], "count": len(overlaps)},
         )
     if listing.prefix_length > 0:
-        rep.add("ZIP-PREFIX-DATA",
-                f"{listing.prefix_length} bytes precede the first zip member (polyglot: a loader that reads from "
-                "byte 0, e.g. torch.load on a non-zip, sees them first)",
-                offset=0, evidence={"length": listing.prefix_length})
+        rep.add(
+            "ZIP-PREFIX-DATA",
+            f"{listing.prefix_length} bytes precede the first zip member (polyglot: a loader that reads from "
+            "byte 0, e.g. torch.load on a non-zip, sees them first)",
+            offset=0,
+            evidence={"length": listing.prefix_length},
+        )
     if listing.eocd_offset is None or not listing.complete:
         return
     cd_start = listing.cd_offset
     if cd_start > prev_end:
         gaps.append((prev_end, cd_start))
     for a, b in gaps:
-        rep.add("ZIP-EXTRA-DATA", f"{b - a} bytes between zip members at offset {a} belong to no member",
-                offset=a, evidence={"start": a, "length": b - a})
+        rep.add(
+            "ZIP-EXTRA-DATA",
+            f"{b - a} bytes between zip members at offset {a} belong to no member",
+            offset=a,
+            evidence={"start": a, "length": b - a},
+        )
     listing_gaps = [(a, b, f"<gap@{a}>") for a, b in gaps]
     after_cd = cd_start + listing.cd_size
     records_start = listing.eocd_offset
     if listing.zip64:
         records_start = _zip64_start(reader, listing.eocd_offset)
     if records_start is not None and after_cd < records_start:
-        rep.add("ZIP-EXTRA-DATA", f"{records_start - after_cd} bytes between the central directory and the end record",
-                offset=after_cd, evidence={"start": after_cd, "length": records_start - after_cd})
+        rep.add(
+            "ZIP-EXTRA-DATA",
+            f"{records_start - after_cd} bytes between the central directory and the end record",
+            offset=after_cd,
+            evidence={"start": after_cd, "length": records_start - after_cd},
+        )
         listing_gaps.append((after_cd, records_start, f"<gap@{after_cd}>"))
     comment_len = struct.unpack("<H", reader.read(listing.eocd_offset + 20, 2))[0]
     tail_start = listing.eocd_offset + EOCD_LEN + comment_len
     if tail_start < reader.size:
-        rep.add("ZIP-EXTRA-DATA", f"{reader.size - tail_start} bytes after the end of the zip",
-                offset=tail_start, evidence={"start": tail_start, "length": reader.size - tail_start})
+        rep.add(
+            "ZIP-EXTRA-DATA",
+            f"{reader.size - tail_start} bytes after the end of the zip",
+            offset=tail_start,
+            evidence={"start": tail_start, "length": reader.size - tail_start},
+        )
         listing_gaps.append((tail_start, reader.size, "<trailing>"))
     listing.regions = listing_gaps
 
@@ -714,10 +834,11 @@ def inspect_extra_regions(reader: Reader, listing: ZipListing, ctx: InspectConte
 def open_member(reader: Reader, entry: ZipEntry, ctx: InspectContext) -> Reader | None:
     """A Reader over the member's content, or None (reported) when it cannot be read.
 
-    Stored members are zero-copy windows. Compressed members are inflated into
-    memory, stopping at the per-entry ratio cap, the in-memory cap and the shared
-    byte budget (all reported). A CRC mismatch is reported and the content is
-    still returned for inspection.
+    Stored members are zero-copy windows. Compressed members are inflated into a
+    spool (a few MiB of memory, then an unlinked temp file), stopping at the
+    per-entry ratio cap, the per-member size cap and the shared byte budget (all
+    reported). A CRC mismatch is reported and the content is still returned for
+    inspection. Close the Reader when done (``close_if_spooled``).
     """
     if entry.data_offset is None or entry.data_offset < 0 or entry.compressed_size < 0:
         return None
@@ -726,9 +847,14 @@ def open_member(reader: Reader, entry: ZipEntry, ctx: InspectContext) -> Reader 
     if entry.method == STORED:
         length = min(max(entry.compressed_size, entry.uncompressed_size), avail)
         if entry.compressed_size != entry.uncompressed_size:
-            ctx.add("ARCHIVE-MALFORMED",
-                    f"stored member {entry.name!r} records different compressed and uncompressed sizes",
-                    evidence={"member": entry.name[:300], "sizes": [entry.compressed_size, entry.uncompressed_size]})
+            ctx.add(
+                "ARCHIVE-MALFORMED",
+                f"stored member {entry.name!r} records different compressed and uncompressed sizes",
+                evidence={
+                    "member": entry.name[:300],
+                    "sizes": [entry.compressed_size, entry.uncompressed_size],
+                },
+            )
         sub = SliceReader(reader, entry.data_offset, length, label)
         if length <= CRC_STORED_CAP and length == entry.uncompressed_size:
             crc = 0
@@ -744,10 +870,12 @@ def open_member(reader: Reader, entry: ZipEntry, ctx: InspectContext) -> Reader 
 
 def _check_crc(ctx: InspectContext, entry: ZipEntry, crc: int) -> None:
     if crc != entry.crc and not entry.is_encrypted:
-        ctx.add("ZIP-CRC-MISMATCH",
-                f"CRC-32 of {entry.name!r} does not match its record (Python refuses it; PyTorch did not check); "
-                "content inspected anyway",
-                evidence={"member": entry.name[:300], "recorded": f"{entry.crc:08x}", "actual": f"{crc:08x}"})
+        ctx.add(
+            "ZIP-CRC-MISMATCH",
+            f"CRC-32 of {entry.name!r} does not match its record (Python refuses it; PyTorch did not check); "
+            "content inspected anyway",
+            evidence={"member": entry.name[:300], "recorded": f"{entry.crc:08x}", "actual": f"{crc:08x}"},
+        )
 
 
 class _Decomp:
@@ -788,63 +916,89 @@ class _Decomp:
 
 
 def _inflate(reader: Reader, entry: ZipEntry, ctx: InspectContext, label: str) -> Reader | None:
+    """Inflate into a bounded-memory spool (disk past a few MiB), checking every cap while the bytes stream."""
     assert entry.data_offset is not None
     csize = min(entry.compressed_size, max(0, reader.size - entry.data_offset))
-    cap = min(ctx.limits.max_member_in_memory, max(entry.compressed_size * ctx.limits.max_ratio, RATIO_FLOOR))
-    out = bytearray()
+    cap = min(ctx.limits.max_member_inflated, max(entry.compressed_size * ctx.limits.max_ratio, RATIO_FLOOR))
+    spool = Spool(label, ctx.limits.spool_memory)
     crc = 0
     d: _Decomp | None = None
     error: str | None = None
     bomb = False
     try:
-        for chunk in reader.stream(entry.data_offset, csize, chunk=BLOCK):
+        for chunk in reader.stream(entry.data_offset, csize, chunk=IN_CHUNK):
             if d is None:
                 d = _Decomp(entry.method, chunk)
                 chunk = chunk[d.skip :]
             data = chunk
             while True:
-                piece = d.feed(data, cap + 1 - len(out))
+                want = min(OUT_CHUNK, cap + 1 - spool.size)
+                piece = d.feed(data, want)
                 data = b""
                 if piece:
                     ctx.state.charge(len(piece))
                     crc = zlib.crc32(piece, crc)
-                    out += piece
-                if len(out) > cap:
+                    spool.write(piece)
+                if spool.size > cap:
                     bomb = True
                     break
-                if d.eof or not d.pending:
+                if d.eof or not (d.pending or len(piece) >= want):
+                    break
+                if ctx.state.out_of_time():
                     break
             if bomb or d.eof:
                 break
             if ctx.state.out_of_time():
+                spool.close()
                 ctx.limit_hit("file_seconds", f"time budget ran out inflating {entry.name!r}")
                 return None
     except BudgetExceeded as exc:
+        spool.close()
         ctx.limit_hit("max_total_uncompressed", f"{entry.name!r}: {exc}")
+        return None
+    except SpoolError as exc:
+        ctx.limit_hit("spool", f"{entry.name!r} not inspected: {exc}")
         return None
     except (zlib.error, OSError, EOFError, ValueError, lzma.LZMAError) as exc:
         error = f"{type(exc).__name__}: {exc}"
     if bomb:
+        spool.close()
         ratio_cap = entry.compressed_size * ctx.limits.max_ratio
-        what = "the in-memory cap" if cap == ctx.limits.max_member_in_memory and cap < ratio_cap else f"{ctx.limits.max_ratio}:1"
-        ctx.add("ARCHIVE-BOMB",
-                f"{entry.name!r} expands beyond {what} ({entry.compressed_size} compressed bytes); inflation stopped",
-                evidence={"member": entry.name[:300], "compressed_size": entry.compressed_size,
-                          "declared_size": entry.uncompressed_size, "stopped_at": len(out)})
+        what = (
+            f"the {ctx.limits.max_member_inflated}-byte member cap"
+            if cap == ctx.limits.max_member_inflated and cap < ratio_cap
+            else f"{ctx.limits.max_ratio}:1"
+        )
+        ctx.add(
+            "ARCHIVE-BOMB",
+            f"{entry.name!r} expands beyond {what} ({entry.compressed_size} compressed bytes); inflation stopped",
+            evidence={
+                "member": entry.name[:300],
+                "compressed_size": entry.compressed_size,
+                "declared_size": entry.uncompressed_size,
+                "stopped_at": spool.size,
+            },
+        )
         ctx.partial(f"zip member {entry.name[:100]} not inspected (decompression bomb)")
         return None
     if error is None and (d is None or not d.eof) and entry.compressed_size > 0:
         error = "compressed stream ends early"
     if error is not None:
-        ctx.add("ARCHIVE-MALFORMED", f"{entry.name!r}: compressed data is corrupt ({error}); the readable part is inspected",
-                evidence={"member": entry.name[:300], "error": error[:200]})
+        ctx.add(
+            "ARCHIVE-MALFORMED",
+            f"{entry.name!r}: compressed data is corrupt ({error}); the readable part is inspected",
+            evidence={"member": entry.name[:300], "error": error[:200]},
+        )
         ctx.partial(f"zip member {entry.name[:100]} corrupt")
-    elif len(out) != entry.uncompressed_size:
-        ctx.add("ARCHIVE-MALFORMED", f"{entry.name!r} inflates to {len(out)} bytes, its record says {entry.uncompressed_size}",
-                evidence={"member": entry.name[:300], "declared": entry.uncompressed_size, "actual": len(out)})
+    elif spool.size != entry.uncompressed_size:
+        ctx.add(
+            "ARCHIVE-MALFORMED",
+            f"{entry.name!r} inflates to {spool.size} bytes, its record says {entry.uncompressed_size}",
+            evidence={"member": entry.name[:300], "declared": entry.uncompressed_size, "actual": spool.size},
+        )
     if error is None:
         _check_crc(ctx, entry, crc)
-    return BytesReader(bytes(out), label)
+    return spool.reader()
 
 
 def member_head(reader: Reader, entry: ZipEntry, n: int = 512) -> bytes:
@@ -869,7 +1023,10 @@ def inspect_entry(reader: Reader, entry: ZipEntry, ctx: InspectContext) -> None:
         return
     sub = open_member(reader, entry, ctx)
     if sub is not None:
-        ctx.inspect_member(sub, entry.name)
+        try:
+            ctx.inspect_member(sub, entry.name)
+        finally:
+            close_if_spooled(sub)
 
 
 def unique_entries(listing: ZipListing) -> Iterator[ZipEntry]:

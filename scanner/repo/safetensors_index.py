@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..findings import FileResult, Severity
+from ..formats.json_cost import value_bound
 from ..formats.onnx_model import check_location
 from ..formats.safetensors_file import read_header
 from ..io.reader import FileReader, Reader, ReaderError
@@ -84,6 +85,8 @@ def _load_index(art: Artifact, limits: Limits) -> tuple[Any, str | None]:
     try:
         with art.open() as r:
             raw = r.read(0, r.size)
+        if value_bound(raw) > limits.max_json_values:  # json.loads would cost up to ~25x the text
+            return None, f"index holds more than {limits.max_json_values} JSON values; not parsed"
         return json.loads(raw), None
     except (ReaderError, OSError) as exc:
         return None, f"index could not be read: {exc}"

@@ -114,9 +114,9 @@ def test_bomb_stops_at_ratio_cap_without_inflating_everything() -> None:
 
 def test_bomb_absolute_and_budget_caps() -> None:
     data = zstandard.ZstdCompressor().compress(bytes(8 << 20))
-    small_mem = scan_bytes(data, "a.zst", Limits(max_member_in_memory=2 << 20, max_ratio=10**9))
+    small_mem = scan_bytes(data, "a.zst", Limits(max_member_inflated=2 << 20, max_ratio=10**9))
     (f,) = findings_for(small_mem, "ARCHIVE-BOMB")
-    assert f.evidence["limit"] == "max_member_in_memory" and f.evidence["inflated_bytes"] == 2 << 20
+    assert f.evidence["limit"] == "max_member_inflated" and f.evidence["inflated_bytes"] == 2 << 20
     small_budget = scan_bytes(data, "a.zst", Limits(max_total_uncompressed=3 << 20, max_ratio=10**9))
     (f,) = findings_for(small_budget, "ARCHIVE-BOMB")
     assert f.evidence["limit"] == "max_total_uncompressed" and f.evidence["inflated_bytes"] == 3 << 20

@@ -22,7 +22,7 @@ from scanner.limits import Limits
 
 from .conftest import crashed_here, evil_pickle, scan_bytes
 
-LIMITS = Limits(file_seconds=20.0, max_member_in_memory=64 << 20)
+LIMITS = Limits(file_seconds=20.0, max_member_inflated=64 << 20)
 
 
 def _tar() -> bytes:

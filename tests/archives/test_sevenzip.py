@@ -88,8 +88,8 @@ def test_declared_size_bomb_is_not_inflated() -> None:
 
 def test_member_in_memory_cap() -> None:
     data = build_7z({"big": bytes(3 << 20)})
-    result = scan_bytes(data, "m.7z", Limits(max_member_in_memory=1 << 20, max_ratio=10**9))
-    assert findings_for(result, "ARCHIVE-BOMB")[0].evidence["limit"] == "max_member_in_memory"
+    result = scan_bytes(data, "m.7z", Limits(max_member_inflated=1 << 20, max_ratio=10**9))
+    assert findings_for(result, "ARCHIVE-BOMB")[0].evidence["limit"] == "max_member_inflated"
 
 
 def test_member_limit() -> None:

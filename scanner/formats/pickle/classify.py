@@ -35,6 +35,9 @@ class Classifier:
                 m, n = e.split(":")
                 self.extra.add((m, n))
         self._cache: dict[tuple[str, str], Verdict] = {}
+        self._deny_by_name: dict[str, list[str]] = {}
+        for m, n in db.denylist.names:
+            self._deny_by_name.setdefault(n.split(".")[0], []).append(m)
 
     def allowed(self, module: str, name: str) -> bool:
         if (module, name) in self.extra:
@@ -42,20 +45,55 @@ class Classifier:
         return any(p.allows(module, name) for p in self.profiles)
 
     def deny(self, module: str, name: str) -> tuple[DenyHit | None, str | None]:
-        hit = self.db.denylist.lookup(module, name)
-        if hit is not None:
-            return hit, None
-        # attribute traversal: `torch` + `serialization.os.system` reaches os.system
+        """The denylist entry reached by ``module:name`` under any spelling of the same object.
+
+        Tried in order: the spelling as written, the module alias-normalized
+        (posix -> os, sqlite3.dbapi2 -> sqlite3), the same name in an ancestor or
+        submodule of a denied ``module:name`` (re-exports), and attribute
+        traversal through a dotted name (torch + ``serialization.os.system``).
+        """
+        for m in self._spellings(module):
+            hit = self.db.denylist.lookup(m, name)
+            if hit is not None:
+                return hit, None if m == module else f"{m}.{name}"
+            hit = self._reexport(m, name)
+            if hit is not None:
+                return hit, f"{hit.match.replace(':', '.')}"
         if "." not in name:
             return None, None
         parts = f"{module}.{name}".split(".")
         for s in range(module.count(".") + 1, len(parts) - 1):
             for e in range(len(parts) - 1, s, -1):
                 sub_mod, sub_name = ".".join(parts[s:e]), ".".join(parts[e:])
-                hit = self.db.denylist.lookup(sub_mod, sub_name)
-                if hit is not None:
-                    return hit, f"{sub_mod}.{sub_name}"
+                for m in self._spellings(sub_mod):
+                    hit = self.db.denylist.lookup(m, sub_name)
+                    if hit is not None:
+                        return hit, f"{sub_mod}.{sub_name}"
         return None, None
+
+    def _spellings(self, module: str) -> list[str]:
+        """``module`` and the public module it re-exports, by the longest aliased prefix."""
+        out = [module]
+        aliases = self.db.denylist.aliases
+        parts = module.split(".")
+        for i in range(len(parts), 0, -1):
+            target = aliases.get(".".join(parts[:i]))
+            if target is not None:
+                out.append(".".join([target, *parts[i:]]))
+                break
+        return out
+
+    def _reexport(self, module: str, name: str) -> DenyHit | None:
+        """A denied ``m:name`` where ``m`` is an ancestor or a submodule of ``module`` (same name re-exported)."""
+        head = name.split(".")[0]
+        for m in self._deny_by_name.get(head, ()):
+            if m == module:
+                continue
+            if module.startswith(m + ".") or m.startswith(module + "."):
+                hit = self.db.denylist.lookup(m, name)
+                if hit is not None:
+                    return hit
+        return None
 
     def classify(self, module: str, name: str, raw: str | None = None) -> Verdict:
         key = (module, name)

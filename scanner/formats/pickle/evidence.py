@@ -40,6 +40,7 @@ def _quiet(module: Any) -> None:
     if getattr(module, "sys", None) is sys:
         module.sys = _QuietSys()
 
+
 MAX_INPUT = 1 << 20  # bytes of one pickle we hand to fickling
 MAX_OPCODES = 200_000
 

@@ -9,7 +9,9 @@ from .cursor import Cursor
 from .stream import analyze_pickle_stream
 from .walker import Budget, Machine
 
-_SNIFF_LIMITS = Limits(max_pickle_opcodes=20_000, max_pickle_stack=2_000, max_pickle_memo=2_000, max_string=4096)
+_SNIFF_LIMITS = Limits(
+    max_pickle_opcodes=20_000, max_pickle_stack=2_000, max_pickle_memo=2_000, max_string=4096
+)
 _CALL_OPS = frozenset({"REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
 
 
@@ -25,7 +27,13 @@ def sniff(head: bytes, reader: Reader) -> bool:
 def _walks_like_pickle(head: bytes, total: int) -> bool:
     if head[0] == 0x80 and (len(head) < 2 or head[1] > 1):
         return False
-    m = Machine(Cursor(BytesReader(head, "<sniff>")), _SNIFF_LIMITS, Budget(20_000), out_of_time=lambda: False, joblib=False)
+    m = Machine(
+        Cursor(BytesReader(head, "<sniff>")),
+        _SNIFF_LIMITS,
+        Budget(20_000),
+        out_of_time=lambda: False,
+        joblib=False,
+    )
     res = m.run()
     if res.limit is not None:
         return False

@@ -132,9 +132,11 @@ def _b64(data: bytes) -> bytes | None:
 
 
 def _promising(probe: bytes) -> bool:
-    return probe[:2] in _ZLIB_HEADS or (len(probe) >= 2 and probe[0] == 0x80 and 2 <= probe[1] <= 5) or probe[
-        :1
-    ] in (b"c", b"(")
+    return (
+        probe[:2] in _ZLIB_HEADS
+        or (len(probe) >= 2 and probe[0] == 0x80 and 2 <= probe[1] <= 5)
+        or probe[:1] in (b"c", b"(")
+    )
 
 
 def _final(out: bytes, max_out: int, enc: str) -> tuple[str, bytes] | None:

@@ -3,7 +3,9 @@
 This is the public entry point for every inspector that meets a pickle (plain
 files, torch zip ``data.pkl``, torch legacy stacks, numpy object arrays,
 joblib). Every pickle in the range is walked: loaders that read several
-pickles (torch legacy, custom loops) run them all.
+pickles (torch legacy, custom loops) run them all. Where joblib framing
+consumed bytes, the same stream is walked again as pickle.load/torch.load read
+it (array bytes as opcodes, same stack and memo), and both views are reported.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..base import BudgetExceeded, InspectContext
 from .classify import Classifier
 from .cursor import Cursor
 from .evidence import decompile
+from .gadgets import Gadget, load_gadgets
 from .nested import LOADERS, decode_candidate, first_arg, static_bytes
 from .values import ImportRec
 from .walker import Budget, LimitHit, Machine, WalkResult
@@ -52,7 +55,7 @@ class _Run:
     classifier: Classifier
     budget: Budget
     nesting: int
-    quiet: bool = False  # shadow walks: report what the bytes import/call, not that they are broken
+    gadgets: dict[str, Gadget] = field(default_factory=dict)
 
 
 def analyze_pickle_stream(
@@ -71,11 +74,16 @@ def analyze_pickle_stream(
     """
     st = ctx.state
     classifier = Classifier(st.rules, st.allowed_profiles, st.extra_allowed_globals)
-    run = _Run(ctx, classifier, Budget(ctx.limits.max_pickle_opcodes, ctx.limits.max_pickle_memory), 0)
+    gadgets = load_gadgets(st.rules.root)
+    run = _Run(
+        ctx, classifier, Budget(ctx.limits.max_pickle_opcodes, ctx.limits.max_pickle_memory), 0, gadgets
+    )
     return _analyze(run, reader, start, end, max_pickles)
 
 
-def _analyze(run: _Run, reader: Reader, start: int, end: int | None, max_pickles: int | None) -> PickleStreamSummary:
+def _analyze(
+    run: _Run, reader: Reader, start: int, end: int | None, max_pickles: int | None
+) -> PickleStreamSummary:
     ctx = run.ctx
     cur = Cursor(reader, start, end)
     summary = PickleStreamSummary(start=start, end_offset=start)
@@ -84,15 +92,14 @@ def _analyze(run: _Run, reader: Reader, start: int, end: int | None, max_pickles
         trailing = summary.pickle_count > 0 and max_pickles is None
         candidates: list[tuple[int, str | bytes]] = []
 
-        def on_literal(value: str | bytes, offset: int, _c: list[tuple[int, str | bytes]] = candidates) -> None:
+        def on_literal(
+            value: str | bytes, offset: int, _c: list[tuple[int, str | bytes]] = candidates
+        ) -> None:
             if len(_c) < MAX_CANDIDATES and len(value) <= MAX_LITERAL_CHECK:
                 _c.append((offset, value))
 
         def on_inline(c: Cursor) -> bool:
             return _inline_pickle(run, reader, c)
-
-        def on_shadow(a: int, b: int) -> None:
-            _shadow(run, reader, a, b)
 
         machine = Machine(
             cur,
@@ -102,7 +109,7 @@ def _analyze(run: _Run, reader: Reader, start: int, end: int | None, max_pickles
             loader_names=LOADERS,
             on_literal=on_literal,
             on_inline_pickle=on_inline,
-            on_shadow=None if run.quiet else on_shadow,
+            gadgets=run.gadgets,
         )
         res = machine.run()
         machine.release()  # the memo can be large; nested analyses below must not stack on it
@@ -111,12 +118,6 @@ def _analyze(run: _Run, reader: Reader, start: int, end: int | None, max_pickles
             seen_globals.setdefault(rec.path, None)
         summary.persistent_ids.extend(res.persistent_ids)
         summary.joblib_arrays += res.joblib_arrays
-        if run.quiet:
-            _report(run, reader, res)
-            if res.end >= 0:
-                summary.pickle_count += 1
-                summary.end_offset = res.end
-            break
         if trailing and res.end < 0 and res.limit is None and not _did_something(res):
             # junk after the last pickle: no loader reaches it as a pickle
             ctx.add(
@@ -129,6 +130,8 @@ def _analyze(run: _Run, reader: Reader, start: int, end: int | None, max_pickles
         before = len(ctx.state.result.findings)
         _report(run, reader, res)
         _nested(run, res, candidates)
+        if res.joblib_skipped >= 0:
+            _plain_view(run, reader, res.start, cur.end, res.joblib_skipped)
         if res.end >= 0:
             summary.pickle_count += 1
             summary.end_offset = res.end
@@ -169,7 +172,11 @@ def _analyze(run: _Run, reader: Reader, start: int, end: int | None, max_pickles
         )
     summary.globals = list(seen_globals)
     summary.max_severity = max(
-        (f.severity for f in ctx.state.result.findings if f.path == ctx.path or f.path.startswith(ctx.path + "!")),
+        (
+            f.severity
+            for f in ctx.state.result.findings
+            if f.path == ctx.path or f.path.startswith(ctx.path + "!")
+        ),
         default=None,
         key=lambda s: s.rank,
     )
@@ -184,17 +191,27 @@ def _dotted(rec: ImportRec) -> str:
     return f"{rec.module}.{rec.name}"
 
 
-def _report(run: _Run, reader: Reader, res: WalkResult) -> None:
+_ALLOWANCE_HINT = (
+    "; if this is your own class, allow it with a scoped policy allowance (pickle.extra_allowed with sources)"
+)
+
+
+def _report(run: _Run, reader: Reader, res: WalkResult, view: str | None = None) -> None:
     ctx, cls = run.ctx, run.classifier
+    vnote = f" [{view}]" if view else ""
     groups: dict[tuple[str, str, str | None], list[ImportRec]] = {}
     for rec in res.imports:
         groups.setdefault((rec.module, rec.name, rec.dynamic), []).append(rec)
     for (module, name, dynamic), recs in groups.items():
         first = recs[0]
-        called = sum(r.called for r in recs)
+        called = sum(r.called - r.static_calls for r in recs)
         passed = sum(r.passed for r in recs)
+        if not called and not passed and any(r.static_calls for r in recs):
+            continue  # only used as getattr(<import>, 'name'): the fetched attributes are judged as imports
         call = next((r.first_call for r in recs if r.first_call), None)
         ev: dict[str, Any] = {"global": first.path, "opcode": first.opcode, "occurrences": len(recs)}
+        if view:
+            ev["view"] = view
         if first.raw:
             ev["as_written"] = first.raw
         if called:
@@ -212,7 +229,7 @@ def _report(run: _Run, reader: Reader, res: WalkResult) -> None:
                 ev["reaches"] = verdict.via
             ctx.add(
                 verdict.rule,
-                f"{_dotted(first)} ({ev['category']}) is {use}",
+                f"{_dotted(first)} ({ev['category']}) is {use}{vnote}",
                 offset=first.offset,
                 opcode_index=first.index,
                 evidence=ev,
@@ -222,7 +239,7 @@ def _report(run: _Run, reader: Reader, res: WalkResult) -> None:
             ev["reason"] = dynamic
             ctx.add(
                 "PICKLE-DYNAMIC-IMPORT",
-                f"import that cannot be resolved statically ({dynamic}): {_dotted(first)}",
+                f"import that cannot be resolved statically ({dynamic}): {_dotted(first)}{vnote}",
                 offset=first.offset,
                 opcode_index=first.index,
                 evidence=ev,
@@ -233,7 +250,7 @@ def _report(run: _Run, reader: Reader, res: WalkResult) -> None:
         if called or passed:
             ctx.add(
                 "PICKLE-CALL-UNLISTED",
-                f"{_dotted(first)} is not in the allowed profiles and is {use}",
+                f"{_dotted(first)} is not in the allowed profiles and is {use}{vnote}{_ALLOWANCE_HINT}",
                 offset=first.offset,
                 opcode_index=first.index,
                 evidence=ev,
@@ -241,7 +258,7 @@ def _report(run: _Run, reader: Reader, res: WalkResult) -> None:
         else:
             ctx.add(
                 "PICKLE-IMPORT-UNLISTED",
-                f"{_dotted(first)} is imported but not in the allowed profiles",
+                f"{_dotted(first)} is imported but not in the allowed profiles{vnote}{_ALLOWANCE_HINT}",
                 offset=first.offset,
                 opcode_index=first.index,
                 evidence=ev,
@@ -257,19 +274,42 @@ def _report(run: _Run, reader: Reader, res: WalkResult) -> None:
             break
         ctx.add(
             "PICKLE-UNTRACED-CALL",
-            f"{u['opcode']} calls {u['callable']}, which does not trace to an import",
+            f"{u['opcode']} calls {u['callable']}, which does not trace to an import{vnote}",
             offset=u["offset"],
             opcode_index=u["index"],
-            evidence={"callable": u["callable"], "args": u["args"], "opcode": u["opcode"]},
+            evidence={
+                "callable": u["callable"],
+                "args": u["args"],
+                "opcode": u["opcode"],
+                **({"view": view} if view else {}),
+            },
         )
     for m in res.mutations[:MAX_UNTRACED_FINDINGS]:
         rec: ImportRec = m["rec"]
         ctx.add(
             "PICKLE-BUILD-ON-CALLABLE",
-            f"{m['opcode']} changes the imported object {_dotted(rec)} itself (attribute/state planting)",
+            f"{m['opcode']} changes the imported object {_dotted(rec)} itself (attribute/state planting){vnote}",
             offset=m["offset"],
             opcode_index=m["index"],
             evidence={"global": rec.path, "opcode": m["opcode"], "state": m["state"]},
+        )
+    _report_issues(ctx, res, view)
+
+
+def _report_issues(ctx: InspectContext, res: WalkResult, view: str | None) -> None:
+    """Gadget-argument, planted-hook and allocation findings the walker tagged with their rule."""
+    for i, issue in enumerate(res.issues):
+        if i >= MAX_UNTRACED_FINDINGS:
+            break
+        ev = dict(issue["evidence"])
+        if view:
+            ev["view"] = view
+        ctx.add(
+            issue["rule"],
+            issue["message"] + (f" [{view}]" if view else ""),
+            offset=issue["offset"],
+            opcode_index=issue["index"],
+            evidence=ev,
         )
 
 
@@ -312,7 +352,11 @@ def _nested(run: _Run, res: WalkResult, candidates: list[tuple[int, str | bytes]
 def _analyze_nested(run: _Run, data: bytes, offset: int, how: str) -> None:
     ctx = run.ctx
     if run.nesting + 1 > ctx.limits.max_pickle_nesting:
-        ctx.limit_hit("max_pickle_nesting", f"pickle nested deeper than {ctx.limits.max_pickle_nesting} levels", offset=offset)
+        ctx.limit_hit(
+            "max_pickle_nesting",
+            f"pickle nested deeper than {ctx.limits.max_pickle_nesting} levels",
+            offset=offset,
+        )
         return
     member = f"<nested@{offset}>"
     child = InspectContext(ctx.state, ctx.child_path(member), ctx.depth + 1, member_name=member)
@@ -322,7 +366,7 @@ def _analyze_nested(run: _Run, data: bytes, offset: int, how: str) -> None:
         offset=offset,
         evidence={"bytes": len(data), "source": how},
     )
-    sub = _Run(child, run.classifier, run.budget, run.nesting + 1)
+    sub = _Run(child, run.classifier, run.budget, run.nesting + 1, run.gadgets)
     _analyze(sub, BytesReader(data, child.path), 0, None, None)
 
 
@@ -331,7 +375,7 @@ def _inline_pickle(run: _Run, reader: Reader, cur: Cursor) -> bool:
     if run.nesting + 1 > run.ctx.limits.max_pickle_nesting:
         run.ctx.limit_hit("max_pickle_nesting", "joblib object arrays nested too deep", offset=cur.pos)
         return False
-    sub = _Run(run.ctx, run.classifier, run.budget, run.nesting + 1)
+    sub = _Run(run.ctx, run.classifier, run.budget, run.nesting + 1, run.gadgets)
     summary = _analyze(sub, reader, cur.pos, cur.end, 1)
     if summary.pickle_count != 1 or not summary.complete:
         return False
@@ -339,16 +383,47 @@ def _inline_pickle(run: _Run, reader: Reader, cur: Cursor) -> bool:
     return True
 
 
-def _shadow(run: _Run, reader: Reader, start: int, end: int) -> None:
-    """Raw joblib array bytes as a plain unpickler would read them: report any import or call they hold."""
-    sub = _Run(run.ctx, run.classifier, run.budget, run.nesting + 1, quiet=True)
-    if sub.nesting > run.ctx.limits.max_pickle_nesting:
-        return
-    _analyze(sub, reader, start, end, 1)
+def _plain_view(run: _Run, reader: Reader, start: int, end: int, diverged: int) -> None:
+    """The same stream as pickle.load / torch.load read it: no joblib framing, so array bytes run as opcodes.
+
+    One full walk from the pickle's start with the state the plain unpickler
+    has (stack, memo, marks), reported like any walk. Records before
+    ``diverged`` (where joblib framing first consumed bytes) are the same in both
+    views and were reported already. Only run when framing actually skipped bytes.
+    """
+    ctx = run.ctx
+    machine = Machine(
+        Cursor(reader, start, end),
+        ctx.limits,
+        run.budget,
+        out_of_time=ctx.state.out_of_time,
+        loader_names=LOADERS,
+        joblib=False,
+        gadgets=run.gadgets,
+        strict_calls=True,
+    )
+    res = machine.run()
+    machine.release()
+    del machine
+    res.imports = [r for r in res.imports if r.offset >= diverged]
+    res.untraced = [u for u in res.untraced if u["offset"] >= diverged]
+    res.mutations = [m for m in res.mutations if m["offset"] >= diverged]
+    res.issues = [i for i in res.issues if i["offset"] >= diverged]
+    _report(
+        run, reader, res, view="plain unpickler (pickle.load/torch.load: joblib array bytes run as opcodes)"
+    )
+    if res.limit is not None:
+        ctx.limit_hit(
+            res.limit.what, f"plain-unpickler view of joblib data: {res.limit}", offset=res.error_offset
+        )
 
 
 def _attach_decompiled(run: _Run, reader: Reader, res: WalkResult, new: list[Finding]) -> None:
-    own = [f for f in new if f.path == run.ctx.path and f.severity >= Severity.HIGH and f.rule_id != "PICKLE-MALFORMED"]
+    own = [
+        f
+        for f in new
+        if f.path == run.ctx.path and f.severity >= Severity.HIGH and f.rule_id != "PICKLE-MALFORMED"
+    ]
     if not own:
         return
     stop = res.end if res.end >= 0 else (res.error_offset or res.start)

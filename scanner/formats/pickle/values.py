@@ -52,6 +52,9 @@ class ImportRec:
     dynamic: str | None = None  # why the target cannot be known statically
     called: int = 0
     passed: int = 0  # handed as an argument to another call
+    static_calls: int = (
+        0  # calls the walker resolved statically (getattr(<import>, 'literal') -> an attribute import)
+    )
     first_call: dict[str, Any] | None = None
     raw: str | None = None  # spelling in the stream when protocol-2 name fixing changed it
     path: str = field(init=False)  # 'module:name', built once (persistent ids repeat it per tensor)
@@ -76,6 +79,11 @@ class Call(V):
     opcode: str
     offset: int
     state: Any = None  # last BUILD state applied to the result
+    hooks: dict[str, Any] | None = (
+        None  # attributes BUILD planted that the unpickler calls (__setstate__, append ...)
+    )
+    cls: Any = None  # a class assigned to __class__ by BUILD slot state (changes what isinstance sees)
+    held: list[Any] | None = None  # imports/calls added to this object by APPEND(S)/SETITEM(S)/ADDITEMS
 
 
 @dataclass(eq=False, slots=True)

@@ -2,8 +2,11 @@
 
 It keeps a symbolic stack (with MARK fences, like ``_pickle.c``) and memo, and
 records every import, every call with the provenance of its callable, every
-BUILD/mutation target and every persistent id. It never imports or calls
-anything. Errors stop the walk but keep everything recorded so far: a loader
+BUILD/mutation target and every persistent id. Calls the unpickler makes into
+objects count as calls too: a planted ``__setstate__``/``append``/``extend``/``add``
+that BUILD, APPEND(S) or ADDITEMS would invoke, and the arguments that
+allowlisted factories and apply helpers call (rules in gadgets.yaml). It never
+imports or calls anything. Errors stop the walk but keep everything recorded so far: a loader
 runs opcodes as it reads them, so a payload before a broken tail still runs.
 
 Memory is bounded by what the walk retains, not by the stream: literals are
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import codecs
+import re
 import struct
 import sys
 from collections.abc import Callable
@@ -26,6 +30,7 @@ from typing import Any
 from ...limits import Limits
 from .cursor import Cursor, LineTooLong, Truncated
 from .dtypes import dtype_info
+from .gadgets import ArgRule, Gadget
 from .opcodes import BY_BYTE, HIGHEST_PROTOCOL, Arg
 from .values import (
     EMPTY_TUPLE,
@@ -47,6 +52,17 @@ from .values import (
 )
 
 JOBLIB_WRAPPER = "joblib.numpy_pickle:NumpyArrayWrapper"
+#: generic factories that build an instance of their first argument without calling it (joblib's isinstance sees it)
+_INSTANCE_FACTORIES = frozenset({"copyreg:__newobj__", "copyreg:__newobj_ex__", "copyreg:_reconstructor"})
+#: getattr(obj, 'name'): how Python pickles bound methods and classmethods; resolved as an attribute import
+_GETATTR = frozenset({"builtins:getattr"})
+#: NumpyArrayWrapper.__init__(subclass, shape, order, dtype, allow_mmap, numpy_array_alignment_bytes)
+_WRAPPER_INIT = ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes")
+#: attributes the unpickler looks up on an instance and calls: BUILD -> __setstate__, APPEND(S) -> append/extend,
+#: ADDITEMS -> add; __class__/__dict__ set through slot state change what the instance is
+HOOK_NAMES = frozenset({"__setstate__", "append", "extend", "add", "__class__", "__dict__"})
+#: bytes one allocation a pickle asks for (bytes(n), ndarray shapes, storages) may reach before it is a finding
+MAX_ALLOC = 256 << 20
 LITERAL_MIN = 16  # shorter literals cannot hold an encoded pickle worth reporting
 _TIME_CHECK_EVERY = 4096
 #: bytes of symbolic state one top-level stream may retain (memo, containers, literals, records)
@@ -58,7 +74,7 @@ _BIG_LITERAL = 256  # literals at least this long are charged when read, even if
 W_TUP = 56  # a Tup is a bare tuple
 W_COLL = 64 + 56  # Coll + its tuple/list header
 W_ITEM = 8
-W_CALL = 72
+W_CALL = 96
 W_DICT = 64 + 56
 W_PAIR = 72  # (k, v) tuple in a Dct
 W_IMPORT = 400  # ImportRec + Glob + strings
@@ -118,6 +134,12 @@ class WalkResult:
     persistent_ids: list[Any] = field(default_factory=list)
     loader_calls: list[tuple[ImportRec, Call]] = field(default_factory=list)
     joblib_arrays: int = 0
+    joblib_skipped: int = (
+        -1
+    )  # offset of the first bytes joblib framing consumed that a plain unpickler runs as opcodes
+    issues: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # rule-tagged anomalies (gadget arguments, planted hooks ...)
     error: str | None = None
     error_offset: int | None = None
     error_index: int | None = None
@@ -130,7 +152,6 @@ class WalkResult:
 
 LiteralHook = Callable[[Any, int], None]
 InlinePickleHook = Callable[[Cursor], bool]
-ShadowHook = Callable[[int, int], None]
 
 
 def _describe(v: Any) -> str:
@@ -149,6 +170,111 @@ def _describe(v: Any) -> str:
     if isinstance(v, Dct):
         return "a dict"
     return "an unknown value"
+
+
+_DECIMAL = re.compile(rb"[+-]?(?:0|[1-9][0-9]*)\Z")
+_BIG_INT = re.compile(rb"[+-]?(?:0[xXoObB])?[0-9a-fA-F_]+\Z")
+_STRTOL = re.compile(rb"([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)\Z")
+
+
+def _c_strtol(s: bytes) -> int | None:
+    """C ``strtol(s, &end, 0)`` when it consumes all of ``s`` and fits a long; None otherwise."""
+    m = _STRTOL.match(s)
+    if m is None:
+        return None
+    digits = m.group(2)
+    if digits[:2] in (b"0x", b"0X"):
+        v = int(digits[2:], 16)
+    elif digits[:1] == b"0":
+        v = int(digits, 8)
+    else:
+        v = int(digits)
+    v = -v if m.group(1) == b"-" else v
+    return v if -(1 << 63) <= v < (1 << 63) else None
+
+
+_MISSING = object()
+
+
+def _state_attr(inst: Call, attr: str) -> Any:
+    """The value BUILD stored under ``attr`` on an instance (instance dict or slot state), else _MISSING."""
+    st = inst.state
+    parts = list(st.items) if isinstance(st, Seq) and st.kind == "tuple" and st.total == 2 else [st]
+    found: Any = _MISSING
+    for part in parts:
+        if isinstance(part, Dct):
+            for k, v in part.items:
+                if type(k) is str and k == attr:
+                    found = v
+    return found
+
+
+def _dict_parts(state: Any) -> list[Dct] | None:
+    """The dicts a BUILD state writes into the instance (dict state and slot state), None if not all literal."""
+    parts = (
+        list(state.items)
+        if isinstance(state, Seq) and state.kind == "tuple" and state.total == 2
+        else [state]
+    )
+    out = [p for p in parts if p is not None]
+    return out if all(isinstance(p, Dct) for p in out) else None
+
+
+def _accumulate(prev: Any, state: Any) -> Any:
+    """Instance attributes after another BUILD: without __setstate__, each BUILD adds to what earlier ones set."""
+    if prev is None:
+        return state
+    old, new = _dict_parts(prev), _dict_parts(state)
+    if not old or new is None:
+        return state
+    merged = Dct()
+    for d in (*old, *new):
+        for k, v in d.items:
+            merged.set(k, v)
+    return merged
+
+
+def _dotted_ident(s: str) -> bool:
+    return bool(s) and all(p.isidentifier() for p in s.split("."))
+
+
+def _one_of(v: Any, accepted: frozenset[str]) -> bool:
+    """Whether an argument is one of a gadget rule's accepted globals, call results or literals."""
+    if not isinstance(v, V):
+        return "literal" in accepted
+    if isinstance(v, Glob):
+        return v.rec.path in accepted
+    if isinstance(v, Call) and isinstance(v.func, Glob):
+        return f"result:{v.func.rec.path}" in accepted
+    return False
+
+
+def _elements(v: Any) -> int | None:
+    """Element count of a literal size or shape (None when not a literal one)."""
+    if type(v) is int:
+        return v if v >= 0 else None
+    if isinstance(v, Seq) and v.complete:
+        n = 1
+        for d in v.items:
+            if type(d) is not int or d < 0:
+                return None
+            n *= d
+        return n
+    return None
+
+
+def _contents(v: Any) -> list[Any]:
+    """What a container argument holds: literal items, or what APPEND/SETITEM added to a constructed one."""
+    if isinstance(v, Call):
+        a = v.args
+        out = list(v.held) if v.held else []
+        if a and isinstance(
+            a, (Seq, Dct)
+        ):  # OrderedDict([(k, hook)]): the items are the constructor's argument
+            for x in held(a):
+                out.extend(held(x) if isinstance(x, Seq) else (x,))
+        return out
+    return held(v)
 
 
 def _lw(v: Any) -> int:
@@ -211,8 +337,9 @@ class Machine:
         loader_names: frozenset[str] = frozenset(),
         on_literal: LiteralHook | None = None,
         on_inline_pickle: InlinePickleHook | None = None,
-        on_shadow: ShadowHook | None = None,
         joblib: bool = True,
+        gadgets: dict[str, Gadget] | None = None,
+        strict_calls: bool = False,
     ) -> None:
         self.cur = cur
         self.limits = limits
@@ -221,8 +348,11 @@ class Machine:
         self.loader_names = loader_names
         self.on_literal = on_literal
         self.on_inline_pickle = on_inline_pickle
-        self.on_shadow = on_shadow
         self.joblib = joblib
+        self.gadgets = gadgets or {}
+        # the plain-loader view of bytes joblib skips: stop where the real loader raises (calling a literal,
+        # importing a name no module can have) instead of walking on through array data
+        self.strict_calls = strict_calls
         self.stack: list[Any] = []
         self.marks: list[int] = []
         # memo: dense keys 0..n-1 (what picklers write) in a list, anything else in a dict
@@ -244,7 +374,9 @@ class Machine:
     def push(self, v: Any) -> None:
         stack = self.stack
         if len(stack) + len(self.marks) >= self._stack_limit:
-            raise LimitHit("max_pickle_stack", f"pickle stack deeper than {self.limits.max_pickle_stack} entries")
+            raise LimitHit(
+                "max_pickle_stack", f"pickle stack deeper than {self.limits.max_pickle_stack} entries"
+            )
         stack.append(v)
 
     def pop(self) -> Any:
@@ -510,7 +642,7 @@ class Machine:
                     if len(stack) - 2 >= (marks[-1] if marks else 0):
                         self.op_offset, self.index = bstart + p, index
                         args = stack.pop()
-                        self._call(stack.pop(), args, "REDUCE")
+                        stack.append(self._make_call(stack.pop(), args, "REDUCE"))  # pops 2, pushes 1
                         p += 1
                         index += 1
                         continue
@@ -653,6 +785,8 @@ class Machine:
                 raw = f"{key[0]}:{key[1]}"
         if dynamic is None and "." in name:
             dynamic = "dotted name (attribute traversal)"
+        if self.strict_calls and dynamic is None and not (_dotted_ident(module) and _dotted_ident(name)):
+            raise Malformed(f"import of {module!r}:{name!r}, which no module can provide")
         rec = ImportRec(module, name, opcode, self.op_offset, self.index, dynamic=dynamic, raw=raw)
         self._charge(W_IMPORT + 2 * (len(module) + len(name)))
         if len(self.res.imports) < 100_000:
@@ -667,8 +801,17 @@ class Machine:
 
     # -- calls --
     def _call(self, func: Any, args: Any, opcode: str, kwargs: Any = None) -> None:
+        self.push(self._make_call(func, args, opcode, kwargs))
+
+    def _make_call(self, func: Any, args: Any, opcode: str, kwargs: Any = None) -> Any:
+        """Record that the loader calls ``func(*args)`` here; the result as a symbolic value."""
+        gadget = None
         if isinstance(func, Glob):
             rec = func.rec
+            if rec.path in _GETATTR and kwargs is None:
+                found = self._static_getattr(rec, args)
+                if found is not None:
+                    return found
             rec.called += 1
             if rec.first_call is None:
                 ev: dict[str, Any] = {"opcode": opcode, "offset": self.op_offset, "args": render(args)}
@@ -676,18 +819,11 @@ class Machine:
                     ev["kwargs"] = render(kwargs)
                 rec.first_call = ev
                 self._charge(600)
+            gadget = self.gadgets.get(rec.path)
         else:
-            if len(self.res.untraced) < 1000:
-                self.res.untraced.append(
-                    {
-                        "opcode": opcode,
-                        "offset": self.op_offset,
-                        "index": self.index,
-                        "callable": _describe(func),
-                        "args": render(args),
-                    }
-                )
-                self._charge(1000)
+            if self.strict_calls and not isinstance(func, (Call, Opaque)):
+                raise Malformed(f"{opcode} on {_describe(func)}, which is not callable")
+            self._untraced(func, args, opcode)
         if type(args) is Tup:
             for a in args:
                 if type(a) is Glob:
@@ -702,9 +838,195 @@ class Machine:
                     a.rec.passed += 1
         call = Call(func, args, opcode, self.op_offset)
         self._charge(W_CALL)
+        if gadget is not None:
+            self._gadget(gadget, call)
         if isinstance(func, Glob) and func.rec.path in self.loader_names and len(self.res.loader_calls) < 64:
             self.res.loader_calls.append((func.rec, call))
-        self.push(call)
+        return call
+
+    def _static_getattr(self, rec: ImportRec, args: Any) -> Any:
+        """``getattr(X, 'name')`` on an imported X, or on an instance of an imported class: the attribute as an import.
+
+        The result is judged like the dotted name ``module:X.name`` (allowlisted
+        exactly, denylist reached through it); an attribute planted in the
+        instance's BUILD state is that planted value. None when not static.
+        """
+        if type(args) is not Tup or len(args) not in (2, 3) or type(args[1]) is not str:
+            return None
+        owner, attr = args[0], args[1]
+        if not attr.isidentifier():
+            return None
+        if isinstance(owner, Call):
+            planted = _state_attr(owner, attr)
+            if planted is not _MISSING:
+                rec.called += 1
+                rec.static_calls += 1
+                return planted
+            cls = self._class_of(owner)
+        else:
+            cls = owner
+        if not isinstance(cls, Glob):
+            return None
+        rec.called += 1
+        rec.static_calls += 1
+        made = "()" if cls is not owner else ""  # an attribute of an object made by calling/instantiating cls
+        self._import(
+            cls.rec.module,
+            f"{cls.rec.name}{made}.{attr}",
+            "getattr",
+            dynamic=f"attribute {attr!r} fetched with builtins.getattr from {cls.rec.path}{made}",
+        )
+        return self.stack.pop()
+
+    def _class_of(self, inst: Call) -> Any:
+        """The class an instance was made from: BUILD-assigned __class__, the called class, or a factory's class argument."""
+        if inst.cls is not None:
+            return inst.cls
+        cls = inst.func
+        if isinstance(cls, Glob) and cls.rec.path in _INSTANCE_FACTORIES:
+            a = inst.args
+            return a.items[0] if isinstance(a, Seq) and a.items else None
+        return cls
+
+    def _untraced(self, func: Any, args: Any, opcode: str) -> None:
+        if len(self.res.untraced) < 1000:
+            self.res.untraced.append(
+                {
+                    "opcode": opcode,
+                    "offset": self.op_offset,
+                    "index": self.index,
+                    "callable": _describe(func),
+                    "args": render(args),
+                }
+            )
+            self._charge(1000)
+
+    def _issue(self, rule: str, message: str, evidence: dict[str, Any]) -> None:
+        if len(self.res.issues) < 1000:
+            self.res.issues.append(
+                {
+                    "rule": rule,
+                    "message": message,
+                    "offset": self.op_offset,
+                    "index": self.index,
+                    "evidence": evidence,
+                }
+            )
+            self._charge(1000)
+
+    def _invoke(self, v: Any, how: str, only_classes: bool = False) -> None:
+        """``v`` is called by the unpickler or by an allowlisted callable: an import here counts as called."""
+        if isinstance(v, Glob):
+            rec = v.rec
+            rec.called += 1
+            if rec.first_call is None:
+                rec.first_call = {"opcode": how, "offset": self.op_offset, "args": ""}
+                self._charge(600)
+        elif not only_classes and (
+            isinstance(v, Opaque) or (isinstance(v, Call) and not isinstance(v.func, Glob))
+        ):
+            # an instance made by an imported callable runs its (judged) class's __call__; anything else is untraced
+            self._untraced(v, EMPTY_TUPLE, how)
+
+    # -- allowlisted callables that call, instantiate, setattr or allocate from their arguments --
+    def _gadget(self, g: Gadget, call: Call) -> None:
+        args = call.args
+        if not isinstance(args, Seq):
+            if args is not None and not isinstance(args, (Dct, Opaque)):
+                return
+            self._issue(
+                "PICKLE-GADGET-ARGUMENT",
+                f"{g.path} gets arguments that cannot be judged statically ({_describe(args)}); it {g.why}",
+                {"callable": g.path, "args": render(args)},
+            )
+            return
+        items = args.items
+        for pos, rule in g.args:
+            if pos >= len(items):
+                if pos < args.total:
+                    self._issue(
+                        "PICKLE-GADGET-ARGUMENT",
+                        f"argument {pos} of {g.path} was not kept by the analyzer; it {g.why}",
+                        {"callable": g.path, "position": pos},
+                    )
+                continue
+            self._judge_arg(g, call, pos, rule, items[pos])
+
+    def _judge_arg(self, g: Gadget, call: Call, pos: int, rule: ArgRule, v: Any) -> None:
+        how = f"{g.path} argument {pos}"
+        if rule.invoked is not None:
+            self._invoke(v, how, only_classes=rule.invoked == "class")
+        if rule.one_of is not None and not _one_of(v, rule.one_of):
+            self._issue(
+                "PICKLE-GADGET-ARGUMENT",
+                f"argument {pos} of {g.path} is {render(v, 120)}, which it does not accept: it {g.why}",
+                {"callable": g.path, "position": pos, "value": render(v), "accepted": sorted(rule.one_of)},
+            )
+        if rule.alloc:
+            n = _elements(v)
+            if n is not None and n * rule.alloc > MAX_ALLOC:
+                self._issue(
+                    "PICKLE-ALLOCATION-SIZE",
+                    f"{g.path} allocates at least {n * rule.alloc} bytes (cap {MAX_ALLOC}): memory exhaustion at load time",
+                    {"callable": g.path, "position": pos, "bytes": n * rule.alloc},
+                )
+        if rule.state:
+            self._plant(call, v, how, setattr_all=True)
+        if rule.hooks:
+            for x in _contents(v):
+                self._invoke(x, f"{how} (hook)")
+
+    def _plant(self, inst: Call, state: Any, how: str, setattr_all: bool = False) -> None:
+        """State applied to ``inst`` (BUILD, or a setattr loop): record hooks the unpickler will call on it."""
+        dict_state, slot_state = state, None
+        if isinstance(state, Seq) and state.kind == "tuple" and state.total == 2:
+            dict_state, slot_state = state.items[0], state.items[1]
+        for d, by_setattr in ((dict_state, setattr_all), (slot_state, True)):
+            if not isinstance(d, Dct):
+                continue
+            for k, v in d.items:
+                if type(k) is not str or k not in HOOK_NAMES:
+                    continue
+                if k == "__dict__" and by_setattr and isinstance(v, Dct):
+                    self._plant(inst, v, how)
+                    continue
+                if not isinstance(v, (Glob, Call, Opaque)):
+                    continue
+                if k == "__class__":
+                    if not by_setattr:
+                        continue  # an instance-dict '__class__' entry is shadowed by the type's descriptor
+                    inst.cls = v
+                if inst.hooks is None:
+                    inst.hooks = {}
+                inst.hooks[k] = v
+                self._invoke(v, f"{how} planted {k}")
+                self._issue(
+                    "PICKLE-HOOK-PLANTED",
+                    f"{how} sets {k!r} on an instance to {render(v, 120)}; the unpickler or later code calls it",
+                    {"attribute": k, "value": render(v), "via": how},
+                )
+
+    def _hold(self, target: Call, items: Any, opcode: str) -> None:
+        """APPEND(S)/SETITEM(S)/ADDITEMS on an object that is not a plain container: its methods get the items."""
+        hooks = target.hooks
+        if hooks:
+            names = {"APPEND": ("append",), "APPENDS": ("extend", "append"), "ADDITEMS": ("add",)}.get(
+                opcode, ()
+            )
+            for n in names:
+                hook = hooks.get(n)
+                if hook is not None:
+                    self._make_call(hook, EMPTY_TUPLE, f"{opcode} via planted {n}")
+                    break
+        for x in items:
+            if isinstance(x, (Glob, Call)):
+                if isinstance(x, Glob):
+                    x.rec.passed += 1
+                if target.held is None:
+                    target.held = []
+                if len(target.held) < KEEP_ITEMS:
+                    target.held.append(x)
+                    self._charge(W_ITEM)
 
     def _mutate(self, target: Any, opcode: str, detail: Any = None) -> None:
         if isinstance(target, Glob) and len(self.res.mutations) < 1000:
@@ -754,7 +1076,9 @@ class Machine:
     # -- opcode handlers: return True on STOP --
     def op_MARK(self, _: Any) -> None:
         if len(self.stack) + len(self.marks) >= self.limits.max_pickle_stack:
-            raise LimitHit("max_pickle_stack", f"pickle stack deeper than {self.limits.max_pickle_stack} entries")
+            raise LimitHit(
+                "max_pickle_stack", f"pickle stack deeper than {self.limits.max_pickle_stack} entries"
+            )
         self.marks.append(len(self.stack))
 
     def op_STOP(self, _: Any) -> bool:
@@ -785,23 +1109,40 @@ class Machine:
         elif a == b"01":
             self.push(True)
         else:
-            self.push(self._parse_int(a, "INT"))
+            self.push(self._parse_int(a, "INT", strtol=True))
 
     def op_LONG(self, a: bytes) -> None:
         if a.endswith(b"L"):
             a = a[:-1]
-        self.push(self._parse_int(a, "LONG"))
+        self.push(self._parse_int(a, "LONG", strtol=False))
 
-    def _parse_int(self, a: bytes, what: str) -> Any:
+    def _parse_int(self, a: bytes, what: str, *, strtol: bool) -> Any:
+        """The value _pickle.c computes: INT tries C strtol(s, 0) then int(s, 0); LONG int(s, 0).
+
+        Writers only produce plain decimals; any other spelling the loader
+        accepts (hex, octal, underscores, padding) is read as the loader reads
+        it and flagged, so the walk goes on to the payload after it.
+        """
+        if _DECIMAL.match(a):
+            return int(a) if len(a) <= 4000 else OPAQUE_BIGINT
         s = a.strip()
         if len(s) > 4000:
-            if not s.lstrip(b"+-").isdigit():
+            if not _BIG_INT.match(s):
                 raise Malformed(f"{what} is not a number")
-            return OPAQUE_BIGINT
-        try:
-            return int(s, 10)
-        except ValueError:
-            raise Malformed(f"{what} is not a number") from None
+            val: Any = OPAQUE_BIGINT
+        else:
+            val = _c_strtol(s) if strtol else None
+            if val is None:
+                try:
+                    val = int(s, 0)
+                except ValueError:
+                    raise Malformed(f"{what} is not a number") from None
+        self._issue(
+            "PICKLE-LENIENT-OPCODE",
+            f"{what} argument {a[:40]!r} is not a plain decimal; the unpickler reads it as {render(val, 60)}",
+            {"opcode": what, "argument": a[:80].decode("latin-1")},
+        )
+        return val
 
     def op_NONE(self, _: Any) -> None:
         self.push(None)
@@ -817,6 +1158,15 @@ class Machine:
         self._persid(self.pop())
 
     def _persid(self, pid: Any) -> None:
+        # persistent_load gets the id: imports inside it are handed to a call
+        if type(pid) is Tup:
+            for x in pid:
+                if type(x) is Glob:
+                    x.rec.passed += 1
+        elif isinstance(pid, (Seq, Dct)):
+            for x in held(pid):
+                if isinstance(x, Glob):
+                    x.rec.passed += 1
         ids = self.res.persistent_ids
         if len(ids) < 1_000_000:
             if type(pid) is Tup:  # torch: ('storage', StorageType, key, location, numel)
@@ -899,6 +1249,8 @@ class Machine:
         target = self.top()
         if isinstance(target, Coll) and target.kind == "list":
             self._add(target, [v], False)
+        elif isinstance(target, Call):
+            self._hold(target, [v], "APPEND")
         else:
             self._mutate(target, "APPEND", v)
 
@@ -907,6 +1259,8 @@ class Machine:
         target = self.top()
         if isinstance(target, Coll) and target.kind == "list":
             self._add(target, items, False)
+        elif isinstance(target, Call):
+            self._hold(target, items, "APPENDS")
         else:
             self._mutate(target, "APPENDS", self._seq("list", items))
 
@@ -917,9 +1271,15 @@ class Machine:
             self._mutate(inst, "BUILD", state)
             return
         if isinstance(inst, Call):
-            inst.state = state
-            if self.joblib and isinstance(inst.func, Glob) and inst.func.rec.path == JOBLIB_WRAPPER:
-                self._joblib_array(inst, state)
+            setstate = inst.hooks.get("__setstate__") if inst.hooks else None
+            if setstate is not None:
+                # getattr(inst, "__setstate__") finds the planted attribute and calls it with the state
+                self._make_call(setstate, self._small_tuple([state]), "BUILD via planted __setstate__")
+            else:
+                inst.state = _accumulate(inst.state, state)
+                self._plant(inst, state, "BUILD")
+            if self.joblib and self._is_wrapper(inst):
+                self._joblib_array(inst)
 
     def op_GLOBAL(self, a: tuple[bytes, bytes]) -> None:
         self._import(self._text(a[0], "GLOBAL module"), self._text(a[1], "GLOBAL name"), "GLOBAL")
@@ -964,7 +1324,9 @@ class Machine:
             memo[idx] = v
             return
         if idx not in sparse and len(memo) + len(sparse) >= self.limits.max_pickle_memo:
-            raise LimitHit("max_pickle_memo", f"pickle memo larger than {self.limits.max_pickle_memo} entries")
+            raise LimitHit(
+                "max_pickle_memo", f"pickle memo larger than {self.limits.max_pickle_memo} entries"
+            )
         w = 0 if isinstance(v, V) else _lw(v)
         if idx == len(memo):
             memo.append(v)
@@ -1015,6 +1377,8 @@ class Machine:
         target = self.top()
         if isinstance(target, Dct):
             self._add(target, [k, v], True)
+        elif isinstance(target, Call):
+            self._hold(target, [k, v], "SETITEM")
         else:
             self._mutate(target, "SETITEM", self._seq("tuple", [k, v]))
 
@@ -1025,12 +1389,20 @@ class Machine:
         target = self.top()
         if isinstance(target, Dct):
             self._add(target, items, True)
+        elif isinstance(target, Call):
+            self._hold(target, items, "SETITEMS")
         else:
             self._mutate(target, "SETITEMS", self._seq("tuple", items))
 
     def op_TUPLE(self, _: Any) -> None:
         items = self.pop_mark()
-        self.push(self._small_tuple(items) if 0 < len(items) <= 3 else self._seq("tuple", items) if items else EMPTY_TUPLE)
+        self.push(
+            self._small_tuple(items)
+            if 0 < len(items) <= 3
+            else self._seq("tuple", items)
+            if items
+            else EMPTY_TUPLE
+        )
 
     def op_EMPTY_TUPLE(self, _: Any) -> None:
         self.push(EMPTY_TUPLE)
@@ -1105,6 +1477,8 @@ class Machine:
         target = self.top()
         if isinstance(target, Coll) and target.kind == "set":
             self._add(target, items, False)
+        elif isinstance(target, Call):
+            self._hold(target, items, "ADDITEMS")
         else:
             self._mutate(target, "ADDITEMS", self._seq("tuple", items))
 
@@ -1136,42 +1510,79 @@ class Machine:
         self.top()
 
     # -- joblib: raw array bytes inlined after the wrapper's BUILD --
-    def _joblib_array(self, inst: Call, state: Any) -> None:
-        if not isinstance(state, Dct) or not state.items or state.total != len(state.items):
+    def _is_wrapper(self, inst: Call) -> bool:
+        """joblib's test after every BUILD: ``isinstance(stack[-1], NumpyArrayWrapper)``, however the instance was made."""
+        cls = self._class_of(inst)
+        return isinstance(cls, Glob) and cls.rec.path == JOBLIB_WRAPPER
+
+    def _wrapper_attrs(self, inst: Call) -> dict[str, Any] | None:
+        """The wrapper's instance attributes: __init__ arguments (when the class itself was called) plus BUILD state."""
+        attrs: dict[str, Any] = {}
+        if (
+            inst.cls is None
+            and isinstance(inst.func, Glob)
+            and inst.func.rec.path == JOBLIB_WRAPPER
+            and inst.opcode in ("REDUCE", "INST", "OBJ")
+        ):
+            a = inst.args
+            if not (isinstance(a, Seq) and a.complete):
+                return None
+            attrs.update(zip(_WRAPPER_INIT, a.items, strict=False))
+            attrs.setdefault("allow_mmap", False)
+            attrs.setdefault(
+                "numpy_array_alignment_bytes", 16
+            )  # __init__ default (NUMPY_ARRAY_ALIGNMENT_BYTES)
+        state = inst.state
+        parts = [state]
+        if isinstance(state, Seq) and state.kind == "tuple" and state.total == 2:
+            parts = list(state.items)
+        for part in parts:
+            if part is None:
+                continue
+            if not isinstance(part, Dct) or part.total != len(part.items):
+                return None
+            for k, v in part.items:
+                if type(k) is str:
+                    attrs[k] = v
+        return attrs
+
+    def _joblib_array(self, inst: Call) -> None:
+        """NumpyArrayWrapper.read: the array joblib reads from the stream right after this BUILD."""
+        attrs = self._wrapper_attrs(inst)
+        if attrs is None:
             raise Malformed("joblib array wrapper state is not a literal dict; array size unknown")
-        shape_v = state.get("shape")
-        info = dtype_info(state.get("dtype"))
+        self._invoke(attrs.get("subclass"), "joblib NumpyArrayWrapper.read subclass", only_classes=True)
+        shape_v = attrs.get("shape")
+        info = dtype_info(attrs.get("dtype"))
         if info is None:
             raise Malformed("joblib array wrapper dtype cannot be derived statically")
         itemsize, has_object = info
+        start = self.cur.pos
         if not (isinstance(shape_v, Seq) and shape_v.complete):
             raise Malformed("joblib array wrapper shape is not a literal tuple")
-        count = 1
-        for d in shape_v.items:
-            if not (type(d) is int and d >= 0):
-                raise Malformed("joblib array wrapper shape holds a non-integer")
-            count *= d
+        count = _elements(shape_v)
+        if count is None:
+            raise Malformed("joblib array wrapper shape holds a non-integer")
         if self.frame_end is not None and self.cur.pos < self.frame_end:
             raise Malformed("joblib array data starts inside a pickle FRAME (loader/scanner differential)")
         self.res.joblib_arrays += 1
         if has_object:
+            # joblib >= 1.6 reads a nested pickle whatever the count (a fresh pickle._Unpickler on the file)
             if self.on_inline_pickle is None or not self.on_inline_pickle(self.cur):
                 raise Malformed("object array pickle inlined after a joblib wrapper could not be analyzed")
+            if self.res.joblib_skipped < 0:
+                self.res.joblib_skipped = start
         else:
-            region = self.cur.pos
-            first = self.cur.peek()
-            align = state.get("numpy_array_alignment_bytes")
-            has_key = state.has("numpy_array_alignment_bytes")
-            if has_key and not (align is None or type(align) is int):
+            align = attrs.get("numpy_array_alignment_bytes")
+            if align is not None and type(align) is not int:
                 raise Malformed("joblib array alignment is not a literal")
-            if has_key and align is not None:
+            if align is not None:
                 pad = self.cur.byte()
                 self.cur.skip(pad)
             nbytes = count * itemsize
             if nbytes > self.cur.remaining:
                 raise Truncated(f"joblib array declares {nbytes} bytes but only {self.cur.remaining} remain")
             self.cur.skip(nbytes)
-            if self.on_shadow is not None and first is not None and BY_BYTE[first] is not None:
-                # plain pickle.load would run these bytes as opcodes; joblib.load skips them
-                self.on_shadow(region, self.cur.pos)
+            if self.cur.pos > start and self.res.joblib_skipped < 0:
+                self.res.joblib_skipped = start  # a plain unpickler runs these bytes as opcodes
         self.stack[-1] = OPAQUE_NDARRAY

@@ -1,0 +1,86 @@
+"""Argument rules for allowlisted factories and apply helpers (signatures/pickle/gadgets.yaml).
+
+Allowlisting ``copyreg._reconstructor`` or ``torch._utils._rebuild_from_type_v2``
+would allowlist whatever class or callable they are handed; these rules say
+which arguments such callables call, instantiate, setattr or allocate from, so
+the walker can judge the arguments instead of trusting the callable. The file
+format is documented in its header.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from ...rules import RuleDatabaseError
+
+FILE = Path("pickle") / "gadgets.yaml"
+_RULE_KEYS = frozenset({"invoked", "one_of", "alloc", "state", "hooks"})
+
+
+@dataclass(frozen=True, slots=True)
+class ArgRule:
+    invoked: str | None = None  # "always" | "class" | None
+    one_of: frozenset[str] | None = None
+    alloc: int = 0  # minimum bytes per element when the argument is a count/shape
+    state: bool = False
+    hooks: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Gadget:
+    path: str  # 'module:name'
+    why: str
+    args: tuple[tuple[int, ArgRule], ...]
+
+
+def _rule(raw: object, where: str) -> ArgRule:
+    if not isinstance(raw, dict) or not set(raw) <= _RULE_KEYS:
+        raise RuleDatabaseError(f"{where}: an argument rule is a mapping of {sorted(_RULE_KEYS)}")
+    inv = raw.get("invoked")
+    invoked = "always" if inv is True else ("class" if inv == "class" else None)
+    if inv not in (None, False, True, "class"):
+        raise RuleDatabaseError(f"{where}: invoked must be true, false or 'class'")
+    one_of = raw.get("one_of")
+    if one_of is not None and not (isinstance(one_of, list) and all(isinstance(x, str) for x in one_of)):
+        raise RuleDatabaseError(f"{where}: one_of must be a list of strings")
+    alloc = raw.get("alloc", 0)
+    if type(alloc) is not int or alloc < 0:
+        raise RuleDatabaseError(f"{where}: alloc must be a non-negative integer")
+    return ArgRule(
+        invoked,
+        frozenset(one_of) if one_of is not None else None,
+        alloc,
+        bool(raw.get("state")),
+        bool(raw.get("hooks")),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def load_gadgets(root: Path) -> dict[str, Gadget]:
+    """The gadget table of one rule database root (empty when the file is absent)."""
+    path = root / FILE
+    if not path.is_file():
+        return {}
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise RuleDatabaseError(f"{path}: {exc}") from None
+    table = doc.get("callables") if isinstance(doc, dict) else None
+    if not isinstance(table, dict):
+        raise RuleDatabaseError(f"{path}: expected a 'callables' mapping")
+    out: dict[str, Gadget] = {}
+    for key, spec in table.items():
+        where = f"{path}: {key}"
+        if not (isinstance(key, str) and key.count(":") == 1 and isinstance(spec, dict)):
+            raise RuleDatabaseError(f"{where}: entries are 'module:name': {{why, args}}")
+        args = spec.get("args") or {}
+        if not isinstance(args, dict) or not all(type(k) is int and k >= 0 for k in args):
+            raise RuleDatabaseError(f"{where}: args maps 0-based positions to rules")
+        out[key] = Gadget(
+            key, str(spec.get("why", "")), tuple(sorted((k, _rule(v, where)) for k, v in args.items()))
+        )
+    return out
