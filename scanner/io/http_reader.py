@@ -176,6 +176,16 @@ class HTTPRangeReader(Reader):
                 yield self._full[pos : min(end, pos + chunk)]
             return
         digests = _Digests(self.size) if offset == 0 and end == self.size else None
+        if all(b in self._cache for b in range(offset // self.block, (end - 1) // self.block + 1)):
+            # already fetched (a sniffer read the whole small file): stream from the cache, not the network again
+            for pos in range(offset, end, chunk):
+                piece = self.read(pos, min(chunk, end - pos))
+                if digests is not None:
+                    digests.update(piece)
+                yield piece
+            if digests is not None:
+                self._check_digests(digests)
+            return
         pos = offset
         for piece in self._fetch_iter(offset, end, whole_file_ok=True, chunk=chunk):
             if digests is not None:

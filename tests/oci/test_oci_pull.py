@@ -33,7 +33,9 @@ def test_pull_blocks_a_malicious_layer_and_installs_nothing(registry, tmp_path: 
     assert not dest.exists() or not any(dest.rglob("*"))
 
 
-def test_pull_over_plain_http_needs_insecure(registry, tmp_path: Path):
+def test_pull_over_plain_http_needs_insecure(registry, tmp_path: Path, monkeypatch):
+    # Loopback registries speak plain HTTP by default (like Docker); stand in for a remote host.
+    monkeypatch.setattr("scanner.sources.oci.is_loopback", lambda host: False)
     res = CliRunner().invoke(app, ["pull", "--to", str(tmp_path / "o"), f"oci://{registry.host}/acme/pull-ok:v1"])
     assert res.exit_code == 2
     assert not (tmp_path / "o").exists()

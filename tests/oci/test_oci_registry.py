@@ -326,7 +326,9 @@ def test_unknown_host():
                              "'no-such-registry.invalid'"]
 
 
-def test_https_is_the_default_and_plain_http_needs_insecure(registry):
+def test_https_is_the_default_and_plain_http_needs_insecure(registry, monkeypatch):
+    # Loopback registries speak plain HTTP by default (like Docker); stand in for a remote host.
+    monkeypatch.setattr("scanner.sources.oci.is_loopback", lambda host: False)
     oras_artifact(registry, "acme/tls", "v1")
     report = scan_targets([f"oci://{registry.host}/acme/tls:v1"], ScanOptions())
     assert report.errors and "over https" in report.errors[0] and "--insecure" in report.errors[0]

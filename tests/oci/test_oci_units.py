@@ -85,7 +85,7 @@ def test_credentials_lookup(tmp_path):
 def test_credentials_helpers_and_errors(tmp_path):
     d = _config(tmp_path, {}, credHelpers={"reg:1": "ecr-login"})
     creds, hint = load_credentials("reg:1", d)
-    assert creds is None and "docker-credential-ecr-login" in hint and "does not run" in hint
+    assert creds is None and "docker-credential-ecr-login" in hint and "not on PATH" in hint
     d = _config(tmp_path, {"reg:1": {"auth": "!!!not-base64-secretvalue"}})
     with pytest.raises(SourceError) as exc:
         load_credentials("reg:1", d)
