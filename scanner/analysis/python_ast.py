@@ -78,6 +78,7 @@ _DYNAMIC = (
     "importlib.util.spec_from_loader",
     "importlib.reload",
     "runpy.",
+    "torch.hub.load",
     "pkgutil.resolve_name",
     "pydoc.locate",
     "zipimport.",
@@ -162,6 +163,8 @@ _NETWORK = (
     "xmlrpc.client.",
     "ssl.get_server_certificate",
     "webbrowser.",
+    "torch.hub.load_state_dict_from_url",
+    "torch.hub.download_url_to_file",
     "urllib3.",
     "asyncio.open_connection",
     "pycurl.",
@@ -439,6 +442,8 @@ class PyAnalysis:
     error: str | None = None
     issues: list[PyIssue] = field(default_factory=list)
     relative_imports: list[tuple[int, str]] = field(default_factory=list)  # (level, dotted module)
+    # functions of sibling modules that run on load here: (level, dotted module, function name)
+    external_calls: set[tuple[int, str, str]] = field(default_factory=set)
     imports: set[str] = field(default_factory=set)
     classes: list[str] = field(default_factory=list)
     truncated: bool = False
@@ -506,9 +511,11 @@ _NS_GLOBALS = "<globals>"  # globals()/vars()/locals(): the key is a name of thi
 
 
 class _Analyzer:
-    def __init__(self, tree: ast.Module, exec_depth: int) -> None:
+    def __init__(self, tree: ast.Module, exec_depth: int, roots: frozenset[str] = frozenset()) -> None:
         self.tree = tree
         self.exec_depth = exec_depth
+        self.extra_roots = roots  # functions other modules call on load
+        self.rel_names: dict[str, tuple[int, str, str]] = {}  # local name -> (level, module, name)
         self.aliases: dict[str, str] = {}
         self.consts: dict[str, str] = {}
         self.star_modules: list[str] = []
@@ -541,6 +548,9 @@ class _Analyzer:
                     if not mod:
                         for a in node.names:
                             self.out.relative_imports.append((node.level, a.name))
+                    for a in node.names:
+                        if a.name != "*":
+                            self.rel_names[a.asname or a.name] = (node.level, mod, a.name)
                     continue
                 self.out.imports.add(mod)
                 for a in node.names:
@@ -877,7 +887,7 @@ class _Analyzer:
         for n in ast.walk(self.tree):
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 defs.setdefault(n.name, []).append(n)
-        roots = {name for name in defs if name in _LOADER_METHODS}
+        roots = {name for name in defs if name in _LOADER_METHODS or name in self.extra_roots}
         for n in ast.walk(self.tree):
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for d in n.decorator_list:
@@ -902,6 +912,30 @@ class _Analyzer:
                     if callee not in self.reached:
                         self.reached.add(callee)
                         queue.append(callee)
+        if self.rel_names:
+            on_load = [
+                *_import_time_nodes(self.tree),
+                *[b for n in self.reached for d in defs.get(n, []) for b in d.body],
+            ]  # type: ignore[attr-defined]
+            self._external_calls(on_load)
+
+    def _external_calls(self, nodes: list[ast.AST]) -> None:
+        """Sibling-module functions called (or handed as callbacks) by code that runs on load."""
+        for root in nodes:
+            for n in ast.walk(root):
+                if not isinstance(n, ast.Call) or len(self.out.external_calls) >= 500:
+                    continue
+                for ref in (n.func, *n.args, *[k.value for k in n.keywords]):
+                    if isinstance(ref, ast.Name) and ref.id in self.rel_names:
+                        level, mod, name = self.rel_names[ref.id]
+                        self.out.external_calls.add((level, mod, name))
+                    elif (
+                        isinstance(ref, ast.Attribute)
+                        and isinstance(ref.value, ast.Name)
+                        and ref.value.id in self.rel_names
+                    ):
+                        level, mod, name = self.rel_names[ref.value.id]  # 'from . import utils; utils.f()'
+                        self.out.external_calls.add((level, f"{mod}.{name}" if mod else name, ref.attr))
 
     # -- the walk -----------------------------------------------------------
     def run(self) -> PyAnalysis:
@@ -1093,6 +1127,19 @@ class _Analyzer:
     def _check_call(self, call: ast.Call, ctx: _Ctx) -> None:
         q = self.resolve(call.func)
         where = self._where(ctx)
+        trc = next((k.value for k in call.keywords if k.arg == "trust_remote_code"), None)
+        if trc is not None and _truthy(trc):
+            literal = isinstance(trc, ast.Constant)  # a passed-through flag may be True at run time: medium
+            self.add(
+                "PY-DANGEROUS-CALL",
+                Severity.HIGH if literal else Severity.MEDIUM,
+                f"{q or 'a call'}(trust_remote_code={'True' if literal else '<passed through>'}) {where}: "
+                "may run code from another repository, unscanned",
+                call,
+                "remote-code",
+                category="remote-code",
+                call=q,
+            )
         if q is None:
             self._check_method(call, ctx)
             return
@@ -1536,7 +1583,11 @@ def _arg_preview(call: ast.Call) -> str | None:
 
 
 def analyze_python(
-    source: bytes | str, *, max_bytes: int = MAX_SOURCE_BYTES, _exec_depth: int = 0
+    source: bytes | str,
+    *,
+    max_bytes: int = MAX_SOURCE_BYTES,
+    roots: frozenset[str] = frozenset(),
+    _exec_depth: int = 0,
 ) -> PyAnalysis:
     """Parse ``source`` (never executing it) and report dangerous calls and import-time effects."""
     if len(source) > max_bytes:
@@ -1556,12 +1607,13 @@ def analyze_python(
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as exc:
         return PyAnalysis(parsed=False, error=f"{type(exc).__name__}: {exc}"[:300])
     try:
-        return _Analyzer(tree, _exec_depth).run()
+        return _Analyzer(tree, _exec_depth, roots).run()
     except RecursionError:
         return PyAnalysis(parsed=False, error="syntax tree too deeply nested to analyze")
 
 
-LOADED_ESCALATION = {"PY-LOAD-TIME-SIDE-EFFECT": Severity.HIGH}
+# model code a loader imports has no business opening connections, wherever in the file
+LOADED_ESCALATION = {"PY-LOAD-TIME-SIDE-EFFECT": Severity.HIGH, "PY-NETWORK-CALL": Severity.HIGH}
 
 
 def escalate_loaded(findings: Iterable[Any]) -> None:

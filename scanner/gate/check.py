@@ -80,8 +80,14 @@ def _verified_signer(config: ProjectConfig, dep: Dependency, snap: Snapshot) -> 
     policy = load_policy(config.policy_spec(dep.policy or config.policy))
     opts = ScanOptions(policy=policy)
     keys, chains = signature_trust(opts, source_uri(snap))
-    outcome = check_snapshot_signature(snap, get_rule_db(), signature=None, keys=keys, chains=chains,
-                                       identities=signature_identities(opts, source_uri(snap)))
+    outcome = check_snapshot_signature(
+        snap,
+        get_rule_db(),
+        signature=None,
+        keys=keys,
+        chains=chains,
+        identities=signature_identities(opts, source_uri(snap)),
+    )
     if outcome is None or outcome.signer is None or any(v == "mismatch" for v in outcome.status.values()):
         return None
     return outcome.signer
@@ -96,8 +102,15 @@ class _Drift:
     def add(self, fr: FileResult, rule_id: str, message: str, **evidence: str) -> None:
         f = self.rules.finding(rule_id, message, fr.path, evidence=evidence or None)
         fr.findings.append(f)
-        self.reasons.append(Reason(decision=Decision.BLOCK, message=message, path=fr.path, rule_id=rule_id,
-                                   policy_ref=f"{self.lock_path} (lock drift always blocks)"))
+        self.reasons.append(
+            Reason(
+                decision=Decision.BLOCK,
+                message=message,
+                path=fr.path,
+                rule_id=rule_id,
+                policy_ref=f"{self.lock_path} (lock drift always blocks)",
+            )
+        )
 
 
 def _placeholder(path: str, fmt: str = "lock") -> FileResult:
@@ -105,15 +118,24 @@ def _placeholder(path: str, fmt: str = "lock") -> FileResult:
 
 
 def _check_dependency(
-    config: ProjectConfig, dep: Dependency, locked: LockedModel, policy: Policy, rules: RuleDB,
-    drift: _Drift, opts: GateOptions,
+    config: ProjectConfig,
+    dep: Dependency,
+    locked: LockedModel,
+    policy: Policy,
+    rules: RuleDB,
+    drift: _Drift,
+    opts: GateOptions,
 ) -> tuple[list[FileResult], list[str]]:
     errors: list[str] = []
     head = _placeholder(dep.name)
     extra: list[FileResult] = []
     target = config.target_for(dep)
     if locked.source != dep.source:
-        drift.add(head, "LOCK-SOURCE-CHANGED", f"{dep.name}: declared source {dep.source} but locked {locked.source}")
+        drift.add(
+            head,
+            "LOCK-SOURCE-CHANGED",
+            f"{dep.name}: declared source {dep.source} but locked {locked.source}",
+        )
         extra.append(head)
         return extra, errors
     try:
@@ -121,9 +143,13 @@ def _check_dependency(
         if kind in MOVING_KINDS:
             current = resolve(target, **opts.source_options)
             if current.resolved != locked.resolved:
-                drift.add(head, "LOCK-REF-MOVED",
-                          f"{dep.name}: {dep.source} now resolves to {current.resolved}, locked {locked.resolved}",
-                          locked=locked.resolved, current=current.resolved)
+                drift.add(
+                    head,
+                    "LOCK-REF-MOVED",
+                    f"{dep.name}: {dep.source} now resolves to {current.resolved}, locked {locked.resolved}",
+                    locked=locked.resolved,
+                    current=current.resolved,
+                )
                 extra.append(head)
             snap: Snapshot = resolve(locked.pinned_target(target), **opts.source_options)
         else:
@@ -147,14 +173,22 @@ def _check_dependency(
         got = fr.sha256 or art.claimed_sha256
         if art.size != want.size or (got is not None and got != want.sha256):
             if _is_code(fr, want.code):
-                drift.add(fr, "LOCK-CODE-CHANGED",
-                          f"{dep.name}: code file {art.path} changed since it was locked (sha256 {got}, locked "
-                          f"{want.sha256}); review the new code, then `modelward lock --upgrade {dep.name}`",
-                          locked=want.sha256, actual=got or "")
+                drift.add(
+                    fr,
+                    "LOCK-CODE-CHANGED",
+                    f"{dep.name}: code file {art.path} changed since it was locked (sha256 {got}, locked "
+                    f"{want.sha256}); review the new code, then `modelward lock --upgrade {dep.name}`",
+                    locked=want.sha256,
+                    actual=got or "",
+                )
                 continue
-            drift.add(fr, "LOCK-DIGEST-CHANGED",
-                      f"{dep.name}: {art.path} is {art.size} bytes sha256 {got}, locked {want.size} bytes sha256 {want.sha256}",
-                      locked=want.sha256, actual=got or "")
+            drift.add(
+                fr,
+                "LOCK-DIGEST-CHANGED",
+                f"{dep.name}: {art.path} is {art.size} bytes sha256 {got}, locked {want.size} bytes sha256 {want.sha256}",
+                locked=want.sha256,
+                actual=got or "",
+            )
     present = {a.path for a in snap.artifacts}
     for path in sorted(set(pinned) - present):
         fr = _placeholder(path, "missing")
@@ -162,8 +196,11 @@ def _check_dependency(
         extra.append(fr)
     signers = {fr.signer for fr in results if fr.signer}
     if locked.signer and locked.signer not in signers:
-        drift.add(head, "LOCK-SIGNER-CHANGED",
-                  f"{dep.name}: locked signer {locked.signer}, now {', '.join(sorted(signers)) or 'no verified signature'}")
+        drift.add(
+            head,
+            "LOCK-SIGNER-CHANGED",
+            f"{dep.name}: locked signer {locked.signer}, now {', '.join(sorted(signers)) or 'no verified signature'}",
+        )
         if head not in extra:
             extra.append(head)
     return results + extra, errors
@@ -171,12 +208,17 @@ def _check_dependency(
 
 def _is_code(fr: FileResult, locked_as_code: bool) -> bool:
     """Code a loader may run: marked so in the lock, named or detected as code, or flagged as executed."""
-    return (locked_as_code or is_code_path(fr.path) or bool(set(fr.formats or [fr.format]) & CODE_FORMATS)
-            or any(f.rule_id == "CODE-EXECUTED-BY-LOADER" for f in fr.findings))
+    return (
+        locked_as_code
+        or is_code_path(fr.path)
+        or bool(set(fr.formats or [fr.format]) & CODE_FORMATS)
+        or any(f.rule_id == "CODE-EXECUTED-BY-LOADER" for f in fr.findings)
+    )
 
 
 def _prefix(name: str, files: list[FileResult], verdict: Verdict, reasons: list[Reason]) -> None:
     """Show every path under its dependency name, after the policy matched the paths as written."""
+
     def pre(p: str | None) -> str | None:
         if p is None or p == name or p.startswith(name + "/"):
             return p
@@ -208,7 +250,11 @@ def run_check(config: ProjectConfig, opts: GateOptions) -> ScanReport:
         locked = lock.models.get(name)
         if locked is None:
             fr = _placeholder(name)
-            drift.add(fr, "LOCK-MISSING-PIN", f"{name}: declared in {config.path.name} but not pinned in {lock_shown}")
+            drift.add(
+                fr,
+                "LOCK-MISSING-PIN",
+                f"{name}: declared in {config.path.name} but not pinned in {lock_shown}",
+            )
             report.files.append(fr)
             continue
         dep_drift = _Drift(rules, lock_shown)
@@ -226,14 +272,15 @@ def run_check(config: ProjectConfig, opts: GateOptions) -> ScanReport:
         drift.add(fr, "LOCK-STALE-PIN", f"{name}: pinned in {lock_shown} but no longer declared")
         report.files.append(fr)
     finish_report(report, t0)
-    report.verdict = _combine(verdicts, drift.reasons, report.errors,
-                              opts.policy_override or config.policy)
+    report.verdict = _combine(verdicts, drift.reasons, report.errors, opts.policy_override or config.policy)
     return report
 
 
 def _combine(verdicts: list[Verdict], drift: list[Reason], errors: list[str], name: str) -> Verdict:
     reasons = [r for v in verdicts for r in v.reasons if r.message not in errors] + drift
-    reasons += [Reason(decision=Decision.BLOCK, message=e, policy_ref="check could not complete") for e in errors]
+    reasons += [
+        Reason(decision=Decision.BLOCK, message=e, policy_ref="check could not complete") for e in errors
+    ]
     per_file: dict[str, Decision] = {}
     for v in verdicts:
         per_file.update(v.file_decisions)

@@ -98,9 +98,7 @@ def _construct_mapping(loader: _NoDupLoader, node: yaml.MappingNode, deep: bool 
     for k_node, _ in node.value:
         k = loader.construct_object(k_node, deep=deep)
         if k in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {k!r}", k_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {k!r}", k_node.start_mark)
         seen.add(k)
     return yaml.SafeLoader.construct_mapping(loader, node, deep)
 
@@ -140,7 +138,9 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[Key, tuple[int, int]], dict[
 def _validate(
     data: dict[str, Any], lines: dict[Key, tuple[int, int]], keys: dict[Key, tuple[int, int]], path: Path
 ) -> None:
-    errors = sorted(Draft202012Validator(_schema()).iter_errors(data), key=lambda e: list(map(str, e.absolute_path)))
+    errors = sorted(
+        Draft202012Validator(_schema()).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))
+    )
     if not errors:
         return
     err = errors[0]
@@ -171,10 +171,12 @@ def _validate(
 
 
 _MERGE_DICTS = ("severity_overrides", "formats", "sources", "signatures", "pickle")
-_CONCAT_LISTS = {("exceptions",), ("signatures", "trust"), ("pickle", "extra_allowed")}
+_CONCAT_LISTS = {("exceptions",), ("trusted_code",), ("signatures", "trust"), ("pickle", "extra_allowed")}
 
 
-def _merge(parent: Policy, data: dict[str, Any], refs: dict[Key, str]) -> tuple[dict[str, Any], dict[Key, str]]:
+def _merge(
+    parent: Policy, data: dict[str, Any], refs: dict[Key, str]
+) -> tuple[dict[str, Any], dict[Key, str]]:
     merged: dict[str, Any] = json.loads(json.dumps(parent.data))
     out_refs = dict(parent.refs)
     for top, value in data.items():
@@ -215,13 +217,20 @@ def _absolutize(data: dict[str, Any], base: Path) -> None:
     for entry in (data.get("signatures") or {}).get("trust") or []:
         for k in ("keys", "chains"):
             entry[k] = [str((base / Path(p).expanduser()).resolve()) for p in entry.get(k) or []]
+        for ident in entry.get("identities") or []:
+            if ident.get("trust_config"):
+                ident["trust_config"] = str((base / Path(ident["trust_config"]).expanduser()).resolve())
 
 
-def load_policy(spec: str | Path, *, _chain: tuple[Path, ...] = (), _relative_to: Path | None = None) -> Policy:
+def load_policy(
+    spec: str | Path, *, _chain: tuple[Path, ...] = (), _relative_to: Path | None = None
+) -> Policy:
     """Load a shipped policy by name (default, strict, audit) or a policy file by path."""
     path = _resolve_name(str(spec), _relative_to).resolve() if not isinstance(spec, Path) else spec.resolve()
     if path in _chain:
-        raise PolicyError(f"{_display(path)}: 'extends' forms a cycle: {' -> '.join(_display(p) for p in _chain + (path,))}")
+        raise PolicyError(
+            f"{_display(path)}: 'extends' forms a cycle: {' -> '.join(_display(p) for p in _chain + (path,))}"
+        )
     if len(_chain) >= MAX_EXTENDS:
         raise PolicyError(f"{_display(path)}: 'extends' chain deeper than {MAX_EXTENDS}")
     data, lines, keys = _read(path)

@@ -11,14 +11,15 @@ chat templates get the Jinja analysis, requirement files and scripts are listed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..analysis.python_ast import MAX_SOURCE_BYTES, PyAnalysis, analyze_python
-from ..findings import FileResult, Finding, Severity
+from ..analysis.python_ast import MAX_SOURCE_BYTES, PyAnalysis, analyze_python, escalate_loaded
+from ..findings import Coverage, FileResult, Finding, Severity
 from ..formats.tf_savedmodel import check_checkpoint_shards
 from ..io.reader import ReaderError
 from ..limits import Limits
@@ -30,24 +31,54 @@ MAX_CODE_FILES = 500
 MAX_TEMPLATE_BYTES = 4 << 20
 
 AUTO_MAP_CONFIGS = {
-    "config.json", "tokenizer_config.json", "preprocessor_config.json", "processor_config.json",
-    "feature_extractor_config.json", "image_processor_config.json", "video_preprocessor_config.json",
-    "video_processor_config.json", "adapter_config.json",
+    "config.json",
+    "tokenizer_config.json",
+    "preprocessor_config.json",
+    "processor_config.json",
+    "feature_extractor_config.json",
+    "image_processor_config.json",
+    "video_preprocessor_config.json",
+    "video_processor_config.json",
+    "audio_tokenizer_config.json",
+    "adapter_config.json",
 }
 TEMPLATE_CONFIGS = {"tokenizer_config.json", "processor_config.json", "chat_template.json"}
-DIFFUSERS_LIBRARIES = {"diffusers", "transformers", "onnxruntime.training", "k_diffusion", "torch", "flax", None}
+DIFFUSERS_LIBRARIES = {
+    "diffusers",
+    "transformers",
+    "onnxruntime.training",
+    "k_diffusion",
+    "torch",
+    "flax",
+    None,
+}
 _SCRIPT_NAMES = re.compile(r"\.(?:sh|bash|zsh|ksh|command|bat|cmd|ps1)$", re.I)
 _REQ_NAMES = re.compile(r"(?:^|/)requirements[\w.-]*\.txt$", re.I)
-_REQ_RISKY = re.compile(r"(?:^\s*-(?:e|-editable|i|-index-url|-extra-index-url|-trusted-host|f|-find-links)\b|://|^\s*git\+|@\s*(?:git\+|https?:|file:))",
-                        re.I | re.M)
+_REQ_RISKY = re.compile(
+    r"(?:^\s*-(?:e|-editable|i|-index-url|-extra-index-url|-trusted-host|f|-find-links)\b|://|^\s*git\+|@\s*(?:git\+|https?:|file:))",
+    re.I | re.M,
+)
 
 
 @dataclass
 class _Code:
-    """One analyzed Python file of the snapshot."""
+    """One analyzed Python file of the snapshot, with the digest a policy trusts it by."""
 
     path: str
     analysis: PyAnalysis
+    sha256: str | None = None
+    oversize: bool = False
+    reported: bool = False  # its findings are on the file's result (here or by the per-file Python inspector)
+
+
+@dataclass
+class _Loaded:
+    """Why a loader runs one code file: the first config key that makes it run, and every other."""
+
+    loader: str
+    key: str
+    config: str
+    keys: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +89,7 @@ class _Repo:
     limits: Limits
     arts: dict[str, Artifact] = field(default_factory=dict)
     code: dict[str, _Code] = field(default_factory=dict)
+    loaded: dict[str, _Loaded] = field(default_factory=dict)
     extra: list[FileResult] = field(default_factory=list)
 
     def result(self, path: str) -> FileResult:
@@ -68,11 +100,44 @@ class _Repo:
             self.extra.append(fr)
         return fr
 
-    def add(self, path: str, rule_id: str, message: str, *, severity: Severity | None = None,
-            evidence: dict[str, Any] | None = None) -> Finding:
+    def add(
+        self,
+        path: str,
+        rule_id: str,
+        message: str,
+        *,
+        severity: Severity | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> Finding:
         f = self.rules.finding(rule_id, message, path, severity=severity, evidence=evidence)
         self.result(path).findings.append(f)
         return f
+
+    def partial(self, path: str, note: str) -> None:
+        """Part of this file could not be judged: fail closed through the policy's block_unanalyzed."""
+        fr = self.result(path)
+        if fr.coverage is Coverage.FULL:
+            fr.coverage = Coverage.PARTIAL
+        if note not in fr.coverage_notes:
+            fr.coverage_notes.append(note)
+
+    def limit(self, path: str, what: str, message: str) -> None:
+        self.add(path, "LIMIT-EXCEEDED", message, evidence={"limit": what})
+        self.partial(path, f"limit hit: {what}")
+
+    def digest(self, path: str) -> str | None:
+        """SHA-256 of the bytes as read now (streamed: any size, bounded memory)."""
+        art = self.arts.get(path)
+        if art is None:
+            return None
+        h = hashlib.sha256()
+        try:
+            with art.open() as r:
+                for chunk in r.stream():
+                    h.update(chunk)
+        except (ReaderError, OSError):
+            return None
+        return h.hexdigest()
 
     def read(self, path: str, cap: int) -> bytes | None:
         art = self.arts.get(path)
@@ -96,23 +161,56 @@ def _analyze_code(repo: _Repo, path: str, *, report: bool) -> _Code | None:
     art = repo.arts.get(path)
     if art is None:
         return None
-    if art.size > MAX_SOURCE_BYTES:
-        a = PyAnalysis(parsed=False, error=f"larger than {MAX_SOURCE_BYTES} bytes; not analyzed")
+    sha: str | None = None
+    oversize = art.size > MAX_SOURCE_BYTES
+    if oversize:
+        a = PyAnalysis(
+            parsed=False, error=f"larger than {MAX_SOURCE_BYTES} bytes; not analyzed"
+        )  # hashed if loaded
     else:
         data = repo.read(path, MAX_SOURCE_BYTES)
         a = analyze_python(data) if data is not None else PyAnalysis(parsed=False, error="could not be read")
-    code = _Code(path, a)
+        sha = hashlib.sha256(data).hexdigest() if data is not None and len(data) == art.size else None
+    code = _Code(path, a, sha, oversize or a.limit is not None)
     repo.code[path] = code
-    if report:
-        if not a.parsed:
-            repo.add(path, "PY-UNPARSEABLE", f"Python file could not be analyzed: {a.error}"[:400],
-                     evidence={"error": (a.error or "")[:300]})
-        for i in a.issues:
-            ev = dict(i.evidence)
-            if i.line is not None:
-                ev["line"] = i.line
-            repo.add(path, i.rule_id, i.message + (f" (line {i.line})" if i.line else ""), severity=i.severity, evidence=ev)
+    if a.limit is not None and not oversize:
+        fr = repo.results.get(path)
+        if fr is None or not any(f.rule_id == "LIMIT-EXCEEDED" for f in fr.findings):
+            repo.limit(path, a.limit, f"Python source not analyzed: {a.error}")
+    elif oversize:
+        fr = repo.results.get(path)
+        if fr is None or not any(f.rule_id == "LIMIT-EXCEEDED" for f in fr.findings):
+            repo.limit(
+                path,
+                "python_source_bytes",
+                f"Python source larger than {MAX_SOURCE_BYTES} bytes not analyzed",
+            )
+    elif report:
+        _report_analysis(repo, code)
     return code
+
+
+def _report_analysis(repo: _Repo, code: _Code) -> None:
+    code.reported = True
+    a = code.analysis
+    if not a.parsed:
+        repo.add(
+            code.path,
+            "PY-UNPARSEABLE",
+            f"Python file could not be analyzed: {a.error}"[:400],
+            evidence={"error": (a.error or "")[:300]},
+        )
+    for i in a.issues:
+        ev = dict(i.evidence)
+        if i.line is not None:
+            ev["line"] = i.line
+        repo.add(
+            code.path,
+            i.rule_id,
+            i.message + (f" (line {i.line})" if i.line else ""),
+            severity=i.severity,
+            evidence=ev,
+        )
 
 
 def _check_python_files(repo: _Repo) -> None:
@@ -122,7 +220,9 @@ def _check_python_files(repo: _Repo) -> None:
             continue
         fr = repo.results.get(path)
         analyzed = fr is not None and fr.format == "python-source"
-        _analyze_code(repo, path, report=not analyzed and (fr is None or fr.format in ("text", "unknown", "json")))
+        _analyze_code(
+            repo, path, report=not analyzed and (fr is None or fr.format in ("text", "unknown", "json"))
+        )
 
 
 # ---------------------------------------------------------------------------- auto_map resolution
@@ -133,6 +233,7 @@ class _Ref:
     source: str  # config file
     key: str  # e.g. auto_map.AutoModelForCausalLM
     ref: str
+    loader: str = "transformers (trust_remote_code=True)"
 
 
 def _module_candidates(base_dir: str, module: str) -> list[str]:
@@ -144,16 +245,52 @@ def _module_candidates(base_dir: str, module: str) -> list[str]:
     return out
 
 
+_TF_RELATIVE = (
+    re.compile(r"^\s*import\s+\.(\S+)\s*$", re.M),
+    re.compile(r"^\s*from\s+\.(\S+)\s+import", re.M),
+)
+
+
+def _text_relative_imports(repo: _Repo, path: str, anchor_dir: str) -> list[str]:
+    """transformers' own discovery (dynamic_module_utils.get_relative_imports): a regex over the text, resolved
+    next to the module first loaded. It also matches lines inside strings, so it can fetch files the AST misses."""
+    data = repo.read(path, MAX_SOURCE_BYTES)
+    if data is None:
+        return []
+    text = data.decode("utf-8", "replace")
+    names = {m for rx in _TF_RELATIVE for m in rx.findall(text)}
+    out = []
+    for m in sorted(names)[:200]:
+        for cand in (
+            posixpath.join(anchor_dir, m + ".py"),
+            posixpath.join(anchor_dir, m.replace(".", "/") + ".py"),
+        ):
+            if cand in repo.arts:
+                out.append(cand)
+    return out
+
+
 def _follow_imports(repo: _Repo, start: str) -> tuple[list[str], list[str]]:
-    """Files transformers would fetch with ``start`` (its relative imports, transitively) and the missing ones."""
+    """Files importing ``start`` runs (its relative imports, transitively, as Python and transformers resolve them)
+    and the missing ones."""
     files, missing = [start], []
     queue = [start]
     seen = {start}
+    anchor = posixpath.dirname(start)
+
+    def take(hit: str) -> None:
+        if hit not in seen:
+            seen.add(hit)
+            files.append(hit)
+            queue.append(hit)
+
     while queue and len(seen) < MAX_CODE_FILES:
         cur = queue.pop()
         code = _analyze_code(repo, cur, report=False)
         if code is None:
             continue
+        for hit in _text_relative_imports(repo, cur, anchor):
+            take(hit)
         cur_dir = posixpath.dirname(cur)
         for level, mod in code.analysis.relative_imports:
             base = cur_dir
@@ -161,7 +298,12 @@ def _follow_imports(repo: _Repo, start: str) -> tuple[list[str], list[str]]:
                 base = posixpath.dirname(base)
             if not mod:
                 continue
-            rel = mod.replace(".", "/")
+            parts = mod.split(".")
+            for i in range(1, len(parts)):  # 'from .a.b import c' also runs a/__init__.py
+                init = posixpath.join(base, *parts[:i], "__init__.py")
+                if init in repo.arts:
+                    take(init)
+            rel = "/".join(parts)
             cands = [posixpath.join(base, rel + ".py"), posixpath.join(base, rel, "__init__.py")]
             hit = next((c for c in cands if c in repo.arts), None)
             if hit is None:
@@ -169,11 +311,134 @@ def _follow_imports(repo: _Repo, start: str) -> tuple[list[str], list[str]]:
                 if posixpath.join(base, "__init__.py") in repo.arts:
                     continue
                 missing.append(cands[0])
-            elif hit not in seen:
-                seen.add(hit)
-                files.append(hit)
-                queue.append(hit)
+            else:
+                take(hit)
+    if queue:
+        repo.limit(
+            start,
+            "code_files",
+            f"more than {MAX_CODE_FILES} code files reachable from {start}; the rest not followed",
+        )
     return files, missing
+
+
+def _mark_loaded(repo: _Repo, files: list[str], loader: str, key: str, config: str) -> None:
+    """Record that ``loader`` runs ``files`` because of ``key`` in ``config``; reported once per file at the end."""
+    for f in files:
+        ld = repo.loaded.get(f)
+        if ld is None:
+            repo.loaded[f] = _Loaded(loader, key, config, [f"{config}:{key}"])
+        elif f"{config}:{key}" not in ld.keys and len(ld.keys) < 20:
+            ld.keys.append(f"{config}:{key}")
+
+
+def _sibling(repo: _Repo, path: str, level: int, mod: str) -> str | None:
+    base = posixpath.dirname(path)
+    for _ in range(level - 1):
+        base = posixpath.dirname(base)
+    rel = mod.replace(".", "/")
+    cands = [posixpath.join(base, rel + ".py"), posixpath.join(base, rel, "__init__.py")] if rel else []
+    cands.append(posixpath.join(base, "__init__.py"))
+    return next((c for c in cands if c in repo.arts), None)
+
+
+def _propagate_reach(repo: _Repo) -> None:
+    """Functions of one executed file that another calls on load (import time, __init__ ...) run on load too:
+    analyze them again with those functions as roots and report what that adds."""
+    roots: dict[str, set[str]] = {}
+    pending = sorted(repo.loaded)
+    for _ in range(8):
+        grew: set[str] = set()
+        for path in pending:
+            code = repo.code.get(path)
+            if code is None or not code.analysis.parsed:
+                continue
+            for level, mod, name in sorted(code.analysis.external_calls):
+                target = _sibling(repo, path, level, mod)
+                if target is None or target not in repo.loaded or name in roots.setdefault(target, set()):
+                    continue
+                roots[target].add(name)
+                grew.add(target)
+        for target in sorted(grew):
+            _reanalyze(repo, target, frozenset(roots[target]))
+        pending = sorted(grew)
+        if not pending:
+            return
+
+
+def _reanalyze(repo: _Repo, path: str, roots: frozenset[str]) -> None:
+    code = repo.code.get(path)
+    data = repo.read(path, MAX_SOURCE_BYTES)
+    if code is None or data is None or code.oversize or not code.analysis.parsed:
+        return
+    new = analyze_python(data, roots=roots)
+    if not new.parsed:
+        return
+    old = {(i.rule_id, i.message) for i in code.analysis.issues}
+    code.analysis = new
+    for i in new.issues:
+        if (i.rule_id, i.message) in old:
+            continue
+        ev = {**i.evidence, "called_from_sibling": sorted(roots)[:10]}
+        if i.line is not None:
+            ev["line"] = i.line
+        repo.add(
+            path,
+            i.rule_id,
+            i.message + (f" (line {i.line})" if i.line else ""),
+            severity=i.severity,
+            evidence=ev,
+        )
+
+
+def _report_loaded(repo: _Repo) -> None:
+    """One blocking finding per executed code file: only a policy trusted_code entry (by digest) allows it."""
+    for path in sorted(repo.loaded):
+        ld = repo.loaded[path]
+        code = repo.code.get(path) or _analyze_code(repo, path, report=True)
+        sha = code.sha256 if code else None
+        if sha is None:
+            sha = repo.digest(path)
+        ev: dict[str, Any] = {
+            "sha256": sha or "",
+            "loader": ld.loader,
+            "key": ld.key,
+            "config": ld.config,
+            "keys": ld.keys,
+        }
+        if sha:
+            how = (
+                f"blocks unless your policy has a trusted_code entry with sha256 {sha} and a reason "
+                "(trust this code by digest; a changed file blocks again)"
+            )
+        else:
+            how = "blocks: its bytes could not be read to compute a digest, so no policy can trust it"
+            repo.partial(path, "code file could not be read")
+        repo.add(
+            path,
+            "CODE-EXECUTED-BY-LOADER",
+            f"{ld.loader} runs this code ({ld.key} in {ld.config}); {how}",
+            evidence=ev,
+        )
+        fr = repo.result(path)
+        if code is not None and not code.reported and not code.oversize and fr.format != "python-source":
+            _report_analysis(repo, code)  # content detection called it something else; the loader imports it
+        escalate_loaded(fr.findings)
+        if code is None:
+            repo.partial(path, f"code a loader runs was not analyzed (more than {MAX_CODE_FILES} code files)")
+        elif not code.analysis.parsed and not code.oversize:
+            fr = repo.result(path)
+            if not any(f.rule_id == "PY-UNPARSEABLE" for f in fr.findings):
+                repo.add(
+                    path,
+                    "PY-UNPARSEABLE",
+                    f"Python file could not be analyzed: {code.analysis.error}"[:400],
+                    evidence={"error": (code.analysis.error or "")[:300]},
+                )
+            for f in fr.findings:
+                if f.rule_id == "PY-UNPARSEABLE" and f.severity < Severity.HIGH:
+                    f.severity = Severity.HIGH  # code a loader runs and this scan could not read: fail closed
+            repo.partial(path, "code a loader runs could not be parsed")
 
 
 def _worst(repo: _Repo, files: list[str]) -> str | None:
@@ -192,35 +457,71 @@ def _resolve_ref(repo: _Repo, r: _Ref) -> None:
     ref = r.ref.strip()
     if "--" in ref:
         other, _, local = ref.partition("--")
-        repo.add(r.source, "HF-AUTOMAP-CROSS-REPO",
-                 f"{r.key} loads {local!r} from another repository {other!r}: code outside this scan",
-                 evidence={"key": r.key, "reference": ref[:300], "repository": other[:200]})
+        repo.add(
+            r.source,
+            "HF-AUTOMAP-CROSS-REPO",
+            f"{r.key} loads {local!r} from another repository {other!r}: code outside this scan",
+            evidence={"key": r.key, "reference": ref[:300], "repository": other[:200]},
+        )
         return
     if "." not in ref:
-        repo.add(r.source, "HF-AUTOMAP-MISSING", f"{r.key} reference {ref!r} names no module",
-                 evidence={"key": r.key, "reference": ref[:300]})
+        repo.add(
+            r.source,
+            "HF-AUTOMAP-MISSING",
+            f"{r.key} reference {ref!r} names no module",
+            evidence={"key": r.key, "reference": ref[:300]},
+        )
         return
     module, cls = ref.rsplit(".", 1)
     base_dir = posixpath.dirname(r.source)
     hit = next((c for c in _module_candidates(base_dir, module) if c in repo.arts), None)
     if hit is None:
-        repo.add(r.source, "HF-AUTOMAP-MISSING",
-                 f"{r.key} names {ref!r} but {module.replace('.', '/')}.py is not in the repository",
-                 evidence={"key": r.key, "reference": ref[:300], "expected": _module_candidates(base_dir, module)[0]})
+        repo.add(
+            r.source,
+            "HF-AUTOMAP-MISSING",
+            f"{r.key} names {ref!r} but {module.replace('.', '/')}.py is not in the repository",
+            evidence={
+                "key": r.key,
+                "reference": ref[:300],
+                "expected": _module_candidates(base_dir, module)[0],
+            },
+        )
         return
     files, missing = _follow_imports(repo, hit)
+    _mark_loaded(repo, files, r.loader, r.key, r.source)
     code = repo.code.get(hit)
     defined = code is not None and cls in code.analysis.classes
     for m in missing:
-        repo.add(r.source, "HF-AUTOMAP-MISSING", f"{hit} imports {m} (via {r.key}), which is not in the repository",
-                 severity=Severity.MEDIUM, evidence={"key": r.key, "file": hit, "missing": m})
+        repo.add(
+            r.source,
+            "HF-AUTOMAP-MISSING",
+            f"{hit} imports {m} (via {r.key}), which is not in the repository",
+            severity=Severity.MEDIUM,
+            evidence={"key": r.key, "file": hit, "missing": m},
+        )
     worst = _worst(repo, files)
-    repo.add(r.source, "HF-REMOTE-CODE",
-             f"{r.key} -> {ref}: trust_remote_code=True imports {hit}"
-             + (f" and {len(files) - 1} more file(s)" if len(files) > 1 else "")
-             + (f"; worst finding in that code: {worst}" if worst else ""),
-             evidence={"key": r.key, "reference": ref[:300], "class": cls, "class_defined_in_file": defined,
-                       "files": files[:20], "worst_severity": worst})
+    repo.add(
+        r.source,
+        "HF-REMOTE-CODE",
+        f"{r.key} -> {ref}: {r.loader} imports {hit}"
+        + (f" and {len(files) - 1} more file(s)" if len(files) > 1 else "")
+        + (f"; worst finding in that code: {worst}" if worst else ""),
+        evidence={
+            "key": r.key,
+            "reference": ref[:300],
+            "class": cls,
+            "class_defined_in_file": defined,
+            "files": files[:20],
+            "worst_severity": worst,
+        },
+    )
+
+
+def _loader_for(config: str) -> str:
+    name = posixpath.basename(config)
+    if name == "adapter_config.json":
+        return "peft / transformers (trust_remote_code=True)"
+    return "transformers (trust_remote_code=True)"
 
 
 def _refs_from_auto_map(path: str, auto_map: Any) -> list[_Ref]:
@@ -236,28 +537,45 @@ def _refs_from_auto_map(path: str, auto_map: Any) -> list[_Ref]:
         vals = v if isinstance(v, list) else [v]
         for x in vals[:4]:
             if isinstance(x, str) and x:
-                out.append(_Ref(path, f"auto_map.{key}", x))
+                out.append(_Ref(path, f"auto_map.{key}", x, _loader_for(path)))
     return out
 
 
 def _load_json(repo: _Repo, path: str) -> Any:
+    """A loader config, parsed whole; too big, too deep or invalid fails closed (its auto_map went unseen)."""
+    name = posixpath.basename(path)
+    art = repo.arts.get(path)
+    if art is not None and art.size > MAX_CONFIG_BYTES:
+        repo.limit(
+            path,
+            "config_bytes",
+            f"{name} larger than {MAX_CONFIG_BYTES} bytes not parsed; code it names unseen",
+        )
+        return None
     data = repo.read(path, MAX_CONFIG_BYTES)
     if data is None:
-        art = repo.arts.get(path)
-        if art is not None and art.size > MAX_CONFIG_BYTES:
-            repo.add(path, "HF-CONFIG-INVALID", f"{posixpath.basename(path)} larger than {MAX_CONFIG_BYTES} bytes not parsed")
+        if art is not None:
+            repo.add(path, "HF-CONFIG-INVALID", f"{name} could not be read")
+            repo.partial(path, f"{name} could not be read")
         return None
     try:
         return json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        repo.add(path, "HF-CONFIG-INVALID", f"{posixpath.basename(path)} is not valid JSON: {exc}"[:300])
-        return None
+    except RecursionError:
+        repo.limit(path, "config_depth", f"{name} nested too deeply to parse; code it names unseen")
+    except ValueError as exc:
+        repo.add(path, "HF-CONFIG-INVALID", f"{name} is not valid JSON: {exc}"[:300])
+        repo.partial(path, f"{name} is not valid JSON")
+    return None
 
 
 def _check_configs(repo: _Repo) -> None:
     for path in sorted(repo.arts):
         name = posixpath.basename(path)
-        if name in AUTO_MAP_CONFIGS or name in TEMPLATE_CONFIGS or name in ("model_index.json", "modules.json"):
+        if (
+            name in AUTO_MAP_CONFIGS
+            or name in TEMPLATE_CONFIGS
+            or name in ("model_index.json", "modules.json")
+        ):
             cfg = _load_json(repo, path)
             if not isinstance(cfg, (dict, list)):
                 continue
@@ -269,18 +587,41 @@ def _check_configs(repo: _Repo) -> None:
                     for task, spec in list(pipes.items())[:100]:
                         impl = spec.get("impl") if isinstance(spec, dict) else None
                         if isinstance(impl, str):
-                            _resolve_ref(repo, _Ref(path, f"custom_pipelines.{task}", impl))
+                            _resolve_ref(
+                                repo,
+                                _Ref(
+                                    path,
+                                    f"custom_pipelines.{task}",
+                                    impl,
+                                    "transformers pipeline (trust_remote_code=True)",
+                                ),
+                            )
                 if name == "config.json" and cfg.get("trust_remote_code") is True:
-                    repo.add(path, "HF-TRUST-REMOTE-CODE-FLAG",
-                             "config.json sets trust_remote_code: true (no effect, but a lure to enable remote code)")
+                    repo.add(
+                        path,
+                        "HF-TRUST-REMOTE-CODE-FLAG",
+                        "config.json sets trust_remote_code: true (no effect, but a lure to enable remote code)",
+                    )
                 if name in TEMPLATE_CONFIGS:
                     _check_chat_templates(repo, path, cfg.get("chat_template"))
                 if name == "model_index.json":
                     _check_model_index(repo, path, cfg)
+                if name == "adapter_config.json":
+                    _check_peft_auto_mapping(repo, path, cfg.get("auto_mapping"))
             if name == "modules.json" and isinstance(cfg, list):
                 _check_st_modules(repo, path, cfg)
-        elif name.endswith(".jinja") and ("chat_template" in name or posixpath.basename(posixpath.dirname(path))
-                                          in ("chat_templates", "additional_chat_templates")):
+        elif name.endswith(".jinja") and (
+            "chat_template" in name
+            or posixpath.basename(posixpath.dirname(path)) in ("chat_templates", "additional_chat_templates")
+        ):
+            art = repo.arts[path]
+            if art.size > MAX_TEMPLATE_BYTES:
+                repo.limit(
+                    path,
+                    "template_bytes",
+                    f"chat template larger than {MAX_TEMPLATE_BYTES} bytes not analyzed",
+                )
+                continue
             data = repo.read(path, MAX_TEMPLATE_BYTES)
             if data is not None:
                 _check_chat_templates(repo, path, data.decode("utf-8", "replace"))
@@ -288,11 +629,21 @@ def _check_configs(repo: _Repo) -> None:
     if gen:
         anchor = "custom_generate/generate.py" if "custom_generate/generate.py" in repo.arts else gen[0]
         files, missing = _follow_imports(repo, anchor)
+        _mark_loaded(
+            repo,
+            files,
+            "transformers generate (custom_generate, trust_remote_code=True)",
+            "custom_generate",
+            anchor,
+        )
         worst = _worst(repo, files)
-        repo.add(anchor, "HF-REMOTE-CODE",
-                 f"custom_generate: generate(trust_remote_code=True) runs {anchor}"
-                 + (f"; worst finding in that code: {worst}" if worst else ""),
-                 evidence={"key": "custom_generate", "files": files[:20], "worst_severity": worst})
+        repo.add(
+            anchor,
+            "HF-REMOTE-CODE",
+            f"custom_generate: generate(trust_remote_code=True) runs {anchor}"
+            + (f"; worst finding in that code: {worst}" if worst else ""),
+            evidence={"key": "custom_generate", "files": files[:20], "worst_severity": worst},
+        )
 
 
 def _check_model_index(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
@@ -300,7 +651,7 @@ def _check_model_index(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
     base = posixpath.dirname(path)
     cls = cfg.get("_class_name")
     if isinstance(cls, list) and len(cls) == 2 and all(isinstance(x, str) for x in cls):
-        _resolve_ref(repo, _Ref(path, "_class_name", f"{cls[0]}.{cls[1]}"))
+        _resolve_ref(repo, _Ref(path, "_class_name", f"{cls[0]}.{cls[1]}", "diffusers custom pipeline"))
     for comp, spec in list(cfg.items())[:500]:
         if comp.startswith("_") or not isinstance(spec, list) or len(spec) != 2:
             continue
@@ -311,8 +662,51 @@ def _check_model_index(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
         hit = next((c for c in cands if c in repo.arts), None)
         if hit:
             files, _missing = _follow_imports(repo, hit)
-            repo.add(path, "HF-REMOTE-CODE", f"component {comp!r} loads {klass} from repository code {hit}",
-                     evidence={"key": f"model_index.{comp}", "files": files[:20], "worst_severity": _worst(repo, files)})
+            _mark_loaded(
+                repo,
+                files,
+                "diffusers custom component (trust_remote_code=True)",
+                f"model_index.{comp}",
+                path,
+            )
+            repo.add(
+                path,
+                "HF-REMOTE-CODE",
+                f"component {comp!r} loads {klass} from repository code {hit}",
+                evidence={
+                    "key": f"model_index.{comp}",
+                    "files": files[:20],
+                    "worst_severity": _worst(repo, files),
+                },
+            )
+
+
+_PEFT_PARENTS = ("transformers", "peft", "diffusers", "sentence_transformers", "timm", "torch")
+
+
+def _check_peft_auto_mapping(repo: _Repo, path: str, mapping: Any) -> None:
+    """peft AutoPeftModel: importlib.import_module(auto_mapping.parent_library), then getattr(base_model_class)."""
+    if not isinstance(mapping, dict):
+        return
+    parent = mapping.get("parent_library")
+    if not isinstance(parent, str) or parent.split(".")[0] in _PEFT_PARENTS:
+        return
+    hit = next((c for c in _module_candidates(posixpath.dirname(path), parent) if c in repo.arts), None)
+    if hit is not None:  # importable when the model folder is the working directory (sys.path[0] == "")
+        files, _missing = _follow_imports(repo, hit)
+        _mark_loaded(repo, files, "peft AutoPeftModel (import_module)", "auto_mapping.parent_library", path)
+    repo.add(
+        path,
+        "HF-REMOTE-CODE",
+        f"auto_mapping.parent_library makes peft import module {parent!r}"
+        + (f" ({hit} in this repository)" if hit else " from the environment, not a known model library"),
+        severity=Severity.HIGH,
+        evidence={
+            "key": "auto_mapping.parent_library",
+            "reference": parent[:300],
+            "files": [hit] if hit else [],
+        },
+    )
 
 
 def _check_st_modules(repo: _Repo, path: str, modules: list[Any]) -> None:
@@ -323,16 +717,28 @@ def _check_st_modules(repo: _Repo, path: str, modules: list[Any]) -> None:
         module = t.rsplit(".", 1)[0]
         hit = next((c for c in _module_candidates(posixpath.dirname(path), module) if c in repo.arts), None)
         if hit:
-            _resolve_ref(repo, _Ref(path, f"modules.{m.get('name', '?')}", t))
+            _resolve_ref(
+                repo,
+                _Ref(
+                    path, f"modules.{m.get('name', '?')}", t, "sentence-transformers (trust_remote_code=True)"
+                ),
+            )
         else:
-            repo.add(path, "HF-REMOTE-CODE", f"modules.json imports {t} from an installed package (not in this repository)",
-                     evidence={"key": "modules.json", "reference": t[:300]})
+            repo.add(
+                path,
+                "HF-REMOTE-CODE",
+                f"modules.json imports {t} from an installed package (not in this repository)",
+                severity=Severity.MEDIUM,
+                evidence={"key": "modules.json", "reference": t[:300]},
+            )
 
 
 # ---------------------------------------------------------------------------- chat templates
 
 
 def _check_chat_templates(repo: _Repo, path: str, value: Any) -> None:
+    if path in repo.results:
+        return  # the file's own inspection judged its templates by content (analysis.template_carriers)
     templates: list[tuple[str, str]] = []
     if isinstance(value, str):
         templates.append(("default", value))
@@ -360,7 +766,13 @@ def _check_chat_templates(repo: _Repo, path: str, value: Any) -> None:
         for issue in analyze_template(tpl, repo.limits):
             ev = dict(issue.evidence)
             ev["template"] = name
-            repo.add(path, issue.rule_id, f"chat template {name!r}: {issue.message}"[:500], severity=issue.severity, evidence=ev)
+            repo.add(
+                path,
+                issue.rule_id,
+                f"chat template {name!r}: {issue.message}"[:500],
+                severity=issue.severity,
+                evidence=ev,
+            )
 
 
 # ---------------------------------------------------------------------------- scripts, requirements, LFS
@@ -376,17 +788,25 @@ def _check_misc(repo: _Repo) -> None:
         if _SCRIPT_NAMES.search(path) and fmt in ("text", "unknown", None):
             data = repo.read(path, 4 << 20) or b""
             dangers = shell_dangers(data.decode("utf-8", "replace"))
-            repo.add(path, "HF-SHELL-SCRIPT", "script file" + (f" with {', '.join(dangers)}" if dangers else ""),
-                     severity=Severity.HIGH if dangers else None, evidence={"patterns": dangers} if dangers else {})
+            repo.add(
+                path,
+                "HF-SHELL-SCRIPT",
+                "script file" + (f" with {', '.join(dangers)}" if dangers else ""),
+                severity=Severity.HIGH if dangers else None,
+                evidence={"patterns": dangers} if dangers else {},
+            )
         elif _REQ_NAMES.search(path) and fmt == "text":
             data = (repo.read(path, 1 << 20) or b"").decode("utf-8", "replace")
             lines = [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.strip().startswith("#")]
             risky = [ln[:200] for ln in lines if _REQ_RISKY.search(ln)]
-            repo.add(path, "HF-REQUIREMENTS",
-                     f"requirements file lists {len(lines)} entr{'y' if len(lines) == 1 else 'ies'}"
-                     + (f"; {len(risky)} install from URLs, VCS or extra indexes" if risky else ""),
-                     severity=Severity.MEDIUM if risky else None,
-                     evidence={"entries": [ln[:100] for ln in lines[:30]], "risky": risky[:10]})
+            repo.add(
+                path,
+                "HF-REQUIREMENTS",
+                f"requirements file lists {len(lines)} entr{'y' if len(lines) == 1 else 'ies'}"
+                + (f"; {len(risky)} install from URLs, VCS or extra indexes" if risky else ""),
+                severity=Severity.MEDIUM if risky else None,
+                evidence={"entries": [ln[:100] for ln in lines[:30]], "risky": risky[:10]},
+            )
         elif fmt == "lfs-pointer" and fr is not None:
             info = parse_lfs_pointer(repo.read(path, 1024) or b"") or {}
             other = by_sha.get(info.get("oid") or "")
@@ -396,10 +816,14 @@ def _check_misc(repo: _Repo) -> None:
                         f.evidence["object_present_as"] = other
 
 
-def check_hf_repo(snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits) -> list[FileResult]:
+def check_hf_repo(
+    snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits
+) -> list[FileResult]:
     repo = _Repo(snapshot, results, rules, limits, arts={a.path: a for a in snapshot.artifacts})
     _check_python_files(repo)
     _check_configs(repo)
+    _propagate_reach(repo)
+    _report_loaded(repo)
     _check_misc(repo)
     return repo.extra
 
