@@ -28,8 +28,8 @@ from .engine import ScanOptions, scan_snapshot, signature_identities, signature_
 from .findings import Coverage, Decision, FileResult, ScanReport, Verdict
 from .gate.lockfile import LockedModel
 from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
-from .io.redaction import redact, redact_url
 from .io.reader import FileReader, ReaderError
+from .io.redaction import redact, redact_url
 from .quarantine import (
     LEGACY_PREFIX,
     STAGING_PREFIX,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..integrity.errors import IntegrityError, VerificationFailed
-from ..integrity.keyless import KeylessTrust
+from ..integrity.trust import KeylessTrust
 from ..resources import installed_rules_home, packaged_signatures_dir, rules_version_key
 
 BUNDLE_SCHEMA = 1

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ..io.http_session import redact_url
+from ..io.redaction import redact_url
 from .known_bad_store import load_store, save_store
 
 OSV_SCHEMA_VERSION = "1.6.0"
