@@ -8,7 +8,10 @@ dependency's policy.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -22,12 +25,12 @@ from ..engine import (
     signature_trust,
     source_uri,
 )
-from ..findings import Decision, FileResult, Reason, ScanReport, Verdict
+from ..findings import Decision, FileResult, Reason, ScanReport, Severity, Verdict
 from ..integrity.scan_hook import check_snapshot_signature
 from ..policy.evaluate import evaluate
 from ..policy.loader import Policy, load_policy
 from ..rules import RuleDB, get_rule_db
-from ..sources.base import Snapshot, SourceError
+from ..sources.base import Artifact, Snapshot, SourceError
 from ..targets import parse_target, resolve
 from .config import ConfigError, Dependency, ProjectConfig
 from .lockfile import CODE_FORMATS, Lock, LockedModel, is_code_path, lock_snapshot, read_lock
@@ -99,6 +102,12 @@ class _Drift:
         self.lock_path = lock_path
         self.reasons: list[Reason] = []
 
+    def note(self, fr: FileResult, rule_id: str, message: str, **evidence: str) -> None:
+        """Drift a lockfile tolerates (an upstream branch moved past the pin): shown, never blocking."""
+        fr.findings.append(
+            self.rules.finding(rule_id, message, fr.path, severity=Severity.INFO, evidence=evidence or None)
+        )
+
     def add(self, fr: FileResult, rule_id: str, message: str, **evidence: str) -> None:
         f = self.rules.finding(rule_id, message, fr.path, evidence=evidence or None)
         fr.findings.append(f)
@@ -134,7 +143,8 @@ def _check_dependency(
         drift.add(
             head,
             "LOCK-SOURCE-CHANGED",
-            f"{dep.name}: declared source {dep.source} but locked {locked.source}",
+            f"{dep.name}: declared source {dep.source} but locked {locked.source}; "
+            f"`modelward lock --upgrade {dep.name}` pins the declared source",
         )
         extra.append(head)
         return extra, errors
@@ -143,10 +153,14 @@ def _check_dependency(
         if kind in MOVING_KINDS:
             current = resolve(target, **opts.source_options)
             if current.resolved != locked.resolved:
-                drift.add(
+                # Like uv/npm: check verifies what the lock pins; a moved branch is news, not a failure,
+                # unless the policy asks for fresh pins (lock.fresh: true).
+                report = drift.add if policy.get("lock", "fresh", default=False) else drift.note
+                report(
                     head,
                     "LOCK-REF-MOVED",
-                    f"{dep.name}: {dep.source} now resolves to {current.resolved}, locked {locked.resolved}",
+                    f"{dep.name}: {dep.source} now resolves to {current.resolved}, locked {locked.resolved}; "
+                    f"`modelward lock --upgrade {dep.name}` moves the pin",
                     locked=locked.resolved,
                     current=current.resolved,
                 )
@@ -158,6 +172,8 @@ def _check_dependency(
         errors.append(f"{dep.name}: {exc}")
         return extra, errors
     scan_opts = ScanOptions(policy=policy, cache=opts.cache, source_options=opts.source_options)
+    if opts.cache is not None and snap.kind != "local":
+        scan_opts.reuse, scan_opts.on_file = _remote_cache(snap, opts.cache, rules, policy)
     results = scan_resolved(snap, scan_opts, rules, qualify=False)
     errors.extend(f"{dep.name}: {e}" for e in snap.errors)  # network faults: the check did not complete
     by_path = {fr.path: fr for fr in results}
@@ -168,7 +184,12 @@ def _check_dependency(
         if fr is None:
             continue
         if want is None:
-            drift.add(fr, "LOCK-FILE-ADDED", f"{dep.name}: {art.path} is not in the lockfile")
+            drift.add(
+                fr,
+                "LOCK-FILE-ADDED",
+                f"{dep.name}: {art.path} is not in the lockfile; review it, then "
+                f"`modelward lock --upgrade {dep.name}`",
+            )
             continue
         got = fr.sha256 or art.claimed_sha256
         if art.size != want.size or (got is not None and got != want.sha256):
@@ -185,25 +206,66 @@ def _check_dependency(
             drift.add(
                 fr,
                 "LOCK-DIGEST-CHANGED",
-                f"{dep.name}: {art.path} is {art.size} bytes sha256 {got}, locked {want.size} bytes sha256 {want.sha256}",
+                f"{dep.name}: {art.path} is {art.size} bytes sha256 {got}, locked {want.size} bytes sha256 "
+                f"{want.sha256}; if the change is expected, `modelward lock --upgrade {dep.name}`",
                 locked=want.sha256,
                 actual=got or "",
             )
     present = {a.path for a in snap.artifacts}
     for path in sorted(set(pinned) - present):
         fr = _placeholder(path, "missing")
-        drift.add(fr, "LOCK-FILE-MISSING", f"{dep.name}: locked file {path} is missing")
+        drift.add(
+            fr,
+            "LOCK-FILE-MISSING",
+            f"{dep.name}: locked file {path} is missing; restore it or `modelward lock --upgrade {dep.name}`",
+        )
         extra.append(fr)
     signers = {fr.signer for fr in results if fr.signer}
     if locked.signer and locked.signer not in signers:
         drift.add(
             head,
             "LOCK-SIGNER-CHANGED",
-            f"{dep.name}: locked signer {locked.signer}, now {', '.join(sorted(signers)) or 'no verified signature'}",
+            f"{dep.name}: locked signer {locked.signer}, now {', '.join(sorted(signers)) or 'no verified signature'}"
+            f"; if the new signer is trusted, `modelward lock --upgrade {dep.name}`",
         )
         if head not in extra:
             extra.append(head)
     return results + extra, errors
+
+
+def _remote_cache(
+    snap: Snapshot, cache: ResultCache, rules: RuleDB, policy: Policy
+) -> tuple[Callable[[Artifact], FileResult | None], Callable[[FileResult], None]]:
+    """Results for registry files, keyed by what makes their bytes immutable: the pinned commit or manifest
+    digest, the path and the registry's content digest (part of that commit), plus rules and policy.
+
+    The second check of an unchanged project re-reads nothing from the registry.
+    """
+    settings = hashlib.sha256(
+        json.dumps([policy.name, policy.data], sort_keys=True, default=str).encode()
+    ).hexdigest()
+    by_path = {a.path: a for a in snap.artifacts}
+
+    def key(art: Artifact) -> str | None:
+        digest = art.claimed_sha256 or art.claimed_git_sha1
+        if not digest or not snap.resolved:
+            return None
+        return cache.key(f"remote:{snap.kind}:{snap.resolved}:{art.path}:{digest}", rules.version, settings)
+
+    def reuse(art: Artifact) -> FileResult | None:
+        k = key(art)
+        hit = cache.get(k) if k else None
+        if hit is not None:
+            hit.path, hit.bytes_read, hit.cached = art.path, 0, True
+        return hit
+
+    def store(fr: FileResult) -> None:
+        art = by_path.get(fr.path)
+        k = key(art) if art is not None and not fr.cached else None
+        if k and not snap.errors:
+            cache.put(k, fr)
+
+    return reuse, store
 
 
 def _is_code(fr: FileResult, locked_as_code: bool) -> bool:
@@ -244,6 +306,7 @@ def run_check(config: ProjectConfig, opts: GateOptions) -> ScanReport:
     t0 = time.monotonic()
     drift = _Drift(rules, lock_shown)
     verdicts: list[Verdict] = []
+    blocked_by: list[str] = []  # per-model policies that blocked, named in the verdict line
     for name, dep in sorted(config.models.items()):
         spec = opts.policy_override or dep.policy or config.policy
         policy = load_policy(config.policy_spec(spec))
@@ -253,7 +316,7 @@ def run_check(config: ProjectConfig, opts: GateOptions) -> ScanReport:
             drift.add(
                 fr,
                 "LOCK-MISSING-PIN",
-                f"{name}: declared in {config.path.name} but not pinned in {lock_shown}",
+                f"{name}: declared in {config.path.name} but not pinned in {lock_shown}; run `modelward lock`",
             )
             report.files.append(fr)
             continue
@@ -264,15 +327,26 @@ def run_check(config: ProjectConfig, opts: GateOptions) -> ScanReport:
         verdict = evaluate(sub, policy, opts.today)
         _prefix(name, files, verdict, dep_drift.reasons)
         verdicts.append(verdict)
+        if spec != (opts.policy_override or config.policy) and (
+            verdict.decision is Decision.BLOCK or dep_drift.reasons
+        ):
+            blocked_by.append(f"{name}: {spec}")
         drift.reasons.extend(dep_drift.reasons)
         report.files.extend(files)
         report.errors.extend(errors)
     for name in sorted(set(lock.models) - set(config.models)):
         fr = _placeholder(name)
-        drift.add(fr, "LOCK-STALE-PIN", f"{name}: pinned in {lock_shown} but no longer declared")
+        drift.add(
+            fr,
+            "LOCK-STALE-PIN",
+            f"{name}: pinned in {lock_shown} but no longer declared; run `modelward lock`",
+        )
         report.files.append(fr)
     finish_report(report, t0)
-    report.verdict = _combine(verdicts, drift.reasons, report.errors, opts.policy_override or config.policy)
+    shown = opts.policy_override or config.policy
+    report.verdict = _combine(
+        verdicts, drift.reasons, report.errors, shown + (f"; {', '.join(blocked_by)}" if blocked_by else "")
+    )
     return report
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import typer
@@ -10,20 +11,27 @@ from rich.markup import escape
 
 from ..cache import ResultCache
 from ..cli_support import EXIT_OK, OutputFormat, emit, err_console, exit_code_for, fail, source_options
+from ..findings import ScanReport
 from ..policy.loader import PolicyError
 from ..report import render
 from ..rules import RuleDatabaseError
 from .check import GateOptions, run_check, run_lock
-from .config import ConfigError, load_config
+from .config import ConfigError, ProjectConfig, load_config
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def lock(
-        upgrade: list[str] = typer.Option(None, "--upgrade", help="Move the pin of model NAME deliberately (repeatable)."),
+        upgrade: list[str] = typer.Option(
+            None, "--upgrade", help="Move the pin of model NAME deliberately (repeatable)."
+        ),
         upgrade_all: bool = typer.Option(False, "--upgrade-all", help="Re-resolve every declared model."),
-        project: Path = typer.Option(Path("."), "--project", help="Project folder holding modelward.toml or pyproject.toml."),
-        config: Path | None = typer.Option(None, "--config", help="Explicit modelward.toml or pyproject.toml."),
+        project: Path = typer.Option(
+            Path("."), "--project", help="Project folder holding modelward.toml or pyproject.toml."
+        ),
+        config: Path | None = typer.Option(
+            None, "--config", help="Explicit modelward.toml or pyproject.toml."
+        ),
         insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
         allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
     ) -> None:
@@ -45,9 +53,15 @@ def register(app: typer.Typer) -> None:
         format: OutputFormat = typer.Option(OutputFormat.console, "--format", "-f", help="Report format."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to this file."),
         policy: str | None = typer.Option(None, "--policy", "-p", help="Override every dependency's policy."),
-        project: Path = typer.Option(Path("."), "--project", help="Project folder holding modelward.toml or pyproject.toml."),
-        config: Path | None = typer.Option(None, "--config", help="Explicit modelward.toml or pyproject.toml."),
-        no_cache: bool = typer.Option(False, "--no-cache", help="Rescan everything instead of reusing results by digest."),
+        project: Path = typer.Option(
+            Path("."), "--project", help="Project folder holding modelward.toml or pyproject.toml."
+        ),
+        config: Path | None = typer.Option(
+            None, "--config", help="Explicit modelward.toml or pyproject.toml."
+        ),
+        no_cache: bool = typer.Option(
+            False, "--no-cache", help="Rescan everything instead of reusing results by digest."
+        ),
         insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
         allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
     ) -> None:
@@ -62,7 +76,14 @@ def register(app: typer.Typer) -> None:
             report = run_check(cfg, opts)
         except (ConfigError, PolicyError, RuleDatabaseError) as exc:
             raise fail(str(exc)) from None
-        emit(render(report, format.value), output)
+        if (
+            format is OutputFormat.sarif
+        ):  # remote models point at the line of the project file that declares them
+            from ..report.sarif import render_sarif
+
+            emit(render_sarif(report, anchors=declaration_anchors(cfg, report)), output)
+        else:
+            emit(render(report, format.value), output)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             try:
@@ -75,3 +96,27 @@ def register(app: typer.Typer) -> None:
         for e in report.errors:
             err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
         raise typer.Exit(exit_code_for(report))
+
+
+def declaration_anchors(cfg: ProjectConfig, report: ScanReport) -> dict[str, tuple[str, int]]:
+    """Report paths and remote sources -> (project file relative to the working directory, declaring line)."""
+    try:
+        lines = cfg.path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return {}
+    try:
+        shown = cfg.path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        shown = cfg.path.name
+    start = next((i for i, ln in enumerate(lines) if re.match(r"\s*\[(tool\.modelward\.)?models\]", ln)), 0)
+    where: dict[str, tuple[str, int]] = {}
+    for name in cfg.models:
+        pat = re.compile(rf"\s*[\"']?{re.escape(name)}[\"']?\s*=")
+        line = next((i + 1 for i, ln in enumerate(lines[start:], start) if pat.match(ln)), start + 1)
+        where[name] = (shown, line)
+    anchors = dict(where)
+    for fr in report.files:
+        name = fr.path.split("/", 1)[0]
+        if name in where and fr.source and not fr.source.startswith("file://"):
+            anchors[fr.source] = where[name]
+    return anchors

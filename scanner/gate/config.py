@@ -1,9 +1,9 @@
 """A project's declared model dependencies: ``modelward.toml`` or ``[tool.modelward]`` in pyproject.toml.
 
-    policy = "default"                      # shipped name or a path, relative to the config file
-    [models]
-    bert = "hf://google-bert/bert-base-uncased@main"
-    classifier = { source = "models/classifier", policy = "strict" }
+policy = "default"                      # shipped name or a path, relative to the config file
+[models]
+bert = "hf://google-bert/bert-base-uncased@main"
+classifier = { source = "models/classifier", policy = "strict" }
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def _parse(section: dict[str, Any], path: Path, where: str) -> ProjectConfig:
         raise ConfigError(f"{path}: {where}.policy: expected a policy name or path")
     models_raw = section.get("models", {})
     if not isinstance(models_raw, dict) or not models_raw:
-        raise ConfigError(f"{path}: {where}.models: declare at least one model, e.g. bert = \"hf://org/name\"")
+        raise ConfigError(f'{path}: {where}.models: declare at least one model, e.g. bert = "hf://org/name"')
     models: dict[str, Dependency] = {}
     for name, spec in models_raw.items():
         if not NAME_RE.fullmatch(name):
@@ -94,7 +94,9 @@ def _parse(section: dict[str, Any], path: Path, where: str) -> ProjectConfig:
             extra = sorted(set(spec) - {"source", "policy"})
             if extra or not isinstance(spec.get("source"), str):
                 bad = extra[0] if extra else "source"
-                raise ConfigError(f"{path}: {where}.models.{name}.{bad}: expected {{ source = \"…\", policy = \"…\" }}")
+                raise ConfigError(
+                    f'{path}: {where}.models.{name}.{bad}: expected {{ source = "…", policy = "…" }}'
+                )
             pol = spec.get("policy")
             if pol is not None and not isinstance(pol, str):
                 raise ConfigError(f"{path}: {where}.models.{name}.policy: expected a string")
@@ -115,12 +117,19 @@ def load_config(start: Path | None = None, explicit: Path | None = None) -> Proj
             return _parse(section, explicit, "tool.modelward")
         return _parse(data, explicit, "modelward")
     root = (start or Path.cwd()).resolve()
-    cfg = root / CONFIG_NAME
-    if cfg.is_file():
-        return _parse(read_toml(cfg), cfg, "modelward")
-    py = root / "pyproject.toml"
-    if py.is_file():
-        section = read_toml(py).get("tool", {}).get("modelward")
-        if section is not None:
-            return _parse(section, py, "tool.modelward")
-    raise ConfigError(f"{root}: no {CONFIG_NAME} and no [tool.modelward] in pyproject.toml; declare your models first")
+    for folder in (
+        root,
+        *root.parents,
+    ):  # like git, uv and npm: the nearest project above the working directory
+        cfg = folder / CONFIG_NAME
+        if cfg.is_file():
+            return _parse(read_toml(cfg), cfg, "modelward")
+        py = folder / "pyproject.toml"
+        if py.is_file():
+            section = read_toml(py).get("tool", {}).get("modelward")
+            if section is not None:
+                return _parse(section, py, "tool.modelward")
+    raise ConfigError(
+        f"{root}: no {CONFIG_NAME} and no [tool.modelward] in pyproject.toml here or in a parent "
+        "folder; declare your models first"
+    )

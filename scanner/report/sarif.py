@@ -65,10 +65,10 @@ class _Locator:
         base = Path(src[len("file://") :])
         if base.is_file():
             return base
-        full = base / top
-        if full.exists():
-            return full
-        return base.parent / top if (base.parent / top).exists() else None
+        for candidate in (base / top, base.parent / top, base / top.split("/", 1)[-1]):  # check prefixes model names
+            if candidate.exists():
+                return candidate
+        return None
 
     def physical(self, path: str) -> dict:
         top = path.split("!", 1)[0]
