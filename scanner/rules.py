@@ -186,10 +186,18 @@ class RuleDB:
         return [p for p in self.profiles.values() if p.default]
 
 
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the rule DB loads 10x faster
+
+
+def load_data_yaml(text: str) -> Any:
+    """Safe YAML for the rule database's own data files (libyaml when the wheel has it)."""
+    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+
+
 def _load_yaml(path: Path) -> Any:
     try:
         with path.open("r", encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return load_data_yaml(fh.read())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

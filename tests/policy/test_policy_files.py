@@ -86,9 +86,19 @@ def test_extends_cycle_is_reported(tmp_path):
 # --- shipped policies ------------------------------------------------------------
 
 def test_shipped_policies_load_and_validate():
+    """Loading skips schema validation for shipped policies (start-up time), so it is asserted here."""
+    import json
+
+    import jsonschema
+    import yaml
+
+    from scanner.resources import policies_dir
+
+    schema = json.loads((policies_dir() / "policy.schema.json").read_text())
     for name in ("default", "strict", "audit"):
         pol = load_policy(name)
         assert pol.name == name
+        jsonschema.Draft202012Validator(schema).validate(yaml.safe_load((policies_dir() / f"{name}.yaml").read_text()))
 
 
 def test_default_blocks_unanalyzable_audit_reports_only(model):
