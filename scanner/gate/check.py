@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 from ..cache import ResultCache
 from ..engine import (
@@ -44,6 +45,7 @@ class GateOptions:
     cache: ResultCache | None = None
     policy_override: str | None = None
     today: date | None = None
+    rules_root: Path | None = None  # a candidate rule database (check --rules-dir)
 
 
 def run_lock(config: ProjectConfig, *, upgrade: set[str] | None, opts: GateOptions) -> tuple[Lock, list[str]]:
@@ -73,7 +75,7 @@ def run_lock(config: ProjectConfig, *, upgrade: set[str] | None, opts: GateOptio
             messages.append(f"{name}: unchanged at {old.resolved}")
     for name in sorted(set(existing.models) - set(models)):
         messages.append(f"{name}: removed (no longer declared)")
-    lock = Lock(config.lock_path, models)
+    lock = Lock(config.lock_path, models, get_rule_db(opts.rules_root).version)
     lock.write()
     return lock, messages
 
@@ -171,7 +173,9 @@ def _check_dependency(
     except SourceError as exc:
         errors.append(f"{dep.name}: {exc}")
         return extra, errors
-    scan_opts = ScanOptions(policy=policy, cache=opts.cache, source_options=opts.source_options)
+    scan_opts = ScanOptions(
+        policy=policy, cache=opts.cache, source_options=opts.source_options, rules_root=opts.rules_root
+    )
     if opts.cache is not None and snap.kind != "local":
         scan_opts.reuse, scan_opts.on_file = _remote_cache(snap, opts.cache, rules, policy)
     results = scan_resolved(snap, scan_opts, rules, qualify=False)
@@ -297,7 +301,7 @@ def _prefix(name: str, files: list[FileResult], verdict: Verdict, reasons: list[
 
 
 def run_check(config: ProjectConfig, opts: GateOptions) -> ScanReport:
-    rules = get_rule_db()
+    rules = get_rule_db(opts.rules_root)
     if not config.lock_path.exists():
         raise ConfigError(f"{config.lock_path}: no lockfile; run `modelward lock` and commit it")
     lock = read_lock(config.lock_path)

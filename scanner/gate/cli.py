@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -64,6 +65,11 @@ def register(app: typer.Typer) -> None:
         ),
         insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
         allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
+        rules_dir: Path | None = typer.Option(
+            None,
+            "--rules-dir",
+            help="Also judge with this candidate rule database and say what would change.",
+        ),
     ) -> None:
         """CI gate: verify the lock against declarations and registries, scan, apply policy; exit 0/1/2."""
         try:
@@ -74,8 +80,12 @@ def register(app: typer.Typer) -> None:
                 policy_override=policy,
             )
             report = run_check(cfg, opts)
+            candidate = run_check(cfg, replace(opts, rules_root=rules_dir)) if rules_dir else None
         except (ConfigError, PolicyError, RuleDatabaseError) as exc:
             raise fail(str(exc)) from None
+        if candidate is not None:
+            for line in verdict_changes(report, candidate):
+                err_console.print(line, soft_wrap=True, markup=False)
         if (
             format is OutputFormat.sarif
         ):  # remote models point at the line of the project file that declares them
@@ -120,3 +130,18 @@ def declaration_anchors(cfg: ProjectConfig, report: ScanReport) -> dict[str, tup
         if name in where and fr.source and not fr.source.startswith("file://"):
             anchors[fr.source] = where[name]
     return anchors
+
+
+def verdict_changes(current: ScanReport, candidate: ScanReport) -> list[str]:
+    """What a candidate rule database would decide differently (``check --rules-dir``)."""
+    now = current.verdict.file_decisions if current.verdict else {}
+    then = candidate.verdict.file_decisions if candidate.verdict else {}
+    changed = [
+        f"  {p}: {now.get(p).value if now.get(p) else '-'} -> {then.get(p).value if then.get(p) else '-'}"
+        for p in sorted(set(now) | set(then))
+        if now.get(p) != then.get(p)
+    ]
+    head = f"rule database {candidate.rules_version} (candidate) vs {current.rules_version}: "
+    if not changed:
+        return [head + "no verdict would change"]
+    return [head + f"{len(changed)} verdict(s) would change", *changed]

@@ -77,9 +77,13 @@ def content_root(files: list[LockedFile]) -> str:
 class Lock:
     path: Path
     models: dict[str, LockedModel]
+    rules_version: str | None = None  # the rule database the pins were judged with
 
     def to_toml(self) -> str:
-        doc: dict[str, Any] = {"version": LOCK_VERSION, "models": {}}
+        doc: dict[str, Any] = {"version": LOCK_VERSION}
+        if self.rules_version:
+            doc["rules_version"] = self.rules_version
+        doc["models"] = {}
         for name in sorted(self.models):
             m = self.models[name]
             entry: dict[str, Any] = {"source": m.source, "kind": m.kind, "resolved": m.resolved}
@@ -135,7 +139,10 @@ def read_lock(path: Path) -> Lock:
                 raise ConfigError(f"{where}.files[{i}].code: expected true or false")
             files.append(LockedFile(f["path"], f["size"], f["sha256"], bool(f.get("code", False))))
         models[name] = LockedModel(name, m["source"], m["kind"], m["resolved"], files, m.get("signer"))
-    return Lock(path=path, models=models)
+    rules_version = data.get("rules_version")
+    if rules_version is not None and not isinstance(rules_version, str):
+        raise ConfigError(f"{path}: rules_version: expected a string")
+    return Lock(path=path, models=models, rules_version=rules_version)
 
 
 def file_digest(snap_artifact: Any, *, block: int = 4 << 20) -> str:

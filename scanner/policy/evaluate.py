@@ -252,6 +252,23 @@ class _FileEval:
             self._raise(Decision.WARN, msg, self.p.ref("block_unanalyzed"))
 
 
+def _rules_version_reasons(report: ScanReport, policy: Policy) -> list[Reason]:
+    """A policy may demand a rule database at least as new as ``rules.min_version`` (a defence update)."""
+    from ..resources import rules_version_key
+
+    wanted = policy.get("rules", "min_version")
+    if not wanted or rules_version_key(report.rules_version) >= rules_version_key(str(wanted)):
+        return []
+    return [
+        Reason(
+            decision=Decision.BLOCK,
+            policy_ref=policy.ref("rules", "min_version"),
+            message=f"rule database {report.rules_version} is older than the policy's minimum {wanted}; "
+            "run `modelward rules update`",
+        )
+    ]
+
+
 def evaluate(report: ScanReport, policy: Policy, today: date | None = None) -> Verdict:
     today = today or date.today()
     reasons: list[Reason] = []
@@ -263,6 +280,7 @@ def evaluate(report: ScanReport, policy: Policy, today: date | None = None) -> V
         per_file[fr.path] = ev.decision
     for e in report.errors:
         reasons.append(Reason(decision=Decision.BLOCK, message=e, policy_ref="scan could not complete"))
+    reasons.extend(_rules_version_reasons(report, policy))
     overall = Decision.ALLOW
     if any(r.decision is Decision.BLOCK for r in reasons):
         overall = Decision.BLOCK

@@ -46,8 +46,11 @@ def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> 
     console.print(line)
     for note in fr.coverage_notes:
         console.print(Text(f"      not analyzed: {note}", style="magenta"))
-    shown = [f for f in fr.findings
-             if f.severity is not Severity.INFO or fr.coverage is not Coverage.FULL or fr.format == "note"]
+    shown = [
+        f
+        for f in fr.findings
+        if f.severity is not Severity.INFO or fr.coverage is not Coverage.FULL or fr.format == "note"
+    ]
     for f in sorted(shown, key=lambda f: -f.severity.rank):
         t = Text("      ")
         t.append(f" {f.severity.value.upper()} ", style=_SEV_STYLE[f.severity])
@@ -139,4 +142,8 @@ def render_console(
                 style=_DEC_STYLE[verdict.decision],
             )
         )
+        for r in verdict.reasons:  # reasons about the scan as a whole, not one file (e.g. a rule DB too old)
+            if r.path is None and r.decision is not Decision.ALLOW and r.message not in report.errors:
+                ref = f" ({r.policy_ref})" if r.policy_ref else ""
+                console.print(Text(f"  {r.decision.value}: {r.message}{ref}", style=_DEC_STYLE[r.decision]))
     return buf.getvalue()
