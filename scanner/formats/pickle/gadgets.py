@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from ...rules import RuleDatabaseError
+from ...rules import RuleDatabaseError, load_data_yaml
 
 FILE = Path("pickle") / "gadgets.yaml"
 _RULE_KEYS = frozenset({"invoked", "one_of", "alloc", "state", "hooks"})
@@ -23,7 +23,7 @@ _RULE_KEYS = frozenset({"invoked", "one_of", "alloc", "state", "hooks"})
 
 @dataclass(frozen=True, slots=True)
 class ArgRule:
-    invoked: str | None = None  # "always" | "class" | None
+    invoked: str | None = None  # "always" | "class" | "new" (instantiated by __new__ only) | None
     one_of: frozenset[str] | None = None
     alloc: int = 0  # minimum bytes per element when the argument is a count/shape
     state: bool = False
@@ -41,9 +41,9 @@ def _rule(raw: object, where: str) -> ArgRule:
     if not isinstance(raw, dict) or not set(raw) <= _RULE_KEYS:
         raise RuleDatabaseError(f"{where}: an argument rule is a mapping of {sorted(_RULE_KEYS)}")
     inv = raw.get("invoked")
-    invoked = "always" if inv is True else ("class" if inv == "class" else None)
-    if inv not in (None, False, True, "class"):
-        raise RuleDatabaseError(f"{where}: invoked must be true, false or 'class'")
+    invoked = "always" if inv is True else (inv if inv in ("class", "new") else None)
+    if inv not in (None, False, True, "class", "new"):
+        raise RuleDatabaseError(f"{where}: invoked must be true, false, 'class' or 'new'")
     one_of = raw.get("one_of")
     if one_of is not None and not (isinstance(one_of, list) and all(isinstance(x, str) for x in one_of)):
         raise RuleDatabaseError(f"{where}: one_of must be a list of strings")
@@ -66,7 +66,7 @@ def load_gadgets(root: Path) -> dict[str, Gadget]:
     if not path.is_file():
         return {}
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = load_data_yaml(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise RuleDatabaseError(f"{path}: {exc}") from None
     table = doc.get("callables") if isinstance(doc, dict) else None

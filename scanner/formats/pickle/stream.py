@@ -18,6 +18,7 @@ from ...findings import Finding, Severity
 from ...io.reader import BytesReader, Reader
 from ..base import BudgetExceeded, InspectContext
 from .classify import Classifier
+from .constraints import load_constraints
 from .cursor import Cursor
 from .evidence import decompile
 from .gadgets import Gadget, load_gadgets
@@ -56,6 +57,7 @@ class _Run:
     budget: Budget
     nesting: int
     gadgets: dict[str, Gadget] = field(default_factory=dict)
+    constraints: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def analyze_pickle_stream(
@@ -75,9 +77,8 @@ def analyze_pickle_stream(
     st = ctx.state
     classifier = Classifier(st.rules, st.allowed_profiles, st.extra_allowed_globals)
     gadgets = load_gadgets(st.rules.root)
-    run = _Run(
-        ctx, classifier, Budget(ctx.limits.max_pickle_opcodes, ctx.limits.max_pickle_memory), 0, gadgets
-    )
+    budget = Budget(ctx.limits.max_pickle_opcodes, ctx.limits.max_pickle_memory)
+    run = _Run(ctx, classifier, budget, 0, gadgets, load_constraints(st.rules.root))
     return _analyze(run, reader, start, end, max_pickles)
 
 
@@ -246,6 +247,7 @@ def _report(run: _Run, reader: Reader, res: WalkResult, view: str | None = None)
             )
             continue
         if verdict.allowed:
+            _check_constraint(run, first, recs, called, ev, vnote)
             continue
         if called or passed:
             ctx.add(
@@ -294,6 +296,30 @@ def _report(run: _Run, reader: Reader, res: WalkResult, view: str | None = None)
             evidence={"global": rec.path, "opcode": m["opcode"], "state": m["state"]},
         )
     _report_issues(ctx, res, view)
+
+
+def _check_constraint(
+    run: _Run, first: ImportRec, recs: list[ImportRec], called: int, ev: dict[str, Any], vnote: str
+) -> None:
+    """An allowlisted global used outside the shape its audit allows (signatures/pickle/audit)."""
+    rule = run.constraints.get(first.path)
+    if rule is None or not called:
+        return
+    kind, why = rule
+    new = sum(r.new_calls for r in recs)
+    # data-only: the unpickler must not call it; helpers that use it later are judged by gadgets.yaml
+    if kind == "data-only":
+        new += sum(r.helper_calls for r in recs)
+    if called <= new:
+        return  # only instantiated with cls.__new__ (NEWOBJ, or as the class argument of an audited rebuild helper)
+    use = f"called other than by cls.__new__ ({called - new} times)"
+    run.ctx.add(
+        "PICKLE-CONSTRAINT-VIOLATION",
+        f"{_dotted(first)} is allowed only {kind} but is {use}: {why[:200]}{vnote}",
+        offset=first.offset,
+        opcode_index=first.index,
+        evidence={**ev, "constraint": kind},
+    )
 
 
 def _report_issues(ctx: InspectContext, res: WalkResult, view: str | None) -> None:
@@ -366,7 +392,7 @@ def _analyze_nested(run: _Run, data: bytes, offset: int, how: str) -> None:
         offset=offset,
         evidence={"bytes": len(data), "source": how},
     )
-    sub = _Run(child, run.classifier, run.budget, run.nesting + 1, run.gadgets)
+    sub = _Run(child, run.classifier, run.budget, run.nesting + 1, run.gadgets, run.constraints)
     _analyze(sub, BytesReader(data, child.path), 0, None, None)
 
 
@@ -375,7 +401,7 @@ def _inline_pickle(run: _Run, reader: Reader, cur: Cursor) -> bool:
     if run.nesting + 1 > run.ctx.limits.max_pickle_nesting:
         run.ctx.limit_hit("max_pickle_nesting", "joblib object arrays nested too deep", offset=cur.pos)
         return False
-    sub = _Run(run.ctx, run.classifier, run.budget, run.nesting + 1, run.gadgets)
+    sub = _Run(run.ctx, run.classifier, run.budget, run.nesting + 1, run.gadgets, run.constraints)
     summary = _analyze(sub, reader, cur.pos, cur.end, 1)
     if summary.pickle_count != 1 or not summary.complete:
         return False

@@ -52,9 +52,9 @@ class ImportRec:
     dynamic: str | None = None  # why the target cannot be known statically
     called: int = 0
     passed: int = 0  # handed as an argument to another call
-    static_calls: int = (
-        0  # calls the walker resolved statically (getattr(<import>, 'literal') -> an attribute import)
-    )
+    static_calls: int = 0  # calls resolved statically: getattr(<import>, 'name') -> an attribute import
+    new_calls: int = 0  # instantiations through cls.__new__ only (NEWOBJ, copyreg.__newobj__, _reconstruct)
+    helper_calls: int = 0  # calls an allowlisted helper makes with it (factories, hooks), not the unpickler
     first_call: dict[str, Any] | None = None
     raw: str | None = None  # spelling in the stream when protocol-2 name fixing changed it
     path: str = field(init=False)  # 'module:name', built once (persistent ids repeat it per tensor)

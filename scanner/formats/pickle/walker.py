@@ -263,6 +263,18 @@ def _elements(v: Any) -> int | None:
     return None
 
 
+def _call_pairs(v: Call) -> list[tuple[Any, Any]]:
+    """(key, value) pairs a mapping built by a call holds: SETITEM'd hook-named keys and literal pairs in its argument."""
+    out: list[tuple[Any, Any]] = [tuple(x) for x in v.held or () if type(x) is Tup and len(x) == 2]
+    if isinstance(v.args, Seq):
+        for a in v.args.items:
+            if isinstance(a, Dct):
+                out.extend(a.items)
+            elif isinstance(a, Seq):
+                out.extend(tuple(x.items) for x in a.items if isinstance(x, Seq) and x.total == 2)
+    return out
+
+
 def _contents(v: Any) -> list[Any]:
     """What a container argument holds: literal items, or what APPEND/SETITEM added to a constructed one."""
     if isinstance(v, Call):
@@ -813,6 +825,8 @@ class Machine:
                 if found is not None:
                     return found
             rec.called += 1
+            if opcode == "NEWOBJ" or opcode == "NEWOBJ_EX":
+                rec.new_calls += 1
             if rec.first_call is None:
                 ev: dict[str, Any] = {"opcode": opcode, "offset": self.op_offset, "args": render(args)}
                 if kwargs is not None:
@@ -914,11 +928,18 @@ class Machine:
             )
             self._charge(1000)
 
-    def _invoke(self, v: Any, how: str, only_classes: bool = False) -> None:
-        """``v`` is called by the unpickler or by an allowlisted callable: an import here counts as called."""
+    def _invoke(self, v: Any, how: str, only_classes: bool = False, new_only: bool = False) -> None:
+        """``v`` is called by the unpickler or by an allowlisted callable: an import here counts as called.
+
+        ``new_only``: the class is instantiated with ``cls.__new__`` alone (no __init__), like NEWOBJ.
+        """
         if isinstance(v, Glob):
             rec = v.rec
             rec.called += 1
+            if new_only:
+                rec.new_calls += 1
+            else:
+                rec.helper_calls += 1
             if rec.first_call is None:
                 rec.first_call = {"opcode": how, "offset": self.op_offset, "args": ""}
                 self._charge(600)
@@ -955,7 +976,7 @@ class Machine:
     def _judge_arg(self, g: Gadget, call: Call, pos: int, rule: ArgRule, v: Any) -> None:
         how = f"{g.path} argument {pos}"
         if rule.invoked is not None:
-            self._invoke(v, how, only_classes=rule.invoked == "class")
+            self._invoke(v, how, only_classes=rule.invoked == "class", new_only=rule.invoked == "new")
         if rule.one_of is not None and not _one_of(v, rule.one_of):
             self._issue(
                 "PICKLE-GADGET-ARGUMENT",
@@ -982,9 +1003,15 @@ class Machine:
         if isinstance(state, Seq) and state.kind == "tuple" and state.total == 2:
             dict_state, slot_state = state.items[0], state.items[1]
         for d, by_setattr in ((dict_state, setattr_all), (slot_state, True)):
-            if not isinstance(d, Dct):
+            if isinstance(
+                d, Call
+            ):  # a mapping built by a call (dict(...), OrderedDict() + SETITEMs): its pairs
+                pairs = _call_pairs(d)
+            elif isinstance(d, Dct):
+                pairs = d.items
+            else:
                 continue
-            for k, v in d.items:
+            for k, v in pairs:
                 if type(k) is not str or k not in HOOK_NAMES:
                     continue
                 if k == "__dict__" and by_setattr and isinstance(v, Dct):
@@ -1027,6 +1054,15 @@ class Machine:
                 if len(target.held) < KEEP_ITEMS:
                     target.held.append(x)
                     self._charge(W_ITEM)
+        if opcode in ("SETITEM", "SETITEMS"):  # a hook-named key: planted if this mapping becomes BUILD state
+            for i in range(0, len(items) - 1, 2):
+                k, v = items[i], items[i + 1]
+                if type(k) is str and k in HOOK_NAMES and isinstance(v, (Glob, Call, Opaque)):
+                    if target.held is None:
+                        target.held = []
+                    if len(target.held) < 2 * KEEP_ITEMS:
+                        target.held.append(Tup((k, v)))
+                        self._charge(W_TUP)
 
     def _mutate(self, target: Any, opcode: str, detail: Any = None) -> None:
         if isinstance(target, Glob) and len(self.res.mutations) < 1000:
@@ -1551,7 +1587,9 @@ class Machine:
         attrs = self._wrapper_attrs(inst)
         if attrs is None:
             raise Malformed("joblib array wrapper state is not a literal dict; array size unknown")
-        self._invoke(attrs.get("subclass"), "joblib NumpyArrayWrapper.read subclass", only_classes=True)
+        self._invoke(
+            attrs.get("subclass"), "joblib NumpyArrayWrapper.read subclass", only_classes=True, new_only=True
+        )
         shape_v = attrs.get("shape")
         info = dtype_info(attrs.get("dtype"))
         if info is None:
