@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 
-err_console = Console(stderr=True, highlight=False, no_color=bool(os.environ.get("NO_COLOR")) or None)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, no_color=bool(os.environ.get("NO_COLOR")) or None)
 
 
 class OutputFormat(str, Enum):
