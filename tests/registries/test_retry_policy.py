@@ -239,7 +239,8 @@ def test_check_retries_then_exits_2_with_the_same_message(repo: HubServer, monke
     assert res.exit_code == 0, res.stderr + res.output
     for kind in ("api", "cdn"):
         hub.faults.statuses = {kind: [503] * 3}
-        res = runner.invoke(app, ["check", "--project", str(proj)])
+        # --no-cache: an unchanged project is otherwise judged from cached results without touching the CDN
+        res = runner.invoke(app, ["check", "--project", str(proj), "--no-cache"])
         err = " ".join(res.stderr.split())
         assert res.exit_code == 2, (kind, res.output)
         assert "503" in err and "after 3 attempt" in err, (kind, err)
