@@ -68,7 +68,7 @@ def test_short_coverage_guided_run_finds_no_crash(tmp_path: Path) -> None:
             "4",
             "-max_total_time=3",
             "-max_len=16384",
-            "-rss_limit_mb=400",
+            "-rss_limit_mb=1024",  # the fuzzer process (instrumented); product memory bounds are tested on bombs
             "-timeout=30",
             f"-artifact_prefix={crashes}/",
             "-seed=1",
