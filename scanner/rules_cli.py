@@ -235,8 +235,7 @@ def _listed_feed(feed: str, policy: str | None) -> bool:
 
 def _verify_feed(feed: str, data: Path, sig: Path, trust: object, tmp: str) -> None:
     """The feed file is signed like a one-file model (model-signing over the file)."""
-    from .integrity.errors import IntegrityError, VerificationFailed
-    from .integrity.verify import verify_model
+    from .integrity.verify import verify_with_any
     from .rulesdb.bundle import Trust
 
     assert isinstance(trust, Trust)
@@ -247,20 +246,11 @@ def _verify_feed(feed: str, data: Path, sig: Path, trust: object, tmp: str) -> N
     named = Path(tmp) / "feed" / Path(feed.rstrip("/")).name
     named.parent.mkdir()
     shutil.copy(data, named)
-    attempts: list[dict[str, object]] = [{"public_key": k} for k in trust.keys]
-    attempts += [{"trust_anchors": list(trust.chains)}] if trust.chains else []
-    attempts += [{"keyless": i} for i in trust.identities]
-    last = ""
-    for kwargs in attempts:
-        try:
-            result = verify_model(named, sig, **kwargs)  # type: ignore[arg-type]
-        except (VerificationFailed, IntegrityError) as exc:
-            last = str(exc)
-            continue
-        if result.ok:
-            return
+    outcome = verify_with_any(named, sig, keys=trust.keys, chains=trust.chains, identities=trust.identities)
+    if outcome.result is None:
+        raise typer.Exit(_feed_fail(f"{feed}: signature not trusted: {outcome.failed or outcome.unusable}"))
+    if not outcome.result.ok:
         raise typer.Exit(_feed_fail(f"{feed}: the feed does not match its signature (tampered)"))
-    raise typer.Exit(_feed_fail(f"{feed}: signature not trusted: {last}"))
 
 
 def _feed_fail(message: str) -> int:

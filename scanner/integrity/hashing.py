@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from scanner.integrity.errors import FileChangedError, IntegrityError
 
@@ -32,6 +32,16 @@ SUPPORTED_ALGORITHMS = ("sha256", "blake2b")
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+
+class Hasher(Protocol):
+    """What we use of a ``hashlib`` object (``sha256()`` and ``blake2b()`` have different classes)."""
+
+    def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+    def hexdigest(self) -> str: ...
 
 
 def normalize_algorithm(name: str) -> str:
@@ -46,7 +56,7 @@ def normalize_algorithm(name: str) -> str:
     return canonical
 
 
-def new_hasher(algorithm: str) -> hashlib._Hash:
+def new_hasher(algorithm: str) -> Hasher:
     """A fresh hash object; blake2b uses its full 64-byte digest, as model-signing does."""
     algo = normalize_algorithm(algorithm)
     return hashlib.sha256() if algo == "sha256" else hashlib.blake2b()
@@ -79,7 +89,7 @@ _identity = file_identity
 
 
 def digest_fd_into(
-    hasher: hashlib._Hash, fd: int, start: int, stop: int, block_size: int = DEFAULT_BLOCK_SIZE
+    hasher: Hasher, fd: int, start: int, stop: int, block_size: int = DEFAULT_BLOCK_SIZE
 ) -> None:
     """Feed bytes ``[start, stop)`` of an open file to ``hasher`` with pread (the fd's offset is untouched).
 

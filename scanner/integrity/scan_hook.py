@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 from ..findings import Coverage, FileResult
 from ..rules import RuleDB
 from ..sources.base import Snapshot
-from .errors import IntegrityError, VerificationFailed
 
 if TYPE_CHECKING:
-    from .verify import VerificationResult
+    pass
 from .locate import find_signature
 from .trust import KeylessTrust
 
@@ -65,7 +64,7 @@ def check_snapshot_signature(
     sig = Path(signature) if signature else find_signature(root)
     if sig is None:
         return None
-    from .verify import Status, verify_model  # cryptography is imported only when a signature is checked
+    from .verify import Status, verify_with_any  # cryptography is imported only when a signature is checked
 
     sig_name = os.path.relpath(sig, root.parent if single else root)
     if not keys and not chains and not identities:
@@ -79,20 +78,8 @@ def check_snapshot_signature(
             )
         )
         return out
-    attempts: list[dict[str, object]] = [{"public_key": k} for k in keys] + [
-        {"trust_anchors": chains}
-    ] * bool(chains)
-    attempts += [{"keyless": ident} for ident in identities]
-    result: VerificationResult | None = None
-    last_error = unusable = ""
-    for kwargs in attempts:  # a key can't verify a keyless bundle (nor the reverse): try every trust entry
-        try:
-            result = verify_model(root, sig, **kwargs)  # type: ignore[arg-type]
-            break
-        except VerificationFailed as exc:
-            last_error = str(exc)
-        except IntegrityError as exc:
-            unusable = str(exc)
+    outcome = verify_with_any(root, sig, keys=keys, chains=chains, identities=identities)
+    result, last_error, unusable = outcome.result, outcome.failed, outcome.unusable
     if result is None and not last_error:
         out = SignatureOutcome()
         out.extra_results.append(_note(rules, sig_name, "SIGNATURE-UNUSABLE", unusable))

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -194,12 +195,21 @@ def check_bundle(
         who, payload = verify_keyless(bundle.raw, keyless)
         if payload != bundle.payload:
             raise VerificationFailed("the verified DSSE payload differs from the bundle's statement")
-        return Signer("sigstore", who.fingerprint_sha256[:16], subject=who.identity, issuer=who.issuer,
-                      san=(who.identity,), fingerprint_sha256=who.fingerprint_sha256,
-                      not_before=who.not_before, not_after=who.not_after), []
+        return Signer(
+            "sigstore",
+            who.fingerprint_sha256[:16],
+            subject=who.identity,
+            issuer=who.issuer,
+            san=(who.identity,),
+            fingerprint_sha256=who.fingerprint_sha256,
+            not_before=who.not_before,
+            not_after=who.not_after,
+        ), []
     if keyless is not None and public_key is None and trust_anchors is None:
-        raise IntegrityError("this signature was made with a key or certificate, not Sigstore keyless: "
-                             "verify it with --key or --chain")
+        raise IntegrityError(
+            "this signature was made with a key or certificate, not Sigstore keyless: "
+            "verify it with --key or --chain"
+        )
     if (public_key is None) == (trust_anchors is None):
         raise IntegrityError("give exactly one of a public key or trust anchors (certificate chain)")
     warnings: list[str] = []
@@ -414,7 +424,9 @@ def verify_model(
     """
     sig = Path(signature_path)
     bundle = read_bundle(sig)
-    signer, warnings = check_bundle(bundle, public_key=public_key, trust_anchors=trust_anchors, keyless=keyless)
+    signer, warnings = check_bundle(
+        bundle, public_key=public_key, trust_anchors=trust_anchors, keyless=keyless
+    )
     statement = parse_statement(bundle.payload)
     return verify_statement(
         model_path,
@@ -428,3 +440,37 @@ def verify_model(
         workers=workers,
         warnings=warnings,
     )
+
+
+@dataclass(frozen=True)
+class AnyTrustOutcome:
+    """The first trust entry that verified, else why the others did not."""
+
+    result: VerificationResult | None
+    failed: str = ""  # the last cryptographic or trust failure (wrong key, wrong identity, bad signature)
+    unusable: str = ""  # the last reason the signature could not be checked with an entry at all
+
+
+def verify_with_any(
+    model_path: str | os.PathLike[str],
+    signature_path: str | os.PathLike[str],
+    *,
+    keys: Sequence[str | os.PathLike[str]] = (),
+    chains: Sequence[str | os.PathLike[str]] = (),
+    identities: Sequence[KeylessTrust] = (),
+    **options: Any,
+) -> AnyTrustOutcome:
+    """Try every trusted key, the chains, then every Sigstore identity: a key cannot verify a keyless bundle
+    (nor the reverse), so one unusable entry must not hide a later one that verifies."""
+    attempts: list[dict[str, Any]] = [{"public_key": k} for k in keys]
+    attempts += [{"trust_anchors": list(chains)}] if chains else []
+    attempts += [{"keyless": ident} for ident in identities]
+    failed = unusable = ""
+    for kwargs in attempts:
+        try:
+            return AnyTrustOutcome(verify_model(model_path, signature_path, **kwargs, **options))
+        except VerificationFailed as exc:
+            failed = str(exc)
+        except IntegrityError as exc:
+            unusable = str(exc)
+    return AnyTrustOutcome(None, failed, unusable)

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..integrity.errors import IntegrityError, VerificationFailed
+from ..integrity.errors import IntegrityError
 from ..integrity.trust import KeylessTrust
 from ..resources import installed_rules_home, packaged_signatures_dir, rules_version_key
 
@@ -116,7 +116,7 @@ def _extract(archive: Path, dest: Path) -> None:
 
 
 def _verify(stage: Path, trust: Trust, source: str) -> str:
-    from ..integrity.verify import verify_model
+    from ..integrity.verify import verify_with_any
 
     sig = stage / SIGNATURE
     if not sig.is_file():
@@ -126,23 +126,19 @@ def _verify(stage: Path, trust: Trust, source: str) -> str:
             f"{source}: no trust to verify it with: give --key, --chain or --identity/--issuer, "
             "or a policy whose signatures.trust covers this source"
         )
-    attempts: list[dict[str, object]] = [{"public_key": k} for k in trust.keys]
-    attempts += [{"trust_anchors": list(trust.chains)}] if trust.chains else []
-    attempts += [{"keyless": i} for i in trust.identities]
-    last = ""
-    for kwargs in attempts:
-        try:
-            result = verify_model(stage, sig, ignore_git_paths=False, **kwargs)  # type: ignore[arg-type]
-        except VerificationFailed as exc:
-            last = str(exc)
-            continue
-        except IntegrityError as exc:
-            last = str(exc)
-            continue
-        if not result.ok:
-            raise BundleError(f"{source}: the bundle was tampered with: {'; '.join(result.problems()[:5])}")
-        return result.signer.identity
-    raise BundleError(f"{source}: signature not trusted: {last or 'no trust entry verified it'}")
+    outcome = verify_with_any(
+        stage, sig, keys=trust.keys, chains=trust.chains, identities=trust.identities, ignore_git_paths=False
+    )
+    if outcome.result is None:
+        raise BundleError(
+            f"{source}: signature not trusted: "
+            f"{outcome.failed or outcome.unusable or 'no trust entry verified it'}"
+        )
+    if not outcome.result.ok:
+        raise BundleError(
+            f"{source}: the bundle was tampered with: {'; '.join(outcome.result.problems()[:5])}"
+        )
+    return outcome.result.signer.identity
 
 
 def _manifest(stage: Path, source: str) -> dict[str, object]:
