@@ -162,8 +162,8 @@ def _judge_open(
         _bind_local(artifact, reader, opts, ctx)
     elif artifact.path in opts.known_sha256:
         result.sha256 = opts.known_sha256[artifact.path]
-    elif getattr(reader, "sha256", None):
-        result.sha256 = reader.sha256  # every byte passed through and was hashed on the way
+    elif streamed_sha256 := getattr(reader, "sha256", None):
+        result.sha256 = streamed_sha256  # every byte passed through and was hashed on the way
     elif artifact.claimed_sha256:  # the registry's claim; lets known-bad digests match pre-download
         result.sha256 = artifact.claimed_sha256
     result.findings.extend(

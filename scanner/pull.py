@@ -21,7 +21,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .engine import ScanOptions, scan_snapshot, signature_identities, signature_trust
@@ -45,6 +47,9 @@ from .selection import apply as select
 from .sources.base import Artifact, Snapshot, SourceError
 from .sources.claims import claim_findings
 from .targets import parse_target, source_for
+
+if TYPE_CHECKING:
+    from .sources.hf import HFResolved
 
 COPY_CHUNK = 1 << 20
 
@@ -203,7 +208,7 @@ def _blocked_result(art: Artifact, findings: list, note: str) -> FileResult:
 class _Plan:
     """Where the files go and where they wait meanwhile (same filesystem, so installing is a rename)."""
 
-    def __init__(self, snapshot: Snapshot, opts: PullOptions, hf: object | None) -> None:
+    def __init__(self, snapshot: Snapshot, opts: PullOptions, hf: HFResolved | None) -> None:
         self.snapshot = snapshot
         self.hf = hf
         self.created: list[Path] = []
@@ -211,7 +216,7 @@ class _Plan:
             from .sources.hf import hf_hub_cache
 
             self.cache_root = (opts.cache_dir or hf_hub_cache()).expanduser()
-            self.repo_dir = self.cache_root / hf.ref.cache_folder  # type: ignore[attr-defined]
+            self.repo_dir = self.cache_root / hf.ref.cache_folder
             self.plain: Path | None = None
             parent = self.cache_root
         else:
@@ -284,7 +289,8 @@ class _Plan:
 
     def _install_hf_cache(self, fetched: list[_Fetched]) -> tuple[str, list[str]]:
         hf = self.hf
-        commit = hf.commit  # type: ignore[attr-defined]
+        assert hf is not None  # no plain folder: an HF cache install
+        commit = hf.commit
         blobs = self.repo_dir / "blobs"
         snap_dir = self.repo_dir / "snapshots" / commit
         blobs.mkdir(parents=True, exist_ok=True)
@@ -305,7 +311,7 @@ class _Plan:
             os.symlink(rel, tmp)
             os.replace(tmp, link)
             installed.append(str(link))
-        rev = hf.ref.revision or "main"  # type: ignore[attr-defined]
+        rev = hf.ref.revision or "main"
         if rev != commit:  # 3. the ref last: once it points here, everything it names is in place
             ref_file = self.repo_dir / "refs" / rev
             ref_file.parent.mkdir(parents=True, exist_ok=True)
@@ -315,7 +321,7 @@ class _Plan:
         return str(snap_dir), installed
 
 
-def _resolve(target: str, opts: PullOptions) -> tuple[Snapshot, object | None]:
+def _resolve(target: str, opts: PullOptions) -> tuple[Snapshot, HFResolved | None]:
     t = parse_target(target)
     if t.kind == "local":
         raise PullError(f"{target}: pull fetches remote targets (hf://, https://, oci://); scan local files instead")
@@ -423,7 +429,7 @@ def _scan_quarantined(snapshot: Snapshot, fetched: list[_Fetched], opts: PullOpt
     for f in fetched:
         p = str(f.local)
         local.artifacts.append(Artifact(path=f.artifact.path, size=f.size,
-                                        opener=(lambda p=p, n=f.artifact.path: FileReader(p, name=n)),
+                                        opener=partial(FileReader, p, name=f.artifact.path),
                                         local_path=p))
     scan_opts = replace(opts.scan, known_sha256={**opts.scan.known_sha256, **{f.artifact.path: f.sha256 for f in fetched}})
     if opts.policy is not None and scan_opts.policy is None:

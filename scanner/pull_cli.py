@@ -140,10 +140,10 @@ def register(app: typer.Typer) -> None:
         report = outcome.report
         color = output is None and format is OutputFormat.console and sys.stdout.isatty()
         emit(render(report, format.value, color=color), output)
-        blocked = report.verdict is not None and report.verdict.decision is Decision.BLOCK
-        if blocked:
+        verdict = report.verdict
+        if verdict is not None and verdict.decision is Decision.BLOCK:
             err_console.print(
-                f"[bold red]blocked:[/] nothing was installed ({len(report.verdict.reasons)} reason(s) above)"
+                f"[bold red]blocked:[/] nothing was installed ({len(verdict.reasons)} reason(s) above)"
             )
             raise typer.Exit(EXIT_BLOCKED)
         err_console.print(redact(outcome.message), soft_wrap=True)

@@ -92,7 +92,7 @@ def _owner_dead(folder: Path) -> bool:
 
 def clean_stale(parent: Path, prefix: str = "") -> list[Path]:
     """Remove the folders under ``parent`` (named ``prefix*``) whose owner is gone; returns what went."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(parent))
     except OSError:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 from jinja2 import TemplateSyntaxError, nodes
 from jinja2.ext import Extension
@@ -273,13 +274,16 @@ class _Bindings:
             src = how[1]
             rows = src.items if how[0] == "iter" and isinstance(src, (nodes.List, nodes.Tuple)) else None
             for i, item in enumerate(t.items):
-                if rows is not None and all(
-                    isinstance(r, (nodes.List, nodes.Tuple)) and len(r.items) == len(t.items) for r in rows
-                ):
+                if rows is not None and _literal_rows(rows, len(t.items)):
                     # for a, b in [("x", "X"), ...]: each name takes the i-th column of the literal rows
-                    self._target(item, ("iter", nodes.List([r.items[i] for r in rows])))  # type: ignore[union-attr]
+                    self._target(item, ("iter", nodes.List([r.items[i] for r in rows])))
                 else:  # unpacking data: each part is an element of the value
                     self._target(item, ("iter", src) if how[0] in ("expr", "iter") else how)
+
+
+def _literal_rows(rows: list[nodes.Expr], width: int) -> TypeGuard[list[nodes.List | nodes.Tuple]]:
+    """Every row is a list or tuple literal of ``width`` items."""
+    return all(isinstance(r, (nodes.List, nodes.Tuple)) and len(r.items) == width for r in rows)
 
 
 class _Walker:
@@ -407,7 +411,7 @@ class _Walker:
         args = [self.static_any(a, depth + 1) for a in node.args]
         if any(a is None for a in args):
             return None
-        simple = {
+        simple: dict[str, Callable[[str], str]] = {
             "lower": str.lower,
             "upper": str.upper,
             "strip": str.strip,

@@ -21,7 +21,7 @@ import re
 import tokenize
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..findings import Severity
 
@@ -634,10 +634,7 @@ class _Analyzer:
         if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
             s = self.fold(node.value, depth + 1)
             sl = node.slice
-            bounds = [
-                None if x is None else (x.value if _int_const(x) else _neg_int(x))
-                for x in (sl.lower, sl.upper, sl.step)
-            ]
+            bounds = [None if x is None else _signed_int(x) for x in (sl.lower, sl.upper, sl.step)]
             if s is None or any(b is False for b in bounds):
                 return None
             try:
@@ -883,7 +880,7 @@ class _Analyzer:
     # -- what loaders reach ---------------------------------------------------
     def _collect_reach(self) -> None:
         """Functions run on load: loader-called methods, what import-time code calls or registers, transitively."""
-        defs: dict[str, list[ast.AST]] = {}
+        defs: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
         for n in ast.walk(self.tree):
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 defs.setdefault(n.name, []).append(n)
@@ -897,9 +894,13 @@ class _Analyzer:
         roots |= _called_names(_import_time_nodes(self.tree), defs)
         for n in ast.walk(self.tree):  # '@deco' calls deco at import time
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                for d in n.decorator_list:
+                for deco in n.decorator_list:
                     name = (
-                        d.id if isinstance(d, ast.Name) else d.attr if isinstance(d, ast.Attribute) else None
+                        deco.id
+                        if isinstance(deco, ast.Name)
+                        else deco.attr
+                        if isinstance(deco, ast.Attribute)
+                        else None
                     )
                     if name in defs:
                         roots.add(name)
@@ -907,8 +908,8 @@ class _Analyzer:
         self.reached = set(roots)
         while queue and len(self.reached) < 10_000:
             name = queue.pop()
-            for d in defs.get(name, []):
-                for callee in _called_names(d.body, defs):  # type: ignore[attr-defined]
+            for fn in defs.get(name, []):
+                for callee in _called_names(fn.body, defs):
                     if callee not in self.reached:
                         self.reached.add(callee)
                         queue.append(callee)
@@ -916,7 +917,7 @@ class _Analyzer:
             on_load = [
                 *_import_time_nodes(self.tree),
                 *[b for n in self.reached for d in defs.get(n, []) for b in d.body],
-            ]  # type: ignore[attr-defined]
+            ]
             self._external_calls(on_load)
 
     def _external_calls(self, nodes: list[ast.AST]) -> None:
@@ -1499,7 +1500,10 @@ def _import_time_nodes(tree: ast.Module) -> list[ast.AST]:
     return out
 
 
-def _called_names(nodes: Iterable[ast.AST], defs: dict[str, list[ast.AST]]) -> set[str]:
+_Def = TypeVar("_Def", bound=ast.AST)
+
+
+def _called_names(nodes: Iterable[ast.AST], defs: dict[str, list[_Def]]) -> set[str]:
     """Names of this file's functions that ``nodes`` call or hand to another callable (callbacks, targets)."""
     out: set[str] = set()
     for root in nodes:
@@ -1528,6 +1532,19 @@ def _const_str(node: ast.AST | None) -> str | None:
 
 def _int_const(node: ast.AST | None) -> bool:
     return isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool)
+
+
+def _int_literal(node: ast.AST) -> int | None:
+    """The value of an integer literal (not a bool), else None."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    return None
+
+
+def _signed_int(node: ast.AST) -> int | bool:
+    """The value of an integer literal, or of a negated one (``-1``); False when it is neither."""
+    value = _int_literal(node)
+    return value if value is not None else _neg_int(node)
 
 
 def _neg_int(node: ast.AST) -> int | bool:
@@ -1628,8 +1645,11 @@ def too_many_tokens(source: bytes | str, limit: int = MAX_TOKENS) -> bool:
     """Would parsing this source exceed the memory bound? Streams the tokenizer (no tree) and stops at ``limit``."""
     if len(source) < limit // 2:  # every token but INDENT/DEDENT takes a byte; DEDENTs are fewer than lines
         return False
-    readline = io.BytesIO(source).readline if isinstance(source, bytes) else io.StringIO(source).readline
-    tokens = tokenize.tokenize(readline) if isinstance(source, bytes) else tokenize.generate_tokens(readline)
+    tokens: Iterator[tokenize.TokenInfo]
+    if isinstance(source, bytes):
+        tokens = tokenize.tokenize(io.BytesIO(source).readline)
+    else:
+        tokens = tokenize.generate_tokens(io.StringIO(source).readline)
     n = 0
     try:
         for _ in tokens:

@@ -216,9 +216,10 @@ class Inventory:
         ).fetchone()
         return Known(int(row[0]), row[1], row[2], int(row[3])) if row else None
 
-    def _mac(self, *parts: str) -> str:
+    @staticmethod
+    def _mac(key: bytes, *parts: str) -> str:
         msg = b"modelward-inventory-v1\0" + b"\0".join(p.encode() for p in parts)
-        return hmac.new(self._key, msg, hashlib.sha256).hexdigest()
+        return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
     def cached_result(
         self, digest: str, path: str, rules_version: str, settings: str, identity: str
@@ -237,7 +238,7 @@ class Inventory:
         if row is None or row[0] != identity:
             return None
         if not hmac.compare_digest(
-            row[2], self._mac(digest, path, rules_version, settings, identity, row[1])
+            row[2], self._mac(self._key, digest, path, rules_version, settings, identity, row[1])
         ):
             self.forged += 1
             return None
@@ -316,7 +317,7 @@ class Inventory:
                         settings,
                         identity,
                         body,
-                        self._mac(key, path, rules_version, settings, identity, body),
+                        self._mac(self._key, key, path, rules_version, settings, identity, body),
                     ),
                 )
 

@@ -325,7 +325,7 @@ def analyze_notebook(data: bytes) -> tuple[list[dict[str, Any]], Severity, str |
             else ""
         )
         issues: list[str] = []
-        py_lines = []
+        py_lines: list[str] = []
         if _MAGIC_SHELL.match(text):
             issues.append("shell cell magic")
             dangers = shell_dangers(text)

@@ -327,7 +327,9 @@ def _zstd(reader: Reader, sink: _Sink, walk: _Walk) -> None:
     problem = _zstd_frames_complete(reader)
     src = ReaderIO(reader)
     try:
-        stream = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)
+        # zstandard's stub asks for IO[bytes], but stream_reader only calls read() on its source, which a
+        # RawIOBase has (its docs: "an object with a read(size) method")
+        stream = zstandard.ZstdDecompressor().stream_reader(src, read_across_frames=True)  # type: ignore[arg-type]
         while True:
             out = stream.read(OUT_CHUNK)
             if not out:

@@ -19,7 +19,7 @@ import struct
 from ..findings import Severity
 from ..io.reader import Reader
 from .base import FormatHandler, InspectContext
-from .protobuf_wire import LEN, VARINT, WireError, iter_fields, read_varint, text
+from .protobuf_wire import LEN, VARINT, WireError, iter_fields, len_fields, read_varint, text
 
 MAX_SPEC_VERSION = 12
 MAX_DEPTH = 16
@@ -95,32 +95,30 @@ class _Walk:
     def model(self, buf: memoryview, where: str, depth: int) -> None:
         if depth > MAX_DEPTH:
             raise _TooDeep
-        for f, wt, v in iter_fields(buf):
-            if wt != LEN:
-                continue
+        for f, v in len_fields(buf):
             if f == 2:
-                for _ in iter_fields(v):  # type: ignore[arg-type]
+                for _ in iter_fields(v):
                     pass
             elif f in PIPELINE_TYPES:
-                for f2, wt2, v2 in iter_fields(v):  # type: ignore[arg-type]
-                    if f2 == 1 and wt2 == LEN:
-                        self.pipeline(v2, where, depth + 1)  # type: ignore[arg-type]
+                for f2, v2 in len_fields(v):
+                    if f2 == 1:
+                        self.pipeline(v2, where, depth + 1)
             elif f == PIPELINE:
-                self.pipeline(v, where, depth + 1)  # type: ignore[arg-type]
+                self.pipeline(v, where, depth + 1)
             elif f in NEURAL_NETWORKS:
-                self.network(v, where, depth + 1)  # type: ignore[arg-type]
+                self.network(v, where, depth + 1)
             elif f == CUSTOM_MODEL:
-                cls = _string_field(v, 10)  # type: ignore[arg-type]
+                cls = _string_field(v, 10)
                 self.report("COREML-CUSTOM-LAYER", f"{where} is a CustomModel implemented by native class {cls!r}",
                             where=where, class_name=cls)
             elif f == LINKED_MODEL:
                 self.report("COREML-LINKED-MODEL", f"{where} is a LinkedModel that loads another compiled model file",
-                            where=where, strings=_strings(v)[:4])  # type: ignore[arg-type]
+                            where=where, strings=_strings(v)[:4])
             elif f == SERIALIZED_MODEL:
                 self.report("COREML-SERIALIZED-MODEL", f"{where} is an opaque SerializedModel ({len(v)} bytes)", where=where)
                 self.ctx.partial("Core ML SerializedModel bytes not judged")
             else:
-                for _ in iter_fields(v):  # type: ignore[arg-type]  # any other model type: a well-formed message
+                for _ in iter_fields(v):  # any other model type: a well-formed message
                     pass
 
     def pipeline(self, buf: memoryview, where: str, depth: int) -> None:

@@ -268,9 +268,13 @@ def run_probe(reader: Reader, ctx: InspectContext) -> dict[str, Any] | None:
             ctx.partial("HDF5 probe timed out")
             return None
         try:
-            return json.loads(proc.stdout or b"null") or _probe_failed(ctx, proc)
+            facts = json.loads(proc.stdout or b"null")
         except ValueError:
-            return _probe_failed(ctx, proc)
+            facts = None
+        if not facts:
+            _probe_failed(ctx, proc)
+            return None
+        return facts
     finally:
         if tmp is not None:
             try:

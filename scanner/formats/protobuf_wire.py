@@ -68,6 +68,14 @@ def iter_fields(buf: bytes | memoryview) -> Iterator[Field]:
             raise WireError(f"unsupported wire type {wt} (field {field})")
 
 
+def len_fields(buf: bytes | memoryview) -> Iterator[tuple[int, memoryview]]:
+    """(field number, payload) of the length-delimited fields only; the other fields are still
+    checked for well-formedness as :func:`iter_fields` walks past them."""
+    for field, _wt, value in iter_fields(buf):
+        if isinstance(value, memoryview):  # exactly the LEN wire type
+            yield field, value
+
+
 def text(v: int | memoryview, cap: int = 4096) -> str:
     """A length-delimited field as text (capped); scalars give ''."""
     if isinstance(v, int):

@@ -197,8 +197,8 @@ def within_one_member(reader: Reader, start: int, end: int, max_members: int = 1
                 return False
             if h.type == b"x":
                 try:
-                    size = _parse_pax(reader.read(data_at, h.size)).get("size")
-                    pax_size = int(size) if size is not None else None
+                    pax_value = _parse_pax(reader.read(data_at, h.size)).get("size")
+                    pax_size = int(pax_value) if pax_value is not None else None
                 except (BadHeader, ValueError):
                     return False
             pos = data_at + _blocks(h.size)

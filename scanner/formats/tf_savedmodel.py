@@ -22,7 +22,7 @@ from ..io.reader import Reader
 from ..resources import signatures_dir
 from .base import FormatHandler, InspectContext
 from .keras_h5 import analyze_config_text
-from .protobuf_wire import LEN, VARINT, WireError, iter_fields, scan_top_level, text
+from .protobuf_wire import LEN, VARINT, WireError, iter_fields, len_fields, scan_top_level, text
 
 PYFUNC_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 NETWORK_OPS = {"RpcClient", "RpcServer", "RpcCall", "RpcServerStart", "RpcServerRegister", "RpcCheckStatus",
@@ -76,30 +76,26 @@ _STRING_ATTRS = {"output_stream", "debug_urls", "memory_region_name", "filename"
 
 
 def _parse_attr_value(v: memoryview, key: str, node: Node) -> None:
-    for f, wt, val in iter_fields(v):
-        if wt != LEN:
-            continue
+    for f, val in len_fields(v):
         if f == 10:  # func: NameAttrList
-            for f2, wt2, v2 in iter_fields(val):
-                if f2 == 1 and wt2 == LEN:
+            for f2, v2 in len_fields(val):
+                if f2 == 1:
                     node.funcs.append(text(v2, 512))
         elif f == 2 and key in _STRING_ATTRS:
             node.strings.setdefault(key, []).append(text(val, 512))
         elif f == 1:  # list: ListValue (func=9, s=2)
-            for f2, wt2, v2 in iter_fields(val):
-                if f2 == 9 and wt2 == LEN:
-                    for f3, wt3, v3 in iter_fields(v2):
-                        if f3 == 1 and wt3 == LEN:
+            for f2, v2 in len_fields(val):
+                if f2 == 9:
+                    for f3, v3 in len_fields(v2):
+                        if f3 == 1:
                             node.funcs.append(text(v3, 512))
-                elif f2 == 2 and wt2 == LEN and key in _STRING_ATTRS:
+                elif f2 == 2 and key in _STRING_ATTRS:
                     node.strings.setdefault(key, []).append(text(v2, 512))
 
 
 def parse_node(buf: memoryview, where: str) -> Node:
     node = Node("", "", "", where)
-    for f, wt, v in iter_fields(buf):
-        if wt != LEN:
-            continue
+    for f, v in len_fields(buf):
         if f == 1:
             node.name = text(v, 1024)
         elif f == 2:
@@ -108,11 +104,11 @@ def parse_node(buf: memoryview, where: str) -> Node:
             node.device = text(v, 1024)
         elif f == 5:
             key = ""
-            value = None
-            for f2, wt2, v2 in iter_fields(v):
-                if f2 == 1 and wt2 == LEN:
+            value: memoryview | None = None
+            for f2, v2 in len_fields(v):
+                if f2 == 1:
                     key = text(v2, 256)
-                elif f2 == 2 and wt2 == LEN:
+                elif f2 == 2:
                     value = v2
             if value is not None:
                 _parse_attr_value(value, key, node)
@@ -139,26 +135,26 @@ class _Budget:
 
 
 def _parse_graph_def(buf: memoryview, g: Graph, budget: _Budget) -> None:
-    for f, wt, v in iter_fields(buf):
-        if f == 1 and wt == LEN:
+    for f, v in len_fields(buf):
+        if f == 1:
             budget.take()
             g.nodes.append(parse_node(v, "graph"))
-        elif f == 2 and wt == LEN:  # FunctionDefLibrary
-            for f2, wt2, v2 in iter_fields(v):
-                if f2 == 1 and wt2 == LEN:
+        elif f == 2:  # FunctionDefLibrary
+            for f2, v2 in len_fields(v):
+                if f2 == 1:
                     _parse_function(v2, g, budget)
 
 
 def _parse_function(buf: memoryview, g: Graph, budget: _Budget) -> None:
     name = "?"
-    bodies = []
-    for f, wt, v in iter_fields(buf):
-        if f == 1 and wt == LEN:  # OpDef signature
-            for f2, wt2, v2 in iter_fields(v):
-                if f2 == 1 and wt2 == LEN:
+    bodies: list[memoryview] = []
+    for f, v in len_fields(buf):
+        if f == 1:  # OpDef signature
+            for f2, v2 in len_fields(v):
+                if f2 == 1:
                     name = text(v2, 1024)
                     break
-        elif f == 3 and wt == LEN:
+        elif f == 3:
             bodies.append(v)
     g.functions.add(name)
     for b in bodies:
@@ -173,27 +169,25 @@ def parse_saved_model(data: bytes | memoryview, max_nodes: int) -> tuple[int | N
     for f, wt, v in iter_fields(data):
         if f == 1 and wt == VARINT:
             schema = int(v)  # type: ignore[arg-type]
-        elif f == 2 and wt == LEN:
+        elif f == 2 and wt == LEN and isinstance(v, memoryview):
             g = Graph()
             graphs.append(g)
-            for f2, wt2, v2 in iter_fields(v):  # type: ignore[arg-type]
-                if wt2 != LEN:
-                    continue
+            for f2, v2 in len_fields(v):
                 if f2 == 2:
                     _parse_graph_def(v2, g, budget)
                 elif f2 == 3:  # SaverDef
-                    for f3, wt3, v3 in iter_fields(v2):
-                        if f3 in (2, 3) and wt3 == LEN:
+                    for f3, v3 in len_fields(v2):
+                        if f3 in (2, 3):
                             g.saver_nodes.add(text(v3, 1024).split(":")[0])
                 elif f2 == 1:  # MetaInfoDef
-                    for f3, wt3, v3 in iter_fields(v2):
-                        if f3 == 5 and wt3 == LEN:
+                    for f3, v3 in len_fields(v2):
+                        if f3 == 5:
                             g.tf_version = text(v3, 64)
-                        elif f3 == 2 and wt3 == LEN:  # stripped_op_list: OpList{op=1: OpDef{name=1}}
-                            for f4, wt4, v4 in iter_fields(v3):
-                                if f4 == 1 and wt4 == LEN:
-                                    for f5, wt5, v5 in iter_fields(v4):
-                                        if f5 == 1 and wt5 == LEN:
+                        elif f3 == 2:  # stripped_op_list: OpList{op=1: OpDef{name=1}}
+                            for f4, v4 in len_fields(v3):
+                                if f4 == 1:
+                                    for f5, v5 in len_fields(v4):
+                                        if f5 == 1:
                                             g.stripped_ops.add(text(v5, 1024))
                                             break
     return schema, graphs

@@ -131,9 +131,9 @@ def tiny_literal(data: bytes, limit: int = 1 << 20) -> tuple[Any, int]:
             n = {b"\x85": 1, b"\x86": 2, b"\x87": 3}[op]
             if len(stack) < n:
                 raise _NotLiteral("stack underflow")
-            items = tuple(stack[-n:])
+            packed = tuple(stack[-n:])
             del stack[-n:]
-            stack.append(items)
+            stack.append(packed)
         elif op in (b"q", b"r", b"\x94", b"p"):
             idx = take(1)[0] if op == b"q" else struct.unpack("<I", take(4))[0] if op == b"r" else (
                 len(memo) if op == b"\x94" else int(line()))

@@ -781,7 +781,7 @@ def _check_layout(reader: Reader, listing: ZipListing, rep: _Reporter, ctx: Insp
         )
     listing_gaps = [(a, b, f"<gap@{a}>") for a, b in gaps]
     after_cd = cd_start + listing.cd_size
-    records_start = listing.eocd_offset
+    records_start: int | None = listing.eocd_offset
     if listing.zip64:
         records_start = _zip64_start(reader, listing.eocd_offset)
     if records_start is not None and after_cd < records_start:

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from ..cache import ResultCache
 from ..cli_support import EXIT_OK, OutputFormat, emit, err_console, exit_code_for, fail, source_options
-from ..findings import ScanReport
+from ..findings import Decision, ScanReport
 from ..policy.loader import PolicyError
 from ..report import render
 from ..rules import RuleDatabaseError
@@ -102,6 +102,7 @@ def register(app: typer.Typer) -> None:
             except OSError as exc:
                 err_console.print(f"warning: cannot append to GITHUB_STEP_SUMMARY: {exc.strerror}")
         if output is not None:
+            assert report.verdict is not None  # run_check always judges
             err_console.print(f"verdict: {report.verdict.decision.value} — report written to {output}")
         for e in report.errors:
             err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
@@ -136,8 +137,12 @@ def verdict_changes(current: ScanReport, candidate: ScanReport) -> list[str]:
     """What a candidate rule database would decide differently (``check --rules-dir``)."""
     now = current.verdict.file_decisions if current.verdict else {}
     then = candidate.verdict.file_decisions if candidate.verdict else {}
+
+    def shown(decision: Decision | None) -> str:
+        return decision.value if decision else "-"
+
     changed = [
-        f"  {p}: {now.get(p).value if now.get(p) else '-'} -> {then.get(p).value if then.get(p) else '-'}"
+        f"  {p}: {shown(now.get(p))} -> {shown(then.get(p))}"
         for p in sorted(set(now) | set(then))
         if now.get(p) != then.get(p)
     ]

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import requests
+from requests import Response
 from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from .deadline import NetworkDeadline
@@ -279,7 +280,7 @@ class HTTPRangeReader(Reader):
         self.faults.add(self.name, message)
         return ReaderError(message)
 
-    def _get(self, start: int, end: int) -> requests.Response:
+    def _get(self, start: int, end: int) -> Response:
         """GET bytes [start, end) from the cached final URL, going back to the origin if that went stale.
 
         Credentials stay scoped to the origin of ``self.url`` (``auth_origin``): a cached CDN URL on another
@@ -287,20 +288,25 @@ class HTTPRangeReader(Reader):
         """
         headers = {"Range": f"bytes={start}-{end - 1}"}
         target = self.final_url or self.url
-        kw = {
-            "headers": headers,
-            "auth_headers": self.auth_headers,
-            "auth_origin": self.url,
-            "stream": True,
-            "stats": self.stats,
-            "budget": self.budget,
-        }
+
+        def send(url: str) -> Response:
+            return self.client.request(
+                "GET",
+                url,
+                headers=headers,
+                auth_headers=self.auth_headers,
+                auth_origin=self.url,
+                stream=True,
+                stats=self.stats,
+                budget=self.budget,
+            )
+
         try:
-            resp = self.client.request("GET", target, **kw)
+            resp = send(target)
             if self.final_url and resp.status_code in _STALE_REDIRECT:
                 resp.close()
                 self.final_url = None
-                resp = self.client.request("GET", self.url, **kw)
+                resp = send(self.url)
         except HTTPFetchError as exc:
             self._incomplete(start, end, str(exc))
             raise self._fault(f"{self.name}: {exc}") from None
@@ -308,7 +314,7 @@ class HTTPRangeReader(Reader):
             self.final_url = resp.url
         return resp
 
-    def _check_validator(self, resp: requests.Response) -> None:
+    def _check_validator(self, resp: Response) -> None:
         etag = resp.headers.get("ETag")
         if not etag:
             return
@@ -324,7 +330,7 @@ class HTTPRangeReader(Reader):
             )
             raise ReaderError(f"{self.name}: {msg}")
 
-    def _check_total(self, total: int, resp: requests.Response) -> None:
+    def _check_total(self, total: int, resp: Response) -> None:
         if self._claimed_size is None and self.size == 1 << 62:
             self.size = total
             return
@@ -414,7 +420,7 @@ class HTTPRangeReader(Reader):
             finally:
                 resp.close()
 
-    def _content_range(self, resp: requests.Response, pos: int, end: int) -> tuple[int, int, int | None]:
+    def _content_range(self, resp: Response, pos: int, end: int) -> tuple[int, int, int | None]:
         cr = resp.headers.get("Content-Range", "")
         m = _CONTENT_RANGE.match(cr)
         if not m:
@@ -430,7 +436,7 @@ class HTTPRangeReader(Reader):
         return a, b, total
 
     def _whole_body(
-        self, resp: requests.Response, pos: int, end: int, whole_file_ok: bool, probing: bool
+        self, resp: Response, pos: int, end: int, whole_file_ok: bool, probing: bool
     ) -> Iterator[bytes]:
         """The server ignored Range and sends the whole file: take it only when small or when a download was asked."""
         self._check_validator(resp)
@@ -483,7 +489,7 @@ class HTTPRangeReader(Reader):
         self._check_digests(digests)
         yield self._full[pos:end]
 
-    def _discard_then_stream(self, resp: requests.Response, pos: int, end: int) -> Iterator[bytes]:
+    def _discard_then_stream(self, resp: Response, pos: int, end: int) -> Iterator[bytes]:
         """A download through a server without Range: skip to ``pos`` (bytes before it are re-sent)."""
         seen = 0
         try:

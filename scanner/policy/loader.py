@@ -137,7 +137,9 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[Key, tuple[int, int]], dict[
 def _validate(
     data: dict[str, Any], lines: dict[Key, tuple[int, int]], keys: dict[Key, tuple[int, int]], path: Path
 ) -> None:
-    from jsonschema import Draft202012Validator  # only for policy files users write: seconds matter at start-up
+    from jsonschema import (
+        Draft202012Validator,  # only for policy files users write: seconds matter at start-up
+    )
 
     errors = sorted(
         Draft202012Validator(_schema()).iter_errors(data), key=lambda e: list(map(str, e.absolute_path))

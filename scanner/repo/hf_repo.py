@@ -273,7 +273,8 @@ def _text_relative_imports(repo: _Repo, path: str, anchor_dir: str) -> list[str]
 def _follow_imports(repo: _Repo, start: str) -> tuple[list[str], list[str]]:
     """Files importing ``start`` runs (its relative imports, transitively, as Python and transformers resolve them)
     and the missing ones."""
-    files, missing = [start], []
+    files: list[str] = [start]
+    missing: list[str] = []
     queue = [start]
     seen = {start}
     anchor = posixpath.dirname(start)
@@ -305,14 +306,14 @@ def _follow_imports(repo: _Repo, start: str) -> tuple[list[str], list[str]]:
                     take(init)
             rel = "/".join(parts)
             cands = [posixpath.join(base, rel + ".py"), posixpath.join(base, rel, "__init__.py")]
-            hit = next((c for c in cands if c in repo.arts), None)
-            if hit is None:
+            found = next((c for c in cands if c in repo.arts), None)
+            if found is None:
                 # 'from . import x' where x is a name in __init__.py rather than a module: not missing
                 if posixpath.join(base, "__init__.py") in repo.arts:
                     continue
                 missing.append(cands[0])
             else:
-                take(hit)
+                take(found)
     if queue:
         repo.limit(
             start,
@@ -796,8 +797,10 @@ def _check_misc(repo: _Repo) -> None:
                 evidence={"patterns": dangers} if dangers else {},
             )
         elif _REQ_NAMES.search(path) and fmt == "text":
-            data = (repo.read(path, 1 << 20) or b"").decode("utf-8", "replace")
-            lines = [ln.strip() for ln in data.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+            req_text = (repo.read(path, 1 << 20) or b"").decode("utf-8", "replace")
+            lines = [
+                ln.strip() for ln in req_text.splitlines() if ln.strip() and not ln.strip().startswith("#")
+            ]
             risky = [ln[:200] for ln in lines if _REQ_RISKY.search(ln)]
             repo.add(
                 path,

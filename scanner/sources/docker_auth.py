@@ -121,14 +121,14 @@ def load_credentials(
     if not isinstance(cfg, dict):
         raise SourceError(f"{path}: Docker config is not a JSON object")
     wanted = _registry_keys(registry)
-    auths = cfg.get("auths") if isinstance(cfg.get("auths"), dict) else {}
+    auths = _json_object(cfg.get("auths"))
     for key, entry in auths.items():
         if not isinstance(key, str) or _key_host(key) not in wanted or not isinstance(entry, dict):
             continue
         creds = _parse_entry(entry, str(path), registry)
         if creds is not None:
             return creds, ""
-    helpers = cfg.get("credHelpers") if isinstance(cfg.get("credHelpers"), dict) else {}
+    helpers = _json_object(cfg.get("credHelpers"))
     helper = next((v for k, v in helpers.items() if isinstance(k, str) and _key_host(k) in wanted), None)
     helper = helper or cfg.get("credsStore")
     if isinstance(helper, str) and helper:
@@ -172,9 +172,18 @@ def run_credential_helper(helper: str, registry: str, source: str) -> tuple[Cred
                        source=f"docker-credential-{helper}"), ""
 
 
+def _json_object(value: object) -> dict[object, object]:
+    """``value`` when it is a JSON object, else an empty dict."""
+    return value if isinstance(value, dict) else {}
+
+
+def _opt_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _parse_entry(entry: dict[str, object], source: str, registry: str) -> Credentials | None:
-    user = entry.get("username") if isinstance(entry.get("username"), str) else None
-    password = entry.get("password") if isinstance(entry.get("password"), str) else None
+    user = _opt_str(entry.get("username"))
+    password = _opt_str(entry.get("password"))
     auth = entry.get("auth")
     if isinstance(auth, str) and auth:
         try:
@@ -186,8 +195,8 @@ def _parse_entry(entry: dict[str, object], source: str, registry: str) -> Creden
         if ":" not in decoded:
             raise SourceError(f"{source}: the 'auth' entry for {registry} is not base64 of user:password")
         user, password = decoded.split(":", 1)
-    token = entry.get("identitytoken") if isinstance(entry.get("identitytoken"), str) else None
-    for secret in (password, token, auth if isinstance(auth, str) else None):
+    token = _opt_str(entry.get("identitytoken"))
+    for secret in (password, token, _opt_str(auth)):
         register_secret(secret)
     if not (user and password is not None) and not token:
         return None

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlsplit
 
 from ..io.deadline import NetworkDeadline, run_bounded
@@ -26,6 +26,9 @@ from ..io.http_reader import FaultLog, HTTPRangeReader
 from ..io.http_session import HTTPClient, Stats, redact, redact_url, register_secret
 from ..io.retry import RETRY_STATUS, RetriesExhausted, call_with_retries
 from .base import Artifact, Problem, Snapshot, Source, SourceError
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -175,7 +178,8 @@ def _configure_hub_client(connect: float, read: float) -> None:
         return client
 
     setter(with_timeouts)
-    hub_http._modelward_timeouts = (connect, read)
+    # our marker on the module, set through its namespace: huggingface_hub declares no such attribute
+    vars(hub_http)["_modelward_timeouts"] = (connect, read)
 
 
 def _hub_transient(exc: Exception) -> tuple[bool, int | None, dict[str, str] | None]:
@@ -391,7 +395,7 @@ class HFSource(Source):
         snap.artifacts.sort(key=lambda a: a.path)
         return HFResolved(ref=ref, commit=commit, endpoint=self.endpoint, snapshot=snap)
 
-    def _security(self, api: object, ref: HFRef, commit: str) -> dict[str, dict[str, str]]:
+    def _security(self, api: HfApi, ref: HFRef, commit: str) -> dict[str, dict[str, str]]:
         """The Hub's per-file scan status (information only); best effort, never fails the scan."""
         out: dict[str, dict[str, str]] = {}
 
@@ -400,7 +404,7 @@ class HFSource(Source):
             for item in api.list_repo_tree(
                 ref.repo_id,
                 revision=commit,
-                repo_type=ref.repo_type,  # type: ignore[attr-defined]
+                repo_type=ref.repo_type,
                 recursive=True,
                 expand=True,
             ):

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+from functools import partial
 from typing import Any
 
 from ..io.reader import FileReader, ReaderError
@@ -120,7 +121,7 @@ class MLflowSource(Source):
                 Artifact(
                     path=child_rel,
                     size=size,
-                    opener=lambda u=f"{root_uri}/{child_rel}", n=child_rel: _download(api, u, n),
+                    opener=partial(_download, api, f"{root_uri}/{child_rel}", child_rel),
                     info={"mlflow_uri": f"{snap.resolved}/{child_rel}"},
                 )
             )

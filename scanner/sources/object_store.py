@@ -9,6 +9,7 @@ read pins the version it listed, so an object overwritten during the scan is not
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from ..io.reader import Reader, ReaderError
@@ -93,7 +94,7 @@ class ObjectStoreSource(Source):
                 Artifact(
                     path=rel,
                     size=size,
-                    opener=lambda k=key, s=size, n=rel, v=version: ObjectReader(fs, k, s, n, v),
+                    opener=partial(ObjectReader, fs, key, size, rel, version),
                     info={k: v for k, v in (("etag", etag), ("version_id", version or "")) if v},
                 )
             )

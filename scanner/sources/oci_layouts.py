@@ -263,6 +263,12 @@ def map_manifest(doc: dict[str, Any], prefix: str = "", max_layers: int = MAX_LA
     return layout
 
 
+def _sub_dict(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    """``doc[key]`` when it is a JSON object, else an empty dict."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def config_info(media_type: str, data: bytes) -> dict[str, str]:
     """A few facts from a (small) config blob, for display only: never trusted, never required."""
     if len(data) > MAX_CONFIG_PARSE:
@@ -280,21 +286,21 @@ def config_info(media_type: str, data: bytes) -> dict[str, str]:
             out[key] = str(value)[:200]
 
     if media_type == KITOPS_CONFIG:
-        pkg = doc.get("package") if isinstance(doc.get("package"), dict) else {}
-        model = doc.get("model") if isinstance(doc.get("model"), dict) else {}
+        pkg = _sub_dict(doc, "package")
+        model = _sub_dict(doc, "model")
         put("kitops_package", pkg.get("name"))
         put("kitops_version", pkg.get("version"))
         put("kitops_model", model.get("name"))
         put("kitops_model_path", model.get("path"))
         put("kitops_framework", model.get("framework"))
     elif media_type in MODELPACK_CONFIG:
-        desc = doc.get("descriptor") if isinstance(doc.get("descriptor"), dict) else {}
-        cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+        desc = _sub_dict(doc, "descriptor")
+        cfg = _sub_dict(doc, "config")
         put("model_name", desc.get("name"))
         put("model_version", desc.get("version"))
         put("model_format", cfg.get("format"))
     elif media_type.startswith("application/vnd.docker.ai."):
-        cfg = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+        cfg = _sub_dict(doc, "config")
         put("model_format", cfg.get("format"))
         put("model_quantization", cfg.get("quantization"))
         put("model_size", cfg.get("size"))

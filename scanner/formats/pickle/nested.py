@@ -112,11 +112,11 @@ def decode_candidate(value: str | bytes, max_out: int) -> tuple[str, bytes] | No
             if found:
                 return found
     if _B64.match(head):
-        probe = _b64(head[: len(head) // 4 * 4][:16])
-        if probe and _promising(probe):
-            out = _b64(raw.strip())
-            if out:
-                found = _final(out, max_out, "base64")
+        b64_probe = _b64(head[: len(head) // 4 * 4][:16])
+        if b64_probe and _promising(b64_probe):
+            decoded = _b64(raw.strip())
+            if decoded:
+                found = _final(decoded, max_out, "base64")
                 if found:
                     return found
     return None

@@ -35,7 +35,7 @@ class Op:
     proto: int
 
 
-_TABLE = [
+_TABLE: list[tuple[int | str, str, Arg, int]] = [
     # protocol 0
     ("(", "MARK", Arg.NONE, 0),
     (".", "STOP", Arg.NONE, 0),

@@ -287,13 +287,13 @@ def _report(run: _Run, reader: Reader, res: WalkResult, view: str | None = None)
             },
         )
     for m in res.mutations[:MAX_UNTRACED_FINDINGS]:
-        rec: ImportRec = m["rec"]
+        target: ImportRec = m["rec"]
         ctx.add(
             "PICKLE-BUILD-ON-CALLABLE",
-            f"{m['opcode']} changes the imported object {_dotted(rec)} itself (attribute/state planting){vnote}",
+            f"{m['opcode']} changes the imported object {_dotted(target)} itself (attribute/state planting){vnote}",
             offset=m["offset"],
             opcode_index=m["index"],
-            evidence={"global": rec.path, "opcode": m["opcode"], "state": m["state"]},
+            evidence={"global": target.path, "opcode": m["opcode"], "state": m["state"]},
         )
     _report_issues(ctx, res, view)
 

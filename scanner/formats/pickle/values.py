@@ -266,7 +266,7 @@ def _render(v: Any, out: list[str], depth: int) -> None:
         _render(v.func, out, depth + 1)
         _render(v.args, out, depth + 1)
     elif isinstance(v, Seq):
-        o, c = {"tuple": "()", "list": "[]", "set": "{}", "frozenset": "{}"}[v.kind]
+        o, c = {"tuple": ("(", ")"), "list": ("[", "]"), "set": ("{", "}"), "frozenset": ("{", "}")}[v.kind]
         out.append(o)
         for i, item in enumerate(v.items):
             if i:

@@ -460,6 +460,7 @@ class Machine:
             raise LimitHit("file_seconds", "time budget for this file ran out inside the pickle")
 
     def _loop(self) -> None:  # noqa: C901 - one flat dispatch loop is the point
+        s: Any  # the scratch value of each opcode branch (tuple, sequence or string)
         cur = self.cur
         res = self.res
         budget = self.budget
