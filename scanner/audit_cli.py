@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -16,8 +17,12 @@ from .cli_support import (
     err_console,
     fail,
     open_policy,
+    selection_flags,
     source_options,
 )
+
+if TYPE_CHECKING:
+    from .selection import Selection
 
 
 def register(app: typer.Typer) -> None:
@@ -57,6 +62,12 @@ def register(app: typer.Typer) -> None:
         only_findings: bool = typer.Option(
             False, "--only-findings", help="Console: list only files with findings."
         ),
+        include: list[str] = typer.Option(
+            [], "--include", help="Only files matching this glob (repeatable)."
+        ),
+        exclude: list[str] = typer.Option(
+            [], "--exclude", help="Leave out files matching this glob (repeatable)."
+        ),
         insecure: bool = typer.Option(False, "--insecure", help="Allow plain-HTTP OCI registries."),
         allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
     ) -> None:
@@ -90,6 +101,7 @@ def register(app: typer.Typer) -> None:
             rehash,
             only_findings,
             source_options(insecure=insecure, allow_http=allow_http),
+            selection_flags(include, exclude, None),
         )
 
 
@@ -104,6 +116,7 @@ def _run(
     rehash: bool,
     only_findings: bool,
     sources: dict[str, object],
+    selection: Selection | None = None,
 ) -> None:
     from .audit.inventory import InventoryError
     from .audit.runner import AuditOptions, render_audit_json, run_audit
@@ -115,7 +128,9 @@ def _run(
     from .rules import RuleDatabaseError
 
     pol = open_policy(policy)
-    scan = ScanOptions(workers=workers or default_workers(), source_options=sources, dask_address=dask)
+    scan = ScanOptions(
+        workers=workers or default_workers(), source_options=sources, dask_address=dask, selection=selection
+    )
     try:
         with file_progress(scan):
             outcome = run_audit(targets, AuditOptions(db=db_path, policy=pol, scan=scan, rehash=rehash))

@@ -24,6 +24,7 @@ from ..io.redaction import redact
 from ..policy.evaluate import evaluate
 from ..policy.loader import Policy
 from ..rules import RuleDB, get_rule_db
+from ..selection import apply as select
 from ..sources.base import Artifact, Snapshot, SourceError
 from ..targets import resolve
 from .hub_org import expand_org, is_org_target
@@ -106,6 +107,7 @@ class _Run:
         )
 
     def scan_target(self, raw: str, snap: Snapshot, qualify: bool) -> list[FileResult]:
+        snap = select(snap, self.opts.scan.selection)  # excluded files are neither counted nor recorded
         pending: dict[str, _Pending] = {}
         for art in snap.artifacts:
             pending[art.path] = self._classify(raw, snap, art)

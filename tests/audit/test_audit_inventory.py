@@ -207,3 +207,10 @@ def test_a_forged_inventory_cannot_turn_block_into_allow(tmp_path: Path) -> None
     con.close()
     code, second = _audit(db, str(zoo), "--policy", "default")
     assert code == 1 and second["audit"]["inspected_files"] == 1  # the forged row is a miss: judged again
+
+
+def test_audit_include_exclude(tmp_path: Path) -> None:
+    zoo, db = _zoo(tmp_path), tmp_path / "inv.sqlite"
+    _, doc = _audit(db, str(zoo), "--exclude", "vision/*")
+    assert doc["audit"]["files"]["new"] == 6
+    assert any(f["rule_id"] == "FILES-EXCLUDED" for fr in doc["files"] for f in fr["findings"])
