@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..analysis.python_ast import MAX_SOURCE_BYTES, PyAnalysis, analyze_python, escalate_loaded
-from ..findings import Coverage, FileResult, Finding, Severity
+from ..findings import Coverage, FileResult, Severity
 from ..formats.tf_savedmodel import check_checkpoint_shards
 from ..io.reader import ReaderError
 from ..limits import Limits
 from ..rules import RuleDB
 from ..sources.base import Artifact, Snapshot
+from .findings import RepoFindings
 
 MAX_CONFIG_BYTES = 16 << 20
 MAX_CODE_FILES = 500
@@ -82,7 +83,7 @@ class _Loaded:
 
 
 @dataclass
-class _Repo:
+class _Repo(RepoFindings):
     snapshot: Snapshot
     results: dict[str, FileResult]
     rules: RuleDB
@@ -91,27 +92,6 @@ class _Repo:
     code: dict[str, _Code] = field(default_factory=dict)
     loaded: dict[str, _Loaded] = field(default_factory=dict)
     extra: list[FileResult] = field(default_factory=list)
-
-    def result(self, path: str) -> FileResult:
-        fr = self.results.get(path)
-        if fr is None:
-            fr = FileResult(path=path, size=0, format="repository")
-            self.results[path] = fr
-            self.extra.append(fr)
-        return fr
-
-    def add(
-        self,
-        path: str,
-        rule_id: str,
-        message: str,
-        *,
-        severity: Severity | None = None,
-        evidence: dict[str, Any] | None = None,
-    ) -> Finding:
-        f = self.rules.finding(rule_id, message, path, severity=severity, evidence=evidence)
-        self.result(path).findings.append(f)
-        return f
 
     def partial(self, path: str, note: str) -> None:
         """Part of this file could not be judged: fail closed through the policy's block_unanalyzed."""

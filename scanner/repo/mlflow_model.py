@@ -24,6 +24,7 @@ from ..io.reader import ReaderError
 from ..limits import Limits
 from ..rules import RuleDB
 from ..sources.base import Artifact, Snapshot
+from .findings import RepoFindings
 
 LOADER = "mlflow.pyfunc.load_model"
 # mlflow/<flavor>: the modules MLflow itself ships as loader_module values
@@ -67,7 +68,7 @@ MLFLOW_FLAVORS = {
 ENV_FILES = ("conda", "virtualenv")
 
 
-class _Folder:
+class _Folder(RepoFindings):
     def __init__(self, snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, base: str) -> None:
         self.arts = {a.path: a for a in snapshot.artifacts}
         self.results = results
@@ -77,27 +78,6 @@ class _Folder:
 
     def path(self, rel: str) -> str:
         return posixpath.normpath(posixpath.join(self.base, rel)) if self.base else posixpath.normpath(rel)
-
-    def result(self, path: str) -> FileResult:
-        fr = self.results.get(path)
-        if fr is None:
-            fr = FileResult(path=path, size=0, format="repository")
-            self.results[path] = fr
-            self.extra.append(fr)
-        return fr
-
-    def add(
-        self,
-        path: str,
-        rule_id: str,
-        message: str,
-        *,
-        severity: Severity | None = None,
-        evidence: dict[str, Any] | None = None,
-    ) -> None:
-        self.result(path).findings.append(
-            self.rules.finding(rule_id, message, path, severity=severity, evidence=evidence)
-        )
 
     def fail_closed(self, path: str, note: str) -> None:
         fr = self.result(path)

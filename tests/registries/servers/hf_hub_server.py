@@ -307,11 +307,11 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
             for k, v in hdrs.items():
                 self.send_header(k, v)
             self.end_headers()
-            sent = 0
-            if self.command != "HEAD" and body:
-                self.wfile.write(body)
-                sent = len(body)
+            sent = len(body) if self.command != "HEAD" and body else 0
+            # logged before the body goes out: a client that got the response always finds it in the log
             self._record(status, sent)
+            if sent:
+                self.wfile.write(body)
 
         def _json(self, obj: object, headers: dict[str, str] | None = None) -> None:
             self._send(200, json.dumps(obj).encode(), {"Content-Type": "application/json", **(headers or {})})
