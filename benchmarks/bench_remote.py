@@ -70,7 +70,7 @@ def publish(hub: HubServer, repo: str, folder: Path) -> None:
 
 
 def modelward_scan(target: str) -> dict:
-    from scanner.engine import ScanOptions, scan_targets
+    from scanner.pipeline import ScanOptions, scan_targets
     from scanner.policy.default import decide
 
     t0 = time.monotonic()

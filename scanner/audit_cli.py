@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
 from .cli_support import (
     EXIT_ERROR,
@@ -15,6 +14,7 @@ from .cli_support import (
     OutputFormat,
     emit,
     err_console,
+    escape,
     fail,
     open_policy,
     selection_flags,
@@ -121,19 +121,20 @@ def _run(
     from .audit.inventory import InventoryError
     from .audit.runner import AuditOptions, render_audit_json, run_audit
     from .cli_support import exit_code_for, use_color
-    from .engine import ScanOptions
-    from .parallel import default_workers
+    from .parallel import default_workers, executor_for
     from .progress import file_progress
     from .report import render
     from .rules import RuleDatabaseError
+    from .settings import ScanOptions
 
     pol = open_policy(policy)
-    scan = ScanOptions(
-        workers=workers or default_workers(), source_options=sources, dask_address=dask, selection=selection
-    )
+    scan = ScanOptions(source_options=sources, selection=selection)
+    executor = executor_for(workers or default_workers(), dask)
     try:
         with file_progress(scan):
-            outcome = run_audit(targets, AuditOptions(db=db_path, policy=pol, scan=scan, rehash=rehash))
+            outcome = run_audit(
+                targets, AuditOptions(db=db_path, policy=pol, scan=scan, rehash=rehash, executor=executor)
+            )
     except InventoryError as exc:
         raise fail(str(exc)) from None
     except RuleDatabaseError as exc:

@@ -11,17 +11,17 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
 from . import __version__
-from .cache import ResultCache
 from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     EXIT_BLOCKED,
     EXIT_ERROR,
     EXIT_OK,
     OutputFormat,
+    PlainHelpGroup,
     emit,
     err_console,
+    escape,
     exit_code_for,
     fail,
     keyless_flags,
@@ -32,13 +32,9 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     source_options,
     use_color,
 )
-from .engine import ScanOptions, scan_targets
-from .parallel import default_workers
-from .policy.evaluate import evaluate
-from .progress import file_progress
-from .report import render
-from .rules import RuleDatabaseError
 
+# Commands import what they run, inside their bodies: `--help`, `--version` and every other command start
+# without the engine, the format handlers, the rule database or pydantic (issue #13, tests/core/test_startup.py).
 app = typer.Typer(
     name="modelward",
     help="Static ML supply-chain scanner: inspect model files without loading them, verify integrity, apply policy.",
@@ -47,6 +43,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # plain click help: no boxes, no truncated option names, no type metavars
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=PlainHelpGroup,  # words, not Python types, as metavars in every command's help
 )
 
 
@@ -143,20 +140,29 @@ def scan(
     ),
 ) -> None:
     """Scan model files and folders; exit 0 allowed, 1 blocked, 2 could not complete."""
+    from .cache import ResultCache
+    from .parallel import default_workers, executor_for
+    from .pipeline import scan_targets
+    from .policy.decide import decide
+    from .policy.scan_settings import compile_scan_settings
+    from .progress import file_progress
+    from .report import render
+    from .rules import RuleDatabaseError, get_rule_db
+    from .settings import ScanOptions
+
     pol = open_policy(policy)
     for p in [*key, *chain, *([signature] if signature else [])]:
         if not p.is_file():
             raise fail(f"{p}: no such file")
     opts = ScanOptions(
         compute_sha256=not no_hash,
-        policy=pol,
+        scoped=compile_scan_settings(pol),
         signature=str(signature) if signature else None,
         signature_keys=[str(k) for k in key],
         signature_chains=[str(c) for c in chain],
         signature_identities=keyless_flags(identity, identity_regex, issuer, trust_config),
         selection=selection_flags(include, exclude, ignore_file),
         cache=ResultCache() if cache else None,
-        workers=workers or default_workers(),
         source_options=source_options(
             **registry_login(username, password_stdin),
             insecure=insecure,
@@ -167,10 +173,10 @@ def scan(
     )
     try:
         with file_progress(opts):
-            report = scan_targets(targets, opts)
+            report = scan_targets(targets, opts, executor_for(workers or default_workers()))
     except RuleDatabaseError as exc:
         raise fail(f"rule database: {exc}") from None
-    report.verdict = evaluate(report, pol)
+    report.verdict = decide(report, pol, get_rule_db(opts.rules_root))
     if report.errors and not report.files:  # nothing was judged: an error, not a verdict
         for e in report.errors:
             err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
@@ -193,7 +199,7 @@ def scan(
 @app.command()
 def version() -> None:
     """Print the scanner and rule-database versions."""
-    from .rules import get_rule_db
+    from .rules import RuleDatabaseError, get_rule_db
 
     try:
         db = get_rule_db()

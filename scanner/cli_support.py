@@ -7,23 +7,101 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, get_args
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+import typer.core
 
 from .findings import Decision, ScanReport
-from .integrity.errors import IntegrityError
-from .integrity.trust import KeylessTrust
-from .policy.loader import Policy, PolicyError, load_policy
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .integrity.trust import KeylessTrust
+    from .policy.loader import Policy
     from .selection import Selection
 
 EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True, no_color=bool(os.environ.get("NO_COLOR")) or None)
+
+def escape(text: str) -> str:
+    """rich's markup escape, imported when a message is printed (start-up, issue #13)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+class _ErrConsole:
+    """The stderr console, made on first use: importing rich costs every command start-up, and
+    NO_COLOR/--no-color are read when the first line is printed, after the options are parsed."""
+
+    _console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(
+                stderr=True,
+                highlight=False,
+                soft_wrap=True,
+                no_color=bool(os.environ.get("NO_COLOR")) or None,
+            )
+        return getattr(self._console, name)
+
+
+err_console: Console = _ErrConsole()  # type: ignore[assignment]
+
+
+class PlainHelpGroup(typer.core.TyperGroup):
+    """The root command group; it replaces typer's Python-type metavars (``<str>``, ``<list[Path]>``,
+    ``<int range>``) with words (``<text>``, ``<path>``, ``<N>``) in every command's help (issue #13)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _plain_metavars(self)
+
+
+_WORDS = {str: "<text>", int: "<N>", float: "<number>"}
+_NAMED = {  # a better word than the type's, by parameter name, wherever the option appears
+    "include": "<glob>",
+    "exclude": "<glob>",
+    "policy": "<name|file>",
+    "upgrade": "<name>",
+    "revision": "<rev>",
+    "platform": "<os/arch>",
+    "artifact_type": "<type>",
+    "dask": "<address>",
+    "username": "<user>",
+    "identity": "<identity>",
+    "identity_regex": "<regex>",
+    "issuer": "<url>",
+    "hash_name": "<algorithm>",
+    "min_severity": "<severity>",
+}
+
+
+def _plain_metavars(command: Any) -> None:
+    for param in getattr(command, "params", []):
+        desc = getattr(param, "type_descriptor", None)
+        if desc is None or getattr(param, "is_flag", False) or getattr(param, "count", False):
+            continue
+        if param.param_type_name == "argument":  # the name says it; a type after it says nothing
+            param.metavar = param.metavar or (param.name or "value").upper()
+            param.display_type_rich = lambda ctx: None
+            continue
+        if param.metavar is not None or desc.is_choice:
+            continue
+        inner = (
+            get_args(desc.annotation)[0] if desc.is_list and get_args(desc.annotation) else desc.annotation
+        )
+        word = (
+            "<path>" if desc.is_path or inner is Path else _NAMED.get(param.name or "") or _WORDS.get(inner)
+        )
+        if word is not None:
+            param.metavar = word
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
 
 
 class OutputFormat(str, Enum):
@@ -59,6 +137,8 @@ def emit(text: str, output: Path | None) -> None:
 
 
 def open_policy(spec: str) -> Policy:
+    from .policy.loader import PolicyError, load_policy
+
     try:
         return load_policy(spec)
     except PolicyError as exc:
@@ -107,6 +187,9 @@ def keyless_flags(
     """--identity/--identity-regex/--issuer/--trust-config as one Sigstore signer (none when unset)."""
     if identity is None and identity_regex is None and issuer is None:
         return []
+    from .integrity.errors import IntegrityError
+    from .integrity.trust import KeylessTrust
+
     try:
         return [
             KeylessTrust(

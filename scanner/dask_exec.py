@@ -8,25 +8,21 @@ INSPECTOR-ERROR finding for that file, never a silent pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from .engine import SERIAL, LocalJob, judge_local_job, local_job
 from .findings import Coverage, FileResult
+from .rules import RuleDB, get_rule_db
+from .settings import ScanOptions
 from .sources.base import Artifact, SourceError
 
 RETRIES = 2
 
 
-def judge_job(job: tuple[str, str, int], opts: Any, rules_root: Any) -> str:
+def judge_job(job: LocalJob, opts: ScanOptions, rules_root: str) -> str:
     """Runs on a Dask worker: judge one file exactly as a local scan would; the FileResult as JSON."""
-    from .engine import inspect_artifact
-    from .io.reader import FileReader
-    from .rules import get_rule_db
-
-    rel, local, size = job
-    art = Artifact(path=rel, size=size, opener=lambda: FileReader(local, name=rel), local_path=local)
-    return inspect_artifact(art, get_rule_db(rules_root), opts).model_dump_json()
+    return judge_local_job(job, get_rule_db(rules_root), opts)
 
 
 def _client(address: str) -> Any:
@@ -42,41 +38,43 @@ def _client(address: str) -> Any:
         ) from None
 
 
-def judge_on_dask(
-    artifacts: list[Artifact],
-    opts: Any,
-    rules_root: Any,
-    address: str,
-    on_file: Callable[[FileResult], None] | None = None,
-) -> Iterator[FileResult]:
-    """Yield a FileResult per artifact in input order; each is passed to ``on_file`` as it arrives."""
-    from distributed import as_completed
+class DaskExecutor:
+    """Local files on the Dask scheduler at ``address``; remote files in this process."""
 
-    picklable = replace(opts, on_file=None, reuse=None, dask_address=None)
-    jobs = [(a.path, a.local_path or "", a.size) for a in artifacts]
-    client = _client(address)
-    try:
-        [shared] = client.scatter([picklable], broadcast=True)
-        futures = client.map(judge_job, jobs, opts=shared, rules_root=rules_root, retries=RETRIES, pure=False)
-        index = {f.key: i for i, f in enumerate(futures)}
-        done: list[FileResult | None] = [None] * len(jobs)
-        for fut in as_completed(futures, loop=client.loop):
-            i = index[fut.key]
-            try:
-                fr = FileResult.model_validate_json(fut.result())
-            except Exception as exc:  # the task failed on every try: fail closed for that file
-                fr = _failed(artifacts[i], f"{type(exc).__name__}: {exc}")
-            done[i] = fr
-            if on_file:
-                on_file(fr)
-        yield from (fr for fr in done if fr is not None)
-    finally:
-        client.close()
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def judge(self, artifacts: Sequence[Artifact], rules: RuleDB, opts: ScanOptions) -> Iterator[FileResult]:
+        """Yield a FileResult per artifact in input order; each is passed to ``on_file`` as it arrives."""
+        if not artifacts or not all(a.local_path for a in artifacts):
+            yield from SERIAL.judge(artifacts, rules, opts)
+            return
+        from distributed import as_completed
+
+        jobs = [local_job(a) for a in artifacts]
+        client = _client(self.address)
+        try:
+            [shared] = client.scatter([opts.for_workers()], broadcast=True)
+            futures = client.map(
+                judge_job, jobs, opts=shared, rules_root=str(rules.root), retries=RETRIES, pure=False
+            )
+            index = {f.key: i for i, f in enumerate(futures)}
+            done: list[FileResult | None] = [None] * len(jobs)
+            for fut in as_completed(futures, loop=client.loop):
+                i = index[fut.key]
+                try:
+                    fr = FileResult.model_validate_json(fut.result())
+                except Exception as exc:  # the task failed on every try: fail closed for that file
+                    fr = _failed(artifacts[i], f"{type(exc).__name__}: {exc}", rules)
+                done[i] = fr
+                if opts.on_file:
+                    opts.on_file(fr)
+            yield from (fr for fr in done if fr is not None)
+        finally:
+            client.close()
 
 
-def _failed(art: Artifact, why: str) -> FileResult:
-    from .rules import get_rule_db
-
+def _failed(art: Artifact, why: str, rules: RuleDB) -> FileResult:
     fr = FileResult(
         path=art.path,
         size=art.size,
@@ -85,6 +83,6 @@ def _failed(art: Artifact, why: str) -> FileResult:
         coverage_notes=[f"Dask task failed after {RETRIES + 1} tries"],
     )
     fr.findings.append(
-        get_rule_db().finding("INSPECTOR-ERROR", f"distributed inspection failed: {why[:300]}", art.path)
+        rules.finding("INSPECTOR-ERROR", f"distributed inspection failed: {why[:300]}", art.path)
     )
     return fr

@@ -1,60 +1,76 @@
-"""The scan pipeline: targets -> snapshots -> per-artifact inspection -> ScanReport.
+"""Judging bytes: one artifact (``inspect_artifact``) and one snapshot's artifacts plus its repository checks
+(``scan_snapshot``).
 
-The CLI and every other entry point (pull, check, audit) call this module; it
-knows nothing about rendering or exit codes.
+The forward flow every entry point uses (selection, per-source settings, signatures, report, display paths)
+is ``scanner.pipeline``. This module knows nothing about policies, targets or how work is spread over
+processes: per-source settings arrive compiled (``SourceScopes``) and parallelism is an ``Executor``.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from typing import Protocol
 
-from . import __version__
-from .cache import ResultCache
-from .findings import Coverage, FileResult, ScanReport, Severity
-from .formats.base import InspectContext, ScanState
+from .findings import Coverage, FileResult, Severity
 from .formats.detect import inspect_with_detection
+from .formats.interface import InspectContext, ScanState
 from .integrity.errors import FileChangedError, IntegrityError
-from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
-from .integrity.trust import KeylessTrust, keyless_trust_entries
 from .io.reader import FileReader, Reader, ReaderError
-from .io.redaction import redact, redact_url
-from .limits import DEFAULT_LIMITS, Limits
-from .policy.evaluate import matches
-from .policy.loader import Policy
-from .policy.scoping import pickle_allowances
+from .repo import inspect_snapshot
 from .rules import RuleDB, get_rule_db
-from .selection import Selection
-from .selection import apply as select
-from .sources.base import Artifact, Snapshot, SourceError
+from .settings import ScanOptions
+from .sources.base import Artifact, Snapshot
 from .sources.claims import claim_findings
-from .targets import resolve
 
 
-@dataclass
-class ScanOptions:
-    limits: Limits = DEFAULT_LIMITS
-    rules_root: Path | None = None
-    compute_sha256: bool = True
-    allowed_profiles: list[str] | None = None
-    extra_allowed_globals: list[str] = field(default_factory=list)
-    source_options: dict[str, object] = field(default_factory=dict)
-    policy: Policy | None = None  # scopes pickle allowances per source
-    cache: ResultCache | None = None  # reuse verdicts for bytes already hashed and scanned
-    signature: str | None = None  # model-signing bundle; default: model.sig beside the model
-    signature_keys: list[str] = field(default_factory=list)  # PEM public keys
-    signature_chains: list[str] = field(default_factory=list)  # PEM trust anchors
-    signature_identities: list[KeylessTrust] = field(default_factory=list)  # Sigstore keyless signers
-    known_sha256: dict[str, str] = field(default_factory=dict)  # artifact path -> digest already computed
-    workers: int = 1  # processes for local folders (zoo audits)
-    on_file: Callable[[FileResult], None] | None = None  # progress hook
-    # audit: a still-valid earlier result, or None
-    reuse: Callable[[Artifact], FileResult | None] | None = None
-    dask_address: str | None = None  # judge local files on this Dask scheduler instead of local processes
-    selection: Selection | None = None  # --include/--exclude/.modelwardignore: files left out (and reported)
+class Executor(Protocol):
+    """How a snapshot's artifacts are judged: in this process, on local processes, on a cluster.
+
+    Yields one FileResult per artifact in input order, and calls ``opts.on_file`` for each as it is judged.
+    """
+
+    def judge(
+        self, artifacts: Sequence[Artifact], rules: RuleDB, opts: ScanOptions
+    ) -> Iterator[FileResult]: ...
+
+
+class SerialExecutor:
+    """Judge every artifact in this process, one after the other."""
+
+    def judge(self, artifacts: Sequence[Artifact], rules: RuleDB, opts: ScanOptions) -> Iterator[FileResult]:
+        for art in artifacts:
+            fr = inspect_artifact(art, rules, opts)
+            if opts.on_file:
+                opts.on_file(fr)
+            yield fr
+
+
+SERIAL = SerialExecutor()
+
+
+LocalJob = tuple[str, str, int]  # artifact path, local file, size: what a worker process is sent, never bytes
+
+
+def local_job(art: Artifact) -> LocalJob:
+    return (art.path, art.local_path or "", art.size)
+
+
+def judge_local_job(job: LocalJob, rules: RuleDB, opts: ScanOptions) -> str:
+    """Judge one local file (in a worker) exactly as a local scan would; the FileResult as JSON."""
+    rel, local, size = job
+    art = Artifact(path=rel, size=size, opener=lambda: FileReader(local, name=rel), local_path=local)
+    return inspect_artifact(art, rules, opts).model_dump_json()
+
+
+def reroot(results: Sequence[FileResult], move: Callable[[str], str]) -> None:
+    """Give every path of ``results`` (file, members, findings) a new root: the one place paths are moved."""
+    for fr in results:
+        fr.path = move(fr.path)
+        fr.members = [move(m) for m in fr.members]
+        for f in fr.findings:
+            f.path = move(f.path)
 
 
 def _settings_key(opts: ScanOptions) -> str:
@@ -85,10 +101,7 @@ def inspect_artifact(artifact: Artifact, rules: RuleDB, opts: ScanOptions) -> Fi
         if hit is not None and reader.changed():  # rewritten since hashed: judge what is there now
             hit = None
         if hit is not None:  # same bytes, maybe under another name: re-root every path
-            hit.path = artifact.path
-            for f in hit.findings:
-                f.path = _rebase(f.path, artifact.path)
-            hit.members = [_rebase(m, artifact.path) for m in hit.members]
+            reroot([hit], lambda p: _rebase(p, artifact.path))
             hit.bytes_read = 0
             hit.sha256 = digest
             hit.findings.extend(claim_findings(artifact, None, digest, rules))
@@ -124,7 +137,7 @@ def ctx_for(result: FileResult, rules: RuleDB, opts: ScanOptions, artifact: Arti
         allowed_profiles=opts.allowed_profiles,
         extra_allowed_globals=list(opts.extra_allowed_globals),
     )
-    return InspectContext(state, artifact.path)
+    return InspectContext(state, artifact.path, dispatch=inspect_with_detection)
 
 
 def _open(artifact: Artifact, ctx: InspectContext) -> Reader | None:
@@ -162,7 +175,7 @@ def _judge_open(
         _bind_local(artifact, reader, opts, ctx)
     elif artifact.path in opts.known_sha256:
         result.sha256 = opts.known_sha256[artifact.path]
-    elif streamed_sha256 := getattr(reader, "sha256", None):
+    elif streamed_sha256 := reader.sha256():
         result.sha256 = streamed_sha256  # every byte passed through and was hashed on the way
     elif artifact.claimed_sha256:  # the registry's claim; lets known-bad digests match pre-download
         result.sha256 = artifact.claimed_sha256
@@ -232,156 +245,27 @@ def _problem_results(snapshot: Snapshot, rules: RuleDB) -> list[FileResult]:
     return out
 
 
-def scan_snapshot(snapshot: Snapshot, opts: ScanOptions, rules: RuleDB | None = None) -> list[FileResult]:
+def scan_snapshot(
+    snapshot: Snapshot,
+    opts: ScanOptions,
+    rules: RuleDB | None = None,
+    *,
+    executor: Executor = SERIAL,
+    reuse: Callable[[Artifact], FileResult | None] | None = None,
+) -> list[FileResult]:
+    """Judge every artifact (reusing what ``reuse`` proves still valid), then the repository-level checks."""
     rules = rules or get_rule_db(opts.rules_root)
     results = _problem_results(snapshot, rules)
     todo = []
-    # results an audit inventory proves still valid (identity, rules, settings)
     for art in snapshot.artifacts:
-        hit = opts.reuse(art) if opts.reuse is not None else None
+        hit = reuse(art) if reuse is not None else None
         if hit is None:
             todo.append(art)
             continue
         results.append(hit)
         if opts.on_file:
             opts.on_file(hit)
-    local = all(a.local_path for a in todo)
-    if opts.dask_address and local and todo:
-        from .dask_exec import judge_on_dask
-
-        results.extend(judge_on_dask(todo, opts, opts.rules_root, opts.dask_address, opts.on_file))
-    elif opts.workers > 1 and local and len(todo) > opts.workers:
-        from .parallel import judge_local
-
-        results.extend(judge_local(todo, opts, opts.rules_root, opts.workers, opts.on_file))
-    else:
-        for art in todo:
-            fr = inspect_artifact(art, rules, opts)
-            results.append(fr)
-            if opts.on_file:
-                opts.on_file(fr)
-    results.extend(_repo_level(snapshot, results, rules, opts))
-    return results
-
-
-def _repo_level(
-    snapshot: Snapshot, results: list[FileResult], rules: RuleDB, opts: ScanOptions
-) -> list[FileResult]:
-    """Rules that need the whole repository (auto_map code, shard indexes, LFS pointers)."""
-    try:
-        from .repo import inspect_snapshot
-    except ImportError:
-        return []
+    results.extend(executor.judge(todo, rules, opts))
     by_path = {fr.path: fr for fr in results}
-    return inspect_snapshot(snapshot, by_path, rules, opts.limits)
-
-
-def scan_targets(targets: Iterable[str], opts: ScanOptions | None = None) -> ScanReport:
-    """Resolve and scan every target. A target that cannot be resolved is a report error, not a crash."""
-    opts = opts or ScanOptions()
-    rules = get_rule_db(opts.rules_root)
-    targets = list(targets)
-    report = new_report(targets, rules)
-    t0 = time.monotonic()
-    multi = len(targets) > 1
-    for raw in targets:
-        try:
-            snap = resolve(raw, **opts.source_options)
-        except SourceError as exc:
-            report.errors.append(redact(str(exc)))
-            continue
-        report.files.extend(scan_resolved(snap, opts, rules, qualify=multi or snap.kind != "local"))
-        report.errors.extend(redact(e) for e in snap.errors)  # network faults: the scan did not complete
-    finish_report(report, t0)
-    return report
-
-
-def new_report(targets: list[str], rules: RuleDB) -> ScanReport:
-    """A report whose target list carries no credentials (URL userinfo, tokens in query strings)."""
-    return ScanReport(
-        scanner_version=__version__, rules_version=rules.version, targets=[redact_url(t) for t in targets]
-    )
-
-
-def finish_report(report: ScanReport, t0: float) -> None:
-    report.duration_seconds = round(time.monotonic() - t0, 3)
-    report.bytes_read = sum(f.bytes_read for f in report.files)
-    report.total_size = sum(f.size for f in report.files)
-
-
-def scan_resolved(snap: Snapshot, opts: ScanOptions, rules: RuleDB, *, qualify: bool) -> list[FileResult]:
-    """Scan one resolved snapshot with the policy's per-source settings and its signature, if any."""
-    snap = select(snap, opts.selection)
-    src = source_uri(snap)
-    snap_opts = opts
-    if opts.policy is not None:
-        profiles, extra = pickle_allowances(opts.policy, src)
-        snap_opts = replace(
-            opts,
-            allowed_profiles=profiles if profiles is not None else opts.allowed_profiles,
-            extra_allowed_globals=[*opts.extra_allowed_globals, *extra],
-        )
-    keys, chains = signature_trust(opts, src)
-    outcome = check_snapshot_signature(
-        snap,
-        rules,
-        signature=opts.signature,
-        keys=keys,
-        chains=chains,
-        identities=signature_identities(opts, src),
-    )
-    if outcome is not None and outcome.digests:
-        snap_opts = replace(snap_opts, known_sha256={**snap_opts.known_sha256, **outcome.digests})
-    file_results = scan_snapshot(snap, snap_opts, rules)
-    if outcome is not None:
-        apply_signature_status(file_results, outcome, rules)
-        file_results.extend(outcome.extra_results)
-    for fr in file_results:
-        fr.source = src
-        if qualify:
-            old, new = fr.path, _qualify(snap, fr.path)
-            fr.path = new
-            fr.members = [new + m[len(old) :] if m.startswith(old) else m for m in fr.members]
-            for f in fr.findings:
-                f.path = new + f.path[len(old) :] if f.path.startswith(old) else f.path
-    return file_results
-
-
-def signature_trust(opts: ScanOptions, source: str) -> tuple[list[str], list[str]]:
-    """Keys and chains to verify with: the command line's, plus the policy's trust entries for this source."""
-    keys, chains = list(opts.signature_keys), list(opts.signature_chains)
-    if opts.policy is not None:
-        for entry in opts.policy.get("signatures", "trust", default=[]) or []:
-            if any(matches(p, source) for p in entry["sources"]):
-                keys.extend(entry.get("keys") or [])
-                chains.extend(entry.get("chains") or [])
-    return keys, chains
-
-
-def signature_identities(opts: ScanOptions, source: str) -> list[KeylessTrust]:
-    """Sigstore signers to accept: the command line's, plus the policy's trust entries for this source."""
-    out = list(opts.signature_identities)
-    if opts.policy is not None:
-        for entry in opts.policy.get("signatures", "trust", default=[]) or []:
-            if any(matches(p, source) for p in entry["sources"]):
-                out.extend(keyless_trust_entries(entry.get("identities") or []))
-    return out
-
-
-def source_uri(snap: Snapshot) -> str:
-    """The target as policies match it: remote URIs as given, local paths as absolute file:// URIs."""
-    if snap.kind == "local":
-        return "file://" + snap.resolved
-    return redact_url(snap.target)
-
-
-def _qualify(snap: Snapshot, path: str) -> str:
-    base = redact_url(snap.target).rstrip("/")
-    if (
-        snap.kind == "local"
-        and len(snap.artifacts) == 1
-        and not snap.problems
-        and Path(snap.resolved).is_file()
-    ):
-        return base
-    return f"{base}/{path}"
+    results.extend(inspect_snapshot(snapshot, by_path, rules, opts.limits))
+    return results

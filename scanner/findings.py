@@ -3,15 +3,24 @@
 Reports are versioned (``REPORT_SCHEMA_VERSION``); the JSON schema in
 ``docs/report.schema.json`` is generated from these models, so a change here is
 a change of the published contract.
+
+They are plain dataclasses, not pydantic models: importing pydantic and building its
+validators cost ~0.2 s of every command's start-up (issue #13). pydantic still owns the
+JSON contract (serialising, parsing, the schema, field descriptions from ``metadata``),
+through a ``TypeAdapter`` built on first use, so a console scan never imports it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+_M = TypeVar("_M", bound="_Model")
 
 REPORT_SCHEMA_VERSION = "1.0"
 
@@ -34,7 +43,9 @@ class Severity(str, Enum):
         try:
             return cls(value.lower())
         except ValueError:
-            raise ValueError(f"unknown severity {value!r} (expected one of {', '.join(s.value for s in cls)})") from None
+            raise ValueError(
+                f"unknown severity {value!r} (expected one of {', '.join(s.value for s in cls)})"
+            ) from None
 
     def __ge__(self, other: object) -> bool:  # type: ignore[override]
         if not isinstance(other, Severity):
@@ -68,40 +79,89 @@ class Coverage(str, Enum):
     NONE = "none"
 
 
-class Tags(BaseModel):
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: type) -> TypeAdapter[Any]:
+    """One TypeAdapter per model class, built on first use (pydantic is imported then, not at start-up)."""
+    adapter = _ADAPTERS.get(cls)
+    if adapter is None:
+        from pydantic import TypeAdapter
+
+        adapter = _ADAPTERS[cls] = TypeAdapter(cls)
+    return adapter
+
+
+def _doc(text: str) -> dict[str, str]:
+    """Field metadata pydantic turns into the schema's ``description``."""
+    return {"description": text}
+
+
+class _Model:
+    """The pydantic ``BaseModel`` methods the rest of the code uses, backed by a lazy ``TypeAdapter``."""
+
+    def model_dump_json(self, *, indent: int | None = None) -> str:
+        return _adapter(type(self)).dump_json(self, indent=indent).decode()
+
+    def model_dump(self, *, mode: Literal["json", "python"] = "python") -> dict[str, Any]:
+        out: dict[str, Any] = _adapter(type(self)).dump_python(self, mode=mode)
+        return out
+
+    @classmethod
+    def model_validate(cls: type[_M], obj: Any) -> _M:
+        out: _M = _adapter(cls).validate_python(obj)
+        return out
+
+    @classmethod
+    def model_validate_json(cls: type[_M], data: str | bytes) -> _M:
+        out: _M = _adapter(cls).validate_json(data)
+        return out
+
+    @classmethod
+    def model_json_schema(cls) -> dict[str, Any]:
+        return _adapter(cls).json_schema()
+
+
+@dataclass(kw_only=True)
+class Tags(_Model):
     failure_mode: str | None = None
-    cia: list[str] = Field(default_factory=list)
+    cia: list[str] = field(default_factory=list)
     atlas: str | None = None
 
 
-class Finding(BaseModel):
+@dataclass(kw_only=True)
+class Finding(_Model):
     rule_id: str
     severity: Severity
     message: str
-    path: str = Field(description="artifact path, with '!' separating container members")
-    offset: int | None = Field(default=None, description="byte offset inside the innermost member")
+    path: str = field(metadata=_doc("artifact path, with '!' separating container members"))
+    offset: int | None = field(default=None, metadata=_doc("byte offset inside the innermost member"))
     opcode_index: int | None = None
-    evidence: dict[str, Any] = Field(default_factory=dict)
-    tags: Tags = Field(default_factory=Tags)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    tags: Tags = field(default_factory=Tags)
     title: str | None = None
 
 
-class FileResult(BaseModel):
+@dataclass(kw_only=True)
+class FileResult(_Model):
     path: str
     size: int
     format: str
     sha256: str | None = None
     coverage: Coverage = Coverage.FULL
-    coverage_notes: list[str] = Field(default_factory=list)
-    findings: list[Finding] = Field(default_factory=list)
+    coverage_notes: list[str] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
     bytes_read: int = 0
-    members: list[str] = Field(default_factory=list, description="container members inspected")
-    formats: list[str] = Field(default_factory=list, description="every format detected, at any nesting level")
-    source: str | None = Field(default=None, description="the target this file was resolved from")
-    signature: str | None = Field(
-        default=None, description="'verified', 'mismatch', 'unsigned', 'signature-file' or None when no signature"
+    members: list[str] = field(default_factory=list, metadata=_doc("container members inspected"))
+    formats: list[str] = field(
+        default_factory=list, metadata=_doc("every format detected, at any nesting level")
     )
-    signer: str | None = Field(default=None, description="identity whose signature covered this file")
+    source: str | None = field(default=None, metadata=_doc("the target this file was resolved from"))
+    signature: str | None = field(
+        default=None,
+        metadata=_doc("'verified', 'mismatch', 'unsigned', 'signature-file' or None when no signature"),
+    )
+    signer: str | None = field(default=None, metadata=_doc("identity whose signature covered this file"))
     cached: bool = False
 
     @property
@@ -115,33 +175,36 @@ class Decision(str, Enum):
     BLOCK = "block"
 
 
-class Reason(BaseModel):
+@dataclass(kw_only=True)
+class Reason(_Model):
     decision: Decision
     message: str
     path: str | None = None
     rule_id: str | None = None
-    policy_ref: str | None = Field(default=None, description="policy file and line that made this reason")
+    policy_ref: str | None = field(default=None, metadata=_doc("policy file and line that made this reason"))
 
 
-class Verdict(BaseModel):
+@dataclass(kw_only=True)
+class Verdict(_Model):
     decision: Decision
     policy: str
-    reasons: list[Reason] = Field(default_factory=list)
-    file_decisions: dict[str, Decision] = Field(default_factory=dict)
+    reasons: list[Reason] = field(default_factory=list)
+    file_decisions: dict[str, Decision] = field(default_factory=dict)
 
 
-class ScanReport(BaseModel):
+@dataclass(kw_only=True)
+class ScanReport(_Model):
     schema_version: str = REPORT_SCHEMA_VERSION
     scanner_version: str
     rules_version: str
     targets: list[str]
-    started_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     duration_seconds: float = 0.0
-    files: list[FileResult] = Field(default_factory=list)
+    files: list[FileResult] = field(default_factory=list)
     bytes_read: int = 0
     total_size: int = 0
     verdict: Verdict | None = None
-    errors: list[str] = Field(default_factory=list, description="problems that stopped part of the scan")
+    errors: list[str] = field(default_factory=list, metadata=_doc("problems that stopped part of the scan"))
 
     def all_findings(self) -> list[Finding]:
         return [f for fr in self.files for f in fr.findings]

@@ -38,7 +38,9 @@ class Limits:
     evidence_chars: int = 4_000  # size cap for decompiled/evidence text in reports
     fickling_seconds: float = 5.0
     file_seconds: float = 300.0  # wall-clock budget per top-level file
-    network_seconds: float = 600.0  # wall-clock network budget per remote file or API call (requests, retries,
+    network_seconds: float = (
+        600.0  # wall-clock network budget per remote file or API call (requests, retries,
+    )
     # waits), extended by 1 s per network_budget_rate bytes received so big pulls on good links finish
     network_budget_rate: int = 64 << 10
     network_stall_seconds: float = 30.0  # a transfer below network_min_rate bytes/s for this long is stalled

@@ -6,12 +6,11 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-from .engine import ScanOptions
-from .findings import FileResult
+if TYPE_CHECKING:
+    from .engine import ScanOptions
+    from .findings import FileResult
 
 
 def interactive() -> bool:
@@ -24,9 +23,17 @@ def file_progress(opts: ScanOptions) -> Iterator[None]:
     if not interactive():
         yield
         return
+    from rich.console import Console  # only with a bar to draw: rich.progress costs start-up (issue #13)
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     console = Console(stderr=True)
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("scanning", total=None)
         count = 0
         previous = opts.on_file

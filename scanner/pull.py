@@ -26,12 +26,14 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .engine import ScanOptions, scan_snapshot, signature_identities, signature_trust
-from .findings import Coverage, Decision, FileResult, ScanReport, Verdict
+from .engine import reroot
+from .findings import Coverage, Decision, FileResult, ScanReport
 from .gate.lockfile import LockedModel
-from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
 from .io.reader import FileReader, ReaderError
 from .io.redaction import redact, redact_url
+from .pipeline import Pipeline, display_paths
+from .policy.decide import decide
+from .policy.scan_settings import compile_scan_settings
 from .quarantine import (
     LEGACY_PREFIX,
     STAGING_PREFIX,
@@ -44,11 +46,13 @@ from .quarantine import (
 from .rules import RuleDB, get_rule_db
 from .selection import Selection
 from .selection import apply as select
+from .settings import ScanOptions, SourceScopes
 from .sources.base import Artifact, Snapshot, SourceError
 from .sources.claims import claim_findings
 from .targets import parse_target, source_for
 
 if TYPE_CHECKING:
+    from .policy.loader import Policy
     from .sources.hf import HFResolved
 
 COPY_CHUNK = 1 << 20
@@ -65,7 +69,7 @@ class PullOptions:
     source_options: dict[str, object] = field(default_factory=dict)
     scan: ScanOptions = field(default_factory=ScanOptions)
     progress: bool | None = None  # None: on when stderr is a TTY and CI is unset
-    policy: object | None = None  # a loaded scanner.policy Policy; None: the built-in default
+    policy: Policy | None = None  # None: the built-in default
     locked: LockedModel | None = None  # the lockfile's pin for this target: resolve it, verify against it
 
 
@@ -75,17 +79,6 @@ class PullOutcome:
     installed: list[str] = field(default_factory=list)
     destination: str | None = None
     message: str = ""
-
-
-def decide(report: ScanReport, policy: object | None = None) -> Verdict:
-    """The one place pull turns a report into a decision: the given policy, else the built-in default."""
-    if policy is not None:
-        from .policy.evaluate import evaluate
-
-        return evaluate(report, policy)  # type: ignore[arg-type]
-    from .policy.default import decide as builtin
-
-    return builtin(report)
 
 
 def _quiet() -> bool:
@@ -109,8 +102,15 @@ class _Progress:
             TransferSpeedColumn,
         )
 
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                           TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self._p = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         self._p.start()
         self._task = self._p.add_task("downloading + hashing", total=total)
 
@@ -144,7 +144,9 @@ class _DownloadFailed(Exception):
         self.problems = problems
 
 
-_INTEGRITY_RULES = frozenset({"REGISTRY-SIZE-MISMATCH", "REGISTRY-DIGEST-MISMATCH", "REGISTRY-CONTENT-CHANGED"})
+_INTEGRITY_RULES = frozenset(
+    {"REGISTRY-SIZE-MISMATCH", "REGISTRY-DIGEST-MISMATCH", "REGISTRY-CONTENT-CHANGED"}
+)
 
 
 def _download(art: Artifact, dest: Path, progress: _Progress) -> _Fetched:
@@ -166,11 +168,15 @@ def _download(art: Artifact, dest: Path, progress: _Progress) -> _Fetched:
             out.flush()
             os.fsync(out.fileno())
     except ReaderError as exc:
-        raise _DownloadFailed(str(exc), list(getattr(reader, "integrity_problems", []) or [])) from None
+        raise _DownloadFailed(
+            str(exc), list(reader.integrity_problems if reader is not None else [])
+        ) from None
     finally:
         if reader is not None:
             reader.close()
-    return _Fetched(art, dest, h256.hexdigest(), h1.hexdigest(), n, list(getattr(reader, "integrity_problems", [])))
+    return _Fetched(
+        art, dest, h256.hexdigest(), h1.hexdigest(), n, list(reader.integrity_problems if reader else [])
+    )
 
 
 def _verify(f: _Fetched, rules: RuleDB) -> list:
@@ -178,29 +184,49 @@ def _verify(f: _Fetched, rules: RuleDB) -> list:
     a = f.artifact
     out = []
     if f.size != a.size:
-        out.append(rules.finding("REGISTRY-SIZE-MISMATCH", f"downloaded {f.size} bytes, the registry claims {a.size}",
-                                 a.path, evidence={"claimed": a.size, "served": f.size}))
+        out.append(
+            rules.finding(
+                "REGISTRY-SIZE-MISMATCH",
+                f"downloaded {f.size} bytes, the registry claims {a.size}",
+                a.path,
+                evidence={"claimed": a.size, "served": f.size},
+            )
+        )
     if a.claimed_sha256 and f.sha256 != a.claimed_sha256.lower():
-        out.append(rules.finding("REGISTRY-DIGEST-MISMATCH",
-                                 f"downloaded bytes have sha256 {f.sha256}, the registry claims {a.claimed_sha256}",
-                                 a.path, evidence={"algorithm": "sha256", "claimed": a.claimed_sha256,
-                                                   "actual": f.sha256}))
+        out.append(
+            rules.finding(
+                "REGISTRY-DIGEST-MISMATCH",
+                f"downloaded bytes have sha256 {f.sha256}, the registry claims {a.claimed_sha256}",
+                a.path,
+                evidence={"algorithm": "sha256", "claimed": a.claimed_sha256, "actual": f.sha256},
+            )
+        )
     if a.claimed_git_sha1 and f.git_sha1 != a.claimed_git_sha1.lower():
-        out.append(rules.finding("REGISTRY-DIGEST-MISMATCH",
-                                 f"downloaded bytes have git blob sha1 {f.git_sha1}, the registry claims "
-                                 f"{a.claimed_git_sha1}", a.path,
-                                 evidence={"algorithm": "git-sha1", "claimed": a.claimed_git_sha1,
-                                           "actual": f.git_sha1}))
+        out.append(
+            rules.finding(
+                "REGISTRY-DIGEST-MISMATCH",
+                f"downloaded bytes have git blob sha1 {f.git_sha1}, the registry claims {a.claimed_git_sha1}",
+                a.path,
+                evidence={"algorithm": "git-sha1", "claimed": a.claimed_git_sha1, "actual": f.git_sha1},
+            )
+        )
     if not a.claimed_sha256 and not a.claimed_git_sha1:
-        out.append(rules.finding("REGISTRY-UNVERIFIED",
-                                 "no registry digest to compare with (pin one, e.g. URL#sha256=<hex>)", a.path,
-                                 evidence={"sha256": f.sha256}))
+        out.append(
+            rules.finding(
+                "REGISTRY-UNVERIFIED",
+                "no registry digest to compare with (pin one, e.g. URL#sha256=<hex>)",
+                a.path,
+                evidence={"sha256": f.sha256},
+            )
+        )
     out.extend(claim_findings(a, None, None, rules))  # the Hub's own status, as information
     return out
 
 
 def _blocked_result(art: Artifact, findings: list, note: str) -> FileResult:
-    fr = FileResult(path=art.path, size=art.size, format="not-read", coverage=Coverage.NONE, coverage_notes=[note])
+    fr = FileResult(
+        path=art.path, size=art.size, format="not-read", coverage=Coverage.NONE, coverage_notes=[note]
+    )
     fr.findings.extend(findings)
     return fr
 
@@ -229,11 +255,15 @@ class _Plan:
         # Quarantine lives in a modelward-owned folder no scan of the destination sees; a killed pull's
         # quarantine (and a killed cross-filesystem install's staging copy) is removed by the next pull.
         clean_stale(self.repo_dir / "blobs" if self.plain is None else parent, STAGING_PREFIX)
-        clean_stale(parent, LEGACY_PREFIX)  # older releases quarantined here, without a lock: removed once old
+        clean_stale(
+            parent, LEGACY_PREFIX
+        )  # older releases quarantined here, without a lock: removed once old
         try:
             self._q = open_quarantine()
         except OSError as exc:
-            raise PullError(f"{quarantine_root()}: cannot create a quarantine folder: {exc.strerror}") from None
+            raise PullError(
+                f"{quarantine_root()}: cannot create a quarantine folder: {exc.strerror}"
+            ) from None
         self.quarantine = self._q.path
 
     def _mkdirs(self, path: Path) -> None:
@@ -324,7 +354,9 @@ class _Plan:
 def _resolve(target: str, opts: PullOptions) -> tuple[Snapshot, HFResolved | None]:
     t = parse_target(target)
     if t.kind == "local":
-        raise PullError(f"{target}: pull fetches remote targets (hf://, https://, oci://); scan local files instead")
+        raise PullError(
+            f"{target}: pull fetches remote targets (hf://, https://, oci://); scan local files instead"
+        )
     if t.kind == "hf":
         from .sources.hf import HFSource, offline_mode
 
@@ -335,7 +367,9 @@ def _resolve(target: str, opts: PullOptions) -> tuple[Snapshot, HFResolved | Non
     return source_for(t, **opts.source_options).resolve(target), None
 
 
-def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[str], None] | None = None) -> PullOutcome:
+def pull(
+    target: str, opts: PullOptions | None = None, *, on_stage: Callable[[str], None] | None = None
+) -> PullOutcome:
     """Download, verify, scan and install ``target``; raises PullError/SourceError when it cannot complete."""
     opts = opts or PullOptions()
     rules = get_rule_db(opts.scan.rules_root)
@@ -347,8 +381,9 @@ def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[st
         raise PullError(redact(exc)) from None
     report = ScanReport(scanner_version=__version__, rules_version=rules.version, targets=[snapshot.target])
     plan = _Plan(snapshot, opts, hf)
-    progress = _Progress(opts.progress if opts.progress is not None else not _quiet(),
-                         sum(a.size for a in snapshot.artifacts))
+    progress = _Progress(
+        opts.progress if opts.progress is not None else not _quiet(), sum(a.size for a in snapshot.artifacts)
+    )
     success = False
     try:
         plan.check_space(sum(a.size for a in snapshot.artifacts))
@@ -364,33 +399,46 @@ def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[st
                 integrity = [p for p in exc.problems if p.rule_id in _INTEGRITY_RULES]
                 if not integrity:  # the transfer failed: nothing can be judged, nothing is installed
                     raise PullError(redact(f"{snapshot.target}/{art.path}: download failed: {exc}")) from None
-                blocked.append(_blocked_result(art, [rules.finding(p.rule_id, p.message, art.path,
-                                                                   evidence=dict(p.evidence)) for p in integrity],
-                                               f"not installed: {redact(exc)}"))
+                blocked.append(
+                    _blocked_result(
+                        art,
+                        [
+                            rules.finding(p.rule_id, p.message, art.path, evidence=dict(p.evidence))
+                            for p in integrity
+                        ],
+                        f"not installed: {redact(exc)}",
+                    )
+                )
                 continue
             fetched.append(f)
         progress.close()
         results = blocked + _scan_quarantined(snapshot, fetched, opts, rules)
         if opts.locked is not None:
-            results += lock_drift(opts.locked, {f.artifact.path: (f.size, f.sha256) for f in fetched},
-                                  {fr.path: fr for fr in results}, rules, opts.scan.selection)
-        for fr in results:
-            fr.path = f"{snapshot.target.rstrip('/')}/{fr.path}"
-            for fd in fr.findings:
-                fd.path = f"{snapshot.target.rstrip('/')}/{fd.path}"
+            results += lock_drift(
+                opts.locked,
+                {f.artifact.path: (f.size, f.sha256) for f in fetched},
+                {fr.path: fr for fr in results},
+                rules,
+                opts.scan.selection,
+            )
+        reroot(results, display_paths(snapshot))
         report.files = results
         report.bytes_read = sum(f.size for f in fetched)
         report.total_size = sum(a.size for a in snapshot.artifacts)
         report.duration_seconds = round(time.monotonic() - t0, 3)
-        report.verdict = decide(report, opts.policy)
+        report.verdict = decide(report, opts.policy, rules)
         if report.verdict.decision is Decision.BLOCK:
             return PullOutcome(report, message="blocked: nothing was installed")
         if on_stage:
             on_stage("installing")
         dest, installed = plan.install(fetched)
         success = True
-        return PullOutcome(report, installed=installed, destination=dest,
-                           message=f"installed {len(installed)} verified file(s) into {dest}")
+        return PullOutcome(
+            report,
+            installed=installed,
+            destination=dest,
+            message=f"installed {len(installed)} verified file(s) into {dest}",
+        )
     except OSError as exc:
         raise PullError(f"{plan.dest_parent}: {exc.strerror or exc}") from None
     finally:
@@ -398,8 +446,13 @@ def pull(target: str, opts: PullOptions | None = None, *, on_stage: Callable[[st
         plan.discard(remove_created=not success)
 
 
-def lock_drift(locked: LockedModel, got: dict[str, tuple[int, str]], results: dict[str, FileResult],
-               rules: RuleDB, selection: Selection | None = None) -> list[FileResult]:
+def lock_drift(
+    locked: LockedModel,
+    got: dict[str, tuple[int, str]],
+    results: dict[str, FileResult],
+    rules: RuleDB,
+    selection: Selection | None = None,
+) -> list[FileResult]:
     """Findings for bytes that differ from the lockfile's pins; returns results for pinned files that are gone."""
     pinned = {f.path: f for f in locked.files if selection is None or selection.wants(f.path)}
     extra: list[FileResult] = []
@@ -409,32 +462,64 @@ def lock_drift(locked: LockedModel, got: dict[str, tuple[int, str]], results: di
         if fr is None:
             continue
         if want is None:
-            fr.findings.append(rules.finding("LOCK-FILE-ADDED", f"{path} is not pinned in the lockfile", path))
+            fr.findings.append(
+                rules.finding("LOCK-FILE-ADDED", f"{path} is not pinned in the lockfile", path)
+            )
         elif (size, sha) != (want.size, want.sha256):
-            fr.findings.append(rules.finding(
-                "LOCK-DIGEST-CHANGED", f"{path} is {size} bytes sha256 {sha}, pinned {want.size} bytes sha256 {want.sha256}",
-                path, evidence={"locked": want.sha256, "actual": sha}))
+            fr.findings.append(
+                rules.finding(
+                    "LOCK-DIGEST-CHANGED",
+                    f"{path} is {size} bytes sha256 {sha}, pinned {want.size} bytes sha256 {want.sha256}",
+                    path,
+                    evidence={"locked": want.sha256, "actual": sha},
+                )
+            )
     for path in sorted(set(pinned) - set(got)):
         fr = FileResult(path=path, size=0, format="missing")
-        fr.findings.append(rules.finding("LOCK-FILE-MISSING", f"pinned file {path} is not served any more", path))
+        fr.findings.append(
+            rules.finding("LOCK-FILE-MISSING", f"pinned file {path} is not served any more", path)
+        )
         extra.append(fr)
     return extra
 
 
-def _scan_quarantined(snapshot: Snapshot, fetched: list[_Fetched], opts: PullOptions,
-                      rules: RuleDB) -> list[FileResult]:
-    """Scan the quarantined bytes with the same engine as ``modelward scan``; add the claim checks."""
-    local = Snapshot(target=snapshot.target, kind="local", resolved=snapshot.resolved, root=None,
-                     problems=list(snapshot.problems))
+def _scan_quarantined(
+    snapshot: Snapshot, fetched: list[_Fetched], opts: PullOptions, rules: RuleDB
+) -> list[FileResult]:
+    """Scan the quarantined bytes with the same pipeline as ``modelward scan``, as the source they came from.
+
+    The signature is verified before anything is installed (model.sig in the repo, or --signature, over the
+    quarantined tree; cosign over the manifest the registry served for OCI): a policy that requires
+    signatures blocks an unsigned or wrongly signed model here, exactly as ``scan`` would judge it.
+    """
+    tree = None  # the quarantine's tree: the first file's path without its relative part
+    if fetched:
+        tree = fetched[0].local.parents[len(Path(fetched[0].artifact.path).parts) - 1]
+    local = Snapshot(
+        target=snapshot.target,
+        kind="local",
+        resolved=str(tree or ""),
+        root=None,
+        problems=list(snapshot.problems),
+    )
     for f in fetched:
         p = str(f.local)
-        local.artifacts.append(Artifact(path=f.artifact.path, size=f.size,
-                                        opener=partial(FileReader, p, name=f.artifact.path),
-                                        local_path=p))
-    scan_opts = replace(opts.scan, known_sha256={**opts.scan.known_sha256, **{f.artifact.path: f.sha256 for f in fetched}})
-    if opts.policy is not None and scan_opts.policy is None:
-        scan_opts = replace(scan_opts, policy=opts.policy)  # type: ignore[arg-type]
-    results = scan_snapshot(local, scan_opts, rules)
+        local.artifacts.append(
+            Artifact(
+                path=f.artifact.path,
+                size=f.size,
+                opener=partial(FileReader, p, name=f.artifact.path),
+                local_path=p,
+            )
+        )
+    scan_opts = replace(
+        opts.scan, known_sha256={**opts.scan.known_sha256, **{f.artifact.path: f.sha256 for f in fetched}}
+    )
+    if opts.policy is not None and scan_opts.scoped == SourceScopes():
+        scan_opts = replace(scan_opts, scoped=compile_scan_settings(opts.policy))
+    # OCI: cosign signs the manifest the registry served; elsewhere model.sig covers the quarantined tree
+    signed = local if snapshot.kind != "oci" and tree is not None else snapshot
+    results = Pipeline(rules, scan_opts).scan(local, source=redact_url(snapshot.target), signed=signed).files
     by_path = {fr.path: fr for fr in results}
     for f in fetched:
         fr = by_path.get(f.artifact.path)
@@ -442,30 +527,4 @@ def _scan_quarantined(snapshot: Snapshot, fetched: list[_Fetched], opts: PullOpt
             continue
         fr.sha256 = f.sha256
         fr.findings.extend(_verify(f, rules))
-    results.extend(_check_signature(snapshot, fetched, scan_opts, rules, results))
     return results
-
-
-def _check_signature(snapshot: Snapshot, fetched: list[_Fetched], scan_opts: ScanOptions, rules: RuleDB,
-                     results: list[FileResult]) -> list[FileResult]:
-    """Verify the model's signature (model.sig in the repo, or --signature) over the quarantined bytes.
-
-    Runs before anything is installed: a policy that requires signatures blocks an unsigned or
-    wrongly signed model here, exactly as ``scan`` would judge the same folder.
-    """
-    if not fetched:
-        return []
-    root = Path(str(fetched[0].local))
-    for _ in Path(fetched[0].artifact.path).parts:
-        root = root.parent
-    # OCI: cosign signatures sign the manifest the registry served; elsewhere model.sig covers the tree
-    tree = snapshot if snapshot.kind == "oci" else Snapshot(target=snapshot.target, kind="local",
-                                                            resolved=str(root), root=None)
-    source = redact_url(snapshot.target)
-    keys, chains = signature_trust(scan_opts, source)
-    outcome = check_snapshot_signature(tree, rules, signature=scan_opts.signature, keys=keys, chains=chains,
-                                       identities=signature_identities(scan_opts, source))
-    if outcome is None:
-        return []
-    apply_signature_status(results, outcome, rules)
-    return outcome.extra_results

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -20,12 +21,16 @@ from .cli_support import (
     selection_flags,
     source_options,
 )
-from .gate.config import LOCK_NAME, ConfigError
-from .gate.lockfile import LockedModel, read_lock
+
+if TYPE_CHECKING:
+    from .gate.lockfile import LockedModel
 
 
 def _pin_for(target: str, lock: Path | None) -> LockedModel | None:
     """The lockfile entry whose declared source is TARGET; an explicit --lock must pin it."""
+    from .gate.config import LOCK_NAME, ConfigError
+    from .gate.lockfile import read_lock
+
     path = lock or Path(LOCK_NAME)
     if lock is None and not path.is_file():
         return None
@@ -97,13 +102,13 @@ def register(app: typer.Typer) -> None:
 
         Exit 0 installed, 1 blocked (nothing installed), 2 could not complete (nothing installed).
         """
-        from .engine import ScanOptions
         from .findings import Decision
         from .io.redaction import redact
         from .pull import PullError, PullOptions
         from .pull import pull as do_pull
         from .report import render
         from .rules import RuleDatabaseError
+        from .settings import ScanOptions
 
         pol = open_policy(policy)
         for p in [*key, *chain, *([signature] if signature else [])]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .findings import Finding, Severity, Tags
 from .resources import signatures_dir
@@ -26,58 +25,116 @@ class RuleDatabaseError(Exception):
     """The rule database on disk is malformed; names the file."""
 
 
-class _RuleModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: str
-    severity: Severity
-    title: str
-    rationale: str
-    references: list[str] = Field(default_factory=list)
-    tags: Tags = Field(default_factory=Tags)
+# The data files' shapes, checked by `_check` below. Hand-written rather than pydantic models: validating
+# 71 files through pydantic (and importing it) was a third of a local scan's start-up (issue #13).
+# A spec maps a key to (kind, required); unknown keys are errors, like pydantic's extra="forbid".
+_Spec = dict[str, tuple[Any, bool]]
+_TAGS: _Spec = {"failure_mode": ("str?", False), "cia": ("list[str]", False), "atlas": ("str?", False)}
+_RULE: _Spec = {
+    "id": ("str", True),
+    "severity": ("severity", True),
+    "title": ("str", True),
+    "rationale": ("str", True),
+    "references": ("list[str]", False),
+    "tags": ("tags", False),
+}
+_RULES_FILE: _Spec = {"rules": ([_RULE], True)}
+_PROFILE: _Spec = {
+    "name": ("str", True),
+    "description": ("str", True),
+    "measured_on": ("str?", False),
+    "default": ("bool", False),
+    "globals": ("list[str]", False),  # exact 'module:name' entries
+    "patterns": ("list[str]", False),  # 'module-glob:name-glob'; the name glob never matches a dotted name
+}
+_DENY_ENTRY: _Spec = {
+    "match": ("str", True),
+    "category": ("str", True),
+    "rule": ("str?", False),
+    "note": ("str?", False),
+}
+_DENY_FILE: _Spec = {
+    "entries": ([_DENY_ENTRY], True),
+    "aliases": ("dict[str,str]", False),
+}  # aliases: re-export -> public
+_KNOWN_BAD: _Spec = {"sha256": ("str", True), "name": ("str", True), "reference": ("str?", False)}
+_KNOWN_BAD_FILE: _Spec = {"digests": ([_KNOWN_BAD], False)}
 
 
-class _RulesFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    rules: list[_RuleModel]
+class _Invalid(Exception):
+    def __init__(self, loc: tuple[str | int, ...], msg: str) -> None:
+        super().__init__(msg)
+        self.loc, self.msg = loc, msg
 
 
-class _ProfileModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
-    description: str
-    measured_on: str | None = None
-    default: bool = True
-    globals: list[str] = Field(default_factory=list, description="exact 'module:name' entries")
-    patterns: list[str] = Field(
-        default_factory=list,
-        description="'module-glob:name-glob'; the name glob never matches a dotted name",
-    )
+def _check_value(kind: Any, value: Any, loc: tuple[str | int, ...]) -> Any:
+    if isinstance(kind, list):  # a list of records
+        if not isinstance(value, list):
+            raise _Invalid(loc, "Input should be a valid list")
+        return [_check(kind[0], v, (*loc, i)) for i, v in enumerate(value)]
+    if kind in ("str", "str?"):
+        if value is None and kind == "str?":
+            return None
+        if not isinstance(value, str):
+            raise _Invalid(loc, "Input should be a valid string")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise _Invalid(loc, "Input should be a valid boolean")
+        return value
+    if kind == "list[str]":
+        if not isinstance(value, list):
+            raise _Invalid(loc, "Input should be a valid list")
+        return [_check_value("str", v, (*loc, i)) for i, v in enumerate(value)]
+    if kind == "dict[str,str]":
+        if not isinstance(value, dict):
+            raise _Invalid(loc, "Input should be a valid dictionary")
+        return {
+            _check_value("str", k, (*loc, "[key]")): _check_value("str", v, (*loc, k))
+            for k, v in value.items()
+        }
+    if kind == "severity":
+        if isinstance(value, str) and value in Severity._value2member_map_:
+            return Severity(value)
+        *head, last = (repr(s.value) for s in Severity)
+        raise _Invalid(loc, f"Input should be {', '.join(head)} or {last}")
+    if kind == "tags":
+        if not isinstance(value, dict):
+            raise _Invalid(loc, "Input should be a valid dictionary")
+        known = {k: v for k, v in value.items() if k in _TAGS}  # Tags ignores unknown keys
+        return Tags(**_check(_TAGS, known, loc))
+    raise AssertionError(f"unknown kind {kind!r}")
 
 
-class _DenyEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+def _check(spec: _Spec, data: Any, loc: tuple[str | int, ...] = ()) -> dict[str, Any]:
+    """The record with every key of `spec` checked; absent optional keys are left out (callers default them)."""
+    if not isinstance(data, dict):
+        raise _Invalid(loc, "Input should be a valid dictionary")
+    for key in data:
+        if key not in spec:
+            raise _Invalid((*loc, key), "Extra inputs are not permitted")
+    out: dict[str, Any] = {}
+    for key, (kind, required) in spec.items():
+        if key in data:
+            out[key] = _check_value(kind, data[key], (*loc, key))
+        elif required:
+            raise _Invalid((*loc, key), "Field required")
+    return out
+
+
+@dataclass(frozen=True)
+class _DenyEntry:
     match: str
     category: str
     rule: str | None = None
     note: str | None = None
 
 
-class _DenyFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    entries: list[_DenyEntry]
-    aliases: dict[str, str] = Field(default_factory=dict, description="re-export module -> public module")
-
-
-class _KnownBad(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class _KnownBad:
     sha256: str
     name: str
     reference: str | None = None
-
-
-class _KnownBadFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    digests: list[_KnownBad] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -206,13 +263,22 @@ def _load_yaml(path: Path) -> Any:
         raise RuleDatabaseError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def _validate(model: type[BaseModel], data: Any, path: Path) -> Any:
+def _validate(spec: _Spec, data: Any, path: Path) -> dict[str, Any]:
     try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise RuleDatabaseError(f"{path}: {loc}: {first['msg']}") from None
+        return _check(spec, data)
+    except _Invalid as exc:
+        loc = ".".join(str(p) for p in exc.loc)
+        raise RuleDatabaseError(f"{path}: {loc}: {exc.msg}") from None
+
+
+def _profile(spec: dict[str, Any], path: Path) -> PickleProfile:
+    return PickleProfile(
+        name=spec["name"],
+        description=spec["description"],
+        default=spec.get("default", True),
+        exact=frozenset(_split_global(g, path) for g in spec.get("globals", [])),
+        patterns=tuple(_split_global(g, path) for g in spec.get("patterns", [])),
+    )
 
 
 def _split_global(entry: str, path: Path) -> tuple[str, str]:
@@ -234,31 +300,31 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
 
     rules: dict[str, Rule] = {}
     for f in sorted((root / "rules").glob("*.yaml")):
-        parsed: _RulesFile = _validate(_RulesFile, _load_yaml(f), f)
-        for r in parsed.rules:
-            if r.id in rules:
-                raise RuleDatabaseError(f"{f}: duplicate rule id {r.id}")
-            rules[r.id] = Rule(r.id, r.severity, r.title, r.rationale.strip(), tuple(r.references), r.tags)
+        for r in _validate(_RULES_FILE, _load_yaml(f), f)["rules"]:
+            if r["id"] in rules:
+                raise RuleDatabaseError(f"{f}: duplicate rule id {r['id']}")
+            rules[r["id"]] = Rule(
+                r["id"],
+                r["severity"],
+                r["title"],
+                r["rationale"].strip(),
+                tuple(r.get("references", ())),
+                r.get("tags") or Tags(),
+            )
 
     profiles: dict[str, PickleProfile] = {}
     for f in sorted((root / "pickle" / "profiles").glob("*.yaml")):
-        p: _ProfileModel = _validate(_ProfileModel, _load_yaml(f), f)
+        p = _profile(_validate(_PROFILE, _load_yaml(f), f), f)
         if p.name in profiles:
             raise RuleDatabaseError(f"{f}: duplicate profile name {p.name}")
-        profiles[p.name] = PickleProfile(
-            name=p.name,
-            description=p.description,
-            default=p.default,
-            exact=frozenset(_split_global(g, f) for g in p.globals),
-            patterns=tuple(_split_global(g, f) for g in p.patterns),
-        )
+        profiles[p.name] = p
 
     deny = Denylist()
     deny_file = root / "pickle" / "denylist.yaml"
     if deny_file.exists():
-        d: _DenyFile = _validate(_DenyFile, _load_yaml(deny_file), deny_file)
-        deny.aliases = dict(d.aliases)
-        for e in d.entries:
+        d = _validate(_DENY_FILE, _load_yaml(deny_file), deny_file)
+        deny.aliases = dict(d.get("aliases", {}))
+        for e in (_DenyEntry(**x) for x in d["entries"]):
             if ":" in e.match:
                 deny.names[_split_global(e.match, deny_file)] = e
             else:
@@ -267,22 +333,16 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
     known: dict[str, _KnownBad] = {}
     kb_file = root / "known_bad_sha256.yaml"
     if kb_file.exists():
-        kb: _KnownBadFile = _validate(_KnownBadFile, _load_yaml(kb_file) or {}, kb_file)
-        for k in kb.digests:
+        kb = _validate(_KNOWN_BAD_FILE, _load_yaml(kb_file) or {}, kb_file)
+        for k in (_KnownBad(**x) for x in kb.get("digests", [])):
             known[k.sha256.lower()] = k
     for sha, name, reference in imported_known_bad():  # feeds merged with `modelward rules import-known-bad`
         known.setdefault(sha, _KnownBad(sha256=sha, name=name, reference=reference))
 
     hydra: dict[str, PickleProfile] = {}
     for f in sorted((root / "hydra").glob("*.yaml")):
-        h: _ProfileModel = _validate(_ProfileModel, _load_yaml(f), f)
-        hydra[h.name] = PickleProfile(
-            h.name,
-            h.description,
-            h.default,
-            frozenset(_split_global(g, f) for g in h.globals),
-            tuple(_split_global(g, f) for g in h.patterns),
-        )
+        h = _profile(_validate(_PROFILE, _load_yaml(f), f), f)
+        hydra[h.name] = h
     templates = {f.stem: _load_yaml(f) for f in sorted((root / "templates").glob("*.yaml"))}
 
     return RuleDB(

@@ -54,17 +54,17 @@ def _trust(
     issuer: str | None,
     trust_config: Path | None,
 ) -> object:
-    from .engine import ScanOptions, signature_identities, signature_trust
+    from .policy.scan_settings import compile_scan_settings
     from .rulesdb.bundle import Trust
+    from .settings import ScanOptions
 
     opts = ScanOptions(
-        policy=open_policy(policy) if policy else None,
+        scoped=compile_scan_settings(open_policy(policy) if policy else None),
         signature_keys=[str(k) for k in key],
         signature_chains=[str(c) for c in chain],
         signature_identities=keyless_flags(identity, identity_regex, issuer, trust_config),
-    )
-    keys, chains = signature_trust(opts, source)
-    return Trust(keys=keys, chains=chains, identities=signature_identities(opts, source))
+    ).for_source(source)
+    return Trust(keys=opts.signature_keys, chains=opts.signature_chains, identities=opts.signature_identities)
 
 
 def register(app: typer.Typer) -> None:

@@ -32,8 +32,10 @@ def parse_target(raw: str) -> Target:
         return Target(raw, "mlflow")
     if "://" in raw and not raw.startswith("file://"):
         scheme = raw.split("://", 1)[0]
-        raise SourceError(f"{raw}: unsupported scheme {scheme!r} (use a path, file://, hf://, oci://, https://, "
-                          "s3://, gs://, az://, models:/, runs:/)")
+        raise SourceError(
+            f"{raw}: unsupported scheme {scheme!r} (use a path, file://, hf://, oci://, https://, "
+            "s3://, gs://, az://, models:/, runs:/)"
+        )
     return Target(raw, "local")
 
 
@@ -74,7 +76,9 @@ def source_for(target: Target, **options: object) -> Source:
             return MLflowSource()
     except ImportError as exc:
         if exc.name and exc.name.startswith("scanner.sources"):
-            raise SourceError(f"{target.raw}: {target.kind} targets are not supported by this build") from None
+            raise SourceError(
+                f"{target.raw}: {target.kind} targets are not supported by this build"
+            ) from None
         raise
     raise SourceError(f"{target.raw}: unknown target kind {target.kind}")
 

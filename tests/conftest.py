@@ -1,4 +1,8 @@
-"""Shared test helpers: run the real CLI in-process and scan paths through the real engine."""
+"""Suite-wide fixtures (the in-process CLI, the canary check) and the markers' registration.
+
+Scanning helpers live in ``tests/harness.py``; ``scan``/``rule_ids``/paths are re-exported here only for
+tests/pickle/ until it imports the harness directly.
+"""
 
 from __future__ import annotations
 
@@ -10,28 +14,12 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
-from scanner.engine import ScanOptions, scan_targets
-from scanner.findings import ScanReport
-from scanner.policy.default import decide
-
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO / "fixtures"
-CANARY = Path("/tmp/modelward-canary")
+from tests.harness import CANARY, FIXTURES, REPO, rule_ids, scan  # noqa: F401  (re-exported for tests/pickle/)
 
 # Never let a test reach a public host through a client's default endpoint.
 os.environ.setdefault("HF_HUB_OFFLINE", "0")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
-
-
-def scan(*paths: str | Path, **opts: object) -> ScanReport:
-    report = scan_targets([str(p) for p in paths], ScanOptions(**opts))  # type: ignore[arg-type]
-    report.verdict = decide(report)
-    return report
-
-
-def rule_ids(report: ScanReport) -> set[str]:
-    return {f.rule_id for f in report.all_findings()}
 
 
 @pytest.fixture
@@ -55,7 +43,6 @@ def json_scan(cli):
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_canary_before():
-    if CANARY.exists():
-        CANARY.unlink()
+    CANARY.unlink(missing_ok=True)  # every xdist worker runs this: no exists-then-unlink race
     yield
     assert not CANARY.exists(), "a fixture payload ran: the canary file exists"

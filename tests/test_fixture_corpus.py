@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CANARY, FIXTURES, rule_ids, scan
+from tests.harness import CANARY, FIXTURES, rule_ids, scan
 
 
 def _entries() -> list[tuple[str, Path, dict]]:

@@ -30,9 +30,14 @@ from jinja2.sandbox import SandboxedEnvironment
 from ..findings import Severity
 from ..limits import Limits
 from ..rules import RuleDB
-from .template_language import FORMAT_METHODS, RENDERER_GLOBALS, TemplateLanguage, template_language
+from .template_language import (  # noqa: F401 - MAX_TEMPLATE_CHARS re-exported for the GGUF handler
+    FORMAT_METHODS,
+    MAX_TEMPLATE_CHARS,
+    RENDERER_GLOBALS,
+    TemplateLanguage,
+    template_language,
+)
 
-MAX_TEMPLATE_CHARS = 1 << 20  # real chat templates are a few KB; GGUF rules cap templates at 1 MiB
 MAX_AST_NODES = 500_000
 MAX_STATIC_STRING = 4096  # strings built by constant folding are capped; payload names are short
 MAX_HITS_IN_EVIDENCE = 10

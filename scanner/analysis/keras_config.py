@@ -26,32 +26,142 @@ MAX_BLOB_BYTES = 256 << 20
 
 ALLOWED_ROOTS = {"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_keras"}
 ACTIVATIONS = {
-    "relu", "relu6", "sigmoid", "softmax", "softplus", "softsign", "tanh", "selu", "elu", "exponential", "linear",
-    "leaky_relu", "gelu", "silu", "swish", "hard_sigmoid", "hard_silu", "hard_swish", "mish", "log_softmax",
-    "celu", "glu", "hard_tanh", "hard_shrink", "soft_shrink", "tanh_shrink", "squareplus", "sparse_plus",
-    "sparsemax", "threshold", "log_sigmoid", "sparse_sigmoid",
+    "relu",
+    "relu6",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "softsign",
+    "tanh",
+    "selu",
+    "elu",
+    "exponential",
+    "linear",
+    "leaky_relu",
+    "gelu",
+    "silu",
+    "swish",
+    "hard_sigmoid",
+    "hard_silu",
+    "hard_swish",
+    "mish",
+    "log_softmax",
+    "celu",
+    "glu",
+    "hard_tanh",
+    "hard_shrink",
+    "soft_shrink",
+    "tanh_shrink",
+    "squareplus",
+    "sparse_plus",
+    "sparsemax",
+    "threshold",
+    "log_sigmoid",
+    "sparse_sigmoid",
 }
 NON_MODELING = {
-    "get_file", "enable_unsafe_deserialization", "load_model", "save_model", "model_from_json", "model_from_yaml",
-    "model_from_config", "load_weights", "save_weights", "load_img", "save_img", "image_dataset_from_directory",
-    "text_dataset_from_directory", "audio_dataset_from_directory", "split_dataset", "deserialize_keras_object",
-    "serialize_keras_object", "register_keras_serializable", "get_registered_object", "get_registered_name",
-    "get_custom_objects", "custom_object_scope", "CustomObjectScope", "plot_model", "model_to_dot", "set_random_seed",
-    "clear_session", "set_floatx", "set_epsilon", "set_image_data_format", "set_backend", "disable_interactive_logging",
-    "enable_interactive_logging", "enable_traceback_filtering", "disable_traceback_filtering", "set_dtype_policy",
-    "enable_flash_attention", "disable_flash_attention", "load_data", "export_saved_model", "load_data_and_labels",
+    "get_file",
+    "enable_unsafe_deserialization",
+    "load_model",
+    "save_model",
+    "model_from_json",
+    "model_from_yaml",
+    "model_from_config",
+    "load_weights",
+    "save_weights",
+    "load_img",
+    "save_img",
+    "image_dataset_from_directory",
+    "text_dataset_from_directory",
+    "audio_dataset_from_directory",
+    "split_dataset",
+    "deserialize_keras_object",
+    "serialize_keras_object",
+    "register_keras_serializable",
+    "get_registered_object",
+    "get_registered_name",
+    "get_custom_objects",
+    "custom_object_scope",
+    "CustomObjectScope",
+    "plot_model",
+    "model_to_dot",
+    "set_random_seed",
+    "clear_session",
+    "set_floatx",
+    "set_epsilon",
+    "set_image_data_format",
+    "set_backend",
+    "disable_interactive_logging",
+    "enable_interactive_logging",
+    "enable_traceback_filtering",
+    "disable_traceback_filtering",
+    "set_dtype_policy",
+    "enable_flash_attention",
+    "disable_flash_attention",
+    "load_data",
+    "export_saved_model",
+    "load_data_and_labels",
 }
-NON_MODELING_MODULES = ("keras.datasets", "keras.config", "keras.src.datasets", "keras.src.saving", "keras.saving",
-                        "keras.src.utils.file_utils", "keras.src.backend.config")
+NON_MODELING_MODULES = (
+    "keras.datasets",
+    "keras.config",
+    "keras.src.datasets",
+    "keras.src.saving",
+    "keras.saving",
+    "keras.src.utils.file_utils",
+    "keras.src.backend.config",
+)
 LOOKUP_LAYERS = {"StringLookup", "IntegerLookup", "IndexLookup", "TextVectorization", "Hashing"}
-PATH_KEYS = ("vocabulary", "merges", "proto", "vocabulary_file", "spm_proto", "model_file", "vocabulary_path",
-             "merges_file", "vocab_file")
+PATH_KEYS = (
+    "vocabulary",
+    "merges",
+    "proto",
+    "vocabulary_file",
+    "spm_proto",
+    "model_file",
+    "vocabulary_path",
+    "merges_file",
+    "vocab_file",
+)
 # third-party packages whose functions make useful gadgets; other unknown roots are treated as custom code
 DANGEROUS_THIRD_PARTY = {
-    "numpy", "scipy", "pandas", "torch", "torchvision", "tensorflow", "jax", "transformers", "huggingface_hub",
-    "requests", "urllib3", "httpx", "aiohttp", "mlflow", "fsspec", "joblib", "dill", "cloudpickle", "yaml", "sklearn",
-    "IPython", "setuptools", "pip", "pkg_resources", "h5py", "onnx", "paramiko", "boto3", "botocore", "gcsfs", "s3fs",
-    "_pickle", "nt", "posix", "__builtin__", "cffi", "keras_core",
+    "numpy",
+    "scipy",
+    "pandas",
+    "torch",
+    "torchvision",
+    "tensorflow",
+    "jax",
+    "transformers",
+    "huggingface_hub",
+    "requests",
+    "urllib3",
+    "httpx",
+    "aiohttp",
+    "mlflow",
+    "fsspec",
+    "joblib",
+    "dill",
+    "cloudpickle",
+    "yaml",
+    "sklearn",
+    "IPython",
+    "setuptools",
+    "pip",
+    "pkg_resources",
+    "h5py",
+    "onnx",
+    "paramiko",
+    "boto3",
+    "botocore",
+    "gcsfs",
+    "s3fs",
+    "_pickle",
+    "nt",
+    "posix",
+    "__builtin__",
+    "cffi",
+    "keras_core",
 }
 _STDLIB = set(getattr(sys, "stdlib_module_names", ())) | {"builtins", "os", "subprocess", "sys"}
 
@@ -79,7 +189,9 @@ class KerasAnalysis:
         if len(self.issues) >= MAX_ISSUES:
             self.truncated = self.truncated or f"more than {MAX_ISSUES} issues"
             return
-        self.issues.append(KerasIssue(rule, severity, message, {k: v for k, v in ev.items() if v is not None}))
+        self.issues.append(
+            KerasIssue(rule, severity, message, {k: v for k, v in ev.items() if v is not None})
+        )
 
 
 def _b64(s: str, cap: int = MAX_BLOB_BYTES) -> bytes | None:
@@ -123,8 +235,12 @@ def _lambda_issue(out: KerasAnalysis, where: str, blob_b64: Any, style: str) -> 
             ev["suspicious_names"] = bad
     detail = f"; uses {', '.join(ev['suspicious_names'][:6])}" if ev.get("suspicious_names") else ""
     what = "marshalled Python bytecode" if ev.get("decoded", True) else "code that is not decodable bytecode"
-    out.add("KERAS-LAMBDA-CODE", f"{where}:{style}:{str(blob_b64)[:64]}",
-            f"Lambda layer {where!r} carries {what} ({style}){detail}", **ev)
+    out.add(
+        "KERAS-LAMBDA-CODE",
+        f"{where}:{style}:{str(blob_b64)[:64]}",
+        f"Lambda layer {where!r} carries {what} ({style}){detail}",
+        **ev,
+    )
 
 
 _TF_FUNCTION_TYPES = {"lambda", "function"}
@@ -142,9 +258,15 @@ def _lambda_layer(out: KerasAnalysis, where: str, cfg: dict[str, Any]) -> None:
                 continue  # judged by the walk
             if ftype == "raw" and key == "output_shape" and isinstance(val, list):
                 continue  # a literal shape
-            out.add("KERAS-LAMBDA-CODE", f"{where}:{key}:{ftype}",
-                    f"Lambda layer {where!r} has {key} of unexpected type {str(ftype)[:40]!r}",
-                    severity=Severity.HIGH, layer=where, key=key, type=str(ftype)[:60])
+            out.add(
+                "KERAS-LAMBDA-CODE",
+                f"{where}:{key}:{ftype}",
+                f"Lambda layer {where!r} has {key} of unexpected type {str(ftype)[:40]!r}",
+                severity=Severity.HIGH,
+                layer=where,
+                key=key,
+                type=str(ftype)[:60],
+            )
             continue
         if isinstance(val, dict) and isinstance(val.get("class_name"), str):
             continue  # a serialized object (__lambda__ or a named function): judged by the walk
@@ -153,13 +275,24 @@ def _lambda_layer(out: KerasAnalysis, where: str, cfg: dict[str, Any]) -> None:
         if isinstance(val, str) and val in ACTIVATIONS:
             continue
         if isinstance(val, str):
-            out.add("KERAS-CUSTOM-OBJECT", f"lambda-fn:{where}:{val[:64]}",
-                    f"Lambda layer {where!r} {key} {val[:80]!r} names a function Keras must find in custom objects",
-                    layer=where, key=key, function=val[:200])
+            out.add(
+                "KERAS-CUSTOM-OBJECT",
+                f"lambda-fn:{where}:{val[:64]}",
+                f"Lambda layer {where!r} {key} {val[:80]!r} names a function Keras must find in custom objects",
+                layer=where,
+                key=key,
+                function=val[:200],
+            )
             continue
-        out.add("KERAS-LAMBDA-CODE", f"{where}:{key}:{type(val).__name__}",
-                f"Lambda layer {where!r} {key} is a {type(val).__name__} the scanner cannot judge",
-                severity=Severity.HIGH, layer=where, key=key, value=str(val)[:200])
+        out.add(
+            "KERAS-LAMBDA-CODE",
+            f"{where}:{key}:{type(val).__name__}",
+            f"Lambda layer {where!r} {key} is a {type(val).__name__} the scanner cannot judge",
+            severity=Severity.HIGH,
+            layer=where,
+            key=key,
+            value=str(val)[:200],
+        )
 
 
 def _module_issue(out: KerasAnalysis, where: str, module: str, cls: str, reg: Any, cfg: Any) -> None:
@@ -171,11 +304,24 @@ def _module_issue(out: KerasAnalysis, where: str, module: str, cls: str, reg: An
     ref = f"{module}.{cfg if cls == 'function' and isinstance(cfg, str) else cls}"
     if root in _STDLIB or root in DANGEROUS_THIRD_PARTY or (root != "__main__" and not isinstance(reg, str)):
         sev = Severity.HIGH if root in ("tensorflow", "numpy") and cls != "function" else None
-        out.add("KERAS-UNSAFE-MODULE", ref, f"{where!r} resolves {ref} from module {module!r} outside Keras",
-                severity=sev, module=module[:200], class_name=cls[:200], registered_name=reg if isinstance(reg, str) else None)
+        out.add(
+            "KERAS-UNSAFE-MODULE",
+            ref,
+            f"{where!r} resolves {ref} from module {module!r} outside Keras",
+            severity=sev,
+            module=module[:200],
+            class_name=cls[:200],
+            registered_name=reg if isinstance(reg, str) else None,
+        )
     else:
-        out.add("KERAS-CUSTOM-OBJECT", ref, f"{where!r} needs custom code {ref} (registered as {reg!r})",
-                module=module[:200], class_name=cls[:200], registered_name=reg if isinstance(reg, str) else None)
+        out.add(
+            "KERAS-CUSTOM-OBJECT",
+            ref,
+            f"{where!r} needs custom code {ref} (registered as {reg!r})",
+            module=module[:200],
+            class_name=cls[:200],
+            registered_name=reg if isinstance(reg, str) else None,
+        )
 
 
 def analyze_keras_config(root: Any, *, max_nodes: int = 1_000_000) -> KerasAnalysis:
@@ -228,17 +374,38 @@ def _legacy_blob(fn: Any) -> Any:
 
 def _named_function(out: KerasAnalysis, where: str, fn: str, module: str | None) -> None:
     if fn in NON_MODELING:
-        out.add("KERAS-NONMODELING-API", f"fn:{fn}", f"Lambda {where!r} calls Keras non-modelling API {fn}", function=fn)
+        out.add(
+            "KERAS-NONMODELING-API",
+            f"fn:{fn}",
+            f"Lambda {where!r} calls Keras non-modelling API {fn}",
+            function=fn,
+        )
         return
     root = (module or "").split(".")[0]
-    if module is None or root in ALLOWED_ROOTS or (root == "tensorflow" and fn in ACTIVATIONS) or fn in ACTIVATIONS:
+    if (
+        module is None
+        or root in ALLOWED_ROOTS
+        or (root == "tensorflow" and fn in ACTIVATIONS)
+        or fn in ACTIVATIONS
+    ):
         return
     if root in _STDLIB or root in DANGEROUS_THIRD_PARTY:
-        out.add("KERAS-UNSAFE-MODULE", f"{module}.{fn}", f"Lambda {where!r} calls {module}.{fn}",
-                severity=Severity.HIGH if root in ("tensorflow", "numpy") else None, module=module[:200], function=fn)
+        out.add(
+            "KERAS-UNSAFE-MODULE",
+            f"{module}.{fn}",
+            f"Lambda {where!r} calls {module}.{fn}",
+            severity=Severity.HIGH if root in ("tensorflow", "numpy") else None,
+            module=module[:200],
+            function=fn,
+        )
     else:
-        out.add("KERAS-CUSTOM-OBJECT", f"{module}.{fn}", f"Lambda {where!r} needs custom function {module}.{fn}",
-                module=module[:200], function=fn)
+        out.add(
+            "KERAS-CUSTOM-OBJECT",
+            f"{module}.{fn}",
+            f"Lambda {where!r} needs custom function {module}.{fn}",
+            module=module[:200],
+            function=fn,
+        )
 
 
 def _check_object(out: KerasAnalysis, node: dict[str, Any], cls: str, cfg: Any, where: str) -> None:
@@ -249,33 +416,60 @@ def _check_object(out: KerasAnalysis, node: dict[str, Any], cls: str, cfg: Any, 
         return
     called = cfg if cls == "function" and isinstance(cfg, str) else cls
     if called in NON_MODELING or (isinstance(module, str) and module.startswith(NON_MODELING_MODULES)):
-        out.add("KERAS-NONMODELING-API", f"api:{module}:{called}",
-                f"{where!r} references Keras non-modelling API {module or 'keras'}.{called}",
-                module=module if isinstance(module, str) else None, name=called)
+        out.add(
+            "KERAS-NONMODELING-API",
+            f"api:{module}:{called}",
+            f"{where!r} references Keras non-modelling API {module or 'keras'}.{called}",
+            module=module if isinstance(module, str) else None,
+            name=called,
+        )
         return
     if isinstance(module, str):
         _module_issue(out, where, module, cls, reg, cfg)
-    if isinstance(reg, str) and ">" in reg and reg.split(">")[0] not in ALLOWED_ROOTS and not (
-        isinstance(module, str) and module.split(".")[0] not in ALLOWED_ROOTS):
-        out.add("KERAS-CUSTOM-OBJECT", f"reg:{reg}", f"{where!r} is registered custom object {reg!r}", registered_name=reg[:200])
+    if (
+        isinstance(reg, str)
+        and ">" in reg
+        and reg.split(">")[0] not in ALLOWED_ROOTS
+        and not (isinstance(module, str) and module.split(".")[0] not in ALLOWED_ROOTS)
+    ):
+        out.add(
+            "KERAS-CUSTOM-OBJECT",
+            f"reg:{reg}",
+            f"{where!r} is registered custom object {reg!r}",
+            registered_name=reg[:200],
+        )
     if not isinstance(cfg, dict):
         return
     if cls == "TFSMLayer":
         fp = cfg.get("filepath")
-        out.add("KERAS-TFSMLAYER", f"tfsm:{fp}", f"TFSMLayer {where!r} loads the SavedModel at {str(fp)[:200]!r}",
-                filepath=str(fp)[:300])
+        out.add(
+            "KERAS-TFSMLAYER",
+            f"tfsm:{fp}",
+            f"TFSMLayer {where!r} loads the SavedModel at {str(fp)[:200]!r}",
+            filepath=str(fp)[:300],
+        )
     if cls == "TorchModuleWrapper":
         raw = _b64(cfg["module"]) if isinstance(cfg.get("module"), str) else None
-        out.add("KERAS-TORCH-WRAPPER", f"torch:{where}", f"TorchModuleWrapper {where!r} torch.load()s an embedded module",
-                embedded_bytes=len(raw) if raw is not None else None)
+        out.add(
+            "KERAS-TORCH-WRAPPER",
+            f"torch:{where}",
+            f"TorchModuleWrapper {where!r} torch.load()s an embedded module",
+            embedded_bytes=len(raw) if raw is not None else None,
+        )
         if raw:
             out.blobs.append((f"{where}.TorchModuleWrapper.module", raw))
     if cls in LOOKUP_LAYERS or cls.endswith("Tokenizer"):
         for key in PATH_KEYS:
             v = cfg.get(key)
             if isinstance(v, str) and v.strip():
-                out.add("KERAS-EXTERNAL-PATH", f"path:{where}:{key}",
-                        f"{cls} {where!r} reads {key} from {v[:200]!r} when loaded", layer_class=cls, key=key, path=v[:300])
+                out.add(
+                    "KERAS-EXTERNAL-PATH",
+                    f"path:{where}:{key}",
+                    f"{cls} {where!r} reads {key} from {v[:200]!r} when loaded",
+                    layer_class=cls,
+                    key=key,
+                    path=v[:300],
+                )
 
 
 def parse_config_json(raw: bytes | str, max_bytes: int) -> tuple[Any, str | None]:

@@ -23,17 +23,59 @@ FLAG_REF = 0x80
 
 # code object field layouts: 'i' = 32-bit int read raw, 'o' = a marshalled object
 _LAYOUTS: dict[str, list[tuple[str, str]]] = {
-    "3.11+": [("argcount", "i"), ("posonlyargcount", "i"), ("kwonlyargcount", "i"), ("stacksize", "i"), ("flags", "i"),
-              ("code", "o"), ("consts", "o"), ("names", "o"), ("localsplusnames", "o"), ("localspluskinds", "o"),
-              ("filename", "o"), ("name", "o"), ("qualname", "o"), ("firstlineno", "i"), ("linetable", "o"),
-              ("exceptiontable", "o")],
-    "3.8-3.10": [("argcount", "i"), ("posonlyargcount", "i"), ("kwonlyargcount", "i"), ("nlocals", "i"),
-                 ("stacksize", "i"), ("flags", "i"), ("code", "o"), ("consts", "o"), ("names", "o"), ("varnames", "o"),
-                 ("freevars", "o"), ("cellvars", "o"), ("filename", "o"), ("name", "o"), ("firstlineno", "i"),
-                 ("lnotab", "o")],
-    "3.0-3.7": [("argcount", "i"), ("kwonlyargcount", "i"), ("nlocals", "i"), ("stacksize", "i"), ("flags", "i"),
-                ("code", "o"), ("consts", "o"), ("names", "o"), ("varnames", "o"), ("freevars", "o"), ("cellvars", "o"),
-                ("filename", "o"), ("name", "o"), ("firstlineno", "i"), ("lnotab", "o")],
+    "3.11+": [
+        ("argcount", "i"),
+        ("posonlyargcount", "i"),
+        ("kwonlyargcount", "i"),
+        ("stacksize", "i"),
+        ("flags", "i"),
+        ("code", "o"),
+        ("consts", "o"),
+        ("names", "o"),
+        ("localsplusnames", "o"),
+        ("localspluskinds", "o"),
+        ("filename", "o"),
+        ("name", "o"),
+        ("qualname", "o"),
+        ("firstlineno", "i"),
+        ("linetable", "o"),
+        ("exceptiontable", "o"),
+    ],
+    "3.8-3.10": [
+        ("argcount", "i"),
+        ("posonlyargcount", "i"),
+        ("kwonlyargcount", "i"),
+        ("nlocals", "i"),
+        ("stacksize", "i"),
+        ("flags", "i"),
+        ("code", "o"),
+        ("consts", "o"),
+        ("names", "o"),
+        ("varnames", "o"),
+        ("freevars", "o"),
+        ("cellvars", "o"),
+        ("filename", "o"),
+        ("name", "o"),
+        ("firstlineno", "i"),
+        ("lnotab", "o"),
+    ],
+    "3.0-3.7": [
+        ("argcount", "i"),
+        ("kwonlyargcount", "i"),
+        ("nlocals", "i"),
+        ("stacksize", "i"),
+        ("flags", "i"),
+        ("code", "o"),
+        ("consts", "o"),
+        ("names", "o"),
+        ("varnames", "o"),
+        ("freevars", "o"),
+        ("cellvars", "o"),
+        ("filename", "o"),
+        ("name", "o"),
+        ("firstlineno", "i"),
+        ("lnotab", "o"),
+    ],
 }
 
 
@@ -194,8 +236,12 @@ class _Reader:
             raise MarshalError("names are not strings")
         if not isinstance(fields["filename"], str) or not isinstance(fields["name"], str):
             raise MarshalError("filename/name are not strings")
-        info = CodeInfo(name=fields["name"], qualname=fields.get("qualname") if isinstance(fields.get("qualname"), str) else None,
-                        filename=fields["filename"], names=list(fields["names"]))
+        info = CodeInfo(
+            name=fields["name"],
+            qualname=fields.get("qualname") if isinstance(fields.get("qualname"), str) else None,
+            filename=fields["filename"],
+            names=list(fields["names"]),
+        )
         vn = fields.get("varnames", fields.get("localsplusnames"))
         if isinstance(vn, tuple):
             info.varnames = [v for v in vn if isinstance(v, str)]
@@ -258,8 +304,38 @@ def summarize(data: bytes) -> MarshalSummary:
     return s
 
 
-SUSPICIOUS_NAMES = frozenset({
-    "system", "popen", "exec", "eval", "compile", "__import__", "import_module", "subprocess", "os", "Popen", "run",
-    "call", "check_output", "getattr", "open", "socket", "urlopen", "requests", "loads", "load", "b64decode",
-    "spawn", "pty", "builtins", "__builtins__", "globals", "setattr", "remove", "unlink", "rmtree", "write",
-})
+SUSPICIOUS_NAMES = frozenset(
+    {
+        "system",
+        "popen",
+        "exec",
+        "eval",
+        "compile",
+        "__import__",
+        "import_module",
+        "subprocess",
+        "os",
+        "Popen",
+        "run",
+        "call",
+        "check_output",
+        "getattr",
+        "open",
+        "socket",
+        "urlopen",
+        "requests",
+        "loads",
+        "load",
+        "b64decode",
+        "spawn",
+        "pty",
+        "builtins",
+        "__builtins__",
+        "globals",
+        "setattr",
+        "remove",
+        "unlink",
+        "rmtree",
+        "write",
+    }
+)

@@ -19,10 +19,10 @@ from typing import Any
 import yaml
 
 from ..findings import Severity
-from ..formats.base import InspectContext
+from ..formats.interface import InspectContext
 from ..io.reader import Reader
 from .hydra_targets import TARGET_KEYS, judge_target, resolver_issues
-from .jinja_template import MAX_TEMPLATE_CHARS, analyze_template
+from .template_language import MAX_TEMPLATE_CHARS
 
 MAX_YAML_BYTES = 512 << 10  # real hydra/NeMo configs are KBs; PyYAML needs ~60x the text in memory
 MAX_JSON_TREE_BYTES = 4 << 20  # larger JSON is scanned literal by literal instead of re-parsed into objects
@@ -401,6 +401,8 @@ def _add(
 
 def judge_template(source: str, ctx: InspectContext, *, where: str, strict: bool) -> None:
     """Run the template analysis; strict carriers (named as templates) fail closed when not parseable."""
+    from .jinja_template import analyze_template  # jinja2 only when there is a template (start-up, issue #13)
+
     for issue in analyze_template(source, ctx.limits, rules=ctx.rules):
         sev = issue.severity
         if issue.rule_id in ("TEMPLATE-INVALID", "TEMPLATE-OVERSIZE"):

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..rules import RuleDatabaseError, RuleDB, get_rule_db
 
+MAX_TEMPLATE_CHARS = 1 << 20  # real chat templates are a few KB; GGUF rules cap templates at 1 MiB
 # names a renderer may bind to live Python objects (Jinja defaults, transformers, Flask); free variables with other
 # names are the caller's data (messages, tools, bos_token ...) or undefined
 RENDERER_GLOBALS = frozenset(

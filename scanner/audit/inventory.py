@@ -349,10 +349,20 @@ class Inventory:
         out = []
         for file_id, target, path, size, digest, fmt, first_ns in rows:
             findings = self.db.execute(
-                "SELECT rule_id, severity, message FROM findings WHERE run_id=? AND file_id=?", (run_id, file_id)
+                "SELECT rule_id, severity, message FROM findings WHERE run_id=? AND file_id=?",
+                (run_id, file_id),
             ).fetchall()
-            out.append({"target": target, "path": path, "size": size, "sha256": digest, "format": fmt,
-                        "first_seen": _iso(first_ns), "findings": findings})
+            out.append(
+                {
+                    "target": target,
+                    "path": path,
+                    "size": size,
+                    "sha256": digest,
+                    "format": fmt,
+                    "first_seen": _iso(first_ns),
+                    "findings": findings,
+                }
+            )
         return out
 
     def history(self, needle: str) -> list[dict[str, object]]:

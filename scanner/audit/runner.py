@@ -18,15 +18,17 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from .. import __version__
-from ..engine import ScanOptions, finish_report, new_report, scan_resolved
+from ..engine import SERIAL, Executor
 from ..findings import FileResult, ScanReport
 from ..io.redaction import redact
-from ..policy.evaluate import evaluate
+from ..pipeline import Pipeline, display_paths, finish_report, new_report
+from ..policy.decide import decide
 from ..policy.loader import Policy
+from ..policy.scan_settings import compile_scan_settings
 from ..rules import RuleDB, get_rule_db
 from ..selection import apply as select
+from ..settings import ScanOptions
 from ..sources.base import Artifact, Snapshot, SourceError
-from ..targets import resolve
 from .hub_org import expand_org, is_org_target
 from .identity import artifact_identity
 from .inventory import Inventory, RunInfo
@@ -70,6 +72,7 @@ class AuditOptions:
     policy: Policy
     scan: ScanOptions = field(default_factory=ScanOptions)
     rehash: bool = False
+    executor: Executor = SERIAL  # local processes or a Dask cluster (scanner.parallel.executor_for)
 
 
 @dataclass
@@ -164,14 +167,16 @@ class _Run:
                 content_key=content_key,
             )
 
-        scan_opts = replace(self.opts.scan, reuse=reuse, on_file=_chain(self.opts.scan.on_file, record))
-        results = scan_resolved(snap, scan_opts, self.rules, qualify=qualify)
+        scan_opts = replace(self.opts.scan, on_file=_chain(self.opts.scan.on_file, record))
+        pipeline = Pipeline(self.rules, scan_opts, self.opts.executor)
+        results = pipeline.scan(snap, qualify=qualify, reuse=reuse).files
         for p in pending.values():
             if p.reused:
                 self.summary.reused_files += 1
             setattr(self.summary.files, p.state, getattr(self.summary.files, p.state) + 1)
+        shown_as = display_paths(snap)
         for path, p in pending.items():
-            shown = f"{raw.rstrip('/')}/{path}"
+            shown = shown_as(path)
             if p.state == "changed":
                 self.summary.changed_paths.append(shown)
             elif p.state == "new":
@@ -210,11 +215,11 @@ def run_audit(targets: list[str], opts: AuditOptions) -> AuditOutcome:
     with Inventory(opts.db) as inv:
         run = inv.start_run(report.targets, __version__, rules.version, opts.policy.name, settings_key(opts))
         audit = _Run(inv, run, rules, opts)
-        scan_opts = replace(opts.scan, policy=opts.policy)
+        scan_opts = replace(opts.scan, scoped=compile_scan_settings(opts.policy))
         audit.opts = replace(opts, scan=scan_opts)
         for raw in _expanded(targets, report):
             try:
-                snap = resolve(raw, **scan_opts.source_options)
+                snap = Pipeline(rules, scan_opts).resolve(raw)
             except SourceError as exc:
                 report.errors.append(redact(str(exc)))
                 continue
@@ -223,9 +228,9 @@ def run_audit(targets: list[str], opts: AuditOptions) -> AuditOutcome:
             except SourceError as exc:  # e.g. the Dask scheduler went away: the run could not complete
                 report.errors.append(redact(str(exc)))
                 continue
-            report.errors.extend(redact(e) for e in snap.errors)
+            report.errors.extend(redact(e) for e in snap.errors)  # network faults: the run is incomplete
         finish_report(report, t0)
-        report.verdict = evaluate(report, opts.policy)
+        report.verdict = decide(report, opts.policy, rules)
         _record_decisions(inv, run.id, report)
         _diff_with_previous(inv, run, audit.summary, report.targets)
         inv.finish_run(run.id, "complete" if not report.errors else "incomplete")

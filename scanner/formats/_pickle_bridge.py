@@ -12,18 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..io.reader import Reader
-from .base import FormatHandler, InspectContext
-
-
-def member_context(ctx: InspectContext, name: str) -> InspectContext | None:
-    """A child context with the bookkeeping ``inspect_member`` does; None (reported) past the depth limit."""
-    child = InspectContext(ctx.state, ctx.child_path(name), ctx.depth + 1, member_name=name)
-    if child.depth > ctx.limits.max_depth:
-        child.limit_hit("max_depth", f"nesting deeper than {ctx.limits.max_depth} levels; member not inspected")
-        return None
-    ctx.state.seen_members += 1
-    ctx.state.result.members.append(child.path)
-    return child
+from .interface import FormatHandler, InspectContext, run_inspector
 
 
 def analyze_pickles(
@@ -40,10 +29,9 @@ def analyze_pickles(
     Returns the analyzer's PickleStreamSummary, or None when it crashed (reported
     as INSPECTOR-ERROR) or the depth limit stopped it (reported as LIMIT-EXCEEDED).
     """
-    from .detect import run_inspector
     from .pickle import analyze_pickle_stream
 
-    target = ctx if member is None else member_context(ctx, member)
+    target = ctx if member is None else ctx.child(member)
     if target is None:
         return None
     out: dict[str, Any] = {}

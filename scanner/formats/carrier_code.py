@@ -17,9 +17,8 @@ from typing import Any
 
 from ..analysis.python_ast import MAX_SOURCE_BYTES, analyze_python
 from ..io.reader import Reader
-from ._pickle_bridge import member_context
-from .base import InspectContext
 from .code_files import report_python
+from .interface import InspectContext
 
 # requirement lines that install from outside the package index: URLs, VCS, editable paths, extra indexes
 RISKY_REQUIREMENT = re.compile(
@@ -79,7 +78,7 @@ def report_code_member(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """A code member of a container: reported in its own member context, never left to content detection."""
-    child = member_context(ctx, name)
+    child = ctx.child(name)
     if child is None:
         return
     if reader.size > MAX_SOURCE_BYTES:

@@ -23,7 +23,7 @@ from ..analysis.python_ast import (
 )
 from ..findings import Severity
 from ..io.reader import Reader
-from .base import FormatHandler, InspectContext
+from .interface import FormatHandler, InspectContext
 
 MAX_NOTEBOOK_BYTES = 64 << 20
 MAX_SCRIPT_BYTES = 4 << 20
@@ -92,12 +92,12 @@ def _inspect_native(reader: Reader, ctx: InspectContext) -> None:
         evidence=info,
     )
     # a self-extracting executable is also a zip: its members are what a zip loader would see
-    from . import zipfmt
-    from .detect import run_inspector
-    from .registry import by_name
+    from .interface import run_inspector
+    from .zip.handler import ZIP_ARCHIVE
+    from .zip.listing import central_listing
 
-    if zipfmt.central_listing(reader) is not None:
-        run_inspector(by_name("zip-archive"), reader, ctx)
+    if central_listing(reader) is not None:
+        run_inspector(ZIP_ARCHIVE, reader, ctx)
 
 
 # ---------------------------------------------------------------------------- Git LFS pointers
@@ -371,36 +371,29 @@ def _inspect_notebook(reader: Reader, ctx: InspectContext) -> None:
     ctx.add("HF-NOTEBOOK", msg, severity=worst, evidence={"cells": flagged[:20]} if flagged else {})
 
 
-HANDLERS = [
-    FormatHandler(
-        "native-binary",
-        _sniff_native,
-        _inspect_native,
-        family="native",
-        claims=(".so", ".dll", ".dylib", ".pyd", ".exe"),
-        priority=20,
-        can_carry_code=True,
-    ),
-    FormatHandler("lfs-pointer", _sniff_lfs, _inspect_lfs, family="lfs-pointer", priority=25),
-    FormatHandler(
-        "notebook",
-        _sniff_notebook,
-        _inspect_notebook,
-        family="notebook",
-        claims=(".ipynb",),
-        priority=79,
-        can_carry_code=True,
-    ),
-    FormatHandler(
-        "script", _sniff_script, _inspect_script, family="script", priority=84, can_carry_code=True
-    ),
-    FormatHandler(
-        "python-source",
-        _sniff_python,
-        _inspect_python,
-        family="python",
-        claims=(".py",),
-        priority=85,
-        can_carry_code=True,
-    ),
-]
+NATIVE_BINARY = FormatHandler(
+    "native-binary",
+    _sniff_native,
+    _inspect_native,
+    family="native",
+    claims=(".so", ".dll", ".dylib", ".pyd", ".exe"),
+    can_carry_code=True,
+)
+LFS_POINTER = FormatHandler("lfs-pointer", _sniff_lfs, _inspect_lfs, family="lfs-pointer")
+NOTEBOOK = FormatHandler(
+    "notebook",
+    _sniff_notebook,
+    _inspect_notebook,
+    family="notebook",
+    claims=(".ipynb",),
+    can_carry_code=True,
+)
+SCRIPT = FormatHandler("script", _sniff_script, _inspect_script, family="script", can_carry_code=True)
+PYTHON_SOURCE = FormatHandler(
+    "python-source",
+    _sniff_python,
+    _inspect_python,
+    family="python",
+    claims=(".py",),
+    can_carry_code=True,
+)

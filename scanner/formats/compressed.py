@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ..findings import Severity
 from ..io.reader import Reader, ReaderIO, SliceReader
 from ..io.spool import Spool, SpoolError
-from .base import FormatHandler, InspectContext
+from .interface import FormatHandler, InspectContext
 
 IN_CHUNK = 64 << 10
 OUT_CHUNK = 1 << 20
@@ -509,71 +509,59 @@ def _xz() -> object:
     return lzma.LZMADecompressor(lzma.FORMAT_XZ, memlimit=LZMA_MEMLIMIT)
 
 
-HANDLERS = [
-    FormatHandler(
-        "gzip",
-        _sniff_gzip,
-        _make_inspector("gzip", _gzip),
-        family="compressed",
-        claims=(".gz", ".tgz"),
-        priority=40,
-    ),
-    FormatHandler(
-        "bzip2",
-        _sniff_bz2,
-        _make_inspector("bzip2", lambda r, s, w: _multi(r, s, w, b"BZh", bz2.BZ2Decompressor)),
-        family="compressed",
-        claims=(".bz2", ".tbz2", ".tbz"),
-        priority=40,
-    ),
-    FormatHandler(
-        "xz",
-        _sniff_xz,
-        _make_inspector("xz", lambda r, s, w: _multi(r, s, w, XZ_MAGIC, _xz)),
-        family="compressed",
-        claims=(".xz", ".txz"),
-        priority=40,
-    ),
-    FormatHandler(
-        "lzma-alone",
-        _sniff_lzma,
-        _make_inspector("lzma", lambda r, s, w: _multi(r, s, w, b"\x5d\x00", _lzma_alone)),
-        family="compressed",
-        claims=(".lzma",),
-        priority=40,
-    ),
-    FormatHandler(
-        "zlib",
-        _sniff_zlib,
-        _make_inspector("zlib", lambda r, s, w: _multi(r, s, w, b"\x78", lambda: _ZlibDecoder(15))),
-        family="compressed",
-        claims=(".z",),
-        priority=40,
-    ),
-    FormatHandler(
-        "zstd",
-        _sniff_zstd,
-        _make_inspector("zstd", _zstd),
-        family="compressed",
-        claims=(".zst", ".zstd", ".tzst"),
-        priority=40,
-    ),
-    FormatHandler(
-        "lz4-frame",
-        _sniff_lz4,
-        _make_inspector("lz4", lambda r, s, w: _multi(r, s, w, LZ4_MAGIC, _lz4_decoder)),
-        family="compressed",
-        claims=(".lz4",),
-        priority=40,
-    ),
-    # joblib.load opens every wrapper above under the names joblib.dump is given, so a compressed
-    # .joblib/.pkl is no name/content mismatch (the pickle handler claims the same endings for raw pickles)
-    FormatHandler(
-        "joblib-zfile",
-        _sniff_zfile,
-        _make_inspector("joblib-zfile", _zfile),
-        family="compressed",
-        claims=(".joblib", ".pkl", ".pickle", ".sav"),
-        priority=40,
-    ),
-]
+GZIP = FormatHandler(
+    "gzip",
+    _sniff_gzip,
+    _make_inspector("gzip", _gzip),
+    family="compressed",
+    claims=(".gz", ".tgz"),
+)
+BZIP2 = FormatHandler(
+    "bzip2",
+    _sniff_bz2,
+    _make_inspector("bzip2", lambda r, s, w: _multi(r, s, w, b"BZh", bz2.BZ2Decompressor)),
+    family="compressed",
+    claims=(".bz2", ".tbz2", ".tbz"),
+)
+XZ = FormatHandler(
+    "xz",
+    _sniff_xz,
+    _make_inspector("xz", lambda r, s, w: _multi(r, s, w, XZ_MAGIC, _xz)),
+    family="compressed",
+    claims=(".xz", ".txz"),
+)
+LZMA_ALONE = FormatHandler(
+    "lzma-alone",
+    _sniff_lzma,
+    _make_inspector("lzma", lambda r, s, w: _multi(r, s, w, b"\x5d\x00", _lzma_alone)),
+    family="compressed",
+    claims=(".lzma",),
+)
+ZLIB = FormatHandler(
+    "zlib",
+    _sniff_zlib,
+    _make_inspector("zlib", lambda r, s, w: _multi(r, s, w, b"\x78", lambda: _ZlibDecoder(15))),
+    family="compressed",
+    claims=(".z",),
+)
+ZSTD = FormatHandler(
+    "zstd",
+    _sniff_zstd,
+    _make_inspector("zstd", _zstd),
+    family="compressed",
+    claims=(".zst", ".zstd", ".tzst"),
+)
+LZ4_FRAME = FormatHandler(
+    "lz4-frame",
+    _sniff_lz4,
+    _make_inspector("lz4", lambda r, s, w: _multi(r, s, w, LZ4_MAGIC, _lz4_decoder)),
+    family="compressed",
+    claims=(".lz4",),
+)
+JOBLIB_ZFILE = FormatHandler(
+    "joblib-zfile",
+    _sniff_zfile,
+    _make_inspector("joblib-zfile", _zfile),
+    family="compressed",
+    claims=(".joblib", ".pkl", ".pickle", ".sav"),
+)

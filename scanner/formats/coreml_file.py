@@ -18,8 +18,8 @@ import struct
 
 from ..findings import Severity
 from ..io.reader import Reader
-from .base import FormatHandler, InspectContext
-from .protobuf_wire import LEN, VARINT, WireError, iter_fields, len_fields, read_varint, text
+from .interface import FormatHandler, InspectContext
+from .parsers.protobuf_wire import LEN, VARINT, WireError, iter_fields, len_fields, read_varint, text
 
 MAX_SPEC_VERSION = 12
 MAX_DEPTH = 16
@@ -28,9 +28,47 @@ PIPELINE_TYPES = {200, 201}  # PipelineClassifier / PipelineRegressor {pipeline 
 PIPELINE = 202  # Pipeline {models = 1}
 NEURAL_NETWORKS = {303, 403, 500}  # NeuralNetworkRegressor / Classifier / NeuralNetwork {layers = 1}
 CUSTOM_MODEL, LINKED_MODEL, SERIALIZED_MODEL = 555, 556, 3000
-MODEL_TYPES = frozenset({200, 201, 202, 300, 301, 302, 303, 304, 400, 401, 402, 403, 404, 500, 501, 502, 555, 556, 560,
-                         600, 601, 602, 603, 604, 606, 607, 609, 610, 900, 2000, 2001, 2002, 2003, 2004, 2005, 2006,
-                         3000})
+MODEL_TYPES = frozenset(
+    {
+        200,
+        201,
+        202,
+        300,
+        301,
+        302,
+        303,
+        304,
+        400,
+        401,
+        402,
+        403,
+        404,
+        500,
+        501,
+        502,
+        555,
+        556,
+        560,
+        600,
+        601,
+        602,
+        603,
+        604,
+        606,
+        607,
+        609,
+        610,
+        900,
+        2000,
+        2001,
+        2002,
+        2003,
+        2004,
+        2005,
+        2006,
+        3000,
+    }
+)
 LAYER_CUSTOM, LAYER_BRANCH, LAYER_LOOP = 500, 605, 615
 BLOB_SENTINEL = 0xDEADBEEF
 BLOB_VERSION = 2
@@ -109,13 +147,25 @@ class _Walk:
                 self.network(v, where, depth + 1)
             elif f == CUSTOM_MODEL:
                 cls = _string_field(v, 10)
-                self.report("COREML-CUSTOM-LAYER", f"{where} is a CustomModel implemented by native class {cls!r}",
-                            where=where, class_name=cls)
+                self.report(
+                    "COREML-CUSTOM-LAYER",
+                    f"{where} is a CustomModel implemented by native class {cls!r}",
+                    where=where,
+                    class_name=cls,
+                )
             elif f == LINKED_MODEL:
-                self.report("COREML-LINKED-MODEL", f"{where} is a LinkedModel that loads another compiled model file",
-                            where=where, strings=_strings(v)[:4])
+                self.report(
+                    "COREML-LINKED-MODEL",
+                    f"{where} is a LinkedModel that loads another compiled model file",
+                    where=where,
+                    strings=_strings(v)[:4],
+                )
             elif f == SERIALIZED_MODEL:
-                self.report("COREML-SERIALIZED-MODEL", f"{where} is an opaque SerializedModel ({len(v)} bytes)", where=where)
+                self.report(
+                    "COREML-SERIALIZED-MODEL",
+                    f"{where} is an opaque SerializedModel ({len(v)} bytes)",
+                    where=where,
+                )
                 self.ctx.partial("Core ML SerializedModel bytes not judged")
             else:
                 for _ in iter_fields(v):  # any other model type: a well-formed message
@@ -139,19 +189,31 @@ class _Walk:
         name = ""
         subnets: list[tuple[str, memoryview]] = []
         for f, wt, v in iter_fields(buf):
-            if wt != LEN:
+            if wt != LEN or not isinstance(v, memoryview):
                 continue
             if f == 1:
                 name = text(v, 256)
             elif f == LAYER_CUSTOM:
-                cls = _string_field(v, 10)  # type: ignore[arg-type]
-                self.report("COREML-CUSTOM-LAYER",
-                            f"layer {name!r} in {where} is a custom layer implemented by native class {cls!r}",
-                            where=where, layer=name[:200], class_name=cls)
+                cls = _string_field(v, 10)
+                self.report(
+                    "COREML-CUSTOM-LAYER",
+                    f"layer {name!r} in {where} is a custom layer implemented by native class {cls!r}",
+                    where=where,
+                    layer=name[:200],
+                    class_name=cls,
+                )
             elif f == LAYER_BRANCH:
-                subnets += [(f"branch {name}", v2) for f2, wt2, v2 in iter_fields(v) if f2 in (1, 2) and wt2 == LEN]  # type: ignore[arg-type,misc]
+                subnets += [
+                    (f"branch {name}", v2)
+                    for f2, wt2, v2 in iter_fields(v)
+                    if f2 in (1, 2) and isinstance(v2, memoryview)
+                ]
             elif f == LAYER_LOOP:
-                subnets += [(f"loop {name}", v2) for f2, wt2, v2 in iter_fields(v) if f2 in (3, 4) and wt2 == LEN]  # type: ignore[arg-type,misc]
+                subnets += [
+                    (f"loop {name}", v2)
+                    for f2, wt2, v2 in iter_fields(v)
+                    if f2 in (3, 4) and isinstance(v2, memoryview)
+                ]
         for label, net in subnets:
             self.network(net, f"{where}/{label[:100]}", depth + 1)
 
@@ -174,7 +236,9 @@ def _strings(buf: memoryview) -> list[str]:
 def _inspect_model(reader: Reader, ctx: InspectContext) -> None:
     cap = min(ctx.limits.max_protobuf_bytes, ctx.limits.max_member_in_memory)
     if reader.size > cap:
-        ctx.limit_hit("max_protobuf_bytes", f"Core ML model of {reader.size} bytes exceeds the {cap}-byte in-memory cap")
+        ctx.limit_hit(
+            "max_protobuf_bytes", f"Core ML model of {reader.size} bytes exceeds the {cap}-byte in-memory cap"
+        )
         return
     data = memoryview(reader.read(0, reader.size))
     try:
@@ -194,8 +258,12 @@ def _sniff_weights(head: bytes, reader: Reader) -> bool:
     if reader.size < 128 or len(head) < 68:
         return False
     count, version = struct.unpack_from("<II", head, 0)
-    return (version == BLOB_VERSION and count >= 1 and not any(head[8:64])
-            and struct.unpack_from("<I", head, 64)[0] == BLOB_SENTINEL)
+    return (
+        version == BLOB_VERSION
+        and count >= 1
+        and not any(head[8:64])
+        and struct.unpack_from("<I", head, 64)[0] == BLOB_SENTINEL
+    )
 
 
 def _align(n: int) -> int:
@@ -207,7 +275,9 @@ def _inspect_weights(reader: Reader, ctx: InspectContext) -> None:
     (count,) = struct.unpack("<I", reader.read(0, 4))
 
     def bad(message: str, offset: int, severity: Severity | None = None) -> None:
-        ctx.add("COREML-WEIGHTS-INVALID", message, offset=offset, severity=severity, evidence={"blobs": count})
+        ctx.add(
+            "COREML-WEIGHTS-INVALID", message, offset=offset, severity=severity, evidence={"blobs": count}
+        )
 
     if count > min(MAX_BLOBS, (size - 64) // 64):
         bad(f"storage header declares {count} blobs; the file has room for at most {(size - 64) // 64}", 0)
@@ -229,8 +299,10 @@ def _inspect_weights(reader: Reader, ctx: InspectContext) -> None:
             ctx.partial("Core ML weight file malformed")
             return
         if offset < pos + 64 or offset + nbytes > size:
-            bad(f"blob {i} data [{offset}, {offset + nbytes}) lies outside the file ({size} bytes) or before its header",
-                pos)
+            bad(
+                f"blob {i} data [{offset}, {offset + nbytes}) lies outside the file ({size} bytes) or before its header",
+                pos,
+            )
             ctx.partial("Core ML weight file malformed")
             return
         pos = _align(offset + nbytes)
@@ -238,7 +310,7 @@ def _inspect_weights(reader: Reader, ctx: InspectContext) -> None:
         bad(f"{size - pos} bytes follow the last of {count} blobs", pos, severity=Severity.MEDIUM)
 
 
-HANDLERS = [
-    FormatHandler("coreml", _sniff_model, _inspect_model, family="coreml", claims=(".mlmodel",), priority=53),
-    FormatHandler("coreml-weights", _sniff_weights, _inspect_weights, family="coreml", claims=(".bin",), priority=58),
-]
+COREML = FormatHandler("coreml", _sniff_model, _inspect_model, family="coreml", claims=(".mlmodel",))
+COREML_WEIGHTS = FormatHandler(
+    "coreml-weights", _sniff_weights, _inspect_weights, family="coreml", claims=(".bin",)
+)

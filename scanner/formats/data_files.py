@@ -11,11 +11,10 @@ import json
 import posixpath
 import re
 
-from ..analysis import template_carriers as carriers
 from ..findings import Severity
 from ..io.reader import Reader
-from .base import FormatHandler, InspectContext
-from .json_cost import reader_value_bound
+from .interface import FormatHandler, InspectContext
+from .parsers.json_cost import reader_value_bound
 
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
@@ -64,7 +63,9 @@ def json_prefix_ok(text: str, complete: bool) -> bool:
             # the last token may be cut by the end of the head (a string, number or literal that goes on)
             if _TOKEN_PREFIX.fullmatch(text, pos) is None:
                 return False
-            return expect in ("value", "value_or_end") or (text[pos] == '"' and expect in ("key", "key_or_end"))
+            return expect in ("value", "value_or_end") or (
+                text[pos] == '"' and expect in ("key", "key_or_end")
+            )
         if m is None:
             return False
         tok = m.group()
@@ -145,7 +146,11 @@ def check_json(reader: Reader, ctx: InspectContext, *, named: bool) -> None:
             ctx.add("JSON-INVALID", "JSON file contains binary data", severity=Severity.HIGH)
             ctx.partial("JSON not parseable")
             return
-        ctx.add("JSON-NOT-VALIDATED", f"{reader.size}-byte JSON checked as text but not parsed (memory bound)")
+        ctx.add(
+            "JSON-NOT-VALIDATED", f"{reader.size}-byte JSON checked as text but not parsed (memory bound)"
+        )
+        from ..analysis import template_carriers as carriers  # jinja2, yaml: only when judging
+
         carriers.unparsed_json(reader, ctx)  # templates and hydra targets, literal by literal
         return
     raw = reader.read(0, reader.size)
@@ -158,6 +163,8 @@ def check_json(reader: Reader, ctx: InspectContext, *, named: bool) -> None:
         else:
             ctx.add("JSON-INVALID", f"starts like JSON but is not valid JSON: {exc}"[:300])
     else:
+        from ..analysis import template_carriers as carriers
+
         carriers.inspect_json_text(raw, ctx)  # chat templates and hydra targets, by content
 
 
@@ -184,11 +191,13 @@ def _inspect_text(reader: Reader, ctx: InspectContext) -> None:
     if named_json(ctx):
         check_json(reader, ctx, named=True)
     else:
+        from ..analysis import template_carriers as carriers
+
         carriers.inspect_text(reader, ctx)  # templates and hydra targets, by content
 
 
-HANDLERS = [
-    FormatHandler("json", _sniff_json, _inspect_json, family="json", claims=(".json",), priority=80),
-    FormatHandler("image", _sniff_image, _inspect_nothing, family="image", claims=(".png", ".jpg", ".jpeg", ".gif", ".webp"), priority=80),
-    FormatHandler("text", _sniff_text, _inspect_text, family="text", claims=(".txt", ".md"), priority=90),
-]
+JSON = FormatHandler("json", _sniff_json, _inspect_json, family="json", claims=(".json",))
+IMAGE = FormatHandler(
+    "image", _sniff_image, _inspect_nothing, family="image", claims=(".png", ".jpg", ".jpeg", ".gif", ".webp")
+)
+TEXT = FormatHandler("text", _sniff_text, _inspect_text, family="text", claims=(".txt", ".md"))

@@ -1,4 +1,10 @@
-"""Content-based format detection and the fail-closed wrapper around every inspector."""
+"""Content-based format detection: the dispatcher every top-level context is given.
+
+Sniffers run in ``registry.HANDLERS`` order; the first that claims the content
+wins. The engine (or a test) passes ``inspect_with_detection`` to the top-level
+``InspectContext`` so members recurse through it without handlers importing
+this module.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import posixpath
 
 from ..findings import Severity
 from ..io.reader import Reader, ReaderError
-from .base import SNIFF_BYTES, BudgetExceeded, FormatHandler, InspectContext
+from .interface import SNIFF_BYTES, FormatHandler, InspectContext, run_inspector
 from .registry import handlers
 
 log = logging.getLogger(__name__)
@@ -97,22 +103,3 @@ def inspect_with_detection(reader: Reader, ctx: InspectContext) -> str:
     _check_name(ctx, name, handler)
     run_inspector(handler, reader, ctx)
     return handler.name
-
-
-def run_inspector(handler: FormatHandler, reader: Reader, ctx: InspectContext) -> None:
-    try:
-        handler.inspect(reader, ctx)
-    except BudgetExceeded as exc:
-        ctx.limit_hit("max_total_uncompressed", str(exc))
-    except ReaderError as exc:
-        ctx.add("FILE-READ-ERROR", str(exc))
-        ctx.partial(f"read error: {exc}")
-    except (RecursionError, MemoryError) as exc:
-        ctx.limit_hit("resources", f"{handler.name} inspector ran out of {type(exc).__name__}")
-    except Exception as exc:  # fail closed: a crash is a finding, never a pass
-        log.debug("inspector %s crashed on %s", handler.name, ctx.path, exc_info=True)
-        ctx.add(
-            "INSPECTOR-ERROR",
-            f"{handler.name} inspector could not finish: {type(exc).__name__}: {exc}"[:500],
-        )
-        ctx.partial(f"{handler.name} inspector error")

@@ -13,10 +13,9 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..analysis.jinja_template import MAX_TEMPLATE_CHARS, analyze_template
 from ..findings import Severity
 from ..io.reader import Reader
-from .base import FormatHandler, InspectContext
+from .interface import FormatHandler, InspectContext
 
 MAGIC = b"GGUF"
 MAX_COUNT = 1 << 20  # tensors or key/values
@@ -30,24 +29,79 @@ DEFAULT_ALIGNMENT = 32
 TEMPLATE_KEY = "tokenizer.chat_template"
 
 # value type -> fixed size (STRING=8 and ARRAY=9 are variable)
-_SCALAR = {0: ("B", 1), 1: ("b", 1), 2: ("H", 2), 3: ("h", 2), 4: ("I", 4), 5: ("i", 4), 6: ("f", 4), 7: ("?", 1),
-           10: ("Q", 8), 11: ("q", 8), 12: ("d", 8)}
-_TYPE_NAMES = {0: "u8", 1: "i8", 2: "u16", 3: "i16", 4: "u32", 5: "i32", 6: "f32", 7: "bool", 8: "string", 9: "array",
-               10: "u64", 11: "i64", 12: "f64"}
+_SCALAR = {
+    0: ("B", 1),
+    1: ("b", 1),
+    2: ("H", 2),
+    3: ("h", 2),
+    4: ("I", 4),
+    5: ("i", 4),
+    6: ("f", 4),
+    7: ("?", 1),
+    10: ("Q", 8),
+    11: ("q", 8),
+    12: ("d", 8),
+}
+_TYPE_NAMES = {
+    0: "u8",
+    1: "i8",
+    2: "u16",
+    3: "i16",
+    4: "u32",
+    5: "i32",
+    6: "f32",
+    7: "bool",
+    8: "string",
+    9: "array",
+    10: "u64",
+    11: "i64",
+    12: "f64",
+}
 # ggml type -> (block size in elements, bytes per block); measured from gguf-py's GGML_QUANT_SIZES
 GGML_TYPES = {
-    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 40),
-    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292),
-    16: (256, 66), 17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82),
-    23: (256, 136), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2),
-    34: (256, 54), 35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 40),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
+    40: (64, 36),
+    41: (128, 18),
 }
 
 
 class GGUFError(Exception):
     """Parsing cannot continue; ``rule`` says which rule the reason belongs to."""
 
-    def __init__(self, rule: str, message: str, offset: int | None = None, limit: str = "file_seconds") -> None:
+    def __init__(
+        self, rule: str, message: str, offset: int | None = None, limit: str = "file_seconds"
+    ) -> None:
         super().__init__(message)
         self.rule = rule
         self.offset = offset
@@ -70,7 +124,9 @@ class _Cursor:
 
     def take(self, n: int, what: str) -> bytes:
         if n > self.remaining:
-            raise GGUFError("GGUF-INVALID", f"truncated: {what} needs {n} bytes, {self.remaining} remain", self.pos)
+            raise GGUFError(
+                "GGUF-INVALID", f"truncated: {what} needs {n} bytes, {self.remaining} remain", self.pos
+            )
         rel = self.pos - self._buf_at
         if 0 <= rel and rel + n <= len(self._buf):
             out = self._buf[rel : rel + n]
@@ -85,7 +141,9 @@ class _Cursor:
 
     def skip(self, n: int, what: str) -> None:
         if n > self.remaining:
-            raise GGUFError("GGUF-INVALID", f"truncated: {what} needs {n} bytes, {self.remaining} remain", self.pos)
+            raise GGUFError(
+                "GGUF-INVALID", f"truncated: {what} needs {n} bytes, {self.remaining} remain", self.pos
+            )
         self.pos += n
 
     def unpack(self, fmt: str, what: str) -> Any:
@@ -153,7 +211,11 @@ class _Parser:
                     limit=name,
                 )
         if kc * min_kv + tc * min_ti > c.remaining:
-            raise GGUFError("GGUF-LIMIT", f"{kc} key/values and {tc} tensors cannot fit in the {c.remaining} bytes left", 8)
+            raise GGUFError(
+                "GGUF-LIMIT",
+                f"{kc} key/values and {tc} tensors cannot fit in the {c.remaining} bytes left",
+                8,
+            )
         self._read_kvs(kc)
         self._read_tensor_infos(tc)
         return self.info
@@ -191,7 +253,9 @@ class _Parser:
             vtype = self.c.unpack("I", f"type of {key[:100]!r}")
             is_template = key == TEMPLATE_KEY or key.startswith(TEMPLATE_KEY + ".")
             if is_template and vtype == 8:
-                self.info.templates[key] = self._string(f"value of {key[:100]!r}", self.max_string, keep=True) or ""
+                self.info.templates[key] = (
+                    self._string(f"value of {key[:100]!r}", self.max_string, keep=True) or ""
+                )
                 continue
             value = self._value(vtype, key, depth=0)
             if value is not None and (len(self.info.kv) < 64 or key == "general.alignment"):
@@ -215,7 +279,9 @@ class _Parser:
             return (8, s[:200]) if s is not None else None
         if vtype == 9:
             if depth > 0:
-                raise GGUFError("GGUF-INVALID", f"nested array in {key[:100]!r} (loaders reject it)", self.c.pos)
+                raise GGUFError(
+                    "GGUF-INVALID", f"nested array in {key[:100]!r} (loaders reject it)", self.c.pos
+                )
             at = self.c.pos
             etype = self.c.unpack("I", f"element type of {key[:100]!r}")
             n = self._len(f"array length of {key[:100]!r}")
@@ -228,7 +294,11 @@ class _Parser:
             else:
                 raise GGUFError("GGUF-INVALID", f"unknown array element type {etype} in {key[:100]!r}", at)
             if n > MAX_ARRAY or n * size > self.c.remaining:
-                raise GGUFError("GGUF-LIMIT", f"array {key[:100]!r} declares {n} elements; {self.c.remaining} bytes left", at)
+                raise GGUFError(
+                    "GGUF-LIMIT",
+                    f"array {key[:100]!r} declares {n} elements; {self.c.remaining} bytes left",
+                    at,
+                )
             if etype == 8:
                 if n > self.strings_left:
                     raise GGUFError(
@@ -296,13 +366,17 @@ class _Parser:
             at = self.c.pos
             name = self._string("tensor name", self.max_string, keep=True) or ""
             if len(name.encode("utf-8", "replace")) >= MAX_NAME:
-                raise GGUFError("GGUF-INVALID", f"tensor name of {len(name)} characters is too long for llama.cpp", at)
+                raise GGUFError(
+                    "GGUF-INVALID", f"tensor name of {len(name)} characters is too long for llama.cpp", at
+                )
             if name in seen:
                 raise GGUFError("GGUF-INVALID", f"duplicate tensor name {name!r}", at)
             seen.add(name)
             nd = self.c.unpack("I", f"n_dims of {name!r}")
             if not 1 <= nd <= MAX_DIMS:
-                raise GGUFError("GGUF-INVALID", f"tensor {name!r} has {nd} dimensions (1..{MAX_DIMS} allowed)", at)
+                raise GGUFError(
+                    "GGUF-INVALID", f"tensor {name!r} has {nd} dimensions (1..{MAX_DIMS} allowed)", at
+                )
             dims = [self.c.unpack("Q" if self.wide else "I", f"dims of {name!r}") for _ in range(nd)]
             nel = 1
             for d in dims:
@@ -316,7 +390,11 @@ class _Parser:
                 raise GGUFError("GGUF-INVALID", f"tensor {name!r} has unknown ggml type {gtype}", at)
             block, bsize = GGML_TYPES[gtype]
             if dims[0] % block:
-                raise GGUFError("GGUF-INVALID", f"tensor {name!r}: first dimension {dims[0]} not a multiple of block {block}", at)
+                raise GGUFError(
+                    "GGUF-INVALID",
+                    f"tensor {name!r}: first dimension {dims[0]} not a multiple of block {block}",
+                    at,
+                )
             offset = self.c.unpack("Q", f"offset of {name!r}")
             raw.append((name, offset, nel // block * bsize, at))
         a = self.info.alignment
@@ -328,9 +406,11 @@ class _Parser:
             if offset % a:
                 raise GGUFError("GGUF-INVALID", f"tensor {name!r} offset {offset} is not aligned to {a}", at)
             if offset + nbytes > data_len:
-                raise GGUFError("GGUF-INVALID",
-                                f"tensor {name!r} data [{offset}, {offset + nbytes}) lies beyond the {max(data_len, 0)}-byte data section",
-                                at)
+                raise GGUFError(
+                    "GGUF-INVALID",
+                    f"tensor {name!r} data [{offset}, {offset + nbytes}) lies beyond the {max(data_len, 0)}-byte data section",
+                    at,
+                )
             if offset != expected and noncontiguous is None:
                 noncontiguous = name
             expected = offset + -(-nbytes // a) * a
@@ -362,12 +442,19 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
         ctx.add("GGUF-BIG-ENDIAN", "big-endian GGUF file", evidence={"version": info.version})
     nc = p.noncontiguous
     if nc is not None:
-        ctx.add("GGUF-INVALID", f"tensor data is not laid out contiguously in tensor-info order (first at {nc!r}); "
-                "llama.cpp rejects this, other loaders may not", severity=Severity.MEDIUM, evidence={"tensor": nc[:100]})
+        ctx.add(
+            "GGUF-INVALID",
+            f"tensor data is not laid out contiguously in tensor-info order (first at {nc!r}); "
+            "llama.cpp rejects this, other loaders may not",
+            severity=Severity.MEDIUM,
+            evidence={"tensor": nc[:100]},
+        )
     _analyze_templates(info, ctx)
 
 
 def _analyze_templates(info: GGUFInfo, ctx: InspectContext) -> None:
+    from ..analysis.jinja_template import MAX_TEMPLATE_CHARS, analyze_template  # jinja2: only when judging
+
     for key, source in info.templates.items():
         for issue in analyze_template(source, ctx.limits, max_chars=MAX_TEMPLATE_CHARS, rules=ctx.rules):
             ev = dict(issue.evidence)
@@ -377,4 +464,4 @@ def _analyze_templates(info: GGUFInfo, ctx: InspectContext) -> None:
                 ctx.partial(f"{key} not analysed in full")
 
 
-HANDLERS = [FormatHandler("gguf", _sniff, _inspect, family="gguf", claims=(".gguf",), priority=30)]
+GGUF = FormatHandler("gguf", _sniff, _inspect, family="gguf", claims=(".gguf",))

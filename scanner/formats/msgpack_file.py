@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from ..findings import Severity
 from ..io.reader import Reader, SliceReader
-from .base import FormatHandler, InspectContext
 from .data_files import is_text as _is_text
+from .interface import FormatHandler, InspectContext
 
 MAX_DEPTH = 256
 MAX_ITEMS = 50_000_000
@@ -28,10 +28,33 @@ FLAX_NDARRAY, FLAX_COMPLEX, FLAX_NPSCALAR = 1, 2, 3
 MAX_NDIM = 64
 # dtype names numpy/jax write into Flax ndarray extensions, with their item sizes
 DTYPE_SIZES = {
-    "bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4, "int64": 8, "uint64": 8,
-    "float16": 2, "bfloat16": 2, "float32": 4, "float64": 8, "complex64": 8, "complex128": 16,
-    "float8_e4m3fn": 1, "float8_e5m2": 1, "float8_e4m3b11fnuz": 1, "float8_e4m3fnuz": 1, "float8_e5m2fnuz": 1,
-    "float8_e3m4": 1, "float8_e4m3": 1, "float8_e8m0fnu": 1, "int4": 1, "uint4": 1, "int2": 1, "uint2": 1,
+    "bool": 1,
+    "int8": 1,
+    "uint8": 1,
+    "int16": 2,
+    "uint16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "int64": 8,
+    "uint64": 8,
+    "float16": 2,
+    "bfloat16": 2,
+    "float32": 4,
+    "float64": 8,
+    "complex64": 8,
+    "complex128": 16,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+    "float8_e4m3b11fnuz": 1,
+    "float8_e4m3fnuz": 1,
+    "float8_e5m2fnuz": 1,
+    "float8_e3m4": 1,
+    "float8_e4m3": 1,
+    "float8_e8m0fnu": 1,
+    "int4": 1,
+    "uint4": 1,
+    "int2": 1,
+    "uint2": 1,
 }
 
 
@@ -78,7 +101,9 @@ class WalkStats:
     root_kind: str = ""
     root_str_keys: bool = True
     root_entries: int = 0
-    issues: list[tuple[str, int, Severity | None]] = field(default_factory=list)  # non-fatal (message, offset, severity)
+    issues: list[tuple[str, int, Severity | None]] = field(
+        default_factory=list
+    )  # non-fatal (message, offset, severity)
 
 
 def _u(b: bytes) -> int:
@@ -88,8 +113,9 @@ def _u(b: bytes) -> int:
 class Walker:
     """One msgpack object from ``pos`` within ``[pos, end)``; returns where it ends."""
 
-    def __init__(self, buf: _Buf, *, max_items: int = MAX_ITEMS, sniff: bool = False,
-                 out_of_time=lambda: False) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, buf: _Buf, *, max_items: int = MAX_ITEMS, sniff: bool = False, out_of_time=lambda: False
+    ) -> None:  # type: ignore[no-untyped-def]
         self.buf = buf
         self.max_items = max_items
         self.sniff = sniff
@@ -163,7 +189,9 @@ class Walker:
             if kind in ("map", "array"):
                 items = 2 * n if kind == "map" else n
                 if items > end - pos:  # every item takes at least one byte
-                    raise MsgpackError(f"{kind} of {n} entries cannot fit in the {end - pos} bytes that remain", start)
+                    raise MsgpackError(
+                        f"{kind} of {n} entries cannot fit in the {end - pos} bytes that remain", start
+                    )
                 if top and not stack:
                     st.root_kind, st.root_entries = kind, n
                 if items:
@@ -243,7 +271,9 @@ class Walker:
             raise MsgpackError("Flax array extension length does not match its content", pos)
         size = DTYPE_SIZES.get(name)
         if size is None:
-            self.stats.issues.append((f"Flax array dtype {name[:40]!r} is not a numeric dtype", pos, Severity.MEDIUM))
+            self.stats.issues.append(
+                (f"Flax array dtype {name[:40]!r} is not a numeric dtype", pos, Severity.MEDIUM)
+            )
             return
         want = math.prod(dims) * size
         if name in ("int4", "uint4", "int2", "uint2"):
@@ -284,7 +314,9 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     try:
         stop = w.walk(0, reader.size)
     except MsgpackError as exc:
-        ctx.add("MSGPACK-INVALID", f"msgpack is malformed at byte {exc.offset}: {exc}"[:300], offset=exc.offset)
+        ctx.add(
+            "MSGPACK-INVALID", f"msgpack is malformed at byte {exc.offset}: {exc}"[:300], offset=exc.offset
+        )
         ctx.partial("msgpack malformed")
         return
     except OverflowError:
@@ -297,12 +329,16 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     for msg, off, sev in st.issues[:10]:
         ctx.add("MSGPACK-INVALID", msg, severity=sev, offset=off)
     if stop != reader.size:
-        ctx.add("MSGPACK-TRAILING-DATA", f"{reader.size - stop} bytes follow the msgpack document (ends at byte {stop})",
-                offset=stop, evidence={"document_end": stop, "trailing_bytes": reader.size - stop})
+        ctx.add(
+            "MSGPACK-TRAILING-DATA",
+            f"{reader.size - stop} bytes follow the msgpack document (ends at byte {stop})",
+            offset=stop,
+            evidence={"document_end": stop, "trailing_bytes": reader.size - stop},
+        )
         if reader.size - stop >= 16:  # the trailing bytes may be a whole other file: judge it as one
-            ctx.inspect_member(SliceReader(reader, stop, reader.size - stop, "trailing-data"), "trailing-data")
+            ctx.inspect_member(
+                SliceReader(reader, stop, reader.size - stop, "trailing-data"), "trailing-data"
+            )
 
 
-HANDLERS = [
-    FormatHandler("msgpack", _sniff, _inspect, family="msgpack", claims=(".msgpack",), priority=62),
-]
+MSGPACK = FormatHandler("msgpack", _sniff, _inspect, family="msgpack", claims=(".msgpack",))

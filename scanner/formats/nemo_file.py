@@ -15,12 +15,10 @@ from __future__ import annotations
 import posixpath
 import re
 
-from ..analysis.config_yaml import MAX_YAML_BYTES, parse_yaml_config
-from ..analysis.hydra_targets import judge_target
 from ..findings import Severity
 from ..io.reader import Reader
 from . import tar_archive
-from .base import FormatHandler, InspectContext
+from .interface import FormatHandler, InspectContext
 from .torch_legacy import tar_members
 
 CONFIG = "model_config.yaml"
@@ -41,7 +39,9 @@ def _sniff(head: bytes, reader: Reader) -> bool:
 
 
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
-    tar_archive.HANDLERS[0].inspect(reader, ctx)  # structure and every member by content
+    from ..analysis.config_yaml import MAX_YAML_BYTES, parse_yaml_config  # yaml: only when judging
+
+    tar_archive.TAR_ARCHIVE.inspect(reader, ctx)  # structure and every member by content
     members, _ = tar_members(reader, ctx.limits.max_members)
     configs = [m for m in members if posixpath.basename(m.name) == CONFIG]
     targets: list[str] = []
@@ -82,6 +82,8 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
 def _judge_target(ctx: InspectContext, member: str, path: str, target: str) -> None:
     if path != "target":
         return  # hydra _target_ values: judged where the member itself is inspected as a YAML config
+    from ..analysis.hydra_targets import judge_target
+
     issue = judge_target(target, "target", ctx.rules)
     if (
         issue is not None
@@ -98,6 +100,4 @@ def _judge_target(ctx: InspectContext, member: str, path: str, target: str) -> N
         )
 
 
-HANDLERS = [
-    FormatHandler("nemo-archive", _sniff, _inspect, family="archive", priority=44, can_carry_code=True),
-]
+NEMO_ARCHIVE = FormatHandler("nemo-archive", _sniff, _inspect, family="archive", can_carry_code=True)

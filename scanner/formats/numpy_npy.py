@@ -13,10 +13,12 @@ import re
 import struct
 from typing import Any
 
+from ..findings import Severity
 from ..io.reader import Reader, SliceReader
-from . import zipfmt
 from ._pickle_bridge import analyze_pickles
-from .base import FormatHandler, InspectContext
+from .interface import FormatHandler, InspectContext
+from .zip.listing import list_names, looks_like_zip
+from .zip.members import inspect_all
 
 MAGIC = b"\x93NUMPY"
 MAX_HEADER_V1 = 0xFFFF
@@ -121,8 +123,28 @@ def _parse(tokens: list[tuple[str, str]], i: int, depth: int) -> tuple[Any, int]
 
 # --------------------------------------------------------------------------- dtypes
 
-_SIZES = {"b": 1, "B": 1, "?": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 8, "L": 8, "q": 8, "Q": 8, "e": 2,
-          "f": 4, "d": 8, "g": 16, "F": 8, "D": 16, "G": 32, "p": 8, "P": 8}
+_SIZES = {
+    "b": 1,
+    "B": 1,
+    "?": 1,
+    "h": 2,
+    "H": 2,
+    "i": 4,
+    "I": 4,
+    "l": 8,
+    "L": 8,
+    "q": 8,
+    "Q": 8,
+    "e": 2,
+    "f": 4,
+    "d": 8,
+    "g": 16,
+    "F": 8,
+    "D": 16,
+    "G": 32,
+    "p": 8,
+    "P": 8,
+}
 _KIND = re.compile(r"^[<>|=]?([biufcSUVOMmaw?])(\d*)(?:\[[^\]]*\])?$")
 
 
@@ -232,22 +254,70 @@ def _inspect_npy(reader: Reader, ctx: InspectContext) -> None:
         return
     remaining = reader.size - data_at
     if has_object:
-        ctx.add("NUMPY-OBJECT-ARRAY",
-                f"object array ({str(hdr['descr'])[:80]}): np.load(allow_pickle=True) unpickles its data",
-                evidence={"descr": str(hdr["descr"])[:200], "shape": list(hdr["shape"])[:16]})
-        if remaining <= 0:
-            ctx.add("NUMPY-SIZE-MISMATCH", "object array without a data section")
-            return
-        analyze_pickles(SliceReader(reader, data_at, remaining, f"{ctx.path}!<object-data>"), ctx, member="<object-data>")
+        _inspect_object_data(reader, ctx, hdr, data_at, remaining)
         return
     expected = count * itemsize
     if expected != remaining:
-        ctx.add("NUMPY-SIZE-MISMATCH",
-                f"shape {tuple(hdr['shape'])} x {itemsize} bytes = {expected}, but {remaining} bytes follow the header",
-                offset=data_at, evidence={"expected": expected, "actual": remaining, "version": list(version)})
+        ctx.add(
+            "NUMPY-SIZE-MISMATCH",
+            f"shape {tuple(hdr['shape'])} x {itemsize} bytes = {expected}, but {remaining} bytes follow the header",
+            offset=data_at,
+            evidence={"expected": expected, "actual": remaining, "version": list(version)},
+        )
         if remaining > expected:
             extra = SliceReader(reader, data_at + expected, remaining - expected, f"{ctx.path}!<trailing>")
             ctx.inspect_member(extra, "<trailing>")
+
+
+def _inspect_object_data(
+    reader: Reader, ctx: InspectContext, hdr: dict[str, Any], data_at: int, remaining: int
+) -> None:
+    """Analyze an object array's pickle, then say how much loading it with allow_pickle=True risks.
+
+    The pickle is judged like any other (allowlist first), so a benign object array
+    (strings, numbers, allowlisted types) is not a warning by itself: NUMPY-OBJECT-ARRAY
+    stays medium unless the embedded pickle was walked completely, with full coverage
+    and no finding above low (every global allowlisted); then it is low, with the reason.
+    """
+    descr = str(hdr["descr"])[:80]
+    evidence = {"descr": str(hdr["descr"])[:200], "shape": list(hdr["shape"])[:16]}
+    needs = f"object array ({descr}): np.load(allow_pickle=True) unpickles its data"
+    if remaining <= 0:
+        ctx.add("NUMPY-OBJECT-ARRAY", needs, evidence=evidence)
+        ctx.add("NUMPY-SIZE-MISMATCH", "object array without a data section")
+        return
+    result = ctx.state.result
+    seen, notes, coverage = len(result.findings), len(result.coverage_notes), result.coverage
+    summary = analyze_pickles(
+        SliceReader(reader, data_at, remaining, f"{ctx.path}!<object-data>"), ctx, member="<object-data>"
+    )
+    worst = max((f.severity.rank for f in result.findings[seen:]), default=Severity.INFO.rank)
+    clean = (
+        summary is not None
+        and summary.complete
+        and summary.pickle_count >= 1
+        and worst <= Severity.LOW.rank
+        and result.coverage is coverage
+        and len(result.coverage_notes) == notes
+    )
+    if clean:
+        ctx.add(
+            "NUMPY-OBJECT-ARRAY",
+            f"{needs}; that pickle was analyzed in full and references only allowlisted globals, "
+            "so loading it runs no unlisted code",
+            severity=Severity.LOW,
+            evidence={**evidence, "pickle": "analyzed in full, every global allowlisted"},
+        )
+    else:
+        why = (
+            "it could not be analyzed in full"
+            if summary is None
+            or not summary.complete
+            or result.coverage is not coverage
+            or len(result.coverage_notes) != notes
+            else "it references globals or patterns the allowlist does not accept (see the findings above)"
+        )
+        ctx.add("NUMPY-OBJECT-ARRAY", f"{needs}, and {why}", evidence=evidence)
 
 
 def _scan_rest_for_pickle(reader: Reader, ctx: InspectContext) -> None:
@@ -255,29 +325,35 @@ def _scan_rest_for_pickle(reader: Reader, ctx: InspectContext) -> None:
     if len(pre) < 10:
         return
     start = 10 if pre[6] == 1 else 12
-    hlen = struct.unpack("<H", pre[8:10])[0] if pre[6] == 1 else struct.unpack("<I", pre[8:12].ljust(4, b"\0"))[0]
+    hlen = (
+        struct.unpack("<H", pre[8:10])[0]
+        if pre[6] == 1
+        else struct.unpack("<I", pre[8:12].ljust(4, b"\0"))[0]
+    )
     data_at = start + hlen
     if 0 < data_at < reader.size and reader.read(data_at, 1) == b"\x80":
-        analyze_pickles(SliceReader(reader, data_at, reader.size - data_at, f"{ctx.path}!<data>"), ctx, member="<data>")
+        analyze_pickles(
+            SliceReader(reader, data_at, reader.size - data_at, f"{ctx.path}!<data>"), ctx, member="<data>"
+        )
 
 
 # --------------------------------------------------------------------------- npz
 
 
 def _sniff_npz(head: bytes, reader: Reader) -> bool:
-    if not zipfmt.looks_like_zip(head, reader):
+    if not looks_like_zip(head, reader):
         return False
-    names = [n for n in zipfmt.list_names(reader) if not n.endswith("/")]
+    names = [n for n in list_names(reader) if not n.endswith("/")]
     return bool(names) and all(n.endswith(".npy") for n in names)
 
 
 def _inspect_npz(reader: Reader, ctx: InspectContext) -> None:
-    zipfmt.inspect_all(reader, ctx, "npz")
+    inspect_all(reader, ctx, "npz")
 
 
-HANDLERS = [
-    FormatHandler("numpy-npy", _sniff_npy, _inspect_npy, family="numpy", claims=(".npy",), priority=30,
-                  can_carry_code=True),
-    FormatHandler("numpy-npz", _sniff_npz, _inspect_npz, family="numpy", claims=(".npz",), priority=30,
-                  can_carry_code=True),
-]
+NUMPY_NPY = FormatHandler(
+    "numpy-npy", _sniff_npy, _inspect_npy, family="numpy", claims=(".npy",), can_carry_code=True
+)
+NUMPY_NPZ = FormatHandler(
+    "numpy-npz", _sniff_npz, _inspect_npz, family="numpy", claims=(".npz",), can_carry_code=True
+)

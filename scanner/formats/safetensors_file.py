@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..io.reader import Reader
-from .base import FormatHandler, InspectContext
-from .json_cost import value_bound
+from .interface import SNIFF_BYTES, FormatHandler, InspectContext, run_inspector
+from .parsers.json_cost import value_bound
 
 MAX_HEADER = 100_000_000  # the Rust core refuses larger headers ("header too large")
 # What parsing may cost: a 99 MB header took 1.5 GB and 51 s to parse whole. Real headers are far smaller
@@ -291,19 +291,10 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
 
 def _inspect_zip_view(reader: Reader, ctx: InspectContext) -> None:
     """Let the zip handler judge the archive view too, so a pickle inside is not left unseen."""
-    from .base import SNIFF_BYTES
-    from .detect import run_inspector
-    from .registry import handlers
+    from .zip.handler import ZIP_ARCHIVE
 
-    head = reader.head(SNIFF_BYTES)
-    for h in handlers():
-        if h.family == "zip" and h.sniff(head, reader):
-            run_inspector(h, reader, ctx)
-            return
+    if ZIP_ARCHIVE.sniff(reader.head(SNIFF_BYTES), reader):
+        run_inspector(ZIP_ARCHIVE, reader, ctx)
 
 
-HANDLERS = [
-    FormatHandler(
-        "safetensors", _sniff, _inspect, family="safetensors", claims=(".safetensors",), priority=44
-    ),
-]
+SAFETENSORS = FormatHandler("safetensors", _sniff, _inspect, family="safetensors", claims=(".safetensors",))

@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from ..findings import Severity
 from ..io.reader import Reader
-from .base import FormatHandler, InspectContext
-from .protobuf_wire import FIXED32, LEN, VARINT, WireError, iter_fields, read_varint
+from .interface import FormatHandler, InspectContext
+from .parsers.protobuf_wire import FIXED32, LEN, VARINT, WireError, iter_fields, read_varint
 
 MAX_PIECES = 5_000_000
 MAX_PIECE_MESSAGE = 1 << 16
 PIECE_TYPES = range(1, 7)  # NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE
-TOP_FIELDS = {1: "pieces", 2: "trainer_spec", 3: "normalizer_spec", 4: "self_test_data", 5: "denormalizer_spec"}
+TOP_FIELDS = {
+    1: "pieces",
+    2: "trainer_spec",
+    3: "normalizer_spec",
+    4: "self_test_data",
+    5: "denormalizer_spec",
+}
 _PIECE_WIRE = {1: LEN, 2: FIXED32, 3: VARINT}
 
 
@@ -79,7 +85,10 @@ def _sniff(head: bytes, reader: Reader) -> bool:
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
     cap = min(ctx.limits.max_protobuf_bytes, ctx.limits.max_member_in_memory)
     if reader.size > cap:
-        ctx.limit_hit("max_protobuf_bytes", f"SentencePiece model of {reader.size} bytes exceeds the {cap}-byte in-memory cap")
+        ctx.limit_hit(
+            "max_protobuf_bytes",
+            f"SentencePiece model of {reader.size} bytes exceeds the {cap}-byte in-memory cap",
+        )
         return
     data = reader.read(0, reader.size)
     pieces = 0
@@ -88,8 +97,12 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     try:
         for f, wt, v in iter_fields(data):
             if f not in TOP_FIELDS or wt != LEN:
-                ctx.add("SENTENCEPIECE-INVALID", f"top-level field {f} (wire type {wt}) is not part of a SentencePiece model",
-                        severity=Severity.MEDIUM, evidence={"field": f, "wire_type": wt})
+                ctx.add(
+                    "SENTENCEPIECE-INVALID",
+                    f"top-level field {f} (wire type {wt}) is not part of a SentencePiece model",
+                    severity=Severity.MEDIUM,
+                    evidence={"field": f, "wire_type": wt},
+                )
                 continue
             if f == 1:
                 pieces += 1
@@ -108,16 +121,21 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
                 ctx.limit_hit("file_seconds", "time budget ran out in the SentencePiece model")
                 return
     except WireError as exc:
-        ctx.add("SENTENCEPIECE-INVALID", f"SentencePiece protobuf is malformed: {exc}", evidence={"pieces_read": pieces})
+        ctx.add(
+            "SENTENCEPIECE-INVALID",
+            f"SentencePiece protobuf is malformed: {exc}",
+            evidence={"pieces_read": pieces},
+        )
         ctx.partial("SentencePiece model malformed")
         return
     for key, count in bad.items():
-        ctx.add("SENTENCEPIECE-INVALID", f"{count} piece(s): {key} (first is piece #{first_bad[key]})",
-                evidence={"count": count, "first_index": first_bad[key]})
+        ctx.add(
+            "SENTENCEPIECE-INVALID",
+            f"{count} piece(s): {key} (first is piece #{first_bad[key]})",
+            evidence={"count": count, "first_index": first_bad[key]},
+        )
     if pieces == 0:
         ctx.add("SENTENCEPIECE-INVALID", "SentencePiece model has no pieces", severity=Severity.MEDIUM)
 
 
-HANDLERS = [
-    FormatHandler("sentencepiece", _sniff, _inspect, family="tokenizer", priority=57),
-]
+SENTENCEPIECE = FormatHandler("sentencepiece", _sniff, _inspect, family="tokenizer")

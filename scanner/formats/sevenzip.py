@@ -19,8 +19,8 @@ from typing import Any
 from ..findings import Severity
 from ..io.reader import Reader, ReaderIO, SliceReader
 from ..io.spool import Spool, SpoolError
-from .base import FormatHandler, InspectContext
 from .compressed import RATIO_FLOOR
+from .interface import FormatHandler, InspectContext
 from .tar_archive import Capped
 
 MAGIC = b"7z\xbc\xaf\x27\x1c"
@@ -301,6 +301,4 @@ def _extract_and_inspect(
         content.close()
 
 
-HANDLERS = [
-    FormatHandler("7z-archive", _sniff_7z, _inspect_7z, family="archive", claims=(".7z",), priority=40),
-]
+SEVENZIP_ARCHIVE = FormatHandler("7z-archive", _sniff_7z, _inspect_7z, family="archive", claims=(".7z",))

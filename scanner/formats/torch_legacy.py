@@ -17,9 +17,10 @@ from typing import Any
 
 from ..io.reader import Reader, SliceReader
 from ._pickle_bridge import analyze_pickles
-from .base import FormatHandler, InspectContext
-from .torch_zip import STORAGE_ITEMSIZE
-from .zipfmt import check_member_name
+from .interface import FormatHandler, InspectContext
+from .pickle import NOT_LITERAL, PickleStreamSummary, read_literal
+from .torch.torch_zip import STORAGE_ITEMSIZE
+from .zip.checks import check_member_name
 
 MAGIC_LONG = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"  # LONG1 0x1950a86a20f9469cfc6c
 PROTOCOL_PICKLE = b"M\xe9\x03."  # BININT2 1001, STOP
@@ -27,135 +28,20 @@ MAX_STORAGES = 1_000_000
 LEGACY_TAR_MEMBERS = {"sys_info", "pickle", "storages", "tensors"}
 
 
-# --------------------------------------------------------------------------- tiny literal decoder
+def _summary(found: Any) -> PickleStreamSummary | None:
+    """The analyzer's summary; None when it crashed or a limit stopped it before it started (both reported)."""
+    return found if isinstance(found, PickleStreamSummary) else None
 
 
-class _NotLiteral(Exception):
-    pass
-
-
-def tiny_literal(data: bytes, limit: int = 1 << 20) -> tuple[Any, int]:
-    """Decode a pickle of ints, strings, lists and tuples only; returns (value, bytes used).
-
-    Used for the counts and key lists torch writes between raw sections; the
-    full analysis (globals, calls) is the pickle analyzer's job. Never builds
-    anything but those plain values.
-    """
-    stack: list[Any] = []
-    marks: list[int] = []
-    memo: dict[int, Any] = {}
-    pos = 0
-    end = min(len(data), limit)
-
-    def take(n: int) -> bytes:
-        nonlocal pos
-        if pos + n > end:
-            raise _NotLiteral("truncated")
-        b = data[pos : pos + n]
-        pos += n
-        return b
-
-    def line() -> bytes:
-        nonlocal pos
-        i = data.find(b"\n", pos, end)
-        if i < 0:
-            raise _NotLiteral("truncated")
-        b = data[pos:i]
-        pos = i + 1
-        return b
-
-    def pop_mark() -> list[Any]:
-        if not marks:
-            raise _NotLiteral("no mark")
-        m = marks.pop()
-        items = stack[m:]
-        del stack[m:]
-        return items
-
-    while pos < end:
-        op = take(1)
-        if op == b"\x80":
-            take(1)
-        elif op == b"\x95":
-            take(8)
-        elif op == b".":
-            if len(stack) != 1:
-                raise _NotLiteral("bad stack at STOP")
-            return stack[0], pos
-        elif op == b"K":
-            stack.append(take(1)[0])
-        elif op == b"M":
-            stack.append(struct.unpack("<H", take(2))[0])
-        elif op == b"J":
-            stack.append(struct.unpack("<i", take(4))[0])
-        elif op == b"\x8a":
-            n = take(1)[0]
-            stack.append(int.from_bytes(take(n), "little", signed=True))
-        elif op == b"I":
-            stack.append(int(line()))
-        elif op == b"L":
-            stack.append(int(line().rstrip(b"L")))
-        elif op == b"X":
-            (n,) = struct.unpack("<I", take(4))
-            stack.append(take(n).decode("utf-8", "replace"))
-        elif op == b"\x8c":
-            stack.append(take(take(1)[0]).decode("utf-8", "replace"))
-        elif op == b"U":
-            stack.append(take(take(1)[0]).decode("latin-1"))
-        elif op == b"T":
-            (n,) = struct.unpack("<i", take(4))
-            if n < 0:
-                raise _NotLiteral("negative length")
-            stack.append(take(n).decode("latin-1"))
-        elif op == b"V":
-            stack.append(line().decode("raw_unicode_escape"))
-        elif op == b"]":
-            stack.append([])
-        elif op == b")":
-            stack.append(())
-        elif op == b"(":
-            marks.append(len(stack))
-        elif op in (b"e", b"l", b"t"):
-            items = pop_mark()
-            if op == b"e":
-                if not stack or not isinstance(stack[-1], list):
-                    raise _NotLiteral("APPENDS without list")
-                stack[-1].extend(items)
-            else:
-                stack.append(list(items) if op == b"l" else tuple(items))
-        elif op == b"a":
-            if len(stack) < 2 or not isinstance(stack[-2], list):
-                raise _NotLiteral("APPEND without list")
-            stack[-2].append(stack.pop())
-        elif op in (b"\x85", b"\x86", b"\x87"):
-            n = {b"\x85": 1, b"\x86": 2, b"\x87": 3}[op]
-            if len(stack) < n:
-                raise _NotLiteral("stack underflow")
-            packed = tuple(stack[-n:])
-            del stack[-n:]
-            stack.append(packed)
-        elif op in (b"q", b"r", b"\x94", b"p"):
-            idx = take(1)[0] if op == b"q" else struct.unpack("<I", take(4))[0] if op == b"r" else (
-                len(memo) if op == b"\x94" else int(line()))
-            if not stack:
-                raise _NotLiteral("memo of empty stack")
-            memo[idx] = stack[-1]
-        elif op in (b"h", b"j", b"g"):
-            idx = take(1)[0] if op == b"h" else struct.unpack("<I", take(4))[0] if op == b"j" else int(line())
-            if idx not in memo:
-                raise _NotLiteral("unknown memo")
-            stack.append(memo[idx])
-        else:
-            raise _NotLiteral(f"opcode {op!r} is not a plain literal")
-    raise _NotLiteral("no STOP")
-
-
-def _literal_at(reader: Reader, start: int, end: int) -> Any:
-    try:
-        value, _ = tiny_literal(reader.read(start, min(end - start, 1 << 20)))
-    except (_NotLiteral, ValueError, struct.error, UnicodeDecodeError):
-        return None
-    return value
+def _literal_at(
+    summary: PickleStreamSummary, reader: Reader, ctx: InspectContext, start: int, end: int
+) -> Any:
+    """The plain value (count, key list) of the one pickle at ``[start, end)`` that ``summary`` analyzed; None
+    if it is not a plain literal. A list too long for the analysis walk to keep is read again whole."""
+    value = summary.values[0] if summary.values else NOT_LITERAL
+    if value is NOT_LITERAL:
+        value = read_literal(reader, ctx, start, end)
+    return None if value is NOT_LITERAL else value
 
 
 # --------------------------------------------------------------------------- stacked format
@@ -171,31 +57,33 @@ def _sniff_stacked(head: bytes, reader: Reader) -> bool:
     return i > 0 and head[i + len(PROTOCOL_PICKLE) : i + len(PROTOCOL_PICKLE) + 1] == b"\x80"
 
 
-def _end(summary: Any) -> int | None:
-    end = getattr(summary, "end_offset", None)
-    return end if isinstance(end, int) else None
-
-
 def _inspect_stacked(reader: Reader, ctx: InspectContext) -> None:
-    ctx.add("TORCH-LEGACY-FORMAT", "legacy (pre-1.6) PyTorch serialization: five pickles and raw storages; all are analyzed")
-    first = analyze_pickles(reader, ctx, start=0, max_pickles=4)
-    end4 = _end(first)
-    count = getattr(first, "pickle_count", 0) if first is not None else 0
-    if first is None or end4 is None or count < 4 or not getattr(first, "complete", False):
+    ctx.add(
+        "TORCH-LEGACY-FORMAT",
+        "legacy (pre-1.6) PyTorch serialization: five pickles and raw storages; all are analyzed",
+    )
+    first = _summary(analyze_pickles(reader, ctx, start=0, max_pickles=4))
+    end4 = first.end_offset if first is not None else None
+    count = first.pickle_count if first is not None else 0
+    if first is None or end4 is None or count < 4 or not first.complete:
         _stream_broken(reader, ctx, end4, f"only {count} of the 5 leading pickles could be read")
         return
-    keys_summary = analyze_pickles(reader, ctx, start=end4, max_pickles=1)
-    end5 = _end(keys_summary)
-    if keys_summary is None or end5 is None or getattr(keys_summary, "pickle_count", 0) < 1:
+    keys_summary = _summary(analyze_pickles(reader, ctx, start=end4, max_pickles=1))
+    if keys_summary is None or keys_summary.pickle_count < 1:
         _stream_broken(reader, ctx, end4, "the storage-key pickle could not be read")
         return
-    refs = _legacy_refs(getattr(first, "persistent_ids", ()) or ())
-    keys = _literal_at(reader, end4, end5)
+    end5 = keys_summary.end_offset
+    refs = _legacy_refs(first.persistent_ids)
+    keys = _literal_at(keys_summary, reader, ctx, end4, end5)
     if not (isinstance(keys, list) and all(isinstance(k, str) for k in keys)):
         keys = sorted(refs)
         if keys:
-            ctx.add("TORCH-STORAGE-INVALID", "the storage-key pickle is not a plain list of keys",
-                    offset=end4, evidence={"fallback_keys": len(keys)})
+            ctx.add(
+                "TORCH-STORAGE-INVALID",
+                "the storage-key pickle is not a plain list of keys",
+                offset=end4,
+                evidence={"fallback_keys": len(keys)},
+            )
     _walk_storages(reader, ctx, end5, keys, refs)
 
 
@@ -203,12 +91,19 @@ def _legacy_refs(pids: Any) -> dict[str, tuple[Any, Any]]:
     """key -> (storage type, element count) from ('storage', type, key, location, numel, view_metadata)."""
     out: dict[str, tuple[Any, Any]] = {}
     for pid in pids:
-        if isinstance(pid, (tuple, list)) and len(pid) >= 5 and pid[0] == "storage" and isinstance(pid[2], str):
+        if (
+            isinstance(pid, (tuple, list))
+            and len(pid) >= 5
+            and pid[0] == "storage"
+            and isinstance(pid[2], str)
+        ):
             out.setdefault(pid[2], (pid[1], pid[4]))
     return out
 
 
-def _walk_storages(reader: Reader, ctx: InspectContext, pos: int, keys: list[str], refs: dict[str, tuple[Any, Any]]) -> None:
+def _walk_storages(
+    reader: Reader, ctx: InspectContext, pos: int, keys: list[str], refs: dict[str, tuple[Any, Any]]
+) -> None:
     if len(keys) > MAX_STORAGES:
         ctx.limit_hit("max_storages", f"{len(keys)} storages listed; the storage section was not walked")
         return
@@ -216,11 +111,19 @@ def _walk_storages(reader: Reader, ctx: InspectContext, pos: int, keys: list[str
         stype, numel_ref = refs.get(key, (None, None))
         itemsize = STORAGE_ITEMSIZE.get(stype) if isinstance(stype, str) else None
         if key not in refs:
-            ctx.add("TORCH-STORAGE-INVALID", f"storage key {key!r} is listed but referenced by no tensor",
-                    offset=pos, evidence={"key": key[:100]})
+            ctx.add(
+                "TORCH-STORAGE-INVALID",
+                f"storage key {key!r} is listed but referenced by no tensor",
+                offset=pos,
+                evidence={"key": key[:100]},
+            )
         elif itemsize is None:
-            ctx.add("TORCH-STORAGE-INVALID", f"storage {key!r} has unknown storage type {str(stype)[:100]!r}",
-                    offset=pos, evidence={"key": key[:100]})
+            ctx.add(
+                "TORCH-STORAGE-INVALID",
+                f"storage {key!r} has unknown storage type {str(stype)[:100]!r}",
+                offset=pos,
+                evidence={"key": key[:100]},
+            )
         raw = reader.read(pos, 8)
         if len(raw) < 8:
             _stream_broken(reader, ctx, None, f"storage section ends before storage {key!r}")
@@ -228,24 +131,39 @@ def _walk_storages(reader: Reader, ctx: InspectContext, pos: int, keys: list[str
         (numel,) = struct.unpack("<q", raw)
         nbytes = numel * (itemsize or 1)
         if numel < 0 or pos + 8 + nbytes > reader.size:
-            ctx.add("TORCH-STORAGE-INVALID",
-                    f"storage {key!r} declares {numel} elements, more than the file holds",
-                    offset=pos, evidence={"key": key[:100], "numel": numel})
+            ctx.add(
+                "TORCH-STORAGE-INVALID",
+                f"storage {key!r} declares {numel} elements, more than the file holds",
+                offset=pos,
+                evidence={"key": key[:100], "numel": numel},
+            )
             ctx.partial("legacy storage section inconsistent")
             return
         if isinstance(numel_ref, int) and numel_ref != numel:
-            ctx.add("TORCH-STORAGE-INVALID",
-                    f"storage {key!r} holds {numel} elements but the tensor reference says {numel_ref}",
-                    offset=pos, evidence={"key": key[:100], "numel": numel, "referenced": numel_ref})
+            ctx.add(
+                "TORCH-STORAGE-INVALID",
+                f"storage {key!r} holds {numel} elements but the tensor reference says {numel_ref}",
+                offset=pos,
+                evidence={"key": key[:100], "numel": numel, "referenced": numel_ref},
+            )
         pos += 8 + nbytes
     missing = sorted(set(refs) - set(keys))
     if missing:
-        ctx.add("TORCH-STORAGE-INVALID", f"{len(missing)} referenced storage(s) are not in the storage section",
-                evidence={"keys": [k[:100] for k in missing[:20]]})
+        ctx.add(
+            "TORCH-STORAGE-INVALID",
+            f"{len(missing)} referenced storage(s) are not in the storage section",
+            evidence={"keys": [k[:100] for k in missing[:20]]},
+        )
     if pos < reader.size:
-        ctx.add("TORCH-UNEXPECTED-MEMBER", f"{reader.size - pos} bytes follow the storage section; inspected by content",
-                offset=pos, evidence={"start": pos, "length": reader.size - pos})
-        ctx.inspect_member(SliceReader(reader, pos, reader.size - pos, f"{ctx.path}!<trailing>"), "<trailing>")
+        ctx.add(
+            "TORCH-UNEXPECTED-MEMBER",
+            f"{reader.size - pos} bytes follow the storage section; inspected by content",
+            offset=pos,
+            evidence={"start": pos, "length": reader.size - pos},
+        )
+        ctx.inspect_member(
+            SliceReader(reader, pos, reader.size - pos, f"{ctx.path}!<trailing>"), "<trailing>"
+        )
 
 
 def _stream_broken(reader: Reader, ctx: InspectContext, at: int | None, why: str) -> None:
@@ -335,7 +253,10 @@ def _sniff_tar(head: bytes, reader: Reader) -> bool:
 
 
 def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
-    ctx.add("TORCH-LEGACY-TAR", "very old PyTorch tar serialization; every member is unpickled on load and analyzed")
+    ctx.add(
+        "TORCH-LEGACY-TAR",
+        "very old PyTorch tar serialization; every member is unpickled on load and analyzed",
+    )
     members, problem = tar_members(reader, ctx.limits.max_members)
     if problem:
         ctx.add("ARCHIVE-MALFORMED", f"legacy torch tar: {problem}")
@@ -346,11 +267,18 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
             return
         check_member_name(ctx, m.name)
         if m.type in (b"1", b"2"):
-            ctx.add("ARCHIVE-SYMLINK", f"{m.name!r} is a link to {m.linkname!r}",
-                    evidence={"member": m.name[:300], "target": m.linkname[:300]})
+            ctx.add(
+                "ARCHIVE-SYMLINK",
+                f"{m.name!r} is a link to {m.linkname!r}",
+                evidence={"member": m.name[:300], "target": m.linkname[:300]},
+            )
             continue
         if m.type in (b"3", b"4", b"6"):
-            ctx.add("ARCHIVE-SPECIAL-MEMBER", f"{m.name!r} is a device or FIFO entry", evidence={"member": m.name[:300]})
+            ctx.add(
+                "ARCHIVE-SPECIAL-MEMBER",
+                f"{m.name!r} is a device or FIFO entry",
+                evidence={"member": m.name[:300]},
+            )
             continue
         if m.type == b"5":
             continue
@@ -363,23 +291,25 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
         elif base == "tensors":
             _walk_tar_tensors(sub, ctx, m.name)
         else:
-            ctx.add("TORCH-UNEXPECTED-MEMBER", f"{m.name!r} is not a member of the legacy torch tar format",
-                    evidence={"member": m.name[:300]})
+            ctx.add(
+                "TORCH-UNEXPECTED-MEMBER",
+                f"{m.name!r} is not a member of the legacy torch tar format",
+                evidence={"member": m.name[:300]},
+            )
             ctx.inspect_member(sub, m.name)
 
 
-def _one(sub: Reader, ctx: InspectContext, name: str, pos: int) -> tuple[Any, int] | None:
-    s = analyze_pickles(sub, ctx, member=f"{name}@{pos}", start=pos, max_pickles=1)
-    end = _end(s)
-    if s is None or end is None or end <= pos or getattr(s, "pickle_count", 0) < 1:
+def _one(sub: Reader, ctx: InspectContext, name: str, pos: int) -> tuple[PickleStreamSummary, int] | None:
+    s = _summary(analyze_pickles(sub, ctx, member=f"{name}@{pos}", start=pos, max_pickles=1))
+    if s is None or s.end_offset <= pos or s.pickle_count < 1:
         return None
-    return s, end
+    return s, s.end_offset
 
 
 def _count_prologue(sub: Reader, ctx: InspectContext, name: str, what: str) -> tuple[int, int] | None:
     """The leading count pickle of a legacy tar member: (count, offset after it), or None once reported broken."""
     got = _one(sub, ctx, name, 0)
-    count = _literal_at(sub, 0, got[1]) if got else None
+    count = _literal_at(got[0], sub, ctx, 0, got[1]) if got else None
     if got is None or not isinstance(count, int) or count < 0 or count > MAX_STORAGES:
         _tar_broken(sub, ctx, name, 0 if got is None else got[1], f"{what} count unreadable")
         return None
@@ -398,7 +328,7 @@ def _walk_tar_storages(sub: Reader, ctx: InspectContext, name: str) -> None:
             _tar_broken(sub, ctx, name, pos, "storage header pickle unreadable")
             return
         summary, pos = got
-        itemsize = next((STORAGE_ITEMSIZE[g] for g in _globals(summary) if g in STORAGE_ITEMSIZE), None)
+        itemsize = next((STORAGE_ITEMSIZE[g] for g in summary.globals if g in STORAGE_ITEMSIZE), None)
         raw = sub.read(pos, 8)
         if itemsize is None or len(raw) < 8:
             _tar_broken(sub, ctx, name, pos, "storage type or size unreadable")
@@ -440,29 +370,30 @@ def _walk_tar_tensors(sub: Reader, ctx: InspectContext, name: str) -> None:
         _tar_broken(sub, ctx, name, pos, f"{sub.size - pos} bytes follow the last tensor")
 
 
-def _globals(summary: Any) -> list[str]:
-    g = getattr(summary, "globals", ()) or ()
-    out = []
-    for item in g:
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, tuple) and len(item) >= 2:
-            out.append(f"{item[0]}:{item[1]}")
-        else:
-            out.append(str(getattr(item, "qualified", item)))
-    return out
-
-
 def _tar_broken(sub: Reader, ctx: InspectContext, name: str, at: int, why: str) -> None:
-    ctx.add("TORCH-STORAGE-INVALID", f"legacy torch tar member {name!r}: {why}", evidence={"member": name[:300], "offset": at})
+    ctx.add(
+        "TORCH-STORAGE-INVALID",
+        f"legacy torch tar member {name!r}: {why}",
+        evidence={"member": name[:300], "offset": at},
+    )
     ctx.partial(f"legacy torch tar member {name[:100]} inconsistent")
     if 0 <= at < sub.size:
         analyze_pickles(sub, ctx, member=f"{name}@{at}", start=at)
 
 
-HANDLERS = [
-    FormatHandler("pytorch-legacy", _sniff_stacked, _inspect_stacked, family="pickle",
-                  claims=(".pt", ".pth", ".bin", ".ckpt"), priority=40, can_carry_code=True),
-    FormatHandler("pytorch-legacy-tar", _sniff_tar, _inspect_tar, family="pickle",
-                  claims=(".pt", ".pth", ".tar"), priority=40, can_carry_code=True),
-]
+PYTORCH_LEGACY = FormatHandler(
+    "pytorch-legacy",
+    _sniff_stacked,
+    _inspect_stacked,
+    family="pickle",
+    claims=(".pt", ".pth", ".bin", ".ckpt"),
+    can_carry_code=True,
+)
+PYTORCH_LEGACY_TAR = FormatHandler(
+    "pytorch-legacy-tar",
+    _sniff_tar,
+    _inspect_tar,
+    family="pickle",
+    claims=(".pt", ".pth", ".tar"),
+    can_carry_code=True,
+)

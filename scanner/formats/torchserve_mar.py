@@ -17,10 +17,13 @@ from typing import Any
 
 from ..findings import Severity
 from ..io.reader import Reader
-from . import tar_archive, zipfmt
-from .base import FormatHandler, InspectContext
+from . import tar_archive
 from .carrier_code import report_code_member, risky_requirements
+from .interface import FormatHandler, InspectContext
 from .torch_legacy import tar_members
+from .zip.checks import read_zip
+from .zip.listing import ZipEntry, list_names, looks_like_zip
+from .zip.members import inspect_entry, inspect_extra_regions, open_member, unique_entries
 
 LOADER = "TorchServe (ts.model_loader)"
 MANIFEST = "MAR-INF/MANIFEST.json"
@@ -40,17 +43,17 @@ BUILTIN_HANDLERS = {
 
 
 def _sniff(head: bytes, reader: Reader) -> bool:
-    if not zipfmt.looks_like_zip(head, reader):
+    if not looks_like_zip(head, reader):
         return False
-    return MANIFEST in zipfmt.list_names(reader)
+    return MANIFEST in list_names(reader)
 
 
 def _manifest(
-    reader: Reader, entry: zipfmt.ZipEntry, ctx: InspectContext
+    reader: Reader, entry: ZipEntry, ctx: InspectContext
 ) -> tuple[dict[str, Any] | None, str | None]:
     if entry.uncompressed_size > MAX_MANIFEST:
         return None, f"{entry.uncompressed_size}-byte manifest exceeds {MAX_MANIFEST} bytes"
-    sub = zipfmt.open_member(reader, entry, ctx)
+    sub = open_member(reader, entry, ctx)
     if sub is None:
         return None, "manifest could not be read"
     try:
@@ -98,11 +101,11 @@ def _check_manifest(
 
 
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
-    listing = zipfmt.read_zip(reader, ctx)
+    listing = read_zip(reader, ctx)
     if listing is None:
         return
-    zipfmt.inspect_extra_regions(reader, listing, ctx)
-    entries = [e for e in zipfmt.unique_entries(listing) if not e.is_dir]
+    inspect_extra_regions(reader, listing, ctx)
+    entries = [e for e in unique_entries(listing) if not e.is_dir]
     manifests = [e for e in listing.entries if e.name == MANIFEST]
     doc, problem = _manifest(reader, manifests[-1], ctx)  # Python's zipfile (TorchServe) reads the last copy
     model: dict[str, Any] = doc["model"] if doc else {}
@@ -130,7 +133,7 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
             ctx.limit_hit("file_seconds", "time budget ran out inspecting TorchServe archive members")
             return
         if e.name.endswith(".py"):
-            sub = zipfmt.open_member(reader, e, ctx)
+            sub = open_member(reader, e, ctx)
             if sub is not None:
                 code += 1
                 report_code_member(
@@ -139,7 +142,7 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
             continue
         if e.name == req:
             _requirements(reader, e, ctx)
-        zipfmt.inspect_entry(reader, e, ctx)
+        inspect_entry(reader, e, ctx)
     ctx.add(
         "CARRIER-MODEL",
         f"TorchServe archive: handler {str(handler)[:100]!r}, {code} Python file(s)",
@@ -152,8 +155,8 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     )
 
 
-def _requirements(reader: Reader, e: zipfmt.ZipEntry, ctx: InspectContext) -> None:
-    sub = zipfmt.open_member(reader, e, ctx) if e.uncompressed_size <= MAX_REQUIREMENTS else None
+def _requirements(reader: Reader, e: ZipEntry, ctx: InspectContext) -> None:
+    sub = open_member(reader, e, ctx) if e.uncompressed_size <= MAX_REQUIREMENTS else None
     if sub is None:
         return
     risky = risky_requirements(sub.read(0, sub.size).decode("utf-8", "replace"))
@@ -176,7 +179,7 @@ class _CodeMembers(InspectContext):
     """The tar walk's view: members named .py are code the server imports, everything else goes to detection."""
 
     def __init__(self, ctx: InspectContext, roles: dict[str, str]) -> None:
-        super().__init__(ctx.state, ctx.path, ctx.depth, ctx.member_name)
+        super().__init__(ctx.state, ctx.path, ctx.depth, ctx.member_name, dispatch=ctx.dispatch)
         self.roles = roles
         self.code = 0
 
@@ -236,7 +239,7 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
     if isinstance(model.get("modelFile"), str) and model["modelFile"] in by_rel:
         roles[by_rel[model["modelFile"]]] = "model file"
     walk = _CodeMembers(ctx, roles)
-    tar_archive.HANDLERS[0].inspect(reader, walk)
+    tar_archive.TAR_ARCHIVE.inspect(reader, walk)
     ctx.add(
         "CARRIER-MODEL",
         f"TorchServe tgz archive: handler {str(handler)[:100]!r}, {walk.code} Python file(s)",
@@ -244,17 +247,14 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
     )
 
 
-HANDLERS = [
-    FormatHandler(
-        "torchserve-mar",
-        _sniff,
-        _inspect,
-        family="torchserve",
-        claims=(".mar",),
-        priority=28,
-        can_carry_code=True,
-    ),
-    FormatHandler(
-        "torchserve-tgz", _sniff_tar, _inspect_tar, family="archive", priority=43, can_carry_code=True
-    ),
-]
+TORCHSERVE_MAR = FormatHandler(
+    "torchserve-mar",
+    _sniff,
+    _inspect,
+    family="torchserve",
+    claims=(".mar",),
+    can_carry_code=True,
+)
+TORCHSERVE_TGZ = FormatHandler(
+    "torchserve-tgz", _sniff_tar, _inspect_tar, family="archive", can_carry_code=True
+)

@@ -15,8 +15,8 @@ import re
 import struct
 
 from ..io.reader import Reader
-from .base import FormatHandler, InspectContext
 from .data_files import is_text
+from .interface import FormatHandler, InspectContext
 from .msgpack_file import _Buf
 
 MAX_UBJ_DEPTH = 128
@@ -329,23 +329,19 @@ def _inspect_lgb(reader: Reader, ctx: InspectContext) -> None:
 # Sniffed after the pickle handler (60): a pickle can start with "CBM1" ('C' is SHORT_BINBYTES) or carry the
 # legacy XGBoost header inside a string operand, and pickle.load would run it; content a pickle loader accepts
 # is judged as a pickle first.
-HANDLERS = [
-    FormatHandler(
-        "xgboost-ubjson",
-        _sniff_ubj,
-        _inspect_ubj,
-        family="xgboost",
-        claims=(".ubj", ".bin"),
-        priority=61,
-    ),
-    FormatHandler(
-        "xgboost-binary",
-        _sniff_xgb_legacy,
-        _inspect_xgb_legacy,
-        family="xgboost",
-        claims=(".bin",),
-        priority=61,
-    ),
-    FormatHandler("catboost", _sniff_cbm, _inspect_cbm, family="catboost", claims=(".cbm",), priority=61),
-    FormatHandler("lightgbm-text", _sniff_lgb, _inspect_lgb, family="text", priority=75),
-]
+XGBOOST_UBJSON = FormatHandler(
+    "xgboost-ubjson",
+    _sniff_ubj,
+    _inspect_ubj,
+    family="xgboost",
+    claims=(".ubj", ".bin"),
+)
+XGBOOST_BINARY = FormatHandler(
+    "xgboost-binary",
+    _sniff_xgb_legacy,
+    _inspect_xgb_legacy,
+    family="xgboost",
+    claims=(".bin",),
+)
+CATBOOST = FormatHandler("catboost", _sniff_cbm, _inspect_cbm, family="catboost", claims=(".cbm",))
+LIGHTGBM_TEXT = FormatHandler("lightgbm-text", _sniff_lgb, _inspect_lgb, family="text")

@@ -17,20 +17,15 @@ from datetime import date
 from pathlib import Path
 
 from ..cache import ResultCache
-from ..engine import (
-    ScanOptions,
-    finish_report,
-    new_report,
-    scan_resolved,
-    signature_identities,
-    signature_trust,
-    source_uri,
-)
+from ..engine import reroot
 from ..findings import Decision, FileResult, Reason, ScanReport, Severity, Verdict
 from ..integrity.scan_hook import check_snapshot_signature
-from ..policy.evaluate import evaluate
+from ..pipeline import Pipeline, finish_report, new_report, source_uri, under
+from ..policy.decide import decide
 from ..policy.loader import Policy, load_policy
+from ..policy.scan_settings import compile_scan_settings
 from ..rules import RuleDB, get_rule_db
+from ..settings import ScanOptions
 from ..sources.base import Artifact, Snapshot, SourceError
 from ..targets import parse_target, resolve
 from .config import ConfigError, Dependency, ProjectConfig
@@ -83,15 +78,14 @@ def run_lock(config: ProjectConfig, *, upgrade: set[str] | None, opts: GateOptio
 def _verified_signer(config: ProjectConfig, dep: Dependency, snap: Snapshot) -> str | None:
     """The identity whose signature verified this snapshot under the dependency's policy trust, if any."""
     policy = load_policy(config.policy_spec(dep.policy or config.policy))
-    opts = ScanOptions(policy=policy)
-    keys, chains = signature_trust(opts, source_uri(snap))
+    opts = ScanOptions(scoped=compile_scan_settings(policy)).for_source(source_uri(snap))
     outcome = check_snapshot_signature(
         snap,
         get_rule_db(),
         signature=None,
-        keys=keys,
-        chains=chains,
-        identities=signature_identities(opts, source_uri(snap)),
+        keys=opts.signature_keys,
+        chains=opts.signature_chains,
+        identities=opts.signature_identities,
     )
     if outcome is None or outcome.signer is None or any(v == "mismatch" for v in outcome.status.values()):
         return None
@@ -157,7 +151,7 @@ def _check_dependency(
             if current.resolved != locked.resolved:
                 # Like uv/npm: check verifies what the lock pins; a moved branch is news, not a failure,
                 # unless the policy asks for fresh pins (lock.fresh: true).
-                report = drift.add if policy.get("lock", "fresh", default=False) else drift.note
+                report = drift.add if policy.spec.lock.fresh else drift.note
                 report(
                     head,
                     "LOCK-REF-MOVED",
@@ -174,12 +168,17 @@ def _check_dependency(
         errors.append(f"{dep.name}: {exc}")
         return extra, errors
     scan_opts = ScanOptions(
-        policy=policy, cache=opts.cache, source_options=opts.source_options, rules_root=opts.rules_root
+        scoped=compile_scan_settings(policy),
+        cache=opts.cache,
+        source_options=opts.source_options,
+        rules_root=opts.rules_root,
     )
+    reuse = None
     if opts.cache is not None and snap.kind != "local":
-        scan_opts.reuse, scan_opts.on_file = _remote_cache(snap, opts.cache, rules, policy)
-    results = scan_resolved(snap, scan_opts, rules, qualify=False)
-    errors.extend(f"{dep.name}: {e}" for e in snap.errors)  # network faults: the check did not complete
+        reuse, scan_opts.on_file = _remote_cache(snap, opts.cache, rules, policy)
+    scanned = Pipeline(rules, scan_opts).scan(snap, reuse=reuse)
+    results = scanned.files
+    errors.extend(f"{dep.name}: {e}" for e in scanned.errors)  # network faults: the check did not complete
     by_path = {fr.path: fr for fr in results}
     pinned = {f.path: f for f in locked.files}
     for art in snap.artifacts:
@@ -285,19 +284,11 @@ def _is_code(fr: FileResult, locked_as_code: bool) -> bool:
 def _prefix(name: str, files: list[FileResult], verdict: Verdict, reasons: list[Reason]) -> None:
     """Show every path under its dependency name, after the policy matched the paths as written."""
 
-    def pre(p: str | None) -> str | None:
-        if p is None or p == name or p.startswith(name + "/"):
-            return p
-        return f"{name}/{p}"
-
-    for fr in files:
-        fr.path = pre(fr.path) or fr.path
-        fr.members = [pre(m) or m for m in fr.members]
-        for f in fr.findings:
-            f.path = pre(f.path) or f.path
+    move = under(name)
+    reroot(files, move)
     for r in [*verdict.reasons, *reasons]:
-        r.path = pre(r.path)
-    verdict.file_decisions = {pre(k) or k: v for k, v in verdict.file_decisions.items()}
+        r.path = move(r.path) if r.path is not None else None
+    verdict.file_decisions = {move(k): v for k, v in verdict.file_decisions.items()}
 
 
 def run_check(config: ProjectConfig, opts: GateOptions) -> ScanReport:
@@ -328,7 +319,7 @@ def run_check(config: ProjectConfig, opts: GateOptions) -> ScanReport:
         files, errors = _check_dependency(config, dep, locked, policy, rules, dep_drift, opts)
         sub = new_report([dep.source], rules)
         sub.files, sub.errors = files, errors
-        verdict = evaluate(sub, policy, opts.today)
+        verdict = decide(sub, policy, rules, today=opts.today)  # adds the policy findings to files
         _prefix(name, files, verdict, dep_drift.reasons)
         verdicts.append(verdict)
         if spec != (opts.policy_override or config.policy) and (

@@ -6,18 +6,24 @@ import os
 import re
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from rich.markup import escape
 
-from ..cache import ResultCache
-from ..cli_support import EXIT_OK, OutputFormat, emit, err_console, exit_code_for, fail, source_options
-from ..findings import Decision, ScanReport
-from ..policy.loader import PolicyError
-from ..report import render
-from ..rules import RuleDatabaseError
-from .check import GateOptions, run_check, run_lock
-from .config import ConfigError, ProjectConfig, load_config
+from ..cli_support import (
+    EXIT_OK,
+    OutputFormat,
+    emit,
+    err_console,
+    escape,
+    exit_code_for,
+    fail,
+    source_options,
+)
+
+if TYPE_CHECKING:  # the commands import what they run: `modelward scan` starts without the gate (issue #13)
+    from ..findings import Decision, ScanReport
+    from .config import ProjectConfig
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +43,11 @@ def register(app: typer.Typer) -> None:
         allow_http: bool = typer.Option(False, "--allow-http", help="Allow http:// URLs."),
     ) -> None:
         """Pin every declared model dependency to an immutable reference and per-file SHA-256 in modelward.lock."""
+        from ..policy.loader import PolicyError
+        from ..rules import RuleDatabaseError
+        from .check import GateOptions, run_lock
+        from .config import ConfigError, load_config
+
         try:
             cfg = load_config(project, config)
             wanted = set() if upgrade_all else (set(upgrade) if upgrade else None)
@@ -72,6 +83,13 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """CI gate: verify the lock against declarations and registries, scan, apply policy; exit 0/1/2."""
+        from ..cache import ResultCache
+        from ..policy.loader import PolicyError
+        from ..report import render
+        from ..rules import RuleDatabaseError
+        from .check import GateOptions, run_check
+        from .config import ConfigError, load_config
+
         try:
             cfg = load_config(project, config)
             opts = GateOptions(

@@ -45,7 +45,9 @@ class Bundle:
     key_hint: str | None = None
     legacy_public_key: bytes | None = None  # publicKey.rawBytes (PEM text) written by model-signing <=1.0
     certificates: tuple[bytes, ...] = ()  # DER, signing (leaf) certificate first
-    keyless: bool = False  # Sigstore/Fulcio keyless bundle: verified by sigstore-python (integrity/keyless.py)
+    keyless: bool = (
+        False  # Sigstore/Fulcio keyless bundle: verified by sigstore-python (integrity/keyless.py)
+    )
     raw: bytes = b""  # the bundle file's bytes, for verifiers that parse it themselves (sigstore-python)
 
 

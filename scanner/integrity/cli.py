@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from scanner.integrity.errors import IntegrityError, VerificationFailed
 from scanner.integrity.hashing import SUPPORTED_ALGORITHMS
@@ -21,12 +20,16 @@ from scanner.integrity.locate import DEFAULT_SIGNATURE_NAME
 from scanner.integrity.trust import KeylessTrust
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from scanner.integrity.verify import VerificationResult
 
 PASSWORD_ENV = "MODELWARD_KEY_PASSWORD"
 
 
 def _consoles() -> tuple[Console, Console]:
+    from rich.console import Console  # rich only when sign/verify runs (start-up, issue #13)
+
     # markup/highlight off: file names come from untrusted models and must print verbatim
     return (
         Console(markup=False, highlight=False, soft_wrap=True),

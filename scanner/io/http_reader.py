@@ -30,7 +30,6 @@ import hashlib
 import re
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import requests
 from requests import Response
@@ -38,7 +37,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from .deadline import NetworkDeadline
 from .http_session import HTTPClient, HTTPFetchError, Stats, describe_status, redact, redact_url
-from .reader import CHUNK, Reader, ReaderError
+from .reader import CHUNK, IntegrityProblem, Reader, ReaderError
 
 BLOCK = 16 << 10  # small: isolated probes (format sniffers, zip records) cost little; read-ahead covers runs
 CACHE_BYTES = 16 << 20
@@ -56,15 +55,6 @@ _BODY_ERRORS = (
 )
 # After a redirect, a cached CDN URL may expire (signed URLs); these statuses mean "ask the origin again".
 _STALE_REDIRECT = frozenset({401, 403, 404, 410})
-
-
-@dataclass
-class IntegrityProblem:
-    """A disagreement between what the registry claims and what was served; becomes a REGISTRY-* finding."""
-
-    rule_id: str
-    message: str
-    evidence: dict[str, str | int] = field(default_factory=dict)
 
 
 class FaultLog:
@@ -142,10 +132,9 @@ class HTTPRangeReader(Reader):
         if name in self.faults.failed:
             raise ReaderError(f"{self.faults.failed[name]} (not fetched again)")
         self.budget = client.budget(f"{name} ({redact_url(url)})")
-        self.integrity_problems: list[IntegrityProblem] = []
         self.verified: dict[str, str] = {}  # algorithm -> hex, when every byte passed through and matched
         self.etag: str | None = None
-        self.sha256: str | None = None  # set when every byte passed through the reader
+        self._sha256: str | None = None  # set when every byte passed through the reader
         self.final_url: str | None = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._full: bytes | None = None
@@ -163,6 +152,10 @@ class HTTPRangeReader(Reader):
     @property
     def requests(self) -> int:
         return self.stats.requests
+
+    def sha256(self) -> str | None:
+        """The digest of every byte, when all of them passed through the reader (a small file, a full stream)."""
+        return self._sha256
 
     def _account(self, offset: int, nbytes: int) -> None:
         """Network bytes are counted where they are fetched; cache hits are free."""
@@ -546,4 +539,4 @@ class HTTPRangeReader(Reader):
                 )
             else:
                 self.verified["git-sha1"] = sha1
-        self.sha256 = sha256
+        self._sha256 = sha256

@@ -28,6 +28,7 @@ USER_AGENT = f"modelward/{__version__}"
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 DEFAULT_TIMEOUT = (10.0, 60.0)  # connect, read (between bytes)
 
+
 def origin(url: str) -> tuple[str, str, int | None]:
     """(scheme, host, port) with default ports made explicit: what credentials are scoped to."""
     p = urlsplit(url)

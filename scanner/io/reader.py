@@ -15,6 +15,7 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from ..integrity.errors import FileChangedError
 from ..integrity.hashing import digest_fd_into, file_identity
@@ -30,6 +31,15 @@ class ReaderError(Exception):
     """The bytes could not be read (I/O error, truncated remote body, timeout)."""
 
 
+@dataclass
+class IntegrityProblem:
+    """A disagreement between what the registry claims and what was served; becomes a REGISTRY-* finding."""
+
+    rule_id: str
+    message: str
+    evidence: dict[str, str | int] = field(default_factory=dict)
+
+
 class Reader(ABC):
     name: str
     size: int
@@ -38,6 +48,16 @@ class Reader(ABC):
     def __init__(self) -> None:
         self.bytes_read = 0
         self._spans: list[tuple[int, int]] = []  # merged [start, end) ranges already counted
+        # claims the served bytes contradicted (digest, size), found while reading; remote readers fill it
+        self.integrity_problems: list[IntegrityProblem] = []
+
+    def sha256(self) -> str | None:
+        """SHA-256 of the whole content when this reader knows it, else None.
+
+        A remote reader knows it only when every byte happened to pass through;
+        a local file finishes hashing through its descriptor (``FileReader``).
+        """
+        return None
 
     @abstractmethod
     def _read(self, offset: int, length: int) -> bytes: ...

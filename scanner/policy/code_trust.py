@@ -8,11 +8,12 @@ source pattern (optionally narrowed by a path glob), always with a reason.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 from ..findings import Finding
+from .model import TrustedCode
 
 RULE = "CODE-EXECUTED-BY-LOADER"
 
@@ -20,20 +21,20 @@ RULE = "CODE-EXECUTED-BY-LOADER"
 @dataclass
 class TrustMatch:
     index: int
-    entry: dict[str, Any]
+    entry: TrustedCode
     expired: bool
 
 
-def _entry_matches(entry: dict[str, Any], sha256: str, source: str | None, paths: list[str]) -> bool:
-    if "sha256" in entry and (not sha256 or entry["sha256"].lower() != sha256.lower()):
+def _entry_matches(entry: TrustedCode, sha256: str, source: str | None, paths: list[str]) -> bool:
+    if entry.sha256 is not None and (not sha256 or entry.sha256.lower() != sha256.lower()):
         return False
-    if "source" in entry and (source is None or not fnmatch.fnmatchcase(source, entry["source"])):
+    if entry.source is not None and (source is None or not fnmatch.fnmatchcase(source, entry.source)):
         return False
-    return "path" not in entry or any(fnmatch.fnmatchcase(p, entry["path"]) for p in paths)
+    return entry.path is None or any(fnmatch.fnmatchcase(p, entry.path) for p in paths)
 
 
 def find_trust(
-    entries: list[dict[str, Any]], finding: Finding, source: str | None, paths: list[str], today: date
+    entries: Sequence[TrustedCode], finding: Finding, source: str | None, paths: list[str], today: date
 ) -> TrustMatch | None:
     """The first unexpired entry trusting this finding's code, else the first expired one, else None."""
     if finding.rule_id != RULE:
@@ -43,8 +44,7 @@ def find_trust(
     for i, entry in enumerate(entries):
         if not _entry_matches(entry, sha, source, paths):
             continue
-        exp = entry.get("expires")
-        if exp is not None and date.fromisoformat(exp) < today:
+        if entry.expires is not None and entry.expires < today:
             expired = expired or TrustMatch(i, entry, True)
             continue
         return TrustMatch(i, entry, False)

@@ -1,51 +1,42 @@
 """Apply a Policy to a ScanReport: allow / warn / block, each reason pointing at a finding and a policy line.
 
-Policy findings (expired exceptions, denied sources or formats, missing
-signatures) are added to the report, so SARIF and JSON show them like any
-other finding.
+``evaluate`` is pure: it reads the report and returns the verdict together with
+the policy's own findings (expired exceptions, denied sources or formats,
+missing signatures), made with the rule database it is given. Adding those
+findings to the report, so SARIF and JSON show them like any other, is the
+caller's explicit step (``decide.apply_findings``); a report can be judged
+twice, or under two policies, without one judgement leaking into the other.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from ..findings import Coverage, Decision, FileResult, Finding, Reason, ScanReport, Severity, Verdict
-from ..rules import get_rule_db
+from ..findings import Coverage, Decision, FileResult, Finding, Reason, ScanReport, Verdict
+from ..resources import rules_version_key
+from ..rules import RuleDB
 from .code_trust import find_trust, member_paths
 from .loader import Policy
+from .model import PolicyException
 
-NEVER = "never"
-
-
-def _sev(value: str | None, default: str) -> Severity | None:
-    v = value or default
-    return None if v == NEVER else Severity.parse(v)
+_ORDER = {Decision.ALLOW: 0, Decision.WARN: 1, Decision.BLOCK: 2}
 
 
-def parse_size(value: int | str | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", value)
-    if not m:
-        raise ValueError(f"not a size: {value!r}")
-    units = {
-        "": 1,
-        "B": 1,
-        "KB": 10**3,
-        "MB": 10**6,
-        "GB": 10**9,
-        "TB": 10**12,
-        "KIB": 1 << 10,
-        "MIB": 1 << 20,
-        "GIB": 1 << 30,
-        "TIB": 1 << 40,
-    }
-    return int(float(m.group(1)) * units[m.group(2).upper()])
+@dataclass(frozen=True)
+class PolicyFinding:
+    """A finding the policy raised about ``report.files[file_index]``."""
+
+    file_index: int
+    finding: Finding
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    verdict: Verdict
+    findings: tuple[PolicyFinding, ...] = ()
 
 
 def matches(pattern: str, *candidates: str | None) -> bool:
@@ -62,13 +53,17 @@ def _relative(fr: FileResult, path: str) -> str:
 
 
 class _FileEval:
-    def __init__(self, policy: Policy, fr: FileResult, today: date) -> None:
+    """One file's reasons and decision; policy findings are collected, never added to ``fr``."""
+
+    def __init__(self, policy: Policy, fr: FileResult, rules: RuleDB, today: date) -> None:
         self.p = policy
+        self.spec = policy.spec
         self.fr = fr
+        self.rules = rules
         self.today = today
         self.reasons: list[Reason] = []
+        self.findings: list[Finding] = []
         self.decision = Decision.ALLOW
-        self.rules = get_rule_db()
 
     def _raise(
         self, d: Decision, message: str, ref: str, rule_id: str | None = None, path: str | None = None
@@ -76,47 +71,42 @@ class _FileEval:
         self.reasons.append(
             Reason(decision=d, message=message, path=path or self.fr.path, rule_id=rule_id, policy_ref=ref)
         )
-        order = {Decision.ALLOW: 0, Decision.WARN: 1, Decision.BLOCK: 2}
-        if order[d] > order[self.decision]:
+        if _ORDER[d] > _ORDER[self.decision]:
             self.decision = d
 
     def _policy_finding(self, rule_id: str, message: str, evidence: dict[str, Any] | None = None) -> Finding:
         f = self.rules.finding(rule_id, message, self.fr.path, evidence=evidence)
-        self.fr.findings.append(f)
+        self.findings.append(f)
         return f
 
-    def _exception_for(self, f: Finding) -> tuple[int, dict[str, Any]] | None:
-        for i, ex in enumerate(self.p.get("exceptions", default=[]) or []):
-            if not fnmatch.fnmatchcase(f.rule_id, ex["rule"]):
+    def _exception_for(self, f: Finding) -> tuple[int, PolicyException] | None:
+        for i, ex in enumerate(self.spec.exceptions):
+            if not fnmatch.fnmatchcase(f.rule_id, ex.rule):
                 continue
-            if "source" in ex and not matches(ex["source"], self.fr.source):
+            if ex.source is not None and not matches(ex.source, self.fr.source):
                 continue
-            if "path" in ex and not matches(
-                ex["path"], _relative(self.fr, self.fr.path), _relative(self.fr, f.path), f.path
+            if ex.path is not None and not matches(
+                ex.path, _relative(self.fr, self.fr.path), _relative(self.fr, f.path), f.path
             ):
                 continue
-            if "sha256" in ex and ex["sha256"] != (self.fr.sha256 or ""):
+            if ex.sha256 is not None and ex.sha256 != (self.fr.sha256 or ""):
                 continue
             return i, ex
         return None
 
     def _trusted(self, f: Finding) -> bool:
         """CODE-EXECUTED-BY-LOADER allowed by a trusted_code entry (an expired one is reported and does not count)."""
-        entries = self.p.get("trusted_code", default=[]) or []
-        if not entries:
+        if not self.spec.trusted_code:
             return False
         paths = [*member_paths(_relative(self.fr, f.path)), *member_paths(f.path)]
-        hit = find_trust(entries, f, self.fr.source, paths, self.today)
+        hit = find_trust(self.spec.trusted_code, f, self.fr.source, paths, self.today)
         if hit is None:
             return False
-        what = (
-            f"sha256 {hit.entry['sha256']}" if "sha256" in hit.entry else f"source {hit.entry.get('source')}"
-        )
         if hit.expired:
             e = self._policy_finding(
                 "POLICY-EXCEPTION-EXPIRED",
-                f"trusted_code entry ({what}) expired on {hit.entry['expires']} ({hit.entry['reason']})",
-                {"exception_rule": f.rule_id, "owner": hit.entry.get("owner", "")},
+                f"trusted_code entry ({hit.entry.describe()}) expired on {hit.entry.expires} ({hit.entry.reason})",
+                {"exception_rule": f.rule_id, "owner": hit.entry.owner or ""},
             )
             self._raise(
                 Decision.BLOCK, e.message, self.p.ref("trusted_code", hit.index, "expires"), e.rule_id, f.path
@@ -124,7 +114,7 @@ class _FileEval:
             return False
         self._raise(
             Decision.ALLOW,
-            f"trusted code ({what}): {hit.entry['reason']}",
+            f"trusted code ({hit.entry.describe()}): {hit.entry.reason}",
             self.p.ref("trusted_code", hit.index),
             f.rule_id,
             f.path,
@@ -141,15 +131,14 @@ class _FileEval:
 
     def _sources(self) -> None:
         src = self.fr.source
-        allow = self.p.get("sources", "allow")
-        deny = self.p.get("sources", "deny") or []
-        for i, pat in enumerate(deny):
+        for i, pat in enumerate(self.spec.sources.deny):
             if matches(pat, src):
                 f = self._policy_finding(
                     "POLICY-SOURCE-DENIED", f"source {src} matches denied pattern {pat!r}"
                 )
                 self._raise(Decision.BLOCK, f.message, self.p.ref("sources", "deny", i), f.rule_id)
                 return
+        allow = self.spec.sources.allow
         if allow is not None and not any(matches(pat, src) for pat in allow):
             f = self._policy_finding(
                 "POLICY-SOURCE-DENIED", f"source {src} matches no allowed source pattern"
@@ -157,7 +146,7 @@ class _FileEval:
             self._raise(Decision.BLOCK, f.message, self.p.ref("sources", "allow"), f.rule_id)
 
     def _size(self) -> None:
-        cap = parse_size(self.p.get("max_file_size"))
+        cap = self.spec.max_bytes
         if cap is not None and self.fr.size > cap:
             f = self._policy_finding(
                 "POLICY-FILE-TOO-LARGE", f"{self.fr.size} bytes exceeds max_file_size {cap}"
@@ -166,9 +155,8 @@ class _FileEval:
 
     def _formats(self) -> None:
         seen = self.fr.formats or [self.fr.format]
-        allow = self.p.get("formats", "allow")
-        deny = self.p.get("formats", "deny") or []
-        bad = [fmt for fmt in seen if fmt in deny]
+        allow = self.spec.formats.allow
+        bad = [fmt for fmt in seen if fmt in self.spec.formats.deny]
         ref = self.p.ref("formats", "deny")
         if not bad and allow is not None:
             bad = [fmt for fmt in seen if fmt not in allow and fmt not in ("empty",)]
@@ -181,7 +169,7 @@ class _FileEval:
 
     def _signatures(self) -> None:
         if (
-            self.p.get("signatures", "required")
+            self.spec.signatures.required
             and self.fr.signature not in ("verified", "signature-file")
             and self.fr.format not in ("not-read", "note")
         ):
@@ -190,24 +178,22 @@ class _FileEval:
             self._raise(Decision.BLOCK, f.message, self.p.ref("signatures", "required"), f.rule_id)
 
     def _findings(self) -> None:
-        block = _sev(self.p.get("block_severity"), "high")
-        warn = _sev(self.p.get("warn_severity"), "medium")
-        overrides = self.p.get("severity_overrides", default={}) or {}
-        for f in list(self.fr.findings):
+        block, warn = self.spec.block_at, self.spec.warn_at
+        overrides = self.spec.severity_overrides
+        for f in self.fr.findings:  # the scan's findings; the policy's own were decided above
             if f.rule_id.startswith("POLICY-") and f.rule_id != "POLICY-EXCEPTION-EXPIRED":
-                continue  # already decided above
-            sev = Severity.parse(overrides[f.rule_id]) if f.rule_id in overrides else f.severity
+                continue
+            sev = overrides.get(f.rule_id, f.severity)
             ref_sev = self.p.ref("severity_overrides", f.rule_id) if f.rule_id in overrides else None
             if self._trusted(f):
                 continue
             hit = self._exception_for(f) if f.rule_id != "POLICY-EXCEPTION-EXPIRED" else None
             if hit is not None:
                 i, ex = hit
-                exp = date.fromisoformat(ex["expires"])
-                if exp >= self.today:
+                if ex.expires >= self.today:
                     self._raise(
                         Decision.ALLOW,
-                        f"waived until {ex['expires']}: {ex['reason']}",
+                        f"waived until {ex.expires}: {ex.reason}",
                         self.p.ref("exceptions", i),
                         f.rule_id,
                         f.path,
@@ -215,8 +201,8 @@ class _FileEval:
                     continue
                 e = self._policy_finding(
                     "POLICY-EXCEPTION-EXPIRED",
-                    f"exception for {f.rule_id} expired on {ex['expires']} ({ex['reason']})",
-                    {"exception_rule": ex["rule"], "owner": ex.get("owner", "")},
+                    f"exception for {f.rule_id} expired on {ex.expires} ({ex.reason})",
+                    {"exception_rule": ex.rule, "owner": ex.owner or ""},
                 )
                 self._raise(
                     Decision.BLOCK if block and e.severity >= block else Decision.WARN,
@@ -246,18 +232,14 @@ class _FileEval:
             return
         why = "; ".join(self.fr.coverage_notes) or "no reason recorded"
         msg = f"not fully analyzed ({self.fr.coverage.value}): {why}"
-        if self.p.get("block_unanalyzed", default=True):
-            self._raise(Decision.BLOCK, msg, self.p.ref("block_unanalyzed"))
-        else:
-            self._raise(Decision.WARN, msg, self.p.ref("block_unanalyzed"))
+        d = Decision.BLOCK if self.spec.block_unanalyzed else Decision.WARN
+        self._raise(d, msg, self.p.ref("block_unanalyzed"))
 
 
 def _rules_version_reasons(report: ScanReport, policy: Policy) -> list[Reason]:
     """A policy may demand a rule database at least as new as ``rules.min_version`` (a defence update)."""
-    from ..resources import rules_version_key
-
-    wanted = policy.get("rules", "min_version")
-    if not wanted or rules_version_key(report.rules_version) >= rules_version_key(str(wanted)):
+    wanted = policy.spec.rules.min_version
+    if not wanted or rules_version_key(report.rules_version) >= rules_version_key(wanted):
         return []
     return [
         Reason(
@@ -269,15 +251,18 @@ def _rules_version_reasons(report: ScanReport, policy: Policy) -> list[Reason]:
     ]
 
 
-def evaluate(report: ScanReport, policy: Policy, today: date | None = None) -> Verdict:
+def evaluate(report: ScanReport, policy: Policy, rules: RuleDB, today: date | None = None) -> Evaluation:
+    """The verdict and the policy's findings for ``report``; neither the report nor its files change."""
     today = today or date.today()
     reasons: list[Reason] = []
     per_file: dict[str, Decision] = {}
-    for fr in report.files:
-        ev = _FileEval(policy, fr, today)
+    found: list[PolicyFinding] = []
+    for i, fr in enumerate(report.files):
+        ev = _FileEval(policy, fr, rules, today)
         ev.run()
         reasons.extend(ev.reasons)
         per_file[fr.path] = ev.decision
+        found.extend(PolicyFinding(i, f) for f in ev.findings)
     for e in report.errors:
         reasons.append(Reason(decision=Decision.BLOCK, message=e, policy_ref="scan could not complete"))
     reasons.extend(_rules_version_reasons(report, policy))
@@ -286,4 +271,5 @@ def evaluate(report: ScanReport, policy: Policy, today: date | None = None) -> V
         overall = Decision.BLOCK
     elif any(r.decision is Decision.WARN for r in reasons):
         overall = Decision.WARN
-    return Verdict(decision=overall, policy=policy.name, reasons=reasons, file_decisions=per_file)
+    verdict = Verdict(decision=overall, policy=policy.name, reasons=reasons, file_decisions=per_file)
+    return Evaluation(verdict, tuple(found))

@@ -1,8 +1,10 @@
-"""Load, validate and merge policy files, keeping the file and line of every setting.
+"""Load, validate and merge policy files into a typed ``Policy``, keeping the file and line of every setting.
 
 A decision's reasons point at the policy line that made them, so a reviewer can
 find the rule they are arguing with; a malformed policy is one message naming
-file, line and column and what was expected.
+file, line and column and what was expected. Files users write are checked
+against the JSON Schema (its errors give the column); the merged result is then
+compiled into ``model.PolicySpec``, the only form the evaluator and the scan read.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 import yaml
 
 from ..resources import policies_dir
+from .model import PolicySpec, SpecError, compile_spec
 
 SHIPPED = ("default", "strict", "audit")
+DEFAULT_POLICY = "default"  # what decides when no policy is named
 MAX_EXTENDS = 8
 Key = tuple[Any, ...]
 
@@ -26,11 +30,15 @@ class PolicyError(Exception):
     """A policy could not be used; the message names file, line and column."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class Policy:
+    """A loaded policy: its typed settings (``spec``, what the evaluator and the scan read), the document they
+    were compiled from (``data``, as written after ``extends``: cache keys, merging) and where each was set."""
+
     name: str
     path: Path | None
     data: dict[str, Any]
+    spec: PolicySpec
     refs: dict[Key, str] = field(default_factory=dict)  # key path -> "file:line"
     base_dir: Path | None = None
 
@@ -44,6 +52,7 @@ class Policy:
         return f"{self.path or self.name}"
 
     def get(self, *key: Any, default: Any = None) -> Any:
+        """The written value at a key path (as ``ref`` addresses it), else ``default``; prefer the typed ``spec``."""
         cur: Any = self.data
         for k in key:
             if isinstance(cur, dict) and k in cur:
@@ -245,7 +254,7 @@ def load_policy(
     _absolutize(data, path.parent)
     parent_spec = data.pop("extends", None)
     if parent_spec is None:
-        return Policy(name=name, path=path, data=data, refs=refs, base_dir=path.parent)
+        return _compile(name, path, data, refs)
     try:
         parent = load_policy(parent_spec, _chain=_chain + (path,), _relative_to=path.parent)
     except PolicyError as exc:
@@ -253,4 +262,17 @@ def load_policy(
         raise PolicyError(f"{shown}:{line[0]}:{line[1]}: extends {parent_spec!r}: {exc}") from None
     merged, merged_refs = _merge(parent, data, refs)
     merged["name"] = name
-    return Policy(name=name, path=path, data=merged, refs=merged_refs, base_dir=path.parent)
+    return _compile(name, path, merged, merged_refs)
+
+
+def _compile(name: str, path: Path, data: dict[str, Any], refs: dict[Key, str]) -> Policy:
+    """The typed policy; what the schema let through but the model does not (a 30 February) names its line."""
+    try:
+        spec = compile_spec(data)
+    except SpecError as exc:
+        key = exc.loc
+        while key and key not in refs:
+            key = key[:-1]
+        where = ".".join(str(p) for p in exc.loc) or "(top level)"
+        raise PolicyError(f"{refs.get(key, _display(path))}: {where}: {exc}") from None
+    return Policy(name=name, path=path, data=data, spec=spec, refs=refs, base_dir=path.parent)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..analysis.python_ast import MAX_SOURCE_BYTES, PyAnalysis, analyze_python, escalate_loaded
 from ..findings import Coverage, FileResult, Severity
-from ..formats.tf_savedmodel import check_checkpoint_shards
+from ..formats.tensorflow.tf_savedmodel import check_checkpoint_shards
 from ..io.reader import ReaderError
 from ..limits import Limits
 from ..rules import RuleDB

@@ -60,25 +60,37 @@ def _vouch(fr: FileResult, model_path: str, rules: RuleDB) -> None:
     if not fr.coverage_notes:
         fr.coverage = Coverage.FULL
     fr.format = "onnx-external-data"
-    fr.findings.append(rules.finding(SUMMARY_RULE, f"raw tensor data read by {model_path} (never parsed as code)", fr.path))
+    fr.findings.append(
+        rules.finding(SUMMARY_RULE, f"raw tensor data read by {model_path} (never parsed as code)", fr.path)
+    )
 
 
-def check_external_data(snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits) -> list[FileResult]:
+def check_external_data(
+    snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits
+) -> list[FileResult]:
     for fr in list(results.values()):
         for f in list(fr.findings):
-            if f.rule_id != SUMMARY_RULE or f.path != fr.path or not isinstance(f.evidence.get("files"), list):
+            if (
+                f.rule_id != SUMMARY_RULE
+                or f.path != fr.path
+                or not isinstance(f.evidence.get("files"), list)
+            ):
                 continue
             for rec in f.evidence["files"]:
                 _check_file(snapshot, results, rules, fr, rec)
     return []
 
 
-def _check_file(snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, fr: FileResult, rec: dict[str, Any]) -> None:
+def _check_file(
+    snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, fr: FileResult, rec: dict[str, Any]
+) -> None:
     loc = str(rec.get("location", ""))
     path = resolve_relative(fr.path, loc)
 
     def add(rule: str, message: str, severity: Severity | None = None, **ev: Any) -> None:
-        fr.findings.append(rules.finding(rule, message, fr.path, severity=severity, evidence={"location": loc[:300], **ev}))
+        fr.findings.append(
+            rules.finding(rule, message, fr.path, severity=severity, evidence={"location": loc[:300], **ev})
+        )
 
     sib = find_sibling(snapshot, path)
     if sib is None:
@@ -86,12 +98,19 @@ def _check_file(snapshot: Snapshot, results: dict[str, FileResult], rules: RuleD
         return
     escaped = _link_escape(snapshot, fr.path, path)
     if escaped:
-        add("ONNX-EXTERNAL-DATA-PATH", f"external data file {loc[:200]!r} is a link to {escaped[:200]}, outside the model folder",
-            target=escaped[:300])
+        add(
+            "ONNX-EXTERNAL-DATA-PATH",
+            f"external data file {loc[:200]!r} is a link to {escaped[:200]}, outside the model folder",
+            target=escaped[:300],
+        )
     end = rec.get("max_end")
     if isinstance(end, int) and end > sib.size:
-        add("ONNX-EXTERNAL-DATA-RANGE", f"tensors read up to byte {end} of {loc[:200]!r}, which has {sib.size} bytes",
-            max_end=end, size=sib.size)
+        add(
+            "ONNX-EXTERNAL-DATA-RANGE",
+            f"tensors read up to byte {end} of {loc[:200]!r}, which has {sib.size} bytes",
+            max_end=end,
+            size=sib.size,
+        )
     data_fr = results.get(path)
     if data_fr is not None and data_fr is not fr:
         _vouch(data_fr, fr.path, rules)

@@ -30,13 +30,39 @@ MAX_FINDINGS = 20
 _OPSET = re.compile(r"^opset\d{1,3}$")
 _DTD = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.I)
 # ops of the openvino-tokenizers extension (openvino_tokenizer.xml / openvino_detokenizer.xml next to LLM IRs)
-TOKENIZER_OPS = frozenset({
-    "StringTensorPack", "StringTensorUnpack", "RaggedTensorPack", "CaseFold", "EqualStr", "NormalizeUnicode",
-    "RegexNormalization", "RegexSplit", "WordpieceTokenizer", "BPETokenizer", "BytesToChars", "CombineSegments",
-    "RaggedToDense", "RaggedToSparse", "RaggedToRagged", "StringToHashBucket", "VocabEncoder", "VocabDecoder",
-    "CharsToBytes", "TrieTokenizer", "FuzeRagged", "ByteFallback", "SentencepieceTokenizer", "SentencepieceDetokenizer",
-    "SentencepieceStreamDetokenizer", "UTF8Validate", "SpecialTokensSplit", "Truncate", "UnigramTokenizer",
-})
+TOKENIZER_OPS = frozenset(
+    {
+        "StringTensorPack",
+        "StringTensorUnpack",
+        "RaggedTensorPack",
+        "CaseFold",
+        "EqualStr",
+        "NormalizeUnicode",
+        "RegexNormalization",
+        "RegexSplit",
+        "WordpieceTokenizer",
+        "BPETokenizer",
+        "BytesToChars",
+        "CombineSegments",
+        "RaggedToDense",
+        "RaggedToSparse",
+        "RaggedToRagged",
+        "StringToHashBucket",
+        "VocabEncoder",
+        "VocabDecoder",
+        "CharsToBytes",
+        "TrieTokenizer",
+        "FuzeRagged",
+        "ByteFallback",
+        "SentencepieceTokenizer",
+        "SentencepieceDetokenizer",
+        "SentencepieceStreamDetokenizer",
+        "UTF8Validate",
+        "SpecialTokensSplit",
+        "Truncate",
+        "UnigramTokenizer",
+    }
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,7 +89,9 @@ class Layer:
 @dataclass
 class IR:
     layers: list[Layer] = field(default_factory=list)
-    consts: list[tuple[Layer, str | None, str | None]] = field(default_factory=list)  # (layer, offset, size) as written
+    consts: list[tuple[Layer, str | None, str | None]] = field(
+        default_factory=list
+    )  # (layer, offset, size) as written
     custom_layers_decl: bool = False
 
 
@@ -92,8 +120,11 @@ def parse_ir(data: bytes) -> IR | None:
 
 def custom_layers(ir: IR) -> list[Layer]:
     known = known_ops()
-    return [ly for ly in ir.layers
-            if (ly.version is not None and not _OPSET.match(ly.version)) or ly.type not in known]
+    return [
+        ly
+        for ly in ir.layers
+        if (ly.version is not None and not _OPSET.match(ly.version)) or ly.type not in known
+    ]
 
 
 def _read(art: Artifact, cap: int) -> bytes | None:
@@ -112,19 +143,30 @@ def _relabel(fr: FileResult, xml_path: str, rules: RuleDB, n_consts: int) -> Non
     if not fr.coverage_notes:
         fr.coverage = Coverage.FULL
     fr.format = "openvino-weights"
-    fr.findings.append(rules.finding("OPENVINO-WEIGHTS", f"raw constant data of {xml_path} ({n_consts} Const layers)",
-                                     fr.path, evidence={"xml": xml_path, "consts": n_consts}))
+    fr.findings.append(
+        rules.finding(
+            "OPENVINO-WEIGHTS",
+            f"raw constant data of {xml_path} ({n_consts} Const layers)",
+            fr.path,
+            evidence={"xml": xml_path, "consts": n_consts},
+        )
+    )
 
 
-def _check_xml(art: Artifact, fr: FileResult, arts: dict[str, Artifact], results: dict[str, FileResult],
-               rules: RuleDB) -> None:
+def _check_xml(
+    art: Artifact, fr: FileResult, arts: dict[str, Artifact], results: dict[str, FileResult], rules: RuleDB
+) -> None:
     def add(rule: str, message: str, severity: Severity | None = None, **ev: Any) -> None:
         fr.findings.append(rules.finding(rule, message, fr.path, severity=severity, evidence=ev))
 
     if art.size > MAX_XML_BYTES:
         head = _read(art, 4096) or b""
         if looks_like_ir(head):
-            add("LIMIT-EXCEEDED", f"OpenVINO IR XML larger than {MAX_XML_BYTES} bytes not parsed", limit="max_xml_bytes")
+            add(
+                "LIMIT-EXCEEDED",
+                f"OpenVINO IR XML larger than {MAX_XML_BYTES} bytes not parsed",
+                limit="max_xml_bytes",
+            )
             if fr.coverage is Coverage.FULL:
                 fr.coverage = Coverage.PARTIAL
             fr.coverage_notes.append("OpenVINO IR XML too large to parse")
@@ -147,9 +189,12 @@ def _check_xml(art: Artifact, fr: FileResult, arts: dict[str, Artifact], results
     used = [(ly, o, s) for ly, o, s in ir.consts if s not in (None, "0")]
     if bin_art is None:
         if used:
-            add("OPENVINO-WEIGHTS-MISSING",
+            add(
+                "OPENVINO-WEIGHTS-MISSING",
                 f"{len(used)} Const layers read {posixpath.basename(bin_path)}, which is not in the scanned set",
-                weights=bin_path, consts=len(used))
+                weights=bin_path,
+                consts=len(used),
+            )
         return
     bad = 0
     for ly, off, size in ir.consts:
@@ -161,10 +206,15 @@ def _check_xml(art: Artifact, fr: FileResult, arts: dict[str, Artifact], results
         if not ok:
             bad += 1
             if bad <= MAX_FINDINGS:
-                add("OPENVINO-WEIGHTS-RANGE",
+                add(
+                    "OPENVINO-WEIGHTS-RANGE",
                     f"Const layer {ly.name[:100]!r} reads offset={off!s:.30} size={size!s:.30} of "
                     f"{posixpath.basename(bin_path)}, which has {bin_art.size} bytes",
-                    layer=ly.name[:200], offset=str(off)[:40], size=str(size)[:40], bin_size=bin_art.size)
+                    layer=ly.name[:200],
+                    offset=str(off)[:40],
+                    size=str(size)[:40],
+                    bin_size=bin_art.size,
+                )
     bin_fr = results.get(bin_path)
     if not bad and bin_fr is not None:
         _relabel(bin_fr, art.path, rules, len(ir.consts))
@@ -178,14 +228,20 @@ def _check_ops(ir: IR, add: Any) -> None:
         return
     types = sorted({f"{ly.type}@{ly.version}" for ly in custom})
     tokenizer_only = all(ly.type in TOKENIZER_OPS and ly.version == "extension" for ly in custom)
-    add("OPENVINO-CUSTOM-OP",
+    add(
+        "OPENVINO-CUSTOM-OP",
         f"{len(custom)} layer(s) of {len(types)} non-standard type(s) need a native extension: {', '.join(types[:10])}"
         + (" (all from openvino-tokenizers)" if tokenizer_only else ""),
         severity=Severity.MEDIUM if tokenizer_only else None,
-        types=types[:50], first_layer=custom[0].name[:200], openvino_tokenizers=tokenizer_only)
+        types=types[:50],
+        first_layer=custom[0].name[:200],
+        openvino_tokenizers=tokenizer_only,
+    )
 
 
-def check_openvino(snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits) -> list[FileResult]:
+def check_openvino(
+    snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits
+) -> list[FileResult]:
     arts = {a.path: a for a in snapshot.artifacts}
     for path in sorted(arts):
         fr = results.get(path)

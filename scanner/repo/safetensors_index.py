@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..findings import FileResult, Severity
-from ..formats.json_cost import value_bound
-from ..formats.onnx_model import check_location
+from ..formats.onnx.onnx_model import check_location
+from ..formats.parsers.json_cost import value_bound
 from ..formats.safetensors_file import read_header
 from ..io.reader import FileReader, Reader, ReaderError
 from ..limits import Limits
@@ -94,7 +94,9 @@ def _load_index(art: Artifact, limits: Limits) -> tuple[Any, str | None]:
         return None, f"index is not valid JSON: {exc}"[:200]
 
 
-def check_indexes(snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits) -> list[FileResult]:
+def check_indexes(
+    snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits
+) -> list[FileResult]:
     extra: list[FileResult] = []
     for art in snapshot.artifacts:
         if not art.path.lower().endswith(INDEX_SUFFIX):
@@ -102,7 +104,9 @@ def check_indexes(snapshot: Snapshot, results: dict[str, FileResult], rules: Rul
         fr = result_for(results, extra, art.path, "json")
 
         def add(message: str, severity: Severity | None = None, fr: FileResult = fr, **ev: Any) -> None:
-            fr.findings.append(rules.finding("SAFETENSORS-INDEX-MISMATCH", message, fr.path, severity=severity, evidence=ev))
+            fr.findings.append(
+                rules.finding("SAFETENSORS-INDEX-MISMATCH", message, fr.path, severity=severity, evidence=ev)
+            )
 
         index, err = _load_index(art, limits)
         if err:
@@ -116,17 +120,27 @@ def check_indexes(snapshot: Snapshot, results: dict[str, FileResult], rules: Rul
         for tensor, shard in wm.items():
             by_shard.setdefault(shard, []).append(tensor)
         if len(by_shard) > MAX_SHARDS:
-            add(f"index names {len(by_shard)} shards; only the first {MAX_SHARDS} were checked", Severity.MEDIUM)
+            add(
+                f"index names {len(by_shard)} shards; only the first {MAX_SHARDS} were checked",
+                Severity.MEDIUM,
+            )
         for shard, tensors in list(by_shard.items())[:MAX_SHARDS]:
             why = check_location(shard)
             if why:
-                add(f"weight_map names shard {shard[:200]!r} outside the model folder ({why})", shard=shard[:300], reason=why)
+                add(
+                    f"weight_map names shard {shard[:200]!r} outside the model folder ({why})",
+                    shard=shard[:300],
+                    reason=why,
+                )
                 continue
             path = resolve_relative(art.path, shard)
             sib = find_sibling(snapshot, path)
             if sib is None:
-                add(f"weight_map names shard {shard[:200]!r}, which is not in the repository ({len(tensors)} tensors)",
-                    shard=shard[:300], tensors=len(tensors))
+                add(
+                    f"weight_map names shard {shard[:200]!r}, which is not in the repository ({len(tensors)} tensors)",
+                    shard=shard[:300],
+                    tensors=len(tensors),
+                )
                 continue
             try:
                 with sib.open() as r:
@@ -137,8 +151,14 @@ def check_indexes(snapshot: Snapshot, results: dict[str, FileResult], rules: Rul
                 continue
             missing = [t for t in tensors if t not in header.tensors]
             if missing:
-                add(f"{len(missing)} tensor(s) listed for {shard[:200]!r} are not in that shard: {', '.join(missing[:5])}"[:400],
-                    Severity.MEDIUM, shard=shard[:300], missing=missing[:MAX_LISTED])
+                add(
+                    f"{len(missing)} tensor(s) listed for {shard[:200]!r} are not in that shard: {', '.join(missing[:5])}"[
+                        :400
+                    ],
+                    Severity.MEDIUM,
+                    shard=shard[:300],
+                    missing=missing[:MAX_LISTED],
+                )
     return extra
 
 

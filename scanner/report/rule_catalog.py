@@ -33,9 +33,16 @@ def catalog_markdown(db: RuleDB) -> str:
         if r.references:
             lines += ["References: " + ", ".join(r.references), ""]
     profiles = sorted(db.profiles.values(), key=lambda p: p.name)
-    lines += ["# Pickle allowlist profiles", "", "| profile | default | globals | description |", "|---|---|---|---|"]
+    lines += [
+        "# Pickle allowlist profiles",
+        "",
+        "| profile | default | globals | description |",
+        "|---|---|---|---|",
+    ]
     for p in profiles:
-        lines.append(f"| `{p.name}` | {'yes' if p.default else 'no'} | {len(p.exact) + len(p.patterns)} | {p.description} |")
+        lines.append(
+            f"| `{p.name}` | {'yes' if p.default else 'no'} | {len(p.exact) + len(p.patterns)} | {p.description} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -43,12 +50,20 @@ def catalog_json(db: RuleDB) -> str:
     doc = {
         "rules_version": db.version,
         "rules": [
-            {"id": r.id, "severity": r.severity.value, "title": r.title, "rationale": r.rationale,
-             "references": list(r.references), "tags": r.tags.model_dump()}
+            {
+                "id": r.id,
+                "severity": r.severity.value,
+                "title": r.title,
+                "rationale": r.rationale,
+                "references": list(r.references),
+                "tags": r.tags.model_dump(),
+            }
             for r in _order(db)
         ],
-        "profiles": [{"name": p.name, "default": p.default, "description": p.description}
-                     for p in sorted(db.profiles.values(), key=lambda p: p.name)],
+        "profiles": [
+            {"name": p.name, "default": p.default, "description": p.description}
+            for p in sorted(db.profiles.values(), key=lambda p: p.name)
+        ],
     }
     return json.dumps(doc, indent=2) + "\n"
 

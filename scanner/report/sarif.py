@@ -65,7 +65,11 @@ class _Locator:
         base = Path(src[len("file://") :])
         if base.is_file():
             return base
-        for candidate in (base / top, base.parent / top, base / top.split("/", 1)[-1]):  # check prefixes model names
+        for candidate in (
+            base / top,
+            base.parent / top,
+            base / top.split("/", 1)[-1],
+        ):  # check prefixes model names
             if candidate.exists():
                 return candidate
         return None

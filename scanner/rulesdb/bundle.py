@@ -111,8 +111,25 @@ def _extract(archive: Path, dest: Path) -> None:
                     raise BundleError(f"{archive}: unpacks to more than {MAX_BUNDLE_BYTES} bytes")
                 members.append(m)
             tar.extractall(dest, members=members, filter="data")
+            _drain(tar, archive, total)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"{archive}: not a readable bundle ({exc})") from None
+
+
+def _drain(tar: tarfile.TarFile, archive: Path, unpacked: int) -> None:
+    """Read the compressed stream to its end so its trailer (gzip CRC and length) is checked.
+
+    tarfile stops at the end-of-archive blocks; a bundle whose bytes after them were damaged would
+    otherwise install. What follows the archive is bounded like the members.
+    """
+    stream = tar.fileobj
+    if stream is None:
+        return
+    total = unpacked
+    while chunk := stream.read(1 << 20):
+        total += len(chunk)
+        if total > MAX_BUNDLE_BYTES:
+            raise BundleError(f"{archive}: unpacks to more than {MAX_BUNDLE_BYTES} bytes")
 
 
 def _verify(stage: Path, trust: Trust, source: str) -> str:

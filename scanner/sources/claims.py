@@ -16,28 +16,44 @@ from ..rules import RuleDB
 from .base import Artifact
 
 
-def claim_findings(artifact: Artifact, reader: Reader | None, computed_sha256: str | None,
-                   rules: RuleDB) -> list[Finding]:
+def claim_findings(
+    artifact: Artifact, reader: Reader | None, computed_sha256: str | None, rules: RuleDB
+) -> list[Finding]:
     """Findings for ``artifact``: call after inspection and after the engine hashed local files."""
     out: list[Finding] = []
     seen: set[tuple[str, str]] = set()
-    for p in getattr(reader, "integrity_problems", None) or ():
+    for p in reader.integrity_problems if reader is not None else ():
         key = (p.rule_id, p.message)
         if key not in seen:
             seen.add(key)
             out.append(rules.finding(p.rule_id, p.message, artifact.path, evidence=dict(p.evidence)))
-    if artifact.local_path and computed_sha256 and artifact.claimed_sha256 \
-            and computed_sha256.lower() != artifact.claimed_sha256.lower():
-        out.append(rules.finding(
-            "REGISTRY-DIGEST-MISMATCH",
-            f"file has sha256 {computed_sha256}, the registry claims {artifact.claimed_sha256}",
-            artifact.path,
-            evidence={"algorithm": "sha256", "claimed": artifact.claimed_sha256, "actual": computed_sha256}))
+    if (
+        artifact.local_path
+        and computed_sha256
+        and artifact.claimed_sha256
+        and computed_sha256.lower() != artifact.claimed_sha256.lower()
+    ):
+        out.append(
+            rules.finding(
+                "REGISTRY-DIGEST-MISMATCH",
+                f"file has sha256 {computed_sha256}, the registry claims {artifact.claimed_sha256}",
+                artifact.path,
+                evidence={
+                    "algorithm": "sha256",
+                    "claimed": artifact.claimed_sha256,
+                    "actual": computed_sha256,
+                },
+            )
+        )
     status = artifact.info.get("hub_security_status")
     if status:
         ev = {k: v for k, v in artifact.info.items() if k.startswith("hub_")}
-        out.append(rules.finding(
-            "REGISTRY-HUB-SECURITY-STATUS",
-            f"the Hub's own scan reports this file as {status!r} (information only; not used for the verdict)",
-            artifact.path, evidence=ev))
+        out.append(
+            rules.finding(
+                "REGISTRY-HUB-SECURITY-STATUS",
+                f"the Hub's own scan reports this file as {status!r} (information only; not used for the verdict)",
+                artifact.path,
+                evidence=ev,
+            )
+        )
     return out

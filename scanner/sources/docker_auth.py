@@ -147,12 +147,19 @@ def run_credential_helper(helper: str, registry: str, source: str) -> tuple[Cred
         return None, f"{source}: credential helper name {helper[:40]!r} is not a plain program name"
     program = shutil.which(f"docker-credential-{helper}")
     if program is None:
-        return None, f"credentials for {registry} are kept by docker-credential-{helper}, which is not on PATH"
-    server = "https://index.docker.io/v1/" if _key_host(registry) in {_key_host(k) for k in DOCKER_HUB_KEYS} \
+        return (
+            None,
+            f"credentials for {registry} are kept by docker-credential-{helper}, which is not on PATH",
+        )
+    server = (
+        "https://index.docker.io/v1/"
+        if _key_host(registry) in {_key_host(k) for k in DOCKER_HUB_KEYS}
         else registry
+    )
     try:
-        done = subprocess.run([program, "get"], input=server.encode(), capture_output=True, timeout=HELPER_SECONDS,
-                              check=False)
+        done = subprocess.run(
+            [program, "get"], input=server.encode(), capture_output=True, timeout=HELPER_SECONDS, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return None, f"docker-credential-{helper} failed: {type(exc).__name__}"
     if done.returncode != 0:
@@ -166,10 +173,12 @@ def run_credential_helper(helper: str, registry: str, source: str) -> tuple[Cred
         return None, f"docker-credential-{helper} returned no secret for {registry}"
     register_secret(secret)
     if user == "<token>":
-        return Credentials(username=None, password=None, identity_token=secret,
-                           source=f"docker-credential-{helper}"), ""
-    return Credentials(username=str(user or ""), password=secret, identity_token=None,
-                       source=f"docker-credential-{helper}"), ""
+        return Credentials(
+            username=None, password=None, identity_token=secret, source=f"docker-credential-{helper}"
+        ), ""
+    return Credentials(
+        username=str(user or ""), password=secret, identity_token=None, source=f"docker-credential-{helper}"
+    ), ""
 
 
 def _json_object(value: object) -> dict[object, object]:

@@ -53,8 +53,9 @@ class ObjectStoreSource(Source):
             import fsspec
 
             # a fresh instance per target: endpoints and credentials are read from the environment now
-            return fsspec.filesystem(scheme if scheme != "az" else "abfs", skip_instance_cache=True,
-                                     **self.storage_options)
+            return fsspec.filesystem(
+                scheme if scheme != "az" else "abfs", skip_instance_cache=True, **self.storage_options
+            )
         except ImportError:
             raise SourceError(
                 f"{target}: {scheme}:// needs {module}: pip install 'modelward[{extra}]'"

@@ -161,7 +161,12 @@ class _Registry:
     """One repository on one registry: authenticated requests, errors mapped to one redacted line each."""
 
     def __init__(
-        self, ref: OCIRef, client: HTTPClient, insecure: bool, docker_config: str | None, stats: Stats,
+        self,
+        ref: OCIRef,
+        client: HTTPClient,
+        insecure: bool,
+        docker_config: str | None,
+        stats: Stats,
         given: Credentials | None = None,
     ) -> None:
         self.ref = ref
@@ -373,14 +378,18 @@ class OCISource(Source):
         self.given: Credentials | None = None
         if username is not None and password is not None:
             register_secret(password)
-            self.given = Credentials(username=username, password=password, identity_token=None, source="--username")
+            self.given = Credentials(
+                username=username, password=password, identity_token=None, source="--username"
+            )
         # The program's one retry policy; shorter timeouts: a registry that is down says so in seconds.
         self.client = client or HTTPClient(timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_http=self.insecure)
         self.stats = Stats()
 
     def resolve(self, target: str) -> Snapshot:
         ref = parse_oci(target)
-        insecure = self.insecure or is_loopback(ref.host)  # like Docker: 127.0.0.0/8 and localhost speak plain HTTP
+        insecure = self.insecure or is_loopback(
+            ref.host
+        )  # like Docker: 127.0.0.0/8 and localhost speak plain HTTP
         client = self.client
         if insecure and not client.allow_http:
             client = HTTPClient(timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), allow_http=True)
@@ -627,7 +636,11 @@ class OCISource(Source):
         except (SourceError, ValueError, UnicodeDecodeError, RecursionError):
             return []
         out: list[AttachedSignature] = []
-        for obj in (doc.get("layers") or [])[:20] if isinstance(doc, dict) and isinstance(doc.get("layers"), list) else []:
+        for obj in (
+            (doc.get("layers") or [])[:20]
+            if isinstance(doc, dict) and isinstance(doc.get("layers"), list)
+            else []
+        ):
             d, _ = parse_descriptor(obj)
             if d is None or d.media_type != COSIGN_PAYLOAD or d.size > MAX_COSIGN_PAYLOAD:
                 continue
@@ -640,8 +653,11 @@ class OCISource(Source):
                         continue
             except Exception:  # a malformed or unreachable signature is no signature
                 continue
-            out.append(AttachedSignature("cosign", payload, sig, where,
-                                         d.annotations.get("dev.sigstore.cosign/certificate")))
+            out.append(
+                AttachedSignature(
+                    "cosign", payload, sig, where, d.annotations.get("dev.sigstore.cosign/certificate")
+                )
+            )
         return out
 
     def _referrers(self, reg: _Registry, path: str, how: str, snap: Snapshot | None = None) -> list[str]:
@@ -665,7 +681,11 @@ class OCISource(Source):
             d, _ = parse_descriptor(obj)
             if d is not None and any(s in (d.artifact_type or "").lower() for s in _SIG_TYPES):
                 out.append(f"{d.artifact_type} via {how} -> {d.digest}")
-                if snap is not None and "cosign" in (d.artifact_type or "") and len(snap.attached_signatures) < 20:
+                if (
+                    snap is not None
+                    and "cosign" in (d.artifact_type or "")
+                    and len(snap.attached_signatures) < 20
+                ):
                     snap.attached_signatures.extend(self._cosign_material(reg, d.digest, f"{how} {d.digest}"))
         return out
 

@@ -35,9 +35,15 @@ INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST))
 
 KITOPS_CONFIG = "application/vnd.kitops.modelkit.config.v1+json"
-MODELPACK_ARTIFACT = ("application/vnd.cncf.model.manifest.v1+json", "application/vnd.cnai.model.manifest.v1+json")
+MODELPACK_ARTIFACT = (
+    "application/vnd.cncf.model.manifest.v1+json",
+    "application/vnd.cnai.model.manifest.v1+json",
+)
 MODELPACK_CONFIG = ("application/vnd.cncf.model.config.v1+json", "application/vnd.cnai.model.config.v1+json")
-CONTAINER_CONFIGS = ("application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json")
+CONTAINER_CONFIGS = (
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+)
 
 # Layer media type prefix -> role shown in reports (information only; content decides the format).
 _ROLES: tuple[tuple[str, str], ...] = (
@@ -124,15 +130,23 @@ def parse_descriptor(obj: Any) -> tuple[Descriptor | None, str]:
     if digest.startswith("sha256:") and not _SHA256_HEX.match(digest[7:]):
         return None, "malformed sha256 digest"
     if not digest.startswith("sha256:"):
-        return None, f"digest algorithm {digest.split(':', 1)[0][:20]!r} is not supported (only sha256 is verified)"
+        return (
+            None,
+            f"digest algorithm {digest.split(':', 1)[0][:20]!r} is not supported (only sha256 is verified)",
+        )
     if isinstance(size, bool) or not isinstance(size, int) or size < 0 or size > MAX_BLOB_SIZE:
         return None, "missing or out-of-range size"
     ann = obj.get("annotations")
-    annotations = {str(k)[:200]: str(v)[:MAX_TITLE * 4] for k, v in ann.items()} if isinstance(ann, dict) else {}
+    annotations = (
+        {str(k)[:200]: str(v)[: MAX_TITLE * 4] for k, v in ann.items()} if isinstance(ann, dict) else {}
+    )
     at = obj.get("artifactType")
     plat = obj.get("platform")
-    platform = {k: str(plat[k])[:64] for k in ("os", "architecture", "variant") if k in plat} \
-        if isinstance(plat, dict) else {}
+    platform = (
+        {k: str(plat[k])[:64] for k in ("os", "architecture", "variant") if k in plat}
+        if isinstance(plat, dict)
+        else {}
+    )
     return Descriptor(mt, digest, size, annotations, at if isinstance(at, str) else None, platform), ""
 
 
@@ -189,8 +203,9 @@ def detect_layout(doc: dict[str, Any], config: Descriptor | None, layers: list[D
         return "kitops"
     if doc.get("artifactType") in MODELPACK_ARTIFACT or cfg in MODELPACK_CONFIG:
         return "modelpack"
-    if cfg.startswith("application/vnd.docker.ai.") or any(d.media_type.startswith("application/vnd.docker.ai.")
-                                                             for d in layers):
+    if cfg.startswith("application/vnd.docker.ai.") or any(
+        d.media_type.startswith("application/vnd.docker.ai.") for d in layers
+    ):
         return "docker-model-runner"
     if any(TITLE_ANNOTATIONS[0] in d.annotations for d in layers):
         return "oras"
@@ -211,23 +226,34 @@ def map_manifest(doc: dict[str, Any], prefix: str = "", max_layers: int = MAX_LA
     issues: list[Issue] = []
     config, why = parse_descriptor(doc.get("config")) if "config" in doc else (None, "")
     if "config" in doc and config is None:
-        issues.append(Issue(f"{prefix}<config>", "OCI-DESCRIPTOR-INVALID", f"config descriptor not read: {why}"))
+        issues.append(
+            Issue(f"{prefix}<config>", "OCI-DESCRIPTOR-INVALID", f"config descriptor not read: {why}")
+        )
     raw_layers = doc.get("layers")
     if raw_layers is None:
         raw_layers = doc.get("blobs", [])  # the short-lived OCI artifact manifest lists "blobs"
     if not isinstance(raw_layers, list):
-        issues.append(Issue(f"{prefix}<layers>", "OCI-DESCRIPTOR-INVALID", "'layers' is not a list; nothing read"))
+        issues.append(
+            Issue(f"{prefix}<layers>", "OCI-DESCRIPTOR-INVALID", "'layers' is not a list; nothing read")
+        )
         raw_layers = []
     if len(raw_layers) > max_layers:
-        issues.append(Issue(f"{prefix}<layers>", "OCI-MANIFEST-LIMIT",
-                            f"manifest lists {len(raw_layers)} layers; only the first {max_layers} were scanned",
-                            {"layers": str(len(raw_layers)), "limit": str(max_layers)}))
+        issues.append(
+            Issue(
+                f"{prefix}<layers>",
+                "OCI-MANIFEST-LIMIT",
+                f"manifest lists {len(raw_layers)} layers; only the first {max_layers} were scanned",
+                {"layers": str(len(raw_layers)), "limit": str(max_layers)},
+            )
+        )
         raw_layers = raw_layers[:max_layers]
     layers: list[Descriptor] = []
     for i, obj in enumerate(raw_layers):
         d, why = parse_descriptor(obj)
         if d is None:
-            issues.append(Issue(f"{prefix}<layer {i}>", "OCI-DESCRIPTOR-INVALID", f"layer {i} not read: {why}"))
+            issues.append(
+                Issue(f"{prefix}<layer {i}>", "OCI-DESCRIPTOR-INVALID", f"layer {i} not read: {why}")
+            )
             continue
         layers.append(d)
     layout = Layout(detect_layout(doc, config, layers), issues=issues)
@@ -242,16 +268,26 @@ def map_manifest(doc: dict[str, Any], prefix: str = "", max_layers: int = MAX_LA
                 name = _normalise(title)
             else:
                 reason = reason or "is empty"
-                layout.issues.append(Issue(prefix + shown(title), "OCI-LAYER-PATH-TRAVERSAL",
-                                           f"layer title {reason}; a client writing it could escape its destination "
-                                           f"folder. Its bytes are scanned as {prefix}{name}",
-                                           {"title": shown(title), "digest": d.digest, "scanned_as": prefix + name}))
+                layout.issues.append(
+                    Issue(
+                        prefix + shown(title),
+                        "OCI-LAYER-PATH-TRAVERSAL",
+                        f"layer title {reason}; a client writing it could escape its destination "
+                        f"folder. Its bytes are scanned as {prefix}{name}",
+                        {"title": shown(title), "digest": d.digest, "scanned_as": prefix + name},
+                    )
+                )
         path = prefix + name
         if path in taken or any(t.startswith(path + "/") or path.startswith(t + "/") for t in taken):
             alt = f"{prefix}dup-{d.hex[:12]}/{name}"
-            layout.issues.append(Issue(path, "OCI-LAYER-DUPLICATE-PATH",
-                                       f"another blob already claims {path}; this one ({d.digest}) is scanned as {alt}",
-                                       {"digest": d.digest, "scanned_as": alt}))
+            layout.issues.append(
+                Issue(
+                    path,
+                    "OCI-LAYER-DUPLICATE-PATH",
+                    f"another blob already claims {path}; this one ({d.digest}) is scanned as {alt}",
+                    {"digest": d.digest, "scanned_as": alt},
+                )
+            )
             path = alt
         taken.add(path)
         layout.files.append(LayerFile(path, d, role, is_config))
@@ -307,5 +343,17 @@ def config_info(media_type: str, data: bytes) -> dict[str, str]:
     return out
 
 
-__all__ = ["ACCEPT", "Descriptor", "INDEX_TYPES", "Issue", "LayerFile", "Layout", "MANIFEST_TYPES",
-           "config_info", "map_manifest", "media_short", "parse_descriptor", "unsafe_title_reason"]
+__all__ = [
+    "ACCEPT",
+    "Descriptor",
+    "INDEX_TYPES",
+    "Issue",
+    "LayerFile",
+    "Layout",
+    "MANIFEST_TYPES",
+    "config_info",
+    "map_manifest",
+    "media_short",
+    "parse_descriptor",
+    "unsafe_title_reason",
+]

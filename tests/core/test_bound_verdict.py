@@ -20,7 +20,7 @@ from scanner.integrity import hashing
 from scanner.io.reader import FileReader
 from scanner.rules import get_rule_db
 from scanner.sources.base import Artifact
-from tests.conftest import scan
+from tests.harness import scan
 
 MALICIOUS = b"cos\nsystem\n(S'touch /tmp/x'\ntR."
 BENIGN = b"S'" + b"a" * (len(MALICIOUS) - 5) + b"'\n."

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.conftest import rule_ids, scan
+from tests.harness import rule_ids, scan
 
 
 def test_missing_path_is_exit_2_with_the_path_named(cli, tmp_path):
@@ -243,7 +243,7 @@ def test_parallel_scan_matches_serial(cli, tmp_path):
     import json as _json
     import shutil
 
-    from tests.conftest import FIXTURES
+    from tests.harness import FIXTURES
 
     zoo = tmp_path / "zoo"
     shutil.copytree(FIXTURES / "pickle" / "malicious" / "raw", zoo / "raw")

@@ -10,7 +10,7 @@ from scanner.engine import ScanOptions, inspect_artifact
 from scanner.io.reader import BytesReader
 from scanner.rules import load_rule_db
 from scanner.sources.base import Artifact
-from tests.conftest import REPO, rule_ids, scan
+from tests.harness import REPO, rule_ids, scan
 
 
 def _db_with(tmp_path: Path, digest: str) -> Path:

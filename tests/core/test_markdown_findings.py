@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scanner.engine import ScanOptions, scan_targets
-from scanner.policy.evaluate import evaluate
+from scanner.pipeline import ScanOptions, scan_targets
+from scanner.policy.decide import decide
 from scanner.policy.loader import load_policy
 from scanner.report import render
 
@@ -14,7 +14,7 @@ def test_findings_grouped_with_severity_and_message(tmp_path: Path) -> None:
     (tmp_path / "a.pkl").write_bytes(b"cos\nsystem\n(S'x'\ntR.")
     (tmp_path / "b.pkl").write_bytes(b"cposix\nsystem\n(S'y'\ntR.")
     report = scan_targets([str(tmp_path)], ScanOptions())
-    report.verdict = evaluate(report, load_policy("default"))
+    report.verdict = decide(report, load_policy("default"))
     md = render(report, "markdown")
     assert "## Findings" in md
     for name in ("a.pkl", "b.pkl"):

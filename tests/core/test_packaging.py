@@ -6,7 +6,7 @@ import subprocess
 import sys
 import zipfile
 
-from tests.conftest import REPO
+from tests.harness import REPO
 
 
 def test_wheel_ships_signatures_and_policies(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from scanner.report import render
 from scanner.report.json_report import report_json_schema
-from tests.conftest import REPO, scan
+from tests.harness import REPO, scan
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from scanner.rules import RuleDatabaseError, load_rule_db
-from tests.conftest import REPO
+from tests.harness import REPO
 
 ID_IN_CODE = re.compile(r"""(?:\.add|\.finding|limit_rule|rule_id\s*=)\(?\s*["']([A-Z][A-Z0-9]+(?:-[A-Z0-9]+)+)["']""")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner.engine import ScanOptions, scan_targets
-from scanner.policy.evaluate import evaluate
+from scanner.pipeline import ScanOptions, scan_targets
+from scanner.policy.decide import decide
 from scanner.policy.loader import load_policy
 from scanner.report.sarif import render_sarif
 
@@ -20,7 +20,7 @@ EVIL = b"cos\nsystem\n(S'true'\ntR."
 
 def _scan(*targets: str):
     report = scan_targets(list(targets), ScanOptions())
-    report.verdict = evaluate(report, load_policy("default"))
+    report.verdict = decide(report, load_policy("default"))
     return report
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from tests.conftest import REPO
+from tests.harness import REPO
 
 FORBIDDEN_CALLS = {
     ("pickle", "load"), ("pickle", "loads"), ("_pickle", "load"), ("_pickle", "loads"),

@@ -19,15 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from scanner.engine import ScanOptions, inspect_artifact, scan_snapshot
 from scanner.findings import FileResult
-from scanner.io.reader import BytesReader
 from scanner.limits import Limits
-from scanner.rules import get_rule_db
-from scanner.sources.base import Artifact, Snapshot
+from tests.harness import FIXTURES, inspect_bytes, remote_snapshot, scan_snapshot
 
-REPO = Path(__file__).resolve().parents[2]
-FIXTURES = REPO / "fixtures"
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
 MAX_SEED_BYTES = 256 << 10
 MAX_SEEDS = 40
@@ -106,19 +101,14 @@ def judge(target: str, data: bytes, *, strict: bool = False) -> FileResult:
     """Inspect ``data`` as the target's file; raise InvariantBroken if the scanner did not cope."""
     tgt = TARGETS[target]
     name = tgt.filename
-    art = Artifact(path=name, size=len(data), opener=lambda: BytesReader(data, name))
-    opts = ScanOptions(limits=FUZZ_LIMITS, compute_sha256=False)
     t0 = time.monotonic()
     try:
         if tgt.repo:
-            snap = Snapshot(
-                target="hf://fuzz/model", kind="hf", resolved="0" * 40, root=None, artifacts=[art]
-            )
-            results = scan_snapshot(snap, opts, get_rule_db())
-            fr = next(r for r in results if r.path == name)
-            fr.findings.extend(f for r in results if r is not fr for f in r.findings)  # repo-level verdicts
+            results = scan_snapshot(remote_snapshot({name: data}), FUZZ_LIMITS)
+            fr = results[name]
+            fr.findings.extend(f for r in results.values() if r is not fr for f in r.findings)  # repo-level verdicts
         else:
-            fr = inspect_artifact(art, get_rule_db(), opts)
+            fr = inspect_bytes(data, name, FUZZ_LIMITS)
     except Exception as exc:  # the invariant: nothing escapes inspection
         raise InvariantBroken(f"{target}: {type(exc).__name__} escaped inspection: {exc}") from exc
     elapsed = time.monotonic() - t0

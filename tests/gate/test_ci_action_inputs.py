@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from tests.conftest import REPO
+from tests.harness import REPO
 
 
 def _action() -> dict:

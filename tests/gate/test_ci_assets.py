@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from scanner.cli import app
-from tests.conftest import REPO
+from tests.harness import REPO
 
 
 def _commands() -> set[str]:

@@ -19,7 +19,7 @@ import pytest
 import scanner.pull as pull_mod
 from scanner.pull import PullOptions, pull
 from scanner.quarantine import Quarantine, clean_stale, quarantine_root
-from tests.conftest import REPO, rule_ids, scan
+from tests.harness import REPO, rule_ids, scan
 from tests.registries.servers.hf_hub_server import HubServer
 
 MALICIOUS = b"cos\nsystem\n(S'touch /tmp/x'\ntR."

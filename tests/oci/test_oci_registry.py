@@ -8,8 +8,8 @@ import time
 import pytest
 import requests
 
-from scanner.engine import ScanOptions, scan_targets
 from scanner.findings import Decision, ScanReport, Severity
+from scanner.pipeline import ScanOptions, scan_targets
 from scanner.policy.default import decide
 from scanner.report import render
 from scanner.sources.base import SourceError

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from scanner.findings import FileResult, Finding, Severity
-from scanner.formats.base import InspectContext, ScanState
 from scanner.formats.detect import inspect_with_detection
+from scanner.formats.interface import InspectContext, ScanState
 from scanner.io.reader import BytesReader
 from scanner.limits import Limits
 from scanner.rules import get_rule_db
@@ -105,7 +105,7 @@ def scan(data: bytes, name: str = "sample.pkl", *, limits: Limits | None = None,
         extra_allowed_globals=list(extra or []),
     )
     reader = BytesReader(data, name)
-    inspect_with_detection(reader, InspectContext(state, name))
+    inspect_with_detection(reader, InspectContext(state, name, dispatch=inspect_with_detection))
     result.bytes_read = reader.bytes_read
     return result
 

@@ -7,7 +7,8 @@ import struct
 import time
 
 from scanner.findings import Coverage, FileResult, Severity
-from scanner.formats.base import InspectContext, ScanState
+from scanner.formats.detect import inspect_with_detection
+from scanner.formats.interface import InspectContext, ScanState
 from scanner.formats.pickle import analyze_pickle_stream
 from scanner.io.reader import BytesReader
 from scanner.limits import Limits
@@ -41,7 +42,7 @@ def _ctx(data: bytes, limits: Limits | None = None) -> tuple[InspectContext, Byt
     limits = limits or Limits()
     state = ScanState(get_rule_db(), limits, FileResult(path="s", size=len(data), format="pickle"),
                       limits.max_total_uncompressed, time.monotonic() + 60)
-    return InspectContext(state, "s"), BytesReader(data, "s")
+    return InspectContext(state, "s", dispatch=inspect_with_detection), BytesReader(data, "s")
 
 
 def test_truncated_after_payload_keeps_payload() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scanner.engine import ScanOptions, scan_targets
-from scanner.policy.evaluate import evaluate
+from scanner.pipeline import ScanOptions, scan_targets
+from scanner.policy.decide import decide
 from scanner.policy.loader import load_policy
 
 ECOSYSTEM = Path(__file__).resolve().parents[2] / "fixtures" / "ecosystem"
@@ -21,13 +21,13 @@ def _decision(tmp_path: Path, data: bytes) -> str:
     f = tmp_path / "x.pkl"
     f.write_bytes(data)
     report = scan_targets([str(f)], ScanOptions())
-    return evaluate(report, load_policy("default")).decision.value
+    return decide(report, load_policy("default")).decision.value
 
 
 @pytest.mark.parametrize("path", ["scipy/frozen_randint.pkl", "legacy/scipy-1.13.1/frozen_randint.pkl"])
 def test_real_frozen_randint_is_allowed(path: str) -> None:
     report = scan_targets([str(ECOSYSTEM / path)], ScanOptions())
-    assert evaluate(report, load_policy("default")).decision.value == "allow"
+    assert decide(report, load_policy("default")).decision.value == "allow"
 
 
 @pytest.mark.parametrize(
@@ -69,4 +69,4 @@ def test_partial_around_anything_else_blocks(tmp_path: Path, payload: bytes) -> 
 
 def test_river_gaussian_nb_is_allowed() -> None:
     report = scan_targets([str(ECOSYSTEM / "river" / "gnb.pkl")], ScanOptions())
-    assert evaluate(report, load_policy("default")).decision.value == "allow"
+    assert decide(report, load_policy("default")).decision.value == "allow"

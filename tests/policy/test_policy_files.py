@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from scanner.engine import ScanOptions, scan_targets
-from scanner.policy.evaluate import evaluate
+from scanner.pipeline import ScanOptions, scan_targets
+from scanner.policy.decide import decide
 from scanner.policy.loader import PolicyError, load_policy
+from scanner.policy.scan_settings import compile_scan_settings
 
 
 def _policy(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
@@ -32,8 +33,8 @@ def model(tmp_path: Path) -> Path:
 
 def _run(target: Path, policy_path: Path | str, today: date | None = None):
     pol = load_policy(policy_path)
-    report = scan_targets([str(target)], ScanOptions(policy=pol))
-    report.verdict = evaluate(report, pol, today)
+    report = scan_targets([str(target)], ScanOptions(scoped=compile_scan_settings(pol)))
+    report.verdict = decide(report, pol, today=today)
     return report
 
 

@@ -10,10 +10,11 @@ import textwrap
 from datetime import date
 from pathlib import Path
 
-from scanner.engine import ScanOptions, scan_targets
-from scanner.policy.evaluate import evaluate
+from scanner.pipeline import ScanOptions, scan_targets
+from scanner.policy.decide import decide
 from scanner.policy.loader import load_policy
-from tests.conftest import FIXTURES
+from scanner.policy.scan_settings import compile_scan_settings
+from tests.harness import FIXTURES
 
 PICKLE = FIXTURES / "pickle"
 
@@ -27,8 +28,8 @@ class TinyNet:
 
 def _run(target: Path, policy: Path | str, today: date | None = None):
     pol = load_policy(policy)
-    report = scan_targets([str(target)], ScanOptions(policy=pol))
-    report.verdict = evaluate(report, pol, today)
+    report = scan_targets([str(target)], ScanOptions(scoped=compile_scan_settings(pol)))
+    report.verdict = decide(report, pol, today=today)
     return report
 
 
@@ -100,8 +101,8 @@ def test_sha_pinned_exception_on_a_real_payload_expires(tmp_path):
 
 
 def test_strict_policy_on_real_formats(tmp_path):
-    manifest = json.loads((FIXTURES / "formats-a" / "manifest.json").read_text())
-    st = next(FIXTURES / "formats-a" / e["path"] for e in manifest["files"]
+    manifest = json.loads((FIXTURES / "safetensors" / "manifest.json").read_text())
+    st = next(FIXTURES / "safetensors" / e["path"] for e in manifest["files"]
               if e["expect"] == "allow" and e["path"].endswith(".safetensors"))
     only = tmp_path / "only"
     only.mkdir()

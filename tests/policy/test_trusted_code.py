@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from scanner.engine import ScanOptions, scan_targets
 from scanner.findings import Decision, Severity
+from scanner.pipeline import ScanOptions, scan_targets
+from scanner.policy.decide import decide
 from scanner.policy.evaluate import evaluate
 from scanner.policy.loader import PolicyError, load_policy
+from scanner.policy.scan_settings import compile_scan_settings
 
 MODELING = "import torch\nfrom .layers import Block\n\nclass M(torch.nn.Module):\n    def __init__(self, c):\n        super().__init__()\n"
 LAYERS = "import torch\n\nclass Block(torch.nn.Module):\n    pass\n"
@@ -42,8 +44,8 @@ def _policy(tmp_path: Path, body: str) -> Path:
 
 def _run(target: Path, policy: Path | str, today: date | None = None):
     pol = load_policy(policy)
-    report = scan_targets([str(target)], ScanOptions(policy=pol))
-    report.verdict = evaluate(report, pol, today)
+    report = scan_targets([str(target)], ScanOptions(scoped=compile_scan_settings(pol)))
+    report.verdict = decide(report, pol, today=today)
     return report
 
 
@@ -169,8 +171,8 @@ def test_trust_other_rules_is_not_possible(tmp_path, repo):
     ]
     p = _policy(tmp_path, f"trusted_code:\n  - {{sha256: {'a' * 64}, reason: reviewed handler}}\n")
     v = evaluate(
-        ScanReport(scanner_version="x", rules_version="y", targets=["x"], files=[fr]), load_policy(p)
-    )
+        ScanReport(scanner_version="x", rules_version="y", targets=["x"], files=[fr]), load_policy(p), db
+    ).verdict
     by_rule = {r.rule_id: r.decision for r in v.reasons}
     assert by_rule["CODE-EXECUTED-BY-LOADER"] is Decision.ALLOW
     assert by_rule["HF-NATIVE-LIBRARY"] is Decision.BLOCK

@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
-from scanner.engine import ScanOptions, scan_targets
 from scanner.io.http_reader import HTTPRangeReader
 from scanner.io.http_session import HTTPClient, origin
+from scanner.pipeline import ScanOptions, scan_targets
 from scanner.pull import PullOptions, pull
 from scanner.sources.hf import HFSource
 from scanner.sources.url import URLSource

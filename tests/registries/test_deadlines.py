@@ -15,12 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
-from scanner.engine import ScanOptions, scan_targets
 from scanner.io.deadline import Budget, NetLimits, NetworkDeadline
 from scanner.io.http_reader import HTTPRangeReader
 from scanner.io.http_session import HTTPClient, HTTPFetchError
 from scanner.io.reader import ReaderError
 from scanner.limits import DEFAULT_LIMITS
+from scanner.pipeline import ScanOptions, scan_targets
 from scanner.sources.hf import HFSource
 
 from .models import safetensors_bytes

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
-from scanner.engine import ScanOptions, scan_targets
 from scanner.io.http_session import RetryPolicy
+from scanner.pipeline import ScanOptions, scan_targets
 from scanner.rules import get_rule_db
 from scanner.sources.base import SourceError
 from scanner.sources.claims import claim_findings

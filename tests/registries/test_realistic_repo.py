@@ -11,27 +11,27 @@ from pathlib import Path
 
 import pytest
 
-from scanner.engine import ScanOptions, scan_targets
 from scanner.findings import Severity
+from scanner.pipeline import ScanOptions, scan_targets
 from scanner.policy.default import decide
-from tests.conftest import FIXTURES
+from tests.harness import FIXTURES
 
 from .servers.hf_hub_server import HubServer
 
 LAYOUT = {
-    "": FIXTURES / "formats-b" / "hf" / "benign_repo",  # config, tokenizer_config (chat template), safetensors, README
-    "tokenizer.model": FIXTURES / "formats-c" / "sentencepiece" / "tokenizer.model",
-    "flax_model.msgpack": FIXTURES / "formats-c" / "msgpack" / "flax_model.msgpack",
+    "": FIXTURES / "hf-repo" / "benign_repo",  # config, tokenizer_config (chat template), safetensors, README
+    "tokenizer.model": FIXTURES / "sentencepiece" / "tokenizer.model",
+    "flax_model.msgpack": FIXTURES / "msgpack" / "flax_model.msgpack",
     "pytorch_model.bin": FIXTURES / "pickle" / "benign" / "hf" / "pytorch_model.bin",
     "checkpoint-500/rng_state.pth": FIXTURES / "pickle" / "benign" / "hf" / "rng_state.pth",
     "checkpoint-500/optimizer.pt": FIXTURES / "pickle" / "benign" / "torch" / "optimizer_adam.pt",
     "checkpoint-500/scheduler.pt": FIXTURES / "pickle" / "benign" / "torch" / "lr_scheduler.pt",
-    "sharded": FIXTURES / "formats-a" / "safetensors" / "sharded_ok",
-    "onnx/model.onnx": FIXTURES / "formats-a" / "onnx" / "benign_padding_mask.onnx",
-    "openvino": FIXTURES / "formats-c" / "openvino" / "benign_ir",
-    "tf_saved": FIXTURES / "formats-b" / "tf" / "benign_savedmodel",
-    "tf_model.h5": FIXTURES / "formats-b" / "keras" / "benign_conv_dense.h5",
-    "model.gguf": FIXTURES / "formats-a" / "gguf" / "benign_chatml.gguf",
+    "sharded": FIXTURES / "safetensors" / "sharded_ok",
+    "onnx/model.onnx": FIXTURES / "onnx" / "benign_padding_mask.onnx",
+    "openvino": FIXTURES / "openvino" / "benign_ir",
+    "tf_saved": FIXTURES / "tensorflow" / "benign_savedmodel",
+    "tf_model.h5": FIXTURES / "keras" / "benign_conv_dense.h5",
+    "model.gguf": FIXTURES / "gguf" / "benign_chatml.gguf",
     "sklearn/classifier.joblib": FIXTURES / "pickle" / "benign" / "sklearn" / "pipeline_scaler_logreg_compressed.joblib",
 }
 

@@ -82,7 +82,7 @@ def test_url_credentials_absent_from_pull_reports(nginx, tmp_path: Path):
 
 
 def test_url_credentials_absent_from_scan_reports(nginx):
-    from scanner.engine import ScanOptions, scan_targets
+    from scanner.pipeline import ScanOptions, scan_targets
     from scanner.report import render
 
     (nginx.www / "private" / "w.safetensors").write_bytes(safetensors_bytes({"w": 8}))

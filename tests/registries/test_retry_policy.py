@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
-from scanner.engine import ScanOptions, scan_targets
 from scanner.io.http_session import HTTPClient, HTTPFetchError
 from scanner.io.retry import RetriesExhausted, RetryPolicy, call_with_retries, server_wait
+from scanner.pipeline import ScanOptions, scan_targets
 from scanner.pull import PullError, PullOptions, pull
 from scanner.sources.hf import HFSource
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
-from scanner.engine import ScanOptions, scan_targets
+from scanner.pipeline import ScanOptions, scan_targets
 from scanner.pull import PullOptions, pull
 from scanner.sources.base import SourceError
 from scanner.sources.url import URLSource

@@ -91,7 +91,9 @@ def test_a_signed_newer_bundle_becomes_active_and_its_rules_apply(tmp_path: Path
     assert "2099.1.1.1" in listing.output and "installed from" in listing.output
 
 
-@pytest.mark.parametrize("case", ["tampered", "unsigned", "untrusted-key", "older", "incompatible", "link"])
+@pytest.mark.parametrize(
+    "case", ["tampered", "unsigned", "untrusted-key", "older", "incompatible", "link", "damaged-trailer"]
+)
 def test_bad_bundles_are_refused_and_the_previous_database_stays(
     tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -112,6 +114,10 @@ def test_bad_bundles_are_refused_and_the_previous_database_stays(
         == 0
     )
     monkeypatch.setattr(bundle_mod, "BUNDLE_SCHEMA", 1)
+    if case == "damaged-trailer":  # the signed content is intact; only the gzip CRC after the tar end is wrong
+        raw = bytearray(bundle.read_bytes())
+        raw[-8] ^= 0xFF
+        bundle.write_bytes(bytes(raw))
     if case in ("tampered", "unsigned", "link"):
         unpacked = tmp_path / "unpacked"
         with tarfile.open(bundle) as tar:
@@ -137,6 +143,7 @@ def test_bad_bundles_are_refused_and_the_previous_database_stays(
         "older": "not newer",
         "incompatible": "schema",
         "link": "refused member",
+        "damaged-trailer": "not a readable bundle",
     }[case]
     assert expected in res.output and res.output.count("error:") == 1
     assert _active_version() == before

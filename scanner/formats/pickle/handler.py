@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ...io.reader import BytesReader, Reader
 from ...limits import Limits
-from ..base import FormatHandler, InspectContext
+from ..interface import FormatHandler, InspectContext
+from .checks import check_persistent_ids
 from .cursor import Cursor
 from .stream import analyze_pickle_stream
 from .walker import Budget, Machine
@@ -58,23 +59,14 @@ def _ident(s: str) -> bool:
 
 def inspect(reader: Reader, ctx: InspectContext) -> None:
     summary = analyze_pickle_stream(reader, ctx)
-    if summary.persistent_ids:
-        shown = [str(p)[:120] for p in summary.persistent_ids[:5]]
-        ctx.add(
-            "PICKLE-PERSISTENT-ID",
-            f"{len(summary.persistent_ids)} persistent ids in a plain pickle (only a custom loader resolves them)",
-            evidence={"count": len(summary.persistent_ids), "first": shown},
-        )
+    check_persistent_ids(summary.persistent_ids, ctx)
 
 
-HANDLERS = [
-    FormatHandler(
-        "pickle",
-        sniff,
-        inspect,
-        family="pickle",
-        claims=(".pkl", ".pickle", ".pck", ".pcl", ".dill", ".joblib", ".pt", ".pth", ".ckpt", ".sav"),
-        priority=60,
-        can_carry_code=True,
-    )
-]
+PICKLE = FormatHandler(
+    "pickle",
+    sniff,
+    inspect,
+    family="pickle",
+    claims=(".pkl", ".pickle", ".pck", ".pcl", ".dill", ".joblib", ".pt", ".pth", ".ckpt", ".sav"),
+    can_carry_code=True,
+)

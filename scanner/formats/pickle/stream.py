@@ -1,4 +1,4 @@
-"""Analysis of a byte range holding one or more pickles: walk, classify, report.
+"""Analysis of a byte range holding one or more pickles: walk each, run the checks, report.
 
 This is the public entry point for every inspector that meets a pickle (plain
 files, torch zip ``data.pkl``, torch legacy stacks, numpy object arrays,
@@ -16,22 +16,21 @@ from typing import Any
 
 from ...findings import Finding, Severity
 from ...io.reader import BytesReader, Reader
-from ..base import BudgetExceeded, InspectContext
+from ..interface import InspectContext
+from .checks import CHECKS, CheckContext, check_nested_payloads, run_checks
 from .classify import Classifier
 from .constraints import load_constraints
 from .cursor import Cursor
 from .evidence import decompile
 from .gadgets import Gadget, load_gadgets
-from .nested import LOADERS, decode_candidate, first_arg, static_bytes
-from .values import ImportRec
-from .walker import Budget, LimitHit, Machine, WalkResult
+from .nested import LOADERS
+from .records import NOT_LITERAL
+from .walker import Budget, Machine, WalkResult
 
 log = logging.getLogger(__name__)
 
-MAX_CANDIDATES = 32
-MAX_LITERAL_CHECK = 8 << 20
-MAX_DECODED = 64 << 20
-MAX_UNTRACED_FINDINGS = 20
+#: the plain-unpickler view re-reads literals the primary walk already decoded: every check but nested payloads
+VIEW_CHECKS = [c for c in CHECKS if c is not check_nested_payloads]
 
 
 @dataclass
@@ -46,6 +45,8 @@ class PickleStreamSummary:
     complete: bool = True  # every pickle walked to STOP, no error, no limit
     joblib_arrays: int = 0
     max_severity: Severity | None = None
+    # what each pickle walked to STOP returned, when a plain literal (ints, strings, lists, tuples), else NOT_LITERAL
+    values: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +59,19 @@ class _Run:
     nesting: int
     gadgets: dict[str, Gadget] = field(default_factory=dict)
     constraints: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def checks(self, view: str | None = None) -> CheckContext:
+        def nested(data: bytes, offset: int, how: str) -> None:
+            _analyze_nested(self, data, offset, how)
+
+        return CheckContext(
+            self.ctx,
+            self.classifier,
+            self.constraints,
+            self.budget,
+            analyze_nested=None if view else nested,
+            view=view,
+        )
 
 
 def analyze_pickle_stream(
@@ -91,13 +105,6 @@ def _analyze(
     seen_globals: dict[str, None] = {}
     while cur.remaining > 0 and (max_pickles is None or summary.pickle_count < max_pickles):
         trailing = summary.pickle_count > 0 and max_pickles is None
-        candidates: list[tuple[int, str | bytes]] = []
-
-        def on_literal(
-            value: str | bytes, offset: int, _c: list[tuple[int, str | bytes]] = candidates
-        ) -> None:
-            if len(_c) < MAX_CANDIDATES and len(value) <= MAX_LITERAL_CHECK:
-                _c.append((offset, value))
 
         def on_inline(c: Cursor) -> bool:
             return _inline_pickle(run, reader, c)
@@ -108,7 +115,7 @@ def _analyze(
             run.budget,
             out_of_time=ctx.state.out_of_time,
             loader_names=LOADERS,
-            on_literal=on_literal,
+            collect_literals=True,
             on_inline_pickle=on_inline,
             gadgets=run.gadgets,
         )
@@ -129,13 +136,13 @@ def _analyze(
             )
             break
         before = len(ctx.state.result.findings)
-        _report(run, reader, res)
-        _nested(run, res, candidates)
+        run_checks(res, run.checks())
         if res.joblib_skipped >= 0:
             _plain_view(run, reader, res.start, cur.end, res.joblib_skipped)
         if res.end >= 0:
             summary.pickle_count += 1
             summary.end_offset = res.end
+            summary.values.append(res.value)
         new = ctx.state.result.findings[before:]
         _attach_decompiled(run, reader, res, new)
         if res.limit is not None:
@@ -184,195 +191,26 @@ def _analyze(
     return summary
 
 
+def read_literal(reader: Reader, ctx: InspectContext, start: int, end: int) -> Any:
+    """The plain value the pickle at ``reader[start:end]`` loads to (a count, a key list), else NOT_LITERAL.
+
+    The same walker as the analysis, with lists kept whole, and no findings: callers
+    (legacy torch) analyze the same bytes with :func:`analyze_pickle_stream` first.
+    """
+    machine = Machine(
+        Cursor(reader, start, end),
+        ctx.limits,
+        Budget(ctx.limits.max_pickle_opcodes, ctx.limits.max_pickle_memory),
+        out_of_time=ctx.state.out_of_time,
+        joblib=False,
+        whole_lists=True,
+    )
+    res = machine.run()
+    return res.value if res.complete else NOT_LITERAL
+
+
 def _did_something(res: WalkResult) -> bool:
     return bool(res.imports or res.untraced or res.mutations or res.persistent_ids)
-
-
-def _dotted(rec: ImportRec) -> str:
-    return f"{rec.module}.{rec.name}"
-
-
-_ALLOWANCE_HINT = (
-    "; if this is your own class, allow it with a scoped policy allowance (pickle.extra_allowed with sources)"
-)
-
-
-def _report(run: _Run, reader: Reader, res: WalkResult, view: str | None = None) -> None:
-    ctx, cls = run.ctx, run.classifier
-    vnote = f" [{view}]" if view else ""
-    groups: dict[tuple[str, str, str | None], list[ImportRec]] = {}
-    for rec in res.imports:
-        groups.setdefault((rec.module, rec.name, rec.dynamic), []).append(rec)
-    for (module, name, dynamic), recs in groups.items():
-        first = recs[0]
-        called = sum(r.called - r.static_calls for r in recs)
-        passed = sum(r.passed for r in recs)
-        if not called and not passed and any(r.static_calls for r in recs):
-            continue  # only used as getattr(<import>, 'name'): the fetched attributes are judged as imports
-        call = next((r.first_call for r in recs if r.first_call), None)
-        ev: dict[str, Any] = {"global": first.path, "opcode": first.opcode, "occurrences": len(recs)}
-        if view:
-            ev["view"] = view
-        if first.raw:
-            ev["as_written"] = first.raw
-        if called:
-            ev["called"] = called
-        if call:
-            ev["callable"] = _dotted(first)
-            ev["args"] = call["args"]
-            if "kwargs" in call:
-                ev["kwargs"] = call["kwargs"]
-        verdict = cls.classify(module, name, first.raw)
-        use = "called" if called else ("passed to a call" if passed else "imported")
-        if verdict.rule is not None:
-            ev["category"] = verdict.deny.category if verdict.deny else None
-            if verdict.via:
-                ev["reaches"] = verdict.via
-            ctx.add(
-                verdict.rule,
-                f"{_dotted(first)} ({ev['category']}) is {use}{vnote}",
-                offset=first.offset,
-                opcode_index=first.index,
-                evidence=ev,
-            )
-            continue
-        if dynamic is not None and not (first.opcode != "EXT" and verdict.allowed):
-            ev["reason"] = dynamic
-            ctx.add(
-                "PICKLE-DYNAMIC-IMPORT",
-                f"import that cannot be resolved statically ({dynamic}): {_dotted(first)}{vnote}",
-                offset=first.offset,
-                opcode_index=first.index,
-                evidence=ev,
-            )
-            continue
-        if verdict.allowed:
-            _check_constraint(run, first, recs, called, ev, vnote)
-            continue
-        if called or passed:
-            ctx.add(
-                "PICKLE-CALL-UNLISTED",
-                f"{_dotted(first)} is not in the allowed profiles and is {use}{vnote}{_ALLOWANCE_HINT}",
-                offset=first.offset,
-                opcode_index=first.index,
-                evidence=ev,
-            )
-        else:
-            ctx.add(
-                "PICKLE-IMPORT-UNLISTED",
-                f"{_dotted(first)} is imported but not in the allowed profiles{vnote}{_ALLOWANCE_HINT}",
-                offset=first.offset,
-                opcode_index=first.index,
-                evidence=ev,
-            )
-    for i, u in enumerate(res.untraced):
-        if i >= MAX_UNTRACED_FINDINGS:
-            ctx.add(
-                "PICKLE-UNTRACED-CALL",
-                f"{len(res.untraced) - i} more calls on values that do not trace to an import",
-                offset=u["offset"],
-                evidence={"count": len(res.untraced) - i},
-            )
-            break
-        ctx.add(
-            "PICKLE-UNTRACED-CALL",
-            f"{u['opcode']} calls {u['callable']}, which does not trace to an import{vnote}",
-            offset=u["offset"],
-            opcode_index=u["index"],
-            evidence={
-                "callable": u["callable"],
-                "args": u["args"],
-                "opcode": u["opcode"],
-                **({"view": view} if view else {}),
-            },
-        )
-    for m in res.mutations[:MAX_UNTRACED_FINDINGS]:
-        target: ImportRec = m["rec"]
-        ctx.add(
-            "PICKLE-BUILD-ON-CALLABLE",
-            f"{m['opcode']} changes the imported object {_dotted(target)} itself (attribute/state planting){vnote}",
-            offset=m["offset"],
-            opcode_index=m["index"],
-            evidence={"global": target.path, "opcode": m["opcode"], "state": m["state"]},
-        )
-    _report_issues(ctx, res, view)
-
-
-def _check_constraint(
-    run: _Run, first: ImportRec, recs: list[ImportRec], called: int, ev: dict[str, Any], vnote: str
-) -> None:
-    """An allowlisted global used outside the shape its audit allows (signatures/pickle/audit)."""
-    rule = run.constraints.get(first.path)
-    if rule is None or not called:
-        return
-    kind, why = rule
-    new = sum(r.new_calls for r in recs)
-    # data-only: the unpickler must not call it; helpers that use it later are judged by gadgets.yaml
-    if kind == "data-only":
-        new += sum(r.helper_calls for r in recs)
-    if called <= new:
-        return  # only instantiated with cls.__new__ (NEWOBJ, or as the class argument of an audited rebuild helper)
-    use = f"called other than by cls.__new__ ({called - new} times)"
-    run.ctx.add(
-        "PICKLE-CONSTRAINT-VIOLATION",
-        f"{_dotted(first)} is allowed only {kind} but is {use}: {why[:200]}{vnote}",
-        offset=first.offset,
-        opcode_index=first.index,
-        evidence={**ev, "constraint": kind},
-    )
-
-
-def _report_issues(ctx: InspectContext, res: WalkResult, view: str | None) -> None:
-    """Gadget-argument, planted-hook and allocation findings the walker tagged with their rule."""
-    for i, issue in enumerate(res.issues):
-        if i >= MAX_UNTRACED_FINDINGS:
-            break
-        ev = dict(issue["evidence"])
-        if view:
-            ev["view"] = view
-        ctx.add(
-            issue["rule"],
-            issue["message"] + (f" [{view}]" if view else ""),
-            offset=issue["offset"],
-            opcode_index=issue["index"],
-            evidence=ev,
-        )
-
-
-def _nested(run: _Run, res: WalkResult, candidates: list[tuple[int, str | bytes]]) -> None:
-    ctx = run.ctx
-    for rec, call in res.loader_calls:
-        arg = first_arg(call)
-        data = static_bytes(arg) if arg is not None else None
-        if data is None:
-            continue
-        _analyze_nested(run, data, call.offset, f"argument of {_dotted(rec)}")
-    for offset, value in candidates:
-        try:
-            found = decode_candidate(value, MAX_DECODED)
-        except Exception:  # decoding a literal must never stop the scan
-            log.debug("literal decode failed", exc_info=True)
-            found = None
-        if found is None:
-            continue
-        encoding, data = found
-        try:
-            ctx.state.charge(len(data))
-        except BudgetExceeded as exc:
-            ctx.limit_hit("max_total_uncompressed", str(exc), offset=offset)
-            return
-        try:
-            run.budget.charge(len(data))  # decoded bytes live while the inner pickle is walked
-        except LimitHit as exc:
-            ctx.limit_hit(exc.what, str(exc), offset=offset)
-            return
-        ctx.add(
-            "PICKLE-ENCODED-PAYLOAD",
-            f"a {encoding}-encoded pickle ({len(data)} bytes) is hidden in a string literal",
-            offset=offset,
-            evidence={"encoding": encoding, "decoded_bytes": len(data)},
-        )
-        _analyze_nested(run, data, offset, f"{encoding} literal")
 
 
 def _analyze_nested(run: _Run, data: bytes, offset: int, how: str) -> None:
@@ -385,7 +223,9 @@ def _analyze_nested(run: _Run, data: bytes, offset: int, how: str) -> None:
         )
         return
     member = f"<nested@{offset}>"
-    child = InspectContext(ctx.state, ctx.child_path(member), ctx.depth + 1, member_name=member)
+    child = InspectContext(
+        ctx.state, ctx.child_path(member), ctx.depth + 1, member_name=member, dispatch=ctx.dispatch
+    )
     ctx.add(
         "PICKLE-NESTED",
         f"nested pickle ({len(data)} bytes, {how}) analyzed as {child.path}",
@@ -432,12 +272,11 @@ def _plain_view(run: _Run, reader: Reader, start: int, end: int, diverged: int) 
     machine.release()
     del machine
     res.imports = [r for r in res.imports if r.offset >= diverged]
-    res.untraced = [u for u in res.untraced if u["offset"] >= diverged]
-    res.mutations = [m for m in res.mutations if m["offset"] >= diverged]
-    res.issues = [i for i in res.issues if i["offset"] >= diverged]
-    _report(
-        run, reader, res, view="plain unpickler (pickle.load/torch.load: joblib array bytes run as opcodes)"
-    )
+    res.untraced = [u for u in res.untraced if u.offset >= diverged]
+    res.mutations = [m for m in res.mutations if m.offset >= diverged]
+    res.anomalies = [a for a in res.anomalies if a.offset >= diverged]
+    view = "plain unpickler (pickle.load/torch.load: joblib array bytes run as opcodes)"
+    run_checks(res, run.checks(view), VIEW_CHECKS)
     if res.limit is not None:
         ctx.limit_hit(
             res.limit.what, f"plain-unpickler view of joblib data: {res.limit}", offset=res.error_offset

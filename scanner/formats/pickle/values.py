@@ -15,7 +15,9 @@ proportional to the stream.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
+
+from .records import NOT_LITERAL, ImportRec
 
 KEEP_ITEMS = 64
 
@@ -38,29 +40,6 @@ class Blob(V):
     kind: str
     length: int
     offset: int = -1
-
-
-@dataclass(eq=False, slots=True)
-class ImportRec:
-    """One import site: GLOBAL, INST, STACK_GLOBAL or EXT*."""
-
-    module: str
-    name: str
-    opcode: str
-    offset: int
-    index: int
-    dynamic: str | None = None  # why the target cannot be known statically
-    called: int = 0
-    passed: int = 0  # handed as an argument to another call
-    static_calls: int = 0  # calls resolved statically: getattr(<import>, 'name') -> an attribute import
-    new_calls: int = 0  # instantiations through cls.__new__ only (NEWOBJ, copyreg.__newobj__, _reconstruct)
-    helper_calls: int = 0  # calls an allowlisted helper makes with it (factories, hooks), not the unpickler
-    first_call: dict[str, Any] | None = None
-    raw: str | None = None  # spelling in the stream when protocol-2 name fixing changed it
-    path: str = field(init=False)  # 'module:name', built once (persistent ids repeat it per tensor)
-
-    def __post_init__(self) -> None:
-        self.path = f"{self.module}:{self.name}"
 
 
 @dataclass(eq=False, slots=True)
@@ -143,12 +122,13 @@ class Coll(Seq):
     items: list[Any] | tuple[Any, ...] = ()
     total: int = 0
     spill: list[Any] | None = None
+    cap: ClassVar[int] = KEEP_ITEMS  # items kept; the rest are counted
 
     def add(self, v: Any) -> int:
         """Append one item (list/set kinds); returns the bytes newly retained."""
         self.total += 1
         items = self.items
-        if len(items) < KEEP_ITEMS:
+        if len(items) < self.cap:
             if type(items) is tuple:
                 items = self.items = list(items)
             items.append(v)  # type: ignore[union-attr]
@@ -160,6 +140,14 @@ class Coll(Seq):
                 self.spill.append(v)
                 return 8
         return 0
+
+
+@dataclass(eq=False, slots=True)
+class WideColl(Coll):
+    """A list that keeps all its items (within the walk's byte budget): for reading a literal result, such as the
+    storage-key list of a legacy torch file, never for analysis walks."""
+
+    cap: ClassVar[int] = 1 << 24
 
 
 @dataclass(eq=False, slots=True)
@@ -224,10 +212,25 @@ def held(v: Any) -> list[Any]:
     return out
 
 
+#: values ``plain`` visits per call: memo references can make a small stream a huge tree (64 items, 6 levels)
+PLAIN_NODES = 4096
+
+
 def plain(v: Any, depth: int = 0) -> Any:
-    """A JSON-friendly static value, or None where unknown; globals become 'module:name'."""
-    if depth > 6:
+    """A JSON-friendly static value, or None where unknown; globals become 'module:name'.
+
+    At most PLAIN_NODES values are visited (the rest are None): a tree built from
+    memo references must not cost time or memory exponential in its depth.
+    """
+    if type(v) is Glob:  # the common case (a storage type in a torch persistent id): no traversal state
+        return v.rec.path
+    return _plain(v, depth, [PLAIN_NODES])
+
+
+def _plain(v: Any, depth: int, left: list[int]) -> Any:
+    if depth > 6 or left[0] <= 0:
         return None
+    left[0] -= 1
     if not isinstance(v, V):
         if isinstance(v, (bytes, bytearray)):
             return v[:256].decode("latin-1")
@@ -236,8 +239,8 @@ def plain(v: Any, depth: int = 0) -> Any:
         return v.rec.path
     if isinstance(v, Seq):
         if v.kind == "tuple":
-            return tuple([plain(i, depth + 1) for i in v.items])
-        return [plain(i, depth + 1) for i in v.items]
+            return tuple([_plain(i, depth + 1, left) for i in v.items])
+        return [_plain(i, depth + 1, left) for i in v.items]
     return None
 
 
@@ -290,3 +293,41 @@ def _render(v: Any, out: list[str], depth: int) -> None:
         out.append(f"<{v.what}>")
     else:
         out.append("<?>")
+
+
+_LITERAL_TYPES = (str, int, float, bool, type(None), bytes, bytearray)
+
+
+#: items ``literal_of`` visits: enough for a million storage keys, and bounded whatever the stream
+LITERAL_NODES = 1 << 21
+
+
+def literal_of(v: Any) -> Any:
+    """``v`` as the plain value the loader builds when it is made of literals, complete tuples and lists only;
+    ``records.NOT_LITERAL`` for anything else (an import, a call, a dict, a truncated container, more than
+    LITERAL_NODES items). A container reached twice (memo references) is converted once and shared, as the
+    loader shares it, so a tree built from references costs what the stream holds, not its expansion."""
+    if type(v) in _LITERAL_TYPES:
+        return v
+    return _literal(v, 0, [LITERAL_NODES], {})
+
+
+def _literal(v: Any, depth: int, left: list[int], seen: dict[int, Any]) -> Any:
+    if type(v) in _LITERAL_TYPES:
+        return v
+    done = seen.get(id(v))
+    if done is not None:
+        return done
+    if depth > 32 or not isinstance(v, Seq) or v.kind not in ("tuple", "list") or not v.complete:
+        return NOT_LITERAL
+    left[0] -= len(v.items)
+    if left[0] < 0:
+        return NOT_LITERAL
+    out = []
+    for x in v.items:
+        lit = _literal(x, depth + 1, left, seen)
+        if lit is NOT_LITERAL:
+            return NOT_LITERAL
+        out.append(lit)
+    seen[id(v)] = result = tuple(out) if v.kind == "tuple" else out
+    return result

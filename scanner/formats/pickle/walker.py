@@ -1,8 +1,9 @@
 """The opcode walker: one pickle, symbolically, as the C unpickler would run it.
 
 It keeps a symbolic stack (with MARK fences, like ``_pickle.c``) and memo, and
-records every import, every call with the provenance of its callable, every
-BUILD/mutation target and every persistent id. Calls the unpickler makes into
+records, as one typed :class:`WalkResult` (records.py), every import, every call
+with the provenance of its callable, every BUILD/mutation target and every
+persistent id. It judges nothing: the checks in checks.py do. Calls the unpickler makes into
 objects count as calls too: a planted ``__setstate__``/``append``/``extend``/``add``
 that BUILD, APPEND(S) or ADDITEMS would invoke, and the arguments that
 allowlisted factories and apply helpers call (rules in gadgets.yaml). It never
@@ -13,7 +14,9 @@ Memory is bounded by what the walk retains, not by the stream: literals are
 plain Python objects (small ints and repeated short strings shared), containers
 keep a few items, and every retained object is charged to a byte budget
 (``Budget.weight``) that fails closed with a limit finding. Speed comes from a
-hot loop that decodes the common opcodes straight from the cursor's buffer.
+hot loop that decodes the common opcodes straight from the cursor's buffer; the
+plain loop (``fast=False``) runs every opcode through its handler and is the
+reference the hot loop is tested against.
 """
 
 from __future__ import annotations
@@ -32,6 +35,17 @@ from .cursor import Cursor, LineTooLong, Truncated
 from .dtypes import dtype_info
 from .gadgets import ArgRule, Gadget
 from .opcodes import BY_BYTE, HIGHEST_PROTOCOL, Arg
+from .records import (
+    NOT_LITERAL,
+    Anomaly,
+    AnomalyKind,
+    CallSite,
+    ImportRec,
+    LiteralCandidate,
+    LoaderCall,
+    Mutation,
+    UntracedCall,
+)
 from .values import (
     EMPTY_TUPLE,
     KEEP_ITEMS,
@@ -40,12 +54,13 @@ from .values import (
     Coll,
     Dct,
     Glob,
-    ImportRec,
     Opaque,
     Seq,
     Tup,
     V,
+    WideColl,
     held,
+    literal_of,
     make_seq,
     plain,
     render,
@@ -64,6 +79,8 @@ HOOK_NAMES = frozenset({"__setstate__", "append", "extend", "add", "__class__", 
 #: bytes one allocation a pickle asks for (bytes(n), ndarray shapes, storages) may reach before it is a finding
 MAX_ALLOC = 256 << 20
 LITERAL_MIN = 16  # shorter literals cannot hold an encoded pickle worth reporting
+MAX_CANDIDATES = 32  # literals kept per walk for the nested-payload check
+MAX_LITERAL_CHECK = 8 << 20  # longer literals are not decoded
 _TIME_CHECK_EVERY = 4096
 #: bytes of symbolic state one top-level stream may retain (memo, containers, literals, records)
 MAX_RETAINED = 64 << 20  # default only; scans take ctx.limits.max_pickle_memory
@@ -124,22 +141,23 @@ class Budget:
 
 @dataclass
 class WalkResult:
+    """Everything one walk of one pickle recorded; the checks (checks.py) judge it."""
+
     start: int
     end: int = -1  # offset just after STOP; -1 when the walk did not reach one
     proto: int = 0
     opcodes: int = 0
-    imports: list[ImportRec] = field(default_factory=list)
-    untraced: list[dict[str, Any]] = field(default_factory=list)
-    mutations: list[dict[str, Any]] = field(default_factory=list)
-    persistent_ids: list[Any] = field(default_factory=list)
-    loader_calls: list[tuple[ImportRec, Call]] = field(default_factory=list)
+    imports: list[ImportRec] = field(default_factory=list)  # with how each was used (calls, passes)
+    untraced: list[UntracedCall] = field(default_factory=list)
+    mutations: list[Mutation] = field(default_factory=list)
+    persistent_ids: list[Any] = field(default_factory=list)  # plain values, as persistent_load gets them
+    loader_calls: list[LoaderCall] = field(default_factory=list)
+    literals: list[LiteralCandidate] = field(default_factory=list)  # only with collect_literals
+    anomalies: list[Anomaly] = field(default_factory=list)  # in stream order
     joblib_arrays: int = 0
-    joblib_skipped: int = (
-        -1
-    )  # offset of the first bytes joblib framing consumed that a plain unpickler runs as opcodes
-    issues: list[dict[str, Any]] = field(
-        default_factory=list
-    )  # rule-tagged anomalies (gadget arguments, planted hooks ...)
+    # offset of the first bytes joblib framing consumed that a plain unpickler runs as opcodes
+    joblib_skipped: int = -1
+    value: Any = NOT_LITERAL  # what STOP returned, when it is a plain literal (counts, key lists)
     error: str | None = None
     error_offset: int | None = None
     error_index: int | None = None
@@ -150,7 +168,6 @@ class WalkResult:
         return self.end >= 0 and self.error is None and self.limit is None
 
 
-LiteralHook = Callable[[Any, int], None]
 InlinePickleHook = Callable[[Cursor], bool]
 
 
@@ -347,24 +364,30 @@ class Machine:
         *,
         out_of_time: Callable[[], bool],
         loader_names: frozenset[str] = frozenset(),
-        on_literal: LiteralHook | None = None,
+        collect_literals: bool = False,
         on_inline_pickle: InlinePickleHook | None = None,
         joblib: bool = True,
         gadgets: dict[str, Gadget] | None = None,
         strict_calls: bool = False,
+        whole_lists: bool = False,
+        fast: bool = True,
     ) -> None:
         self.cur = cur
         self.limits = limits
         self.budget = budget
         self.out_of_time = out_of_time
         self.loader_names = loader_names
-        self.on_literal = on_literal
+        self.on_literal = self._candidate if collect_literals else None
         self.on_inline_pickle = on_inline_pickle
         self.joblib = joblib
         self.gadgets = gadgets or {}
         # the plain-loader view of bytes joblib skips: stop where the real loader raises (calling a literal,
         # importing a name no module can have) instead of walking on through array data
         self.strict_calls = strict_calls
+        # lists keep every item (within the byte budget): for reading a literal result, not for analysis
+        self.whole_lists = whole_lists
+        # False: every opcode through its plain handler (the reference the fast loop is tested against)
+        self.fast = fast
         self.stack: list[Any] = []
         self.marks: list[int] = []
         # memo: dense keys 0..n-1 (what picklers write) in a list, anything else in a dict
@@ -416,7 +439,10 @@ class Machine:
     def run(self) -> WalkResult:
         res = self.res
         try:
-            self._loop()
+            if self.fast:
+                self._loop()
+            else:
+                self._plain_loop()
         except Malformed as exc:
             res.error, res.error_offset, res.error_index = str(exc), self.op_offset, self.index
         except Truncated as exc:
@@ -661,7 +687,7 @@ class Machine:
                         continue
                 elif code == 0x2E:  # STOP
                     self.op_offset, self.index = bstart + p, index
-                    self.pop()
+                    res.value = literal_of(self.pop())
                     index += 1
                     res.end = bstart + p + 1
                     cur.pos = res.end
@@ -706,6 +732,52 @@ class Machine:
         except (Malformed, LimitHit, Truncated, LineTooLong):
             self.op_offset, self.index = bstart + p, index
             raise
+        finally:
+            budget.opcodes = stop_at - index - (1 if failed else 0)
+            res.opcodes = index - start_index + (1 if failed else 0)
+            self.index = index
+
+    def _plain_loop(self) -> None:
+        """The reference loop: every opcode read through the cursor and run by its ``op_*`` handler.
+
+        Same accounting as ``_loop`` (opcode count, budget, time checks, batched memo charges), so the fast
+        loop's in-place decoding must produce the same walk result (tests/pickle/test_walker_agreement.py).
+        """
+        cur, res, budget = self.cur, self.res, self.budget
+        table = self._table()
+        memo = self.memo
+        start_index = index = self.index
+        stop_at = index + max(budget.opcodes, 0)
+        next_check = min(stop_at, index + _TIME_CHECK_EVERY)
+        memo_charged = len(memo)
+        failed = True
+        try:
+            while True:
+                if index >= next_check:
+                    self.op_offset, self.index = cur.pos, index
+                    budget.opcodes = stop_at - index
+                    if len(memo) > memo_charged:
+                        budget.charge(W_ITEM * (len(memo) - memo_charged))
+                        memo_charged = len(memo)
+                    self._checkpoint(index, stop_at)
+                    next_check = min(stop_at, index + _TIME_CHECK_EVERY)
+                self.op_offset, self.index = cur.pos, index
+                code = cur.byte()
+                entry = table[code]
+                if entry is None:
+                    failed = False  # an invalid byte is not an executed opcode
+                    raise Malformed(f"invalid opcode 0x{code:02x}")
+                kind, handler, name = entry
+                budget.opcodes = stop_at - index - 1
+                done = handler(None) if kind is Arg.NONE else handler(self._arg(kind, name))
+                stop_at = index + 1 + budget.opcodes
+                if next_check > stop_at:
+                    next_check = stop_at
+                index += 1
+                if done:
+                    res.end = cur.pos
+                    failed = False
+                    return
         finally:
             budget.opcodes = stop_at - index - (1 if failed else 0)
             res.opcodes = index - start_index + (1 if failed else 0)
@@ -781,7 +853,8 @@ class Machine:
         w = sys.getsizeof(value) - (raw + 64 if raw >= _BIG_LITERAL else 0)
         if w > 0:
             self._charge(w)
-        if self.on_literal is not None and isinstance(value, (str, bytes)) and len(value) >= LITERAL_MIN:
+        n = raw if raw >= 0 else len(value)  # encoded length, as the fast loop measures it
+        if self.on_literal is not None and isinstance(value, (str, bytes)) and n >= LITERAL_MIN:
             self.on_literal(value, self.op_offset)
         self.push(value)
 
@@ -829,10 +902,9 @@ class Machine:
             if opcode == "NEWOBJ" or opcode == "NEWOBJ_EX":
                 rec.new_calls += 1
             if rec.first_call is None:
-                ev: dict[str, Any] = {"opcode": opcode, "offset": self.op_offset, "args": render(args)}
-                if kwargs is not None:
-                    ev["kwargs"] = render(kwargs)
-                rec.first_call = ev
+                rec.first_call = CallSite(
+                    opcode, self.op_offset, render(args), render(kwargs) if kwargs is not None else None
+                )
                 self._charge(600)
             gadget = self.gadgets.get(rec.path)
         else:
@@ -856,7 +928,8 @@ class Machine:
         if gadget is not None:
             self._gadget(gadget, call)
         if isinstance(func, Glob) and func.rec.path in self.loader_names and len(self.res.loader_calls) < 64:
-            self.res.loader_calls.append((func.rec, call))
+            first = args.items[0] if isinstance(args, Seq) and args.items else None
+            self.res.loader_calls.append(LoaderCall(func.rec, self.op_offset, first))
         return call
 
     def _static_getattr(self, rec: ImportRec, args: Any) -> Any:
@@ -906,28 +979,20 @@ class Machine:
     def _untraced(self, func: Any, args: Any, opcode: str) -> None:
         if len(self.res.untraced) < 1000:
             self.res.untraced.append(
-                {
-                    "opcode": opcode,
-                    "offset": self.op_offset,
-                    "index": self.index,
-                    "callable": _describe(func),
-                    "args": render(args),
-                }
+                UntracedCall(opcode, self.op_offset, self.index, _describe(func), render(args))
             )
             self._charge(1000)
 
-    def _issue(self, rule: str, message: str, evidence: dict[str, Any]) -> None:
-        if len(self.res.issues) < 1000:
-            self.res.issues.append(
-                {
-                    "rule": rule,
-                    "message": message,
-                    "offset": self.op_offset,
-                    "index": self.index,
-                    "evidence": evidence,
-                }
-            )
+    def _issue(self, kind: AnomalyKind, message: str, evidence: dict[str, Any]) -> None:
+        if len(self.res.anomalies) < 1000:
+            self.res.anomalies.append(Anomaly(kind, message, self.op_offset, self.index, evidence))
             self._charge(1000)
+
+    def _candidate(self, value: Any, offset: int) -> None:
+        """A literal long enough to hide an encoded pickle, for the nested-payload check."""
+        found = self.res.literals
+        if len(found) < MAX_CANDIDATES and len(value) <= MAX_LITERAL_CHECK:
+            found.append(LiteralCandidate(offset, value))
 
     def _invoke(self, v: Any, how: str, only_classes: bool = False, new_only: bool = False) -> None:
         """``v`` is called by the unpickler or by an allowlisted callable: an import here counts as called.
@@ -942,7 +1007,7 @@ class Machine:
             else:
                 rec.helper_calls += 1
             if rec.first_call is None:
-                rec.first_call = {"opcode": how, "offset": self.op_offset, "args": ""}
+                rec.first_call = CallSite(how, self.op_offset, "")
                 self._charge(600)
         elif not only_classes and (
             isinstance(v, Opaque) or (isinstance(v, Call) and not isinstance(v.func, Glob))
@@ -957,7 +1022,7 @@ class Machine:
             if args is not None and not isinstance(args, (Dct, Opaque)):
                 return
             self._issue(
-                "PICKLE-GADGET-ARGUMENT",
+                "gadget-argument",
                 f"{g.path} gets arguments that cannot be judged statically ({_describe(args)}); it {g.why}",
                 {"callable": g.path, "args": render(args)},
             )
@@ -967,7 +1032,7 @@ class Machine:
             if pos >= len(items):
                 if pos < args.total:
                     self._issue(
-                        "PICKLE-GADGET-ARGUMENT",
+                        "gadget-argument",
                         f"argument {pos} of {g.path} was not kept by the analyzer; it {g.why}",
                         {"callable": g.path, "position": pos},
                     )
@@ -980,7 +1045,7 @@ class Machine:
             self._invoke(v, how, only_classes=rule.invoked == "class", new_only=rule.invoked == "new")
         if rule.one_of is not None and not _one_of(v, rule.one_of):
             self._issue(
-                "PICKLE-GADGET-ARGUMENT",
+                "gadget-argument",
                 f"argument {pos} of {g.path} is {render(v, 120)}, which it does not accept: it {g.why}",
                 {"callable": g.path, "position": pos, "value": render(v), "accepted": sorted(rule.one_of)},
             )
@@ -988,7 +1053,7 @@ class Machine:
             n = _elements(v)
             if n is not None and n * rule.alloc > MAX_ALLOC:
                 self._issue(
-                    "PICKLE-ALLOCATION-SIZE",
+                    "allocation",
                     f"{g.path} allocates at least {n * rule.alloc} bytes (cap {MAX_ALLOC}): memory exhaustion at load time",
                     {"callable": g.path, "position": pos, "bytes": n * rule.alloc},
                 )
@@ -1029,7 +1094,7 @@ class Machine:
                 inst.hooks[k] = v
                 self._invoke(v, f"{how} planted {k}")
                 self._issue(
-                    "PICKLE-HOOK-PLANTED",
+                    "hook-planted",
                     f"{how} sets {k!r} on an instance to {render(v, 120)}; the unpickler or later code calls it",
                     {"attribute": k, "value": render(v), "via": how},
                 )
@@ -1068,13 +1133,13 @@ class Machine:
     def _mutate(self, target: Any, opcode: str, detail: Any = None) -> None:
         if isinstance(target, Glob) and len(self.res.mutations) < 1000:
             self.res.mutations.append(
-                {
-                    "rec": target.rec,
-                    "opcode": opcode,
-                    "offset": self.op_offset,
-                    "index": self.index,
-                    "state": render(detail) if detail is not None else None,
-                }
+                Mutation(
+                    target.rec,
+                    opcode,
+                    self.op_offset,
+                    self.index,
+                    render(detail) if detail is not None else None,
+                )
             )
             self._charge(1000)
 
@@ -1098,7 +1163,7 @@ class Machine:
                     w += kept + _lw(k) + _lw(v)
         else:
             assert isinstance(target, Coll)
-            room = KEEP_ITEMS - len(target.items)
+            room = target.cap - len(target.items)
             if room <= 0 and not any(isinstance(v, (Glob, Call)) for v in items):
                 target.total += len(items)  # data past the cap: counted, not kept
             else:
@@ -1119,7 +1184,7 @@ class Machine:
         self.marks.append(len(self.stack))
 
     def op_STOP(self, _: Any) -> bool:
-        self.pop()
+        self.res.value = literal_of(self.pop())
         return True
 
     def op_POP(self, _: Any) -> None:
@@ -1175,7 +1240,7 @@ class Machine:
                 except ValueError:
                     raise Malformed(f"{what} is not a number") from None
         self._issue(
-            "PICKLE-LENIENT-OPCODE",
+            "lenient-opcode",
             f"{what} argument {a[:40]!r} is not a plain decimal; the unpickler reads it as {render(val, 60)}",
             {"opcode": what, "argument": a[:80].decode("latin-1")},
         )
@@ -1402,11 +1467,16 @@ class Machine:
         self._call(items[0], self._seq("tuple", items[1:]), "OBJ")
 
     def op_LIST(self, _: Any) -> None:
-        self.push(self._seq("list", self.pop_mark()))
+        items = self.pop_mark()
+        if self.whole_lists:
+            self._charge(W_COLL + _items_weight(items))
+            self.push(WideColl("list", items, len(items)))
+        else:
+            self.push(self._seq("list", items))
 
     def op_EMPTY_LIST(self, _: Any) -> None:
         self._charge(W_COLL)
-        self.push(Coll("list", []))
+        self.push(WideColl("list", []) if self.whole_lists else Coll("list", []))
 
     def op_SETITEM(self, _: Any) -> None:
         v = self.pop()

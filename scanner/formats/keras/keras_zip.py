@@ -1,0 +1,81 @@
+"""Keras 3 ``.keras`` archives: a zip of config.json, metadata.json, model.weights.h5 and assets/.
+
+The archive gets the generic zip treatment (structure anomalies, every member
+inspected by content: the weights through the HDF5 handler, assets by whatever
+they are) and config.json gets the Keras config analysis. Every member named
+config.json is analyzed, duplicates included: Python's zipfile reads the last
+one, other readers the first.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ...io.reader import Reader
+from ..interface import FormatHandler, InspectContext
+from ..parsers.json_cost import reader_value_bound
+from ..zip.listing import ZipListing, list_names, looks_like_zip
+from ..zip.members import inspect_all, open_member
+from .keras_h5 import analyze_config_text
+
+MAX_METADATA = 1 << 20
+
+
+def _sniff(head: bytes, reader: Reader) -> bool:
+    if not looks_like_zip(head, reader):
+        return False
+    names = set(list_names(reader))
+    return "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
+
+
+def _keras_version(reader: Reader, listing: ZipListing, ctx: InspectContext) -> str | None:
+    for e in listing.entries:
+        if e.name == "metadata.json" and e.uncompressed_size <= MAX_METADATA:
+            sub = open_member(reader, e, ctx)
+            if sub is None:
+                return None
+            try:
+                meta = json.loads(sub.read(0, min(sub.size, MAX_METADATA)))
+            except (ValueError, RecursionError):
+                return None
+            v = meta.get("keras_version") if isinstance(meta, dict) else None
+            return str(v)[:40] if v is not None else None
+    return None
+
+
+def _inspect(reader: Reader, ctx: InspectContext) -> None:
+    listing = inspect_all(reader, ctx, ".keras")
+    if listing is None or ctx.state.out_of_time():
+        return
+    version = _keras_version(reader, listing, ctx)
+    configs = [e for e in listing.entries if e.name == "config.json"]
+    for e in configs:
+        sub = open_member(reader, e, ctx)
+        # a reporting view at the member's path: the member itself was recorded and inspected by inspect_all
+        member_ctx = InspectContext(
+            ctx.state, ctx.child_path(e.name), ctx.depth + 1, member_name=e.name, dispatch=ctx.dispatch
+        )
+        if sub is None:
+            member_ctx.add("KERAS-CONFIG-INVALID", "config.json could not be read from the archive")
+            member_ctx.partial("config.json unreadable")
+            continue
+        if sub.size > ctx.limits.max_json_bytes:
+            member_ctx.limit_hit("max_json_bytes", f"config.json of {sub.size} bytes not analyzed")
+            continue
+        if reader_value_bound(sub) > ctx.limits.max_json_values:  # parsing would cost up to ~25x the text
+            member_ctx.limit_hit(
+                "max_json_values",
+                f"config.json holds more than {ctx.limits.max_json_values} JSON values; not analyzed",
+            )
+            continue
+        label = (
+            "config.json"
+            + (f" (keras {version})" if version else "")
+            + (f" #{e.index}" if len(configs) > 1 else "")
+        )
+        analyze_config_text(member_ctx, sub.read(0, sub.size), label)
+
+
+KERAS_ZIP = FormatHandler(
+    "keras-zip", _sniff, _inspect, family="keras", claims=(".keras",), can_carry_code=True
+)

@@ -1,0 +1,1 @@
+"""Parsers shared by several formats; no module here defines a handler."""

@@ -1,0 +1,1 @@
+"""TensorFlow formats: SavedModel protobufs, checkpoint indexes, fingerprints and TFLite flatbuffers."""

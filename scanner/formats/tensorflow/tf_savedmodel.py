@@ -1,0 +1,564 @@
+"""TensorFlow SavedModel ``saved_model.pb`` and Keras-2 ``keras_metadata.pb``, parsed without TensorFlow.
+
+A SavedModel runs its graph: every node of every MetaGraphDef and every node of
+every function in the graph library (tf.function bodies live there) is
+checked. File-system ops, host-Python callbacks, network ops, ops outside the
+standard registry and remote devices are reported. The standard saver's
+checkpoint ops (SaveV2/RestoreV2/MergeV2Checkpoints, present in every
+SavedModel) are info when they sit only in the saver functions the SaverDef
+names; the same ops anywhere else are high. keras_metadata.pb carries Keras
+layer configs as JSON and gets the Keras config analysis.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import struct
+from dataclasses import dataclass, field
+
+from ...findings import Coverage, Severity
+from ...io.reader import Reader
+from ...resources import signatures_dir
+from ..interface import FormatHandler, InspectContext
+from ..keras.keras_h5 import analyze_config_text
+from ..parsers.protobuf_wire import LEN, VARINT, WireError, iter_fields, len_fields, scan_top_level, text
+
+PYFUNC_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
+NETWORK_OPS = {
+    "RpcClient",
+    "RpcServer",
+    "RpcCall",
+    "RpcServerStart",
+    "RpcServerRegister",
+    "RpcCheckStatus",
+    "RpcGetValue",
+    "DeleteRpcFutureResource",
+}
+SAVER_OPS = {
+    "Save",
+    "SaveV2",
+    "SaveSlices",
+    "Restore",
+    "RestoreV2",
+    "RestoreSlice",
+    "MergeV2Checkpoints",
+    "DTensorRestoreV2",
+}
+FILE_OPS = SAVER_OPS | {
+    "ReadFile",
+    "WriteFile",
+    "MatchingFiles",
+    "MatchingFilesDataset",
+    "ExperimentalMatchingFilesDataset",
+    "ImmutableConst",
+    "WholeFileReader",
+    "WholeFileReaderV2",
+    "TextLineReader",
+    "TextLineReaderV2",
+    "TFRecordReader",
+    "TFRecordReaderV2",
+    "FixedLengthRecordReader",
+    "FixedLengthRecordReaderV2",
+    "LMDBReader",
+    "TextLineDataset",
+    "TFRecordDataset",
+    "TFRecordDatasetV2",
+    "FixedLengthRecordDataset",
+    "FixedLengthRecordDatasetV2",
+    "CSVDataset",
+    "CSVDatasetV2",
+    "ExperimentalCSVDataset",
+    "LMDBDataset",
+    "ExperimentalLMDBDataset",
+    "SqlDataset",
+    "ExperimentalSqlDataset",
+    "DatasetToTFRecord",
+    "ExperimentalDatasetToTFRecord",
+    "SaveDataset",
+    "SaveDatasetV2",
+    "LoadDataset",
+    "SnapshotDataset",
+    "SnapshotDatasetV2",
+    "SnapshotDatasetReader",
+    "SnapshotChunkDataset",
+    "DistributedSave",
+    "CreateSummaryFileWriter",
+    "CreateSummaryDbWriter",
+    "WriteSummary",
+    "WriteScalarSummary",
+    "WriteHistogramSummary",
+    "WriteImageSummary",
+    "WriteAudioSummary",
+    "WriteGraphSummary",
+    "WriteRawProtoSummary",
+    "ImportEvent",
+    "FlushSummaryWriter",
+    "CloseSummaryWriter",
+    "SummaryWriter",
+    "StatsAggregatorSetSummaryWriter",
+    "DebugIdentity",
+    "DebugIdentityV2",
+    "DebugIdentityV3",
+    "DebugNanCount",
+    "DebugNumericSummary",
+    "DebugNumericSummaryV2",
+    "InitializeTableFromTextFile",
+    "InitializeTableFromTextFileV2",
+    "GenerateVocabRemapping",
+    "LoadAndRemapMatrix",
+    "FileSystemSetConfiguration",
+}
+# ops the standard saver graph also uses around the checkpoint ops
+_SAVER_FN = re.compile(r"^__inference__traced_(?:save|restore)_\d+$")
+_SAVER_SCOPE = re.compile(r"^save(?:_\d+)?/")
+_REMOTE_JOB = re.compile(r"/job:([^/]+)")
+MAX_FINDINGS_PER_OP = 1
+
+
+@functools.lru_cache(maxsize=1)
+def known_ops() -> frozenset[str]:
+    path = signatures_dir() / "tensorflow_ops.txt"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return frozenset()
+    return frozenset(ln.strip() for ln in lines if ln.strip() and not ln.startswith("#"))
+
+
+@dataclass
+class Node:
+    name: str
+    op: str
+    device: str
+    where: str  # "graph" or the function name
+    funcs: list[str] = field(default_factory=list)  # functions referenced from attrs
+    strings: dict[str, list[str]] = field(default_factory=dict)  # selected string attrs
+
+
+_STRING_ATTRS = {"output_stream", "debug_urls", "memory_region_name", "filename", "file_pattern"}
+
+
+def _parse_attr_value(v: memoryview, key: str, node: Node) -> None:
+    for f, val in len_fields(v):
+        if f == 10:  # func: NameAttrList
+            for f2, v2 in len_fields(val):
+                if f2 == 1:
+                    node.funcs.append(text(v2, 512))
+        elif f == 2 and key in _STRING_ATTRS:
+            node.strings.setdefault(key, []).append(text(val, 512))
+        elif f == 1:  # list: ListValue (func=9, s=2)
+            for f2, v2 in len_fields(val):
+                if f2 == 9:
+                    for f3, v3 in len_fields(v2):
+                        if f3 == 1:
+                            node.funcs.append(text(v3, 512))
+                elif f2 == 2 and key in _STRING_ATTRS:
+                    node.strings.setdefault(key, []).append(text(v2, 512))
+
+
+def parse_node(buf: memoryview, where: str) -> Node:
+    node = Node("", "", "", where)
+    for f, v in len_fields(buf):
+        if f == 1:
+            node.name = text(v, 1024)
+        elif f == 2:
+            node.op = text(v, 1024)
+        elif f == 4:
+            node.device = text(v, 1024)
+        elif f == 5:
+            key = ""
+            value: memoryview | None = None
+            for f2, v2 in len_fields(v):
+                if f2 == 1:
+                    key = text(v2, 256)
+                elif f2 == 2:
+                    value = v2
+            if value is not None:
+                _parse_attr_value(value, key, node)
+    return node
+
+
+@dataclass
+class Graph:
+    nodes: list[Node] = field(default_factory=list)
+    functions: set[str] = field(default_factory=set)
+    saver_nodes: set[str] = field(default_factory=set)  # top-level node names the SaverDef names
+    stripped_ops: set[str] = field(default_factory=set)
+    tf_version: str | None = None
+
+
+class _Budget:
+    def __init__(self, max_nodes: int) -> None:
+        self.left = max_nodes
+
+    def take(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise OverflowError("node limit")
+
+
+def _parse_graph_def(buf: memoryview, g: Graph, budget: _Budget) -> None:
+    for f, v in len_fields(buf):
+        if f == 1:
+            budget.take()
+            g.nodes.append(parse_node(v, "graph"))
+        elif f == 2:  # FunctionDefLibrary
+            for f2, v2 in len_fields(v):
+                if f2 == 1:
+                    _parse_function(v2, g, budget)
+
+
+def _parse_function(buf: memoryview, g: Graph, budget: _Budget) -> None:
+    name = "?"
+    bodies: list[memoryview] = []
+    for f, v in len_fields(buf):
+        if f == 1:  # OpDef signature
+            for f2, v2 in len_fields(v):
+                if f2 == 1:
+                    name = text(v2, 1024)
+                    break
+        elif f == 3:
+            bodies.append(v)
+    g.functions.add(name)
+    for b in bodies:
+        budget.take()
+        g.nodes.append(parse_node(b, name))
+
+
+def parse_saved_model(data: bytes | memoryview, max_nodes: int) -> tuple[int | None, list[Graph]]:
+    schema = None
+    graphs: list[Graph] = []
+    budget = _Budget(max_nodes)
+    for f, wt, v in iter_fields(data):
+        if f == 1 and wt == VARINT:
+            schema = int(v)  # type: ignore[arg-type]
+        elif f == 2 and wt == LEN and isinstance(v, memoryview):
+            g = Graph()
+            graphs.append(g)
+            for f2, v2 in len_fields(v):
+                if f2 == 2:
+                    _parse_graph_def(v2, g, budget)
+                elif f2 == 3:  # SaverDef
+                    for f3, v3 in len_fields(v2):
+                        if f3 in (2, 3):
+                            g.saver_nodes.add(text(v3, 1024).split(":")[0])
+                elif f2 == 1:  # MetaInfoDef
+                    for f3, v3 in len_fields(v2):
+                        if f3 == 5:
+                            g.tf_version = text(v3, 64)
+                        elif f3 == 2:  # stripped_op_list: OpList{op=1: OpDef{name=1}}
+                            for f4, v4 in len_fields(v3):
+                                if f4 == 1:
+                                    for f5, v5 in len_fields(v4):
+                                        if f5 == 1:
+                                            g.stripped_ops.add(text(v5, 1024))
+                                            break
+    return schema, graphs
+
+
+def _standard_saver_functions(g: Graph) -> set[str]:
+    """Saver functions called only from the SaverDef's nodes (or from each other)."""
+    cands = {fn for fn in g.functions if _SAVER_FN.match(fn)}
+    saver_top = {
+        n.name
+        for n in g.nodes
+        if n.where == "graph" and (n.name in g.saver_nodes or _SAVER_SCOPE.match(n.name))
+    }
+    for n in g.nodes:
+        for fn in n.funcs + [n.op]:
+            if fn in cands and not (n.where in cands or (n.where == "graph" and n.name in saver_top)):
+                cands.discard(fn)
+    return cands
+
+
+def _judge_graph(ctx: InspectContext, g: Graph, idx: int, seen: dict[tuple[str, str], int]) -> None:
+    known = known_ops()
+    saver_fns = _standard_saver_functions(g)
+
+    def report(
+        rule: str, key: str, msg: str, node: Node, severity: Severity | None = None, **ev: object
+    ) -> None:
+        k = (rule, key)
+        seen[k] = seen.get(k, 0) + 1
+        if seen[k] > MAX_FINDINGS_PER_OP:
+            return
+        ctx.add(
+            rule,
+            msg,
+            severity=severity,
+            evidence={
+                "node": node.name[:200],
+                "op": node.op[:200],
+                "in": node.where[:200],
+                "meta_graph": idx,
+                **{a: b for a, b in ev.items() if b is not None},
+            },
+        )
+
+    for n in g.nodes:
+        op = n.op
+        place = "the graph" if n.where == "graph" else f"function {n.where}"
+        if op in PYFUNC_OPS:
+            report("TF-PYFUNC", op, f"{op} node {n.name!r} in {place} calls back into host Python", n)
+        elif op in NETWORK_OPS:
+            report("TF-NETWORK-OP", op, f"{op} node {n.name!r} in {place} opens network connections", n)
+        elif op in FILE_OPS:
+            standard = op in SAVER_OPS and (
+                n.where in saver_fns
+                or (n.where == "graph" and (_SAVER_SCOPE.match(n.name) or n.name in g.saver_nodes))
+            )
+            if standard:
+                report(
+                    "TF-FILE-OP",
+                    f"saver:{op}",
+                    f"standard checkpoint saver uses {op}",
+                    n,
+                    severity=Severity.INFO,
+                )
+            else:
+                report(
+                    "TF-FILE-OP",
+                    f"{op}:{n.where}",
+                    f"{op} node {n.name!r} in {place} touches the file system",
+                    n,
+                    strings={k: [s[:200] for s in v[:3]] for k, v in n.strings.items()} or None,
+                )
+        elif op == "PrintV2" and any(
+            s.startswith("file://") or "/" in s for s in n.strings.get("output_stream", [])
+        ):
+            report(
+                "TF-FILE-OP",
+                f"print:{n.where}",
+                f"PrintV2 node {n.name!r} in {place} writes to a file",
+                n,
+                output=n.strings["output_stream"][0][:200],
+            )
+        elif op and op not in known and op not in g.functions:
+            report(
+                "TF-UNKNOWN-OP",
+                op,
+                f"op type {op!r} (node {n.name!r} in {place}) is not a standard TensorFlow op",
+                n,
+            )
+        m = _REMOTE_JOB.search(n.device)
+        if m and m.group(1) != "localhost":
+            report(
+                "TF-REMOTE-DEVICE",
+                f"dev:{m.group(1)}",
+                f"node {n.name!r} is placed on remote job {m.group(1)!r}",
+                n,
+                device=n.device[:200],
+            )
+    for op in sorted(g.stripped_ops - known - g.functions):
+        k = ("TF-UNKNOWN-OP", op)
+        if k not in seen:
+            seen[k] = 1
+            ctx.add(
+                "TF-UNKNOWN-OP",
+                f"op type {op!r} listed by the meta graph is not a standard TensorFlow op",
+                evidence={"op": op[:200], "meta_graph": idx},
+            )
+
+
+def _load(reader: Reader, ctx: InspectContext) -> bytes | None:
+    cap = min(ctx.limits.max_protobuf_bytes, ctx.limits.max_member_in_memory)
+    if reader.size > cap:
+        ctx.limit_hit(
+            "max_protobuf_bytes", f"protobuf of {reader.size} bytes exceeds the {cap}-byte in-memory cap"
+        )
+        return None
+    return reader.read(0, reader.size)
+
+
+def _inspect_saved_model(reader: Reader, ctx: InspectContext) -> None:
+    data = _load(reader, ctx)
+    if data is None:
+        return
+    try:
+        schema, graphs = parse_saved_model(data, ctx.limits.max_nodes)
+    except WireError as exc:
+        ctx.add("TF-PROTOBUF-INVALID", f"SavedModel protobuf is malformed: {exc}")
+        ctx.partial("SavedModel protobuf malformed")
+        return
+    except OverflowError:
+        ctx.limit_hit(
+            "max_nodes", f"SavedModel has more than {ctx.limits.max_nodes} nodes; the rest was not checked"
+        )
+        return
+    if schema != 1:
+        ctx.add(
+            "TF-PROTOBUF-INVALID", f"unexpected SavedModel schema version {schema}", severity=Severity.MEDIUM
+        )
+    seen: dict[tuple[str, str], int] = {}
+    for i, g in enumerate(graphs):
+        _judge_graph(ctx, g, i, seen)
+    for (rule, key), n in seen.items():
+        if n > MAX_FINDINGS_PER_OP and not key.startswith("saver:"):
+            ctx.add(
+                rule,
+                f"... {rule} {key.split(':')[0]}: {n - MAX_FINDINGS_PER_OP} more node(s) not listed",
+                severity=Severity.INFO,
+                evidence={"suppressed": n - MAX_FINDINGS_PER_OP},
+            )
+
+
+def _sniff_saved_model(head: bytes, reader: Reader) -> bool:
+    """Strict: schema version 1 first, then only meta_graphs whose first field is a MetaGraphDef field."""
+    if head[:3] != b"\x08\x01\x12":
+        return False
+    try:
+        saw_graph = False
+        for f, wt, off, n in scan_top_level(reader.read, reader.size, max_fields=10_000):
+            if f == 1 and wt == VARINT:
+                if n != 1:
+                    return False
+            elif f == 2 and wt == LEN:
+                inner = reader.read(off, min(n, 16))
+                tag = inner[0] if inner else 0
+                if n and (tag & 7 != LEN or not 1 <= tag >> 3 <= 7):
+                    return False
+                saw_graph = True
+            else:
+                return False
+        return saw_graph
+    except WireError:
+        return False
+
+
+# ---------------------------------------------------------------------------- keras_metadata.pb
+
+
+def _keras_nodes(data: bytes) -> list[tuple[str, str, str]]:
+    """(node_path, identifier, metadata JSON) of every SavedObject in a SavedMetadata message."""
+    out = []
+    for f, wt, v in iter_fields(data):
+        if f != 1 or wt != LEN:
+            raise WireError(f"unexpected top-level field {f}")
+        path = ident = meta = ""
+        for f2, wt2, v2 in iter_fields(v):  # type: ignore[arg-type]
+            if wt2 != LEN:
+                continue
+            if f2 == 3:
+                path = text(v2, 1024)
+            elif f2 == 4:
+                ident = text(v2, 256)
+            elif f2 == 5:
+                meta = bytes(v2).decode("utf-8", "replace")
+        out.append((path, ident, meta))
+    return out
+
+
+def _sniff_keras_metadata(head: bytes, reader: Reader) -> bool:
+    if head[:1] != b"\x0a":
+        return False
+    try:
+        n, p = _first_len(head)
+        first = head[p : p + n] if p + n <= len(head) else reader.read(p, min(n, 1 << 20))
+        idents = [text(v) for f, wt, v in iter_fields(first) if f == 4 and wt == LEN]
+        if not idents or not idents[0].startswith("_tf_keras"):
+            return False
+        return all(f == 1 and wt == LEN for f, wt, _o, _n in scan_top_level(reader.read, reader.size))
+    except WireError:
+        return False
+
+
+def _first_len(head: bytes) -> tuple[int, int]:
+    from ..parsers.protobuf_wire import read_varint
+
+    n, p = read_varint(head, 1)
+    return n, p
+
+
+def _inspect_keras_metadata(reader: Reader, ctx: InspectContext) -> None:
+    data = _load(reader, ctx)
+    if data is None:
+        return
+    try:
+        nodes = _keras_nodes(data)
+    except WireError as exc:
+        ctx.add("TF-PROTOBUF-INVALID", f"keras_metadata protobuf is malformed: {exc}")
+        ctx.partial("keras_metadata malformed")
+        return
+    for path, ident, meta in nodes[: ctx.limits.max_nodes]:
+        if ctx.state.out_of_time():
+            ctx.limit_hit("file_seconds", "time budget ran out in keras_metadata")
+            return
+        if meta.strip():
+            analyze_config_text(ctx, meta, f"keras_metadata {path or ident}")
+
+
+TF_SAVEDMODEL = FormatHandler(
+    "tf-savedmodel",
+    _sniff_saved_model,
+    _inspect_saved_model,
+    family="tensorflow",
+    claims=(".pb",),
+    can_carry_code=True,
+)
+KERAS_METADATA_PB = FormatHandler(
+    "keras-metadata-pb",
+    _sniff_keras_metadata,
+    _inspect_keras_metadata,
+    family="tensorflow",
+    can_carry_code=True,
+)
+
+
+# ---------------------------------------------------------------------------- SavedModel side files
+
+TABLE_MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)  # LevelDB-format table footer (tensor-bundle index)
+_SHARD = re.compile(r"^(.*)\.data-\d{5}-of-\d{5}$")
+
+
+def _sniff_fingerprint(head: bytes, reader: Reader) -> bool:
+    """fingerprint.pb: FingerprintDef with checksum/hash varints (fields 1-5) and a VersionDef (6)."""
+    if head[:1] != b"\x08" or reader.size > 512:
+        return False
+    try:
+        fields = list(iter_fields(head))
+    except WireError:
+        return False
+    return len(fields) >= 3 and all(
+        (1 <= f <= 5 and wt == VARINT) or (f == 6 and wt == LEN) for f, wt, _v in fields
+    )
+
+
+def _sniff_bundle_index(head: bytes, reader: Reader) -> bool:
+    return reader.size >= 48 and reader.tail(8) == TABLE_MAGIC
+
+
+def _inspect_nothing(reader: Reader, ctx: InspectContext) -> None:
+    """Hashes and tensor offsets only: nothing in these files executes."""
+
+
+def check_checkpoint_shards(snapshot, results, rules, limits):  # type: ignore[no-untyped-def]
+    """Repository check: raw checkpoint shards next to a recognized index are tensor bytes, not unknown files."""
+    for art in snapshot.artifacts:
+        m = _SHARD.match(art.path)
+        fr = results.get(art.path)
+        if not m or fr is None or fr.format != "unknown":
+            continue
+        index = results.get(m.group(1) + ".index")
+        if index is None or index.format != "tf-checkpoint-index":
+            continue
+        fr.findings = [f for f in fr.findings if f.rule_id != "FORMAT-UNKNOWN"]
+        fr.coverage_notes = [n for n in fr.coverage_notes if n != "unknown format"]
+        if not fr.coverage_notes:
+            fr.coverage = Coverage.FULL
+        fr.format = "tf-checkpoint-data"
+        fr.findings.append(
+            rules.finding(
+                "TF-CHECKPOINT-DATA",
+                f"raw tensor shard of {m.group(1)}.index",
+                fr.path,
+                evidence={"index": m.group(1) + ".index"},
+            )
+        )
+    return []
+
+
+TF_FINGERPRINT = FormatHandler("tf-fingerprint", _sniff_fingerprint, _inspect_nothing, family="tensorflow")
+TF_CHECKPOINT_INDEX = FormatHandler(
+    "tf-checkpoint-index", _sniff_bundle_index, _inspect_nothing, family="tensorflow", claims=(".index",)
+)

@@ -1,0 +1,91 @@
+"""Start-up (issue #13): a local pickle scan imports only what judging a local pickle needs.
+
+Measured in a real subprocess (a fresh interpreter, the CLI's own ``main``), by the modules loaded when
+the process exits. Not timed: speed targets and figures live in benchmarks/bench_startup.py.
+
+What is allowed, deliberately: typer (and pydantic, which typer uses to coerce every option value), PyYAML
+(the rule database is YAML), rich.console (the console report). What is not: network clients, other formats'
+parsers, signing, the CI gate, the audit inventory, the progress bar when stderr is not a terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+_DUMP = """
+import atexit, sys
+out = sys.argv[1]
+atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
+sys.argv = ["modelward", *sys.argv[2:]]
+from scanner.cli import main
+main()
+"""
+
+NOT_FOR_A_LOCAL_PICKLE = (
+    # network and registries
+    "requests",
+    "urllib3",
+    "huggingface_hub",
+    "scanner.io.http_session",
+    "scanner.sources.hf",
+    "scanner.sources.oci",
+    # other formats' heavy parsers
+    "jinja2",
+    "onnx",
+    "google.protobuf",
+    "h5py",
+    "numpy",
+    "py7zr",
+    "fickling",
+    # schemas, signing, the gate, the audit inventory, rule bundles
+    "jsonschema",
+    "cryptography",
+    "sigstore",
+    "scanner.integrity.sign",
+    "scanner.integrity.verify",
+    "scanner.gate.check",
+    "scanner.gate.lockfile",
+    "scanner.audit.runner",
+    "sqlite3",
+    "scanner.rulesdb.bundle",
+    # a progress bar is drawn on a terminal only
+    "rich.progress",
+)
+
+
+def _modules(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    dump = tmp_path / "modules.txt"
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    res = subprocess.run(
+        [sys.executable, "-c", _DUMP, str(dump), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    return res, set(dump.read_text().split("\n")) if dump.exists() else set()
+
+
+def test_local_pickle_scan_imports_nothing_it_does_not_use(tmp_path: Path) -> None:
+    small = tmp_path / "small.pkl"
+    small.write_bytes(pickle.dumps({"coef": [0.1, 0.2], "intercept": 0.3}, protocol=4))
+    res, loaded = _modules(tmp_path, "scan", str(small))
+    assert res.returncode == 0, res.stderr
+    assert "ALLOW" in res.stdout
+    assert "scanner.formats.pickle" in loaded  # the dump is real: the pickle analyzer ran
+    assert sorted(m for m in NOT_FOR_A_LOCAL_PICKLE if m in loaded) == []
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["scan", "--help"]])
+def test_version_and_help_load_no_engine(tmp_path: Path, args: list[str]) -> None:
+    res, loaded = _modules(tmp_path, *args)
+    assert res.returncode == 0, res.stderr
+    heavy = ("scanner.engine", "scanner.rules", "scanner.formats.registry", "yaml", "scanner.policy.loader")
+    assert sorted(m for m in heavy if m in loaded) == []
