@@ -62,7 +62,6 @@ class PlainHelpGroup(typer.core.TyperGroup):
         _plain_metavars(self)
 
 
-_WORDS = {str: "<text>", int: "<N>", float: "<number>"}
 _NAMED = {  # a better word than the type's, by parameter name, wherever the option appears
     "include": "<glob>",
     "exclude": "<glob>",
@@ -81,23 +80,41 @@ _NAMED = {  # a better word than the type's, by parameter name, wherever the opt
 }
 
 
+def _type_word(param: Any) -> str | None:
+    """A word for the parameter's type: click's type by class name, or typer 0.29's type descriptor."""
+    desc = getattr(param, "type_descriptor", None)
+    if desc is not None:
+        if desc.is_choice:
+            return None
+        inner = (
+            get_args(desc.annotation)[0] if desc.is_list and get_args(desc.annotation) else desc.annotation
+        )
+        if desc.is_path or inner is Path:
+            return "<path>"
+        return {str: "<text>", int: "<N>", float: "<number>"}.get(inner)
+    kind = type(getattr(param, "type", None)).__name__
+    if kind.endswith(("Path", "File")):
+        return "<path>"
+    if kind in ("IntParamType", "IntRange"):
+        return "<N>"
+    if kind in ("FloatParamType", "FloatRange"):
+        return "<number>"
+    if kind in ("StringParamType", "UnprocessedParamType"):
+        return "<text>"
+    return None  # choices list their values; flags and booleans show no metavar
+
+
 def _plain_metavars(command: Any) -> None:
     for param in getattr(command, "params", []):
-        desc = getattr(param, "type_descriptor", None)
-        if desc is None or getattr(param, "is_flag", False) or getattr(param, "count", False):
+        if getattr(param, "is_flag", False) or getattr(param, "count", False):
             continue
         if param.param_type_name == "argument":  # the name says it; a type after it says nothing
             param.metavar = param.metavar or (param.name or "value").upper()
             param.display_type_rich = lambda ctx: None
             continue
-        if param.metavar is not None or desc.is_choice:
+        if param.metavar is not None:
             continue
-        inner = (
-            get_args(desc.annotation)[0] if desc.is_list and get_args(desc.annotation) else desc.annotation
-        )
-        word = (
-            "<path>" if desc.is_path or inner is Path else _NAMED.get(param.name or "") or _WORDS.get(inner)
-        )
+        word = _NAMED.get(param.name or "") or _type_word(param)
         if word is not None:
             param.metavar = word
     for sub in getattr(command, "commands", {}).values():

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
-from .dask_exec import DaskExecutor
 from .engine import SERIAL, Executor, LocalJob, judge_local_job, local_job
 from .findings import FileResult
 from .rules import RuleDB, get_rule_db
@@ -50,6 +48,8 @@ class ProcessExecutor:
         if len(artifacts) <= self.workers or not all(a.local_path for a in artifacts):
             yield from SERIAL.judge(artifacts, rules, opts)
             return
+        from concurrent.futures import ProcessPoolExecutor  # multiprocessing only when a pool runs
+
         with ProcessPoolExecutor(
             max_workers=self.workers, initializer=_init, initargs=(opts.for_workers(), str(rules.root))
         ) as pool:
@@ -63,6 +63,8 @@ class ProcessExecutor:
 def executor_for(workers: int = 1, dask_address: str | None = None) -> Executor:
     """The execution strategy for ``--workers``/``--dask``: a Dask cluster, local processes, or serial."""
     if dask_address:
+        from .dask_exec import DaskExecutor
+
         return DaskExecutor(dask_address)
     if workers > 1:
         return ProcessExecutor(workers)

@@ -170,6 +170,7 @@ class DenyHit:
     match: str
     category: str
     rule: str | None
+    note: str | None = None  # why the entry is dangerous (signatures/pickle/denylist.yaml)
 
 
 @dataclass
@@ -187,12 +188,12 @@ class Denylist:
             prefix = ".".join(parts[:i])
             e = self.modules.get(prefix)
             if e is not None:
-                return DenyHit(e.match, e.category, e.rule)
+                return DenyHit(e.match, e.category, e.rule, e.note)
         name_parts = name.split(".")
         for i in range(len(name_parts), 0, -1):
             e = self.names.get((module, ".".join(name_parts[:i])))
             if e is not None:
-                return DenyHit(e.match, e.category, e.rule)
+                return DenyHit(e.match, e.category, e.rule, e.note)
         return None
 
 

@@ -44,7 +44,9 @@ CANARY = Path("/tmp/modelward-canary")
 CANARY_CMD = f"touch {CANARY}"
 
 # os.system("touch /tmp/modelward-canary") as a protocol-2 pickle; never loaded, only scanned
-EVIL_PICKLE = b"\x80\x02cposix\nsystem\nq\x00X\x1c\x00\x00\x00touch /tmp/modelward-canaryq\x01\x85q\x02Rq\x03."
+EVIL_PICKLE = (
+    b"\x80\x02cposix\nsystem\nq\x00X\x1c\x00\x00\x00touch /tmp/modelward-canaryq\x01\x85q\x02Rq\x03."
+)
 # the same call without a leading PROTO (protocol 0 opcodes): invisible to naive magic checks
 EVIL_PICKLE_P0 = b"cposix\nsystem\n(Vtouch /tmp/modelward-canary\ntR."
 BENIGN_PICKLE = b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01K\x01s."
@@ -83,7 +85,9 @@ def scan_file(path: Path, limits: Limits | None = None) -> FileResult:
     return fr
 
 
-def scan_on_disk(tmp_path: Path, blob: bytes, name: str = "model.pt", limits: Limits | None = None) -> FileResult:
+def scan_on_disk(
+    tmp_path: Path, blob: bytes, name: str = "model.pt", limits: Limits | None = None
+) -> FileResult:
     """Write ``blob`` as ``tmp_path/name`` and ``scan_file`` it."""
     p = tmp_path / name
     p.write_bytes(blob)
@@ -119,7 +123,9 @@ def artifact(data: bytes, name: str) -> Artifact:
 
 
 def inspect_bytes(data: bytes, name: str = "blob", limits: Limits = DEFAULT_LIMITS) -> FileResult:
-    return inspect_artifact(artifact(data, name), get_rule_db(), ScanOptions(limits=limits, compute_sha256=False))
+    return inspect_artifact(
+        artifact(data, name), get_rule_db(), ScanOptions(limits=limits, compute_sha256=False)
+    )
 
 
 def inspect_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> FileResult:
@@ -157,20 +163,34 @@ def fuzz_one(data: bytes, name: str, budget_s: float = 10.0) -> FileResult:
 # -- bare detection with a fresh state --
 
 
-def detect_reader(reader: Reader, name: str = "sample.bin", limits: Limits | None = None, *,
-                  profiles: list[str] | None = None, extra: list[str] | None = None) -> FileResult:
+def detect_reader(
+    reader: Reader,
+    name: str = "sample.bin",
+    limits: Limits | None = None,
+    *,
+    profiles: list[str] | None = None,
+    extra: list[str] | None = None,
+) -> FileResult:
     """Detection and inspection of one reader, with optional pickle allowances; records bytes read."""
     limits = limits or DEFAULT_LIMITS
     result = FileResult(path=name, size=reader.size, format="unknown")
-    state = ScanState(rules=get_rule_db(), limits=limits, result=result, budget_left=limits.max_total_uncompressed,
-                      deadline=time.monotonic() + limits.file_seconds, allowed_profiles=profiles,
-                      extra_allowed_globals=list(extra or []))
+    state = ScanState(
+        rules=get_rule_db(),
+        limits=limits,
+        result=result,
+        budget_left=limits.max_total_uncompressed,
+        deadline=time.monotonic() + limits.file_seconds,
+        allowed_profiles=profiles,
+        extra_allowed_globals=list(extra or []),
+    )
     inspect_with_detection(reader, InspectContext(state, name, dispatch=inspect_with_detection))
     result.bytes_read = reader.bytes_read
     return result
 
 
-def detect_bytes(data: bytes, name: str = "sample.bin", limits: Limits | None = None, **allow: list[str] | None) -> FileResult:
+def detect_bytes(
+    data: bytes, name: str = "sample.bin", limits: Limits | None = None, **allow: list[str] | None
+) -> FileResult:
     return detect_reader(BytesReader(data, name), name, limits, **allow)
 
 
@@ -289,5 +309,14 @@ def header_mutations(data: bytes, seed: int | str, n: int = 40) -> list[tuple[st
     """``mutations`` aimed at a binary header: cuts at field boundaries, flips and extreme lengths up front."""
     edges = {1, 4, 8, 9, 16, 24, 31, len(data) // 2, len(data) - 1}
     extremes = (b"\xff" * 8, b"\x00" * 8, b"\xff\xff\xff\x7f\x00\x00\x00\x00")
-    return mutations(data, seed, cuts=edges, random_cuts=6, flips=n, head=512, overwrites=6,
-                     at=range(0, max(1, min(len(data) - 8, 256))), values=extremes)
+    return mutations(
+        data,
+        seed,
+        cuts=edges,
+        random_cuts=6,
+        flips=n,
+        head=512,
+        overwrites=6,
+        at=range(0, max(1, min(len(data) - 8, 256))),
+        values=extremes,
+    )

@@ -16,7 +16,8 @@ def test_fixture(entry: dict) -> None:
     found = rule_ids(report)
     assert set(entry["rules"]) <= found, (entry["path"], sorted(found))
     assert report.verdict.decision.value == entry["expect"], [
-        (f.severity.value, f.rule_id, f.message[:100]) for f in report.all_findings()]
+        (f.severity.value, f.rule_id, f.message[:100]) for f in report.all_findings()
+    ]
     worst = max((f.severity for f in report.all_findings()), default=None, key=lambda s: s.rank)
     if entry["expect"] == "allow":
         assert worst is None or worst < Severity.MEDIUM
@@ -32,7 +33,18 @@ def test_corpus_covers_every_rule_of_this_group() -> None:
     mine = {r for r in db.rules if r.startswith(("KERAS-", "TF-", "TFLITE-", "HF-", "PY-"))}
     covered = {r for e in ENTRIES for r in e["rules"]}
     # rules exercised by unit tests instead of fixtures
-    unit_only = {"KERAS-CONFIG-INVALID", "KERAS-HDF5-EXTERNAL", "KERAS-HDF5-UNREADABLE", "TF-NETWORK-OP",
-                 "TF-PROTOBUF-INVALID", "TFLITE-INVALID", "HF-REQUIREMENTS", "HF-CONFIG-INVALID", "PY-UNPARSEABLE",
-                 "PY-NETWORK-CALL", "TF-CHECKPOINT-DATA", "PY-LOAD-TIME-SIDE-EFFECT"}
+    unit_only = {
+        "KERAS-CONFIG-INVALID",
+        "KERAS-HDF5-EXTERNAL",
+        "KERAS-HDF5-UNREADABLE",
+        "TF-NETWORK-OP",
+        "TF-PROTOBUF-INVALID",
+        "TFLITE-INVALID",
+        "HF-REQUIREMENTS",
+        "HF-CONFIG-INVALID",
+        "PY-UNPARSEABLE",
+        "PY-NETWORK-CALL",
+        "TF-CHECKPOINT-DATA",
+        "PY-LOAD-TIME-SIDE-EFFECT",
+    }
     assert mine - covered - unit_only == set()

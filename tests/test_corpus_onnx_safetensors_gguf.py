@@ -16,8 +16,11 @@ BENIGN = [e for e in MANIFEST if e["expect"] == "allow"]
 @pytest.mark.parametrize("entry", BENIGN, ids=[e["path"] for e in BENIGN])
 def test_benign_fixtures_have_no_finding_at_or_above_medium(entry) -> None:
     report = scan(FIXTURES / entry["path"])
-    loud = [f"{f.rule_id}:{f.message}" for f in report.all_findings()
-            if f.severity >= Severity.MEDIUM and not f.rule_id.startswith("JSON-")]
+    loud = [
+        f"{f.rule_id}:{f.message}"
+        for f in report.all_findings()
+        if f.severity >= Severity.MEDIUM and not f.rule_id.startswith("JSON-")
+    ]
     assert not loud
     assert all(fr.coverage.value == "full" for fr in report.files)
 

@@ -68,6 +68,7 @@ def test_html_is_self_contained_and_escapes_file_content(tmp_path: Path) -> None
     assert 'id="count-block">1<' in page and 'id="count-files">7<' in page
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium); CI installs it"
 )

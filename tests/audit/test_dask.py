@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 
 from scanner.cli import app
 
+# one dask server per module: keep the module on one xdist worker (--dist loadgroup) so it starts once
+pytestmark = [pytest.mark.xdist_group("dask"), pytest.mark.slow]
+
 pytest.importorskip("distributed", reason="dask.distributed (modelward[dask]) not installed")
 DASK = shutil.which("dask") or str(Path(sys.executable).with_name("dask"))
 EVIL = b"cos\nsystem\n(S'touch /tmp/pwned'\ntR."

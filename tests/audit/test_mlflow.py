@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 
 from scanner.cli import app
 
+# one mlflow server per module: keep the module on one xdist worker (--dist loadgroup) so it starts once
+pytestmark = [pytest.mark.xdist_group("mlflow"), pytest.mark.slow]
+
 pytest.importorskip("mlflow", reason="mlflow (modelward[mlflow]) not installed")
 MLFLOW = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
 EVIL = b"cos\nsystem\n(S'touch /tmp/pwned'\ntR."

@@ -18,6 +18,8 @@ from typer.testing import CliRunner
 from scanner.cli import app
 from tests.registries.models import safetensors_bytes
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("s3fs", reason="s3fs (modelward[s3]) not installed")
 MOTO = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
 EVIL = b"cos\nsystem\n(S'touch /tmp/pwned'\ntR."

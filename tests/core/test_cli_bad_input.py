@@ -197,8 +197,6 @@ def test_name_claims_are_checked_against_content(tmp_path):
     assert "FORMAT-NAME-MISMATCH" in rule_ids(report)
 
 
-
-
 def test_git_internals_are_listed_not_scanned(tmp_path):
     d = tmp_path / "repo"
     (d / ".git" / "objects").mkdir(parents=True)
@@ -284,7 +282,9 @@ def test_a_crashing_sniffer_never_lets_a_file_pass_as_text(tmp_path, monkeypatch
     def boom(head, reader):
         raise RuntimeError("sniffer bug")
 
-    patched = tuple(dataclasses.replace(h, sniff=boom) if h.name == "pickle" else h for h in detect.handlers())
+    patched = tuple(
+        dataclasses.replace(h, sniff=boom) if h.name == "pickle" else h for h in detect.handlers()
+    )
     monkeypatch.setattr(detect, "handlers", lambda: patched)
     f = tmp_path / "notes.txt"
     f.write_bytes(b"cos\nsystem\n(S'touch /tmp/modelward-canary'\ntR.")

@@ -14,6 +14,8 @@ import pytest
 
 from tests import bombs
 
+pytestmark = pytest.mark.slow
+
 GOAL = 150 << 20
 MODELWARD = str(Path(sys.executable).with_name("modelward"))
 

@@ -35,7 +35,8 @@ def test_local_file_on_the_list_is_blocked(tmp_path):
 def test_claimed_digest_is_checked_before_download(tmp_path):
     digest = "ab" * 32
     rules = load_rule_db(_db_with(tmp_path, digest))
-    art = Artifact(path="remote.bin", size=4, opener=lambda: BytesReader(b"text", "remote.bin"),
-                   claimed_sha256=digest)
+    art = Artifact(
+        path="remote.bin", size=4, opener=lambda: BytesReader(b"text", "remote.bin"), claimed_sha256=digest
+    )
     result = inspect_artifact(art, rules, ScanOptions())
     assert "KNOWN-MALICIOUS-HASH" in {f.rule_id for f in result.findings}

@@ -11,7 +11,9 @@ import pytest
 from scanner.rules import RuleDatabaseError, load_rule_db
 from tests.harness import REPO
 
-ID_IN_CODE = re.compile(r"""(?:\.add|\.finding|limit_rule|rule_id\s*=)\(?\s*["']([A-Z][A-Z0-9]+(?:-[A-Z0-9]+)+)["']""")
+ID_IN_CODE = re.compile(
+    r"""(?:\.add|\.finding|limit_rule|rule_id\s*=)\(?\s*["']([A-Z][A-Z0-9]+(?:-[A-Z0-9]+)+)["']"""
+)
 
 
 def test_every_rule_is_complete():
@@ -85,7 +87,9 @@ def test_new_rule_needs_no_code_change(tmp_path):
 def test_published_rule_catalog_is_current(cli):
     res = cli("rules", "--format", "markdown")
     assert res.exit_code == 0
-    assert (REPO / "docs" / "rules.md").read_text() == res.stdout, "regenerate docs/rules.md: modelward rules -f markdown"
+    assert (REPO / "docs" / "rules.md").read_text() == res.stdout, (
+        "regenerate docs/rules.md: modelward rules -f markdown"
+    )
 
 
 def test_rules_command_filters_by_severity(cli):

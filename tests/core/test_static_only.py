@@ -7,10 +7,21 @@ import ast
 from tests.harness import REPO
 
 FORBIDDEN_CALLS = {
-    ("pickle", "load"), ("pickle", "loads"), ("_pickle", "load"), ("_pickle", "loads"),
-    ("dill", "load"), ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"),
-    ("torch", "load"), ("joblib", "load"), ("marshal", "loads"), ("marshal", "load"),
-    ("keras", "load_model"), ("models", "load_model"), ("jit", "load"),
+    ("pickle", "load"),
+    ("pickle", "loads"),
+    ("_pickle", "load"),
+    ("_pickle", "loads"),
+    ("dill", "load"),
+    ("dill", "loads"),
+    ("cloudpickle", "load"),
+    ("cloudpickle", "loads"),
+    ("torch", "load"),
+    ("joblib", "load"),
+    ("marshal", "loads"),
+    ("marshal", "load"),
+    ("keras", "load_model"),
+    ("models", "load_model"),
+    ("jit", "load"),
 }
 FORBIDDEN_NAMES = {"eval", "exec", "__import__"}
 

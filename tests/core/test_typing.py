@@ -11,6 +11,7 @@ import pytest
 from tests.harness import REPO
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy not installed (test extra)")
 def test_mypy_reports_no_error() -> None:
     res = subprocess.run(

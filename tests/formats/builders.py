@@ -30,7 +30,9 @@ class Member:
     local_method: int | None = None
 
 
-def build_zip(members: list[Member], prefix: bytes = b"", adjust_offsets: bool = False, trailing: bytes = b"") -> bytes:
+def build_zip(
+    members: list[Member], prefix: bytes = b"", adjust_offsets: bool = False, trailing: bytes = b""
+) -> bytes:
     """A zip written byte by byte so tests can make every field lie.
 
     ``prefix`` is prepended; with ``adjust_offsets`` the recorded offsets include
@@ -46,10 +48,47 @@ def build_zip(members: list[Member], prefix: bytes = b"", adjust_offsets: bool =
         lname = (m.local_name if m.local_name is not None else m.name).encode()
         lmethod = m.method if m.local_method is None else m.local_method
         off = len(out) + base
-        out += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, m.flags, lmethod, 0, 0x21, crc, len(payload),
-                           len(m.data), len(lname), 0) + lname + payload
-        central += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 0x031E, 20, m.flags, m.method, 0, 0x21, crc,
-                               len(payload), len(m.data), len(name), 0, 0, 0, 0, m.external_attr, off) + name
+        out += (
+            struct.pack(
+                "<4sHHHHHIIIHH",
+                b"PK\x03\x04",
+                20,
+                m.flags,
+                lmethod,
+                0,
+                0x21,
+                crc,
+                len(payload),
+                len(m.data),
+                len(lname),
+                0,
+            )
+            + lname
+            + payload
+        )
+        central += (
+            struct.pack(
+                "<4sHHHHHHIIIHHHHHII",
+                b"PK\x01\x02",
+                0x031E,
+                20,
+                m.flags,
+                m.method,
+                0,
+                0x21,
+                crc,
+                len(payload),
+                len(m.data),
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                m.external_attr,
+                off,
+            )
+            + name
+        )
     cd_off = len(out) + base
     eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, len(members), len(members), len(central), cd_off, 0)
     return prefix + bytes(out) + bytes(central) + eocd + trailing

@@ -47,7 +47,9 @@ def main() -> None:
     np.save(OUT / "object.npy", np.array([1, "two", {"three": 3}], dtype=object), allow_pickle=True)
     np.save(OUT / "structured.npy", np.zeros(2, dtype=[("a", "<i4"), ("b", "O")]), allow_pickle=True)
     np.savez(OUT / "arrays.npz", a=np.arange(5), b=np.eye(2))
-    np.savez_compressed(OUT / "compressed.npz", a=np.arange(50, dtype=np.int16), obj=np.array([None, 1], dtype=object))
+    np.savez_compressed(
+        OUT / "compressed.npz", a=np.arange(50, dtype=np.int16), obj=np.array([None, 1], dtype=object)
+    )
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("readme.txt", "hello\n")

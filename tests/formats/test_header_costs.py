@@ -11,6 +11,8 @@ import struct
 import time
 from pathlib import Path
 
+import pytest
+
 from scanner.findings import Coverage
 from scanner.formats.safetensors_file import read_header
 from scanner.io.reader import BytesReader, FileReader
@@ -18,6 +20,8 @@ from scanner.limits import DEFAULT_LIMITS, Limits
 from tests import bombs
 from tests.harness import inspect_file, rule_ids
 from tests.memory import peak_rss_rise
+
+pytestmark = pytest.mark.slow
 
 RISE_CAP = 80 << 20  # above a ~70 MB process baseline this keeps a scan under the 150 MB goal
 

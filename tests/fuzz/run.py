@@ -86,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         for i, s in enumerate(seeds):
             (corpus_dir / f"seed-{i:04d}").write_bytes(s)
         passthrough.append(str(corpus_dir))
-    t.get_rule_db()  # load rules once, outside the per-input budget
+    from scanner.rules import get_rule_db
+
+    get_rule_db()  # load rules once, outside the per-input budget
 
     def one_input(data: bytes) -> None:
         t.replay(target, data, strict=strict)

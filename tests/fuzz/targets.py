@@ -106,7 +106,9 @@ def judge(target: str, data: bytes, *, strict: bool = False) -> FileResult:
         if tgt.repo:
             results = scan_snapshot(remote_snapshot({name: data}), FUZZ_LIMITS)
             fr = results[name]
-            fr.findings.extend(f for r in results.values() if r is not fr for f in r.findings)  # repo-level verdicts
+            fr.findings.extend(
+                f for r in results.values() if r is not fr for f in r.findings
+            )  # repo-level verdicts
         else:
             fr = inspect_bytes(data, name, FUZZ_LIMITS)
     except Exception as exc:  # the invariant: nothing escapes inspection

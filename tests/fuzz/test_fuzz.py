@@ -45,7 +45,7 @@ def test_invariant_catches_an_escaping_exception(monkeypatch: pytest.MonkeyPatch
     def boom(*a: object, **k: object) -> None:
         raise ValueError("boom")
 
-    monkeypatch.setattr(t, "inspect_artifact", boom)
+    monkeypatch.setattr(t, "inspect_bytes", boom)
     with pytest.raises(t.InvariantBroken, match="escaped inspection"):
         t.judge("pickle", b"\x80\x02N.")
 

@@ -21,6 +21,8 @@ from scanner.limits import Limits
 from tests.formats.archives.helpers import crashed_here
 from tests.harness import detect_bytes, evil_pickle, mutations
 
+pytestmark = pytest.mark.fuzz
+
 LIMITS = Limits(file_seconds=20.0, max_member_inflated=64 << 20)
 
 
@@ -70,7 +72,9 @@ def test_mutated_samples_never_crash_or_hang(kind: str) -> None:
     data = samples()[kind]
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     edges = {1, 2, 5, 10, 20, 33, len(data) // 3, len(data) // 2, len(data) - 1}
-    for i, (_, mutated) in enumerate(mutations(data, zlib.crc32(kind.encode()), cuts=edges, flips=40, overwrites=5)):
+    for i, (_, mutated) in enumerate(
+        mutations(data, zlib.crc32(kind.encode()), cuts=edges, flips=40, overwrites=5)
+    ):
         started = time.monotonic()
         result = detect_bytes(mutated, f"fuzz.{kind}", LIMITS)
         elapsed = time.monotonic() - started

@@ -11,8 +11,18 @@ from tests.formats.builders import DATA, Member, build_zip
 from tests.formats.torch.test_torch_legacy import legacy_tar
 from tests.harness import EVIL_PICKLE, detect_bytes, mutations
 
+pytestmark = pytest.mark.fuzz
+
 LIMITS = Limits(file_seconds=30.0)
-MINE = ("pytorch-zip", "pytorch-legacy", "pytorch-legacy-tar", "torchscript", "numpy-npy", "numpy-npz", "zip-archive")
+MINE = (
+    "pytorch-zip",
+    "pytorch-legacy",
+    "pytorch-legacy-tar",
+    "torchscript",
+    "numpy-npy",
+    "numpy-npz",
+    "zip-archive",
+)
 
 
 def samples() -> list[tuple[str, bytes]]:
@@ -27,7 +37,9 @@ def _check(blob: bytes) -> None:
     t0 = time.monotonic()
     fr = detect_bytes(blob, "fuzz", LIMITS)
     assert time.monotonic() - t0 < 10
-    crashes = [f.message for f in fr.findings if f.rule_id == "INSPECTOR-ERROR" and f.message.startswith(MINE)]
+    crashes = [
+        f.message for f in fr.findings if f.rule_id == "INSPECTOR-ERROR" and f.message.startswith(MINE)
+    ]
     assert not crashes, crashes
 
 

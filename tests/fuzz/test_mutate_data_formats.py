@@ -11,6 +11,8 @@ import pytest
 from scanner.findings import Coverage, Severity
 from tests.harness import fixture, inspect_bytes, mutations, scan_files
 
+pytestmark = pytest.mark.fuzz
+
 CASES = [
     ("sentencepiece/tokenizer.model", 60),
     ("sentencepiece/sentencepiece.bpe.model", 40),
@@ -32,7 +34,9 @@ def test_mutations_never_escape(rel: str, n: int) -> None:
     data = fixture(rel).read_bytes()
     name = rel.rsplit("/", 1)[-1]
     for i, (_, m) in enumerate(
-        mutations(data, zlib.crc32(rel.encode()), random_cuts=n // 2, flips=n // 2, flips_per=range(1, 9), head=4096)
+        mutations(
+            data, zlib.crc32(rel.encode()), random_cuts=n // 2, flips=n // 2, flips_per=range(1, 9), head=4096
+        )
     ):
         t0 = time.monotonic()
         fr = inspect_bytes(m, name)

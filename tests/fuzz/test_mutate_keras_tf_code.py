@@ -9,6 +9,8 @@ import pytest
 
 from tests.harness import fixture, inspect_bytes, mutations
 
+pytestmark = pytest.mark.fuzz
+
 CASES = [
     # HDF5 goes through the h5py child process (~0.3 s each): fewer mutants, a short probe timeout
     ("keras/benign_conv_dense.h5", 16),

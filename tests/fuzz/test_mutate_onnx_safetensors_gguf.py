@@ -11,8 +11,12 @@ from scanner.analysis.jinja_template import analyze_template
 from scanner.findings import Coverage, Severity
 from tests.harness import FIXTURES, fuzz_one, header_mutations
 
+pytestmark = pytest.mark.fuzz
+
 TARGETS = sorted(
-    p for family in ("gguf", "onnx", "safetensors") for p in (FIXTURES / family).rglob("*")
+    p
+    for family in ("gguf", "onnx", "safetensors")
+    for p in (FIXTURES / family).rglob("*")
     if p.is_file() and p.suffix in (".safetensors", ".gguf", ".onnx") and p.stat().st_size < 64_000
 )
 

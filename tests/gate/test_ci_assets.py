@@ -29,3 +29,12 @@ def test_action_runs_check_and_propagates_exit_code():
     assert "args=(check" in gate["run"] and "--format sarif" in gate["run"]
     assert steps[-1]["run"].strip() == "exit ${{ steps.gate.outputs.exit-code }}"
     assert "check" in _commands()
+
+
+def test_ci_runs_the_readme_test_command_on_every_core():
+    """.ci/run runs README's "Run the tests" command verbatim, and that command spreads the suite over the cores."""
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("Run the tests:", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0].strip()
+    ci = [line.strip() for line in (REPO / ".ci" / "run").read_text().splitlines()]
+    assert block in ci
+    assert "-m pytest" in block and " -n " in block and "-m " not in block.split("pytest", 1)[1]

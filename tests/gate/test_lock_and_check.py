@@ -28,12 +28,14 @@ def project(tmp_path: Path, monkeypatch) -> Path:
     other = proj / "models" / "tok"
     other.mkdir()
     (other / "tokenizer.json").write_text('{"model": {}}')
-    (proj / "modelward.toml").write_text(textwrap.dedent("""
+    (proj / "modelward.toml").write_text(
+        textwrap.dedent("""
         policy = "default"
         [models]
         clf = "models/clf"
         tok = { source = "file://models/tok", policy = "default" }
-    """))
+    """)
+    )
     return proj
 
 
@@ -92,8 +94,11 @@ def test_new_and_missing_files_are_caught(cli, project):
 def test_missing_pin_and_stale_pin(cli, project):
     _lock(cli, project)
     cfg = project / "modelward.toml"
-    cfg.write_text(cfg.read_text().replace('tok = { source = "file://models/tok", policy = "default" }',
-                                            'tok2 = "models/tok"'))
+    cfg.write_text(
+        cfg.read_text().replace(
+            'tok = { source = "file://models/tok", policy = "default" }', 'tok2 = "models/tok"'
+        )
+    )
     res = _check(cli, project)
     assert res.exit_code == 1
     assert "LOCK-MISSING-PIN" in res.stdout and "tok2" in res.stdout
@@ -122,13 +127,15 @@ def test_policy_blocks_content_and_exception_waives(cli, project):
     (project / "models" / "clf" / "blob.bin").write_bytes(b"\x00\x01opaque")
     _lock(cli, project)
     assert _check(cli, project).exit_code == 1
-    (project / "audit-me.yaml").write_text(textwrap.dedent("""
+    (project / "audit-me.yaml").write_text(
+        textwrap.dedent("""
         version: 1
         extends: default
         block_unanalyzed: false
         exceptions:
           - {rule: FORMAT-UNKNOWN, path: blob.bin, reason: vendor blob, expires: 2099-12-31}
-    """))
+    """)
+    )
     cfg = project / "modelward.toml"
     cfg.write_text(cfg.read_text().replace('policy = "default"', 'policy = "audit-me.yaml"', 1))
     assert _check(cli, project).exit_code == 0
@@ -163,14 +170,16 @@ def test_signer_is_locked_and_a_new_signer_is_drift(cli, project, tmp_path):
     model = project / "models" / "clf"
     kp = write_key(tmp_path, "team", ec.generate_private_key(ec.SECP256R1()))
     sign_model(model, kp.private, model / "model.sig")
-    (project / "trust.yaml").write_text(textwrap.dedent(f"""
+    (project / "trust.yaml").write_text(
+        textwrap.dedent(f"""
         version: 1
         extends: default
         signatures:
           trust:
             - sources: ["file://*"]
               keys: [{kp.public}]
-    """))
+    """)
+    )
     cfg = project / "modelward.toml"
     cfg.write_text(cfg.read_text().replace('policy = "default"', 'policy = "trust.yaml"', 1))
     assert _lock(cli, project).exit_code == 0
@@ -208,8 +217,11 @@ def test_malformed_config_is_one_clear_message(cli, tmp_path, name, text, expect
         ("version = 1\n[models\n", "invalid TOML"),
         ("version = 7\n", "unsupported lockfile version"),
         ("version = 1\n[models.clf]\nsource = 'models/clf'\nkind = 'local'\n", "models.clf.resolved"),
-        ("version = 1\n[models.clf]\nsource = 'models/clf'\nkind = 'local'\nresolved = 'x'\n"
-         "[[models.clf.files]]\npath = 'a'\nsize = 1\nsha256 = 'zz'\n", "models.clf.files[0]"),
+        (
+            "version = 1\n[models.clf]\nsource = 'models/clf'\nkind = 'local'\nresolved = 'x'\n"
+            "[[models.clf.files]]\npath = 'a'\nsize = 1\nsha256 = 'zz'\n",
+            "models.clf.files[0]",
+        ),
     ],
 )
 def test_malformed_lockfile_is_one_clear_message(cli, project, text, expect):

@@ -14,6 +14,8 @@ from scanner.integrity.verify import verify_model
 
 from .conftest import KeyPair, Pki, run_model_signing
 
+pytestmark = pytest.mark.slow
+
 ms_signing = pytest.importorskip(
     "model_signing.signing", reason="model-signing==1.1.1 (+ pyopenssl) not installed"
 )

@@ -92,6 +92,7 @@ def _kill_mid_download(args: list[str]) -> Path:
     return stale
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["new-to", "existing-to", "hf-cache"])
 def test_sigkilled_pull_leaves_nothing_in_destination_and_next_pull_cleans(
     hub: HubServer, tmp_path: Path, mode: str

@@ -84,17 +84,23 @@ def test_garbage_signature_is_unusable(cli, signed_model):
 
 
 def _policy(tmp_path: Path, key: Path | None) -> Path:
-    trust = f"""
+    trust = (
+        f"""
           trust:
             - sources: ["file://*"]
-              keys: [{key.name}]""" if key else ""
+              keys: [{key.name}]"""
+        if key
+        else ""
+    )
     p = tmp_path / "signed.yaml"
-    p.write_text(textwrap.dedent(f"""
+    p.write_text(
+        textwrap.dedent(f"""
         version: 1
         extends: default
         signatures:
           required: true{trust}
-    """).lstrip())
+    """).lstrip()
+    )
     return p
 
 

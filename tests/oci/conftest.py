@@ -44,7 +44,9 @@ def evil_pickle() -> bytes:
 
 
 def safetensors_bytes(n_floats: int = 4) -> bytes:
-    header = json.dumps({"w": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]}}).encode()
+    header = json.dumps(
+        {"w": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]}}
+    ).encode()
     header += b" " * (-len(header) % 8)
     return struct.pack("<Q", len(header)) + header + b"\0" * (4 * n_floats)
 
@@ -61,7 +63,9 @@ def gguf_bytes() -> bytes:
 
     kv = s("general.architecture") + struct.pack("<I", 8) + s("llama")
     kv += s("general.alignment") + struct.pack("<I", 4) + struct.pack("<I", 32)
-    tensor = s("w") + struct.pack("<I", 1) + struct.pack("<Q", 4) + struct.pack("<I", 0) + struct.pack("<Q", 0)
+    tensor = (
+        s("w") + struct.pack("<I", 1) + struct.pack("<Q", 4) + struct.pack("<I", 0) + struct.pack("<Q", 0)
+    )
     head = b"GGUF" + struct.pack("<I", 3) + struct.pack("<Q", 1) + struct.pack("<Q", 2) + kv + tensor
     head += b"\0" * (-len(head) % 32)
     return head + b"\0" * 16
@@ -110,12 +114,15 @@ class Registry:
         loc = r.headers["Location"]
         url = loc if loc.startswith("http") else self.base + loc
         url += ("&" if "?" in url else "?") + f"digest={digest}"
-        r = self.session.put(url, data=data, headers={"Content-Type": "application/octet-stream"}, timeout=120)
+        r = self.session.put(
+            url, data=data, headers={"Content-Type": "application/octet-stream"}, timeout=120
+        )
         assert r.status_code == 201, r.text
         return digest
 
-    def descriptor(self, repo: str, data: bytes, media_type: str, title: str | None = None,
-                   **annotations: str) -> dict:
+    def descriptor(
+        self, repo: str, data: bytes, media_type: str, title: str | None = None, **annotations: str
+    ) -> dict:
         d = {"mediaType": media_type, "digest": self.push_blob(repo, data), "size": len(data)}
         ann = dict(annotations)
         if title is not None:
@@ -124,21 +131,38 @@ class Registry:
             d["annotations"] = ann
         return d
 
-    def push_manifest(self, repo: str, ref: str, manifest: dict | bytes, media_type: str = OCI_MANIFEST) -> str:
+    def push_manifest(
+        self, repo: str, ref: str, manifest: dict | bytes, media_type: str = OCI_MANIFEST
+    ) -> str:
         body = manifest if isinstance(manifest, bytes) else json.dumps(manifest, indent=1).encode()
-        r = self.session.put(f"{self.base}/v2/{repo}/manifests/{ref}", data=body,
-                             headers={"Content-Type": media_type}, timeout=30)
+        r = self.session.put(
+            f"{self.base}/v2/{repo}/manifests/{ref}",
+            data=body,
+            headers={"Content-Type": media_type},
+            timeout=30,
+        )
         assert r.status_code == 201, r.text
         assert r.headers["Docker-Content-Digest"] == sha(body)
         return r.headers["Docker-Content-Digest"]
 
-    def artifact(self, repo: str, tag: str, layers: list[dict], config: tuple[bytes, str] | None = None,
-                 artifact_type: str | None = None, annotations: dict | None = None) -> str:
+    def artifact(
+        self,
+        repo: str,
+        tag: str,
+        layers: list[dict],
+        config: tuple[bytes, str] | None = None,
+        artifact_type: str | None = None,
+        annotations: dict | None = None,
+    ) -> str:
         cfg_bytes, cfg_type = config or (b"{}", "application/vnd.oci.empty.v1+json")
         m: dict = {"schemaVersion": 2, "mediaType": OCI_MANIFEST}
         if artifact_type:
             m["artifactType"] = artifact_type
-        m["config"] = {"mediaType": cfg_type, "digest": self.push_blob(repo, cfg_bytes), "size": len(cfg_bytes)}
+        m["config"] = {
+            "mediaType": cfg_type,
+            "digest": self.push_blob(repo, cfg_bytes),
+            "size": len(cfg_bytes),
+        }
         m["layers"] = layers
         if annotations:
             m["annotations"] = annotations
@@ -151,15 +175,22 @@ def _start(tmp: Path, extra_config: str = "", auth: tuple[str, str] | None = Non
         pytest.skip("docker-registry is not installed (apt-get install docker-registry; .ci/run does it)")
     port = free_port()
     cfg = tmp / "registry.yml"
-    cfg.write_text("version: 0.1\nlog: {level: warn, accesslog: {disabled: true}}\n"
-                   "storage: {filesystem: {rootdirectory: /nonexistent}, delete: {enabled: true}}\n"
-                   "http: {addr: 127.0.0.1:1}\n" + extra_config)
-    env = dict(os.environ, REGISTRY_HTTP_ADDR=f"127.0.0.1:{port}",
-               REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=str(tmp / "store"),
-               REGISTRY_LOG_LEVEL="warn", REGISTRY_HTTP_SECRET="x")
+    cfg.write_text(
+        "version: 0.1\nlog: {level: warn, accesslog: {disabled: true}}\n"
+        "storage: {filesystem: {rootdirectory: /nonexistent}, delete: {enabled: true}}\n"
+        "http: {addr: 127.0.0.1:1}\n" + extra_config
+    )
+    env = dict(
+        os.environ,
+        REGISTRY_HTTP_ADDR=f"127.0.0.1:{port}",
+        REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY=str(tmp / "store"),
+        REGISTRY_LOG_LEVEL="warn",
+        REGISTRY_HTTP_SECRET="x",
+    )
     log = open(tmp / "registry.log", "wb")  # noqa: SIM115 - lives as long as the server
-    proc = subprocess.Popen([binary, "serve", str(cfg)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [binary, "serve", str(cfg)], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -213,9 +244,13 @@ def auth_registry(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("oci-auth-registry")
     line = _htpasswd_line(USER, PASSWORD)
     if line is None:
-        pytest.skip("neither apache2-utils' htpasswd nor the bcrypt package is available to make an htpasswd file")
+        pytest.skip(
+            "neither apache2-utils' htpasswd nor the bcrypt package is available to make an htpasswd file"
+        )
     (tmp / "htpasswd").write_text(line + "\n")
-    reg = _start(tmp, f"auth: {{htpasswd: {{realm: test, path: {tmp / 'htpasswd'}}}}}\n", auth=(USER, PASSWORD))
+    reg = _start(
+        tmp, f"auth: {{htpasswd: {{realm: test, path: {tmp / 'htpasswd'}}}}}\n", auth=(USER, PASSWORD)
+    )
     yield reg
     _stop(reg.proc)
 

@@ -15,6 +15,8 @@ from .conftest import big_safetensors
 from .tamper_proxy import TamperProxy
 from .test_oci_registry import oras_artifact, oscan
 
+pytestmark = pytest.mark.slow
+
 TOKEN = "registry-token-NETWORK-987654"
 CREDS = ("net-user", "net-Password-42")
 

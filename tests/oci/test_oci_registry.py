@@ -58,8 +58,12 @@ def no_problem_findings(report: ScanReport) -> list:
 def oras_artifact(registry, repo: str, tag: str = "v1") -> str:
     layers = [
         registry.descriptor(repo, evil_pickle(), "application/vnd.oci.image.layer.v1.tar", title="model.pkl"),
-        registry.descriptor(repo, safetensors_bytes(), "application/vnd.oci.image.layer.v1.tar",
-                            title="weights/model.safetensors"),
+        registry.descriptor(
+            repo,
+            safetensors_bytes(),
+            "application/vnd.oci.image.layer.v1.tar",
+            title="weights/model.safetensors",
+        ),
     ]
     return registry.artifact(repo, tag, layers)
 
@@ -78,12 +82,18 @@ def test_oras_artifact_with_malicious_pickle_blocks(registry):
     assert snap.kind == "oci"
     assert snap.resolved == f"{registry.host}/acme/oras-evil@{digest}"
     claims = {a.path: a.claimed_sha256 for a in snap.artifacts}
-    assert claims == {"model.pkl": sha(evil_pickle())[7:], "weights/model.safetensors": sha(safetensors_bytes())[7:]}
+    assert claims == {
+        "model.pkl": sha(evil_pickle())[7:],
+        "weights/model.safetensors": sha(safetensors_bytes())[7:],
+    }
 
 
 def test_benign_oras_artifact_is_allowed(registry):
-    layers = [registry.descriptor("acme/oras-ok", safetensors_bytes(), "application/octet-stream",
-                                  title="model.safetensors")]
+    layers = [
+        registry.descriptor(
+            "acme/oras-ok", safetensors_bytes(), "application/octet-stream", title="model.safetensors"
+        )
+    ]
     registry.artifact("acme/oras-ok", "v1", layers)
     report = oscan(f"oci://{registry.host}/acme/oras-ok:v1")
     assert not report.errors
@@ -103,12 +113,19 @@ def test_unknown_media_type_is_scanned_by_content(registry):
 
 def test_kitops_modelkit_tar_gzip_layer_with_pickle_blocks(registry):
     repo = "acme/kit"
-    kitfile = json.dumps({"manifestVersion": "1.0", "package": {"name": "tiny-kit", "version": "1.2.3"},
-                          "model": {"name": "tiny", "path": "model.pkl", "framework": "sklearn"}}).encode()
+    kitfile = json.dumps(
+        {
+            "manifestVersion": "1.0",
+            "package": {"name": "tiny-kit", "version": "1.2.3"},
+            "model": {"name": "tiny", "path": "model.pkl", "framework": "sklearn"},
+        }
+    ).encode()
     model = tar_gz({"model.pkl": evil_pickle()})
     docs = tar_gz({"README.md": b"# tiny model\n"})
-    layers = [registry.descriptor(repo, model, "application/vnd.kitops.modelkit.model.v1.tar+gzip"),
-              registry.descriptor(repo, docs, "application/vnd.kitops.modelkit.docs.v1.tar+gzip")]
+    layers = [
+        registry.descriptor(repo, model, "application/vnd.kitops.modelkit.model.v1.tar+gzip"),
+        registry.descriptor(repo, docs, "application/vnd.kitops.modelkit.docs.v1.tar+gzip"),
+    ]
     registry.artifact(repo, "v1", layers, config=(kitfile, KITOPS_CONFIG))
     report = oscan(f"oci://{registry.host}/{repo}:v1")
     assert not report.errors
@@ -128,19 +145,34 @@ def test_kitops_modelkit_tar_gzip_layer_with_pickle_blocks(registry):
 
 def test_modelpack_manifest_with_artifact_type(registry):
     repo = "acme/modelpack"
-    cfg = json.dumps({"descriptor": {"name": "tiny", "version": "1"}, "config": {"format": "safetensors"}}).encode()
+    cfg = json.dumps(
+        {"descriptor": {"name": "tiny", "version": "1"}, "config": {"format": "safetensors"}}
+    ).encode()
     weight = safetensors_bytes()
     wcfg = json.dumps({"hidden_size": 4}).encode()
     doc = tar_gz({"README.md": b"hello\n"})
     layers = [
-        registry.descriptor(repo, weight, "application/vnd.cncf.model.weight.v1.raw",
-                            **{"org.cncf.model.filepath": "model.safetensors"}),
-        registry.descriptor(repo, wcfg, "application/vnd.cncf.model.weight.config.v1.raw",
-                            **{"org.cncf.model.filepath": "config.json"}),
+        registry.descriptor(
+            repo,
+            weight,
+            "application/vnd.cncf.model.weight.v1.raw",
+            **{"org.cncf.model.filepath": "model.safetensors"},
+        ),
+        registry.descriptor(
+            repo,
+            wcfg,
+            "application/vnd.cncf.model.weight.config.v1.raw",
+            **{"org.cncf.model.filepath": "config.json"},
+        ),
         registry.descriptor(repo, doc, "application/vnd.cncf.model.doc.v1.tar"),
     ]
-    digest = registry.artifact(repo, "v1", layers, config=(cfg, "application/vnd.cncf.model.config.v1+json"),
-                               artifact_type="application/vnd.cncf.model.manifest.v1+json")
+    digest = registry.artifact(
+        repo,
+        "v1",
+        layers,
+        config=(cfg, "application/vnd.cncf.model.config.v1+json"),
+        artifact_type="application/vnd.cncf.model.manifest.v1+json",
+    )
     snap = OCISource(insecure=True).resolve(f"oci://{registry.host}/{repo}:v1")
     assert snap.resolved.endswith(digest)
     names = {a.path: a.info for a in snap.artifacts}
@@ -156,9 +188,13 @@ def test_docker_model_runner_gguf(registry):
     repo = "ai/tiny-gguf"
     cfg = json.dumps({"config": {"format": "gguf", "quantization": "Q4_0"}}).encode()
     gguf = gguf_bytes()
-    layers = [registry.descriptor(repo, gguf, "application/vnd.docker.ai.gguf.v3"),
-              registry.descriptor(repo, b"MIT License\n", "application/vnd.docker.ai.license")]
-    registry.artifact(repo, "latest", layers, config=(cfg, "application/vnd.docker.ai.model.config.v0.1+json"))
+    layers = [
+        registry.descriptor(repo, gguf, "application/vnd.docker.ai.gguf.v3"),
+        registry.descriptor(repo, b"MIT License\n", "application/vnd.docker.ai.license"),
+    ]
+    registry.artifact(
+        repo, "latest", layers, config=(cfg, "application/vnd.docker.ai.model.config.v0.1+json")
+    )
     report = oscan(f"oci://{registry.host}/{repo}")  # no tag = latest
     assert not report.errors
     g = by_suffix(report, f"docker.ai.gguf.v3-{sha(gguf)[7:19]}")
@@ -170,22 +206,46 @@ def test_docker_model_runner_gguf(registry):
 
 
 def _push_index(registry, repo: str) -> tuple[str, str, str]:
-    evil = registry.artifact(repo, "amd64", [registry.descriptor(repo, evil_pickle(), "application/octet-stream",
-                                                                  title="model.pkl")])
-    good = registry.artifact(repo, "arm64", [registry.descriptor(repo, safetensors_bytes(),
-                                                                  "application/octet-stream",
-                                                                  title="model.safetensors")])
+    evil = registry.artifact(
+        repo,
+        "amd64",
+        [registry.descriptor(repo, evil_pickle(), "application/octet-stream", title="model.pkl")],
+    )
+    good = registry.artifact(
+        repo,
+        "arm64",
+        [
+            registry.descriptor(
+                repo, safetensors_bytes(), "application/octet-stream", title="model.safetensors"
+            )
+        ],
+    )
 
     def size(tag: str) -> int:
-        return len(requests.get(f"{registry.base}/v2/{repo}/manifests/{tag}",
-                                headers={"Accept": OCI_MANIFEST}, timeout=10).content)
+        return len(
+            requests.get(
+                f"{registry.base}/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST}, timeout=10
+            ).content
+        )
 
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": OCI_MANIFEST, "digest": evil, "size": size("amd64"),
-         "platform": {"os": "linux", "architecture": "amd64"}},
-        {"mediaType": OCI_MANIFEST, "digest": good, "size": size("arm64"),
-         "platform": {"os": "linux", "architecture": "arm64"}},
-    ]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": evil,
+                "size": size("amd64"),
+                "platform": {"os": "linux", "architecture": "amd64"},
+            },
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": good,
+                "size": size("arm64"),
+                "platform": {"os": "linux", "architecture": "arm64"},
+            },
+        ],
+    }
     idx = registry.push_manifest(repo, "multi", index, OCI_INDEX)
     return idx, evil, good
 
@@ -217,16 +277,21 @@ def test_image_index_platform_selection(registry):
     assert "linux/amd64" in report.errors[0] and "linux/arm64" in report.errors[0]
 
 
-@pytest.mark.parametrize("title,reason", [
-    ("../../home/user/.bashrc", "'..'"),
-    ("/etc/cron.d/evil", "absolute"),
-    ("..\\..\\evil.pkl", "backslash"),
-    ("model.pkl\u0000.safetensors", "NUL"),
-])
+@pytest.mark.parametrize(
+    "title,reason",
+    [
+        ("../../home/user/.bashrc", "'..'"),
+        ("/etc/cron.d/evil", "absolute"),
+        ("..\\..\\evil.pkl", "backslash"),
+        ("model.pkl\u0000.safetensors", "NUL"),
+    ],
+)
 def test_layer_title_path_traversal(registry, title, reason):
     repo = "acme/traversal"
     tag = f"t{abs(hash(title)) % 10**8}"
-    registry.artifact(repo, tag, [registry.descriptor(repo, evil_pickle(), "application/octet-stream", title=title)])
+    registry.artifact(
+        repo, tag, [registry.descriptor(repo, evil_pickle(), "application/octet-stream", title=title)]
+    )
     report = oscan(f"oci://{registry.host}/{repo}:{tag}")
     assert not report.errors
     trav = findings(report, "OCI-LAYER-PATH-TRAVERSAL")
@@ -240,8 +305,10 @@ def test_layer_title_path_traversal(registry, title, reason):
 
 def test_duplicate_titles_are_both_scanned(registry):
     repo = "acme/dup"
-    layers = [registry.descriptor(repo, safetensors_bytes(), "application/octet-stream", title="model.bin"),
-              registry.descriptor(repo, evil_pickle(), "application/octet-stream", title="model.bin")]
+    layers = [
+        registry.descriptor(repo, safetensors_bytes(), "application/octet-stream", title="model.bin"),
+        registry.descriptor(repo, evil_pickle(), "application/octet-stream", title="model.bin"),
+    ]
     registry.artifact(repo, "v1", layers)
     report = oscan(f"oci://{registry.host}/{repo}:v1")
     assert findings(report, "OCI-LAYER-DUPLICATE-PATH")
@@ -252,7 +319,9 @@ def test_duplicate_titles_are_both_scanned(registry):
 
 def test_tag_and_digest_resolve_to_registry_digest(registry):
     oras_artifact(registry, "acme/pin", "v7")
-    head = requests.head(f"{registry.base}/v2/acme/pin/manifests/v7", headers={"Accept": OCI_MANIFEST}, timeout=10)
+    head = requests.head(
+        f"{registry.base}/v2/acme/pin/manifests/v7", headers={"Accept": OCI_MANIFEST}, timeout=10
+    )
     announced = head.headers["Docker-Content-Digest"]
     by_tag = OCISource(insecure=True).resolve(f"oci://{registry.host}/acme/pin:v7")
     by_digest = OCISource(insecure=True).resolve(f"oci://{registry.host}/acme/pin@{announced}")
@@ -304,26 +373,33 @@ def test_full_read_verifies_layer_digest(registry):
 def test_missing_repository_and_tag(registry):
     oras_artifact(registry, "acme/present", "v1")
     report = oscan(f"oci://{registry.host}/acme/absent:v1")
-    assert report.errors == [f"oci://{registry.host}/acme/absent:v1: repository 'acme/absent' not found on "
-                             f"{registry.host} (NAME_UNKNOWN)"]
+    assert report.errors == [
+        f"oci://{registry.host}/acme/absent:v1: repository 'acme/absent' not found on "
+        f"{registry.host} (NAME_UNKNOWN)"
+    ]
     report = oscan(f"oci://{registry.host}/acme/present:v404")
-    assert report.errors == [f"oci://{registry.host}/acme/present:v404: tag 'v404' not found in 'acme/present' "
-                             f"(MANIFEST_UNKNOWN)"]
+    assert report.errors == [
+        f"oci://{registry.host}/acme/present:v404: tag 'v404' not found in 'acme/present' (MANIFEST_UNKNOWN)"
+    ]
 
 
+@pytest.mark.slow
 def test_registry_down_fails_fast():
     port = free_port()
     t0 = time.monotonic()
     report = oscan(f"oci://127.0.0.1:{port}/acme/x:v1")
-    assert time.monotonic() - t0 < 12  # the program's retry policy: 5 tries, pauses 0.5-8 s jittered (<= 7.5 s)
+    assert (
+        time.monotonic() - t0 < 12
+    )  # the program's retry policy: 5 tries, pauses 0.5-8 s jittered (<= 7.5 s)
     assert len(report.errors) == 1 and "cannot reach registry" in report.errors[0]
     assert "connection failed" in report.errors[0]
 
 
 def test_unknown_host():
     report = oscan("oci://no-such-registry.invalid/acme/x:v1")
-    assert report.errors == ["oci://no-such-registry.invalid/acme/x:v1: unknown registry host "
-                             "'no-such-registry.invalid'"]
+    assert report.errors == [
+        "oci://no-such-registry.invalid/acme/x:v1: unknown registry host 'no-such-registry.invalid'"
+    ]
 
 
 def test_https_is_the_default_and_plain_http_needs_insecure(registry, monkeypatch):
@@ -337,31 +413,65 @@ def test_https_is_the_default_and_plain_http_needs_insecure(registry, monkeypatc
 
 def test_signature_tag_is_listed_as_info(registry):
     repo = "acme/signed"
-    digest = registry.artifact(repo, "v1", [registry.descriptor(repo, safetensors_bytes(), "application/octet-stream",
-                                                                  title="model.safetensors")])
+    digest = registry.artifact(
+        repo,
+        "v1",
+        [
+            registry.descriptor(
+                repo, safetensors_bytes(), "application/octet-stream", title="model.safetensors"
+            )
+        ],
+    )
     sig_payload = json.dumps({"critical": {"image": {"docker-manifest-digest": digest}}}).encode()
-    registry.artifact(repo, f"sha256-{digest[7:]}.sig", [registry.descriptor(
-        repo, sig_payload, "application/vnd.dev.cosign.simplesigning.v1+json",
-        **{"dev.cosignproject.cosign/signature": "MEUCIQ..."})])
+    registry.artifact(
+        repo,
+        f"sha256-{digest[7:]}.sig",
+        [
+            registry.descriptor(
+                repo,
+                sig_payload,
+                "application/vnd.dev.cosign.simplesigning.v1+json",
+                **{"dev.cosignproject.cosign/signature": "MEUCIQ..."},
+            )
+        ],
+    )
     report = oscan(f"oci://{registry.host}/{repo}:v1")
     sig = findings(report, "OCI-SIGNATURE-PRESENT")
     assert len(sig) == 1 and sig[0].severity is Severity.INFO and "--key" in sig[0].message
-    registry.artifact("acme/unsigned", "v1", [registry.descriptor("acme/unsigned", safetensors_bytes(),
-                                                                  "application/octet-stream", title="m.safetensors")])
+    registry.artifact(
+        "acme/unsigned",
+        "v1",
+        [
+            registry.descriptor(
+                "acme/unsigned", safetensors_bytes(), "application/octet-stream", title="m.safetensors"
+            )
+        ],
+    )
     assert not findings(oscan(f"oci://{registry.host}/acme/unsigned:v1"), "OCI-SIGNATURE-PRESENT")
 
 
 def test_signature_info_does_not_block(registry):
     """An info-only snapshot note must not turn into 'file not analyzed' (needs the engine's info-problem rule)."""
     repo = "acme/signed2"
-    digest = registry.artifact(repo, "v1", [registry.descriptor(repo, safetensors_bytes(), "application/octet-stream",
-                                                                  title="model.safetensors")])
-    registry.artifact(repo, f"sha256-{digest[7:]}.sig", [registry.descriptor(repo, b"{}", "application/json")])
+    digest = registry.artifact(
+        repo,
+        "v1",
+        [
+            registry.descriptor(
+                repo, safetensors_bytes(), "application/octet-stream", title="model.safetensors"
+            )
+        ],
+    )
+    registry.artifact(
+        repo, f"sha256-{digest[7:]}.sig", [registry.descriptor(repo, b"{}", "application/json")]
+    )
     report = oscan(f"oci://{registry.host}/{repo}:v1")
     assert findings(report, "OCI-SIGNATURE-PRESENT")
     if any(f.format == "not-read" and f.findings[0].severity is Severity.INFO for f in report.files):
-        pytest.xfail("scanner/engine.py _problem_results still turns info-only snapshot problems into unread "
-                     "files; the lead applies the patch described in the OCI helper's report")
+        pytest.xfail(
+            "scanner/engine.py _problem_results still turns info-only snapshot problems into unread "
+            "files; the lead applies the patch described in the OCI helper's report"
+        )
     assert report.verdict.decision is Decision.ALLOW, [r.message for r in report.verdict.reasons]
 
 
@@ -389,8 +499,15 @@ def test_invalid_descriptors_fail_closed(registry):
 def test_big_layer_is_judged_from_a_few_bytes(registry):
     repo = "acme/big"
     blob = big_safetensors(50 << 20)
-    registry.artifact(repo, "v1", [registry.descriptor(repo, blob, "application/vnd.cncf.model.weight.v1.raw",
-                                                       title="model.safetensors")])
+    registry.artifact(
+        repo,
+        "v1",
+        [
+            registry.descriptor(
+                repo, blob, "application/vnd.cncf.model.weight.v1.raw", title="model.safetensors"
+            )
+        ],
+    )
     report = oscan(f"oci://{registry.host}/{repo}:v1")
     f = by_suffix(report, "/model.safetensors")
     assert f.format == "safetensors" and f.size == len(blob)
@@ -407,8 +524,15 @@ def _all_renderings(report: ScanReport) -> str:
 
 
 def test_auth_required_without_credentials(auth_registry, docker_config, tmp_path):
-    auth_registry.artifact("acme/private", "v1", [auth_registry.descriptor(
-        "acme/private", evil_pickle(), "application/octet-stream", title="model.pkl")])
+    auth_registry.artifact(
+        "acme/private",
+        "v1",
+        [
+            auth_registry.descriptor(
+                "acme/private", evil_pickle(), "application/octet-stream", title="model.pkl"
+            )
+        ],
+    )
     report = oscan(f"oci://{auth_registry.host}/acme/private:v1")
     assert len(report.errors) == 1
     assert "requires authentication (HTTP 401" in report.errors[0]
@@ -424,8 +548,11 @@ def test_auth_wrong_password_is_rejected_without_echo(auth_registry, docker_conf
 
 def test_auth_with_docker_config_scans_and_never_shows_password(auth_registry, docker_config):
     repo = "acme/private3"
-    auth_registry.artifact(repo, "v1", [auth_registry.descriptor(repo, evil_pickle(), "application/octet-stream",
-                                                                 title="model.pkl")])
+    auth_registry.artifact(
+        repo,
+        "v1",
+        [auth_registry.descriptor(repo, evil_pickle(), "application/octet-stream", title="model.pkl")],
+    )
     docker_config(auth_registry.host)
     report = oscan(f"oci://{auth_registry.host}/{repo}:v1")
     assert not report.errors
@@ -444,10 +571,19 @@ def test_auth_config_keyed_by_url(auth_registry, tmp_path, monkeypatch):
     d = tmp_path / "dc"
     d.mkdir()
     tok = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    (d / "config.json").write_text(json.dumps({"auths": {f"https://{auth_registry.host}/v1/": {"auth": tok}}}))
+    (d / "config.json").write_text(
+        json.dumps({"auths": {f"https://{auth_registry.host}/v1/": {"auth": tok}}})
+    )
     repo = "acme/private4"
-    auth_registry.artifact(repo, "v1", [auth_registry.descriptor(repo, safetensors_bytes(), "application/octet-stream",
-                                                                 title="m.safetensors")])
+    auth_registry.artifact(
+        repo,
+        "v1",
+        [
+            auth_registry.descriptor(
+                repo, safetensors_bytes(), "application/octet-stream", title="m.safetensors"
+            )
+        ],
+    )
     report = oscan(f"oci://{auth_registry.host}/{repo}:v1", docker_config=str(d))
     assert not report.errors and report.verdict.decision is Decision.ALLOW
 
@@ -479,8 +615,11 @@ def test_cli_password_never_printed(auth_registry, docker_config, cli):
     if not _cli_has_insecure():
         pytest.skip("scanner/cli.py has no `scan --insecure` option yet (requested from the lead)")
     repo = "acme/private-cli"
-    auth_registry.artifact(repo, "v1", [auth_registry.descriptor(repo, evil_pickle(), "application/octet-stream",
-                                                                 title="model.pkl")])
+    auth_registry.artifact(
+        repo,
+        "v1",
+        [auth_registry.descriptor(repo, evil_pickle(), "application/octet-stream", title="model.pkl")],
+    )
     docker_config(auth_registry.host)
     for fmt in ("console", "json", "sarif"):
         res = cli("scan", "--insecure", "--format", fmt, f"oci://{auth_registry.host}/{repo}:v1")

@@ -19,33 +19,39 @@ from .tamper_proxy import TamperProxy
 from .test_oci_registry import oras_artifact, oscan
 
 
-@pytest.mark.parametrize("raw,expect", [
-    ("oci://127.0.0.1:5000/acme/model:v1", ("127.0.0.1:5000", "acme/model", "v1", None)),
-    ("oci://reg.example.com/a/b/c", ("reg.example.com", "a/b/c", None, None)),
-    ("oci://reg.example.com/a@sha256:" + "a" * 64, ("reg.example.com", "a", None, "sha256:" + "a" * 64)),
-    ("oci://reg:443/a:t@sha256:" + "b" * 64, ("reg:443", "a", "t", "sha256:" + "b" * 64)),
-    ("oci://docker.io/ubuntu:22.04", ("registry-1.docker.io", "library/ubuntu", "22.04", None)),
-    ("oci://[::1]:5000/x:y", ("[::1]:5000", "x", "y", None)),
-])
+@pytest.mark.parametrize(
+    "raw,expect",
+    [
+        ("oci://127.0.0.1:5000/acme/model:v1", ("127.0.0.1:5000", "acme/model", "v1", None)),
+        ("oci://reg.example.com/a/b/c", ("reg.example.com", "a/b/c", None, None)),
+        ("oci://reg.example.com/a@sha256:" + "a" * 64, ("reg.example.com", "a", None, "sha256:" + "a" * 64)),
+        ("oci://reg:443/a:t@sha256:" + "b" * 64, ("reg:443", "a", "t", "sha256:" + "b" * 64)),
+        ("oci://docker.io/ubuntu:22.04", ("registry-1.docker.io", "library/ubuntu", "22.04", None)),
+        ("oci://[::1]:5000/x:y", ("[::1]:5000", "x", "y", None)),
+    ],
+)
 def test_parse_valid(raw, expect):
     ref = parse_oci(raw)
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == expect
 
 
-@pytest.mark.parametrize("raw,msg", [
-    ("oci://", "invalid registry host"),
-    ("oci://host", "missing repository"),
-    ("oci://host/", "missing repository"),
-    ("oci://host/Repo", "invalid repository name"),
-    ("oci://host/a//b", "invalid repository name"),
-    ("oci://host/a:bad tag", "invalid characters"),
-    ("oci://host/a:-x", "invalid tag"),
-    ("oci://host/a@sha256:abc", "malformed digest"),
-    ("oci://host/a@md5:" + "a" * 32, "only sha256"),
-    ("oci://host:99999/a", "port 99999 out of range"),
-    ("oci://host/a?x=1", "invalid characters"),
-    ("oci://user:hunter2-secret@host/a", "credentials in the target are not accepted"),
-])
+@pytest.mark.parametrize(
+    "raw,msg",
+    [
+        ("oci://", "invalid registry host"),
+        ("oci://host", "missing repository"),
+        ("oci://host/", "missing repository"),
+        ("oci://host/Repo", "invalid repository name"),
+        ("oci://host/a//b", "invalid repository name"),
+        ("oci://host/a:bad tag", "invalid characters"),
+        ("oci://host/a:-x", "invalid tag"),
+        ("oci://host/a@sha256:abc", "malformed digest"),
+        ("oci://host/a@md5:" + "a" * 32, "only sha256"),
+        ("oci://host:99999/a", "port 99999 out of range"),
+        ("oci://host/a?x=1", "invalid characters"),
+        ("oci://user:hunter2-secret@host/a", "credentials in the target are not accepted"),
+    ],
+)
 def test_parse_errors(raw, msg):
     with pytest.raises(SourceError) as exc:
         parse_oci(raw)
@@ -97,11 +103,16 @@ def test_credentials_helpers_and_errors(tmp_path):
 
 
 def test_parse_challenge():
-    ch = parse_challenge('Bearer realm="https://auth.example/token",service="registry.example",'
-                         'scope="repository:a/b:pull,push"')
+    ch = parse_challenge(
+        'Bearer realm="https://auth.example/token",service="registry.example",'
+        'scope="repository:a/b:pull,push"'
+    )
     assert ch.scheme == "bearer"
-    assert ch.params == {"realm": "https://auth.example/token", "service": "registry.example",
-                         "scope": "repository:a/b:pull,push"}
+    assert ch.params == {
+        "realm": "https://auth.example/token",
+        "service": "registry.example",
+        "scope": "repository:a/b:pull,push",
+    }
     assert parse_challenge('Basic realm="x"').scheme == "basic"
     assert parse_challenge("") is None
     rnd = random.Random(1)
@@ -138,23 +149,39 @@ def test_unsafe_titles():
 
 
 def _valid_manifest() -> dict:
-    return {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": "application/vnd.kitops.modelkit.config.v1+json",
-                       "digest": "sha256:" + "1" * 64, "size": 10},
-            "layers": [{"mediaType": "application/vnd.kitops.modelkit.model.v1.tar", "digest": "sha256:" + "2" * 64,
-                        "size": 5, "annotations": {"org.opencontainers.image.title": "m.pkl"}},
-                       {"mediaType": "application/x", "digest": "sha256:" + "3" * 64, "size": 0}]}
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.kitops.modelkit.config.v1+json",
+            "digest": "sha256:" + "1" * 64,
+            "size": 10,
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.kitops.modelkit.model.v1.tar",
+                "digest": "sha256:" + "2" * 64,
+                "size": 5,
+                "annotations": {"org.opencontainers.image.title": "m.pkl"},
+            },
+            {"mediaType": "application/x", "digest": "sha256:" + "3" * 64, "size": 0},
+        ],
+    }
 
 
 def test_map_manifest_layouts():
     lay = map_manifest(_valid_manifest())
     assert lay.name == "kitops" and not lay.issues
-    assert [f.path for f in lay.files] == ["kitops.modelkit.config.v1+json-111111111111", "m.pkl",
-                                           "x-333333333333"]
+    assert [f.path for f in lay.files] == [
+        "kitops.modelkit.config.v1+json-111111111111",
+        "m.pkl",
+        "x-333333333333",
+    ]
     assert [f.role for f in lay.files] == ["config", "model", "unknown media type"]
-    assert config_info("application/vnd.kitops.modelkit.config.v1+json",
-                       b'{"package":{"name":"p","version":[1]},"model":{"name":"m"}}') == \
-        {"kitops_package": "p", "kitops_model": "m"}
+    assert config_info(
+        "application/vnd.kitops.modelkit.config.v1+json",
+        b'{"package":{"name":"p","version":[1]},"model":{"name":"m"}}',
+    ) == {"kitops_package": "p", "kitops_model": "m"}
 
 
 def test_map_manifest_fuzz():
@@ -175,19 +202,42 @@ def test_map_manifest_fuzz():
             lay = map_manifest(doc)
             assert all(not f.path.startswith("/") and ".." not in f.path.split("/") for f in lay.files)
         config_info("application/vnd.kitops.modelkit.config.v1+json", bytes(data))
-    for doc in ({"layers": "x"}, {"layers": [None, 1, []]}, {"config": 5}, {"layers": [{"annotations": 3}]},
-                {"layers": [{"mediaType": "a/b", "digest": "sha256:" + "a" * 64, "size": 1,
-                             "annotations": {"org.opencontainers.image.title": ""}}]}):
+    for doc in (
+        {"layers": "x"},
+        {"layers": [None, 1, []]},
+        {"config": 5},
+        {"layers": [{"annotations": 3}]},
+        {
+            "layers": [
+                {
+                    "mediaType": "a/b",
+                    "digest": "sha256:" + "a" * 64,
+                    "size": 1,
+                    "annotations": {"org.opencontainers.image.title": ""},
+                }
+            ]
+        },
+    ):
         map_manifest(doc)
 
 
+@pytest.mark.slow
 def test_resolve_fuzz_through_hostile_registry(registry):
     """Mutated manifests served over HTTP: resolve ends in a Snapshot or one SourceError, never anything else."""
     repo = "acme/fuzz"
     oras_artifact(registry, repo, "v1")
-    idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-           "manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:" + "9" * 64, "size": 10,
-                          "platform": {"os": "linux", "architecture": "amd64"}}]}
+    idx = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": "sha256:" + "9" * 64,
+                "size": 10,
+                "platform": {"os": "linux", "architecture": "amd64"},
+            }
+        ],
+    }
     seeds = [json.dumps(_valid_manifest()).encode(), json.dumps(idx).encode()]
     rnd = random.Random(11)
     outcomes = {"snapshot": 0, "error": 0}

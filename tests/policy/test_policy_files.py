@@ -40,6 +40,7 @@ def _run(target: Path, policy_path: Path | str, today: date | None = None):
 
 # --- malformed policies -------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "where", "what"),
     [
@@ -50,7 +51,11 @@ def _run(target: Path, policy_path: Path | str, today: date | None = None):
         ("version: 1\nversion: 1\n", ":2:1:", "duplicate key"),
         ("- a\n- b\n", ":1:1:", "expected a mapping"),
         ("version: 1\nexceptions:\n  - rule: X-Y\n    path: a\n", ":3:5:", "'reason' is a required property"),
-        ("version: 1\nexceptions:\n  - {rule: X-Y, path: a, reason: r, expires: soon}\n", ":3:46:", "exceptions.0.expires: 'soon' does not have the expected form (a date, YYYY-MM-DD)"),
+        (
+            "version: 1\nexceptions:\n  - {rule: X-Y, path: a, reason: r, expires: soon}\n",
+            ":3:46:",
+            "exceptions.0.expires: 'soon' does not have the expected form (a date, YYYY-MM-DD)",
+        ),
         ("version: 1\nmax_file_size: lots\n", ":2:16:", "max_file_size"),
     ],
 )
@@ -86,6 +91,7 @@ def test_extends_cycle_is_reported(tmp_path):
 
 # --- shipped policies ------------------------------------------------------------
 
+
 def test_shipped_policies_load_and_validate():
     """Loading skips schema validation for shipped policies (start-up time), so it is asserted here."""
     import json
@@ -99,7 +105,9 @@ def test_shipped_policies_load_and_validate():
     for name in ("default", "strict", "audit"):
         pol = load_policy(name)
         assert pol.name == name
-        jsonschema.Draft202012Validator(schema).validate(yaml.safe_load((policies_dir() / f"{name}.yaml").read_text()))
+        jsonschema.Draft202012Validator(schema).validate(
+            yaml.safe_load((policies_dir() / f"{name}.yaml").read_text())
+        )
 
 
 def test_default_blocks_unanalyzable_audit_reports_only(model):
@@ -119,12 +127,16 @@ def test_strict_requires_signatures_and_safe_formats(model):
 
 # --- features -------------------------------------------------------------------
 
+
 def test_block_reason_points_at_policy_line(tmp_path, model):
-    p = _policy(tmp_path, """
+    p = _policy(
+        tmp_path,
+        """
         version: 1
         block_severity: high
         block_unanalyzed: true
-    """)
+    """,
+    )
     report = _run(model, p)
     refs = {r.policy_ref for r in report.verdict.reasons if r.decision.value == "block"}
     assert f"{p}:2" in refs or any(r.endswith("p.yaml:2") for r in refs), refs
@@ -136,12 +148,15 @@ def test_severity_override_changes_decision(tmp_path, model):
     (model / "empty.pt").write_bytes(b"")
     base = _run(model, "default")
     assert base.verdict.decision.value == "allow"
-    p = _policy(tmp_path, """
+    p = _policy(
+        tmp_path,
+        """
         version: 1
         extends: default
         severity_overrides:
           FILE-EMPTY: critical
-    """)
+    """,
+    )
     report = _run(model, p)
     assert report.verdict.decision.value == "block"
     assert any(r.policy_ref and r.policy_ref.endswith("p.yaml:4") for r in report.verdict.reasons)
@@ -149,7 +164,9 @@ def test_severity_override_changes_decision(tmp_path, model):
 
 def test_exception_waives_until_it_expires(tmp_path, model):
     digest = hashlib.sha256((model / "weights.bin").read_bytes()).hexdigest()
-    p = _policy(tmp_path, f"""
+    p = _policy(
+        tmp_path,
+        f"""
         version: 1
         extends: default
         block_unanalyzed: false
@@ -160,7 +177,8 @@ def test_exception_waives_until_it_expires(tmp_path, model):
             reason: vendor blob, reviewed in TICKET-1
             owner: ml-platform
             expires: 2030-01-31
-    """)
+    """,
+    )
     ok = _run(model, p, today=date(2029, 12, 1))
     assert ok.verdict.decision.value == "warn"  # coverage gap still warns, the finding is waived
     waived = [r for r in ok.verdict.reasons if r.rule_id == "FORMAT-UNKNOWN"]
@@ -171,36 +189,51 @@ def test_exception_waives_until_it_expires(tmp_path, model):
     rules = {f.rule_id for f in expired.all_findings()}
     assert "POLICY-EXCEPTION-EXPIRED" in rules
     assert expired.verdict.decision.value == "block"
-    assert any(r.policy_ref.endswith("p.yaml:10") for r in expired.verdict.reasons if r.rule_id == "POLICY-EXCEPTION-EXPIRED")
+    assert any(
+        r.policy_ref.endswith("p.yaml:10")
+        for r in expired.verdict.reasons
+        if r.rule_id == "POLICY-EXCEPTION-EXPIRED"
+    )
 
 
 def test_exception_pinned_to_other_bytes_does_not_apply(tmp_path, model):
-    p = _policy(tmp_path, f"""
+    p = _policy(
+        tmp_path,
+        f"""
         version: 1
         exceptions:
           - rule: FORMAT-UNKNOWN
             sha256: "{"0" * 64}"
             reason: pinned to different bytes
             expires: 2099-01-01
-    """)
+    """,
+    )
     report = _run(model, p)
     assert report.verdict.decision.value == "block"
 
 
 def test_extends_concatenates_exceptions_and_overrides_scalars(tmp_path):
-    _policy(tmp_path, """
+    _policy(
+        tmp_path,
+        """
         version: 1
         block_severity: critical
         exceptions:
           - {rule: A-B, path: x, reason: parent, expires: 2099-01-01}
-    """, "base.yaml")
-    child = _policy(tmp_path, """
+    """,
+        "base.yaml",
+    )
+    child = _policy(
+        tmp_path,
+        """
         version: 1
         extends: base.yaml
         block_severity: medium
         exceptions:
           - {rule: C-D, path: y, reason: child, expires: 2099-01-01}
-    """, "child.yaml")
+    """,
+        "child.yaml",
+    )
     pol = load_policy(child)
     assert pol.get("block_severity") == "medium"
     assert [e["reason"] for e in pol.get("exceptions")] == ["parent", "child"]
@@ -209,13 +242,16 @@ def test_extends_concatenates_exceptions_and_overrides_scalars(tmp_path):
 
 
 def test_formats_allow_and_deny(tmp_path, model):
-    p = _policy(tmp_path, """
+    p = _policy(
+        tmp_path,
+        """
         version: 1
         block_unanalyzed: false
         block_severity: never
         formats:
           deny: [json]
-    """)
+    """,
+    )
     report = _run(model, p)
     assert report.verdict.file_decisions["config.json"].value == "block"
     assert report.verdict.file_decisions["weights.bin"].value == "warn"
@@ -223,11 +259,14 @@ def test_formats_allow_and_deny(tmp_path, model):
 
 def test_sources_allow_and_deny(tmp_path, model):
     (model / "weights.bin").unlink()
-    p = _policy(tmp_path, f"""
+    p = _policy(
+        tmp_path,
+        f"""
         version: 1
         sources:
           allow: ["hf://my-org/*", "file://{tmp_path}/approved/*"]
-    """)
+    """,
+    )
     report = _run(model, p)
     assert report.verdict.decision.value == "block"
     assert "POLICY-SOURCE-DENIED" in {f.rule_id for f in report.all_findings()}

@@ -46,14 +46,17 @@ def test_team_classes_allowed_only_for_the_team_source(tmp_path):
         d.mkdir(parents=True)
         (d / "model.pkl").write_bytes(pickle.dumps(TinyNet(), protocol=4))
     assert _run(team, "default").verdict.decision.value == "block"
-    pol = _write(tmp_path, f"""
+    pol = _write(
+        tmp_path,
+        f"""
         version: 1
         extends: default
         pickle:
           extra_allowed:
             - sources: ["file://{tmp_path}/team-models/*"]
               globals: ["{__name__}:TinyNet"]
-    """)
+    """,
+    )
     assert _run(team, pol).verdict.decision.value == "allow"
     assert _run(other, pol).verdict.decision.value == "block"
 
@@ -61,12 +64,15 @@ def test_team_classes_allowed_only_for_the_team_source(tmp_path):
 def test_profiles_narrow_what_a_source_may_load(tmp_path):
     sk = PICKLE / "benign" / "sklearn" / "decision_tree.pkl"
     assert _run(sk, "default").verdict.decision.value == "allow"
-    pol = _write(tmp_path, """
+    pol = _write(
+        tmp_path,
+        """
         version: 1
         extends: default
         pickle:
           profiles: [torch-weights-only]
-    """)
+    """,
+    )
     narrowed = _run(sk, pol)
     assert narrowed.verdict.decision.value == "block"
     assert "PICKLE-CALL-UNLISTED" in {f.rule_id for f in narrowed.all_findings()}
@@ -79,7 +85,9 @@ def test_sha_pinned_exception_on_a_real_payload_expires(tmp_path):
     evil.parent.mkdir()
     shutil.copy(PICKLE / "malicious" / "names" / "pytorch_model.bin", evil)
     digest = hashlib.sha256(evil.read_bytes()).hexdigest()
-    pol = _write(tmp_path, f"""
+    pol = _write(
+        tmp_path,
+        f"""
         version: 1
         extends: default
         exceptions:
@@ -89,7 +97,8 @@ def test_sha_pinned_exception_on_a_real_payload_expires(tmp_path):
             reason: red-team sample kept for detection tests (SEC-42)
             owner: security
             expires: 2027-01-01
-    """)
+    """,
+    )
     waived = _run(evil.parent, pol, today=date(2026, 12, 1))
     assert waived.verdict.decision.value in ("allow", "warn")
     assert any("SEC-42" in r.message for r in waived.verdict.reasons)
@@ -102,8 +111,11 @@ def test_sha_pinned_exception_on_a_real_payload_expires(tmp_path):
 
 def test_strict_policy_on_real_formats(tmp_path):
     manifest = json.loads((FIXTURES / "safetensors" / "manifest.json").read_text())
-    st = next(FIXTURES / "safetensors" / e["path"] for e in manifest["files"]
-              if e["expect"] == "allow" and e["path"].endswith(".safetensors"))
+    st = next(
+        FIXTURES / "safetensors" / e["path"]
+        for e in manifest["files"]
+        if e["expect"] == "allow" and e["path"].endswith(".safetensors")
+    )
     only = tmp_path / "only"
     only.mkdir()
     shutil.copy(st, only / st.name)

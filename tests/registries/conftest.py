@@ -17,8 +17,16 @@ import pytest
 from .servers.hf_hub_server import HubServer
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-HF_ENV_TO_CLEAR = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE",
-                   "HUGGINGFACE_HUB_CACHE", "HF_TOKEN_PATH", "CI")
+HF_ENV_TO_CLEAR = (
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "HF_HUB_CACHE",
+    "HUGGINGFACE_HUB_CACHE",
+    "HF_TOKEN_PATH",
+    "CI",
+)
 
 
 def free_port() -> int:
@@ -72,9 +80,12 @@ http {{ access_log {root}/access.log;
   }} }}
 """
         (root / "nginx.conf").write_text(conf)
-        self.proc = subprocess.Popen([NGINX, "-c", str(root / "nginx.conf"), "-p", str(root), "-e",
-                                      str(root / "error.log")], start_new_session=True,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [NGINX, "-c", str(root / "nginx.conf"), "-p", str(root), "-e", str(root / "error.log")],
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         (www / "ready.txt").write_text("ok")
         deadline = time.monotonic() + 10
         while True:

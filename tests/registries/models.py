@@ -67,27 +67,58 @@ def write_stored_zip(path: Path, members: list[tuple[str, bytes | int]]) -> None
             crc = zlib.crc32(content) if isinstance(content, bytes) else _crc_zeros(n)
             pad = (-(off + 30 + len(nb) + 4)) % 64
             extra = b"FB" + struct.pack("<H", pad) + b"Z" * pad
-            f.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc, n, n, len(nb), len(extra)))
+            f.write(
+                struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0x21, crc, n, n, len(nb), len(extra))
+            )
             f.write(nb + extra)
             if isinstance(content, bytes):
                 f.write(content)
             else:
                 f.seek(n, 1)
-            central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 0, 0, 0x21, crc, n, n, len(nb),
-                                   0, 0, 0, 0, 0, off) + nb
+            central += (
+                struct.pack(
+                    "<IHHHHHHIIIHHHHHII",
+                    0x02014B50,
+                    20,
+                    20,
+                    0,
+                    0,
+                    0,
+                    0x21,
+                    crc,
+                    n,
+                    n,
+                    len(nb),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    off,
+                )
+                + nb
+            )
         cd_off = f.tell()
         f.write(central)
-        f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), cd_off, 0))
+        f.write(
+            struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), len(central), cd_off, 0)
+        )
 
 
-def write_torch_checkpoint(path: Path, tensors: dict[str, int], *, data_pkl: bytes | None = None,
-                           prefix: str = "archive") -> None:
+def write_torch_checkpoint(
+    path: Path, tensors: dict[str, int], *, data_pkl: bytes | None = None, prefix: str = "archive"
+) -> None:
     """A torch.save-style zip: data.pkl + one zero-filled float32 storage per tensor (sparse on disk)."""
-    members: list[tuple[str, bytes | int]] = [(f"{prefix}/data.pkl", data_pkl or torch_state_dict_pickle(tensors)),
-                                              (f"{prefix}/byteorder", b"little")]
+    members: list[tuple[str, bytes | int]] = [
+        (f"{prefix}/data.pkl", data_pkl or torch_state_dict_pickle(tensors)),
+        (f"{prefix}/byteorder", b"little"),
+    ]
     for key, n in enumerate(tensors.values()):
         members.append((f"{prefix}/data/{key}", n * 4))
-    members += [(f"{prefix}/version", b"3\n"), (f"{prefix}/.data/serialization_id", b"0123456789012345678901")]
+    members += [
+        (f"{prefix}/version", b"3\n"),
+        (f"{prefix}/.data/serialization_id", b"0123456789012345678901"),
+    ]
     write_stored_zip(path, members)
 
 

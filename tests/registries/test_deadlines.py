@@ -26,6 +26,8 @@ from scanner.sources.hf import HFSource
 from .models import safetensors_bytes
 from .servers.hf_hub_server import HubServer, resolve_url
 
+pytestmark = pytest.mark.slow
+
 CONFIG = b'{"model_type": "tiny", "hidden_size": 8, "padding": "' + b"x" * 3000 + b'"}'
 WEIGHTS = safetensors_bytes({"w": 50_000})  # 200 kB, LFS: resolve -> 302 -> CDN
 

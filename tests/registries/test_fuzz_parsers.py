@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from scanner.io.http_session import redact, redact_url
 from scanner.sources.base import SourceError
 from scanner.sources.hf import parse_hf
 from scanner.sources.url import split_url
+
+pytestmark = pytest.mark.fuzz
 
 ALPHABET = "abcAZ09-_./@:#?=&%~+ \\\0\n\u00e9"
 

@@ -26,7 +26,11 @@ CONFIG = b'{"model_type": "tiny", "hidden_size": 8}'
 def _files(tmp_path: Path, evil: bool = False) -> dict[str, bytes | Path]:
     ckpt = tmp_path / "pytorch_model.bin"
     write_torch_checkpoint(ckpt, {"w": 5_000_000}, data_pkl=evil_pickle() if evil else None)  # 20 MB, sparse
-    return {"config.json": CONFIG, "model.safetensors": safetensors_bytes({"w": 64}), "pytorch_model.bin": ckpt}
+    return {
+        "config.json": CONFIG,
+        "model.safetensors": safetensors_bytes({"w": 64}),
+        "pytorch_model.bin": ckpt,
+    }
 
 
 def test_parse_never_touches_network():
@@ -45,11 +49,15 @@ def test_resolve_pins_commit_and_claims(hub: HubServer, tmp_path: Path):
     assert snap.kind == "hf" and snap.resolved == commit and res.commit == commit
     arts = {a.path: a for a in snap.artifacts}
     assert set(arts) == {"config.json", "model.safetensors", "pytorch_model.bin"}
-    assert arts["config.json"].claimed_git_sha1 == hashlib.sha1(b"blob %d\0" % len(CONFIG) + CONFIG).hexdigest()
+    assert (
+        arts["config.json"].claimed_git_sha1 == hashlib.sha1(b"blob %d\0" % len(CONFIG) + CONFIG).hexdigest()
+    )
     assert arts["config.json"].claimed_sha256 is None
     st = safetensors_bytes({"w": 64})
     assert arts["model.safetensors"].claimed_sha256 == hashlib.sha256(st).hexdigest()
-    assert arts["model.safetensors"].claimed_git_sha1 is None  # an LFS blob id is the pointer's, not the content's
+    assert (
+        arts["model.safetensors"].claimed_git_sha1 is None
+    )  # an LFS blob id is the pointer's, not the content's
     # The branch moves after resolution: reads stay on the pinned commit.
     hub.add_repo("acme/tiny", {"config.json": b'{"moved": true}'})
     with arts["config.json"].open() as r:
@@ -64,7 +72,10 @@ def test_remote_scan_reads_a_tiny_fraction(hub: HubServer, tmp_path: Path):
     by = {f.path.rsplit("/", 1)[1]: f for f in report.files}
     ck = by["pytorch_model.bin"]
     assert ck.format == "pytorch-zip"
-    assert ck.bytes_read < ck.size * 0.02, (ck.bytes_read, ck.size)  # 0.1 % is for multi-GB: see the benchmark
+    assert ck.bytes_read < ck.size * 0.02, (
+        ck.bytes_read,
+        ck.size,
+    )  # 0.1 % is for multi-GB: see the benchmark
     assert by["config.json"].bytes_read == len(CONFIG)
     assert report.bytes_read < report.total_size * 0.02
 
@@ -105,7 +116,9 @@ def test_specific_errors_exit_2(hub: HubServer, setup, target, expect):
 
 def test_private_repo_with_token_from_env(hub: HubServer, monkeypatch: pytest.MonkeyPatch):
     token = "hf_privatetokenABCDEFGHIJKLMNOP"
-    hub.add_repo("acme/private", {"config.json": CONFIG, "w.safetensors": safetensors_bytes({"w": 4})}, token=token)
+    hub.add_repo(
+        "acme/private", {"config.json": CONFIG, "w.safetensors": safetensors_bytes({"w": 4})}, token=token
+    )
     monkeypatch.setenv("HF_TOKEN", token)
     report = scan_targets(["hf://acme/private"], ScanOptions())
     assert not report.errors and len(report.files) == 2
@@ -131,9 +144,17 @@ def test_datasets_and_revision_tags(hub: HubServer):
 
 
 def test_hub_security_status_is_information_only(hub: HubServer):
-    hub.add_repo("acme/tiny", {"model.safetensors": safetensors_bytes({"w": 4})},
-                 security={"model.safetensors": {"status": "unsafe", "avScan": {"virusFound": False},
-                                                 "pickleImportScan": None}})
+    hub.add_repo(
+        "acme/tiny",
+        {"model.safetensors": safetensors_bytes({"w": 4})},
+        security={
+            "model.safetensors": {
+                "status": "unsafe",
+                "avScan": {"virusFound": False},
+                "pickleImportScan": None,
+            }
+        },
+    )
     snap = HFSource().resolve("hf://acme/tiny")
     art = snap.artifacts[0]
     assert art.info["hub_security_status"] == "unsafe"
@@ -154,12 +175,17 @@ def test_tampered_small_file_recorded_during_scan(hub: HubServer):
 def test_offline_mode_resolves_from_cache_or_fails_clearly(hub: HubServer, monkeypatch: pytest.MonkeyPatch):
     from huggingface_hub import snapshot_download
 
-    commit = hub.add_repo("acme/tiny", {"config.json": CONFIG, "model.safetensors": safetensors_bytes({"w": 4})})
+    commit = hub.add_repo(
+        "acme/tiny", {"config.json": CONFIG, "model.safetensors": safetensors_bytes({"w": 4})}
+    )
     snapshot_download("acme/tiny", endpoint=hub.endpoint, token=False, cache_dir=hf_hub_cache())
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     hub.clear_log()
     snap = HFSource().resolve("hf://acme/tiny")
-    assert snap.resolved == commit and {a.path for a in snap.artifacts} == {"config.json", "model.safetensors"}
+    assert snap.resolved == commit and {a.path for a in snap.artifacts} == {
+        "config.json",
+        "model.safetensors",
+    }
     st = next(a for a in snap.artifacts if a.path == "model.safetensors")
     assert st.claimed_sha256 == hashlib.sha256(safetensors_bytes({"w": 4})).hexdigest()
     assert hub.log == []  # offline means offline

@@ -27,7 +27,9 @@ def _settled(fn, want, timeout: float = 2.0):
 
 
 def _client(**kw) -> HTTPClient:
-    return HTTPClient(allow_http=True, retry=RetryPolicy(attempts=3, backoff=0.001), sleep=lambda s: None, **kw)
+    return HTTPClient(
+        allow_http=True, retry=RetryPolicy(attempts=3, backoff=0.001), sleep=lambda s: None, **kw
+    )
 
 
 @pytest.fixture
@@ -38,8 +40,13 @@ def repo(hub: HubServer) -> tuple[HubServer, str]:
 
 def _reader(hub: HubServer, commit: str, path: str = "model.bin", **kw) -> HTTPRangeReader:
     size = kw.pop("size", len(DATA) if path == "model.bin" else len(SMALL))
-    return HTTPRangeReader(resolve_url(hub.endpoint, "acme/blobs", commit, path), name=path,
-                           client=kw.pop("client", None) or _client(), size=size, **kw)
+    return HTTPRangeReader(
+        resolve_url(hub.endpoint, "acme/blobs", commit, path),
+        name=path,
+        client=kw.pop("client", None) or _client(),
+        size=size,
+        **kw,
+    )
 
 
 def test_random_reads_match_and_count_network_bytes(repo):
@@ -142,8 +149,12 @@ def test_wrong_content_range_refused(repo):
 def test_range_ignored_small_file_is_taken_whole(repo):
     hub, commit = repo
     hub.faults.ignore_range = True
-    r = _reader(hub, commit, path="config.json", expected_git_sha1=hashlib.sha1(
-        b"blob %d\0" % len(SMALL) + SMALL).hexdigest())
+    r = _reader(
+        hub,
+        commit,
+        path="config.json",
+        expected_git_sha1=hashlib.sha1(b"blob %d\0" % len(SMALL) + SMALL).hexdigest(),
+    )
     assert r.read(3, 5) == SMALL[3:8]
     assert r.read(10, 5) == SMALL[10:15]
     deadline = time.monotonic() + 5  # the server logs a request after it has sent the body: wait for it
@@ -171,8 +182,12 @@ def test_tampered_bytes_detected_when_whole_file_passes(repo):
     data = b"".join(r.stream())
     assert len(data) == len(DATA) and data != DATA
     assert [p.rule_id for p in r.integrity_problems] == ["REGISTRY-DIGEST-MISMATCH"]
-    r2 = _reader(hub, commit, path="config.json",
-                 expected_git_sha1=hashlib.sha1(b"blob %d\0" % len(SMALL) + SMALL).hexdigest())
+    r2 = _reader(
+        hub,
+        commit,
+        path="config.json",
+        expected_git_sha1=hashlib.sha1(b"blob %d\0" % len(SMALL) + SMALL).hexdigest(),
+    )
     hub.faults.tamper.add("config.json")
     r2.read(0, 4)  # a small file arrives whole in its first block
     assert r2.integrity_problems and r2.integrity_problems[0].evidence["algorithm"] == "git-sha1"

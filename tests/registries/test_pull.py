@@ -24,8 +24,10 @@ WEIGHTS = safetensors_bytes({"w": 50_000})  # 200 kB, LFS: served through the CD
 
 
 def _repo(hub: HubServer, name: str = "acme/tiny", **extra: bytes | Path) -> str:
-    return hub.add_repo(name, {"config.json": CONFIG, "model.safetensors": WEIGHTS,
-                               "tokenizer/vocab.json": b'{"a": 0}', **extra})
+    return hub.add_repo(
+        name,
+        {"config.json": CONFIG, "model.safetensors": WEIGHTS, "tokenizer/vocab.json": b'{"a": 0}', **extra},
+    )
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -49,13 +51,25 @@ def test_pull_installs_hf_cache_layout_usable_offline(hub: HubServer):
 
     p = hf_hub_download("acme/tiny", "tokenizer/vocab.json", local_files_only=True, cache_dir=cache)
     assert Path(p).read_bytes() == b'{"a": 0}'
-    assert Path(snapshot_download("acme/tiny", local_files_only=True, cache_dir=cache), "config.json").read_bytes() \
+    assert (
+        Path(
+            snapshot_download("acme/tiny", local_files_only=True, cache_dir=cache), "config.json"
+        ).read_bytes()
         == CONFIG
+    )
     # A fresh process with the default cache of HF_HOME and offline mode finds the files too.
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-c", "from huggingface_hub import hf_hub_download as d;"
-                          "print(d('acme/tiny', 'model.safetensors'))"], env=env, capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from huggingface_hub import hf_hub_download as d;print(d('acme/tiny', 'model.safetensors'))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()).read_bytes() == WEIGHTS
 
@@ -77,8 +91,9 @@ def test_huggingface_hub_itself_accepts_the_tampered_blob(hub: HubServer):
 
     _repo(hub)
     hub.faults.tamper.add("model.safetensors")
-    p = hf_hub_download("acme/tiny", "model.safetensors", endpoint=hub.endpoint, token=False,
-                        cache_dir=hf_hub_cache())
+    p = hf_hub_download(
+        "acme/tiny", "model.safetensors", endpoint=hub.endpoint, token=False, cache_dir=hf_hub_cache()
+    )
     assert Path(p).read_bytes() != WEIGHTS and len(Path(p).read_bytes()) == len(WEIGHTS)
 
 

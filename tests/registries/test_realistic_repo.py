@@ -32,7 +32,11 @@ LAYOUT = {
     "tf_saved": FIXTURES / "tensorflow" / "benign_savedmodel",
     "tf_model.h5": FIXTURES / "keras" / "benign_conv_dense.h5",
     "model.gguf": FIXTURES / "gguf" / "benign_chatml.gguf",
-    "sklearn/classifier.joblib": FIXTURES / "pickle" / "benign" / "sklearn" / "pipeline_scaler_logreg_compressed.joblib",
+    "sklearn/classifier.joblib": FIXTURES
+    / "pickle"
+    / "benign"
+    / "sklearn"
+    / "pipeline_scaler_logreg_compressed.joblib",
 }
 
 
@@ -51,9 +55,16 @@ def build_repo(root: Path) -> Path:
 
 
 def _assert_clean(report) -> None:
-    noisy = [f"{f.path}: {f.severity.value} {f.rule_id} {f.message[:100]}" for f in report.all_findings()
-             if f.severity > Severity.LOW]
-    gaps = [f"{fr.path}: {fr.coverage.value} {fr.coverage_notes}" for fr in report.files if fr.coverage.value != "full"]
+    noisy = [
+        f"{f.path}: {f.severity.value} {f.rule_id} {f.message[:100]}"
+        for f in report.all_findings()
+        if f.severity > Severity.LOW
+    ]
+    gaps = [
+        f"{fr.path}: {fr.coverage.value} {fr.coverage_notes}"
+        for fr in report.files
+        if fr.coverage.value != "full"
+    ]
     assert not noisy and not gaps, "\n".join(noisy + gaps)
     assert report.verdict.decision.value == "allow"
 

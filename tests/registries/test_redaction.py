@@ -27,8 +27,10 @@ def _outputs(args: list[str]) -> list[tuple[int, str]]:
 
 def test_redact_helpers():
     register_secret("sekritvalue99")
-    text = ("GET https://user:pw123456@host/x?token=abc123456&X-Amz-Signature=zzz&ok=1 failed with sekritvalue99; "
-            "Authorization: Bearer hf_abcdefghijklmnopqrstuvwxyz")
+    text = (
+        "GET https://user:pw123456@host/x?token=abc123456&X-Amz-Signature=zzz&ok=1 failed with sekritvalue99; "
+        "Authorization: Bearer hf_abcdefghijklmnopqrstuvwxyz"
+    )
     red = redact(text)
     for s in ("pw123456", "abc123456", "zzz", "sekritvalue99", "hf_abcdefghijklmnopqrstuvwxyz"):
         assert s not in red
@@ -37,8 +39,9 @@ def test_redact_helpers():
 
 
 def test_hf_token_absent_from_every_format_and_error(hub: HubServer, monkeypatch: pytest.MonkeyPatch):
-    hub.add_repo("acme/private", {"config.json": b"{}", "w.safetensors": safetensors_bytes({"w": 8})},
-                 token=HF_SECRET)
+    hub.add_repo(
+        "acme/private", {"config.json": b"{}", "w.safetensors": safetensors_bytes({"w": 8})}, token=HF_SECRET
+    )
     monkeypatch.setenv("HF_TOKEN", HF_SECRET)
     for code, text in _outputs(["scan", "hf://acme/private"]):
         assert code == 0, text
@@ -76,7 +79,9 @@ def test_url_credentials_absent_from_pull_reports(nginx, tmp_path: Path):
     (nginx.www / "private" / "w.safetensors").write_bytes(safetensors_bytes({"w": 8}))
     url = f"http://alice:s3cretpass@127.0.0.1:{nginx.port}/private/w.safetensors?token=querysecret42"
     for i, fmt in enumerate(FORMATS):
-        res = CliRunner().invoke(app, ["pull", url, "--allow-http", "--to", str(tmp_path / f"d{i}"), "--format", fmt])
+        res = CliRunner().invoke(
+            app, ["pull", url, "--allow-http", "--to", str(tmp_path / f"d{i}"), "--format", fmt]
+        )
         assert res.exit_code == 0, res.output
         assert "s3cretpass" not in res.output and "querysecret42" not in res.output
 

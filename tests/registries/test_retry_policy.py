@@ -140,6 +140,7 @@ def test_retry_after_is_respected(repo: HubServer, kind: str):
     assert 0.95 <= gap <= 5.0, gap
 
 
+@pytest.mark.slow
 def test_ratelimit_header_and_http_date_are_respected(repo: HubServer):
     hub = repo
     hub.faults.statuses["api"] = [429, 503]

@@ -66,16 +66,28 @@ def test_scan_evil_blocks(site):
 def test_pull_with_digest_verifies_and_installs(site, tmp_path: Path):
     digest = hashlib.sha256(WEIGHTS).hexdigest()
     dest = tmp_path / "dl"
-    outcome = pull(f"{site.url}/model.safetensors#sha256={digest}",
-                   PullOptions(progress=False, to=dest, source_options={"allow_http": True}))
+    outcome = pull(
+        f"{site.url}/model.safetensors#sha256={digest}",
+        PullOptions(progress=False, to=dest, source_options={"allow_http": True}),
+    )
     assert outcome.installed and (dest / "model.safetensors").read_bytes() == WEIGHTS
 
 
 def test_pull_with_wrong_digest_blocks(site, tmp_path: Path):
     wrong = "0" * 64
     dest = tmp_path / "dl"
-    res = CliRunner().invoke(app, ["pull", f"{site.url}/model.safetensors#sha256={wrong}", "--allow-http",
-                                   "--to", str(dest), "--format", "json"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "pull",
+            f"{site.url}/model.safetensors#sha256={wrong}",
+            "--allow-http",
+            "--to",
+            str(dest),
+            "--format",
+            "json",
+        ],
+    )
     assert res.exit_code == 1
     rules = {f["rule_id"] for fr in json.loads(res.stdout)["files"] for f in fr["findings"]}
     assert "REGISTRY-DIGEST-MISMATCH" in rules
@@ -83,16 +95,22 @@ def test_pull_with_wrong_digest_blocks(site, tmp_path: Path):
 
 
 def test_pull_without_digest_warns_unverified(site, tmp_path: Path):
-    outcome = pull(f"{site.url}/model.safetensors",
-                   PullOptions(progress=False, to=tmp_path / "dl", source_options={"allow_http": True}))
+    outcome = pull(
+        f"{site.url}/model.safetensors",
+        PullOptions(progress=False, to=tmp_path / "dl", source_options={"allow_http": True}),
+    )
     assert any(f.rule_id == "REGISTRY-UNVERIFIED" for f in outcome.report.all_findings())
 
 
 def test_basic_auth_from_userinfo_and_missing_file(site):
-    ok = URLSource(allow_http=True).resolve(f"http://alice:s3cretpass@127.0.0.1:{site.port}/private/model.safetensors")
+    ok = URLSource(allow_http=True).resolve(
+        f"http://alice:s3cretpass@127.0.0.1:{site.port}/private/model.safetensors"
+    )
     assert "s3cretpass" not in ok.target and ok.artifacts[0].size == len(WEIGHTS)
     with pytest.raises(SourceError, match="401") as bad:
-        URLSource(allow_http=True).resolve(f"http://alice:wrongpass1@127.0.0.1:{site.port}/private/model.safetensors")
+        URLSource(allow_http=True).resolve(
+            f"http://alice:wrongpass1@127.0.0.1:{site.port}/private/model.safetensors"
+        )
     assert "wrongpass1" not in str(bad.value)
     with pytest.raises(SourceError, match="404"):
         URLSource(allow_http=True).resolve(f"{site.url}/missing.bin")

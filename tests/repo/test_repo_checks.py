@@ -28,19 +28,39 @@ def index(wm: dict[str, str]) -> bytes:
 
 
 def test_remote_index_against_shards() -> None:
-    files = {"sub/model.safetensors.index.json": index({"a": "s1.safetensors", "b": "s2.safetensors", "c": "s1.safetensors"}),
-             "sub/s1.safetensors": st({"a": 4, "c": 4}), "sub/s2.safetensors": st({"b": 2})}
+    files = {
+        "sub/model.safetensors.index.json": index(
+            {"a": "s1.safetensors", "b": "s2.safetensors", "c": "s1.safetensors"}
+        ),
+        "sub/s1.safetensors": st({"a": 4, "c": 4}),
+        "sub/s2.safetensors": st({"b": 2}),
+    }
     res = scan_snapshot(remote_snapshot(files))
-    assert all(not fr.findings for fr in res.values()), {p: [f.message for f in fr.findings] for p, fr in res.items()}
-    files["sub/model.safetensors.index.json"] = index({"a": "s1.safetensors", "z": "s2.safetensors", "q": "s3.safetensors",
-                                                       "e": "/abs/x.safetensors", "w": "..\\x.safetensors"})
+    assert all(not fr.findings for fr in res.values()), {
+        p: [f.message for f in fr.findings] for p, fr in res.items()
+    }
+    files["sub/model.safetensors.index.json"] = index(
+        {
+            "a": "s1.safetensors",
+            "z": "s2.safetensors",
+            "q": "s3.safetensors",
+            "e": "/abs/x.safetensors",
+            "w": "..\\x.safetensors",
+        }
+    )
     fr = scan_snapshot(remote_snapshot(files))["sub/model.safetensors.index.json"]
-    sev = sorted((f.severity.value, f.message.split(" ")[0]) for f in fr.findings if f.rule_id == "SAFETENSORS-INDEX-MISMATCH")
+    sev = sorted(
+        (f.severity.value, f.message.split(" ")[0])
+        for f in fr.findings
+        if f.rule_id == "SAFETENSORS-INDEX-MISMATCH"
+    )
     assert [s for s, _ in sev].count("high") == 3 and [s for s, _ in sev].count("medium") == 1, sev
 
 
 def test_broken_index_json() -> None:
-    fr = scan_snapshot(remote_snapshot({"model.safetensors.index.json": b'{"weight_map": [1]}'}))["model.safetensors.index.json"]
+    fr = scan_snapshot(remote_snapshot({"model.safetensors.index.json": b'{"weight_map": [1]}'}))[
+        "model.safetensors.index.json"
+    ]
     assert "SAFETENSORS-INDEX-MISMATCH" in rule_ids(fr)
 
 
@@ -67,7 +87,9 @@ def onnx_ext(location: str, length: int = 16, offset: int = 0) -> bytes:
 
 def test_remote_external_data() -> None:
     weights = np.arange(4, dtype=np.float32).tobytes()
-    res = scan_snapshot(remote_snapshot({"onnx/model.onnx": onnx_ext("data/w.bin"), "onnx/data/w.bin": weights}))
+    res = scan_snapshot(
+        remote_snapshot({"onnx/model.onnx": onnx_ext("data/w.bin"), "onnx/data/w.bin": weights})
+    )
     assert rule_ids(res["onnx/model.onnx"]) == {"ONNX-EXTERNAL-DATA"}
     data = res["onnx/data/w.bin"]
     assert data.format == "onnx-external-data" and data.coverage is Coverage.FULL
@@ -80,8 +102,9 @@ def test_remote_external_data() -> None:
 
 def test_external_data_file_that_is_code_is_not_vouched_for() -> None:
     pickle_bytes = b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x8c\x06system\x93."
-    res = scan_snapshot(remote_snapshot({"model.onnx": onnx_ext("w.bin"),
-                                     "w.bin": pickle_bytes + b"\0" * 16}))
+    res = scan_snapshot(
+        remote_snapshot({"model.onnx": onnx_ext("w.bin"), "w.bin": pickle_bytes + b"\0" * 16})
+    )
     assert res["w.bin"].format != "onnx-external-data"
 
 

@@ -114,7 +114,9 @@ def test_bad_bundles_are_refused_and_the_previous_database_stays(
         == 0
     )
     monkeypatch.setattr(bundle_mod, "BUNDLE_SCHEMA", 1)
-    if case == "damaged-trailer":  # the signed content is intact; only the gzip CRC after the tar end is wrong
+    if (
+        case == "damaged-trailer"
+    ):  # the signed content is intact; only the gzip CRC after the tar end is wrong
         raw = bytearray(bundle.read_bytes())
         raw[-8] ^= 0xFF
         bundle.write_bytes(bytes(raw))

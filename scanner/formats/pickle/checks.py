@@ -28,6 +28,9 @@ MAX_DECODED = 64 << 20  # bytes an encoded literal may decode to
 ALLOWANCE_HINT = (
     "; if this is your own class, allow it with a scoped policy allowance (pickle.extra_allowed with sources)"
 )
+DENY_HINT = (
+    "; a loader runs this: only a reviewed file may be allowed, by a policy exception pinned to its sha256"
+)
 
 
 @dataclass
@@ -128,7 +131,8 @@ def check_imports(res: WalkResult, cx: CheckContext) -> None:
             ev["category"] = v.deny.category if v.deny else None
             if v.via:
                 ev["reaches"] = v.via
-            msg = f"{first.dotted} ({ev['category']}) is {u.use}{cx.vnote}"
+            why = f": {v.deny.note}" if v.deny and v.deny.note else ""
+            msg = f"{first.dotted} ({ev['category']}{why}) is {u.use}{cx.vnote}{DENY_HINT}"
             cx.ctx.add(v.rule, msg, offset=first.offset, opcode_index=first.index, evidence=ev)
         elif u.unresolved:
             continue  # check_dynamic_imports

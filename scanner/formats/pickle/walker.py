@@ -71,6 +71,11 @@ JOBLIB_WRAPPER = "joblib.numpy_pickle:NumpyArrayWrapper"
 _INSTANCE_FACTORIES = frozenset({"copyreg:__newobj__", "copyreg:__newobj_ex__", "copyreg:_reconstructor"})
 #: getattr(obj, 'name'): how Python pickles bound methods and classmethods; resolved as an attribute import
 _GETATTR = frozenset({"builtins:getattr"})
+#: cloudpickle's _builtin_type(name) returns getattr(types, name); only these literal names are resolved
+#: statically (to the types.* import, judged by profiles and gadgets.yaml). Any other name (CodeType,
+#: FunctionType, ...) stays a call of cloudpickle, which the denylist reports as code construction.
+_BUILTIN_TYPE = frozenset({"cloudpickle.cloudpickle:_builtin_type"})
+_BUILTIN_TYPE_NAMES = frozenset({"MethodType"})
 #: NumpyArrayWrapper.__init__(subclass, shape, order, dtype, allow_mmap, numpy_array_alignment_bytes)
 _WRAPPER_INIT = ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes")
 #: attributes the unpickler looks up on an instance and calls: BUILD -> __setstate__, APPEND(S) -> append/extend,
@@ -898,6 +903,12 @@ class Machine:
                 found = self._static_getattr(rec, args)
                 if found is not None:
                     return found
+            if rec.path in _BUILTIN_TYPE and kwargs is None and type(args) is Tup and len(args) == 1:
+                if type(args[0]) is str and args[0] in _BUILTIN_TYPE_NAMES:
+                    rec.called += 1
+                    rec.static_calls += 1
+                    self._import("types", args[0], "builtin_type")
+                    return self.stack.pop()
             rec.called += 1
             if opcode == "NEWOBJ" or opcode == "NEWOBJ_EX":
                 rec.new_calls += 1

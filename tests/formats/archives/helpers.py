@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from scanner.findings import FileResult
 
-MY_HANDLERS = {"gzip", "bzip2", "xz", "lzma-alone", "zlib", "zstd", "lz4-frame", "joblib-zfile", "tar-archive",
-               "7z-archive"}
+MY_HANDLERS = {
+    "gzip",
+    "bzip2",
+    "xz",
+    "lzma-alone",
+    "zlib",
+    "zstd",
+    "lz4-frame",
+    "joblib-zfile",
+    "tar-archive",
+    "7z-archive",
+}
 
 
 def pickle_analyzer_present() -> bool:
@@ -16,4 +26,8 @@ def pickle_analyzer_present() -> bool:
 
 def crashed_here(result: FileResult) -> list:
     """INSPECTOR-ERROR findings raised by this family's handlers (inner formats are not ours to judge)."""
-    return [f for f in result.findings if f.rule_id == "INSPECTOR-ERROR" and f.message.split(" ")[0] in MY_HANDLERS]
+    return [
+        f
+        for f in result.findings
+        if f.rule_id == "INSPECTOR-ERROR" and f.message.split(" ")[0] in MY_HANDLERS
+    ]

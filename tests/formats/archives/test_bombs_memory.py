@@ -21,6 +21,8 @@ from tests import bombs
 from tests.harness import detect_reader, evil_pickle, findings, rule_ids
 from tests.memory import peak_rss_rise
 
+pytestmark = pytest.mark.slow
+
 RISE_CAP = (
     40 << 20
 )  # what one scan may add to the process peak; the old in-memory inflation added >300 MB here

@@ -42,9 +42,14 @@ WRAPPERS = {
 def _assert_pickle_flagged(result, member_path: str) -> None:
     if not pickle_analyzer_present():
         return
-    inner = [f for f in result.findings if f.path == member_path and f.severity >= Severity.HIGH
-             and f.rule_id.startswith("PICKLE")]
-    assert inner, f"pickle payload at {member_path} not flagged: {[(f.rule_id, f.path) for f in result.findings]}"
+    inner = [
+        f
+        for f in result.findings
+        if f.path == member_path and f.severity >= Severity.HIGH and f.rule_id.startswith("PICKLE")
+    ]
+    assert inner, (
+        f"pickle payload at {member_path} not flagged: {[(f.rule_id, f.path) for f in result.findings]}"
+    )
 
 
 @pytest.mark.parametrize("handler", sorted(WRAPPERS))
@@ -69,7 +74,9 @@ def test_benign_content_in_wrapper_passes(handler: str) -> None:
     result = detect_bytes(compress(b'{"architectures": ["Bert"], "hidden_size": 768}\n' * 20), "config.bin")
     assert result.format == handler
     assert result.coverage is Coverage.FULL
-    assert [f for f in result.findings if f.severity >= Severity.MEDIUM and f.rule_id != "FORMAT-NAME-MISMATCH"] == []
+    assert [
+        f for f in result.findings if f.severity >= Severity.MEDIUM and f.rule_id != "FORMAT-NAME-MISMATCH"
+    ] == []
     assert f"config.bin!<{label}>" in result.members
 
 
@@ -186,8 +193,14 @@ def test_joblib_zf_declared_length_mismatch() -> None:
 
 def test_nesting_beyond_depth_limit_is_reported() -> None:
     data = evil_pickle()
-    for step in (gzip.compress, bz2.compress, lzma.compress, zstandard.ZstdCompressor().compress,
-                 lz4.frame.compress, gzip.compress):
+    for step in (
+        gzip.compress,
+        bz2.compress,
+        lzma.compress,
+        zstandard.ZstdCompressor().compress,
+        lz4.frame.compress,
+        gzip.compress,
+    ):
         data = step(data)
     result = detect_bytes(data, "deep.gz")
     limits = findings(result, "LIMIT-EXCEEDED")
@@ -221,8 +234,12 @@ def test_no_crash_findings_on_samples() -> None:
 
 def test_compressed_joblib_names_are_not_a_mismatch_but_other_names_are() -> None:
     for name in ("model.joblib", "model.pkl", "clf.sav"):
-        assert "FORMAT-NAME-MISMATCH" not in rule_ids(detect_bytes(zlib.compress(benign_pickle(), 3), name)), name
-    mismatch = findings(detect_bytes(gzip.compress(benign_pickle()), "model.safetensors"), "FORMAT-NAME-MISMATCH")
+        assert "FORMAT-NAME-MISMATCH" not in rule_ids(
+            detect_bytes(zlib.compress(benign_pickle(), 3), name)
+        ), name
+    mismatch = findings(
+        detect_bytes(gzip.compress(benign_pickle()), "model.safetensors"), "FORMAT-NAME-MISMATCH"
+    )
     assert mismatch and mismatch[0].path == "model.safetensors"
 
 

@@ -14,8 +14,13 @@ from tests.formats.archives.helpers import crashed_here, pickle_analyzer_present
 from tests.harness import benign_pickle, detect_bytes, evil_pickle, findings, rule_ids
 
 
-def build_7z(members: dict[str, bytes], *, password: str | None = None, header_encryption: bool = False,
-             encoded_header: bool = True) -> bytes:
+def build_7z(
+    members: dict[str, bytes],
+    *,
+    password: str | None = None,
+    header_encryption: bool = False,
+    encoded_header: bool = True,
+) -> bytes:
     buf = io.BytesIO()
     with py7zr.SevenZipFile(buf, "w", password=password, header_encryption=header_encryption) as z:
         if not encoded_header:
@@ -30,10 +35,10 @@ def rename_member(archive: bytes, old: str, new: str) -> bytes:
     assert len(old) == len(new)
     data = bytearray(archive)
     at = data.index(old.encode("utf-16-le"))
-    data[at:at + 2 * len(old)] = new.encode("utf-16-le")
+    data[at : at + 2 * len(old)] = new.encode("utf-16-le")
     next_ofs, next_size = struct.unpack_from("<QQ", data, 12)
     start = 32 + next_ofs
-    struct.pack_into("<I", data, 28, zlib.crc32(data[start:start + next_size]))
+    struct.pack_into("<I", data, 28, zlib.crc32(data[start : start + next_size]))
     struct.pack_into("<I", data, 8, zlib.crc32(data[12:32]))
     return bytes(data)
 
@@ -45,7 +50,9 @@ def test_extensionless_member_is_inspected() -> None:
     assert not rule_ids(result) & {"ARCHIVE-MALFORMED", "ARCHIVE-BOMB", "ARCHIVE-ENCRYPTED"}
     if pickle_analyzer_present():
         assert any(f.path == "model.7z!archive/data" and f.severity >= Severity.HIGH for f in result.findings)
-        assert not [f for f in result.findings if f.path == "model.7z!x/y.pkl" and f.severity >= Severity.MEDIUM]
+        assert not [
+            f for f in result.findings if f.path == "model.7z!x/y.pkl" and f.severity >= Severity.MEDIUM
+        ]
 
 
 def test_benign_7z_is_clean() -> None:
@@ -54,8 +61,11 @@ def test_benign_7z_is_clean() -> None:
 
 
 def test_traversal_name_does_not_hide_other_members() -> None:
-    data = rename_member(build_7z({"XX/evil.pkl": b"hello\n", "archive/data": evil_pickle()}, encoded_header=False),
-                         "XX/evil.pkl", "../evil.pkl")
+    data = rename_member(
+        build_7z({"XX/evil.pkl": b"hello\n", "archive/data": evil_pickle()}, encoded_header=False),
+        "XX/evil.pkl",
+        "../evil.pkl",
+    )
     result = detect_bytes(data, "m.7z")
     assert findings(result, "ARCHIVE-PATH-TRAVERSAL")
     assert {"m.7z!../evil.pkl", "m.7z!archive/data"} <= set(result.members)

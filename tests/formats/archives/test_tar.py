@@ -33,16 +33,18 @@ def reg(name: str, data: bytes) -> tuple[str, bytes, bytes, str]:
 
 
 def test_members_links_devices_and_traversal() -> None:
-    data = build_tar([
-        reg("archive/data", evil_pickle()),
-        reg("../../home/user/.bashrc", b"echo hi\n"),
-        reg("/etc/cron.d/x", b"* * * * * root true\n"),
-        ("lnk", None, tarfile.SYMTYPE, "/etc/passwd"),
-        ("hard", None, tarfile.LNKTYPE, "archive/data"),
-        ("dev", None, tarfile.CHRTYPE, ""),
-        ("fifo", None, tarfile.FIFOTYPE, ""),
-        ("dir", None, tarfile.DIRTYPE, ""),
-    ])
+    data = build_tar(
+        [
+            reg("archive/data", evil_pickle()),
+            reg("../../home/user/.bashrc", b"echo hi\n"),
+            reg("/etc/cron.d/x", b"* * * * * root true\n"),
+            ("lnk", None, tarfile.SYMTYPE, "/etc/passwd"),
+            ("hard", None, tarfile.LNKTYPE, "archive/data"),
+            ("dev", None, tarfile.CHRTYPE, ""),
+            ("fifo", None, tarfile.FIFOTYPE, ""),
+            ("dir", None, tarfile.DIRTYPE, ""),
+        ]
+    )
     result = detect_bytes(data, "model.tar")
     assert result.format == "tar-archive"
     assert "model.tar!archive/data" in result.members
@@ -53,7 +55,9 @@ def test_members_links_devices_and_traversal() -> None:
     assert len(findings(result, "ARCHIVE-SPECIAL-MEMBER")) == 2
     assert all(f.path == "model.tar" for f in links)
     if pickle_analyzer_present():
-        assert any(f.path == "model.tar!archive/data" and f.severity >= Severity.HIGH for f in result.findings)
+        assert any(
+            f.path == "model.tar!archive/data" and f.severity >= Severity.HIGH for f in result.findings
+        )
 
 
 def test_long_names_gnu_and_pax() -> None:
@@ -79,14 +83,18 @@ def test_tar_gz_nests_through_gzip() -> None:
 
 
 def test_benign_tar_is_clean() -> None:
-    result = detect_bytes(build_tar([reg("README.md", b"# model\n"), ("d", None, tarfile.DIRTYPE, "")]), "a.tar")
+    result = detect_bytes(
+        build_tar([reg("README.md", b"# model\n"), ("d", None, tarfile.DIRTYPE, "")]), "a.tar"
+    )
     assert result.findings == [] and result.coverage is Coverage.FULL
 
 
 def test_data_after_end_marker_is_reported_and_inspected() -> None:
     hidden = build_tar([reg("hidden/payload.pkl", evil_pickle())])
     first = build_tar([reg("ok.txt", b"fine\n")])
-    result = detect_bytes(first + hidden, "a.tar")  # `tar -i` extracts both; tarfile stops at the first zero block
+    result = detect_bytes(
+        first + hidden, "a.tar"
+    )  # `tar -i` extracts both; tarfile stops at the first zero block
     (f,) = findings(result, "ARCHIVE-MALFORMED")
     assert f.severity is Severity.MEDIUM
     trailing = [m for m in result.members if m.endswith(">") and "<tar-trailing@" in m]

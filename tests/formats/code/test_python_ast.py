@@ -342,6 +342,7 @@ def test_benign_idioms_stay_below_high(src: str) -> None:
     assert worst is None or worst < Severity.HIGH, _rules(src)
 
 
+@pytest.mark.slow
 def test_parse_memory_is_bounded_by_a_token_count() -> None:
     """ast.parse takes ~700 bytes per token: a 1 MiB 'a,a,a,...' list would need 720 MB. Count tokens first."""
     from scanner.analysis.python_ast import MAX_TOKENS

@@ -75,7 +75,9 @@ def test_flax_fixture_clean_and_ext_codes_seen() -> None:
     data = fixture("msgpack/flax_model.msgpack").read_bytes()
     w = Walker(_Buf(BytesReader(data, "m")))
     assert w.walk(0, len(data)) == len(data)
-    assert w.stats.ext_codes.get(1, 0) >= 4 and w.stats.ext_codes.get(2) == 1 and w.stats.ext_codes.get(3) == 1
+    assert (
+        w.stats.ext_codes.get(1, 0) >= 4 and w.stats.ext_codes.get(2) == 1 and w.stats.ext_codes.get(3) == 1
+    )
     assert w.stats.flax_arrays >= 5
 
 
@@ -121,9 +123,14 @@ def test_msgpack_reserved_byte() -> None:
     assert any("0xc1" in f.message for f in fr.findings)
 
 
-@pytest.mark.parametrize("rel,rule", [("msgpack/shape_mismatch.msgpack", "MSGPACK-INVALID"),
-                                      ("msgpack/trailing.msgpack", "MSGPACK-TRAILING-DATA"),
-                                      ("msgpack/truncated.msgpack", "MSGPACK-INVALID")])
+@pytest.mark.parametrize(
+    "rel,rule",
+    [
+        ("msgpack/shape_mismatch.msgpack", "MSGPACK-INVALID"),
+        ("msgpack/trailing.msgpack", "MSGPACK-TRAILING-DATA"),
+        ("msgpack/truncated.msgpack", "MSGPACK-INVALID"),
+    ],
+)
 def test_msgpack_bad_fixtures(rel: str, rule: str) -> None:
     fr = inspect_bytes(fixture(rel).read_bytes(), "flax_model.msgpack")
     assert rule in rule_ids(fr) and fr.max_severity is Severity.HIGH
@@ -146,13 +153,17 @@ def test_coreml_custom_layer_in_branch_found() -> None:
     branch = _len(1, b"if") + _len(605, _len(2, _len(1, custom)))  # elseBranch network
     fr = inspect_bytes(_model(_len(500, _len(1, branch))), "m.mlmodel")
     assert fr.format == "coreml"
-    assert [f.evidence.get("class_name") for f in fr.findings if f.rule_id == "COREML-CUSTOM-LAYER"] == ["Hidden"]
+    assert [f.evidence.get("class_name") for f in fr.findings if f.rule_id == "COREML-CUSTOM-LAYER"] == [
+        "Hidden"
+    ]
 
 
 def test_coreml_linked_and_serialized_models() -> None:
     linked = inspect_bytes(_model(_len(556, _len(1, _len(1, _len(1, b"other.mlmodelc"))))), "m.mlmodel")
     assert "COREML-LINKED-MODEL" in rule_ids(linked)
-    ser = inspect_bytes(_model(_len(3000, _len(1, b"com.apple.private") + _len(2, b"\x00" * 32))), "m.mlmodel")
+    ser = inspect_bytes(
+        _model(_len(3000, _len(1, b"com.apple.private") + _len(2, b"\x00" * 32))), "m.mlmodel"
+    )
     assert "COREML-SERIALIZED-MODEL" in rule_ids(ser) and ser.coverage is Coverage.PARTIAL
 
 
@@ -183,8 +194,9 @@ def _align(n: int) -> int:
 
 
 def test_coreml_weights_fixture_clean() -> None:
-    fr = inspect_bytes(fixture("coreml/benign.mlpackage/Data/com.apple.CoreML/weights/weight.bin").read_bytes(),
-                       "weight.bin")
+    fr = inspect_bytes(
+        fixture("coreml/benign.mlpackage/Data/com.apple.CoreML/weights/weight.bin").read_bytes(), "weight.bin"
+    )
     assert fr.format == "coreml-weights" and not fr.findings and fr.coverage is Coverage.FULL
 
 

@@ -12,12 +12,14 @@ WEIGHTS = struct.pack("<16f", *range(16))
 
 
 def _ir(offset: int = 0, size: int = 64, layer_type: str = "Add", version: str = "opset1") -> str:
-    return (f'<?xml version="1.0"?>\n<net name="t" version="11"><layers>'
-            f'<layer id="0" name="x" type="Parameter" version="opset1"><data shape="1,16" element_type="f32"/></layer>'
-            f'<layer id="1" name="w" type="Const" version="opset1">'
-            f'<data element_type="f32" shape="1,16" offset="{offset}" size="{size}"/></layer>'
-            f'<layer id="2" name="op" type="{layer_type}" version="{version}"/>'
-            f'<layer id="3" name="out" type="Result" version="opset1"/></layers><edges/></net>')
+    return (
+        f'<?xml version="1.0"?>\n<net name="t" version="11"><layers>'
+        f'<layer id="0" name="x" type="Parameter" version="opset1"><data shape="1,16" element_type="f32"/></layer>'
+        f'<layer id="1" name="w" type="Const" version="opset1">'
+        f'<data element_type="f32" shape="1,16" offset="{offset}" size="{size}"/></layer>'
+        f'<layer id="2" name="op" type="{layer_type}" version="{version}"/>'
+        f'<layer id="3" name="out" type="Result" version="opset1"/></layers><edges/></net>'
+    )
 
 
 def test_benign_pair_relabels_bin() -> None:
@@ -41,26 +43,36 @@ def test_non_numeric_range_is_reported() -> None:
 
 def test_missing_bin() -> None:
     res = scan_files({"m.xml": _ir()})
-    assert {f.rule_id: f.severity for f in res["m.xml"].findings} == {"OPENVINO-WEIGHTS-MISSING": Severity.MEDIUM}
+    assert {f.rule_id: f.severity for f in res["m.xml"].findings} == {
+        "OPENVINO-WEIGHTS-MISSING": Severity.MEDIUM
+    }
 
 
 def test_custom_op_high_and_tokenizer_ops_medium() -> None:
     res = scan_files({"m.xml": _ir(layer_type="MyKernel", version="my_ext"), "m.bin": WEIGHTS})
     f = [f for f in res["m.xml"].findings if f.rule_id == "OPENVINO-CUSTOM-OP"]
     assert len(f) == 1 and f[0].severity is Severity.HIGH and f[0].evidence["types"] == ["MyKernel@my_ext"]
-    tok = scan_files({"openvino_tokenizer.xml": _ir(layer_type="BPETokenizer", version="extension"),
-                    "openvino_tokenizer.bin": WEIGHTS})
+    tok = scan_files(
+        {
+            "openvino_tokenizer.xml": _ir(layer_type="BPETokenizer", version="extension"),
+            "openvino_tokenizer.bin": WEIGHTS,
+        }
+    )
     f = [f for f in tok["openvino_tokenizer.xml"].findings if f.rule_id == "OPENVINO-CUSTOM-OP"]
     assert len(f) == 1 and f[0].severity is Severity.MEDIUM
     # a standard-opset version does not make an unknown type standard
     odd = scan_files({"m.xml": _ir(layer_type="NotAnOp", version="opset8"), "m.bin": WEIGHTS})
-    assert any(f.severity is Severity.HIGH for f in odd["m.xml"].findings if f.rule_id == "OPENVINO-CUSTOM-OP")
+    assert any(
+        f.severity is Severity.HIGH for f in odd["m.xml"].findings if f.rule_id == "OPENVINO-CUSTOM-OP"
+    )
 
 
 def test_entity_expansion_is_refused_before_parsing() -> None:
-    lol = ('<?xml version="1.0"?>\n<!DOCTYPE net [<!ENTITY a "aaaaaaaaaa">'
-           + "".join(f'<!ENTITY a{i} "{"&a;" * 10}">' for i in range(8))
-           + ']>\n<net name="&a7;"><layers/></net>')
+    lol = (
+        '<?xml version="1.0"?>\n<!DOCTYPE net [<!ENTITY a "aaaaaaaaaa">'
+        + "".join(f'<!ENTITY a{i} "{"&a;" * 10}">' for i in range(8))
+        + ']>\n<net name="&a7;"><layers/></net>'
+    )
     res = scan_files({"m.xml": lol, "m.bin": WEIGHTS})
     assert "OPENVINO-XML-UNSAFE" in rule_ids(res["m.xml"])
     assert res["m.bin"].format == "unknown"

@@ -15,9 +15,13 @@ from tests.harness import FIXTURES, REPO, fixture, inspect_bytes, rule_ids
 
 OWN_FORMATS = {"sentencepiece", "msgpack", "coreml", "coreml-weights"}
 OWN_FIXTURES = {FIXTURES / family for family in ("sentencepiece", "msgpack", "coreml", "openvino")}
-SAMPLES = [*(REPO / "tests").glob("**/pickle/data/**/*"), *(REPO / "tests" / "formats" / "samples").rglob("*")]
+SAMPLES = [
+    *(REPO / "tests").glob("**/pickle/data/**/*"),
+    *(REPO / "tests" / "formats" / "samples").rglob("*"),
+]
 FOREIGN = sorted(
-    p for p in [*FIXTURES.rglob("*"), *SAMPLES]
+    p
+    for p in [*FIXTURES.rglob("*"), *SAMPLES]
     if p.is_file() and not OWN_FIXTURES & set(p.parents) and p.name != "manifest.json"
 )
 
@@ -69,17 +73,28 @@ def test_detected_format(rel: str) -> None:
     assert (h.name if h else None) == EXPECTED[rel]
 
 
-@pytest.mark.parametrize("rel", ["sentencepiece/tokenizer.model", "sentencepiece/sentencepiece.bpe.model",
-                                 "msgpack/flax_model.msgpack", "msgpack/list_weights.msgpack",
-                                 "coreml/benign_nn.mlmodel"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "sentencepiece/tokenizer.model",
+        "sentencepiece/sentencepiece.bpe.model",
+        "msgpack/flax_model.msgpack",
+        "msgpack/list_weights.msgpack",
+        "coreml/benign_nn.mlmodel",
+    ],
+)
 def test_benign_is_judged_fully(rel: str) -> None:
     fr = inspect_bytes(fixture(rel).read_bytes(), Path(rel).name)
     assert fr.coverage is Coverage.FULL, fr.coverage_notes
-    assert all(f.severity <= Severity.INFO for f in fr.findings), [(f.rule_id, f.message) for f in fr.findings]
+    assert all(f.severity <= Severity.INFO for f in fr.findings), [
+        (f.rule_id, f.message) for f in fr.findings
+    ]
 
 
 def test_pickle_named_tokenizer_model_is_still_a_pickle() -> None:
-    fr = inspect_bytes(fixture("sentencepiece/pickle_renamed/tokenizer.model").read_bytes(), "tokenizer.model")
+    fr = inspect_bytes(
+        fixture("sentencepiece/pickle_renamed/tokenizer.model").read_bytes(), "tokenizer.model"
+    )
     assert fr.format == "pickle"
     assert fr.max_severity is not None and fr.max_severity >= Severity.HIGH
 
@@ -111,7 +126,11 @@ def test_random_binary_with_our_first_bytes_is_still_blocked() -> None:
     for i, blob in enumerate(_random_blobs(300, seed=12, first=PREFIXES)):
         fr = inspect_bytes(blob, f"blob_{i}")
         if fr.format in OWN_FORMATS:
-            assert fr.max_severity is not None and fr.max_severity >= Severity.HIGH, (i, fr.format, rule_ids(fr))
+            assert fr.max_severity is not None and fr.max_severity >= Severity.HIGH, (
+                i,
+                fr.format,
+                rule_ids(fr),
+            )
         elif fr.format == "unknown":
             assert "FORMAT-UNKNOWN" in rule_ids(fr)
 
@@ -119,5 +138,13 @@ def test_random_binary_with_our_first_bytes_is_still_blocked() -> None:
 def test_sniffers_never_raise_on_tiny_inputs() -> None:
     for name in sorted(OWN_FORMATS):
         h = by_name(name)
-        for data in (b"", b"\x0a", b"\x0a\x05", b"\x08\x04\x12", b"\x81", b"\xde\xff\xff", b"\x02\x00\x00\x00" * 40):
+        for data in (
+            b"",
+            b"\x0a",
+            b"\x0a\x05",
+            b"\x08\x04\x12",
+            b"\x81",
+            b"\xde\xff\xff",
+            b"\x02\x00\x00\x00" * 40,
+        ):
             assert h.sniff(data, BytesReader(data, "x")) in (True, False)

@@ -23,6 +23,7 @@ def test_real_tree_models_are_recognized_data(name: str) -> None:
     assert {r for r in rules} <= {"TREE-MODEL-DATA"}, rules
 
 
+@pytest.mark.slow
 def test_every_truncation_of_ubjson_fails_closed(tmp_path: Path) -> None:
     data = (TREES / "xgb.ubj").read_bytes()
     cuts = sorted({*range(16, len(data), max(1, len(data) // 60)), len(data) - 1})

@@ -15,12 +15,21 @@ def gs(s: str | bytes, w: str = "Q", e: str = "<") -> bytes:
     return struct.pack(e + w, len(b)) + b
 
 
-def gguf(kvs: bytes = b"", nkv: int = 0, tinfos: list[tuple[str, list[int], int, int]] = (), data: bytes = b"",
-         version: int = 3, align: int = 32, e: str = "<") -> bytes:
+def gguf(
+    kvs: bytes = b"",
+    nkv: int = 0,
+    tinfos: list[tuple[str, list[int], int, int]] = (),
+    data: bytes = b"",
+    version: int = 3,
+    align: int = 32,
+    e: str = "<",
+) -> bytes:
     w = "Q" if version >= 2 else "I"
     out = bytearray(b"GGUF" + struct.pack(e + "I", version) + struct.pack(e + w + w, len(tinfos), nkv) + kvs)
     for name, dims, t, off in tinfos:
-        out += gs(name, w, e) + struct.pack(e + "I", len(dims)) + b"".join(struct.pack(e + w, d) for d in dims)
+        out += (
+            gs(name, w, e) + struct.pack(e + "I", len(dims)) + b"".join(struct.pack(e + w, d) for d in dims)
+        )
         out += struct.pack(e + "IQ", t, off)
     out += b"\0" * ((-len(out)) % align)
     return bytes(out) + data
@@ -35,27 +44,33 @@ def test_minimal_files_of_each_version_and_endianness_are_clean() -> None:
         kv = kv_str("general.architecture", "llama", w)
         fr = inspect_bytes(gguf(kv, 1, [("t", [8], 0, 0)], b"\0" * 32, version=version), "m.gguf")
         assert fr.format == "gguf" and fr.findings == [], (version, [f.message for f in fr.findings])
-    fr = inspect_bytes(gguf(kv_str("general.architecture", "llama", "Q", ">"), 1, [("t", [8], 0, 0)], b"\0" * 32, e=">"), "m.gguf")
+    fr = inspect_bytes(
+        gguf(kv_str("general.architecture", "llama", "Q", ">"), 1, [("t", [8], 0, 0)], b"\0" * 32, e=">"),
+        "m.gguf",
+    )
     assert rule_ids(fr) == {"GGUF-BIG-ENDIAN"}
 
 
-@pytest.mark.parametrize(("blob", "rule", "needle"), [
-    (gguf(tinfos=[("t", [8], 0, 0)] * 2, data=b"\0" * 64), "GGUF-INVALID", "duplicate tensor"),
-    (gguf(tinfos=[("t", [8, 1, 1, 1, 1], 0, 0)], data=b"\0" * 32), "GGUF-INVALID", "dimensions"),
-    (gguf(tinfos=[("t", [1 << 63], 0, 0)], data=b""), "GGUF-INVALID", "negative"),
-    (gguf(tinfos=[("t", [1 << 40, 1 << 40], 0, 0)], data=b""), "GGUF-INVALID", "overflow"),
-    (gguf(tinfos=[("t", [8], 4, 0)], data=b"\0" * 32), "GGUF-INVALID", "unknown ggml type"),
-    (gguf(tinfos=[("t", [33], 2, 0)], data=b"\0" * 64), "GGUF-INVALID", "multiple of block"),
-    (gguf(tinfos=[("x" * 64, [8], 0, 0)], data=b"\0" * 32), "GGUF-INVALID", "too long"),
-    (gguf(gs("k") + struct.pack("<I", 13) + b"\0" * 8, 1), "GGUF-INVALID", "unknown value type"),
-    (gguf(gs("k") + struct.pack("<IIQ", 9, 9, 1) + b"\0" * 16, 1), "GGUF-INVALID", "nested array"),
-    (gguf(gs("k") + struct.pack("<IIQ", 9, 4, 1 << 40), 1), "GGUF-LIMIT", "elements"),
-    (gguf(gs("general.alignment") + struct.pack("<IQ", 10, 64), 1), "GGUF-INVALID", "not a u32"),
-    (gguf(gs("general.alignment") + struct.pack("<II", 4, 0), 1), "GGUF-INVALID", "power of two"),
-    (b"GGUF" + struct.pack("<I", 7) + b"\0" * 16, "GGUF-INVALID", "version"),
-    (b"GGUF" + struct.pack("<IQQ", 3, 0, 1 << 21), "GGUF-LIMIT", "cap"),
-    (b"GGUF" + struct.pack("<IQQ", 3, 1000, 1000) + b"\0" * 64, "GGUF-LIMIT", "cannot fit"),
-])
+@pytest.mark.parametrize(
+    ("blob", "rule", "needle"),
+    [
+        (gguf(tinfos=[("t", [8], 0, 0)] * 2, data=b"\0" * 64), "GGUF-INVALID", "duplicate tensor"),
+        (gguf(tinfos=[("t", [8, 1, 1, 1, 1], 0, 0)], data=b"\0" * 32), "GGUF-INVALID", "dimensions"),
+        (gguf(tinfos=[("t", [1 << 63], 0, 0)], data=b""), "GGUF-INVALID", "negative"),
+        (gguf(tinfos=[("t", [1 << 40, 1 << 40], 0, 0)], data=b""), "GGUF-INVALID", "overflow"),
+        (gguf(tinfos=[("t", [8], 4, 0)], data=b"\0" * 32), "GGUF-INVALID", "unknown ggml type"),
+        (gguf(tinfos=[("t", [33], 2, 0)], data=b"\0" * 64), "GGUF-INVALID", "multiple of block"),
+        (gguf(tinfos=[("x" * 64, [8], 0, 0)], data=b"\0" * 32), "GGUF-INVALID", "too long"),
+        (gguf(gs("k") + struct.pack("<I", 13) + b"\0" * 8, 1), "GGUF-INVALID", "unknown value type"),
+        (gguf(gs("k") + struct.pack("<IIQ", 9, 9, 1) + b"\0" * 16, 1), "GGUF-INVALID", "nested array"),
+        (gguf(gs("k") + struct.pack("<IIQ", 9, 4, 1 << 40), 1), "GGUF-LIMIT", "elements"),
+        (gguf(gs("general.alignment") + struct.pack("<IQ", 10, 64), 1), "GGUF-INVALID", "not a u32"),
+        (gguf(gs("general.alignment") + struct.pack("<II", 4, 0), 1), "GGUF-INVALID", "power of two"),
+        (b"GGUF" + struct.pack("<I", 7) + b"\0" * 16, "GGUF-INVALID", "version"),
+        (b"GGUF" + struct.pack("<IQQ", 3, 0, 1 << 21), "GGUF-LIMIT", "cap"),
+        (b"GGUF" + struct.pack("<IQQ", 3, 1000, 1000) + b"\0" * 64, "GGUF-LIMIT", "cannot fit"),
+    ],
+)
 def test_malformed_headers(blob: bytes, rule: str, needle: str) -> None:
     fr = inspect_bytes(blob, "m.gguf")
     msgs = [f.message for f in fr.findings if f.rule_id == rule]
@@ -70,7 +85,8 @@ def test_gaps_between_tensors_are_reported_as_medium() -> None:
 
 def test_named_templates_are_analysed_and_oversize_is_capped() -> None:
     kv = kv_str("tokenizer.chat_template", "{{ messages[0].content }}") + kv_str(
-        "tokenizer.chat_template.tool_use", "{{ lipsum.__globals__['os'].popen('id').read() }}")
+        "tokenizer.chat_template.tool_use", "{{ lipsum.__globals__['os'].popen('id').read() }}"
+    )
     fr = inspect_bytes(gguf(kv, 2), "m.gguf")
     ssti = [f for f in fr.findings if f.rule_id == "TEMPLATE-SSTI"]
     assert len(ssti) == 1 and ssti[0].severity is Severity.CRITICAL

@@ -55,8 +55,20 @@ def _layer(module: str | None, cls: str, config: object, reg: object = None) -> 
 
 
 def _model(*layers: dict) -> dict:
-    return {"module": "keras", "class_name": "Functional", "config": {"name": "m", "layers": [
-        {"module": "keras", "class_name": "Sequential", "config": {"name": "inner", "layers": list(layers)}}]}}
+    return {
+        "module": "keras",
+        "class_name": "Functional",
+        "config": {
+            "name": "m",
+            "layers": [
+                {
+                    "module": "keras",
+                    "class_name": "Sequential",
+                    "config": {"name": "inner", "layers": list(layers)},
+                }
+            ],
+        },
+    }
 
 
 def _rules(cfg: dict) -> dict[str, Severity | None]:
@@ -64,36 +76,79 @@ def _rules(cfg: dict) -> dict[str, Severity | None]:
 
 
 def test_standard_config_is_clean() -> None:
-    cfg = _model(_layer("keras.layers", "Dense", {"name": "d", "activation": "relu", "kernel_initializer": _layer(
-        "keras.initializers", "GlorotUniform", {"seed": None})}),
-        _layer("keras.layers", "Activation", {"name": "a", "activation": _layer("builtins", "function", "gelu", "function")}),
+    cfg = _model(
+        _layer(
+            "keras.layers",
+            "Dense",
+            {
+                "name": "d",
+                "activation": "relu",
+                "kernel_initializer": _layer("keras.initializers", "GlorotUniform", {"seed": None}),
+            },
+        ),
+        _layer(
+            "keras.layers",
+            "Activation",
+            {"name": "a", "activation": _layer("builtins", "function", "gelu", "function")},
+        ),
         _layer("keras.layers", "TextVectorization", {"name": "tv", "vocabulary": ["a", "b"]}),
-        _layer("keras_hub.src.models", "GemmaBackbone", {"name": "g"}, "keras_hub>GemmaBackbone"))
+        _layer("keras_hub.src.models", "GemmaBackbone", {"name": "g"}, "keras_hub>GemmaBackbone"),
+    )
     assert _rules(cfg) == {}
 
 
-@pytest.mark.parametrize(("layer", "rule"), [
-    (_layer("os", "system", {"name": "x"}), "KERAS-UNSAFE-MODULE"),
-    (_layer("builtins", "function", "exec", "function"), "KERAS-UNSAFE-MODULE"),
-    (_layer("keras.utils", "function", "get_file", "function"), "KERAS-NONMODELING-API"),
-    (_layer("keras.saving", "load_model", {"filepath": "/x"}), "KERAS-NONMODELING-API"),
-    (_layer("keras.layers", "TFSMLayer", {"name": "t", "filepath": "gs://b/m"}), "KERAS-TFSMLAYER"),
-    (_layer("keras.layers", "IntegerLookup", {"name": "i", "vocabulary": "http://h/v.txt"}), "KERAS-EXTERNAL-PATH"),
-    (_layer("keras_hub.tokenizers", "BytePairTokenizer", {"name": "b", "merges": "/etc/passwd"}), "KERAS-EXTERNAL-PATH"),
-    (_layer("keras.layers", "TorchModuleWrapper", {"name": "w", "module": base64.b64encode(b"x").decode()}),
-     "KERAS-TORCH-WRAPPER"),
-    (_layer("my_lib.layers", "Mine", {"name": "m"}, "my_lib>Mine"), "KERAS-CUSTOM-OBJECT"),
-    (_layer(None, "Lambda", {"name": "l", "function": "system", "function_type": "function", "module": "posix"}),
-     "KERAS-UNSAFE-MODULE"),
-])
+@pytest.mark.parametrize(
+    ("layer", "rule"),
+    [
+        (_layer("os", "system", {"name": "x"}), "KERAS-UNSAFE-MODULE"),
+        (_layer("builtins", "function", "exec", "function"), "KERAS-UNSAFE-MODULE"),
+        (_layer("keras.utils", "function", "get_file", "function"), "KERAS-NONMODELING-API"),
+        (_layer("keras.saving", "load_model", {"filepath": "/x"}), "KERAS-NONMODELING-API"),
+        (_layer("keras.layers", "TFSMLayer", {"name": "t", "filepath": "gs://b/m"}), "KERAS-TFSMLAYER"),
+        (
+            _layer("keras.layers", "IntegerLookup", {"name": "i", "vocabulary": "http://h/v.txt"}),
+            "KERAS-EXTERNAL-PATH",
+        ),
+        (
+            _layer("keras_hub.tokenizers", "BytePairTokenizer", {"name": "b", "merges": "/etc/passwd"}),
+            "KERAS-EXTERNAL-PATH",
+        ),
+        (
+            _layer(
+                "keras.layers", "TorchModuleWrapper", {"name": "w", "module": base64.b64encode(b"x").decode()}
+            ),
+            "KERAS-TORCH-WRAPPER",
+        ),
+        (_layer("my_lib.layers", "Mine", {"name": "m"}, "my_lib>Mine"), "KERAS-CUSTOM-OBJECT"),
+        (
+            _layer(
+                None,
+                "Lambda",
+                {"name": "l", "function": "system", "function_type": "function", "module": "posix"},
+            ),
+            "KERAS-UNSAFE-MODULE",
+        ),
+    ],
+)
 def test_config_rules(layer: dict, rule: str) -> None:
     assert rule in _rules(_model(layer))
 
 
 def test_lambda_blob_is_decoded_into_evidence() -> None:
     code = base64.b64encode(marshal.dumps(_sample.__code__)).decode()
-    cfg = _model(_layer("keras.layers", "Lambda", {"name": "lam", "function": {
-        "class_name": "__lambda__", "config": {"code": code, "defaults": None, "closure": None}}}))
+    cfg = _model(
+        _layer(
+            "keras.layers",
+            "Lambda",
+            {
+                "name": "lam",
+                "function": {
+                    "class_name": "__lambda__",
+                    "config": {"code": code, "defaults": None, "closure": None},
+                },
+            },
+        )
+    )
     issues = analyze_keras_config(cfg).issues
     assert [i.rule_id for i in issues] == ["KERAS-LAMBDA-CODE"]
     ev = issues[0].evidence
@@ -101,7 +156,13 @@ def test_lambda_blob_is_decoded_into_evidence() -> None:
 
 
 def test_malformed_lambda_blob_still_flagged() -> None:
-    cfg = _model(_layer(None, "Lambda", {"name": "l", "function": ["%%%not-base64", None, None], "function_type": "lambda"}))
+    cfg = _model(
+        _layer(
+            None,
+            "Lambda",
+            {"name": "l", "function": ["%%%not-base64", None, None], "function_type": "lambda"},
+        )
+    )
     issues = analyze_keras_config(cfg).issues
     assert issues and issues[0].rule_id == "KERAS-LAMBDA-CODE"
 

@@ -37,7 +37,9 @@ def test_real_object_arrays_are_flagged_and_analyzed(tmp_path, name):
 
 
 def test_object_array_with_payload(tmp_path):
-    fr = scan_on_disk(tmp_path, npy("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", EVIL_PICKLE), name="x.npy")
+    fr = scan_on_disk(
+        tmp_path, npy("{'descr': '|O', 'fortran_order': False, 'shape': (1,), }", EVIL_PICKLE), name="x.npy"
+    )
     assert "NUMPY-OBJECT-ARRAY" in rule_ids(fr)
     assert blocked_for_payload(fr)
 
@@ -86,7 +88,11 @@ def test_oversized_v2_header_is_refused_without_reading_it(tmp_path):
 
 def test_literal_parser():
     assert parse_literal("{'a': (1,), 'b': (), 'c': [('x', '<f4', (2, 3))], 'd': True}") == {
-        "a": (1,), "b": (), "c": [("x", "<f4", (2, 3))], "d": True}
+        "a": (1,),
+        "b": (),
+        "c": [("x", "<f4", (2, 3))],
+        "d": True,
+    }
     assert parse_literal("(3)") == 3
     for bad in ["{'a': 1.5}", "{'a': f(1)}", "{'a' 1}", "{'a': 1} x"]:
         with pytest.raises(HeaderError):
@@ -99,7 +105,9 @@ def test_literal_parser():
 def test_real_npz(tmp_path, name):
     fr = scan_on_disk(tmp_path, data(name), name=name)
     assert fr.format == "numpy-npz"
-    assert not [r for r in rule_ids(fr) if r.startswith(("ZIP-", "ARCHIVE-", "NUMPY-SIZE", "NUMPY-HEADER", "FORMAT-"))]
+    assert not [
+        r for r in rule_ids(fr) if r.startswith(("ZIP-", "ARCHIVE-", "NUMPY-SIZE", "NUMPY-HEADER", "FORMAT-"))
+    ]
     assert fr.coverage is Coverage.FULL
     assert ("NUMPY-OBJECT-ARRAY" in rule_ids(fr)) == (name == "compressed.npz")
 

@@ -24,29 +24,38 @@ def ent(dtype: str, shape: list, b: int, e: int) -> dict:
 
 
 def test_valid_file_with_every_dtype_family_is_clean() -> None:
-    hdr = {"__metadata__": {"format": "pt"}, "a": ent("F32", [2, 2], 0, 16), "b": ent("BF16", [4], 16, 24),
-           "c": ent("F4", [4], 24, 26), "d": ent("BOOL", [2], 26, 28), "e": ent("F8_E4M3", [0], 28, 28)}
+    hdr = {
+        "__metadata__": {"format": "pt"},
+        "a": ent("F32", [2, 2], 0, 16),
+        "b": ent("BF16", [4], 16, 24),
+        "c": ent("F4", [4], 24, 26),
+        "d": ent("BOOL", [2], 26, 28),
+        "e": ent("F8_E4M3", [0], 28, 28),
+    }
     fr = inspect_bytes(st(hdr, b"\0" * 28), "m.safetensors")
     assert fr.format == "safetensors"
     assert fr.findings == [] and fr.coverage is Coverage.FULL
 
 
-@pytest.mark.parametrize(("header", "data", "needle"), [
-    ({"a": ent("F32", [2], 0, 8), "b": ent("F32", [2], 4, 12)}, b"\0" * 12, "overlaps"),
-    ({"a": ent("F32", [1], 0, 4), "b": ent("F32", [1], 8, 12)}, b"\0" * 12, "gap"),
-    ({"a": ent("F32", [1], 0, 4)}, b"\0" * 9, "trailing"),
-    ({"a": ent("F32", [4], 0, 16)}, b"\0" * 8, "truncated"),
-    ({"a": ent("F32", [3], 0, 16)}, b"\0" * 16, "need 12"),
-    ({"a": ent("Q4", [2], 0, 1)}, b"\0", "unknown dtype"),
-    ({"a": ent("F32", [-1], 0, 4)}, b"\0" * 4, "shape"),
-    ({"a": ent("F32", [1.0], 0, 4)}, b"\0" * 4, "shape"),
-    ({"a": ent("F4", [3], 0, 2)}, b"\0" * 2, "byte boundary"),
-    ({"a": ent("F32", [1 << 62, 1 << 62], 0, 4)}, b"\0" * 4, "overflow"),
-    ({"a": {"dtype": "F32", "shape": [1]}}, b"\0" * 4, "missing"),
-    ({"__metadata__": {"x": 1}, "a": ent("F32", [1], 0, 4)}, b"\0" * 4, "strings"),
-    (b'{"a": NaN}', b"", "JSON"),
-    (b'{"a":' + json.dumps(ent("F32", [1], 0, 4)).encode() + b'}\x00', b"\0" * 4, "JSON"),
-])
+@pytest.mark.parametrize(
+    ("header", "data", "needle"),
+    [
+        ({"a": ent("F32", [2], 0, 8), "b": ent("F32", [2], 4, 12)}, b"\0" * 12, "overlaps"),
+        ({"a": ent("F32", [1], 0, 4), "b": ent("F32", [1], 8, 12)}, b"\0" * 12, "gap"),
+        ({"a": ent("F32", [1], 0, 4)}, b"\0" * 9, "trailing"),
+        ({"a": ent("F32", [4], 0, 16)}, b"\0" * 8, "truncated"),
+        ({"a": ent("F32", [3], 0, 16)}, b"\0" * 16, "need 12"),
+        ({"a": ent("Q4", [2], 0, 1)}, b"\0", "unknown dtype"),
+        ({"a": ent("F32", [-1], 0, 4)}, b"\0" * 4, "shape"),
+        ({"a": ent("F32", [1.0], 0, 4)}, b"\0" * 4, "shape"),
+        ({"a": ent("F4", [3], 0, 2)}, b"\0" * 2, "byte boundary"),
+        ({"a": ent("F32", [1 << 62, 1 << 62], 0, 4)}, b"\0" * 4, "overflow"),
+        ({"a": {"dtype": "F32", "shape": [1]}}, b"\0" * 4, "missing"),
+        ({"__metadata__": {"x": 1}, "a": ent("F32", [1], 0, 4)}, b"\0" * 4, "strings"),
+        (b'{"a": NaN}', b"", "JSON"),
+        (b'{"a":' + json.dumps(ent("F32", [1], 0, 4)).encode() + b"}\x00", b"\0" * 4, "JSON"),
+    ],
+)
 def test_loader_rejections_are_invalid(header, data, needle) -> None:
     fr = inspect_bytes(st(header, data), "m.safetensors")
     msgs = [f.message for f in fr.findings if f.rule_id == "SAFETENSORS-INVALID"]
@@ -63,11 +72,18 @@ def test_header_length_limit_and_short_files() -> None:
     assert "SAFETENSORS-INVALID" in rule_ids(fr) and fr.coverage is not Coverage.FULL
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"a":' + json.dumps(ent("F32", [2], 0, 8)).encode() + b',"a":' + json.dumps(ent("F32", [2], 0, 8)).encode() + b"}",
-    b"\n  " + json.dumps({"a": ent("F32", [2], 0, 8)}).encode(),
-    json.dumps({"a": {**ent("F32", [2], 0, 8), "extra": [1]}}).encode(),
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":'
+        + json.dumps(ent("F32", [2], 0, 8)).encode()
+        + b',"a":'
+        + json.dumps(ent("F32", [2], 0, 8)).encode()
+        + b"}",
+        b"\n  " + json.dumps({"a": ent("F32", [2], 0, 8)}).encode(),
+        json.dumps({"a": {**ent("F32", [2], 0, 8), "extra": [1]}}).encode(),
+    ],
+)
 def test_accepted_but_ambiguous_is_differential(raw: bytes) -> None:
     fr = inspect_bytes(st(raw, b"\0" * 8), "m.safetensors")
     assert rule_ids(fr) == {"SAFETENSORS-DIFFERENTIAL"}

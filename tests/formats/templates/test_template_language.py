@@ -47,6 +47,7 @@ def test_real_templates_pass_with_nothing(path: Path) -> None:
     assert analyze_template(path.read_text(encoding="utf-8")) == []
 
 
+@pytest.mark.slow
 def test_language_file_is_the_measurement_of_the_fixtures() -> None:
     spec = importlib.util.spec_from_file_location(
         "measure_language", signatures_dir() / "templates" / "measure_language.py"

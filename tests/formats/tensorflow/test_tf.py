@@ -32,8 +32,15 @@ def test_saver_function_called_from_serving_code_is_high() -> None:
 
 
 def test_function_library_ops_are_walked() -> None:
-    fn = _function("__inference_f_1", [_node("r", "ReadFile"), _node("p", "EagerPyFunc"), _node("c", "RpcClient"),
-                                      _node("pr", "PrintV2", s_attrs={"output_stream": "file:///tmp/x"})])
+    fn = _function(
+        "__inference_f_1",
+        [
+            _node("r", "ReadFile"),
+            _node("p", "EagerPyFunc"),
+            _node("c", "RpcClient"),
+            _node("pr", "PrintV2", s_attrs={"output_stream": "file:///tmp/x"}),
+        ],
+    )
     fr = inspect_bytes(_saved_model([], [fn]), "m.pb")
     assert {"TF-FILE-OP", "TF-PYFUNC", "TF-NETWORK-OP"} <= rule_ids(fr)
     assert any("PrintV2" in f.message for f in fr.findings)
@@ -46,12 +53,17 @@ def test_library_function_names_are_valid_ops() -> None:
 
 
 def test_localhost_device_is_fine() -> None:
-    fr = inspect_bytes(_saved_model([_node("n", "Identity", device="/job:localhost/replica:0/task:0/device:CPU:0")], []), "m.pb")
+    fr = inspect_bytes(
+        _saved_model([_node("n", "Identity", device="/job:localhost/replica:0/task:0/device:CPU:0")], []),
+        "m.pb",
+    )
     assert "TF-REMOTE-DEVICE" not in rule_ids(fr)
 
 
 def test_onnx_like_bytes_are_not_claimed() -> None:
-    onnx_like = _vint(1, 8) + _len(2, "pytorch") + _len(3, "2.1") + _len(7, b"\x0a\x00") + _len(8, _vint(2, 17))
+    onnx_like = (
+        _vint(1, 8) + _len(2, "pytorch") + _len(3, "2.1") + _len(7, b"\x0a\x00") + _len(8, _vint(2, 17))
+    )
     assert inspect_bytes(onnx_like, "m.onnx").format != "tf-savedmodel"
     old_ir = _vint(1, 1) + _len(2, "x") + _len(8, _vint(2, 1))
     assert inspect_bytes(old_ir, "m.pb").format != "tf-savedmodel"
@@ -60,7 +72,9 @@ def test_onnx_like_bytes_are_not_claimed() -> None:
 def test_truncated_saved_model_fails_closed() -> None:
     data = _saved_model([], [])
     fr = inspect_bytes(data[:-5], "saved_model.pb")
-    assert fr.format != "tf-savedmodel" or fr.coverage.value != "full" or rule_ids(fr) & {"TF-PROTOBUF-INVALID"}
+    assert (
+        fr.format != "tf-savedmodel" or fr.coverage.value != "full" or rule_ids(fr) & {"TF-PROTOBUF-INVALID"}
+    )
     from scanner.findings import ScanReport
     from scanner.policy.default import decide
 

@@ -18,23 +18,50 @@ def _data_pkl(numel: int) -> bytes:
         b"\x80\x02}X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n("
         b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ"
         + struct.pack("<i", numel)
-        + b"tQK\x00J" + struct.pack("<i", numel) + b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs."
+        + b"tQK\x00J"
+        + struct.pack("<i", numel)
+        + b"\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs."
     )
 
 
 def write_sparse_torch_zip(path, storage_bytes: int = STORAGE_BYTES) -> None:
     central = bytearray()
     with open(path, "wb") as fh:
+
         def member(name: bytes, body: bytes | None, size: int) -> None:
             off = fh.tell()
             crc = zlib.crc32(body) if body is not None else 0
-            fh.write(struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0x21, crc, size, size, len(name), 0) + name)
+            fh.write(
+                struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0x21, crc, size, size, len(name), 0)
+                + name
+            )
             if body is None:
                 fh.seek(size, 1)  # a hole: no disk time, reads as zeros
             else:
                 fh.write(body)
-            central.extend(struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, 0, 0, 0x21, crc, size, size,
-                                       len(name), 0, 0, 0, 0, 0, off) + name)
+            central.extend(
+                struct.pack(
+                    "<4sHHHHHHIIIHHHHHII",
+                    b"PK\x01\x02",
+                    20,
+                    20,
+                    0,
+                    0,
+                    0,
+                    0x21,
+                    crc,
+                    size,
+                    size,
+                    len(name),
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    off,
+                )
+                + name
+            )
 
         pkl = _data_pkl(storage_bytes // 4)
         member(b"big/data.pkl", pkl, len(pkl))

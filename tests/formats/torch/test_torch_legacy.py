@@ -95,7 +95,11 @@ def test_storage_key_literal_refuses_globals():
     keys = b"\x80\x02]q\x00(X\x01\x00\x00\x000q\x01X\x01\x00\x00\x001q\x02e."
     ctx = InspectContext(
         ScanState(
-            get_rule_db(), Limits(), FileResult(path="k", size=0, format="pickle"), 1 << 30, time.monotonic() + 60
+            get_rule_db(),
+            Limits(),
+            FileResult(path="k", size=0, format="pickle"),
+            1 << 30,
+            time.monotonic() + 60,
         ),
         "k",
         dispatch=inspect_with_detection,
@@ -112,14 +116,23 @@ SYS_INFO = b"\x80\x02}q\x00X\x10\x00\x00\x00protocol_versionM\xe9\x03s."
 MAIN = b"\x80\x02X\x01\x00\x00\x00t."
 
 
-def legacy_tar(pickle_member: bytes = MAIN, storages: bytes | None = None, extra: dict[str, bytes] | None = None) -> bytes:
+def legacy_tar(
+    pickle_member: bytes = MAIN, storages: bytes | None = None, extra: dict[str, bytes] | None = None
+) -> bytes:
     if storages is None:
         storages = b"\x80\x02K\x01." + STORAGE_ARGS + struct.pack("<q", 2) + b"\0" * 8
-    tensors = b"\x80\x02K\x01." + TENSOR_ARGS + struct.pack("<i", 1) + b"\0" * 4 + struct.pack("<qqq", 2, 1, 0)
+    tensors = (
+        b"\x80\x02K\x01." + TENSOR_ARGS + struct.pack("<i", 1) + b"\0" * 4 + struct.pack("<qqq", 2, 1, 0)
+    )
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
-        for name, body in [("sys_info", SYS_INFO), ("pickle", pickle_member), ("storages", storages),
-                           ("tensors", tensors), *(extra or {}).items()]:
+        for name, body in [
+            ("sys_info", SYS_INFO),
+            ("pickle", pickle_member),
+            ("storages", storages),
+            ("tensors", tensors),
+            *(extra or {}).items(),
+        ]:
             ti = tarfile.TarInfo(name)
             ti.size = len(body)
             tf.addfile(ti, io.BytesIO(body))

@@ -103,7 +103,9 @@ def test_encrypted_member_before_data_pkl_does_not_hide_it(tmp_path):
     assert blocked_for_payload(fr)
 
 
-@pytest.mark.parametrize("name", ["state_dict/constants.bin", "state_dict/payload", "state_dict/data/extra/x"])
+@pytest.mark.parametrize(
+    "name", ["state_dict/constants.bin", "state_dict/payload", "state_dict/data/extra/x"]
+)
 @pytest.mark.parametrize("payload", [EVIL_PICKLE, EVIL_PICKLE_P0])
 def test_pickle_hidden_in_unexpected_member(tmp_path, name, payload):
     ms = members() + [Member(name, payload)]
@@ -201,7 +203,11 @@ def test_overlapping_entries(tmp_path):
     rec[28:30] = struct.pack("<H", len(b"state_dict/alias.pkl"))
     new_cd = bytes(blob[cd_off : cd_off + cd_size]) + bytes(rec)
     assert nlen > 0
-    out = bytes(blob[:cd_off]) + new_cd + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n + 1, total + 1, len(new_cd), cd_off, 0)
+    out = (
+        bytes(blob[:cd_off])
+        + new_cd
+        + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n + 1, total + 1, len(new_cd), cd_off, 0)
+    )
     fr = scan_on_disk(tmp_path, out)
     assert "ZIP-OVERLAP" in rule_ids(fr)
     assert verdict(fr) is Decision.BLOCK
@@ -262,18 +268,63 @@ def test_unsupported_method_fails_closed(tmp_path):
 
 def test_two_central_directories_both_read(tmp_path):
     # miniz trusts the recorded CD offset, Python the recorded size: give each its own directory
-    benign = build_zip([Member("a/data.pkl", BENIGN_PICKLE), Member("a/version", b"3\n"), Member("a/extra/pad", b"p" * 300)])
+    benign = build_zip(
+        [Member("a/data.pkl", BENIGN_PICKLE), Member("a/version", b"3\n"), Member("a/extra/pad", b"p" * 300)]
+    )
     eocd = benign.rfind(b"PK\x05\x06")
     cd_off = struct.unpack("<I", benign[eocd + 16 : eocd + 20])[0]
     body, cd_a = benign[:cd_off], benign[cd_off:eocd]
-    evil_local = struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(EVIL_PICKLE),
-                             len(EVIL_PICKLE), len(EVIL_PICKLE), 10, 0) + b"a/data.pkl" + EVIL_PICKLE
+    evil_local = (
+        struct.pack(
+            "<4sHHHHHIIIHH",
+            b"PK\x03\x04",
+            20,
+            0,
+            0,
+            0,
+            0x21,
+            zlib.crc32(EVIL_PICKLE),
+            len(EVIL_PICKLE),
+            len(EVIL_PICKLE),
+            10,
+            0,
+        )
+        + b"a/data.pkl"
+        + EVIL_PICKLE
+    )
     evil_pos = len(body) + len(cd_a)
     start_b = evil_pos + len(evil_local)
     concat = start_b - cd_off  # Python adds this to every recorded offset
-    cd_b = struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 0x031E, 20, 0, 0, 0, 0x21, zlib.crc32(EVIL_PICKLE),
-                       len(EVIL_PICKLE), len(EVIL_PICKLE), 10, 0, 0, 0, 0, 0, evil_pos - concat) + b"a/data.pkl"
-    blob = body + cd_a + evil_local + cd_b + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(cd_b), cd_off, 0)
+    cd_b = (
+        struct.pack(
+            "<4sHHHHHHIIIHHHHHII",
+            b"PK\x01\x02",
+            0x031E,
+            20,
+            0,
+            0,
+            0,
+            0x21,
+            zlib.crc32(EVIL_PICKLE),
+            len(EVIL_PICKLE),
+            len(EVIL_PICKLE),
+            10,
+            0,
+            0,
+            0,
+            0,
+            0,
+            evil_pos - concat,
+        )
+        + b"a/data.pkl"
+    )
+    blob = (
+        body
+        + cd_a
+        + evil_local
+        + cd_b
+        + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(cd_b), cd_off, 0)
+    )
     fr = scan_on_disk(tmp_path, blob)
     assert any("two readable central directories" in f.message for f in findings(fr, "ARCHIVE-MALFORMED"))
     assert blocked_for_payload(fr)

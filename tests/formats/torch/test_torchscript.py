@@ -29,7 +29,7 @@ def _with_code(extra_code: str, method: int = 8) -> bytes:
 def test_from_file_and_custom_ops_are_dangerous(tmp_path):
     code = (
         "\ndef leak(self: __torch__._Tiny) -> Tensor:\n"
-        "  x = torch.from_file(\"/etc/passwd\", False, 100)\n"
+        '  x = torch.from_file("/etc/passwd", False, 100)\n'
         "  return torch.ops.evilns.run(x)\n"
     )
     fr = scan_on_disk(tmp_path, _with_code(code))

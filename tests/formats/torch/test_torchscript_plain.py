@@ -23,7 +23,9 @@ def _with_code(extra_code: str) -> bytes:
 
 
 def test_plain_aten_code_is_information(tmp_path):
-    fr = scan_on_disk(tmp_path, _with_code("\n  y = torch.ops.aten.add(x, x)\n  ops.prim.RaiseException(y)\n"))
+    fr = scan_on_disk(
+        tmp_path, _with_code("\n  y = torch.ops.aten.add(x, x)\n  ops.prim.RaiseException(y)\n")
+    )
     (f,) = findings(fr, "TORCHSCRIPT-CODE")
     assert f.severity is Severity.INFO
     assert verdict(fr) is Decision.ALLOW

@@ -43,7 +43,7 @@ def test_gap_between_members_is_inspected(tmp_path):
 
     eocd = out.rfind(b"PK\x05\x06")
     cd_off = struct.unpack("<I", out[eocd + 16 : eocd + 20])[0] + len(EVIL_PICKLE)
-    out = out[:eocd + 16] + struct.pack("<I", cd_off) + out[eocd + 20 :]
+    out = out[: eocd + 16] + struct.pack("<I", cd_off) + out[eocd + 20 :]
     cd2 = out.index(b"PK\x01\x02", cd_off + 4)
     off = struct.unpack("<I", out[cd2 + 42 : cd2 + 46])[0] + len(EVIL_PICKLE)
     out = out[: cd2 + 42] + struct.pack("<I", off) + out[cd2 + 46 :]
@@ -122,5 +122,7 @@ def test_zip64_records_are_read(tmp_path):
     listing = central_listing(BytesReader(blob, "m"))
     assert listing is not None and listing.names() == ["a.pkl", "b.txt"]
     fr = scan_on_disk(tmp_path, blob, name="x.zip")
-    assert not [r for r in rule_ids(fr) if r.startswith(("ZIP-", "ARCHIVE-"))], [f.message for f in fr.findings]
+    assert not [r for r in rule_ids(fr) if r.startswith(("ZIP-", "ARCHIVE-"))], [
+        f.message for f in fr.findings
+    ]
     assert blocked_for_payload(fr)
