@@ -48,7 +48,9 @@ def build(work: Path, size_gb: float, shards: int, shard_mb: int) -> tuple[Path,
     torch_dir = work / "torch"
     torch_dir.mkdir()
     n = int(size_gb * 1e9) // 4
-    write_torch_checkpoint(torch_dir / "pytorch_model.bin", {"model.embed.weight": n // 2, "model.head.weight": n - n // 2})
+    write_torch_checkpoint(
+        torch_dir / "pytorch_model.bin", {"model.embed.weight": n // 2, "model.head.weight": n - n // 2}
+    )
     (torch_dir / "config.json").write_text(json.dumps({"model_type": "bench", "hidden_size": 8}))
     sh_dir = work / "sharded"
     sh_dir.mkdir()
@@ -59,7 +61,9 @@ def build(work: Path, size_gb: float, shards: int, shard_mb: int) -> tuple[Path,
         tensors = {f"layers.{i}.w": per // 2, f"layers.{i}.b": per - per // 2}
         write_safetensors(sh_dir / name, tensors)
         weight_map.update({t: name for t in tensors})
-    (sh_dir / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    (sh_dir / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {}, "weight_map": weight_map})
+    )
     (sh_dir / "config.json").write_text(json.dumps({"model_type": "bench"}))
     return torch_dir, sh_dir
 
@@ -76,9 +80,14 @@ def modelward_scan(target: str) -> dict:
     t0 = time.monotonic()
     report = scan_targets([target], ScanOptions())
     report.verdict = decide(report)
-    return {"seconds": time.monotonic() - t0, "bytes_read": report.bytes_read, "total": report.total_size,
-            "verdict": report.verdict.decision.value, "errors": report.errors,
-            "formats": sorted({f.format for f in report.files})}
+    return {
+        "seconds": time.monotonic() - t0,
+        "bytes_read": report.bytes_read,
+        "total": report.total_size,
+        "verdict": report.verdict.decision.value,
+        "errors": report.errors,
+        "formats": sorted({f.format for f in report.files}),
+    }
 
 
 def run_case(hub: HubServer, repo: str, work: Path, peer_bin: Path | None) -> list[tuple[str, str]]:
@@ -87,10 +96,14 @@ def run_case(hub: HubServer, repo: str, work: Path, peer_bin: Path | None) -> li
     r = modelward_scan(f"hf://{repo}")
     reqs = len(hub.log)
     pct = 100.0 * r["bytes_read"] / max(1, r["total"])
-    rows.append(("modelward scan hf:// (Range)",
-                 f"{human(r['bytes_read'])} of {human(r['total'])} ({pct:.4f} %), {reqs} requests, "
-                 f"{r['seconds']:.2f} s, verdict {r['verdict']}, formats {','.join(r['formats'])}"
-                 + (f", errors {r['errors']}" if r["errors"] else "")))
+    rows.append(
+        (
+            "modelward scan hf:// (Range)",
+            f"{human(r['bytes_read'])} of {human(r['total'])} ({pct:.4f} %), {reqs} requests, "
+            f"{r['seconds']:.2f} s, verdict {r['verdict']}, formats {','.join(r['formats'])}"
+            + (f", errors {r['errors']}" if r["errors"] else ""),
+        )
+    )
 
     from huggingface_hub import snapshot_download
 
@@ -101,9 +114,13 @@ def run_case(hub: HubServer, repo: str, work: Path, peer_bin: Path | None) -> li
     t_dl = time.monotonic() - t0
     dl_reqs, dl_bytes = len(hub.log), hub.bytes_sent()
     r2 = modelward_scan(local)
-    rows.append(("full download + local scan",
-                 f"{human(dl_bytes)} downloaded, {dl_reqs} requests, download {t_dl:.2f} s + scan "
-                 f"{r2['seconds']:.2f} s (incl. SHA-256 of every byte) = {t_dl + r2['seconds']:.2f} s"))
+    rows.append(
+        (
+            "full download + local scan",
+            f"{human(dl_bytes)} downloaded, {dl_reqs} requests, download {t_dl:.2f} s + scan "
+            f"{r2['seconds']:.2f} s (incl. SHA-256 of every byte) = {t_dl + r2['seconds']:.2f} s",
+        )
+    )
     shutil.rmtree(cache, ignore_errors=True)
 
     from scanner.pull import PullOptions, pull
@@ -112,9 +129,13 @@ def run_case(hub: HubServer, repo: str, work: Path, peer_bin: Path | None) -> li
     t0 = time.monotonic()
     out = pull(f"hf://{repo}", PullOptions(progress=False, cache_dir=work / "pull-cache"))
     t_pull = time.monotonic() - t0
-    rows.append(("modelward pull (verified)",
-                 f"{human(hub.bytes_sent())} downloaded, {len(hub.log)} requests, {t_pull:.2f} s, "
-                 f"verdict {out.report.verdict.decision.value}, installed {len(out.installed)} file(s)"))
+    rows.append(
+        (
+            "modelward pull (verified)",
+            f"{human(hub.bytes_sent())} downloaded, {len(hub.log)} requests, {t_pull:.2f} s, "
+            f"verdict {out.report.verdict.decision.value}, installed {len(out.installed)} file(s)",
+        )
+    )
     shutil.rmtree(work / "pull-cache", ignore_errors=True)
 
     rows.append(("ModelAudit hf://", peer_modelaudit(hub, repo, peer_bin, work)))
@@ -131,14 +152,27 @@ def _peer(name: str, peer_bin: Path | None) -> str | None:
 def _sealed_env(hub: HubServer, home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith(("HF_", "HTTP", "NO_PROXY"))}
     # A fresh HOME: ModelAudit caches results per user, which would hide the download on a second run.
-    env.update({"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),
-                "HF_ENDPOINT": hub.endpoint, "HF_HOME": str(home / "hf"), "HF_HUB_DISABLE_XET": "1",
-                "HF_HUB_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1",
-                "DO_NOT_TRACK": "1", "CI": "1",
-                # any request to a non-loopback host goes to a dead local proxy and fails at once
-                "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-                "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
-                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "HF_ENDPOINT": hub.endpoint,
+            "HF_HOME": str(home / "hf"),
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "PROMPTFOO_DISABLE_TELEMETRY": "1",
+            "NO_ANALYTICS": "1",
+            "DO_NOT_TRACK": "1",
+            "CI": "1",
+            # any request to a non-loopback host goes to a dead local proxy and fails at once
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "http_proxy": "http://127.0.0.1:9",
+            "https_proxy": "http://127.0.0.1:9",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+    )
     return env
 
 
@@ -150,16 +184,23 @@ def peer_modelaudit(hub: HubServer, repo: str, peer_bin: Path | None, work: Path
     hub.clear_log()
     t0 = time.monotonic()
     try:
-        proc = subprocess.run([exe, "scan", f"hf://{repo}", "--format", "json"], env=_sealed_env(hub, home),
-                              capture_output=True, text=True, timeout=1800)
+        proc = subprocess.run(
+            [exe, "scan", f"hf://{repo}", "--format", "json"],
+            env=_sealed_env(hub, home),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
     except subprocess.TimeoutExpired:
         return "timed out after 1800 s"
     secs = time.monotonic() - t0
     shutil.rmtree(home, ignore_errors=True)
     if not hub.log:
         return f"not available against a custom endpoint (no request reached it; exit {proc.returncode})"
-    return (f"{human(hub.bytes_sent())} downloaded, {len(hub.log)} requests, {secs:.2f} s, exit {proc.returncode}"
-            + ("" if proc.returncode in (0, 1) else f" ({(proc.stderr or proc.stdout).strip()[-160:]!r})"))
+    return (
+        f"{human(hub.bytes_sent())} downloaded, {len(hub.log)} requests, {secs:.2f} s, exit {proc.returncode}"
+        + ("" if proc.returncode in (0, 1) else f" ({(proc.stderr or proc.stdout).strip()[-160:]!r})")
+    )
 
 
 def peer_picklescan(peer_bin: Path | None) -> str:
@@ -169,7 +210,9 @@ def peer_picklescan(peer_bin: Path | None) -> str:
     try:
         import importlib.util
 
-        spec_dirs = list(Path(exe).resolve().parents[1].glob("lib/python3*/site-packages/picklescan/scanner.py"))
+        spec_dirs = list(
+            Path(exe).resolve().parents[1].glob("lib/python3*/site-packages/picklescan/scanner.py")
+        )
         src = spec_dirs[0].read_text() if spec_dirs else ""
         del importlib
     except OSError:
@@ -184,13 +227,22 @@ def main() -> int:
     ap.add_argument("--size-gb", type=float, default=2.0)
     ap.add_argument("--shards", type=int, default=3)
     ap.add_argument("--shard-mb", type=int, default=400)
-    ap.add_argument("--peer-bin", type=Path, default=Path("/work/peervenv/bin") if Path("/work/peervenv/bin").is_dir()
-                    else None)
+    ap.add_argument(
+        "--peer-bin",
+        type=Path,
+        default=Path("/work/peervenv/bin") if Path("/work/peervenv/bin").is_dir() else None,
+    )
     ap.add_argument("--workdir", type=Path, default=None)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mw-bench-remote-", dir=args.workdir))
-    os.environ.update({"HF_HOME": str(work / "hf-home"), "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-                       "HF_HUB_DISABLE_PROGRESS_BARS": "1"})
+    os.environ.update(
+        {
+            "HF_HOME": str(work / "hf-home"),
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        }
+    )
     for var in ("HF_TOKEN", "HF_HUB_OFFLINE", "HF_HUB_CACHE"):
         os.environ.pop(var, None)
     hub = HubServer()

@@ -60,6 +60,7 @@ PROJ = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 # --------------------------------------------------------------------------- data.pkl in torch's shape
 
+
 class _Pickle:
     """Protocol-2 writer with a memo, matching the opcode choices pickle makes for torch.save."""
 
@@ -127,7 +128,7 @@ def data_pkl(tensors: list[TensorRef]) -> bytes:
     p.put()
     for start in range(0, len(tensors), 1000):
         p.out += b"("
-        for t in tensors[start:start + 1000]:
+        for t in tensors[start : start + 1000]:
             p.text(t.name)
             p.glob("torch._utils", "_rebuild_tensor_v2")
             p.out += b"(("
@@ -157,6 +158,7 @@ def data_pkl(tensors: list[TensorRef]) -> bytes:
 
 # --------------------------------------------------------------------------- checkpoint writer
 
+
 def _aligned_info(zf: zipfile.ZipFile, name: str, size: int) -> zipfile.ZipInfo:
     zi = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
     zi.compress_type = zipfile.ZIP_STORED
@@ -167,12 +169,18 @@ def _aligned_info(zf: zipfile.ZipFile, name: str, size: int) -> zipfile.ZipInfo:
     return zi
 
 
-def write_checkpoint(path: Path, storages: list[tuple[str, int]], tensors: list[TensorRef], block: bytes) -> int:
+def write_checkpoint(
+    path: Path, storages: list[tuple[str, int]], tensors: list[TensorRef], block: bytes
+) -> int:
     """Write a torch-layout zip; ``storages`` = (key, nbytes). Returns the data.pkl size."""
     pkl = data_pkl(tensors)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        small = [("archive/data.pkl", pkl), ("archive/.format_version", b"1"),
-                 ("archive/.storage_alignment", b"64"), ("archive/byteorder", b"little")]
+        small = [
+            ("archive/data.pkl", pkl),
+            ("archive/.format_version", b"1"),
+            ("archive/.storage_alignment", b"64"),
+            ("archive/byteorder", b"little"),
+        ]
         for name, data in small:
             zf.writestr(_aligned_info(zf, name, len(data)), data)
         for key, nbytes in storages:
@@ -193,7 +201,9 @@ def layout(n_tensors: int, rows: int) -> tuple[list[tuple[str, int]], list[Tenso
     for i in range(n_tensors):
         numel = rows * COLS
         storages.append((str(i), numel * 4))
-        tensors.append(TensorRef(f"model.layers.{i // 4}.self_attn.{PROJ[i % 4]}.weight", str(i), numel, 0, (rows, COLS)))
+        tensors.append(
+            TensorRef(f"model.layers.{i // 4}.self_attn.{PROJ[i % 4]}.weight", str(i), numel, 0, (rows, COLS))
+        )
     return storages, tensors
 
 
@@ -209,6 +219,7 @@ def view_layout(n_storages: int, rows: int, n_views: int) -> tuple[list[tuple[st
 
 
 # --------------------------------------------------------------------------- tensor bytes
+
 
 def weight_block(nbytes: int = 1 << 20, seed: int = 0) -> bytes:
     """float32 values drawn like trained weights (N(0, 0.02)), so weight-statistics checks see sane data."""
@@ -243,10 +254,16 @@ def safetensors_layout(size: int) -> list[tuple[str, list[int]]]:
     out: list[tuple[str, list[int]]] = [("model.embed_tokens.weight", [VOCAB, HIDDEN])]
     for i in range(layers):
         pre = f"model.layers.{i}"
-        out += [(f"{pre}.input_layernorm.weight", [HIDDEN]), (f"{pre}.post_attention_layernorm.weight", [HIDDEN])]
+        out += [
+            (f"{pre}.input_layernorm.weight", [HIDDEN]),
+            (f"{pre}.post_attention_layernorm.weight", [HIDDEN]),
+        ]
         out += [(f"{pre}.self_attn.{p}.weight", [HIDDEN, HIDDEN]) for p in PROJ]
-        out += [(f"{pre}.mlp.gate_proj.weight", [INTER, HIDDEN]), (f"{pre}.mlp.up_proj.weight", [INTER, HIDDEN]),
-                (f"{pre}.mlp.down_proj.weight", [HIDDEN, INTER])]
+        out += [
+            (f"{pre}.mlp.gate_proj.weight", [INTER, HIDDEN]),
+            (f"{pre}.mlp.up_proj.weight", [INTER, HIDDEN]),
+            (f"{pre}.mlp.down_proj.weight", [HIDDEN, INTER]),
+        ]
     out += [("model.norm.weight", [HIDDEN]), ("lm_head.weight", [VOCAB, HIDDEN])]
     return out
 
@@ -320,10 +337,18 @@ def write_onnx(path: Path, n_weights: int, block: bytes, external: str | None = 
     for i in range(n_weights):
         out = "y" if i == n_weights - 1 else f"h{i}"
         mm = out if i == n_weights - 1 else f"mm{i}"
-        nodes += _ld(1, _ld(1, prev.encode()) + _ld(1, f"W{i}".encode()) + _ld(2, mm.encode())
-                     + _ld(3, f"matmul_{i}".encode()) + _ld(4, b"MatMul"))
+        nodes += _ld(
+            1,
+            _ld(1, prev.encode())
+            + _ld(1, f"W{i}".encode())
+            + _ld(2, mm.encode())
+            + _ld(3, f"matmul_{i}".encode())
+            + _ld(4, b"MatMul"),
+        )
         if i != n_weights - 1:
-            nodes += _ld(1, _ld(1, mm.encode()) + _ld(2, out.encode()) + _ld(3, f"relu_{i}".encode()) + _ld(4, b"Relu"))
+            nodes += _ld(
+                1, _ld(1, mm.encode()) + _ld(2, out.encode()) + _ld(3, f"relu_{i}".encode()) + _ld(4, b"Relu")
+            )
         prev = out
     heads: list[bytes] = []  # each initializer's TensorProto without its raw_data payload
     for i in range(n_weights):
@@ -337,8 +362,12 @@ def write_onnx(path: Path, n_weights: int, block: bytes, external: str | None = 
         heads.append(t)
     tensor_len = [len(h) + (0 if external else nbytes) for h in heads]
     tail = _ld(11, _value_info("x", [1, d])) + _ld(12, _value_info("y", [1, d]))
-    graph_len = (len(nodes) + len(_ld(2, b"mlp")) + len(tail)
-                 + sum(len(_varint(5 << 3 | 2)) + len(_varint(n)) + n for n in tensor_len))
+    graph_len = (
+        len(nodes)
+        + len(_ld(2, b"mlp"))
+        + len(tail)
+        + sum(len(_varint(5 << 3 | 2)) + len(_varint(n)) + n for n in tensor_len)
+    )
     with open(path, "wb") as f:
         f.write(_vi(1, 9) + _ld(2, b"modelward-bench") + _varint(7 << 3 | 2) + _varint(graph_len))
         f.write(nodes + _ld(2, b"mlp"))
@@ -354,6 +383,7 @@ def write_onnx(path: Path, n_weights: int, block: bytes, external: str | None = 
 
 
 # --------------------------------------------------------------------------- measuring
+
 
 @dataclass
 class Run:
@@ -376,8 +406,9 @@ def measure(cmd: list[str], timeout: float, env: dict[str, str]) -> Run:
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         argv = [GNU_TIME, "-f", "%M", "-o", tf.name, *cmd] if GNU_TIME else cmd
         t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True
+        )
         timed_out = threading.Event()
 
         def kill() -> None:
@@ -408,7 +439,9 @@ def tool_commands(args: argparse.Namespace, out_dir: Path) -> dict[str, list[str
     mw = args.modelward or find_tool("modelward", [str(Path(sys.executable).parent)])
     report = str(out_dir / "report.json")
     tools: dict[str, list[str] | None] = {
-        "modelward --no-hash": [mw, "scan", "{}", "--no-hash", "--format", "json", "-o", report] if mw else None,
+        "modelward --no-hash": [mw, "scan", "{}", "--no-hash", "--format", "json", "-o", report]
+        if mw
+        else None,
         "modelward (sha256)": [mw, "scan", "{}", "--format", "json", "-o", report] if mw else None,
     }
     if args.no_peers:
@@ -416,7 +449,9 @@ def tool_commands(args: argparse.Namespace, out_dir: Path) -> dict[str, list[str
     ps, ms, ma = (find_tool(n, args.peer_bin) for n in ("picklescan", "modelscan", "modelaudit"))
     tools["picklescan"] = [ps, "-p", "{}"] if ps else None
     tools["modelscan"] = [ms, "-p", "{}"] if ms else None
-    tools["modelaudit"] = [ma, "scan", "{}", "--no-cache", "-q", "-f", "json", "-o", str(out_dir / "ma.json")] if ma else None
+    tools["modelaudit"] = (
+        [ma, "scan", "{}", "--no-cache", "-q", "-f", "json", "-o", str(out_dir / "ma.json")] if ma else None
+    )
     return tools
 
 
@@ -452,12 +487,23 @@ CASE_GROUPS = ("pt", "fixtures", "safetensors", "onnx")
 
 
 def _built(name: str, path: Path, t0: float, detail: str) -> None:
-    total = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    total = (
+        sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        if path.is_dir()
+        else path.stat().st_size
+    )
     print(f"  built {name}: {human(total)} {detail} in {time.perf_counter() - t0:.1f}s", flush=True)
 
 
-def iter_cases(work: Path, size: int, block: bytes, heavy_views: int, fixtures: Path | None,
-               groups: set[str] | None = None, dense: bool = False) -> Iterator[Case]:
+def iter_cases(
+    work: Path,
+    size: int,
+    block: bytes,
+    heavy_views: int,
+    fixtures: Path | None,
+    groups: set[str] | None = None,
+    dense: bool = False,
+) -> Iterator[Case]:
     groups = set(CASE_GROUPS) if groups is None else groups
     if "pt" in groups:
         n_tensors = 64
@@ -465,15 +511,24 @@ def iter_cases(work: Path, size: int, block: bytes, heavy_views: int, fixtures: 
         specs = [
             ("small.pt", layout(n_tensors, rows), "N tensors"),
             ("big.pt", layout(n_tensors, rows * 10), "same N, 10x rows"),
-            ("views.pt", view_layout(n_tensors, rows, heavy_views), f"small.pt storages, {heavy_views} views"),
+            (
+                "views.pt",
+                view_layout(n_tensors, rows, heavy_views),
+                f"small.pt storages, {heavy_views} views",
+            ),
         ]
         for name, (storages, tensors), what in specs:
             path = work / name
             t0 = time.perf_counter()
             pkl = write_checkpoint(path, storages, tensors, block)
             tensor_bytes = sum(n for _, n in storages)
-            _built(name, path, t0, f"file, data.pkl {human(pkl)}, {len(tensors)} tensors / {len(storages)} storages, "
-                   f"{human(tensor_bytes)} tensor bytes ({what})")
+            _built(
+                name,
+                path,
+                t0,
+                f"file, data.pkl {human(pkl)}, {len(tensors)} tensors / {len(storages)} storages, "
+                f"{human(tensor_bytes)} tensor bytes ({what})",
+            )
             yield Case(name, path, f"{human(path.stat().st_size)} / pickle {human(pkl)}", "pt", [path])
     if "fixtures" in groups and fixtures and fixtures.is_dir():
         files = [p for p in fixtures.rglob("*") if p.is_file()]
@@ -486,16 +541,31 @@ def iter_cases(work: Path, size: int, block: bytes, heavy_views: int, fixtures: 
         hdr, n = write_safetensors(path, size, bf16_block(weights) if dense else None)
         how = "dense" if dense else "sparse"
         _built(path.name, path, t0, f"file, header {human(hdr)}, {n} BF16 tensors, data section {how}")
-        yield Case(path.name, path, f"{human(path.stat().st_size)} / header {human(hdr)}, {n} tensors ({how})",
-                   "safetensors", [path])
+        yield Case(
+            path.name,
+            path,
+            f"{human(path.stat().st_size)} / header {human(hdr)}, {n} tensors ({how})",
+            "safetensors",
+            [path],
+        )
     if "onnx" in groups:
         embedded = max(1, min(size // 2, ONNX_MAX_PROTOBUF) // (ONNX_DIM * ONNX_DIM * 4))
         path = work / "big.onnx"
         t0 = time.perf_counter()
         write_onnx(path, embedded, weights)
-        _built(path.name, path, t0, f"protobuf, {embedded} embedded float32 [{ONNX_DIM}, {ONNX_DIM}] initializers")
-        yield Case(path.name, path, f"{human(path.stat().st_size)} protobuf, {embedded} initializers embedded",
-                   "onnx", [path])
+        _built(
+            path.name,
+            path,
+            t0,
+            f"protobuf, {embedded} embedded float32 [{ONNX_DIM}, {ONNX_DIM}] initializers",
+        )
+        yield Case(
+            path.name,
+            path,
+            f"{human(path.stat().st_size)} protobuf, {embedded} initializers embedded",
+            "onnx",
+            [path],
+        )
         folder = work / "onnx-external"
         folder.mkdir()
         n_ext = max(1, size // (ONNX_DIM * ONNX_DIM * 4))
@@ -503,7 +573,9 @@ def iter_cases(work: Path, size: int, block: bytes, heavy_views: int, fixtures: 
         write_onnx(folder / "model.onnx", n_ext, weights, external="model.onnx.data")
         _built("onnx-external/", folder, t0, f"folder, {n_ext} initializers in model.onnx.data")
         proto, data = (folder / "model.onnx").stat().st_size, (folder / "model.onnx.data").stat().st_size
-        yield Case("onnx-external/", folder, f"model.onnx {human(proto)} + .data {human(data)}", "onnx", [folder])
+        yield Case(
+            "onnx-external/", folder, f"model.onnx {human(proto)} + .data {human(data)}", "onnx", [folder]
+        )
 
 
 @dataclass
@@ -550,8 +622,15 @@ def network_prefix() -> list[str]:
     return [tool, "-n"] if ok else []
 
 
-def run_tool(tool: str, cmd: list[str], case: Case, work: Path, env: dict[str, str], prefix: list[str],
-             args: argparse.Namespace) -> Row:
+def run_tool(
+    tool: str,
+    cmd: list[str],
+    case: Case,
+    work: Path,
+    env: dict[str, str],
+    prefix: list[str],
+    args: argparse.Namespace,
+) -> Row:
     argv = [*prefix, *(str(case.target) if a == "{}" else a for a in cmd)]
     runs = []
     bytes_read, result = None, ""
@@ -561,8 +640,12 @@ def run_tool(tool: str, cmd: list[str], case: Case, work: Path, env: dict[str, s
         run_env = env
         if tool == "modelaudit":  # a fresh HOME per run: no cache, config or auth from earlier runs
             home = Path(tempfile.mkdtemp(prefix="ma-home-", dir=work))
-            run_env = {**env, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),
-                       "XDG_CONFIG_HOME": str(home / ".config")}
+            run_env = {
+                **env,
+                "HOME": str(home),
+                "XDG_CACHE_HOME": str(home / ".cache"),
+                "XDG_CONFIG_HOME": str(home / ".config"),
+            }
         runs.append(measure(argv, args.timeout, run_env))
         if tool == "modelaudit":
             shutil.rmtree(home, ignore_errors=True)
@@ -582,14 +665,20 @@ def print_table(rows: list[Row]) -> None:
             continue
         code = "timeout" if r.run.code is None else str(r.run.code)
         read = human(r.bytes_read) if r.bytes_read is not None else ""
-        print(f"| {r.case.name} | {desc} | {r.tool} | {r.run.wall:.2f} | {r.run.rss_mb:.0f} | {code} | {read} | {r.result} |")
+        print(
+            f"| {r.case.name} | {desc} | {r.tool} | {r.run.wall:.2f} | {r.run.rss_mb:.0f} | {code} | {read} | {r.result} |"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size-gib", type=float, default=3.0,
-                    help="tensor bytes of big.pt, big.safetensors and the external ONNX data (default 3 GiB); "
-                         "big.onnx gets half, at most 1.75 GiB")
+    ap.add_argument(
+        "--size-gib",
+        type=float,
+        default=3.0,
+        help="tensor bytes of big.pt, big.safetensors and the external ONNX data (default 3 GiB); "
+        "big.onnx gets half, at most 1.75 GiB",
+    )
     ap.add_argument("--quick", action="store_true", help="big checkpoints of ~300 MB")
     ap.add_argument("--views", type=int, default=100_000, help="tensor views in views.pt (pickle-heavy case)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per tool and case (median wall, max RSS)")
@@ -598,10 +687,17 @@ def main() -> None:
     ap.add_argument("--peer-bin", action="append", default=[], help="extra folder to look for peer CLIs in")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--fixtures", type=Path, default=REPO / "fixtures", help="mixed corpus folder")
-    ap.add_argument("--cases", default=",".join(CASE_GROUPS),
-                    help=f"comma-separated case groups to run, from {', '.join(CASE_GROUPS)} (default: all)")
-    ap.add_argument("--dense", action="store_true", help="write big.safetensors' data section instead of a sparse hole")
-    ap.add_argument("--workdir", type=Path, help="where to build the checkpoints (default: a temp dir, removed)")
+    ap.add_argument(
+        "--cases",
+        default=",".join(CASE_GROUPS),
+        help=f"comma-separated case groups to run, from {', '.join(CASE_GROUPS)} (default: all)",
+    )
+    ap.add_argument(
+        "--dense", action="store_true", help="write big.safetensors' data section instead of a sparse hole"
+    )
+    ap.add_argument(
+        "--workdir", type=Path, help="where to build the checkpoints (default: a temp dir, removed)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the built checkpoints")
     args = ap.parse_args()
     groups = {g.strip() for g in args.cases.split(",") if g.strip()}
@@ -614,8 +710,10 @@ def main() -> None:
     tools = tool_commands(args, work)
     prefix = network_prefix()
     block = os.urandom(8 << 20)
-    print(f"modelward scan benchmark: big checkpoints ~{human(size)}, repeat={args.repeat}, cpus={os.cpu_count()}, "
-          f"python {sys.version.split()[0]}, cases {','.join(g for g in CASE_GROUPS if g in groups)}")
+    print(
+        f"modelward scan benchmark: big checkpoints ~{human(size)}, repeat={args.repeat}, cpus={os.cpu_count()}, "
+        f"python {sys.version.split()[0]}, cases {','.join(g for g in CASE_GROUPS if g in groups)}"
+    )
     print(f"  network: {'none (unshare -n)' if prefix else 'NOT isolated (unshare -n unavailable)'}")
     for name, cmd in tools.items():
         print(f"  {name}: {cmd[0] if cmd else 'not installed'}")
@@ -631,8 +729,11 @@ def main() -> None:
                 assert row.run is not None
                 code = "timeout" if row.run.code is None else f"exit {row.run.code}"
                 read = f"  read {human(row.bytes_read)}" if row.bytes_read is not None else ""
-                print(f"    {case.name:<18} {tool:<20} {row.run.wall:8.2f} s {row.run.rss_mb:8.1f} MB  {code}{read}  "
-                      f"{row.result}", flush=True)
+                print(
+                    f"    {case.name:<18} {tool:<20} {row.run.wall:8.2f} s {row.run.rss_mb:8.1f} MB  {code}{read}  "
+                    f"{row.result}",
+                    flush=True,
+                )
             if not args.keep:
                 for p in case.built:
                     shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)

@@ -1,7 +1,6 @@
 """Suite-wide fixtures (the in-process CLI, the canary check) and the markers' registration.
 
-Scanning helpers live in ``tests/harness.py``; ``scan``/``rule_ids``/paths are re-exported here only for
-tests/pickle/ until it imports the harness directly.
+Scanning helpers live in ``tests/harness.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
-from tests.harness import CANARY, FIXTURES, REPO, rule_ids, scan  # noqa: F401  (re-exported for tests/pickle/)
+from tests.harness import CANARY
 
 # Never let a test reach a public host through a client's default endpoint.
 os.environ.setdefault("HF_HUB_OFFLINE", "0")

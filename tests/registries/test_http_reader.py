@@ -105,7 +105,7 @@ def test_dropped_connection_is_resumed(repo):
     assert data == DATA
     assert r.stats.retries >= 2
     assert r.verified == {}  # no claim given: nothing to verify against
-    assert r.sha256 == hashlib.sha256(DATA).hexdigest()
+    assert r.sha256() == hashlib.sha256(DATA).hexdigest()
 
 
 def test_connection_keeps_dropping_is_a_clear_error(repo):

@@ -746,7 +746,7 @@ class Machine:
         """The reference loop: every opcode read through the cursor and run by its ``op_*`` handler.
 
         Same accounting as ``_loop`` (opcode count, budget, time checks, batched memo charges), so the fast
-        loop's in-place decoding must produce the same walk result (tests/pickle/test_walker_agreement.py).
+        loop's in-place decoding must produce the same walk result (tests/formats/pickle/test_walker_agreement.py).
         """
         cur, res, budget = self.cur, self.res, self.budget
         table = self._table()

@@ -10,8 +10,9 @@ import pytest
 from scanner.pipeline import ScanOptions, scan_targets
 from scanner.policy.decide import decide
 from scanner.policy.loader import load_policy
+from tests.harness import FIXTURES
 
-ECOSYSTEM = Path(__file__).resolve().parents[2] / "fixtures" / "ecosystem"
+ECOSYSTEM = FIXTURES / "ecosystem"
 NEWOBJ_RANDINT = (
     b"cscipy.stats._discrete_distns\nrandint_gen\n)\x81"  # protocol-2 NEWOBJ: randint_gen.__new__
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, rule_ids, scan
+from tests.harness import FIXTURES, rule_ids, scan
 
 
 def _p2(body: bytes) -> bytes:

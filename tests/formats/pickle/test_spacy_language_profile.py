@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from scanner.findings import Severity
-from tests.conftest import FIXTURES, rule_ids, scan
+from tests.harness import FIXTURES, rule_ids, scan
 
 ORDER = [Severity.INFO, Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 

@@ -10,7 +10,7 @@ import pytest
 
 from scanner.findings import Coverage, Severity
 
-from .conftest import (
+from .assembler import (
     BUILD,
     CANARY,
     EMPTY_DICT,

@@ -29,10 +29,10 @@ from scanner.formats.pickle.walker import Budget, Machine, WalkResult
 from scanner.io.reader import BytesReader
 from scanner.limits import Limits
 from scanner.rules import get_rule_db
+from tests.harness import REPO
 
-from .conftest import DATA, Evil
+from .assembler import DATA, Evil
 
-REPO = Path(__file__).resolve().parents[2]
 LIMITS = Limits()
 GADGETS = load_gadgets(get_rule_db().root)
 

@@ -14,14 +14,21 @@ from scanner.findings import Coverage, Severity
 from scanner.formats.pickle.handler import sniff
 from scanner.io.reader import BytesReader
 
-from .conftest import DATA, scan
+from .assembler import DATA, scan
 
-BENIGN = sorted(p for p in DATA.iterdir() if p.suffix in (".pkl", ".joblib") and not p.name.startswith("code_"))
+BENIGN = sorted(
+    p for p in DATA.iterdir() if p.suffix in (".pkl", ".joblib") and not p.name.startswith("code_")
+)
 
 
 def test_corpus_present() -> None:
     names = {p.name for p in BENIGN}
-    assert {"torch_dtypes.data.pkl", "hf_rng_state.data.pkl", "sk_forest.joblib", "numpy_array_p5.pkl"} <= names
+    assert {
+        "torch_dtypes.data.pkl",
+        "hf_rng_state.data.pkl",
+        "sk_forest.joblib",
+        "numpy_array_p5.pkl",
+    } <= names
 
 
 @pytest.mark.parametrize("path", BENIGN, ids=lambda p: p.name)
@@ -99,7 +106,7 @@ def test_long_protocol0_stream_claimed_from_head() -> None:
 def test_raw_pickle_named_safetensors_is_still_analyzed() -> None:
     import pickle
 
-    from .conftest import Evil
+    from .assembler import Evil
 
     r = scan(pickle.dumps(Evil(), protocol=2), name="model.safetensors")
     assert r.format == "pickle"

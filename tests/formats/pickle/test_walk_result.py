@@ -21,7 +21,7 @@ from scanner.io.reader import BytesReader
 from scanner.limits import Limits
 from scanner.rules import get_rule_db
 
-from .conftest import (
+from .assembler import (
     BUILD,
     EMPTY_DICT,
     EMPTY_TUPLE,

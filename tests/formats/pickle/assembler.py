@@ -1,4 +1,4 @@
-"""Helpers for the pickle analyzer tests: a byte-level pickle assembler and scan shortcuts.
+"""A byte-level pickle assembler for the pickle analyzer tests, and the harness's scan with pickle defaults.
 
 Nothing here unpickles: payload pickles are built by hand or with pickle.dumps of
 objects whose __reduce__ names a harmless command (dumps never calls it).
@@ -7,17 +7,11 @@ objects whose __reduce__ names a harmless command (dumps never calls it).
 from __future__ import annotations
 
 import struct
-import time
 from pathlib import Path
 
-import pytest
-
-from scanner.findings import FileResult, Finding, Severity
-from scanner.formats.detect import inspect_with_detection
-from scanner.formats.interface import InspectContext, ScanState
-from scanner.io.reader import BytesReader
+from scanner.findings import FileResult, Finding
 from scanner.limits import Limits
-from scanner.rules import get_rule_db
+from tests.harness import detect_bytes, rule_ids, worst  # noqa: F401  (worst re-exported for the pickle tests)
 
 DATA = Path(__file__).parent / "data"
 CANARY = "touch /tmp/modelward-canary"
@@ -91,31 +85,19 @@ def call(func: bytes, *args: bytes) -> bytes:
     return func + MARK + b"".join(args) + TUPLE + REDUCE
 
 
-def scan(data: bytes, name: str = "sample.pkl", *, limits: Limits | None = None,
-         profiles: list[str] | None = None, extra: list[str] | None = None) -> FileResult:
-    limits = limits or Limits()
-    result = FileResult(path=name, size=len(data), format="unknown")
-    state = ScanState(
-        rules=get_rule_db(),
-        limits=limits,
-        result=result,
-        budget_left=limits.max_total_uncompressed,
-        deadline=time.monotonic() + limits.file_seconds,
-        allowed_profiles=profiles,
-        extra_allowed_globals=list(extra or []),
-    )
-    reader = BytesReader(data, name)
-    inspect_with_detection(reader, InspectContext(state, name, dispatch=inspect_with_detection))
-    result.bytes_read = reader.bytes_read
-    return result
+def scan(
+    data: bytes,
+    name: str = "sample.pkl",
+    *,
+    limits: Limits | None = None,
+    profiles: list[str] | None = None,
+    extra: list[str] | None = None,
+) -> FileResult:
+    """Detection and inspection of pickle bytes (the harness's, with a pickle file name by default)."""
+    return detect_bytes(data, name, limits, profiles=profiles, extra=extra)
 
 
-def rules(result: FileResult) -> set[str]:
-    return {f.rule_id for f in result.findings}
-
-
-def worst(result: FileResult) -> Severity | None:
-    return result.max_severity
+rules = rule_ids
 
 
 def finding(result: FileResult, rule_id: str) -> Finding:
@@ -123,10 +105,3 @@ def finding(result: FileResult, rule_id: str) -> Finding:
         if f.rule_id == rule_id:
             return f
     raise AssertionError(f"{rule_id} not in {[(f.rule_id, f.message) for f in result.findings]}")
-
-
-@pytest.fixture
-def evil_bytes() -> bytes:
-    import pickle
-
-    return pickle.dumps(Evil(), protocol=2)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, rule_ids, scan
+from tests.harness import REPO, rule_ids, scan
 
 PICKLE = REPO / "signatures" / "pickle"
 LABELS = ("literal-args", "args-allowlisted", "size-bounded")

@@ -15,7 +15,7 @@ import pytest
 
 from scanner.findings import Severity
 
-from .conftest import (
+from .assembler import (
     BUILD,
     EMPTY_DICT,
     EMPTY_TUPLE,

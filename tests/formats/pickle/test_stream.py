@@ -14,7 +14,7 @@ from scanner.io.reader import BytesReader
 from scanner.limits import Limits
 from scanner.rules import get_rule_db
 
-from .conftest import (
+from .assembler import (
     BUILD,
     DATA,
     EMPTY_DICT,
@@ -40,8 +40,13 @@ from .conftest import (
 
 def _ctx(data: bytes, limits: Limits | None = None) -> tuple[InspectContext, BytesReader]:
     limits = limits or Limits()
-    state = ScanState(get_rule_db(), limits, FileResult(path="s", size=len(data), format="pickle"),
-                      limits.max_total_uncompressed, time.monotonic() + 60)
+    state = ScanState(
+        get_rule_db(),
+        limits,
+        FileResult(path="s", size=len(data), format="pickle"),
+        limits.max_total_uncompressed,
+        time.monotonic() + 60,
+    )
     return InspectContext(state, "s", dispatch=inspect_with_detection), BytesReader(data, "s")
 
 
@@ -121,19 +126,38 @@ def test_nesting_depth_cap() -> None:
 
 # -- joblib framing --
 
+
 def _wrapper(dtype_code: str, state: bytes, shape: bytes, align: bool = True) -> bytes:
     dtype = SG("numpy", "dtype") + U(dtype_code) + b"\x89\x88" + TUPLE3 + b"R" + state + BUILD
     body = (
-        EMPTY_DICT + U("subclass") + SG("numpy", "ndarray") + SETITEM + U("shape") + shape + SETITEM
-        + U("order") + U("C") + SETITEM + U("dtype") + dtype + SETITEM + U("allow_mmap") + b"\x89" + SETITEM
+        EMPTY_DICT
+        + U("subclass")
+        + SG("numpy", "ndarray")
+        + SETITEM
+        + U("shape")
+        + shape
+        + SETITEM
+        + U("order")
+        + U("C")
+        + SETITEM
+        + U("dtype")
+        + dtype
+        + SETITEM
+        + U("allow_mmap")
+        + b"\x89"
+        + SETITEM
     )
     if align:
         body += U("numpy_array_alignment_bytes") + INT(16) + SETITEM
     return SG("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ + body + BUILD
 
 
-_F8_STATE = MARK + INT(3) + U("<") + NONE + NONE + NONE + b"J\xff\xff\xff\xffJ\xff\xff\xff\xff" + INT(0) + TUPLE
-_O_STATE = MARK + INT(3) + U("|") + NONE + NONE + NONE + b"J\xff\xff\xff\xffJ\xff\xff\xff\xff" + INT(63) + TUPLE
+_F8_STATE = (
+    MARK + INT(3) + U("<") + NONE + NONE + NONE + b"J\xff\xff\xff\xffJ\xff\xff\xff\xff" + INT(0) + TUPLE
+)
+_O_STATE = (
+    MARK + INT(3) + U("|") + NONE + NONE + NONE + b"J\xff\xff\xff\xffJ\xff\xff\xff\xff" + INT(63) + TUPLE
+)
 
 
 def test_joblib_raw_array_bytes_are_skipped() -> None:
@@ -178,6 +202,7 @@ def test_real_joblib_files_are_walked_to_the_end() -> None:
 
 
 # -- public API --
+
 
 def test_api_legacy_torch_stack_and_persistent_ids() -> None:
     data = (DATA / "torch_legacy_state_dict.pt").read_bytes()

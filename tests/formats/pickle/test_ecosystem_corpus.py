@@ -19,7 +19,7 @@ import yaml
 
 from scanner.findings import Severity
 from scanner.rules import get_rule_db
-from tests.conftest import FIXTURES, REPO, rule_ids, scan
+from tests.harness import FIXTURES, REPO, rule_ids, scan
 
 ECOSYSTEM = FIXTURES / "ecosystem"
 MANIFEST = json.loads((ECOSYSTEM / "manifest.json").read_text())

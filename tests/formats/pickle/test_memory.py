@@ -14,7 +14,7 @@ from scanner.io.reader import BytesReader
 from scanner.limits import Limits
 from tests.memory import peak_rss_rise
 
-from .conftest import EMPTY_LIST, MARK, NONE, POP, PROTO, SG, STOP, TUPLE1, Evil, G, U, finding, rules, scan
+from .assembler import EMPTY_LIST, MARK, NONE, POP, PROTO, SG, STOP, TUPLE1, Evil, G, U, finding, rules, scan
 
 CAP = 100 << 20  # bytes the scan may add to the process peak, whatever the input
 
@@ -35,7 +35,9 @@ def test_five_million_element_list_is_counted_not_kept() -> None:
     data = PROTO(2) + EMPTY_LIST + batch * 1000 + STOP
     r, peak = _peak(lambda: scan(data))
     assert peak < CAP, peak
-    assert r.findings == [] and r.coverage is Coverage.FULL  # plain data: walked to the end, nothing to report
+    assert (
+        r.findings == [] and r.coverage is Coverage.FULL
+    )  # plain data: walked to the end, nothing to report
 
 
 def test_memo_heavy_stream_hits_a_limit_not_the_ram() -> None:
@@ -61,7 +63,9 @@ def test_deep_tuple_nesting_is_bounded() -> None:
 def test_memoized_big_literals_are_charged_before_reading() -> None:
     blob = b"B" + struct.pack("<I", 1 << 20) + b"\x00" * (1 << 20)  # BINBYTES of 1 MiB, each kept by the memo
     data = PROTO(3) + b"".join(blob + b"r" + struct.pack("<I", i) + POP for i in range(24)) + NONE + STOP
-    m = Machine(Cursor(BytesReader(data, "b")), Limits(), Budget(1_000_000, weight=8 << 20), out_of_time=lambda: False)
+    m = Machine(
+        Cursor(BytesReader(data, "b")), Limits(), Budget(1_000_000, weight=8 << 20), out_of_time=lambda: False
+    )
     tracemalloc.start()
     try:
         res = m.run()
@@ -106,9 +110,16 @@ def _views_pickle(n: int) -> bytes:
         get = lambda i: b"j" + struct.pack("<I", i)  # noqa: E731
         out += U(f"model.views.{v}") + put() + get(rebuild) + MARK + MARK + get(storage) + get(ftype)
         out += U(str(v % 64)) + put() + get(cpu) + b"J" + struct.pack("<i", 4096) + b"t" + put() + b"Q"
-        out += b"J" + struct.pack("<i", (v // 64) * 1024) + b"K\x01M\x00\x04\x86" + put() + b"M\x00\x04K\x01\x86" + put()
+        out += (
+            b"J"
+            + struct.pack("<i", (v // 64) * 1024)
+            + b"K\x01M\x00\x04\x86"
+            + put()
+            + b"M\x00\x04K\x01\x86"
+            + put()
+        )
         out += b"\x89h\x00)R" + put() + b"t" + put() + b"R" + put()
-    return bytes(out + b"u." )
+    return bytes(out + b"u.")
 
 
 def test_torch_like_views_are_cheap_and_complete() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.pickle.conftest import scan
+from .assembler import scan
 
 
 def _global_call(module: str, name: str) -> bytes:
