@@ -209,23 +209,16 @@ def version() -> None:
 
 
 def _register_optional() -> None:
-    """Sub-command groups living in their own packages mount themselves here."""
-    import importlib
+    """Sub-command groups living in their own packages mount themselves here (all ship with the package:
+    a missing one is an installation error, never a silently absent command)."""
+    from .audit_cli import register as audit
+    from .gate.cli import register as gate
+    from .integrity.cli import register as integrity
+    from .pull_cli import register as pull
+    from .rules_cli import register as rules
 
-    for mod in (
-        "scanner.integrity.cli",
-        "scanner.gate.cli",
-        "scanner.pull_cli",
-        "scanner.audit_cli",
-        "scanner.rules_cli",
-    ):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name == mod or (exc.name and mod.startswith(exc.name)):
-                continue
-            raise
-        m.register(app)
+    for register in (integrity, gate, pull, audit, rules):
+        register(app)
 
 
 _register_optional()

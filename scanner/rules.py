@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .findings import Finding, Severity, Tags
 from .resources import signatures_dir
 from .rulesdb.known_bad_store import imported_known_bad
+from .yaml_cache import parse_cached
 
 
 class RuleDatabaseError(Exception):
@@ -244,24 +243,31 @@ class RuleDB:
         return [p for p in self.profiles.values() if p.default]
 
 
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the rule DB loads 10x faster
-
-
-def load_data_yaml(text: str) -> Any:
+def load_data_yaml(text: str | bytes) -> Any:
     """Safe YAML for the rule database's own data files (libyaml when the wheel has it)."""
-    return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+    import yaml  # only on a compiled-cache miss: importing PyYAML is ~20 ms of start-up
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - a safe loader
 
 
-def _load_yaml(path: Path) -> Any:
+def _parse_rule_yaml(raw: bytes, path: Path) -> Any:
+    import yaml
+
     try:
-        with path.open("r", encoding="utf-8") as fh:
-            return load_data_yaml(fh.read())
+        return load_data_yaml(raw)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         raise RuleDatabaseError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_rule_file(path: Path) -> Any:
+    """One YAML file of the rule database, parsed (or its verified compiled copy); errors name the file."""
+    try:
+        raw = path.read_bytes()
     except OSError as exc:
         raise RuleDatabaseError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_cached(raw, lambda b: _parse_rule_yaml(b, path))
 
 
 def _validate(spec: _Spec, data: Any, path: Path) -> dict[str, Any]:
@@ -301,7 +307,7 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
 
     rules: dict[str, Rule] = {}
     for f in sorted((root / "rules").glob("*.yaml")):
-        for r in _validate(_RULES_FILE, _load_yaml(f), f)["rules"]:
+        for r in _validate(_RULES_FILE, load_rule_file(f), f)["rules"]:
             if r["id"] in rules:
                 raise RuleDatabaseError(f"{f}: duplicate rule id {r['id']}")
             rules[r["id"]] = Rule(
@@ -315,7 +321,7 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
 
     profiles: dict[str, PickleProfile] = {}
     for f in sorted((root / "pickle" / "profiles").glob("*.yaml")):
-        p = _profile(_validate(_PROFILE, _load_yaml(f), f), f)
+        p = _profile(_validate(_PROFILE, load_rule_file(f), f), f)
         if p.name in profiles:
             raise RuleDatabaseError(f"{f}: duplicate profile name {p.name}")
         profiles[p.name] = p
@@ -323,7 +329,7 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
     deny = Denylist()
     deny_file = root / "pickle" / "denylist.yaml"
     if deny_file.exists():
-        d = _validate(_DENY_FILE, _load_yaml(deny_file), deny_file)
+        d = _validate(_DENY_FILE, load_rule_file(deny_file), deny_file)
         deny.aliases = dict(d.get("aliases", {}))
         for e in (_DenyEntry(**x) for x in d["entries"]):
             if ":" in e.match:
@@ -334,7 +340,7 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
     known: dict[str, _KnownBad] = {}
     kb_file = root / "known_bad_sha256.yaml"
     if kb_file.exists():
-        kb = _validate(_KNOWN_BAD_FILE, _load_yaml(kb_file) or {}, kb_file)
+        kb = _validate(_KNOWN_BAD_FILE, load_rule_file(kb_file) or {}, kb_file)
         for k in (_KnownBad(**x) for x in kb.get("digests", [])):
             known[k.sha256.lower()] = k
     for sha, name, reference in imported_known_bad():  # feeds merged with `modelward rules import-known-bad`
@@ -342,9 +348,9 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
 
     hydra: dict[str, PickleProfile] = {}
     for f in sorted((root / "hydra").glob("*.yaml")):
-        h = _profile(_validate(_PROFILE, _load_yaml(f), f), f)
+        h = _profile(_validate(_PROFILE, load_rule_file(f), f), f)
         hydra[h.name] = h
-    templates = {f.stem: _load_yaml(f) for f in sorted((root / "templates").glob("*.yaml"))}
+    templates = {f.stem: load_rule_file(f) for f in sorted((root / "templates").glob("*.yaml"))}
 
     return RuleDB(
         version=version,

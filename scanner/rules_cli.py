@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 import typer
@@ -142,6 +141,8 @@ def register(app: typer.Typer) -> None:
 
         trust = _trust(source, policy, key, chain, identity, identity_regex, issuer, trust_config)
         assert isinstance(trust, Trust)
+        import tempfile  # a bundle or feed command only
+
         with tempfile.TemporaryDirectory(prefix="modelward-bundle-") as tmp:
             archive = _fetch(source, Path(tmp) / "bundle.tar.gz", allow_http=allow_http, insecure=insecure)
             try:
@@ -200,6 +201,8 @@ def register(app: typer.Typer) -> None:
 
         trust = _trust(feed, policy, key, chain, identity, identity_regex, issuer, trust_config)
         assert isinstance(trust, Trust)
+        import tempfile  # a bundle or feed command only
+
         with tempfile.TemporaryDirectory(prefix="modelward-feed-") as tmp:
             data_path = _fetch(feed, Path(tmp) / "feed.json", allow_http=allow_http, insecure=False)
             listed = _listed_feed(feed, policy)

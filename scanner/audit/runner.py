@@ -103,6 +103,7 @@ class _Run:
     def __init__(self, inv: Inventory, run: RunInfo, rules: RuleDB, opts: AuditOptions) -> None:
         self.inv, self.run, self.rules, self.opts = inv, run, rules, opts
         self.settings = settings_key(opts)
+        self.shown: dict[tuple[str, str], str] = {}  # (target, path) -> the path the report shows
         self.summary = AuditSummary(
             run=run.id,
             database=str(opts.db),
@@ -176,7 +177,7 @@ class _Run:
             setattr(self.summary.files, p.state, getattr(self.summary.files, p.state) + 1)
         shown_as = display_paths(snap)
         for path, p in pending.items():
-            shown = shown_as(path)
+            shown = self.shown[(raw, path)] = shown_as(path)
             if p.state == "changed":
                 self.summary.changed_paths.append(shown)
             elif p.state == "new":
@@ -231,7 +232,7 @@ def run_audit(targets: list[str], opts: AuditOptions) -> AuditOutcome:
             report.errors.extend(redact(e) for e in snap.errors)  # network faults: the run is incomplete
         finish_report(report, t0)
         report.verdict = decide(report, opts.policy, rules)
-        _record_decisions(inv, run.id, report)
+        _record_decisions(inv, run.id, report, audit.shown)
         _diff_with_previous(inv, run, audit.summary, report.targets)
         inv.finish_run(run.id, "complete" if not report.errors else "incomplete")
     return AuditOutcome(report, audit.summary)
@@ -251,14 +252,17 @@ def _expanded(targets: list[str], report: ScanReport) -> list[str]:
     return out
 
 
-def _record_decisions(inv: Inventory, run_id: int, report: ScanReport) -> None:
+def _record_decisions(
+    inv: Inventory, run_id: int, report: ScanReport, shown: dict[tuple[str, str], str]
+) -> None:
+    """Each observed file's decision, found under the path the report shows (a single-file target's is the
+    target itself, not ``target/name``)."""
     if report.verdict is None:
         return
     decisions = report.verdict.file_decisions
     with inv._tx():
         for target, path, _digest, _state in list(inv.seen_in(run_id)):
-            shown = f"{target.rstrip('/')}/{path}"
-            decision = decisions.get(shown)
+            decision = decisions.get(shown.get((target, path), f"{target.rstrip('/')}/{path}"))
             if decision is not None:
                 inv.db.execute(
                     "UPDATE observations SET decision=? WHERE run_id=? AND file_id="

@@ -17,10 +17,12 @@ import io
 import os
 import stat
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 from scanner.integrity.errors import FileChangedError, IntegrityError
 
@@ -173,6 +175,8 @@ def run_parallel(func: Callable[[_T], _R], items: Sequence[_T], workers: int | N
     workers = default_workers() if workers is None else max(1, int(workers))
     if workers == 1 or len(items) <= 1:
         return [func(item) for item in items]
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait  # only when hashing in parallel
+
     with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
         futures: list[Future[_R]] = [pool.submit(func, item) for item in items]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +73,10 @@ def known_ops() -> frozenset[str]:
     return frozenset(ln.strip() for ln in lines if ln.strip() and not ln.startswith("#"))
 
 
+class IRMalformed(Exception):
+    """Not well-formed XML: the runtime rejects it too."""
+
+
 class IRUnsafe(Exception):
     """The XML declares a DTD or entities; it is not parsed."""
 
@@ -100,10 +103,15 @@ def looks_like_ir(data: bytes) -> bool:
 
 
 def parse_ir(data: bytes) -> IR | None:
-    """The IR's layers, or None when the XML is not an OpenVINO IR. Raises IRUnsafe, ET.ParseError."""
+    """The IR's layers, or None when the XML is not an OpenVINO IR. Raises IRUnsafe, IRMalformed."""
+    import xml.etree.ElementTree as ET  # only when a repository holds an IR
+
     if _DTD.search(data):
         raise IRUnsafe("DOCTYPE or ENTITY declaration")
-    root = ET.fromstring(data, parser=ET.XMLParser())  # noqa: S314 - DTDs refused above; no entity can be declared
+    try:
+        root = ET.fromstring(data, parser=ET.XMLParser())  # noqa: S314 - DTDs refused above; no entity declared
+    except ET.ParseError as exc:
+        raise IRMalformed(str(exc)) from None
     if root.tag != "net" or root.find("layers") is None:
         return None
     ir = IR()
@@ -179,7 +187,7 @@ def _check_xml(
     except IRUnsafe as exc:
         add("OPENVINO-XML-UNSAFE", f"XML with an OpenVINO <net> root declares a DTD ({exc}); not parsed")
         return
-    except ET.ParseError:
+    except IRMalformed:
         return  # not well-formed XML: the runtime would reject it too; it stays what the per-file scan said
     if ir is None:
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from ..findings import Coverage, Decision, FileResult, ScanReport, Severity
@@ -123,6 +122,8 @@ def render_console(
     counts = {s: 0 for s in Severity}
     for f in report.all_findings():
         counts[f.severity] += 1
+    from rich.table import Table  # the summary only: `-q` prints the verdict line without it
+
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("files", str(len(report.files)))
     partial = sum(1 for fr in report.files if fr.coverage is Coverage.PARTIAL)

@@ -214,3 +214,18 @@ def test_audit_include_exclude(tmp_path: Path) -> None:
     _, doc = _audit(db, str(zoo), "--exclude", "vision/*")
     assert doc["audit"]["files"]["new"] == 6
     assert any(f["rule_id"] == "FILES-EXCLUDED" for fr in doc["files"] for f in fr["findings"])
+
+
+@pytest.mark.parametrize("single_file", [True, False], ids=["file-target", "folder-target"])
+def test_each_observed_file_records_its_decision(tmp_path: Path, single_file: bool) -> None:
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    (zoo / "evil.pkl").write_bytes(EVIL)
+    db = tmp_path / "inv.sqlite"
+    _audit(db, str(zoo / "evil.pkl" if single_file else zoo))
+    rows = (
+        sqlite3.connect(db)
+        .execute("SELECT f.path, o.decision FROM observations o JOIN files f ON f.id=o.file_id")
+        .fetchall()
+    )
+    assert rows == [("evil.pkl", "warn")]  # the audit policy reports a block as a warning

@@ -106,7 +106,7 @@ exceptions: [{rule: X-Y, path: a, reason: r, owner: o, expires: 2030-01-31}]
 @pytest.mark.parametrize("name", ["default", "strict", "audit", "rich"])
 def test_pydantic_builds_the_same_policy_as_the_loader(name):
     """compile_spec (no pydantic at start-up) and pydantic's validation of the same models agree."""
-    from scanner.policy.loader import _NoDupLoader
+    from scanner.policy.yaml_source import _NoDupLoader
 
     path = policies_dir() / f"{name}.yaml"
     text = RICH if name == "rich" else path.read_text()

@@ -14,9 +14,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import yaml
-
-from ...rules import RuleDatabaseError, load_data_yaml
+from ...rules import RuleDatabaseError, load_rule_file
 
 AUDIT_DIR = Path("pickle") / "audit"
 ENFORCED = ("data-only", "newobj-only")  # strictest first
@@ -30,10 +28,7 @@ def load_constraints(root: Path) -> dict[str, tuple[str, str]]:
     if not folder.is_dir():
         return out
     for path in sorted(folder.glob("*.yaml")):
-        try:
-            doc = load_data_yaml(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise RuleDatabaseError(f"{path}: {exc}") from None
+        doc = load_rule_file(path) or {}
         for group in doc.get("groups") or () if isinstance(doc, dict) else ():
             if not isinstance(group, dict):
                 raise RuleDatabaseError(f"{path}: each group is a mapping")

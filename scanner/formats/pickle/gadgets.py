@@ -13,9 +13,7 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from ...rules import RuleDatabaseError, load_data_yaml
+from ...rules import RuleDatabaseError, load_rule_file
 
 FILE = Path("pickle") / "gadgets.yaml"
 _RULE_KEYS = frozenset({"invoked", "one_of", "alloc", "state", "hooks"})
@@ -65,10 +63,7 @@ def load_gadgets(root: Path) -> dict[str, Gadget]:
     path = root / FILE
     if not path.is_file():
         return {}
-    try:
-        doc = load_data_yaml(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise RuleDatabaseError(f"{path}: {exc}") from None
+    doc = load_rule_file(path) or {}
     table = doc.get("callables") if isinstance(doc, dict) else None
     if not isinstance(table, dict):
         raise RuleDatabaseError(f"{path}: expected a 'callables' mapping")
