@@ -20,7 +20,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from scanner.engine import ScanOptions, scan_targets
+from scanner.pipeline import ScanOptions, scan_targets
 from scanner.rules import get_rule_db
 
 NO_PROFILE = "__measure_no_profile__"  # a profile name that does not exist: nothing is allowlisted

@@ -99,6 +99,17 @@ BAD = {
     "scalar_without_dtype": _call(
         _glob("numpy._core.multiarray", "scalar"), _glob("numpy", "ndarray"), b"C\x00"
     ),
+    "custom_business_day_calendar_object": _call(
+        _glob("pandas._libs.tslibs.offsets", "CustomBusinessDay"),
+        b"K\x01",
+        b"\x89",
+        _str("Mon Tue Wed Thu Fri"),
+        b")",
+        ODICT,  # _get_calendar calls calendar.holidays(): pandas writes None here
+    ),
+    "new_interval_index_other_class": _call(
+        _glob("pandas.core.indexes.interval", "_new_IntervalIndex"), _glob("pandas", "DataFrame"), b"}"
+    ),
     "seedsequence_other_class": _call(
         _glob("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
         _glob("collections", "OrderedDict"),
@@ -114,6 +125,15 @@ GOOD = {
     "enum_hf": _call(_glob("transformers.training_args", "OptimizerNames"), _str("adamw_torch")),
     "scalar": _call(_glob("numpy._core.multiarray", "scalar"), DTYPE, b"C\x08" + bytes(8)),
     "zoneinfo_unpickle": _call(_attr("zoneinfo", "ZoneInfo", "_unpickle"), _str("UTC"), b"K\x01"),
+    "custom_business_day": _call(
+        _glob("pandas._libs.tslibs.offsets", "CustomBusinessDay"),
+        b"K\x01",
+        b"\x89",
+        _str("Mon Tue Wed Thu Fri"),
+        b")",
+        b"N",
+        _call(_glob("datetime", "timedelta"), b"K\x00", b"K\x00", b"K\x00"),
+    ),
 }
 
 
@@ -133,3 +153,25 @@ def test_labelled_entry_as_the_library_writes_it_is_allowed(tmp_path: Path, name
     report = scan(path)
     assert "PICKLE-GADGET-ARGUMENT" not in rule_ids(report)
     assert report.verdict.decision.value == "allow", sorted(rule_ids(report))
+
+
+# Entries measured 2026-12-02 with the 'data-only' / 'newobj-only' constraints, used the way their library never
+# writes them: called by REDUCE instead of stored or built with NEWOBJ+BUILD.
+MISUSED = {
+    "numpy_mean_called": _call(_glob("numpy", "mean"), b"]"),
+    "kmeans_kernel_called": _call(_glob("sklearn.cluster._kmeans", "_kmeans_single_lloyd"), b"N", b"N", b"N"),
+    "dateoffset_reduce": _call(_glob("pandas", "DateOffset"), b"K\x01"),
+    "bisecting_tree_reduce": _call(
+        _glob("sklearn.cluster._bisect_k_means", "_BisectingTree"), b"N", b"N", b"N"
+    ),
+    "string_array_called": _call(_glob("pandas.arrays", "StringArray"), b"]"),
+    "matrix_called": _call(_glob("numpy", "matrix"), _str("1 2; 3 4")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MISUSED))
+def test_constrained_entry_used_another_way_blocks(tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.pkl"
+    path.write_bytes(_p2(MISUSED[name]))
+    report = scan(path)
+    assert report.verdict.decision.value == "block", sorted(rule_ids(report))
