@@ -92,6 +92,30 @@ def _adapter(cls: type) -> TypeAdapter[Any]:
     return adapter
 
 
+def _has_surrogates(v: Any) -> bool:
+    if isinstance(v, str):
+        return any("\ud800" <= c <= "\udfff" for c in v) if not v.isascii() else False
+    if isinstance(v, dict):
+        return any(_has_surrogates(k) or _has_surrogates(x) for k, x in v.items())
+    if isinstance(v, (list, tuple)):
+        return any(_has_surrogates(x) for x in v)
+    return False
+
+
+def _escape_surrogates(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            raw = v.encode("utf-8", "surrogateescape")  # bytes os.fsdecode/tarfile could not decode
+        except UnicodeEncodeError:
+            raw = v.encode("utf-8", "surrogatepass")  # any other lone surrogate
+        return raw.decode("utf-8", "backslashreplace")
+    if isinstance(v, dict):
+        return {_escape_surrogates(k): _escape_surrogates(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return type(v)(_escape_surrogates(x) for x in v)
+    return v
+
+
 def _doc(text: str) -> dict[str, str]:
     """Field metadata pydantic turns into the schema's ``description``."""
     return {"description": text}
@@ -101,7 +125,18 @@ class _Model:
     """The pydantic ``BaseModel`` methods the rest of the code uses, backed by a lazy ``TypeAdapter``."""
 
     def model_dump_json(self, *, indent: int | None = None) -> str:
-        return _adapter(type(self)).dump_json(self, indent=indent).decode()
+        return _adapter(type(self)).dump_json(self.printable(), indent=indent).decode()
+
+    def printable(self: _M) -> _M:
+        """This object, or a copy whose strings carry no lone surrogates (an undecodable file or member name,
+        a pickled string): those become ``\\xNN`` escapes, so JSON, SARIF and every other report can be
+        written as UTF-8 instead of crashing on them."""
+        adapter = _adapter(type(self))
+        data = adapter.dump_python(self, mode="python")
+        if not _has_surrogates(data):
+            return self
+        out: _M = adapter.validate_python(_escape_surrogates(data))
+        return out
 
     def model_dump(self, *, mode: Literal["json", "python"] = "python") -> dict[str, Any]:
         out: dict[str, Any] = _adapter(type(self)).dump_python(self, mode=mode)

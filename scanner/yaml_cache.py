@@ -67,8 +67,11 @@ def _write(path: Path, key: bytes, address: str, data: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp.write_text(json.dumps({"v": ENTRY_VERSION, "mac": _mac(key, address, body), "data": body}))
         tmp.replace(path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+    except OSError:  # a read-only or planted cache folder: parse again next time
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def parse_cached(raw: bytes, parse: Callable[[bytes], Any], folder: Path | None = None) -> Any:

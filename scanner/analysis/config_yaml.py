@@ -78,9 +78,13 @@ def parse_yaml_config(raw: bytes, *, max_bytes: int = MAX_YAML_BYTES) -> YamlCon
             built[id(node)] = None  # placeholder: a cycle through aliases reads as None
             stack.append((node, path, True))
             if isinstance(node, yaml.MappingNode):
+                keys = {k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
                 for k, v in node.value:
                     key = k.value if isinstance(k, yaml.ScalarNode) else "?"
                     if key in ("_target_", "target") and isinstance(v, yaml.ScalarNode):
+                        out.targets.append((f"{path}.{key}".lstrip("."), v.value))
+                    elif key == "cls" and "_target_" not in keys and isinstance(v, yaml.ScalarNode):
+                        # NeMo's maybe_update_config_version turns a Hydra 0.x 'cls' into '_target_' (every level)
                         out.targets.append((f"{path}.{key}".lstrip("."), v.value))
                     stack.append((k, path, False))
                     stack.append((v, f"{path}.{key}", False))

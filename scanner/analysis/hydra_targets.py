@@ -125,9 +125,39 @@ def _deny(candidates: list[str], rules: RuleDB) -> TargetIssue | None:
     return None
 
 
+# oc.decode parses its argument as YAML and oc.create turns it into config nodes, at resolution time: a _target_
+# they produce is instantiated like a written one but never appears as a key in the file
+_NODE_BUILDERS = frozenset({"oc.decode", "oc.create"})
+# ...unless what they decode is the loading process's own environment (${oc.decode:${oc.env:N_GPUS}})
+_ENV_ONLY = re.compile(r"\$\{\s*oc\.(?:decode|create)\s*:\s*\$\{\s*(?:oc\.)?env\s*:[^{}$]*\}\s*\}")
+_BUILT_TARGET = re.compile(r"\$\{[^\n]*(?:_target_|class_path)")
+
+
 def resolver_issues(value: str) -> list[TargetIssue]:
-    """OmegaConf resolvers named in a string: environment reads are noted, code-evaluating ones are critical."""
+    """OmegaConf resolvers named in a string: environment reads are noted, code-evaluating ones are critical,
+    and interpolations that build config nodes (oc.decode, oc.create, a dict literal naming a target) block."""
     out: list[TargetIssue] = []
+    head = value[:100_000]
+    builders = {m.group(1) for m in _RESOLVER.finditer(_ENV_ONLY.sub("", head))} & _NODE_BUILDERS
+    if builders:
+        out.append(
+            TargetIssue(
+                "CONFIG-TARGET-UNLISTED",
+                None,
+                f"interpolation ${{{sorted(builders)[0]}:...}} builds config nodes when resolved; "
+                "an instantiate target it produces cannot be judged",
+            )
+        )
+    elif "${" in head and _BUILT_TARGET.search(head):
+        # ${oc.select:missing,{_target_: ...}}: resolver arguments can be dict literals, returned as config nodes
+        out.append(
+            TargetIssue(
+                "CONFIG-TARGET-UNLISTED",
+                None,
+                "interpolation argument spells an instantiate key (_target_/class_path); "
+                "the node it resolves to would be instantiated",
+            )
+        )
     for name in dict.fromkeys(m.group(1) for m in _RESOLVER.finditer(value[:100_000])):
         if name in _CODE_RESOLVERS:
             out.append(

@@ -922,6 +922,13 @@ def analyze_template(
         w.walk(ast)
     except RecursionError:
         w.truncated = True
+    if not w.truncated:
+        from .template_cost import cost_hits
+
+        for c in cost_hits(
+            ast
+        ):  # the sandbox bounds neither work nor memory: constants multiplied into a DoS
+            w.unlisted.append(_Hit(Severity.HIGH, "resource amplification:", c.detail, c.line))
     if w.ssti:
         w.ssti.sort(key=lambda h: (-h.severity.rank, h.line or 0))
         worst = w.ssti[0].severity

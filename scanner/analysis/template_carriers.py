@@ -31,8 +31,22 @@ LITERAL_WINDOW = 8 << 20
 MAX_VALUES_WALKED = 2_000_000
 MAX_TEMPLATES_PER_FILE = 256
 MAX_FINDINGS_PER_RULE = 20
-_MARKERS = (b"{{", b"{%", b"_target_", b"class_path", b"${", b"!!python", b"!python")
-_TARGET_MARKERS = frozenset({b"_target_", b"class_path", b"!!python", b"!python"})
+# HyperPyYAML (SpeechBrain hyperparams.yaml, load_hyperpyyaml): these tags pydoc.locate a dotted name and
+# instantiate (!new:), call (!apply:, !applyref:), partially apply (!name:) or import (!module:) it while loading
+HPY_TAGS = ("!new:", "!apply:", "!applyref:", "!name:", "!module:")
+_MARKERS = (
+    b"{{",
+    b"{%",
+    b"_target_",
+    b"class_path",
+    b"${",
+    b"!!python",
+    b"!python",
+    *(t.encode() for t in HPY_TAGS),
+)
+_TARGET_MARKERS = frozenset(
+    {b"_target_", b"class_path", b"!!python", b"!python", *(t.encode() for t in HPY_TAGS)}
+)
 _TEMPLATE_NAMES = re.compile(r"\.(?:jinja2?|j2)$", re.I)
 _YAML_NAMES = re.compile(r"\.ya?ml$", re.I)
 _PY_TAG = "tag:yaml.org,2002:python/"
@@ -44,17 +58,38 @@ def _name(ctx: InspectContext) -> str:
     )
 
 
-def has_markers(reader: Reader) -> set[bytes]:
+def has_markers(reader: Reader, markers: tuple[bytes, ...] = _MARKERS) -> set[bytes]:
     """Which marker byte strings occur anywhere in the file (streamed, with overlap)."""
     found: set[bytes] = set()
     tail = b""
     for chunk in reader.stream(0, chunk=1 << 20):
         buf = tail + chunk
-        found.update(m for m in _MARKERS if m in buf)
+        found.update(m for m in markers if m in buf)
         tail = buf[-16:]
-        if len(found) == len(_MARKERS):
+        if len(found) == len(markers):
             break
     return found
+
+
+def _has_target_key(docs: list[Any]) -> bool:
+    """Whether any mapping in parsed YAML has an instantiate key (found after escapes were decoded)."""
+    seen: set[int] = set()
+    stack: list[Any] = list(docs)
+    walked = 0
+    while stack and walked < MAX_VALUES_WALKED:
+        obj = stack.pop()
+        walked += 1
+        if isinstance(obj, (dict, list)):
+            if id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            if isinstance(obj, dict):
+                if any(isinstance(k, str) and k in TARGET_KEYS for k in obj):
+                    return True
+                stack.extend(obj.values())
+            else:
+                stack.extend(obj)
+    return bool(stack)  # cut at the cap: judge it whole rather than assume nothing is there
 
 
 def templated(s: str) -> bool:
@@ -67,10 +102,19 @@ def templated(s: str) -> bool:
 
 def inspect_text(reader: Reader, ctx: InspectContext) -> None:
     """Text files: templates by content, YAML configs with targets; the rest carries nothing executable."""
-    markers = has_markers(reader)
+    markers = has_markers(reader, (*_MARKERS, b"\\"))
+    escaped = b"\\" in markers
+    markers.discard(b"\\")
+    name = _name(ctx)
+    if escaped and not markers & _TARGET_MARKERS and reader.size <= MAX_YAML_BYTES:
+        # a double-quoted YAML key spelled with escapes ("\x5ftarget_", "\u005ftarget_", a line-folding "\")
+        # decodes to _target_ in OmegaConf/hydra: find targets after decoding, not in the raw bytes
+        docs = _load_yaml(reader.read(0, reader.size).decode("utf-8", "replace"), ctx, strict=False)
+        if docs is not None and _has_target_key(docs):
+            walk_values(docs, ctx)
+            return
     if not markers:
         return
-    name = _name(ctx)
     is_template_file = bool(_TEMPLATE_NAMES.search(name))
     yaml_like = bool(_YAML_NAMES.search(name)) or bool(markers & _TARGET_MARKERS)
     targets = bool(markers & _TARGET_MARKERS)
@@ -186,7 +230,27 @@ def _load_yaml(text: str, ctx: InspectContext, *, strict: bool) -> list[Any] | N
             severity=Severity.CRITICAL,
             evidence={"tags": py_tags[:10]},
         )
+    _judge_hyperpyyaml_tags(loader.tags, ctx)
     return docs + loader.shadowed
+
+
+def _judge_hyperpyyaml_tags(tags: list[str], ctx: InspectContext) -> None:
+    """HyperPyYAML tag targets are hydra targets by another spelling: the same allowlist judges them."""
+    counts: dict[str, int] = {}
+    for tag in dict.fromkeys(tags):
+        prefix = next((p for p in HPY_TAGS if tag.startswith(p)), None)
+        if prefix is None:
+            continue
+        issue = judge_target(tag[len(prefix) :], prefix.rstrip(":"), ctx.rules)
+        if issue is not None:
+            _add(
+                ctx,
+                counts,
+                issue.rule_id,
+                f"HyperPyYAML {prefix.rstrip(':')} tag: {issue.message}",
+                issue.severity,
+                {"key": prefix.rstrip(":"), "target": tag[len(prefix) :][:200], "loader": "hyperpyyaml"},
+            )
 
 
 # --------------------------------------------------------------------------- JSON
@@ -353,6 +417,19 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
             seen.add(id(obj))
             for tk in TARGET_KEYS:
                 if tk in obj and (tk == "_target_" or isinstance(obj.get("init_args", {}), dict)):
+                    args = obj.get("init_args") if tk == "class_path" else obj
+                    if isinstance(args, dict) and remote_code_requested(args):
+                        # an allowlisted loader (NeMo/transformers AutoTokenizer, from_pretrained ...) told to run
+                        # a model repository's own code: code from outside this scan
+                        _add(
+                            ctx,
+                            counts,
+                            "CONFIG-TARGET-UNLISTED",
+                            f"{tk} {str(obj[tk])[:200]!r} is instantiated with trust_remote_code: true; "
+                            "the repository code it loads is outside this scan",
+                            None,
+                            {"key": "trust_remote_code", "target": str(obj[tk])[:200]},
+                        )
                     issue = judge_target(obj[tk], tk, ctx.rules)
                     if issue is not None:
                         _add(
@@ -384,6 +461,14 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
                     ctx.partial("too many templates in one file")
                     return
                 judge_template(obj, ctx, where=key or "value", strict="template" in key.lower())
+
+
+def remote_code_requested(args: dict[Any, Any]) -> bool:
+    """trust_remote_code set to anything OmegaConf/Python treats as true."""
+    v = args.get("trust_remote_code")
+    if isinstance(v, str):
+        return v.strip().lower() in ("true", "yes", "on", "1", "y")
+    return bool(v) and not isinstance(v, (dict, list))
 
 
 def _add(

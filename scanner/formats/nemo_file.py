@@ -72,6 +72,14 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
         for path, target in cfg.targets:
             targets.append(target)
             _judge_target(ctx, m.name, path, target)
+        for path in _remote_code_paths(cfg.data):
+            # NeMo passes trust_remote_code on to transformers (tokenizer/model configs): that repository's code runs
+            ctx.add(
+                "CONFIG-TARGET-UNLISTED",
+                f"NeMo {m.name}: {path or '<root>'} sets trust_remote_code: true; "
+                "the Hugging Face repository code it loads is outside this scan",
+                evidence={"member": m.name[:300], "key": f"{path}.trust_remote_code".lstrip(".")[:200]},
+            )
     ctx.add(
         "CARRIER-MODEL",
         f"NeMo archive: {len(configs)} config(s), {len(targets)} instantiated target(s)",
@@ -79,12 +87,45 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     )
 
 
+def _remote_code_paths(data: object, limit: int = 20) -> list[str]:
+    """Key paths of mappings in the config whose trust_remote_code is true (iterative, each container once)."""
+    from ..analysis.template_carriers import remote_code_requested
+
+    out: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, str]] = [(data, "")]
+    while stack and len(out) < limit and len(seen) < 500_000:
+        obj, path = stack.pop()
+        if not isinstance(obj, (dict, list)) or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, dict):
+            if remote_code_requested(obj):
+                out.append(path)
+            stack.extend((v, f"{path}.{k}".lstrip(".")) for k, v in obj.items())
+        else:
+            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(obj))
+    return out
+
+
 def _judge_target(ctx: InspectContext, member: str, path: str, target: str) -> None:
-    if path != "target":
+    legacy = path == "cls" or path.endswith(".cls")
+    if path != "target" and not legacy:
         return  # hydra _target_ values: judged where the member itself is inspected as a YAML config
     from ..analysis.hydra_targets import judge_target
 
-    issue = judge_target(target, "target", ctx.rules)
+    # Hydra 0.x 'cls' (with 'params'): NeMo's maybe_update_config_version renames it to '_target_' at every
+    # level of the config before from_config_dict instantiates it, so it is judged as a hydra target
+    issue = judge_target(target, "cls" if legacy else "target", ctx.rules)
+    if legacy:
+        if issue is not None:
+            ctx.add(
+                issue.rule_id,
+                f"NeMo {member}: {path[:200]} (Hydra 0.x cls, instantiated as _target_): {issue.message}",
+                severity=issue.severity,
+                evidence={"member": member[:300], "key": path[:200], "target": target[:300]},
+            )
+        return
     if (
         issue is not None
         and MODEL_CLASS.fullmatch(target.strip())

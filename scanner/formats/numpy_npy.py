@@ -9,6 +9,7 @@ never evaluated.
 
 from __future__ import annotations
 
+import ast
 import re
 import struct
 from typing import Any
@@ -65,10 +66,21 @@ def parse_literal(text: str, max_depth: int = 16) -> Any:
 
 
 def _unquote(s: str) -> str:
-    body = s[1:-1]
-    if "\\" not in body:
-        return body
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "0": "\0"}.get(m.group(1), m.group(1)), body)
+    """A quoted string token's value with every Python escape (``\\x73``, ``\\u0073``, ``\\N{...}``, octal) decoded.
+
+    numpy reads the header with ``ast.literal_eval``: a key or dtype spelled with escapes must read the same
+    here, or the scanner judges a different header than the loader (a 'de\\x73cr' key that overrides descr).
+    The token is one quoted literal (the tokenizer's match), so literal_eval sees nothing but that string.
+    """
+    if "\\" not in s:
+        return s[1:-1]
+    try:
+        value = ast.literal_eval(s)
+    except (ValueError, SyntaxError, MemoryError, RecursionError) as exc:
+        raise HeaderError(f"bad string literal in header: {exc}") from None
+    if not isinstance(value, str):
+        raise HeaderError("header string literal is not a str")
+    return value
 
 
 def _parse(tokens: list[tuple[str, str]], i: int, depth: int) -> tuple[Any, int]:
@@ -230,8 +242,9 @@ def read_header(reader: Reader) -> tuple[dict[str, Any], int, tuple[int, int]]:
     except UnicodeDecodeError:
         raise HeaderError("header is not valid UTF-8") from None
     hdr = parse_literal(text)
-    if not isinstance(hdr, dict) or not {"descr", "fortran_order", "shape"} <= set(hdr):
-        raise HeaderError("header is not a dict with descr, fortran_order and shape")
+    if not isinstance(hdr, dict) or set(hdr) != {"descr", "fortran_order", "shape"}:
+        # numpy refuses any other key set (EXPECTED_KEYS != d.keys())
+        raise HeaderError("header is not a dict of exactly descr, fortran_order and shape")
     if not isinstance(hdr["shape"], tuple):
         raise HeaderError("shape is not a tuple")
     if not isinstance(hdr["fortran_order"], bool):

@@ -18,6 +18,19 @@ from typing import Any
 from ..io.reader import Reader, SliceReader
 from ._pickle_bridge import analyze_pickles
 from .interface import FormatHandler, InspectContext
+from .parsers.tar_header import (
+    BLOCK,
+    GNU_LONG,
+    MAX_PAX,
+    PAX_TYPES,
+    BadHeader,
+    checksum_ok,
+    nts,
+    padded,
+    parse_header,
+    parse_pax,
+    text,
+)
 from .pickle import NOT_LITERAL, PickleStreamSummary, read_literal
 from .torch.torch_zip import STORAGE_ITEMSIZE
 from .zip.checks import check_member_name
@@ -186,70 +199,81 @@ class TarMember:
     linkname: str = ""
 
 
-def _octal(field: bytes) -> int:
-    if field[:1] and field[0] & 0x80:  # base-256
-        return int.from_bytes(field[1:], "big")
-    s = field.split(b"\0", 1)[0].strip()
-    return int(s, 8) if s else 0
-
-
-def _valid_header(hdr: bytes) -> bool:
-    try:
-        chk = _octal(hdr[148:156])
-    except ValueError:
-        return False
-    return chk == sum(hdr[:148]) + 256 + sum(hdr[156:])
-
-
 def tar_members(reader: Reader, max_members: int) -> tuple[list[TarMember], str | None]:
-    """Regular 512-byte-header walk (ustar, GNU long names, pax paths); (members, problem)."""
+    """The members as Python's ``tarfile`` (torch's reader) sees them; (members, problem).
+
+    Headers are parsed by the shared tarfile-faithful parser (signed or unsigned
+    checksums, base-256 numbers, ustar prefixes), GNU long names and PAX ``path``
+    and ``size`` records apply to the next member, as tarfile applies them: a
+    walk that disagrees with tarfile on where a member starts or ends would
+    judge bytes torch never unpickles and skip the ones it does.
+    """
     out: list[TarMember] = []
     pos = 0
     long_name: str | None = None
-    while pos + 512 <= reader.size:
-        hdr = reader.read(pos, 512)
-        if hdr == b"\0" * 512:
+    pax_global: dict[str, str] = {}
+    pax_next: dict[str, str] = {}
+    while pos + BLOCK <= reader.size:
+        hdr = reader.read(pos, BLOCK)
+        if hdr == b"\0" * BLOCK:
             return out, None
-        if not _valid_header(hdr):
-            return out, f"bad tar header checksum at offset {pos}"
+        try:
+            h = parse_header(hdr)
+        except BadHeader as exc:
+            return out, f"bad tar header at offset {pos}: {exc}"
         if len(out) >= max_members:
             return out, "too many members"
-        name = hdr[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
-        if hdr[257:262] == b"ustar" and hdr[345:346] != b"\0":
-            name = hdr[345:500].split(b"\0", 1)[0].decode("utf-8", "replace") + "/" + name
-        try:
-            size = _octal(hdr[124:136])
-        except ValueError:
-            return out, f"bad size field at offset {pos}"
-        typ = hdr[156:157]
-        data = pos + 512
-        if data + size > reader.size:
-            return out, f"member {name!r} runs past the end of the file"
-        if typ in (b"L", b"x", b"g"):
-            body = reader.read(data, min(size, 1 << 16))
-            if typ == b"L":
-                long_name = body.split(b"\0", 1)[0].decode("utf-8", "replace")
-            elif typ == b"x":
-                for rec in body.split(b"\n"):
-                    if b" path=" in rec:
-                        long_name = rec.split(b" path=", 1)[1].decode("utf-8", "replace")
+        # tarfile applies PAX records (global ones included) only to a member that has its own 'x' header
+        pax = {**pax_global, **pax_next} if pax_next else {}
+        size = h.size
+        if h.type not in (*PAX_TYPES, *GNU_LONG) and "size" in pax:
+            try:
+                size = int(pax["size"])
+            except ValueError:
+                return out, f"bad PAX size record for the member at offset {pos}"
+        data = pos + BLOCK
+        if size < 0 or data + size > reader.size:
+            return out, f"member {h.name!r} runs past the end of the file"
+        if h.type in (*PAX_TYPES, *GNU_LONG):
+            if size > MAX_PAX:
+                return out, f"PAX/GNU record of {size} bytes at offset {pos}"
+            body = reader.read(data, size)
+            if h.type == b"L":
+                long_name = text(nts(body))
+            elif h.type in PAX_TYPES:
+                try:
+                    rec = parse_pax(body)
+                except BadHeader as exc:
+                    return out, f"bad PAX header at offset {pos}: {exc}"
+                (pax_global if h.type == b"g" else pax_next).update(rec)
         else:
-            link = hdr[157:257].split(b"\0", 1)[0].decode("utf-8", "replace")
-            out.append(TarMember(long_name or name, typ, data, size, link))
+            name = pax.get("path") or long_name or h.name
+            link = pax.get("linkpath") or h.linkname
+            out.append(TarMember(_printable(name), h.type, data, size, _printable(link)))
             long_name = None
-        pos = data + (size + 511) // 512 * 512
+            pax_next = {}
+        pos = data + padded(size)
     return out, None if pos >= reader.size else "truncated tar header"
 
 
+def _printable(name: str) -> str:
+    """A member name for reports: bytes that are not UTF-8 shown as U+FFFD (tarfile keeps them as surrogates)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _sniff_tar(head: bytes, reader: Reader) -> bool:
-    if len(head) < 512 or not _valid_header(head[:512]):
+    if len(head) < BLOCK or not checksum_ok(head[:BLOCK]):
         return False
     try:
         members, _ = tar_members(reader, 16)
     except (ValueError, struct.error):
         return False
     names = {m.name.rstrip("/").split("/")[-1] for m in members}
-    return len(names & LEGACY_TAR_MEMBERS) >= 2 and "pickle" in names
+    if len(names & LEGACY_TAR_MEMBERS) >= 2 and "pickle" in names:
+        return True
+    # torch.load's legacy tar branch unpickles the 'storages' member first (count, then one header pickle per
+    # storage between raw bytes): a tar holding it runs those pickles even when the other members are missing
+    return any(m.name.strip("/") in ("storages", "./storages") for m in members)
 
 
 def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:

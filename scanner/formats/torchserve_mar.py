@@ -100,17 +100,24 @@ def _check_manifest(
             )
 
 
+def _py_name(name: str) -> str:
+    return name.split("\x00", 1)[0]
+
+
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
     listing = read_zip(reader, ctx)
     if listing is None:
         return
     inspect_extra_regions(reader, listing, ctx)
     entries = [e for e in unique_entries(listing) if not e.is_dir]
-    manifests = [e for e in listing.entries if e.name == MANIFEST]
+    # Python's zipfile (TorchServe's extraction) cuts member names at the first NUL: match names as it reads them
+    manifests = [e for e in listing.entries if _py_name(e.name) == MANIFEST]
     doc, problem = _manifest(reader, manifests[-1], ctx)  # Python's zipfile (TorchServe) reads the last copy
     model: dict[str, Any] = doc["model"] if doc else {}
-    names = {e.name for e in entries}
-    py_modules = {e.name[:-3].replace("/", "."): e.name for e in entries if e.name.endswith(".py")}
+    names = {_py_name(e.name) for e in entries}
+    py_modules = {
+        _py_name(e.name)[:-3].replace("/", "."): e.name for e in entries if _py_name(e.name).endswith(".py")
+    }
     if problem:
         ctx.add(
             "CARRIER-CONFIG-INVALID",
@@ -132,7 +139,7 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
         if ctx.state.out_of_time():
             ctx.limit_hit("file_seconds", "time budget ran out inspecting TorchServe archive members")
             return
-        if e.name.endswith(".py"):
+        if _py_name(e.name).endswith(".py"):
             sub = open_member(reader, e, ctx)
             if sub is not None:
                 code += 1

@@ -42,6 +42,9 @@ AUTO_MAP_CONFIGS = {
     "video_processor_config.json",
     "audio_tokenizer_config.json",
     "adapter_config.json",
+    # diffusers ModularPipelineBlocks.from_pretrained: auto_map[cls.__name__] -> get_class_from_dynamic_module
+    "modular_config.json",
+    "modular_model_index.json",
 }
 TEMPLATE_CONFIGS = {"tokenizer_config.json", "processor_config.json", "chat_template.json"}
 DIFFUSERS_LIBRARIES = {
@@ -435,7 +438,7 @@ def _worst(repo: _Repo, files: list[str]) -> str | None:
 
 
 def _resolve_ref(repo: _Repo, r: _Ref) -> None:
-    ref = r.ref.strip()
+    ref = r.ref  # not stripped: get_class_from_dynamic_module opens " modeling.py" for " modeling.M"
     if "--" in ref:
         other, _, local = ref.partition("--")
         repo.add(
@@ -502,24 +505,57 @@ def _loader_for(config: str) -> str:
     name = posixpath.basename(config)
     if name == "adapter_config.json":
         return "peft / transformers (trust_remote_code=True)"
+    if name.startswith("modular_") or name == "model_index.json":
+        return "diffusers (trust_remote_code=True)"
     return "transformers (trust_remote_code=True)"
 
 
-def _refs_from_auto_map(path: str, auto_map: Any) -> list[_Ref]:
+# transformers derives one auto_map entry from another when the config lacks its own: AutoImageProcessor from
+# AutoFeatureExtractor (image_processing_auto), AutoVideoProcessor from AutoImageProcessor (video_processing_auto),
+# by a plain str.replace over the whole reference, so the module part can change too.
+_DERIVED_REFS = {
+    "AutoFeatureExtractor": ("FeatureExtractor", "ImageProcessor", "AutoImageProcessor"),
+    "AutoImageProcessor": ("ImageProcessor", "VideoProcessor", "AutoVideoProcessor"),
+}
+# processor_config.json nests the image/feature/video processor configs; their auto_map is read from there first
+# (ImageProcessingMixin.get_image_processor_dict, FeatureExtractionMixin, video_processing_auto)
+_NESTED_CONFIGS = ("image_processor", "feature_extractor", "audio_processor", "video_processor", "tokenizer")
+
+
+def _refs_from_auto_map(path: str, auto_map: Any, prefix: str = "auto_map") -> list[_Ref]:
     out: list[_Ref] = []
     items: list[tuple[str, Any]]
     if isinstance(auto_map, dict):
         items = [(str(k), v) for k, v in auto_map.items()]
-    elif isinstance(auto_map, list):
+    elif isinstance(auto_map, (list, tuple)):
         items = [("auto_map", v) for v in auto_map]
     else:
         return out
     for key, v in items[:200]:
-        vals = v if isinstance(v, list) else [v]
-        for x in vals[:4]:
-            if isinstance(x, str) and x:
-                out.append(_Ref(path, f"auto_map.{key}", x, _loader_for(path)))
+        # a string, a [slow, fast] pair, or a {backend: reference} mapping (_resolve_auto_map_class_ref)
+        vals = list(v.values()) if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else [v]
+        for x in vals[:8]:
+            if not (isinstance(x, str) and x):
+                continue
+            out.append(_Ref(path, f"{prefix}.{key}", x, _loader_for(path)))
+            derived = _DERIVED_REFS.get(key)
+            if derived is not None and isinstance(v, str):
+                alt = x.replace(derived[0], derived[1])
+                if (
+                    alt.rpartition(".")[0] != x.rpartition(".")[0]
+                ):  # another module file, not just another class
+                    out.append(_Ref(path, f"{prefix}.{key} (as {derived[2]})", alt, _loader_for(path)))
     return out
+
+
+def _all_auto_map_refs(path: str, cfg: dict[str, Any]) -> list[_Ref]:
+    """The top-level auto_map and those of the processor configs nested in it (processor_config.json)."""
+    refs = _refs_from_auto_map(path, cfg.get("auto_map"))
+    for sub in _NESTED_CONFIGS:
+        nested = cfg.get(sub)
+        if isinstance(nested, dict) and "auto_map" in nested:
+            refs.extend(_refs_from_auto_map(path, nested.get("auto_map"), f"{sub}.auto_map"))
+    return refs
 
 
 def _load_json(repo: _Repo, path: str) -> Any:
@@ -561,7 +597,7 @@ def _check_configs(repo: _Repo) -> None:
             if not isinstance(cfg, (dict, list)):
                 continue
             if isinstance(cfg, dict):
-                for r in _refs_from_auto_map(path, cfg.get("auto_map")):
+                for r in _all_auto_map_refs(path, cfg):
                     _resolve_ref(repo, r)
                 pipes = cfg.get("custom_pipelines")
                 if isinstance(pipes, dict):
@@ -591,6 +627,10 @@ def _check_configs(repo: _Repo) -> None:
                     _check_peft_auto_mapping(repo, path, cfg.get("auto_mapping"))
             if name == "modules.json" and isinstance(cfg, list):
                 _check_st_modules(repo, path, cfg)
+        if name in ST_ACTIVATION_CONFIGS:
+            cfg = _load_json(repo, path)
+            if isinstance(cfg, dict):
+                _check_st_activations(repo, path, cfg)
         elif name.endswith(".jinja") and (
             "chat_template" in name
             or posixpath.basename(posixpath.dirname(path)) in ("chat_templates", "additional_chat_templates")
@@ -690,6 +730,41 @@ def _check_peft_auto_mapping(repo: _Repo, path: str, mapping: Any) -> None:
     )
 
 
+# sentence-transformers calls import_from_string(path)() for these config values: Dense's activation_function
+# (base/modules/dense.py), CrossEncoder's sentence_transformers.activation_fn / sbert_ce_default_activation_function
+# in config.json and activation_fn in config_sentence_transformers.json (cross_encoder/model.py). Any 'torch.'
+# path is called even without trust_remote_code, anything at all with it: judged like a hydra target.
+ST_ACTIVATION_CONFIGS = {"config.json", "config_sentence_transformers.json"}
+_ST_ACTIVATION_KEYS = ("activation_function", "activation_fn", "sbert_ce_default_activation_function")
+
+
+def _check_st_activations(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
+    from ..analysis.hydra_targets import judge_target
+
+    keys = ["sbert_ce_default_activation_function"]
+    if "in_features" in cfg or "out_features" in cfg:  # a Dense module's config (2_Dense/config.json)
+        keys.append("activation_function")
+    if posixpath.basename(path) == "config_sentence_transformers.json":
+        keys.append("activation_fn")
+    found: list[tuple[str, Any]] = [(k, cfg[k]) for k in keys if k in cfg]
+    st = cfg.get("sentence_transformers")
+    if isinstance(st, dict):
+        found += [(f"sentence_transformers.{k}", st[k]) for k in _ST_ACTIVATION_KEYS if k in st]
+    for key, value in found:
+        if not isinstance(value, str) or "." not in value:
+            continue  # import_from_string needs 'module.attr'; GPT-2's "activation_function": "gelu_new" is a name
+        issue = judge_target(value, key, repo.rules)
+        if issue is not None:
+            repo.add(
+                path,
+                issue.rule_id,
+                f"sentence-transformers calls {key} {str(value)[:200]!r} with no arguments "
+                f"(import_from_string(...)()): {issue.message}"[:500],
+                severity=issue.severity,
+                evidence={"key": key, "target": str(value)[:300], "loader": "sentence-transformers"},
+            )
+
+
 def _check_st_modules(repo: _Repo, path: str, modules: list[Any]) -> None:
     for m in modules[:200]:
         t = m.get("type") if isinstance(m, dict) else None
@@ -697,7 +772,9 @@ def _check_st_modules(repo: _Repo, path: str, modules: list[Any]) -> None:
             continue
         module = t.rsplit(".", 1)[0]
         hit = next((c for c in _module_candidates(posixpath.dirname(path), module) if c in repo.arts), None)
-        if hit:
+        if (
+            hit or "--" in t
+        ):  # "org/repo--module.Class": get_class_from_dynamic_module fetches another repository
             _resolve_ref(
                 repo,
                 _Ref(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import re
 from typing import Any
 
 from ..analysis.config_yaml import MAX_YAML_BYTES, parse_yaml_config
@@ -127,13 +128,43 @@ def _code(folder: _Folder, path: str, role: str) -> None:
     )
 
 
+# modules MLflow's own flavors import by a name read from the model: keras_module (MLmodel flavor key, or
+# data/keras_module.txt) and data/pickle_module_info.txt (the pickle module torch.load is given); what MLflow
+# itself writes there, anything else is importlib.import_module of a module the model chose
+KERAS_MODULES = frozenset({"keras", "tensorflow.keras", "tf_keras"})
+PICKLE_MODULES = frozenset({"mlflow.pytorch.pickle_module", "pickle", "cloudpickle", "dill"})
+MODULE_SPEC_FILES = {"keras_module.txt": KERAS_MODULES, "pickle_module_info.txt": PICKLE_MODULES}
+
+
+def _under(path: str, d: str) -> bool:
+    return d in ("", ".") or path.startswith(d + "/")
+
+
 def _module_file(folder: _Folder, code_dirs: list[str], module: str) -> str | None:
     rel = module.replace(".", "/")
     for d in code_dirs:
-        for cand in (f"{d}/{rel}.py", f"{d}/{rel}/__init__.py"):
+        for cand in (f"{rel}.py", f"{rel}/__init__.py"):
+            cand = cand if d in ("", ".") else f"{d}/{cand}"
             if cand in folder.arts:
                 return cand
     return None
+
+
+def _named_module(
+    folder: _Folder, mlmodel: str, code_dirs: list[str], roles: dict[str, str], module: str, where: str
+) -> None:
+    """A module name MLflow imports: code in the model's code folder, or code from elsewhere (fails closed)."""
+    found = _module_file(folder, code_dirs, module)
+    if found:
+        roles[found] = where
+        return
+    folder.add(
+        mlmodel,
+        "CARRIER-CODE-MISSING",
+        f"{where} {module[:200]!r} is not a module MLflow writes there and not in the model's code folder: "
+        "importlib.import_module runs code from elsewhere",
+        evidence={"module": module[:300], "key": where},
+    )
 
 
 def _check_env(folder: _Folder, mlmodel: str, env: Any) -> None:
@@ -221,6 +252,16 @@ def _check_mlmodel(folder: _Folder, mlmodel: str) -> None:
     for flavor in flavors.values():
         code = flavor.get("code") if isinstance(flavor, dict) else None
         if isinstance(code, str) and code:
+            rel = posixpath.normpath(code.replace("\\", "/"))
+            if rel.startswith("/") or rel == ".." or rel.startswith("../") or re.match(r"[A-Za-z]:", rel):
+                # os.path.join(model_dir, code) then sys.path.insert: a folder outside the model is code unseen
+                folder.add(
+                    mlmodel,
+                    "CARRIER-CODE-MISSING",
+                    f"MLmodel code folder {code[:200]!r} is outside the model folder: "
+                    "mlflow puts it on sys.path, so code this scan never saw can be imported",
+                    evidence={"code": code[:300]},
+                )
             code_dirs.append(folder.path(code))
         elif code not in (None, ""):  # MLflow writes a folder name or null; anything else is not understood
             folder.add(
@@ -233,8 +274,38 @@ def _check_mlmodel(folder: _Folder, mlmodel: str) -> None:
     roles: dict[str, str] = {}
     for d in code_dirs:
         for p in folder.arts:
-            if p.startswith(d + "/"):
+            if _under(p, d):  # code: "." puts the model folder itself on sys.path
                 roles[p] = "code folder (on sys.path at load)"
+    for flavor_name, flavor in flavors.items():
+        # models from code: pyfunc, langchain and llama_index load os.path.join(model_dir, basename(model_code_path))
+        # with spec_from_file_location + exec_module (models/utils.py _load_model_code_path), whatever its suffix
+        mcp = flavor.get("model_code_path") if isinstance(flavor, dict) else None
+        if isinstance(mcp, str) and mcp:
+            p = folder.path(posixpath.basename(mcp.replace("\\", "/")))
+            if p in folder.arts:
+                roles[p] = f"{flavor_name}.model_code_path (models from code: executed)"
+            else:
+                folder.add(
+                    mlmodel,
+                    "CARRIER-CODE-MISSING",
+                    f"MLmodel {flavor_name}.model_code_path {mcp[:200]!r}: {posixpath.basename(p)} "
+                    "is not in the model folder",
+                    evidence={"model_code_path": mcp[:300], "flavor": flavor_name},
+                )
+        km = flavor.get("keras_module") if isinstance(flavor, dict) else None
+        if km is not None and km not in KERAS_MODULES:
+            _named_module(folder, mlmodel, code_dirs, roles, str(km), f"{flavor_name}.keras_module")
+    for p in sorted(folder.arts):
+        allowed = MODULE_SPEC_FILES.get(posixpath.basename(p))
+        if allowed is None or not _under(p, folder.base):
+            continue
+        raw = folder.read(p, 4096)
+        name = raw.decode("utf-8", "replace").strip() if raw is not None else None
+        if name is None:
+            folder.add(p, "CARRIER-CONFIG-INVALID", "module name file too large or unreadable")
+            folder.fail_closed(p, "module name file not read")
+        elif name not in allowed:
+            _named_module(folder, mlmodel, code_dirs, roles, name, posixpath.basename(p))
     pyfunc = flavors.get("python_function")
     if isinstance(pyfunc, dict):
         module = pyfunc.get("loader_module")
@@ -253,7 +324,7 @@ def _check_mlmodel(folder: _Folder, mlmodel: str) -> None:
                         "MLflow flavor and not in the model's code folder: code from elsewhere runs",
                         evidence={"loader_module": module[:300]},
                     )
-        for key in ("model_code_path", "python_model"):
+        for key in ("python_model",):
             v = pyfunc.get(key)
             if isinstance(v, str) and v.endswith(".py"):
                 p = folder.path(v)

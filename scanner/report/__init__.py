@@ -17,6 +17,7 @@ def render(
     quiet: bool = False,
 ) -> str:
     """``only_findings``/``quiet`` shape the console report only; machine formats always carry every file."""
+    report = report.printable()  # undecodable names never crash a renderer or the UTF-8 file it is written to
     if fmt == "json":
         from .json_report import render_json
 

@@ -128,3 +128,13 @@ def test_a_warm_start_does_not_import_yaml(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     assert [r.stdout.strip() for r in runs] == ["True", "False"], [r.stderr[-2000:] for r in runs]
+
+
+def test_an_unusable_cache_folder_only_costs_a_parse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELWARD_CACHE_KEY", "test-key-unusable")
+    planted = tmp_path / "not-a-folder"
+    planted.write_text("a file where the cache folder should be")
+    calls, parse = _counting({"k": 1})
+    assert compiled.parse_cached(YAML, parse, planted / "yaml") == {"k": 1}
+    assert compiled.parse_cached(YAML, parse, planted / "yaml") == {"k": 1}
+    assert len(calls) == 2

@@ -24,7 +24,7 @@ MAX_METADATA = 1 << 20
 def _sniff(head: bytes, reader: Reader) -> bool:
     if not looks_like_zip(head, reader):
         return False
-    names = set(list_names(reader))
+    names = {n.split("\x00", 1)[0] for n in list_names(reader)}
     return "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
 
 
@@ -48,7 +48,8 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     if listing is None or ctx.state.out_of_time():
         return
     version = _keras_version(reader, listing, ctx)
-    configs = [e for e in listing.entries if e.name == "config.json"]
+    # Python's zipfile (keras.saving) cuts a member name at its first NUL: "config.json\x00x" is read as config.json
+    configs = [e for e in listing.entries if e.name.split("\x00", 1)[0] == "config.json"]
     for e in configs:
         sub = open_member(reader, e, ctx)
         # a reporting view at the member's path: the member itself was recorded and inspected by inspect_all

@@ -8,11 +8,13 @@ from ..interface import FormatHandler, InspectContext
 from .checks import check_persistent_ids
 from .cursor import Cursor
 from .stream import analyze_pickle_stream
-from .walker import Budget, Machine
+from .walker import Budget, Machine, WalkResult
 
 _SNIFF_LIMITS = Limits(
     max_pickle_opcodes=20_000, max_pickle_stack=2_000, max_pickle_memo=2_000, max_string=4096
 )
+#: the second sniff walk, over the file, when the head hit a sniff bound: the analysis limits, bounded opcodes
+_FULL_SNIFF_LIMITS = Limits(max_pickle_opcodes=20_000)
 _CALL_OPS = frozenset({"REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
 
 
@@ -22,34 +24,58 @@ def sniff(head: bytes, reader: Reader) -> bool:
         return True
     if not head:
         return False
-    return _walks_like_pickle(head, reader.size)
+    return _walks_like_pickle(head, reader)
 
 
-def _walks_like_pickle(head: bytes, total: int) -> bool:
+def _walks_like_pickle(head: bytes, reader: Reader) -> bool:
     if head[0] == 0x80 and (len(head) < 2 or head[1] > 1):
         return False
+    res = _sniff_walk(BytesReader(head, "<sniff>"), _SNIFF_LIMITS)
+    total = reader.size
+    if _judge(res, len(head), total):
+        return True
+    head_short = (res.error or "").startswith("truncated") and len(head) < total
+    if res.limit is None and not head_short:
+        return False
+    # The head ran cleanly into a sniff bound (a first line longer than the sniff's max_string, deep MARK
+    # nesting, a big memo, a literal longer than the head) before it showed what the stream does. The C
+    # unpickler has no such bounds: a payload placed after such a prefix still runs. Walk the file itself
+    # with the analysis limits; a clean run into one of those is claimed (the analysis then fails closed).
+    res = _sniff_walk(reader, _FULL_SNIFF_LIMITS)
+    if res.limit is not None:
+        return True
+    return _judge(res, total, total)
+
+
+def _sniff_walk(reader: Reader, limits: Limits) -> WalkResult:
     m = Machine(
-        Cursor(BytesReader(head, "<sniff>")),
-        _SNIFF_LIMITS,
-        Budget(20_000),
+        Cursor(reader),
+        limits,
+        Budget(limits.max_pickle_opcodes),
         out_of_time=lambda: False,
         joblib=False,
     )
     res = m.run()
+    m.release()
+    return res
+
+
+def _judge(res: WalkResult, walked: int, total: int) -> bool:
+    """Whether a sniff walk over the first ``walked`` bytes of a ``total``-byte file looks like a real pickle."""
     if res.limit is not None:
         return False
     if res.end >= 0:
-        return res.opcodes >= 2 or res.end == len(head)
+        return res.opcodes >= 2 or res.end == walked
     err = res.error or ""
-    if err.startswith("truncated") and len(head) < total and res.error_offset is not None:
+    if err.startswith("truncated") and walked < total and res.error_offset is not None:
         # the head ended mid-stream: accept a long, clean run of opcodes
-        return res.opcodes >= 64 and res.error_offset >= len(head) - 1024
+        return res.opcodes >= 64 and res.error_offset >= walked - 1024
     # broken pickles still run their opening opcodes: claim a stream that imported and then did pickle work
     imports = [r for r in res.imports if _ident(r.module) and _ident(r.name)]
     if not imports:
         return False
     called = any(r.called for r in imports) or bool(res.untraced)
-    ran_to_eof = err.startswith("truncated") and len(head) == total
+    ran_to_eof = err.startswith("truncated") and walked == total
     return called or ran_to_eof or res.opcodes - imports[0].index >= 3
 
 

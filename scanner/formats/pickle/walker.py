@@ -256,6 +256,27 @@ def _accumulate(prev: Any, state: Any) -> Any:
     return merged
 
 
+def _not_exact_str(v: Any) -> bool:
+    """A value that cannot be an exact ``str`` when the loader gets it (the plain-unpickler view's test).
+
+    A non-text literal, a container, an instance made by ``cls.__new__`` (NEWOBJ) of a class other than str,
+    or an import: profiles allowlist classes, functions and constants that are not str, and an import that
+    is not allowlisted was reported where it was imported. Call results may be a str.
+    """
+    if not isinstance(v, V):
+        return not isinstance(v, str)
+    if isinstance(v, (Seq, Dct, Glob)):
+        return True
+    if isinstance(v, Blob):
+        return v.kind in ("binbytes", "short_binbytes", "binbytes8", "bytearray8", "int")
+    return (
+        isinstance(v, Call)
+        and v.opcode in ("NEWOBJ", "NEWOBJ_EX")
+        and isinstance(v.func, Glob)
+        and v.func.rec.path != "builtins:str"
+    )
+
+
 def _dotted_ident(s: str) -> bool:
     return bool(s) and all(p.isidentifier() for p in s.split("."))
 
@@ -448,6 +469,7 @@ class Machine:
                 self._loop()
             else:
                 self._plain_loop()
+            self._frame_at_stop()
         except Malformed as exc:
             res.error, res.error_offset, res.error_index = str(exc), self.op_offset, self.index
         except Truncated as exc:
@@ -461,6 +483,20 @@ class Machine:
             res.error_offset = self.op_offset
         res.proto = self.proto
         return res
+
+    def _frame_at_stop(self) -> None:
+        """A FRAME that runs past STOP: picklers end the last frame with STOP, but loaders read a whole frame
+        before running it, so the next read (torch's next legacy pickle, joblib's stream after an object
+        array, any pickle.load loop) starts at the frame's end, not after STOP. The bytes in between are
+        walked here as if they came next; the loader skips them and runs what follows."""
+        end, fend = self.res.end, self.frame_end
+        if end >= 0 and fend is not None and fend > end:
+            self._issue(
+                "lenient-opcode",
+                f"FRAME extends {fend - end} bytes past STOP: a loader reading the next pickle or data from "
+                f"this stream resumes at offset {fend}, not {end}",
+                {"opcode": "FRAME", "stop_end": end, "frame_end": fend},
+            )
 
     def release(self) -> None:
         """Drop the stack, memo and caches once the walk's results have been taken."""
@@ -1611,6 +1647,11 @@ class Machine:
                 raise Malformed("STACK_GLOBAL requires str operands")
             self._import(module, name, "STACK_GLOBAL")
             return
+        if self.strict_calls and (_not_exact_str(module) or _not_exact_str(name)):
+            # _pickle.c checks PyUnicode_CheckExact on both operands before importing anything
+            raise Malformed(
+                f"STACK_GLOBAL requires str (module: {_describe(module)}; name: {_describe(name)})"
+            )
         why = f"operands are not string literals (module: {_describe(module)}; name: {_describe(name)})"
         mod_s = module if isinstance(module, str) else "<dynamic>"
         name_s = name if isinstance(name, str) else "<dynamic>"

@@ -97,5 +97,8 @@ def test_invalid_and_oversize() -> None:
 
 
 def test_percent_format_is_not_executed() -> None:
-    # a width specifier would make printf allocate; the folder refuses anything but %s/%c
-    assert analyze_template("{{ '%0999999999d'|format(1) }}") == []
+    # a width specifier would make printf allocate; the folder refuses anything but %s/%c (never runs printf),
+    # and rendering it would allocate a gigabyte: the size bound reports it (template_cost)
+    issues = analyze_template("{{ '%0999999999d'|format(1) }}")
+    assert [i.rule_id for i in issues] == ["TEMPLATE-UNLISTED"]
+    assert "resource amplification" in issues[0].message
