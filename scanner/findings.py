@@ -12,7 +12,7 @@ through a ``TypeAdapter`` built on first use, so a console scan never imports it
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -95,6 +95,8 @@ def _adapter(cls: type) -> TypeAdapter[Any]:
 def _has_surrogates(v: Any) -> bool:
     if isinstance(v, str):
         return any("\ud800" <= c <= "\udfff" for c in v) if not v.isascii() else False
+    if isinstance(v, _Model):
+        return any(_has_surrogates(getattr(v, f.name)) for f in fields(v))  # type: ignore[arg-type]
     if isinstance(v, dict):
         return any(_has_surrogates(k) or _has_surrogates(x) for k, x in v.items())
     if isinstance(v, (list, tuple)):
@@ -131,11 +133,10 @@ class _Model:
         """This object, or a copy whose strings carry no lone surrogates (an undecodable file or member name,
         a pickled string): those become ``\\xNN`` escapes, so JSON, SARIF and every other report can be
         written as UTF-8 instead of crashing on them."""
+        if not _has_surrogates(self):
+            return self  # the usual case, decided without pydantic
         adapter = _adapter(type(self))
-        data = adapter.dump_python(self, mode="python")
-        if not _has_surrogates(data):
-            return self
-        out: _M = adapter.validate_python(_escape_surrogates(data))
+        out: _M = adapter.validate_python(_escape_surrogates(adapter.dump_python(self, mode="python")))
         return out
 
     def model_dump(self, *, mode: Literal["json", "python"] = "python") -> dict[str, Any]:

@@ -6,7 +6,8 @@ JSON of the same data loads in ~1 ms. An entry is addressed by the SHA-256 of th
 edited or updated rule file is a miss, never a stale hit. Whoever can write the cache folder must not be able
 to change a rule or allow a pickle global, so each entry carries an HMAC over its address and body made with
 the result cache's key (which never lives in the cache folder); an entry that does not verify is a miss and
-is rewritten. Data that JSON cannot carry exactly (dates, non-string keys) is never stored.
+is rewritten. Integer-keyed mappings are tagged; data JSON cannot carry exactly (dates, mixed keys) is
+never stored.
 """
 
 from __future__ import annotations
@@ -22,8 +23,40 @@ from typing import Any
 
 from .cache import CacheKeyError, load_key, modelward_cache_home
 
-ENTRY_VERSION = 1
+ENTRY_VERSION = 2
 _MAC_CONTEXT = b"modelward-yaml-cache-v1\0"
+_INT_KEYS = "\x00int-keys"  # a mapping with integer keys (gadgets.yaml argument positions), as [[k, v], ...]
+
+
+class _Unrepresentable(Exception):
+    pass
+
+
+def _encode(v: Any) -> Any:
+    """JSON-able form of parsed YAML; integer-keyed mappings are tagged so they come back with int keys."""
+    if isinstance(v, dict):
+        if all(type(k) is str for k in v):
+            if _INT_KEYS in v:
+                raise _Unrepresentable
+            return {k: _encode(x) for k, x in v.items()}
+        if all(type(k) is int for k in v):
+            return {_INT_KEYS: [[k, _encode(x)] for k, x in v.items()]}
+        raise _Unrepresentable
+    if isinstance(v, list):
+        return [_encode(x) for x in v]
+    if v is None or type(v) in (str, int, float, bool):
+        return v
+    raise _Unrepresentable  # dates, sets, bytes, tuples
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, dict):
+        if len(v) == 1 and _INT_KEYS in v:
+            return {int(k): _decode(x) for k, x in v[_INT_KEYS]}
+        return {k: _decode(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_decode(x) for x in v]
+    return v
 
 
 def compiled_dir() -> Path:
@@ -50,18 +83,18 @@ def _read(path: Path, key: bytes, address: str) -> tuple[bool, Any]:
             return False, None
         if not hmac.compare_digest(mac, _mac(key, address, body)):
             return False, None
-        return True, json.loads(body)
+        return True, _decode(json.loads(body))
     except (OSError, ValueError, KeyError, TypeError):
         return False, None
 
 
 def _write(path: Path, key: bytes, address: str, data: Any) -> None:
     try:
-        body = json.dumps(data, ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError):
-        return  # dates, sets, non-finite floats: not representable, keep parsing the YAML
-    if json.loads(body) != data:
-        return  # e.g. integer keys would come back as strings
+        body = json.dumps(_encode(data), ensure_ascii=False, allow_nan=False)
+    except (_Unrepresentable, ValueError, RecursionError):
+        return  # dates, sets, non-finite floats, mixed keys: keep parsing the YAML
+    if _decode(json.loads(body)) != data:
+        return
     tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

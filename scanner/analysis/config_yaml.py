@@ -9,14 +9,14 @@ large, too deep or not parseable is an error the caller must fail closed on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
 
 MAX_YAML_BYTES = 256 << 10  # real MLmodel / NeMo configs are KBs; composing needs ~100x the text in memory
 MAX_NODES = 500_000
 PY_TAG = "tag:yaml.org,2002:python/"
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~25x faster
 
 
 @dataclass
@@ -45,12 +45,15 @@ def _scalar(node: yaml.ScalarNode) -> Any:
 
 def parse_yaml_config(raw: bytes, *, max_bytes: int = MAX_YAML_BYTES) -> YamlConfig:
     """Compose one YAML document into plain data, collecting Python tags and hydra-style targets."""
+    import yaml  # only when a repository holds an MLmodel or NeMo config: PyYAML is ~20 ms of start-up
+
     out = YamlConfig()
     if len(raw) > max_bytes:
         out.error = f"{len(raw)} bytes exceed the {max_bytes}-byte limit"
         return out
     try:
-        root = yaml.compose(raw.decode("utf-8"), Loader=_LOADER)
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~25x faster
+        root = yaml.compose(raw.decode("utf-8"), Loader=loader)
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         out.error = f"not parseable: {type(exc).__name__}: {exc}"[:300]
         return out

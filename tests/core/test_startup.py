@@ -3,8 +3,8 @@
 Measured in a real subprocess (a fresh interpreter, the CLI's own ``main``), by the modules loaded when
 the process exits. Not timed: speed targets and figures live in benchmarks/bench_startup.py.
 
-What is allowed, deliberately: typer (and pydantic, which typer uses to coerce every option value), PyYAML
-(the rule database is YAML), rich.console (the console report). What is not: network clients, other formats'
+What is allowed, deliberately: typer, PyYAML on a cold start (the rule database and the policy are YAML; a warm
+start reads their MACed JSON copy and imports neither PyYAML nor pydantic), rich.console (the console report). What is not: network clients, other formats'
 parsers, signing, the CI gate, the audit inventory, the progress bar when stderr is not a terminal.
 """
 
@@ -59,9 +59,11 @@ NOT_FOR_A_LOCAL_PICKLE = (
 )
 
 
-def _modules(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+def _modules(
+    tmp_path: Path, *args: str, env_extra: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
     dump = tmp_path / "modules.txt"
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env = {**{k: v for k, v in os.environ.items() if k != "CI"}, **(env_extra or {})}
     res = subprocess.run(
         [sys.executable, "-c", _DUMP, str(dump), *args],
         capture_output=True,
@@ -89,3 +91,14 @@ def test_version_and_help_load_no_engine(tmp_path: Path, args: list[str]) -> Non
     assert res.returncode == 0, res.stderr
     heavy = ("scanner.engine", "scanner.rules", "scanner.formats.registry", "yaml", "scanner.policy.loader")
     assert sorted(m for m in heavy if m in loaded) == []
+
+
+def test_warm_start_parses_no_yaml_and_builds_no_pydantic_adapter(tmp_path: Path) -> None:
+    small = tmp_path / "small.pkl"
+    small.write_bytes(pickle.dumps({"coef": [0.1, 0.2]}, protocol=4))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "MODELWARD_CACHE_KEY": "startup-test-key"}
+    cold, cold_loaded = _modules(tmp_path, "scan", "-q", str(small), env_extra=env)
+    warm, warm_loaded = _modules(tmp_path, "scan", "-q", str(small), env_extra=env)
+    assert cold.returncode == warm.returncode == 0, cold.stderr + warm.stderr
+    assert "yaml" in cold_loaded  # the first run parsed the YAML: the second is what the cache saves
+    assert sorted(m for m in ("yaml", "pydantic") if m in warm_loaded) == []

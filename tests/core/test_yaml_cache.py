@@ -81,7 +81,12 @@ def test_a_valid_entry_copied_to_another_address_is_ignored(folder: Path) -> Non
 
 
 def test_data_json_cannot_carry_exactly_is_not_stored(folder: Path) -> None:
-    for data in ({1: "int key"}, {"when": datetime.date(2026, 12, 2)}, {"x": float("nan")}):
+    for data in (
+        {1: "a", "b": 2},
+        {"when": datetime.date(2026, 12, 2)},
+        {"x": float("nan")},
+        {"\x00int-keys": 1},
+    ):
         calls, parse = _counting(data)
         raw = repr(data).encode()
         compiled.parse_cached(raw, parse, folder)
@@ -138,3 +143,12 @@ def test_an_unusable_cache_folder_only_costs_a_parse(tmp_path: Path, monkeypatch
     assert compiled.parse_cached(YAML, parse, planted / "yaml") == {"k": 1}
     assert compiled.parse_cached(YAML, parse, planted / "yaml") == {"k": 1}
     assert len(calls) == 2
+
+
+def test_integer_keyed_mappings_come_back_with_integer_keys(folder: Path) -> None:
+    data = {"callables": {"m:f": {"args": {0: {"one_of": ["literal"]}, 4: {"invoked": True}}}}}
+    calls, parse = _counting(data)
+    compiled.parse_cached(YAML, parse, folder)
+    again = compiled.parse_cached(YAML, parse, folder)
+    assert len(calls) == 1
+    assert again == data and list(again["callables"]["m:f"]["args"]) == [0, 4]
