@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-
-from rich.console import Console
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from ..findings import Coverage, Decision, FileResult, ScanReport, Severity
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _SEV_STYLE = {
     Severity.CRITICAL: "bold white on red",
@@ -17,6 +18,11 @@ _SEV_STYLE = {
     Severity.INFO: "dim",
 }
 _DEC_STYLE = {Decision.BLOCK: "bold red", Decision.WARN: "bold yellow", Decision.ALLOW: "bold green"}
+_DEC_ANSI = {
+    Decision.BLOCK: "1;31",
+    Decision.WARN: "1;33",
+    Decision.ALLOW: "1;32",
+}  # what rich writes for them
 
 
 def _human(n: int) -> str:
@@ -30,6 +36,8 @@ def _human(n: int) -> str:
 
 def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> None:
     """One verdict line, then coverage notes and findings; lines never wrap (paths and messages stay greppable)."""
+    from rich.text import Text
+
     line = Text()
     if decision is not None:
         line.append(f"{decision.value.upper():5} ", style=_DEC_STYLE[decision])
@@ -88,6 +96,17 @@ def render_console(
     ``quiet`` prints the verdict line alone. A scan that could not complete (report.errors) prints no
     summary and no verdict: its errors go to stderr from the CLI, and a partial result is not a verdict.
     """
+    verdict = report.verdict
+    if quiet:  # the verdict line alone, written without rich: `-q` is what scripts and hooks run
+        if report.errors or verdict is None:
+            return ""
+        line = (
+            f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy}), {len(report.files)} files"
+        )
+        return (f"\x1b[{_DEC_ANSI[verdict.decision]}m{line}\x1b[0m" if color else line) + "\n"
+    from rich.console import Console
+    from rich.text import Text
+
     buf = io.StringIO()
     console = Console(
         file=buf,
@@ -97,32 +116,21 @@ def render_console(
         highlight=False,
         soft_wrap=True,
     )
-    verdict = report.verdict
     hidden = 0
     for fr in report.files:
         decision = verdict.file_decisions.get(fr.path) if verdict else None
-        if quiet or (only_findings and _quiet_file(fr, decision)):
+        if only_findings and _quiet_file(fr, decision):
             hidden += 1
             continue
         _file_block(console, fr, decision)
     if report.errors:
-        return buf.getvalue()
-    if quiet:
-        if verdict:
-            console.print(
-                Text(
-                    f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy}), "
-                    f"{len(report.files)} files",
-                    style=_DEC_STYLE[verdict.decision],
-                )
-            )
         return buf.getvalue()
     if hidden:
         console.print(Text(f"{hidden} more files allowed with no findings", style="dim"))
     counts = {s: 0 for s in Severity}
     for f in report.all_findings():
         counts[f.severity] += 1
-    from rich.table import Table  # the summary only: `-q` prints the verdict line without it
+    from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_row("files", str(len(report.files)))

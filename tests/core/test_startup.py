@@ -93,7 +93,7 @@ def test_version_and_help_load_no_engine(tmp_path: Path, args: list[str]) -> Non
     assert sorted(m for m in heavy if m in loaded) == []
 
 
-def test_warm_start_parses_no_yaml_and_builds_no_pydantic_adapter(tmp_path: Path) -> None:
+def test_warm_quiet_scan_parses_no_yaml_builds_no_pydantic_adapter_loads_no_rich(tmp_path: Path) -> None:
     small = tmp_path / "small.pkl"
     small.write_bytes(pickle.dumps({"coef": [0.1, 0.2]}, protocol=4))
     env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "MODELWARD_CACHE_KEY": "startup-test-key"}
@@ -101,4 +101,4 @@ def test_warm_start_parses_no_yaml_and_builds_no_pydantic_adapter(tmp_path: Path
     warm, warm_loaded = _modules(tmp_path, "scan", "-q", str(small), env_extra=env)
     assert cold.returncode == warm.returncode == 0, cold.stderr + warm.stderr
     assert "yaml" in cold_loaded  # the first run parsed the YAML: the second is what the cache saves
-    assert sorted(m for m in ("yaml", "pydantic") if m in warm_loaded) == []
+    assert sorted(m for m in ("yaml", "pydantic", "rich") if m in warm_loaded) == []  # -q writes without rich
