@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .engine import reroot
-from .findings import Coverage, Decision, FileResult, ScanReport
+from .findings import Coverage, Decision, FileResult, Reason, ScanReport, Verdict
 from .gate.lockfile import LockedModel
 from .io.reader import FileReader, ReaderError
 from .io.redaction import redact, redact_url
@@ -243,6 +243,12 @@ class _Plan:
 
             self.cache_root = (opts.cache_dir or hf_hub_cache()).expanduser()
             self.repo_dir = self.cache_root / hf.ref.cache_folder
+            rev = hf.ref.revision or "main"
+            if not _safe_ref_name(rev):  # refs/<rev> is written into the cache: it must stay there
+                raise PullError(
+                    f"revision {rev[:200]!r} cannot be recorded in the Hugging Face cache (a ref name "
+                    f"must not be absolute or contain '..', empty parts or backslashes)"
+                )
             self.plain: Path | None = None
             parent = self.cache_root
         else:
@@ -310,12 +316,27 @@ class _Plan:
             staged = self.quarantine / "tree"
             move_tree(staged, self.plain)  # the whole folder appears at once
             return str(self.plain), [str(self.plain / f.artifact.path) for f in fetched]
+        self._check_targets(fetched)
         for f in fetched:
             target = self.plain / f.artifact.path
             target.parent.mkdir(parents=True, exist_ok=True)
             move_file(self.quarantine / "tree" / f.artifact.path, target, self.plain)
             installed.append(str(target))
         return str(self.plain), installed
+
+    def _check_targets(self, fetched: list[_Fetched]) -> None:
+        """Refuse before moving anything when a file cannot be put in place (a folder where a file goes,
+        a file where a folder goes): a failure half-way would leave some files installed and others not."""
+        assert self.plain is not None
+        for f in fetched:
+            target = self.plain / f.artifact.path
+            if target.is_dir() and not target.is_symlink():
+                raise PullError(f"{target}: is a folder where the file {f.artifact.path} goes")
+            parent = target.parent
+            while parent != self.plain and self.plain in parent.parents:
+                if (parent.exists() or parent.is_symlink()) and not parent.is_dir():
+                    raise PullError(f"{parent}: is not a folder, but {f.artifact.path} goes inside it")
+                parent = parent.parent
 
     def _install_hf_cache(self, fetched: list[_Fetched]) -> tuple[str, list[str]]:
         hf = self.hf
@@ -327,10 +348,9 @@ class _Plan:
         snap_dir.mkdir(parents=True, exist_ok=True)
         installed = []
         for f in fetched:  # 1. content-addressed blobs (each rename atomic; names are verified digests)
-            etag = f.artifact.claimed_sha256 or f.artifact.claimed_git_sha1 or f.sha256
-            move_file(self.quarantine / "tree" / f.artifact.path, blobs / etag, blobs)
+            move_file(self.quarantine / "tree" / f.artifact.path, blobs / _blob_name(f), blobs)
         for f in fetched:  # 2. snapshot links, each swapped in atomically
-            etag = f.artifact.claimed_sha256 or f.artifact.claimed_git_sha1 or f.sha256
+            etag = _blob_name(f)
             link = snap_dir / f.artifact.path
             link.parent.mkdir(parents=True, exist_ok=True)
             depth = len(PurePosixPath(f.artifact.path).parts) - 1
@@ -349,6 +369,52 @@ class _Plan:
             tmp.write_text(commit, encoding="utf-8")
             os.replace(tmp, ref_file)
         return str(snap_dir), installed
+
+
+def _safe_ref_name(rev: str) -> bool:
+    """A branch or tag name usable as a path under ``refs/`` (``refs/pr/1`` is; ``../x`` and ``/x`` are not)."""
+    if not rev or "\\" in rev or "\0" in rev or rev.startswith("/"):
+        return False
+    return all(part not in ("", ".", "..") for part in rev.split("/"))
+
+
+def _blob_name(f: _Fetched) -> str:
+    """The HF cache blob name: the digest computed over the bytes written, never the registry's text.
+
+    The Hub names LFS blobs by sha256 and other files by git blob sha1; verification made the claim equal to
+    what we computed, but only the computed hex digest is safe to use as a file name whatever the server said.
+    """
+    if f.artifact.claimed_sha256 or not f.artifact.claimed_git_sha1:
+        return f.sha256
+    return f.git_sha1
+
+
+def _refuse_unverified(verdict: Verdict, results: list[FileResult]) -> None:
+    """Bytes that contradict the registry's size or digest are never installed, whatever the policy says.
+
+    A policy may downgrade findings (audit mode) for reporting, but ``pull`` promises verified files only:
+    such a file turns the pull's verdict into BLOCK, so nothing is installed.
+    """
+    for fr in results:
+        for finding in fr.findings:
+            if finding.rule_id not in _INTEGRITY_RULES:
+                continue
+            verdict.decision = Decision.BLOCK
+            verdict.file_decisions[fr.path] = Decision.BLOCK
+            if any(
+                r.decision is Decision.BLOCK and r.path == fr.path and r.rule_id == finding.rule_id
+                for r in verdict.reasons
+            ):
+                continue  # the policy already blocks for this
+            verdict.reasons.append(
+                Reason(
+                    decision=Decision.BLOCK,
+                    message=f"the downloaded bytes do not match the registry ({finding.rule_id}); "
+                    f"pull never installs unverified files, whatever the policy",
+                    path=fr.path,
+                    rule_id=finding.rule_id,
+                )
+            )
 
 
 def _resolve(target: str, opts: PullOptions) -> tuple[Snapshot, HFResolved | None]:
@@ -427,6 +493,7 @@ def pull(
         report.total_size = sum(a.size for a in snapshot.artifacts)
         report.duration_seconds = round(time.monotonic() - t0, 3)
         report.verdict = decide(report, opts.policy, rules)
+        _refuse_unverified(report.verdict, results)
         if report.verdict.decision is Decision.BLOCK:
             return PullOutcome(report, message="blocked: nothing was installed")
         if on_stage:

@@ -356,10 +356,13 @@ def analyze_keras_config(root: Any, *, max_nodes: int = 1_000_000) -> KerasAnaly
             _lambda_issue(out, here, _legacy_blob(cfg.get("mask")), "mask lambda")
         if cls == "Lambda" and isinstance(cfg, dict):
             _lambda_layer(out, here, cfg)
-        if isinstance(cfg, dict) and cfg.get("function_type") == "function":
-            fn, mod = cfg.get("function"), cfg.get("module")
-            if isinstance(fn, str):
-                _named_function(out, here, fn, mod if isinstance(mod, str) else None)
+        if isinstance(cfg, dict):
+            # tf.keras Lambda: each callable names its own module (module / output_shape_module /
+            # mask_module), whose namespace the loader searches: every one is judged
+            for key, type_key, mod_key in _NAMED_CALLABLES:
+                fn, mod = cfg.get(key), cfg.get(mod_key)
+                if cfg.get(type_key) == "function" and isinstance(fn, str):
+                    _named_function(out, here, fn, mod if isinstance(mod, str) else None, key)
         for k, v in node.items():
             if isinstance(v, (dict, list)):
                 stack.append((v, depth + 1, here if k == "config" else where))
@@ -372,28 +375,43 @@ def _legacy_blob(fn: Any) -> Any:
     return fn
 
 
-def _named_function(out: KerasAnalysis, where: str, fn: str, module: str | None) -> None:
-    if fn in NON_MODELING:
+_NAMED_CALLABLES = (
+    ("function", "function_type", "module"),
+    ("output_shape", "output_shape_type", "output_shape_module"),
+    ("mask", "mask_type", "mask_module"),
+)
+
+
+def _named_function(
+    out: KerasAnalysis, where: str, fn: str, module: str | None, key: str = "function"
+) -> None:
+    if fn in NON_MODELING or (module or "").startswith(NON_MODELING_MODULES):
         out.add(
             "KERAS-NONMODELING-API",
-            f"fn:{fn}",
-            f"Lambda {where!r} calls Keras non-modelling API {fn}",
+            f"fn:{module}:{fn}",
+            f"Lambda {where!r} calls Keras non-modelling API {module or 'keras'}.{fn}",
             function=fn,
+            module=module,
         )
         return
     root = (module or "").split(".")[0]
-    if (
-        module is None
-        or root in ALLOWED_ROOTS
-        or (root == "tensorflow" and fn in ACTIVATIONS)
-        or fn in ACTIVATIONS
-    ):
+    if root in ALLOWED_ROOTS or fn in ACTIVATIONS:
+        return
+    if module is None:  # looked up among the layer module's globals and the custom objects
+        out.add(
+            "KERAS-CUSTOM-OBJECT",
+            f"lambda-fn:{where}:{fn[:64]}",
+            f"Lambda {where!r} {key} {fn[:80]!r} names a function Keras must find in custom objects",
+            layer=where,
+            key=key,
+            function=fn[:200],
+        )
         return
     if root in _STDLIB or root in DANGEROUS_THIRD_PARTY:
         out.add(
             "KERAS-UNSAFE-MODULE",
             f"{module}.{fn}",
-            f"Lambda {where!r} calls {module}.{fn}",
+            f"Lambda {where!r} {key} calls {module}.{fn}",
             severity=Severity.HIGH if root in ("tensorflow", "numpy") else None,
             module=module[:200],
             function=fn,

@@ -12,7 +12,7 @@ import re
 
 from ..io.redaction import redact
 from ..sources.base import SourceError
-from ..sources.hf import call_hub
+from ..sources.hf import call_hub, checked_endpoint
 
 _ORG = re.compile(r"^hf://(?P<org>[A-Za-z0-9][A-Za-z0-9_.-]*)/?$")
 MAX_MODELS = 100_000
@@ -27,10 +27,11 @@ def expand_org(raw: str) -> list[str]:
     m = _ORG.match(raw)
     if m is None:
         raise SourceError(f"{raw}: expected hf://ORG")
-    from huggingface_hub import HfApi
-
     org = m["org"]
     endpoint = os.environ.get("HF_ENDPOINT") or None
+    if endpoint:
+        checked_endpoint(endpoint)
+    from huggingface_hub import HfApi
 
     def listing() -> list[str]:
         names: list[str] = []

@@ -149,13 +149,17 @@ def check_json(reader: Reader, ctx: InspectContext, *, named: bool) -> None:
         ctx.add(
             "JSON-NOT-VALIDATED", f"{reader.size}-byte JSON checked as text but not parsed (memory bound)"
         )
+        if _basename(ctx) in ("config.json", "model.json"):  # a Keras folder's config: objects Keras builds
+            ctx.limit_hit(
+                "max_json_bytes", f"{reader.size}-byte {_basename(ctx)} not analyzed as a Keras config"
+            )
         from ..analysis import template_carriers as carriers  # jinja2, yaml: only when judging
 
         carriers.unparsed_json(reader, ctx)  # templates and hydra targets, literal by literal
         return
     raw = reader.read(0, reader.size)
     try:
-        json.loads(raw)
+        doc = json.loads(raw)
     except (ValueError, RecursionError) as exc:
         if named:
             ctx.add("JSON-INVALID", f"named .json but not valid JSON: {exc}"[:300], severity=Severity.HIGH)
@@ -166,6 +170,26 @@ def check_json(reader: Reader, ctx: InspectContext, *, named: bool) -> None:
         from ..analysis import template_carriers as carriers
 
         carriers.inspect_json_text(raw, ctx)  # chat templates and hydra targets, by content
+        if looks_like_keras_config(doc):
+            _keras_config(doc, ctx)
+
+
+def looks_like_keras_config(doc: object) -> bool:
+    """A serialized Keras object at the top: what keras.saving.load_model(<folder>) / ``hf://`` and
+    keras_hub presets read from a loose config.json, and tf.keras ``model_from_json`` from model.json."""
+    return isinstance(doc, dict) and isinstance(doc.get("class_name"), str) and "config" in doc
+
+
+def _keras_config(doc: object, ctx: InspectContext) -> None:
+    from ..analysis.keras_config import analyze_keras_config
+    from .keras.keras_h5 import report_keras
+
+    report_keras(ctx, analyze_keras_config(doc, max_nodes=ctx.limits.max_nodes), "Keras config (JSON)")
+
+
+def _basename(ctx: InspectContext) -> str:
+    name = ctx.member_name if ctx.member_name is not None else ctx.path
+    return posixpath.basename(name.replace("\\", "/")).lower()
 
 
 def _sniff_image(head: bytes, reader: Reader) -> bool:

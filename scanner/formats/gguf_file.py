@@ -172,6 +172,9 @@ class _Parser:
         self.max_string = ctx.limits.max_string
         self.noncontiguous: str | None = None
         self.strings_left = ctx.limits.max_gguf_array_strings  # string array elements, summed over the file
+        self.nul_keys: list[tuple[str, str]] = []  # (key as stored, key as C code looks it up)
+        self.shadowed: list[tuple[str, str]] = []  # keys C code and Python loaders resolve differently
+        self.odd_templates: list[tuple[str, str]] = []  # template keys whose value is not a string
 
     def run(self) -> GGUFInfo:
         head = self.reader.read(0, 8)
@@ -243,25 +246,41 @@ class _Parser:
     # --- key/values --------------------------------------------------------------------------------
     def _read_kvs(self, count: int) -> None:
         seen: set[str] = set()
+        looked_up: set[str] = set()  # keys as llama.cpp's gguf_find_key sees them
         for i in range(count):
             self._tick(i)
             at = self.c.pos
-            key = self._string("key", min(self.max_string, MAX_KEY), keep=True) or ""
-            if key in seen:
-                raise GGUFError("GGUF-INVALID", f"duplicate key {key[:100]!r}", at)
-            seen.add(key)
+            raw_key = self._string("key", min(self.max_string, MAX_KEY), keep=True) or ""
+            if raw_key in seen:
+                raise GGUFError("GGUF-INVALID", f"duplicate key {raw_key[:100]!r}", at)
+            seen.add(raw_key)
+            # gguf_find_key strcmp()s the C string: "tokenizer.chat_template\0x" is found as
+            # tokenizer.chat_template, and the first of two such keys wins; gguf-py keys keep the NUL
+            key = raw_key.split("\x00", 1)[0]
+            if key != raw_key:
+                if key in looked_up:
+                    self.shadowed.append((raw_key, key))
+                else:
+                    self.nul_keys.append((raw_key, key))
+            elif key in looked_up:
+                self.shadowed.append((raw_key, key))
+            looked_up.add(key)
             vtype = self.c.unpack("I", f"type of {key[:100]!r}")
             is_template = key == TEMPLATE_KEY or key.startswith(TEMPLATE_KEY + ".")
             if is_template and vtype == 8:
-                self.info.templates[key] = (
-                    self._string(f"value of {key[:100]!r}", self.max_string, keep=True) or ""
+                self.info.templates[raw_key] = (
+                    self._string(f"value of {raw_key[:100]!r}", self.max_string, keep=True) or ""
                 )
                 continue
+            if (
+                is_template
+            ):  # llama.cpp asserts on it; Python readers hand the array/number on as the template
+                self.odd_templates.append((raw_key, _TYPE_NAMES.get(vtype, str(vtype))))
             value = self._value(vtype, key, depth=0)
             if value is not None and (len(self.info.kv) < 64 or key == "general.alignment"):
-                self.info.kv[key] = value
+                self.info.kv.setdefault(key, value)  # the first one, as gguf_find_key finds it
         align = self.info.kv.get("general.alignment")
-        if "general.alignment" in seen:
+        if "general.alignment" in looked_up:
             if not isinstance(align, tuple) or align[0] != 4:
                 raise GGUFError("GGUF-INVALID", "general.alignment is not a u32 (llama.cpp asserts on it)")
             a = align[1]
@@ -426,11 +445,34 @@ def _sniff(head: bytes, reader: Reader) -> bool:
     return head[:4] == MAGIC
 
 
+def _report_keys(p: _Parser, ctx: InspectContext) -> None:
+    for raw, tname in p.odd_templates[:8]:
+        ctx.add(
+            "GGUF-INVALID",
+            f"chat template key {raw[:100]!r} holds a {tname}, not a string: not judged as a template",
+            evidence={"key": raw[:200], "type": tname},
+        )
+    for raw, key in p.nul_keys[:8]:
+        ctx.add(
+            "GGUF-INVALID",
+            f"key {raw[:100]!r} holds a NUL byte: C loaders look it up as {key[:100]!r}",
+            evidence={"key": raw[:200], "c_key": key[:200]},
+        )
+    for raw, key in p.shadowed[:8]:
+        ctx.add(
+            "GGUF-INVALID",
+            f"key {raw[:100]!r} repeats {key[:100]!r} up to a NUL byte: C and Python loaders "
+            "read different values",
+            evidence={"key": raw[:200], "c_key": key[:200]},
+        )
+
+
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
     p = _Parser(reader, ctx)
     try:
         info = p.run()
     except GGUFError as exc:
+        _report_keys(p, ctx)
         if exc.rule == "LIMIT":
             ctx.limit_hit(exc.limit, str(exc), offset=exc.offset)
         else:
@@ -438,6 +480,7 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
             ctx.partial("GGUF header parse stopped early")
         _analyze_templates(p.info, ctx)  # templates read before the failure are still judged
         return
+    _report_keys(p, ctx)
     if info.big_endian:
         ctx.add("GGUF-BIG-ENDIAN", "big-endian GGUF file", evidence={"version": info.version})
     nc = p.noncontiguous

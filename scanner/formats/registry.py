@@ -31,7 +31,7 @@ from .interface import FormatHandler
 from .keras import keras_h5, keras_zip
 from .onnx import onnx_model
 from .pickle import handler as pickle_handler
-from .tensorflow import tf_savedmodel, tflite
+from .tensorflow import tf_pbtxt, tf_savedmodel, tflite
 from .torch import pt2_archive, torch_package, torch_zip, torchscript
 from .zip import handler as zip_handler
 
@@ -68,6 +68,7 @@ HANDLERS: tuple[FormatHandler, ...] = (
     coreml_file.COREML,
     tf_savedmodel.KERAS_METADATA_PB,
     tf_savedmodel.TF_SAVEDMODEL,
+    tf_pbtxt.TF_SAVEDMODEL_TEXT,  # saved_model.pbtxt: loaders fall back to it without saved_model.pb
     onnx_model.ONNX,  # protobuf sniffers: structure checks, before the looser ones below
     onnx_model.ONNX_ORT,
     tf_savedmodel.TF_CHECKPOINT_INDEX,

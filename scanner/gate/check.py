@@ -29,7 +29,7 @@ from ..settings import ScanOptions
 from ..sources.base import Artifact, Snapshot, SourceError
 from ..targets import parse_target, resolve
 from .config import ConfigError, Dependency, ProjectConfig
-from .lockfile import CODE_FORMATS, Lock, LockedModel, is_code_path, lock_snapshot, read_lock
+from .lockfile import CODE_FORMATS, Lock, LockedModel, is_code_path, lock_snapshot, locked_source, read_lock
 
 MOVING_KINDS = ("hf", "oci")
 
@@ -54,7 +54,7 @@ def run_lock(config: ProjectConfig, *, upgrade: set[str] | None, opts: GateOptio
     for name, dep in sorted(config.models.items()):
         old = existing.models.get(name)
         wants_upgrade = upgrade is not None and (not upgrade or name in upgrade)
-        if old is not None and old.source == dep.source and not wants_upgrade:
+        if old is not None and old.source == locked_source(dep.source) and not wants_upgrade:
             models[name] = old
             continue
         try:
@@ -135,11 +135,11 @@ def _check_dependency(
     head = _placeholder(dep.name)
     extra: list[FileResult] = []
     target = config.target_for(dep)
-    if locked.source != dep.source:
+    if locked.source != locked_source(dep.source):
         drift.add(
             head,
             "LOCK-SOURCE-CHANGED",
-            f"{dep.name}: declared source {dep.source} but locked {locked.source}; "
+            f"{dep.name}: declared source {locked_source(dep.source)} but locked {locked.source}; "
             f"`modelward lock --upgrade {dep.name}` pins the declared source",
         )
         extra.append(head)

@@ -159,10 +159,20 @@ def file_digest(snap_artifact: Any, *, block: int = 4 << 20) -> str:
     return h.hexdigest()
 
 
+def locked_source(source: str) -> str:
+    """The declared source as the lock records it: credentials in a URL (userinfo, token/signature query
+    values) are written as ``***``, so committing the lock never publishes them; a source without them is
+    kept byte for byte."""
+    from ..io.redaction import redact_url
+
+    shown = redact_url(source)
+    return shown if "***" in shown else source
+
+
 def lock_snapshot(name: str, source: str, snap: Snapshot, signer: str | None = None) -> LockedModel:
     """Pin a resolved snapshot; ``signer`` is the identity that verified it, when it was signed."""
     files = [LockedFile(a.path, a.size, file_digest(a), is_code_path(a.path)) for a in snap.artifacts]
     resolved = content_root(files) if snap.kind == "local" else snap.resolved
     return LockedModel(
-        name=name, source=source, kind=snap.kind, resolved=resolved, files=files, signer=signer
+        name=name, source=locked_source(source), kind=snap.kind, resolved=resolved, files=files, signer=signer
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import requests
+from urllib3.util import parse_url
 
 from .. import __version__
 from .deadline import Budget, NetLimits, NetworkDeadline, Watch, WatchedAdapter
@@ -34,6 +35,19 @@ def origin(url: str) -> tuple[str, str, int | None]:
     p = urlsplit(url)
     port = p.port or {"http": 80, "https": 443}.get(p.scheme.lower())
     return p.scheme.lower(), (p.hostname or "").lower(), port
+
+
+def wire_origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) as urllib3 parses ``url``: where ``requests`` actually connects.
+
+    ``urllib.parse`` and urllib3 disagree on some URLs (``http://a:1\\@b:2/`` is host ``b`` for the first,
+    host ``a`` with a path for the second). Credentials are scoped with ``origin``, so a URL the two parse
+    differently must never be requested: the check would look at one host and the bytes go to another.
+    """
+    u = parse_url(url)
+    scheme = (u.scheme or "").lower()
+    port = u.port or {"http": 80, "https": 443}.get(scheme)
+    return scheme, (u.host or "").lower().strip("[]"), port
 
 
 class HTTPFetchError(Exception):
@@ -146,6 +160,13 @@ class HTTPClient:
                     f"{min(header_limit, budget.net.seconds):g} s"
                 ) from None
             raise
+        if watch.fired:
+            # The watchdog cut the socket and http.client took what had arrived (a truncated header block, or
+            # a body read to "end of stream") as complete: that is not the server's answer, never judge it.
+            watch.disarm()
+            resp.close()
+            limit = min(header_limit, budget.net.seconds) if stream else budget.net.seconds
+            raise NetworkDeadline(f"{method} {redact_url(url)}: no complete response within {limit:g} s")
         if not stream:  # the body was read inside the request: nothing left to watch
             watch.disarm()
             return resp
@@ -234,6 +255,10 @@ class HTTPClient:
                 continue
             except requests.RequestException as exc:
                 raise HTTPFetchError(f"{what}: {type(exc).__name__}") from None
+            except ValueError:
+                # requests parses a redirect's Location even when it does not follow it (to prepare the next
+                # hop): an out-of-range port or a Location that is not UTF-8 raises a bare ValueError there.
+                raise HTTPFetchError(f"{what}: malformed response (unparsable redirect Location)") from None
             if resp.status_code not in RETRY_STATUS:
                 return resp
             last = describe_status(resp)
@@ -269,18 +294,33 @@ class HTTPClient:
         current = url
         for _hop in range(self.max_redirects + 1):
             self._check_scheme(current, url)
+            self._check_unambiguous(current, url)
             h = dict(headers or {})
             if auth_headers and origin(current) == cred_origin:
                 h.update(auth_headers)
             resp = self.send(method, current, headers=h, stream=stream, stats=stats, budget=budget, data=data)
             if not follow or resp.status_code not in REDIRECT_STATUS or "Location" not in resp.headers:
                 return resp
-            nxt = urljoin(current, resp.headers["Location"])
             resp.close()
+            nxt = _redirect_target(current, resp.headers["Location"], method, url)
             if resp.status_code == 303 and method != "HEAD":
                 method, data = "GET", None
             current = nxt
         raise HTTPFetchError(f"{method} {redact_url(url)}: more than {self.max_redirects} redirects")
+
+    def _check_unambiguous(self, current: str, first: str) -> None:
+        """Refuse a URL whose host the credential check and the connection would read differently."""
+        try:
+            ours, wire = origin(current), wire_origin(current)
+            ours = (ours[0], _idna(ours[1]), ours[2])
+        except ValueError:
+            ours, wire = ("", "", None), ("?", "?", None)
+        if ours != wire:
+            hop = "" if current == first else f" (redirected to {redact_url(current)})"
+            raise HTTPFetchError(
+                f"{redact_url(first)}: ambiguous URL{hop}: its host reads differently to different "
+                f"URL parsers (a backslash or other unusual character before '@'); refused"
+            )
 
     def _check_scheme(self, current: str, first: str) -> None:
         scheme = urlsplit(current).scheme.lower()
@@ -298,6 +338,31 @@ class HTTPClient:
                 f"{redact_url(current)}: plain http is not allowed (use https, or --allow-http)"
             )
         raise HTTPFetchError(f"{redact_url(current)}: unsupported URL scheme {scheme!r}")
+
+
+def _idna(host: str) -> str:
+    """An internationalised host name in the ASCII form urllib3 connects to (unchanged when already ASCII)."""
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return host
+
+
+def _redirect_target(current: str, location: str, method: str, first: str) -> str:
+    """The absolute URL a ``Location`` points to, refused (``HTTPFetchError``) when it cannot be parsed."""
+    try:
+        nxt = urljoin(current, location.strip())
+        p = urlsplit(nxt)
+        _ = p.port  # raises on a port out of range or not a number
+    except ValueError:
+        raise HTTPFetchError(
+            f"{method} {redact_url(first)}: the server redirected to a malformed URL; refused"
+        ) from None
+    if p.scheme.lower() in ("http", "https") and not p.hostname:
+        raise HTTPFetchError(f"{method} {redact_url(first)}: the server redirected to a URL without a host")
+    return nxt
 
 
 def body_chunks(resp: requests.Response, chunk: int = 64 << 10) -> Iterator[bytes]:

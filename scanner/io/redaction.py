@@ -10,9 +10,13 @@ import threading
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # Query parameters that carry credentials or signatures (S3/CloudFront/Azure/GCS presigning, ad-hoc tokens).
+# Exact names, plus any name that contains a credential word (private_token, hf_token, client_secret,
+# X-Amz-Security-Token, session_token, access-key ...): hiding a harmless value costs less than showing a key.
 SECRET_PARAMS = re.compile(
-    r"^(x-amz-(signature|credential|security-token)|x-goog-(signature|credential)|signature|sig|token|"
-    r"access_token|api[_-]?key|key|password|passwd|secret|auth|authorization|policy|key-pair-id|se|sp|skoid|sktid)$",
+    r"^(?:x-amz-(signature|credential|security-token)|x-goog-(signature|credential)|signature|sig|token|"
+    r"access_token|api[_-]?key|key|password|passwd|secret|auth|authorization|policy|key-pair-id|se|sp|skoid|"
+    r"sktid|jwt|code|"
+    r".*(?:token|secret|passw|signature|credential|api[_-]?key|access[_-]?key|private[_-]?key).*)$",
     re.IGNORECASE,
 )
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")

@@ -296,12 +296,18 @@ class RegistryAuth:
 
     def _token(self, ch: Challenge, creds: Credentials | None) -> str:
         realm = ch.params.get("realm", "")
-        parts = urlsplit(realm)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:  # the registry wrote this URL: a bad port or IPv6 literal must be an error, not a traceback
+            parts = urlsplit(realm)
+            realm_origin = origin(realm)
+        except ValueError:
+            raise SourceError(
+                f"{self.registry}: token realm {redact_url(realm)[:200]!r} is not a valid URL"
+            ) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise SourceError(
                 f"{self.registry}: token realm {redact_url(realm)[:200]!r} is not an http(s) URL"
             )
-        same_origin = origin(realm) == origin(self.base_url)
+        same_origin = realm_origin == origin(self.base_url)
         if parts.scheme == "http" and not (self.insecure and same_origin):
             raise SourceError(
                 f"{self.registry}: token service {redact_url(realm)[:200]} is plain http; refused "

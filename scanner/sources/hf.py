@@ -245,6 +245,20 @@ def _safe_relpath(p: str) -> bool:
     return bool(p) and not pp.is_absolute() and ".." not in pp.parts and "\\" not in p and "\0" not in p
 
 
+def checked_endpoint(endpoint: str) -> str:
+    """The endpoint's scheme; SourceError unless it is an http(s) URL with a host and a valid port. Call it
+    before huggingface_hub is imported: the library parses HF_ENDPOINT at import time and would crash."""
+    try:
+        parts = urlsplit(endpoint)
+        _ = parts.port
+    except ValueError:
+        raise SourceError(f"HF_ENDPOINT {redact(endpoint)!r} is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise SourceError(f"HF_ENDPOINT {redact(endpoint)!r} is not an http(s) URL")
+    return scheme
+
+
 class HFSource(Source):
     """Options: endpoint, token (str, False for none, None to discover), revision, allow_http, client."""
 
@@ -264,9 +278,7 @@ class HFSource(Source):
         self.token: str | None = token if isinstance(token, str) and token else None
         register_secret(self.token)
         self.revision = revision
-        scheme = urlsplit(self.endpoint).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise SourceError(f"HF_ENDPOINT {redact(self.endpoint)!r} is not an http(s) URL")
+        scheme = checked_endpoint(self.endpoint)
         # An http endpoint the user configured explicitly (a local mirror) is an explicit allowance.
         self.client = client or HTTPClient(allow_http=allow_http or scheme == "http")
         self.stats = Stats()

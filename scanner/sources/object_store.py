@@ -12,35 +12,89 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from ..io.reader import Reader, ReaderError
+from ..io.reader import IntegrityProblem, Reader, ReaderError
 from .base import Artifact, Snapshot, Source, SourceError
 
 SCHEMES = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure")}
 MAX_OBJECTS = 1_000_000
 
 
+_CHANGED = "the object changed in the bucket during the scan (its ETag no longer matches the listing)"
+
+
+def _s3_fetch_range() -> Any:
+    """s3fs's ranged GET that takes extra request arguments (If-Match), when this s3fs has it."""
+    try:
+        from s3fs.core import _fetch_range
+    except Exception:
+        return None
+    return _fetch_range
+
+
 class ObjectReader(Reader):
-    """Random access to one object by ranged GETs, pinned to the version that was listed."""
+    """Random access to one object by ranged GETs, pinned to the version that was listed.
+
+    A versioned object is read by its version id. An S3 object in a bucket without versioning is read
+    with ``If-Match: <listed ETag>``, so an overwrite between the listing and any later range is an
+    integrity finding (REGISTRY-CONTENT-CHANGED), never bytes of two objects mixed into one verdict.
+    """
 
     remote = True
 
-    def __init__(self, fs: Any, key: str, size: int, name: str, version_id: str | None = None) -> None:
+    def __init__(
+        self,
+        fs: Any,
+        key: str,
+        size: int,
+        name: str,
+        version_id: str | None = None,
+        etag: str | None = None,
+    ) -> None:
         super().__init__()
         self.fs, self.key, self.size, self.name, self.version_id = fs, key, size, name, version_id
+        self.etag = etag
 
     def _read(self, offset: int, length: int) -> bytes:
-        kwargs: dict[str, Any] = {"start": offset, "end": offset + length}
-        if self.version_id:
-            kwargs["version_id"] = self.version_id
         try:
-            data = self.fs.cat_file(self.key, **kwargs)
+            data = self._get(offset, length)
         except FileNotFoundError:
             raise ReaderError(f"{self.name}: object disappeared while scanned") from None
+        except ReaderError:
+            raise
         except Exception as exc:  # botocore/aiohttp/azure errors: a transport fault, never a verdict
+            text = str(exc).lower()
+            if "pre-condition" in text or "precondition" in text:
+                raise self._changed() from None
             raise ReaderError(
                 f"{self.name}: read failed at offset {offset}: {type(exc).__name__}: {exc}"
             ) from None
         return bytes(data)
+
+    def _get(self, offset: int, length: int) -> bytes:
+        proto = getattr(self.fs, "protocol", None)
+        is_s3 = "s3" in (proto if isinstance(proto, (tuple, list)) else (proto,))
+        fetch = _s3_fetch_range() if self.etag and is_s3 else None
+        if fetch is not None:
+            bucket, key, vers = self.fs.split_path(self.key)
+            return fetch(
+                self.fs,
+                bucket,
+                key,
+                self.version_id or vers,
+                offset,
+                offset + length,
+                req_kw={"IfMatch": self.etag},
+            )
+        kwargs: dict[str, Any] = {"start": offset, "end": offset + length}
+        if self.version_id:
+            kwargs["version_id"] = self.version_id
+        return self.fs.cat_file(self.key, **kwargs)
+
+    def _changed(self) -> ReaderError:
+        self.integrity_problems.append(
+            IntegrityProblem("REGISTRY-CONTENT-CHANGED", _CHANGED, {"listed_etag": (self.etag or "")[:80]})
+        )
+        return ReaderError(f"{self.name}: {_CHANGED}")
 
 
 class ObjectStoreSource(Source):
@@ -90,13 +144,22 @@ class ObjectStoreSource(Source):
             rel = key.rsplit("/", 1)[-1] if single else key[len(root) :].lstrip("/")
             size = int(meta.get("size") or 0)
             version = meta.get("VersionId") or meta.get("version_id")
-            etag = str(meta.get("ETag") or meta.get("etag") or meta.get("md5Hash") or "").strip('"')
+            raw_etag = str(meta.get("ETag") or meta.get("etag") or meta.get("md5Hash") or "")
+            etag = raw_etag.strip('"')
             snap.artifacts.append(
                 Artifact(
                     path=rel,
                     size=size,
-                    opener=partial(ObjectReader, fs, key, size, rel, version),
+                    opener=partial(ObjectReader, fs, key, size, rel, version, _quoted(raw_etag)),
                     info={k: v for k, v in (("etag", etag), ("version_id", version or "")) if v},
                 )
             )
         return snap
+
+
+def _quoted(etag: str) -> str | None:
+    """An ETag as If-Match wants it (quoted); None when the listing had none."""
+    etag = etag.strip()
+    if not etag:
+        return None
+    return etag if etag.startswith(('"', "W/")) else f'"{etag}"'

@@ -229,3 +229,13 @@ def test_each_observed_file_records_its_decision(tmp_path: Path, single_file: bo
         .fetchall()
     )
     assert rows == [("evil.pkl", "warn")]  # the audit policy reports a block as a warning
+
+
+@pytest.mark.parametrize("endpoint", ["http://[::1", "http://127.0.0.1:99999", "ftp://hub.example"])
+def test_org_listing_with_a_bad_hub_endpoint_is_one_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endpoint: str
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    res = CliRunner().invoke(app, ["audit", "hf://acme", "--db", str(tmp_path / "inv.sqlite")])
+    assert res.exit_code == 2, res.output
+    assert "HF_ENDPOINT" in res.output and "Traceback" not in res.output

@@ -219,10 +219,29 @@ class _Walker:
             self.tensor(t, f"{where} initializer {_t(t.name)!r}")
             scope[t.name] = t
         for st in g.sparse_initializer:
-            self.tensor(st.values, f"{where} sparse initializer {_t(st.values.name)!r}")
-            self.tensor(st.indices, f"{where} sparse initializer indices {_t(st.values.name)!r}")
+            self.sparse(st, f"{where} sparse initializer {_t(st.values.name)!r}")
         for n in g.node:
             self.node(n, where, depth, scope)
+
+    def sparse(self, st: Any, where: str) -> None:
+        # values and indices are both TensorProtos a runtime densifies: either may point at external data
+        self.tensor(st.values, where)
+        self.tensor(st.indices, f"{where} indices")
+
+    def attribute(self, a: Any, where: str, depth: int, scope: MutableMapping[str, Any]) -> None:
+        """Every tensor and graph one attribute carries (a node's, or a function's default)."""
+        if a.HasField("t"):
+            self.tensor(a.t, where)
+        for t in a.tensors:
+            self.tensor(t, where)
+        if a.HasField("sparse_tensor"):
+            self.sparse(a.sparse_tensor, where)
+        for st in a.sparse_tensors:
+            self.sparse(st, where)
+        if a.HasField("g"):
+            self.graph(a.g, where, depth + 1, scope)
+        for sub in a.graphs:
+            self.graph(sub, where, depth + 1, scope)
 
     def node(self, n: Any, where: str, depth: int, scope: MutableMapping[str, Any]) -> None:
         self.nodes += 1
@@ -235,19 +254,7 @@ class _Walker:
         self.text_bytes += len(n.doc_string)
         self.op(n, where)
         for a in n.attribute:
-            aw = f"{where} > {_t(n.op_type)} {_t(n.name)!r}.{_t(a.name)}"
-            if a.HasField("t"):
-                self.tensor(a.t, aw)
-            for t in a.tensors:
-                self.tensor(t, aw)
-            if a.HasField("sparse_tensor"):
-                self.tensor(a.sparse_tensor.values, aw)
-            for st in a.sparse_tensors:
-                self.tensor(st.values, aw)
-            if a.HasField("g"):
-                self.graph(a.g, aw, depth + 1, scope)
-            for sub in a.graphs:
-                self.graph(sub, aw, depth + 1, scope)
+            self.attribute(a, f"{where} > {_t(n.op_type)} {_t(n.name)!r}.{_t(a.name)}", depth, scope)
         if n.op_type == "Constant" and n.output:
             for a in n.attribute:
                 if a.name == "value" and a.HasField("t"):
@@ -455,6 +462,9 @@ class _Walker:
         for f in m.functions:
             scope: ChainMap[str, Any] = ChainMap()
             self.text_bytes += len(f.doc_string)
+            fw = f"function {_t(f.domain)}:{_t(f.name)}"
+            for a in f.attribute_proto:  # default attribute values: used when a call omits the attribute
+                self.attribute(a, f"{fw} default {_t(a.name)!r}", 1, scope)
             for n in f.node:
                 self.node(n, f"function {_t(f.domain)}:{_t(f.name)}", 1, scope)
         for i, ti in enumerate(m.training_info):

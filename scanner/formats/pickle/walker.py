@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import codecs
+import functools
 import re
 import struct
 import sys
@@ -284,7 +285,9 @@ def _dotted_ident(s: str) -> bool:
 def _one_of(v: Any, accepted: frozenset[str]) -> bool:
     """Whether an argument is one of a gadget rule's accepted globals, call results or literals."""
     if not isinstance(v, V):
-        return "literal" in accepted
+        if "literal" in accepted or (type(v) is int and "int" in accepted):
+            return True
+        return type(v) is str and any(_fullmatch(t[3:], v) for t in accepted if t.startswith("re:"))
     if isinstance(v, Glob):
         return v.rec.path in accepted
     if isinstance(v, Call) and isinstance(v.func, Glob):
@@ -292,10 +295,28 @@ def _one_of(v: Any, accepted: frozenset[str]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=64)
+def _pattern(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)
+
+
+def _fullmatch(regex: str, s: str) -> bool:
+    """Whether a str literal matches a gadget rule's 're:<regex>' token (whole string)."""
+    return _pattern(regex).fullmatch(s) is not None
+
+
+def _computed(v: Any) -> bool:
+    """Whether a size/shape argument is (or holds) a value made at load time (a call result, a persistent id)."""
+    if isinstance(v, (Call, Opaque)):
+        return True
+    return isinstance(v, Seq) and any(isinstance(x, (Call, Opaque)) for x in v.items)
+
+
 def _elements(v: Any) -> int | None:
-    """Element count of a literal size or shape (None when not a literal one)."""
+    """Element count of a literal size or shape (None when not a literal one). A scalar counts by its magnitude:
+    range(-n, 0) spans n elements as much as range(0, n) does, and a negative size is refused, not allocated."""
     if type(v) is int:
-        return v if v >= 0 else None
+        return abs(v)
     if isinstance(v, Seq) and v.complete:
         n = 1
         for d in v.items:
@@ -1098,7 +1119,15 @@ class Machine:
             )
         if rule.alloc:
             n = _elements(v)
-            if n is not None and n * rule.alloc > MAX_ALLOC:
+            # a one_of rule vouches for the values it accepts; without one, a computed size is unbounded
+            if n is None and rule.one_of is None and _computed(v):
+                self._issue(
+                    "allocation",
+                    f"argument {pos} of {g.path} is a size computed at load time ({render(v, 120)}), which the "
+                    "analyzer cannot bound: an int(...), numpy scalar or Decimal conversion reaches any size",
+                    {"callable": g.path, "position": pos, "value": render(v)},
+                )
+            elif n is not None and n * rule.alloc > MAX_ALLOC:
                 self._issue(
                     "allocation",
                     f"{g.path} allocates at least {n * rule.alloc} bytes (cap {MAX_ALLOC}): memory exhaustion at load time",

@@ -186,6 +186,9 @@ class Graph:
     saver_nodes: set[str] = field(default_factory=set)  # top-level node names the SaverDef names
     stripped_ops: set[str] = field(default_factory=set)
     tf_version: str | None = None
+    # (identifier, metadata JSON) of Keras objects in the object graph: what tf.keras reads when a
+    # SavedModel has no keras_metadata.pb (models saved before TF 2.5 keep their layer configs here)
+    keras_objects: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Budget:
@@ -226,6 +229,25 @@ def _parse_function(buf: memoryview, g: Graph, budget: _Budget) -> None:
         g.nodes.append(parse_node(b, name))
 
 
+def _parse_object_graph(buf: memoryview, g: Graph, budget: _Budget) -> None:
+    """SavedObjectGraph.nodes (1) -> SavedObject.user_object (4) -> SavedUserObject{identifier=1, metadata=3}."""
+    for f, v in len_fields(buf):
+        if f != 1:
+            continue
+        budget.take()
+        for f2, v2 in len_fields(v):
+            if f2 != 4:
+                continue
+            ident, meta = "", ""
+            for f3, v3 in len_fields(v2):
+                if f3 == 1:
+                    ident = text(v3, 256)
+                elif f3 == 3:
+                    meta = bytes(v3).decode("utf-8", "replace")
+            if ident.startswith("_tf_keras") and meta.strip():
+                g.keras_objects.append((ident, meta))
+
+
 def parse_saved_model(data: bytes | memoryview, max_nodes: int) -> tuple[int | None, list[Graph]]:
     schema = None
     graphs: list[Graph] = []
@@ -239,6 +261,8 @@ def parse_saved_model(data: bytes | memoryview, max_nodes: int) -> tuple[int | N
             for f2, v2 in len_fields(v):
                 if f2 == 2:
                     _parse_graph_def(v2, g, budget)
+                elif f2 == 7:  # SavedObjectGraph
+                    _parse_object_graph(v2, g, budget)
                 elif f2 == 3:  # SaverDef
                     for f3, v3 in len_fields(v2):
                         if f3 in (2, 3):
@@ -393,6 +417,11 @@ def _inspect_saved_model(reader: Reader, ctx: InspectContext) -> None:
     seen: dict[tuple[str, str], int] = {}
     for i, g in enumerate(graphs):
         _judge_graph(ctx, g, i, seen)
+        for ident, meta in g.keras_objects:
+            if ctx.state.out_of_time():
+                ctx.limit_hit("file_seconds", "time budget ran out in the SavedModel's Keras objects")
+                return
+            analyze_config_text(ctx, meta, f"saved_model.pb object graph {ident}")
     for (rule, key), n in seen.items():
         if n > MAX_FINDINGS_PER_OP and not key.startswith("saver:"):
             ctx.add(

@@ -96,8 +96,29 @@ def _plain(call: str) -> bool:
     return True
 
 
+# strings (kept), comments and line continuations (dropped): the TorchScript lexer skips whitespace and
+# comments between tokens, so `torch . from_file(`, `torch.\\\n from_file(` and a comment inside brackets
+# between `torch.` and `from_file` are the same call
+_STRING_OR_COMMENT = re.compile(
+    r"('''[\s\S]*?'''"
+    r'|"""[\s\S]*?"""'
+    r"|'(?:[^'\\\n]|\\.)*'"
+    r'|"(?:[^"\\\n]|\\.)*")'
+    r"|\#[^\n]*"
+    r"|\\\r?\n"
+)
+_DOT = re.compile(r"\s*\.\s*")
+
+
+def normalize(text: str) -> str:
+    """Source with comments and continuations removed and the whitespace around dots closed up."""
+    text = _STRING_OR_COMMENT.sub(lambda m: m.group(1) or " ", text)
+    return _DOT.sub(".", text)
+
+
 def _calls(text: str) -> list[tuple[str, bool]]:
     out: list[tuple[str, bool]] = []
+    text = normalize(text)
     for m in _OPS.finditer(text):
         kind, ns, name = m.groups()
         call = f"torch.{kind}.{ns}.{name}"
