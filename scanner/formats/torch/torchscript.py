@@ -102,23 +102,29 @@ def _plain(call: str) -> bool:
 _STRING_OR_COMMENT = re.compile(
     r"('''[\s\S]*?'''"
     r'|"""[\s\S]*?"""'
-    r"|'(?:[^'\\\n]|\\.)*'"
-    r'|"(?:[^"\\\n]|\\.)*")'
+    r"|'(?:[^'\\\n]|\\[\s\S])*'"
+    r'|"(?:[^"\\\n]|\\[\s\S])*")'
     r"|\#[^\n]*"
     r"|\\\r?\n"
 )
-_DOT = re.compile(r"\s*\.\s*")
+_SPACE = re.compile(r"\s+")
+
+
+def _close_dots(text: str) -> str:
+    # one space per run first: `\s*\.` tried at every offset of a long blank run is quadratic
+    return _SPACE.sub(" ", text).replace(" .", ".").replace(". ", ".")
 
 
 def normalize(text: str) -> str:
     """Source with comments and continuations removed and the whitespace around dots closed up."""
-    text = _STRING_OR_COMMENT.sub(lambda m: m.group(1) or " ", text)
-    return _DOT.sub(".", text)
+    return _close_dots(_STRING_OR_COMMENT.sub(lambda m: m.group(1) or " ", text))
 
 
 def _calls(text: str) -> list[tuple[str, bool]]:
     out: list[tuple[str, bool]] = []
-    text = normalize(text)
+    # both views: comments stripped (a comment between `torch.` and `from_file`), and only the blanks closed
+    # up (so text this stripper takes for a comment but the TorchScript lexer does not is still read)
+    text = normalize(text) + "\n" + _close_dots(text.replace("\\\n", " "))
     for m in _OPS.finditer(text):
         kind, ns, name = m.groups()
         call = f"torch.{kind}.{ns}.{name}"
