@@ -2,7 +2,8 @@
 beside picklescan (issue #13: goal <= 2x picklescan's wall time on one small pickle, <= 1.5x on a 3 GiB file).
 
 Each command runs --repeat times; the median wall time and the peak RSS are printed. picklescan is taken
-from PATH or --peer-bin. The large checkpoint is a sparse torch-style zip (no disk time to build).
+from PATH or --peer-bin. The large checkpoint is a valid torch-layout zip built by bench_scan.py (data.pkl, 3 GiB
+of float32 storages); a zip truncated to size would have no end record and be judged as malformed.
 
 Usage:
   python benchmarks/bench_startup.py --peer-bin /path/to/peervenv/bin
@@ -12,6 +13,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import shutil
 import statistics
@@ -19,26 +21,36 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
+
+from bench_scan import layout, weight_block, write_checkpoint  # the sibling script's torch-layout writer
 
 BIN = Path(sys.executable).with_name("modelward")
 
 
-def run(cmd: list[str], repeat: int) -> tuple[float, float, int | None]:
-    """Median wall and median user+sys CPU seconds (CPU compares better on a shared machine), peak RSS."""
-    walls, cpus, rss = [], [], None
+# An installed package has its bytecode compiled; PYTHONDONTWRITEBYTECODE (set in some shells and CI images) would
+# make an editable checkout recompile ~120 modules at every start, measuring the compiler instead of the start-up.
+ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run(cmd: list[str], repeat: int) -> tuple[float, float, int | None, int]:
+    """Median wall and median user+sys CPU seconds (CPU compares better on a shared machine), peak RSS, exit code."""
+    walls, cpus, rss, code = [], [], None, -1
+    subprocess.run(cmd, capture_output=True, env=ENV)  # warm-up: bytecode and modelward's parsed-rule cache
     for _ in range(repeat):
         t0 = time.monotonic()
-        res = subprocess.run(["/usr/bin/time", "-f", "%U %S %M", *cmd], capture_output=True, text=True)
+        res = subprocess.run(
+            ["/usr/bin/time", "-f", "%U %S %M", *cmd], capture_output=True, text=True, env=ENV
+        )
         walls.append(time.monotonic() - t0)
+        code = res.returncode
         try:
             user, system, kb = res.stderr.strip().splitlines()[-1].split()
             cpus.append(float(user) + float(system))
             rss = max(rss or 0, int(kb) // 1024)
         except (ValueError, IndexError):
             pass
-    return statistics.median(walls), statistics.median(cpus) if cpus else float("nan"), rss
+    return statistics.median(walls), statistics.median(cpus) if cpus else float("nan"), rss, code
 
 
 def main() -> None:
@@ -52,19 +64,17 @@ def main() -> None:
         small = Path(tmp) / "small.pkl"
         small.write_bytes(pickle.dumps({"coef": [0.1, 0.2], "intercept": 0.3}, protocol=4))
         large = Path(tmp) / "large.pt"
-        with zipfile.ZipFile(large, "w", zipfile.ZIP_STORED) as z:
-            z.writestr("archive/data.pkl", pickle.dumps({"step": 1}, protocol=2))
-            z.writestr("archive/version", "3\n")
-        with open(large, "r+b") as fh:
-            fh.truncate(int(args.large_gib * (1 << 30)))
-        print(f"{'case':38} {'median wall':>12} {'median CPU':>11} {'peak RSS':>10}")
+        n_tensors = 32
+        rows = max(1, int(args.large_gib * (1 << 30)) // (n_tensors * 4 * 1024))
+        write_checkpoint(large, *layout(n_tensors, rows), weight_block())
+        print(f"{'case':38} {'median wall':>12} {'median CPU':>11} {'peak RSS':>10} {'exit':>5}")
         for label, target in (("one small pickle", small), (f"{args.large_gib:g} GiB checkpoint", large)):
-            wall, cpu, rss = run([str(BIN), "scan", "--no-hash", "-q", str(target)], args.repeat)
-            print(f"{'modelward scan ' + label:38} {wall:10.3f} s {cpu:9.3f} s {rss or '?':>7} MB")
+            wall, cpu, rss, code = run([str(BIN), "scan", "--no-hash", "-q", str(target)], args.repeat)
+            print(f"{'modelward scan ' + label:38} {wall:10.3f} s {cpu:9.3f} s {rss or '?':>7} MB {code:>5}")
             if peer:
-                pwall, pcpu, prss = run([peer, "-p", str(target)], args.repeat)
+                pwall, pcpu, prss, pcode = run([peer, "-p", str(target)], args.repeat)
                 print(
-                    f"{'picklescan ' + label:38} {pwall:10.3f} s {pcpu:9.3f} s {prss or '?':>7} MB"
+                    f"{'picklescan ' + label:38} {pwall:10.3f} s {pcpu:9.3f} s {prss or '?':>7} MB {pcode:>5}"
                     f"   ratio wall {wall / pwall:.1f}x, CPU {cpu / pcpu:.1f}x"
                 )
 
