@@ -173,6 +173,8 @@ def _judge_open(
     if isinstance(reader, FileReader):
         result.size = reader.size  # what was opened, even if the listing saw another size
         _bind_local(artifact, reader, opts, ctx)
+    elif why := reader.changed():  # an object overwritten under an unpinned reader: no digest is its
+        _changed(ctx, f"changed while inspected: {why}")
     elif artifact.path in opts.known_sha256:
         result.sha256 = opts.known_sha256[artifact.path]
     elif streamed_sha256 := reader.sha256():

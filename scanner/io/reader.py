@@ -59,6 +59,14 @@ class Reader(ABC):
         """
         return None
 
+    def changed(self) -> str | None:
+        """Why the content is no longer what was opened, or None; asked after inspection.
+
+        Readers whose every read is pinned to one content (a commit, a digest, an If-Match) keep None;
+        a local file and an unpinned object-store object compare their identity now with the one they opened.
+        """
+        return None
+
     @abstractmethod
     def _read(self, offset: int, length: int) -> bytes: ...
 

@@ -5,6 +5,9 @@ need (zip directory, pickle members) and only those are fetched. Credentials and
 SDKs' standard configuration (AWS_ENDPOINT_URL, profiles, environment, instance roles; the GCS and Azure
 equivalents) and never pass through modelward. Each object's ETag and version id identify its bytes: a
 read pins the version it listed, so an object overwritten during the scan is not mixed into the verdict.
+Where fsspec gives no way to pin a read (gcsfs, adlfs without versioning), the object's identity as listed
+(generation, ETag, checksums, size, modification time) is compared with a fresh ``info`` after inspection:
+an overwrite during the scan changes it and blocks.
 """
 
 from __future__ import annotations
@@ -20,6 +23,28 @@ MAX_OBJECTS = 1_000_000
 
 
 _CHANGED = "the object changed in the bucket during the scan (its ETag no longer matches the listing)"
+# fields fsspec back ends report that change when an object is rewritten (s3fs, gcsfs, adlfs, memory/local)
+_IDENTITY_FIELDS = (
+    "ETag",
+    "etag",
+    "generation",
+    "metageneration",
+    "md5Hash",
+    "crc32c",
+    "VersionId",
+    "version_id",
+    "size",
+    "LastModified",
+    "last_modified",
+    "updated",
+    "mtime",
+    "created",
+)
+
+
+def listed_identity(meta: dict[str, Any]) -> dict[str, str]:
+    """What identifies an object's content in a listing entry (only the fields its back end reports)."""
+    return {k: str(meta[k]) for k in _IDENTITY_FIELDS if meta.get(k) is not None}
 
 
 def _s3_fetch_range() -> Any:
@@ -49,10 +74,36 @@ class ObjectReader(Reader):
         name: str,
         version_id: str | None = None,
         etag: str | None = None,
+        identity: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.fs, self.key, self.size, self.name, self.version_id = fs, key, size, name, version_id
         self.etag = etag
+        self.identity = identity or {}
+
+    def _pinned(self) -> bool:
+        """Every read names the listed content: a version id, or S3's If-Match on the listed ETag."""
+        return bool(self.version_id) or (self._is_s3() and bool(self.etag) and _s3_fetch_range() is not None)
+
+    def _is_s3(self) -> bool:
+        proto = getattr(self.fs, "protocol", None)
+        return "s3" in (proto if isinstance(proto, (tuple, list)) else (proto,))
+
+    def changed(self) -> str | None:
+        if self._pinned() or not self.identity:
+            return None
+        try:
+            now = listed_identity(self.fs.info(self.key))
+        except FileNotFoundError:
+            return "the object was deleted during the scan"
+        except Exception as exc:  # fail closed: an unconfirmed identity is not a verdict on these bytes
+            return f"could not confirm the object is unchanged: {type(exc).__name__}: {exc}"[:300]
+        moved = sorted(k for k, v in self.identity.items() if now.get(k) != v)
+        if not moved:
+            return None
+        return (
+            f"the object changed in the bucket during the scan ({', '.join(moved)} differ from the listing)"
+        )
 
     def _read(self, offset: int, length: int) -> bytes:
         try:
@@ -71,9 +122,7 @@ class ObjectReader(Reader):
         return bytes(data)
 
     def _get(self, offset: int, length: int) -> bytes:
-        proto = getattr(self.fs, "protocol", None)
-        is_s3 = "s3" in (proto if isinstance(proto, (tuple, list)) else (proto,))
-        fetch = _s3_fetch_range() if self.etag and is_s3 else None
+        fetch = _s3_fetch_range() if self.etag and self._is_s3() else None
         if fetch is not None:
             bucket, key, vers = self.fs.split_path(self.key)
             return fetch(
@@ -150,7 +199,9 @@ class ObjectStoreSource(Source):
                 Artifact(
                     path=rel,
                     size=size,
-                    opener=partial(ObjectReader, fs, key, size, rel, version, _quoted(raw_etag)),
+                    opener=partial(
+                        ObjectReader, fs, key, size, rel, version, _quoted(raw_etag), listed_identity(meta)
+                    ),
                     info={k: v for k, v in (("etag", etag), ("version_id", version or "")) if v},
                 )
             )
