@@ -917,17 +917,25 @@ def analyze_template(
             *_dunder_scan(source, "unparseable"),
         ]
 
-    w = _Walker(template_language(rules), ast)
+    try:
+        w = _Walker(template_language(rules), ast)
+    except RecursionError:  # name bindings are collected recursively: x.a.a.a... thousands deep
+        return [
+            TemplateIssue("TEMPLATE-INVALID", None, "template nests too deeply to analyse", {}),
+            *_dunder_scan(source, "unparseable"),
+        ]
     try:
         w.walk(ast)
     except RecursionError:
         w.truncated = True
     if not w.truncated:
-        from .template_cost import cost_hits
+        from .template_cost import CostHit, cost_hits
 
-        for c in cost_hits(
-            ast
-        ):  # the sandbox bounds neither work nor memory: constants multiplied into a DoS
+        try:
+            costs = cost_hits(ast)
+        except RecursionError:
+            costs = [CostHit("expressions nest too deeply to bound their cost", None)]
+        for c in costs:  # the sandbox bounds neither work nor memory: constants multiplied into a DoS
             w.unlisted.append(_Hit(Severity.HIGH, "resource amplification:", c.detail, c.line))
     if w.ssti:
         w.ssti.sort(key=lambda h: (-h.severity.rank, h.line or 0))

@@ -178,7 +178,7 @@ class _Cost:
         if name in self._macro_cost:
             return self._macro_cost[name]
         if name in self._in_progress:
-            return 1  # recursion: bounded by the data it walks (see module notes)
+            return 1  # recursion: judged by template_recursion (it must walk the caller's data)
         self._in_progress.add(name)
         cost = self.walk(self.macros[name].body, 1)
         self._in_progress.discard(name)
@@ -240,8 +240,12 @@ def _fmt(v: int) -> str:
 
 def cost_hits(root: nodes.Template) -> list[CostHit]:
     """What in the template can grow past the limits from its own constants; empty for real chat templates."""
+    from .template_recursion import recursion_hits
+
     c = _Cost(root)
     c.walk(root.body, 1)
     for name in sorted(c.macros):  # macros never called are still compiled, and may be called by name later
         c.walk(c.macros[name].body, 1)
+    # recursion is costed as one call above: it is judged here instead (it must walk the caller's data)
+    c.hits.extend(CostHit(h.detail, h.line) for h in recursion_hits(root))
     return c.hits

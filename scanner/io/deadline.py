@@ -9,7 +9,8 @@ bytes arrive (``read1``) and feed a stall detector: less than
 transfer. The socket read timeout is capped at the stall window, so silence is
 caught too. Headers are read inside the HTTP library, where none of this can
 look, so a watchdog shuts the socket down when a response outlives its budget
-(or its headers take longer than the read timeout).
+(or its headers take longer than the read timeout). Connection set-up, where no socket exists yet to shut
+(name resolution, connecting to each address), is bounded by the same deadline in ``resolve``.
 
 Defaults live in ``scanner.limits.Limits``; ``MODELWARD_NETWORK_SECONDS``,
 ``MODELWARD_NETWORK_STALL_SECONDS``, ``MODELWARD_NETWORK_MIN_RATE`` and
@@ -23,12 +24,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    LocationParseError,
+    NameResolutionError,
+    NewConnectionError,
+)
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.connection import allowed_gai_family
 
 from ..limits import DEFAULT_LIMITS, Limits
+from .resolve import connect_within
 from .retry import env_number
 
 
@@ -81,7 +92,14 @@ class Budget:
     def body(self, resp: object, chunk: int) -> Iterator[bytes]:
         """The response body as it arrives, ending the transfer when it stalls or runs out of budget."""
         raw = resp.raw  # type: ignore[attr-defined]
-        read = getattr(raw, "read1", None) or raw.read
+        read1 = getattr(raw, "read1", None)
+        if read1 is not None and isinstance(raw, BaseHTTPResponse):
+
+            def read(n: int) -> bytes:  # the bytes as sent: never decoded (a gzip bomb must not inflate)
+                return read1(n, decode_content=False)  # type: ignore[no-any-return]
+
+        else:
+            read = read1 or raw.read
         waited = 0.0
         got = 0
         while True:
@@ -175,10 +193,44 @@ class Watch:
         _armed.watch = None
 
 
+def _bounded_new_conn(conn: Any) -> socket.socket:
+    """urllib3's ``HTTPConnection._new_conn`` with resolution and connects bounded (see ``_Watched``)."""
+    watch = getattr(_armed, "watch", None)
+    deadline = watch.deadline_fn() if watch is not None else None
+    timeout = float(conn.timeout) if isinstance(conn.timeout, (int, float)) else None
+    try:
+        conn._dns_host.strip("[]").encode("idna")
+    except UnicodeError:
+        raise LocationParseError(f"'{conn._dns_host}', label empty or too long") from None
+    try:
+        return connect_within(
+            (conn._dns_host, conn.port),
+            timeout,
+            deadline,
+            family=allowed_gai_family(),
+            source_address=conn.source_address,
+            socket_options=conn.socket_options,
+        )
+    except socket.gaierror as exc:
+        raise NameResolutionError(conn.host, conn, exc) from exc
+    except TimeoutError as exc:
+        raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out: {exc}") from exc
+    except OSError as exc:
+        raise NewConnectionError(conn, f"Failed to establish a new connection: {exc}") from exc
+
+
 class _Watched:
-    """Connection mixin: after sending a request, hand the socket to the armed watch of this thread."""
+    """Connection mixin: set-up within the armed watch's deadline; after sending, hand the socket to the watch.
+
+    Name resolution and connecting happen before any socket exists for the watch to shut, so ``_new_conn``
+    bounds them itself (``resolve.connect_within``): a resolver or an address that never answers ends the
+    attempt at the connect timeout or the request's deadline, whichever is first, as a connect timeout.
+    """
 
     sock: socket.socket | None
+
+    def _new_conn(self) -> socket.socket:
+        return _bounded_new_conn(self)
 
     def request(self, *args: object, **kwargs: object) -> None:
         super().request(*args, **kwargs)  # type: ignore[misc]

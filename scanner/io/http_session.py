@@ -300,6 +300,7 @@ class HTTPClient:
                 h.update(auth_headers)
             resp = self.send(method, current, headers=h, stream=stream, stats=stats, budget=budget, data=data)
             if not follow or resp.status_code not in REDIRECT_STATUS or "Location" not in resp.headers:
+                refuse_encoded(resp, f"{method} {redact_url(current)}")
                 return resp
             resp.close()
             nxt = _redirect_target(current, resp.headers["Location"], method, url)
@@ -365,12 +366,50 @@ def _redirect_target(current: str, location: str, method: str, first: str) -> st
     return nxt
 
 
+def encoding_problem(headers: Mapping[str, str]) -> str | None:
+    """The content or transfer coding that makes a body differ from the stored bytes; None for plain bytes.
+
+    Every request asks for ``Accept-Encoding: identity``. A server that encodes anyway must not be decoded
+    (a few KB of gzip, deflate, br or zstd can inflate to gigabytes, and a byte range of the encoded form is
+    not a range of the file) nor taken as is (the digest and the verdict would bind to bytes a client that
+    decodes never loads): the caller refuses the response.
+    """
+    content = [c.strip().lower() for c in headers.get("Content-Encoding", "").split(",") if c.strip()]
+    transfer = [c.strip().lower() for c in headers.get("Transfer-Encoding", "").split(",") if c.strip()]
+    bad = [c for c in content if c != "identity"]
+    if bad:
+        return "Content-Encoding: " + ", ".join(bad)[:60]
+    bad = [c for c in transfer if c not in ("chunked", "identity")]
+    if bad:
+        return "Transfer-Encoding: " + ", ".join(bad)[:60]
+    return None
+
+
+def refuse_encoded(resp: requests.Response, what: str) -> None:
+    """Close ``resp`` and raise ``HTTPFetchError`` when a successful response carries an encoded body."""
+    if not 200 <= resp.status_code < 300:
+        return  # error and redirect bodies only ever feed messages, read raw
+    why = encoding_problem(resp.headers)
+    if why is None:
+        return
+    resp.close()
+    raise HTTPFetchError(
+        f"{what}: the server sent an encoded body ({why}) although only identity encoding was "
+        f"accepted; refused, not decoded (the bytes would not be the stored file's)",
+        status=resp.status_code,
+        headers=resp.headers,
+    )
+
+
 def body_chunks(resp: requests.Response, chunk: int = 64 << 10) -> Iterator[bytes]:
-    """A response body read under its request's budget (stall detection, deadline) when it has one."""
+    """A response body read under its request's budget (stall detection, deadline) when it has one.
+
+    Always the bytes as sent, never decoded (see ``encoding_problem``).
+    """
     budget = getattr(resp, "modelward_budget", None)
     if isinstance(budget, Budget):
         return budget.body(resp, chunk)
-    return resp.iter_content(chunk_size=chunk)
+    return resp.raw.stream(chunk, decode_content=False)  # type: ignore[no-any-return]
 
 
 def describe_status(resp: requests.Response) -> str:

@@ -33,6 +33,7 @@ import requests
 
 from ..io.http_reader import FaultLog, HTTPRangeReader
 from ..io.http_session import HTTPClient, HTTPFetchError, Stats, redact, register_secret
+from ..io.resolve import getaddrinfo_within
 from .base import Artifact, AttachedSignature, Problem, Snapshot, Source, SourceError
 from .docker_auth import Credentials, RegistryAuth, parse_challenge, read_bounded
 from .oci_layouts import (
@@ -192,14 +193,21 @@ class _Registry:
         """An unknown host is its own error, not 'connection failed after N attempts'."""
         if requests.utils.get_environ_proxies(self.base):
             return  # the proxy resolves names
+        wait = min(self.client.timeout[0], self.client.net.seconds)
         try:
-            socket.getaddrinfo(
+            getaddrinfo_within(
                 self.ref.host.strip("[]"),
                 self.ref.port or (443 if self.scheme == "https" else 80),
-                type=socket.SOCK_STREAM,
+                socket.AF_UNSPEC,
+                socket.SOCK_STREAM,
+                wait,
             )
         except (socket.gaierror, UnicodeError):
             raise SourceError(f"{self.ref.display}: unknown registry host {self.ref.host!r}") from None
+        except TimeoutError:
+            raise SourceError(
+                f"{self.ref.display}: name resolution of {self.ref.host!r} gave no answer within {wait:g} s"
+            ) from None
 
     def call(self, method: str, path: str, headers: dict[str, str] | None = None) -> requests.Response:
         """Send with the current credentials; answer up to two 401 challenges (token, then a fresh one)."""

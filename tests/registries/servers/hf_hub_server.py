@@ -12,6 +12,7 @@ Only ever binds 127.0.0.1.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -19,6 +20,7 @@ import re
 import socket
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -96,6 +98,21 @@ class Faults:
     trickle: dict[str, float] = field(default_factory=dict)  # kind -> body bytes per second (file bodies)
     stall_after: dict[str, int] = field(default_factory=dict)  # kind -> send N body bytes, then go silent
     trickle_headers: set[str] = field(default_factory=set)  # kinds whose status line + headers come 1 byte/s
+    # "resolve" | "cdn" -> "gzip" | "deflate" | "br": file bodies sent encoded whatever the client accepts
+    content_encoding: dict[str, str] = field(default_factory=dict)
+
+
+def encode_body(data: bytes, coding: str) -> bytes:
+    """``data`` in an HTTP content coding (gzip, deflate, br)."""
+    if coding == "gzip":
+        return gzip.compress(data)
+    if coding == "deflate":
+        return zlib.compress(data)
+    if coding == "br":
+        import brotli
+
+        return brotli.compress(data)  # type: ignore[no-any-return]
+    raise ValueError(coding)
 
 
 def git_blob_sha1(data: bytes) -> str:
@@ -632,6 +649,11 @@ def _make_handler(server: HubServer, role: str) -> type[BaseHTTPRequestHandler]:
             if status == 206:
                 shown_start = start + 1 if faults.bad_content_range else start
                 hdrs["Content-Range"] = f"bytes {shown_start}-{end - 1}/{size}"
+            coding = faults.content_encoding.get(self._kind())
+            if coding is not None:
+                body = encode_body(self._content(f, start, end, tamper), coding)
+                hdrs.update({"Content-Encoding": coding, "Content-Length": str(len(body))})
+                return self._send(status, body, hdrs)
             self.send_response(status)
             for k, v in hdrs.items():
                 self.send_header(k, v)
