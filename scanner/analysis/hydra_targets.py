@@ -20,9 +20,11 @@ from ..rules import RuleDB
 
 TARGET_KEYS = ("_target_", "class_path")
 _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+DOTTED_NAME = _DOTTED  # a plain dotted Python name (what an import path can be)
 _DUNDER = re.compile(r"__\w+__")
 # ${name:args} interpolations call registered resolvers; these read the process environment or evaluate code
-_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+# (OmegaConf's grammar: an ID may hold '-' after its first character, e.g. ${my-eval:...})
+_RESOLVER = re.compile(r"\$\{\s*([A-Za-z_][\w.-]*)\s*:")
 _ENV_RESOLVERS = frozenset({"oc.env", "env"})
 _CODE_RESOLVERS = frozenset(
     {
@@ -130,7 +132,66 @@ def _deny(candidates: list[str], rules: RuleDB) -> TargetIssue | None:
 _NODE_BUILDERS = frozenset({"oc.decode", "oc.create"})
 # ...unless what they decode is the loading process's own environment (${oc.decode:${oc.env:N_GPUS}})
 _ENV_ONLY = re.compile(r"\$\{\s*oc\.(?:decode|create)\s*:\s*\$\{\s*(?:oc\.)?env\s*:[^{}$]*\}\s*\}")
-_BUILT_TARGET = re.compile(r"\$\{[^\n]*(?:_target_|class_path)")
+
+
+def _builds_target(text: str) -> bool:
+    """An instantiate key after a '${' on the same line (linear: a regex '${[^\\n]*_target_' backtracks
+    quadratically over a line of many '${')."""
+    for line in text.split("\n"):
+        i = line.find("${")
+        if i >= 0 and ("_target_" in line[i:] or "class_path" in line[i:]):
+            return True
+    return False
+
+
+def _balanced_end(text: str, start: int, cap: int = 256) -> int | None:
+    """Index just past the '}' closing the '${' at ``start`` (None when not closed within ``cap`` characters)."""
+    depth = 0
+    j = start
+    stop = min(len(text), start + cap)
+    while j < stop:
+        if text.startswith("${", j):
+            depth += 1
+            j += 2
+            continue
+        c = text[j]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                return j + 1
+        j += 1
+    return None
+
+
+def computed_resolver_name(text: str) -> bool:
+    """``${${name}:...}`` or ``${ns.${x}:...}``: OmegaConf's grammar lets an interpolation build a resolver name
+    (resolverName: (interpolation | ID) (DOT (interpolation | ID))*), so which resolver runs is not written."""
+    i = text.find("${")
+    seen = 0
+    while i >= 0 and seen < 2000:
+        seen += 1
+        j = i + 2
+        while j < len(text) and text[j] in " \t":
+            j += 1
+        computed = False
+        while j < len(text):
+            if text.startswith("${", j):
+                end = _balanced_end(text, j)
+                if end is None:
+                    break
+                computed, j = True, end
+            elif text[j].isalnum() or text[j] in "_-.":
+                j += 1
+            else:
+                break
+        while j < len(text) and text[j] in " \t":
+            j += 1
+        if computed and j < len(text) and text[j] == ":":
+            return True
+        i = text.find("${", i + 2)
+    return False
 
 
 def resolver_issues(value: str) -> list[TargetIssue]:
@@ -148,7 +209,7 @@ def resolver_issues(value: str) -> list[TargetIssue]:
                 "an instantiate target it produces cannot be judged",
             )
         )
-    elif "${" in head and _BUILT_TARGET.search(head):
+    elif "${" in head and _builds_target(head):
         # ${oc.select:missing,{_target_: ...}}: resolver arguments can be dict literals, returned as config nodes
         out.append(
             TargetIssue(
@@ -156,6 +217,15 @@ def resolver_issues(value: str) -> list[TargetIssue]:
                 None,
                 "interpolation argument spells an instantiate key (_target_/class_path); "
                 "the node it resolves to would be instantiated",
+            )
+        )
+    if computed_resolver_name(head):
+        out.append(
+            TargetIssue(
+                "CONFIG-TARGET-UNLISTED",
+                None,
+                "interpolation computes the name of the resolver it calls (${${...}:...}); which resolver runs, "
+                "a code-evaluating one included, cannot be judged",
             )
         )
     for name in dict.fromkeys(m.group(1) for m in _RESOLVER.finditer(value[:100_000])):

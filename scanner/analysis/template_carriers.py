@@ -21,7 +21,7 @@ import yaml
 from ..findings import Severity
 from ..formats.interface import InspectContext
 from ..io.reader import Reader
-from .hydra_targets import TARGET_KEYS, judge_target, resolver_issues
+from .hydra_targets import DOTTED_NAME, TARGET_KEYS, judge_target, resolver_issues
 from .template_language import MAX_TEMPLATE_CHARS
 
 MAX_YAML_BYTES = 512 << 10  # real hydra/NeMo configs are KBs; PyYAML needs ~60x the text in memory
@@ -34,10 +34,24 @@ MAX_FINDINGS_PER_RULE = 20
 # HyperPyYAML (SpeechBrain hyperparams.yaml, load_hyperpyyaml): these tags pydoc.locate a dotted name and
 # instantiate (!new:), call (!apply:, !applyref:), partially apply (!name:) or import (!module:) it while loading
 HPY_TAGS = ("!new:", "!apply:", "!applyref:", "!name:", "!module:")
+# CompVis/Stability instantiate_from_config (ldm.util, sgm.util; AUTOMATIC1111 instantiates the <checkpoint>.yaml
+# found beside a checkpoint): get_obj_from_str(config["target"])(**config.get("params", {})), nested configs too.
+# A document with a {target: dotted.name, params: ...} node is such a config, and every dotted target in it a call.
+# Hydra 0.11/1.0 instantiate read the same shape as {class|cls|target: dotted.name, params: ...}.
+COMPVIS_KEYS = ("target", "cls", "class")
+_COMPVIS_PARAMS = "params"
+MAX_COMPVIS_TARGETS = 2000
+# fiddle serialization (NeMo 2 checkpoints' context/io.json, fiddle.experimental.serialization.load_json):
+# {"type": "pyref", "module": M, "name": N} is importlib.import_module(M) and a getattr walk of N, and the
+# Buildable it types is called by fdl.build: judged like a hydra target
+PYREF = "pyref"
 _MARKERS = (
     b"{{",
     b"{%",
     b"_target_",
+    b"target",
+    b"params",
+    b"pyref",
     b"class_path",
     b"${",
     b"!!python",
@@ -84,12 +98,19 @@ def _has_target_key(docs: list[Any]) -> bool:
                 continue
             seen.add(id(obj))
             if isinstance(obj, dict):
-                if any(isinstance(k, str) and k in TARGET_KEYS for k in obj):
+                if any(isinstance(k, str) and k in TARGET_KEYS for k in obj) or _calls_on_load(obj):
                     return True
                 stack.extend(obj.values())
             else:
                 stack.extend(obj)
     return bool(stack)  # cut at the cap: judge it whole rather than assume nothing is there
+
+
+def _calls_on_load(obj: dict[Any, Any]) -> bool:
+    """An instantiate_from_config / hydra 0.x node or a fiddle pyref (keys found after escapes were decoded)."""
+    if obj.get("type") == PYREF:
+        return True
+    return _COMPVIS_PARAMS in obj and any(isinstance(obj.get(k), str) for k in COMPVIS_KEYS)
 
 
 def templated(s: str) -> bool:
@@ -120,7 +141,7 @@ def inspect_text(reader: Reader, ctx: InspectContext) -> None:
     targets = bool(markers & _TARGET_MARKERS)
     if yaml_like and not is_template_file:
         if reader.size > MAX_YAML_BYTES:
-            if targets:
+            if targets or {b"target", b"params"} <= markers:  # instantiate_from_config: target + params
                 ctx.add(
                     "CONFIG-TARGET-UNREADABLE",
                     f"{reader.size}-byte YAML/text with instantiate targets exceeds "
@@ -261,6 +282,8 @@ def inspect_json_text(raw: bytes, ctx: InspectContext) -> None:
     if not any(m in raw for m in (*_MARKERS, b"\\u")):  # an escaped "\\u005ftarget_" is a target key too
         return
     if len(raw) > MAX_JSON_TREE_BYTES:
+        if b'"pyref"' in raw:
+            _pyref_unjudged(ctx)
         _scan_json_literals([raw], ctx)
         return
     shadowed: list[Any] = []
@@ -402,6 +425,9 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
     counts: dict[str, int] = {}
     templates = 0
     walked = 0
+    # dotted target/cls/class values, judged when the document is instantiate_from_config-style
+    compvis: dict[tuple[str, str], None] = {}
+    compvis_style = False
     while stack:
         obj, key = stack.pop()
         walked += 1
@@ -440,6 +466,27 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
                             issue.severity,
                             {"key": tk, "target": str(obj[tk])[:200]},
                         )
+            if (
+                obj.get("type") == PYREF
+                and isinstance(obj.get("module"), str)
+                and isinstance(obj.get("name"), str)
+            ):
+                ref = f"{obj['module']}.{obj['name']}"
+                issue = judge_target(ref, PYREF, ctx.rules)
+                if issue is not None:
+                    _add(
+                        ctx,
+                        counts,
+                        issue.rule_id,
+                        f"fiddle pyref (imported when the config is deserialized): {issue.message}",
+                        issue.severity,
+                        {"key": PYREF, "target": ref[:200], "loader": "fiddle"},
+                    )
+            for ck in COMPVIS_KEYS:
+                ct = obj.get(ck)
+                if isinstance(ct, str) and DOTTED_NAME.fullmatch(ct) and "." in ct:
+                    compvis[(ck, ct)] = None
+                    compvis_style = compvis_style or _COMPVIS_PARAMS in obj
             for k, v in list(obj.items())[::-1]:
                 stack.append((v, str(k)))
         elif isinstance(obj, list):
@@ -461,6 +508,29 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
                     ctx.partial("too many templates in one file")
                     return
                 judge_template(obj, ctx, where=key or "value", strict="template" in key.lower())
+    if compvis_style:
+        _judge_compvis(list(compvis), ctx, counts)
+
+
+def _judge_compvis(targets: list[tuple[str, str]], ctx: InspectContext, counts: dict[str, int]) -> None:
+    """instantiate_from_config targets: imported and called with the node's params, judged like hydra targets."""
+    if len(targets) > MAX_COMPVIS_TARGETS:
+        ctx.add(
+            "CONFIG-TARGET-UNREADABLE",
+            f"more than {MAX_COMPVIS_TARGETS} distinct instantiate_from_config targets; the rest not judged",
+        )
+        ctx.partial("instantiate_from_config targets past the cap")
+    for key, target in targets[:MAX_COMPVIS_TARGETS]:
+        issue = judge_target(target, key, ctx.rules)
+        if issue is not None:
+            _add(
+                ctx,
+                counts,
+                issue.rule_id,
+                f"instantiate_from_config target: {issue.message}",
+                issue.severity,
+                {"key": key, "target": target[:200], "loader": "instantiate_from_config"},
+            )
 
 
 def remote_code_requested(args: dict[Any, Any]) -> bool:
@@ -502,8 +572,19 @@ def judge_template(source: str, ctx: InspectContext, *, where: str, strict: bool
         ctx.add(issue.rule_id, f"template {where[:100]!r}: {issue.message}"[:500], severity=sev, evidence=ev)
 
 
+def _pyref_unjudged(ctx: InspectContext) -> None:
+    """Literal-by-literal scanning cannot pair a pyref's module with its name: fail closed instead."""
+    ctx.add(
+        "CONFIG-TARGET-UNREADABLE",
+        "JSON with fiddle pyrefs is too large to parse whole; what deserializing it imports is not judged",
+    )
+    ctx.partial("fiddle pyrefs not judged")
+
+
 def unparsed_json(reader: Reader, ctx: InspectContext) -> None:
     """A JSON file too large to parse into objects: its string literals are judged window by window."""
+    if has_markers(reader, (b'"pyref"',)):
+        _pyref_unjudged(ctx)
     if has_markers(reader) or _has_escapes(reader):
         _scan_json_literals(reader.stream(0, chunk=LITERAL_WINDOW), ctx)
 

@@ -1,8 +1,12 @@
 """Hugging Face repository checks: the code a model repo makes loaders run, and where it points.
 
-``auto_map`` (config.json, tokenizer/processor configs), ``custom_pipelines``,
-diffusers ``model_index.json``, sentence-transformers ``modules.json`` and
-``custom_generate/`` name Python files that ``trust_remote_code=True`` imports.
+``auto_map`` (config.json, tokenizer/processor configs and their nested sub-configs),
+``custom_pipelines``, diffusers ``model_index.json``/``modular_model_index.json``
+(component libraries and type hints), sentence-transformers ``modules.json``,
+Router/Asym ``types`` and WordEmbeddings ``tokenizer_class``, and ``custom_generate/``
+name Python files that ``trust_remote_code=True`` (or a local folder) imports; a
+TorchServe model folder (``MAR-INF/MANIFEST.json``), a Triton python-backend model
+(``config.pbtxt``) and torch.hub's ``hubconf.py`` make their folder's modules code.
 Each reference is resolved to a file of this snapshot (following the relative
 imports transformers would fetch too); a missing file or one in another
 repository means code this scan never saw. Every ``.py`` gets the AST analysis,
@@ -30,6 +34,7 @@ from .findings import RepoFindings
 MAX_CONFIG_BYTES = 16 << 20
 MAX_CODE_FILES = 500
 MAX_TEMPLATE_BYTES = 4 << 20
+MAX_CONFIG_ENTRIES = 2000  # auto_map keys, modules.json entries, model_index components ... in one config
 
 AUTO_MAP_CONFIGS = {
     "config.json",
@@ -56,6 +61,27 @@ DIFFUSERS_LIBRARIES = {
     "flax",
     None,
 }
+# diffusers.pipelines submodules (and the deprecated ones it still re-exports): a model_index.json library that
+# names one loads a class of diffusers itself (get_class_obj_and_candidates: is_pipeline_module)
+DIFFUSERS_PIPELINE_MODULES = frozenset(
+    """
+    ace_step allegro alt_diffusion amused animatediff anyflow audio_diffusion audioldm audioldm2 aura_flow
+    blip_diffusion bria bria_fibo chroma chronoedit cogvideo cogview3 cogview4 consisid consistency_models controlnet
+    controlnet_hunyuandit controlnet_sd3 controlnet_xs cosmos dance_diffusion ddim ddpm deepfloyd_if deprecated
+    diffusion_gemma dit dreamlite easyanimate ernie_image flux flux2 glm_image helios hidream_image hunyuan_image
+    hunyuan_video hunyuan_video1_5 hunyuandit i2vgen_xl ideogram4 joyimage kandinsky kandinsky2_2 kandinsky3
+    kandinsky5 kolors krea2 latent_consistency_models latent_diffusion latent_diffusion_uncond latte ledits_pp
+    llada2 longcat_audio_dit longcat_image ltx ltx2 lucy lumina lumina2 marigold mochi motif_video musicldm
+    nucleusmoe_image omnigen ovis_image pag paint_by_example pia pixart_alpha pndm prx qwenimage repaint sana
+    sana_video score_sde_ve semantic_stable_diffusion shap_e skyreels_v2 spectrogram_diffusion stable_audio
+    stable_audio_3 stable_cascade stable_diffusion stable_diffusion_3 stable_diffusion_attend_and_excite
+    stable_diffusion_diffedit stable_diffusion_gligen stable_diffusion_k_diffusion stable_diffusion_ldm3d
+    stable_diffusion_panorama stable_diffusion_safe stable_diffusion_sag stable_diffusion_variants
+    stable_diffusion_xl stable_video_diffusion stochastic_karras_ve t2i_adapter text_to_video_synthesis unclip
+    unidiffuser versatile_diffusion visualcloze vq_diffusion wan wuerstchen z_image
+    """.split()
+)
+_CUSTOM_GENERATE = re.compile(r"(?:.*/)?custom_generate/")
 _SCRIPT_NAMES = re.compile(r"\.(?:sh|bash|zsh|ksh|command|bat|cmd|ps1)$", re.I)
 _REQ_NAMES = re.compile(r"(?:^|/)requirements[\w.-]*\.txt$", re.I)
 _REQ_RISKY = re.compile(
@@ -107,6 +133,16 @@ class _Repo(RepoFindings):
     def limit(self, path: str, what: str, message: str) -> None:
         self.add(path, "LIMIT-EXCEEDED", message, evidence={"limit": what})
         self.partial(path, f"limit hit: {what}")
+
+    def capped(self, path: str, what: str, items: list[Any], cap: int = MAX_CONFIG_ENTRIES) -> list[Any]:
+        """The first ``cap`` entries of a loader config list; more fails closed (an entry past the cap still
+        names code a loader runs)."""
+        if len(items) > cap:
+            self.limit(
+                path, "config_entries", f"{what} has {len(items)} entries; only the first {cap} judged"
+            )
+            return items[:cap]
+        return items
 
     def digest(self, path: str) -> str | None:
         """SHA-256 of the bytes as read now (streamed: any size, bounded memory)."""
@@ -243,7 +279,7 @@ def _text_relative_imports(repo: _Repo, path: str, anchor_dir: str) -> list[str]
     text = data.decode("utf-8", "replace")
     names = {m for rx in _TF_RELATIVE for m in rx.findall(text)}
     out = []
-    for m in sorted(names)[:200]:
+    for m in repo.capped(path, "relative imports", sorted(names)):
         for cand in (
             posixpath.join(anchor_dir, m + ".py"),
             posixpath.join(anchor_dir, m.replace(".", "/") + ".py"),
@@ -517,12 +553,9 @@ _DERIVED_REFS = {
     "AutoFeatureExtractor": ("FeatureExtractor", "ImageProcessor", "AutoImageProcessor"),
     "AutoImageProcessor": ("ImageProcessor", "VideoProcessor", "AutoVideoProcessor"),
 }
-# processor_config.json nests the image/feature/video processor configs; their auto_map is read from there first
-# (ImageProcessingMixin.get_image_processor_dict, FeatureExtractionMixin, video_processing_auto)
-_NESTED_CONFIGS = ("image_processor", "feature_extractor", "audio_processor", "video_processor", "tokenizer")
 
 
-def _refs_from_auto_map(path: str, auto_map: Any, prefix: str = "auto_map") -> list[_Ref]:
+def _refs_from_auto_map(repo: _Repo, path: str, auto_map: Any, prefix: str = "auto_map") -> list[_Ref]:
     out: list[_Ref] = []
     items: list[tuple[str, Any]]
     if isinstance(auto_map, dict):
@@ -531,10 +564,10 @@ def _refs_from_auto_map(path: str, auto_map: Any, prefix: str = "auto_map") -> l
         items = [("auto_map", v) for v in auto_map]
     else:
         return out
-    for key, v in items[:200]:
+    for key, v in repo.capped(path, prefix, items):
         # a string, a [slow, fast] pair, or a {backend: reference} mapping (_resolve_auto_map_class_ref)
         vals = list(v.values()) if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else [v]
-        for x in vals[:8]:
+        for x in repo.capped(path, f"{prefix}.{key}", list(vals), 64):
             if not (isinstance(x, str) and x):
                 continue
             out.append(_Ref(path, f"{prefix}.{key}", x, _loader_for(path)))
@@ -548,13 +581,22 @@ def _refs_from_auto_map(path: str, auto_map: Any, prefix: str = "auto_map") -> l
     return out
 
 
-def _all_auto_map_refs(path: str, cfg: dict[str, Any]) -> list[_Ref]:
-    """The top-level auto_map and those of the processor configs nested in it (processor_config.json)."""
-    refs = _refs_from_auto_map(path, cfg.get("auto_map"))
-    for sub in _NESTED_CONFIGS:
-        nested = cfg.get(sub)
-        if isinstance(nested, dict) and "auto_map" in nested:
-            refs.extend(_refs_from_auto_map(path, nested.get("auto_map"), f"{sub}.auto_map"))
+def _all_auto_map_refs(repo: _Repo, path: str, cfg: dict[str, Any]) -> list[_Ref]:
+    """The top-level auto_map and every nested one: processor_config.json nests the processor configs (read from
+    there first), and a composite model's sub-configs (text_config, vision_config ...) carry their own auto_map,
+    which AutoModel.from_config(sub_config, trust_remote_code=...) imports."""
+    refs = _refs_from_auto_map(repo, path, cfg.get("auto_map"))
+    # every nested mapping once (iterative; bounded by the parsed document, itself at most MAX_CONFIG_BYTES)
+    queue: list[tuple[str, Any]] = [
+        (str(k), v) for k, v in cfg.items() if k != "auto_map" and isinstance(v, dict)
+    ]
+    while queue:
+        key, node = queue.pop()
+        if "auto_map" in node:
+            refs.extend(_refs_from_auto_map(repo, path, node.get("auto_map"), f"{key[:200]}.auto_map"))
+        queue.extend(
+            (f"{key[:200]}.{k}", v) for k, v in node.items() if k != "auto_map" and isinstance(v, dict)
+        )
     return refs
 
 
@@ -597,11 +639,11 @@ def _check_configs(repo: _Repo) -> None:
             if not isinstance(cfg, (dict, list)):
                 continue
             if isinstance(cfg, dict):
-                for r in _all_auto_map_refs(path, cfg):
+                for r in _all_auto_map_refs(repo, path, cfg):
                     _resolve_ref(repo, r)
                 pipes = cfg.get("custom_pipelines")
                 if isinstance(pipes, dict):
-                    for task, spec in list(pipes.items())[:100]:
+                    for task, spec in repo.capped(path, "custom_pipelines", list(pipes.items())):
                         impl = spec.get("impl") if isinstance(spec, dict) else None
                         if isinstance(impl, str):
                             _resolve_ref(
@@ -621,16 +663,19 @@ def _check_configs(repo: _Repo) -> None:
                     )
                 if name in TEMPLATE_CONFIGS:
                     _check_chat_templates(repo, path, cfg.get("chat_template"))
-                if name == "model_index.json":
+                if name in ("model_index.json", "modular_model_index.json"):
                     _check_model_index(repo, path, cfg)
                 if name == "adapter_config.json":
                     _check_peft_auto_mapping(repo, path, cfg.get("auto_mapping"))
             if name == "modules.json" and isinstance(cfg, list):
                 _check_st_modules(repo, path, cfg)
-        if name in ST_ACTIVATION_CONFIGS:
+        if name in ST_ACTIVATION_CONFIGS or name in ST_IMPORT_CONFIGS:
             cfg = _load_json(repo, path)
             if isinstance(cfg, dict):
-                _check_st_activations(repo, path, cfg)
+                if name in ST_ACTIVATION_CONFIGS:
+                    _check_st_activations(repo, path, cfg)
+                if name in ST_IMPORT_CONFIGS:
+                    _check_st_imports(repo, path, cfg)
         elif name.endswith(".jinja") and (
             "chat_template" in name
             or posixpath.basename(posixpath.dirname(path)) in ("chat_templates", "additional_chat_templates")
@@ -646,9 +691,14 @@ def _check_configs(repo: _Repo) -> None:
             data = repo.read(path, MAX_TEMPLATE_BYTES)
             if data is not None:
                 _check_chat_templates(repo, path, data.decode("utf-8", "replace"))
-    gen = sorted(p for p in repo.arts if p.startswith("custom_generate/") and p.endswith(".py"))
-    if gen:
-        anchor = "custom_generate/generate.py" if "custom_generate/generate.py" in repo.arts else gen[0]
+    # custom_generate/generate.py of the repository, or of a subfolder a model is loaded from (subfolder=...)
+    by_root: dict[str, list[str]] = {}
+    for p in sorted(repo.arts):
+        m = _CUSTOM_GENERATE.match(p)
+        if m is not None and p.endswith(".py"):
+            by_root.setdefault(m.group(0), []).append(p)
+    for root, gen in sorted(by_root.items()):
+        anchor = root + "generate.py" if root + "generate.py" in repo.arts else gen[0]
         files, missing = _follow_imports(repo, anchor)
         _mark_loaded(
             repo,
@@ -668,38 +718,77 @@ def _check_configs(repo: _Repo) -> None:
 
 
 def _check_model_index(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
-    """diffusers: components are [library, class]; a library that is not a known package is a repo module."""
+    """diffusers: components are [library, class]; a library that is not a known package is a repo module.
+
+    DiffusionPipeline loads ``<component>/<library>.py`` as remote code when it exists, else it calls
+    ``importlib.import_module(library)`` (get_class_obj_and_candidates); the modular pipelines resolve every
+    ``[library, class]`` pair and the ``type_hint`` of a ``[library, class, spec]`` triple
+    (modular_model_index.json) with ``simple_get_class_obj``, an import with no trust_remote_code at all.
+    """
     base = posixpath.dirname(path)
     cls = cfg.get("_class_name")
     if isinstance(cls, list) and len(cls) == 2 and all(isinstance(x, str) for x in cls):
         _resolve_ref(repo, _Ref(path, "_class_name", f"{cls[0]}.{cls[1]}", "diffusers custom pipeline"))
-    for comp, spec in list(cfg.items())[:500]:
-        if comp.startswith("_") or not isinstance(spec, list) or len(spec) != 2:
+    for comp, spec in repo.capped(path, posixpath.basename(path), list(cfg.items())):
+        if comp.startswith("_") or not isinstance(spec, list) or len(spec) not in (2, 3):
             continue
-        lib, klass = spec
-        if lib in DIFFUSERS_LIBRARIES or not isinstance(lib, str) or not isinstance(klass, str):
-            continue
-        cands = [posixpath.join(base, comp, lib + ".py"), posixpath.join(base, lib + ".py")]
-        hit = next((c for c in cands if c in repo.arts), None)
-        if hit:
-            files, _missing = _follow_imports(repo, hit)
-            _mark_loaded(
-                repo,
-                files,
-                "diffusers custom component (trust_remote_code=True)",
-                f"model_index.{comp}",
-                path,
-            )
-            repo.add(
-                path,
-                "HF-REMOTE-CODE",
-                f"component {comp!r} loads {klass} from repository code {hit}",
-                evidence={
-                    "key": f"model_index.{comp}",
-                    "files": files[:20],
-                    "worst_severity": _worst(repo, files),
-                },
-            )
+        pairs: list[tuple[str, Any, Any]] = []
+        if len(spec) == 2:
+            pairs.append((f"model_index.{comp}", spec[0], spec[1]))
+        if len(spec) == 3 and isinstance(spec[2], dict):
+            hint = spec[2].get("type_hint")
+            if isinstance(hint, (list, tuple)) and len(hint) == 2:
+                pairs.append((f"model_index.{comp}.type_hint", hint[0], hint[1]))
+            elif hint is not None:
+                repo.add(
+                    path,
+                    "HF-CONFIG-INVALID",
+                    f"component {comp!r} has a type_hint diffusers cannot read: {str(hint)[:100]!r}",
+                    severity=Severity.MEDIUM,
+                    evidence={"key": f"model_index.{comp}.type_hint"},
+                )
+        for key, lib, klass in pairs:
+            _diffusers_component(repo, path, base, comp, key, lib, klass)
+
+
+def _diffusers_component(
+    repo: _Repo, path: str, base: str, comp: str, key: str, lib: Any, klass: Any
+) -> None:
+    if not isinstance(lib, str):
+        return  # [null, null] leaves a component out; other non-names make the loader fail before importing
+    klass = str(klass)
+    if lib in DIFFUSERS_PIPELINE_MODULES:
+        return  # is_pipeline_module is tested first: a class of diffusers.pipelines
+    # <component>/<library>.py is a custom component whatever the library is called, "transformers" included
+    dynamic = posixpath.join(base, comp, lib + ".py")
+    hit: str | None
+    if dynamic in repo.arts:
+        hit, loader = dynamic, "diffusers custom component (trust_remote_code=True)"
+    elif lib in DIFFUSERS_LIBRARIES:
+        return
+    else:
+        # importlib.import_module(library): a repository module when the model folder is on sys.path (the working
+        # directory), else whatever the environment has under that name
+        hit = next((c for c in _module_candidates(base, lib) if c in repo.arts), None)
+        loader = "diffusers (importlib.import_module of a component library)"
+    if hit is None:
+        repo.add(
+            path,
+            "HF-REMOTE-CODE",
+            f"component {comp!r} makes diffusers import module {lib!r} (class {klass[:100]!r}) from the "
+            "environment: not a diffusers/transformers library or pipeline module",
+            severity=Severity.HIGH,
+            evidence={"key": key, "reference": f"{lib}.{klass}"[:300], "files": []},
+        )
+        return
+    files, _missing = _follow_imports(repo, hit)
+    _mark_loaded(repo, files, loader, key, path)
+    repo.add(
+        path,
+        "HF-REMOTE-CODE",
+        f"component {comp!r} loads {klass} from repository code {hit}",
+        evidence={"key": key, "files": files[:20], "worst_severity": _worst(repo, files)},
+    )
 
 
 _PEFT_PARENTS = ("transformers", "peft", "diffusers", "sentence_transformers", "timm", "torch")
@@ -766,29 +855,195 @@ def _check_st_activations(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
 
 
 def _check_st_modules(repo: _Repo, path: str, modules: list[Any]) -> None:
-    for m in modules[:200]:
+    for m in repo.capped(path, "modules.json", modules):
         t = m.get("type") if isinstance(m, dict) else None
-        if not isinstance(t, str) or t.startswith("sentence_transformers."):
+        if t is None and isinstance(m, dict) and "type" not in m:
             continue
+        _st_class_ref(repo, path, f"modules.{m.get('name', '?') if isinstance(m, dict) else '?'}", t)
+
+
+# Module configs whose values sentence-transformers imports with import_from_string(value) and then calls .load()
+# on: Router (router_config.json, or the legacy config.json of Router/Asym with "types" and "structure") for each
+# of its sub-modules, WordEmbeddings (wordembedding_config.json) for its tokenizer class.
+ST_IMPORT_CONFIGS = {"router_config.json", "config.json", "wordembedding_config.json"}
+
+
+def _check_st_imports(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
+    name = posixpath.basename(path)
+    if name == "wordembedding_config.json":
+        if "tokenizer_class" in cfg:
+            _st_class_ref(repo, path, "tokenizer_class", cfg["tokenizer_class"])
+        return
+    types = cfg.get("types")
+    if name == "config.json" and not (isinstance(types, dict) and "structure" in cfg):
+        return  # a model config, not a Router/Asym module config
+    if name == "router_config.json" and types is not None and not isinstance(types, dict):
+        repo.add(
+            path,
+            "HF-CONFIG-INVALID",
+            f"{name} 'types' is not a mapping; the modules sentence-transformers imports cannot be judged",
+            evidence={"key": "types"},
+        )
+        repo.partial(path, f"{name} types unreadable")
+        return
+    for model_id, ref in repo.capped(path, "types", list((types or {}).items())):
+        _st_class_ref(repo, path, f"types.{str(model_id)[:100]}", ref)
+
+
+def _st_class_ref(repo: _Repo, path: str, key: str, t: Any) -> None:
+    """One class reference sentence-transformers imports: its own package, repository code, or anything else
+    (import_from_string imports it and calls it: judged like a hydra target, allowlist first)."""
+    from ..analysis.hydra_targets import judge_target
+
+    if isinstance(t, str) and t.startswith("sentence_transformers."):
+        return
+    loader = "sentence-transformers (trust_remote_code=True or a local folder)"
+    if isinstance(t, str) and "." in t:
         module = t.rsplit(".", 1)[0]
         hit = next((c for c in _module_candidates(posixpath.dirname(path), module) if c in repo.arts), None)
         if (
             hit or "--" in t
         ):  # "org/repo--module.Class": get_class_from_dynamic_module fetches another repository
-            _resolve_ref(
-                repo,
-                _Ref(
-                    path, f"modules.{m.get('name', '?')}", t, "sentence-transformers (trust_remote_code=True)"
-                ),
-            )
-        else:
+            _resolve_ref(repo, _Ref(path, key, t, loader))
+            return
+    issue = judge_target(t, key, repo.rules)
+    if issue is None:
+        return
+    repo.add(
+        path,
+        issue.rule_id,
+        f"sentence-transformers imports {key} {str(t)[:200]!r} (import_from_string) and calls it; not in this "
+        f"repository: {issue.message}"[:500],
+        severity=issue.severity,
+        evidence={"key": key, "target": str(t)[:300], "loader": "sentence-transformers"},
+    )
+
+
+# ---------------------------------------------------------------------------- code folders other loaders import
+
+TORCHSERVE_MANIFEST = "MAR-INF/MANIFEST.json"
+TORCHSERVE_LOADER = "TorchServe (ts.model_loader, no-archive model folder)"
+HUBCONF_LOADER = "torch.hub.load (hubconf.py)"
+
+
+def _folder_py(repo: _Repo, folder: str) -> list[str]:
+    prefix = folder + "/" if folder else ""
+    return sorted(p for p in repo.arts if p.startswith(prefix) and p.lower().endswith(".py"))
+
+
+def _check_torchserve_folders(repo: _Repo) -> None:
+    """A TorchServe model folder (torch-model-archiver --archive-format no-archive): the server puts the folder
+    first on sys.path and imports the handler and model file; every .py of it is importable, so all are code."""
+    from ..formats.torchserve_mar import BUILTIN_HANDLERS
+
+    for path in sorted(
+        p for p in repo.arts if p == TORCHSERVE_MANIFEST or p.endswith("/" + TORCHSERVE_MANIFEST)
+    ):
+        folder = path[: -len(TORCHSERVE_MANIFEST)].rstrip("/")
+        code = _folder_py(repo, folder)
+        _mark_loaded(repo, code, TORCHSERVE_LOADER, "model folder", path)
+        cfg = _load_json(repo, path)
+        model = cfg.get("model") if isinstance(cfg, dict) else None
+        handler = model.get("handler") if isinstance(model, dict) else None
+        if not isinstance(handler, str) or not handler.strip():
+            if cfg is not None:
+                repo.add(
+                    path,
+                    "HF-CONFIG-INVALID",
+                    "TorchServe manifest names no handler; which code the server runs is unknown",
+                )
+                repo.partial(path, "TorchServe handler unknown")
+            continue
+        # ts.model_loader: "module[.py][:function]", the last path component imported from the folder first
+        module = handler.split(":", 1)[0].strip()
+        module = (module[:-3] if module.endswith(".py") else module).split("/")[-1]
+        rel = module.replace(".", "/")
+        local = {posixpath.join(folder, rel + ".py"), posixpath.join(folder, rel, "__init__.py")} & set(
+            repo.arts
+        )
+        builtin = module in BUILTIN_HANDLERS or module.startswith("ts.torch_handler.")
+        if not local and not builtin:
             repo.add(
                 path,
-                "HF-REMOTE-CODE",
-                f"modules.json imports {t} from an installed package (not in this repository)",
-                severity=Severity.MEDIUM,
-                evidence={"key": "modules.json", "reference": t[:300]},
+                "HF-AUTOMAP-MISSING",
+                f"TorchServe handler {handler[:200]!r} is neither in the model folder nor a built-in handler: "
+                "code from elsewhere runs",
+                evidence={"key": "model.handler", "reference": handler[:300]},
             )
+        repo.add(
+            path,
+            "HF-REMOTE-CODE",
+            f"TorchServe model folder: handler {handler[:100]!r}, {len(code)} Python file(s) importable",
+            evidence={"key": "model.handler", "reference": handler[:300], "files": code[:20]},
+        )
+
+
+TRITON_LOADER = "Triton Inference Server (python backend)"
+_TRITON_PYTHON = re.compile(rb"""\bbackend\s*:\s*["']python["']""")
+
+
+def _check_triton_models(repo: _Repo) -> None:
+    """A Triton model folder whose config.pbtxt selects the python backend: the server imports
+    <version>/model.py (or default_model_filename) and everything it imports; every .py of the folder is code."""
+    for path in sorted(p for p in repo.arts if posixpath.basename(p) == "config.pbtxt"):
+        data = repo.read(path, MAX_CONFIG_BYTES)
+        if data is None:
+            repo.limit(path, "config_bytes", "config.pbtxt too large or unreadable; its backend unknown")
+            continue
+        if not _TRITON_PYTHON.search(data):
+            continue
+        folder = posixpath.dirname(path)
+        code = _folder_py(repo, folder)
+        _mark_loaded(repo, code, TRITON_LOADER, "backend: python", path)
+        repo.add(
+            path,
+            "HF-REMOTE-CODE",
+            f"Triton python backend model: {len(code)} Python file(s) the server imports",
+            evidence={"key": "backend", "files": code[:20]},
+        )
+        if b"EXECUTION_ENV_PATH" in data:
+            repo.add(
+                path,
+                "CARRIER-ENVIRONMENT",
+                "Triton python backend EXECUTION_ENV_PATH: the model runs in a packed environment it ships "
+                "(interpreter and libraries from the archive)",
+                severity=Severity.HIGH,
+                evidence={"key": "EXECUTION_ENV_PATH"},
+            )
+
+
+def _check_hubconf(repo: _Repo) -> None:
+    """torch.hub.load(folder or GitHub repo) puts the folder on sys.path, imports hubconf.py and calls the named
+    entry point: hubconf.py and the folder's modules it imports are code."""
+    for path in sorted(p for p in repo.arts if posixpath.basename(p) == "hubconf.py"):
+        folder = posixpath.dirname(path)
+        files, missing = _follow_imports(repo, path)
+        queue = list(files)
+        seen = set(files)
+        while queue and len(seen) < MAX_CODE_FILES:
+            code = _analyze_code(repo, queue.pop(), report=False)
+            if code is None:
+                continue
+            for name in repo.capped(path, "hubconf imports", sorted(code.analysis.imports)):
+                parts = name.split(".")
+                cands = [posixpath.join(folder, *parts[:i], "__init__.py") for i in range(1, len(parts))]
+                cands += _module_candidates(folder, name)[:2]
+                for c in cands:
+                    if c in repo.arts and c not in seen:
+                        more, _ = _follow_imports(repo, c)
+                        for m in more:
+                            if m not in seen:
+                                seen.add(m)
+                                files.append(m)
+                                queue.append(m)
+        _mark_loaded(repo, files, HUBCONF_LOADER, "hubconf", path)
+        repo.add(
+            path,
+            "HF-REMOTE-CODE",
+            f"torch.hub.load imports {path} and calls its entry points"
+            + (f" ({len(files) - 1} more repository file(s) imported)" if len(files) > 1 else ""),
+            evidence={"key": "hubconf", "files": files[:20], "worst_severity": _worst(repo, files)},
+        )
 
 
 # ---------------------------------------------------------------------------- chat templates
@@ -801,11 +1056,12 @@ def _check_chat_templates(repo: _Repo, path: str, value: Any) -> None:
     if isinstance(value, str):
         templates.append(("default", value))
     elif isinstance(value, list):
-        for t in value[:50]:
+        for t in repo.capped(path, "chat_template", value, 256):
             if isinstance(t, dict) and isinstance(t.get("template"), str):
                 templates.append((str(t.get("name", "?"))[:100], t["template"]))
     elif isinstance(value, dict):
-        templates.extend((str(k)[:100], v) for k, v in list(value.items())[:50] if isinstance(v, str))
+        items = repo.capped(path, "chat_template", list(value.items()), 256)
+        templates.extend((str(k)[:100], v) for k, v in items if isinstance(v, str))
     if not templates:
         return
     try:
@@ -882,6 +1138,9 @@ def check_hf_repo(
     repo = _Repo(snapshot, results, rules, limits, arts={a.path: a for a in snapshot.artifacts})
     _check_python_files(repo)
     _check_configs(repo)
+    _check_torchserve_folders(repo)
+    _check_triton_models(repo)
+    _check_hubconf(repo)
     _propagate_reach(repo)
     _report_loaded(repo)
     _check_misc(repo)

@@ -390,6 +390,7 @@ TF_SAVEDMODEL_TEXT = FormatHandler(
     _sniff,
     _inspect,
     family="tensorflow",
-    claims=(".pbtxt",),
+    # only the SavedModel's own name: .pbtxt is generic protobuf text (Triton config.pbtxt, label maps, graphs)
+    claims=("saved_model.pbtxt",),
     can_carry_code=True,
 )

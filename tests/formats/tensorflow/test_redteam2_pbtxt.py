@@ -94,3 +94,15 @@ def test_deep_nesting_is_an_error_not_a_crash() -> None:
     text = b"saved_model_schema_version: 1 meta_graphs " + b"{ a " * 5000 + b"{" + b"}" * 5001
     fr = inspect_bytes(text, "saved_model.pbtxt")
     assert "TF-PROTOBUF-INVALID" in rule_ids(fr)
+
+
+@pytest.mark.parametrize("name", ["config.pbtxt", "label_map.pbtxt", "graph.pbtxt"])
+def test_other_protobuf_text_files_are_not_named_like_a_saved_model(name: str) -> None:
+    # a Triton model folder's config.pbtxt warned on every benign repository (FORMAT-NAME-MISMATCH)
+    fr = inspect_bytes(b'name: "m"\nbackend: "onnxruntime"\nmax_batch_size: 8\n', name)
+    assert "FORMAT-NAME-MISMATCH" not in rule_ids(fr)
+
+
+def test_a_saved_model_pbtxt_that_is_not_one_is_still_a_mismatch() -> None:
+    fr = inspect_bytes(b"\x80\x04K\x01.", "saved_model.pbtxt")
+    assert "FORMAT-NAME-MISMATCH" in rule_ids(fr)
