@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import re
 
 from ..findings import Severity
 from ..io.reader import Reader, ReaderError
@@ -59,15 +60,28 @@ def claimed_handlers(name: str) -> list[FormatHandler]:
     return best
 
 
-def _check_name(ctx: InspectContext, name: str, actual: FormatHandler) -> None:
+# C0 control bytes no text file carries (tab, newlines, vertical tab, form feed and escape are left out)
+_BINARY_CONTROL = re.compile(rb"[\x01-\x08\x0e-\x1a\x1c-\x1f]")
+
+
+def _check_name(ctx: InspectContext, name: str, actual: FormatHandler, head: bytes = b"") -> None:
     claimed = claimed_handlers(name)
     if not claimed or any(c.family == actual.family for c in claimed):
         return
     hides_code = actual.can_carry_code and not any(c.can_carry_code for c in claimed)
+    # The catch-all text sniffer takes any UTF-8 without NUL, so a small protobuf (a SavedModel or ONNX
+    # model whose fields are not in the order the strict sniffers expect) reads as "text". Control bytes
+    # say it is binary: the loader the name picks parses it, and nothing here judged it.
+    binary = actual.name == "text" and _BINARY_CONTROL.search(head) is not None
+    message = f"named like {claimed[0].name} but the content is {actual.name}"
+    if binary:
+        message += (
+            " with control bytes: binary content no sniffer recognised, which the named loader still parses"
+        )
     ctx.add(
         "FORMAT-NAME-MISMATCH",
-        f"named like {claimed[0].name} but the content is {actual.name}",
-        severity=Severity.HIGH if hides_code else Severity.MEDIUM,
+        message,
+        severity=Severity.HIGH if hides_code or binary else Severity.MEDIUM,
         evidence={"name": name, "claimed": sorted({c.name for c in claimed}), "detected": actual.name},
     )
 
@@ -100,6 +114,6 @@ def inspect_with_detection(reader: Reader, ctx: InspectContext) -> str:
     if handler.name not in ctx.state.result.formats:
         ctx.state.result.formats.append(handler.name)
     name = ctx.member_name if ctx.member_name is not None else ctx.path
-    _check_name(ctx, name, handler)
+    _check_name(ctx, name, handler, reader.head(SNIFF_BYTES) if handler.name == "text" else b"")
     run_inspector(handler, reader, ctx)
     return handler.name

@@ -22,7 +22,7 @@ from typing import Any
 from ...findings import Severity
 from ...io.reader import Reader
 from ..interface import FormatHandler, InspectContext
-from ..parsers.protobuf_wire import WireError, read_varint
+from ..parsers.protobuf_wire import WireError, read_varint, scan_top_level
 from .onnx_graph import find_backdoors
 from .onnx_skeleton import Skeleton, SkeletonError, build_skeleton
 
@@ -86,9 +86,12 @@ class _Stop(Exception):
 
 
 def _sniff(head: bytes, reader: Reader) -> bool:
-    """ModelProto has no magic: require ir_version first and only ModelProto fields at the top level."""
-    if len(head) < 4 or head[0] != 0x08:
+    """ModelProto has no magic: ir_version first (what writers do) or anywhere (``_sniff_unordered``), and only
+    ModelProto fields at the top level."""
+    if len(head) < 4:
         return False
+    if head[0] != 0x08:
+        return _sniff_unordered(head, reader)
     pos = 1
     seen_struct = False
     try:
@@ -109,6 +112,26 @@ def _sniff(head: bytes, reader: Reader) -> bool:
     except WireError:  # a varint cut by the end of the sniff window
         return len(head) < reader.size
     return seen_struct or pos > len(head)
+
+
+def _sniff_unordered(head: bytes, reader: Reader) -> bool:
+    """Writers put ir_version first, but protobuf parsers (onnx.load, onnxruntime) take fields in any order:
+    a model that starts with its graph is still a model (and was "text" to the next sniffers). Every top-level
+    field must be a ModelProto field of the right wire type, with an ir_version and a graph among them."""
+    tag = head[0]
+    if _MODEL_FIELDS.get(tag >> 3) != tag & 7 or tag >> 3 == 1:
+        return False
+    ir_ok = graph = False
+    try:
+        for field, wire, _off, value in scan_top_level(reader.read, reader.size, max_fields=100_000):
+            if _MODEL_FIELDS.get(field) != wire:
+                return False
+            if field == 1:
+                ir_ok = 3 <= value <= MAX_IR_VERSION
+            graph = graph or field == 7
+    except WireError:
+        return False
+    return ir_ok and graph
 
 
 def _sniff_ort(head: bytes, reader: Reader) -> bool:

@@ -258,6 +258,12 @@ def check_helper_arguments(res: WalkResult, cx: CheckContext) -> None:
     )
 
 
+def check_aliased_imports(res: WalkResult, cx: CheckContext) -> None:
+    """The plain-unpickler view of a joblib object array ended at an import assembled from memo aliasing (outer
+    stream entries fetched by the array pickle's GETs) that is neither allowlisted nor denylisted: on record, low."""
+    _anomalies(res, cx, ("aliased-import",), {"aliased-import": "PICKLE-ALIASED-IMPORT"})
+
+
 def check_state_mutation(res: WalkResult, cx: CheckContext) -> None:
     """BUILD/APPEND/SETITEM(S)/ADDITEMS on an imported object itself: attribute or state planting on a class
     or module function, which changes what later code runs."""
@@ -326,6 +332,7 @@ CHECKS: list[Check] = [
     check_untraced_calls,
     check_object_protocol,
     check_helper_arguments,
+    check_aliased_imports,
     check_state_mutation,
     check_lenient_opcodes,
     check_nested_payloads,

@@ -16,7 +16,7 @@ from pathlib import Path
 from ...rules import RuleDatabaseError, load_rule_file
 
 FILE = Path("pickle") / "gadgets.yaml"
-_RULE_KEYS = frozenset({"invoked", "one_of", "alloc", "state", "hooks"})
+_RULE_KEYS = frozenset({"invoked", "one_of", "alloc", "state", "hooks", "arrow_array", "items", "applies"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +26,9 @@ class ArgRule:
     alloc: int = 0  # minimum bytes per element when the argument is a count/shape
     state: bool = False
     hooks: bool = False
+    arrow_array: bool = False  # pyarrow's reduced ArrayData tuple, bounded by arrow.check_array_data
+    items: frozenset[str] | None = None  # every item of a tuple/list argument is one of these (one_of syntax)
+    applies: int | None = None  # this argument is called with the tuple at that position as its arguments
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,8 @@ class Gadget:
     path: str  # 'module:name'
     why: str
     args: tuple[tuple[int, ArgRule], ...]
+    # the callables the result may be handed to as an argument (None: anywhere)
+    result_to: frozenset[str] | None = None
 
 
 def _rule(raw: object, where: str) -> ArgRule:
@@ -45,6 +50,12 @@ def _rule(raw: object, where: str) -> ArgRule:
     one_of = raw.get("one_of")
     if one_of is not None and not (isinstance(one_of, list) and all(isinstance(x, str) for x in one_of)):
         raise RuleDatabaseError(f"{where}: one_of must be a list of strings")
+    items = raw.get("items")
+    if items is not None and not (isinstance(items, list) and all(isinstance(x, str) for x in items)):
+        raise RuleDatabaseError(f"{where}: items must be a list of strings")
+    applies = raw.get("applies")
+    if applies is not None and (type(applies) is not int or applies < 0):
+        raise RuleDatabaseError(f"{where}: applies is the 0-based position of the argument tuple")
     alloc = raw.get("alloc", 0)
     if type(alloc) is not int or alloc < 0:
         raise RuleDatabaseError(f"{where}: alloc must be a non-negative integer")
@@ -54,6 +65,9 @@ def _rule(raw: object, where: str) -> ArgRule:
         alloc,
         bool(raw.get("state")),
         bool(raw.get("hooks")),
+        bool(raw.get("arrow_array")),
+        frozenset(items) if items is not None else None,
+        applies,
     )
 
 
@@ -75,7 +89,15 @@ def load_gadgets(root: Path) -> dict[str, Gadget]:
         args = spec.get("args") or {}
         if not isinstance(args, dict) or not all(type(k) is int and k >= 0 for k in args):
             raise RuleDatabaseError(f"{where}: args maps 0-based positions to rules")
+        result_to = spec.get("result_to")
+        if result_to is not None and not (
+            isinstance(result_to, list) and all(isinstance(x, str) and x.count(":") == 1 for x in result_to)
+        ):
+            raise RuleDatabaseError(f"{where}: result_to is a list of 'module:name' callables")
         out[key] = Gadget(
-            key, str(spec.get("why", "")), tuple(sorted((k, _rule(v, where)) for k, v in args.items()))
+            key,
+            str(spec.get("why", "")),
+            tuple(sorted((k, _rule(v, where)) for k, v in args.items())),
+            frozenset(result_to) if result_to is not None else None,
         )
     return out

@@ -73,7 +73,7 @@ class Mutation:
     state: str | None
 
 
-AnomalyKind = Literal["gadget-argument", "allocation", "hook-planted", "lenient-opcode"]
+AnomalyKind = Literal["gadget-argument", "allocation", "hook-planted", "lenient-opcode", "aliased-import"]
 
 
 @dataclass(slots=True)

@@ -138,7 +138,7 @@ def _analyze(
         before = len(ctx.state.result.findings)
         run_checks(res, run.checks())
         if res.joblib_skipped >= 0:
-            _plain_view(run, reader, res.start, cur.end, res.joblib_skipped)
+            _plain_view(run, reader, res.start, cur.end, res.joblib_skipped, res.joblib_inline)
         if res.end >= 0:
             summary.pickle_count += 1
             summary.end_offset = res.end
@@ -249,7 +249,9 @@ def _inline_pickle(run: _Run, reader: Reader, cur: Cursor) -> bool:
     return True
 
 
-def _plain_view(run: _Run, reader: Reader, start: int, end: int, diverged: int) -> None:
+def _plain_view(
+    run: _Run, reader: Reader, start: int, end: int, diverged: int, inline: list[tuple[int, int]]
+) -> None:
     """The same stream as pickle.load / torch.load read it: no joblib framing, so array bytes run as opcodes.
 
     One full walk from the pickle's start with the state the plain unpickler
@@ -267,6 +269,9 @@ def _plain_view(run: _Run, reader: Reader, start: int, end: int, diverged: int) 
         joblib=False,
         gadgets=run.gadgets,
         strict_calls=True,
+        alias_from=diverged,
+        alias_ranges=inline,
+        on_aliased_import=lambda module, name: _judged(run.classifier, module, name),
     )
     res = machine.run()
     machine.release()
@@ -281,6 +286,13 @@ def _plain_view(run: _Run, reader: Reader, start: int, end: int, diverged: int) 
         ctx.limit_hit(
             res.limit.what, f"plain-unpickler view of joblib data: {res.limit}", offset=res.error_offset
         )
+
+
+def _judged(classifier: Classifier, module: str, name: str) -> bool:
+    """Whether the plain view judges an import assembled from aliased memo entries (allowlisted: it goes on;
+    denylisted under any spelling: it is reported as such) rather than ending there (walker._aliased_import_ends_view)."""
+    v = classifier.classify(module, name)
+    return v.allowed or v.rule is not None
 
 
 def _attach_decompiled(run: _Run, reader: Reader, res: WalkResult, new: list[Finding]) -> None:

@@ -22,6 +22,7 @@ reference the hot loop is tested against.
 from __future__ import annotations
 
 import _compat_pickle
+import bisect
 import codecs
 import functools
 import re
@@ -32,8 +33,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...limits import Limits
+from .arrow import check_array_data
 from .cursor import Cursor, LineTooLong, Truncated
 from .dtypes import dtype_info
+from .frames import straddling_opcode
 from .gadgets import ArgRule, Gadget
 from .opcodes import BY_BYTE, HIGHEST_PROTOCOL, Arg
 from .records import (
@@ -104,6 +107,7 @@ W_IMPORT = 400  # ImportRec + Glob + strings
 W_SPARSE = 120  # dict slot + int key of a memo entry past the dense range
 
 _U4 = struct.Struct("<I").unpack_from
+_PACK = tuple(struct.Struct(f"<{n}q").pack for n in range(4))  # _small_tuple cache keys, by length
 _I4 = struct.Struct("<i").unpack_from
 
 _PLAIN_AS_IS = frozenset({str, int, float, bool, type(None)})  # literals plain() returns unchanged
@@ -163,6 +167,8 @@ class WalkResult:
     joblib_arrays: int = 0
     # offset of the first bytes joblib framing consumed that a plain unpickler runs as opcodes
     joblib_skipped: int = -1
+    # [start, end) of each object array's pickle joblib read with a fresh unpickler (bounded list)
+    joblib_inline: list[tuple[int, int]] = field(default_factory=list)
     value: Any = NOT_LITERAL  # what STOP returned, when it is a plain literal (counts, key lists)
     error: str | None = None
     error_offset: int | None = None
@@ -278,6 +284,15 @@ def _not_exact_str(v: Any) -> bool:
     )
 
 
+def _salted(v: Any) -> bool:
+    """Whether ``v``'s hash is randomized per process (a str/bytes, or a tuple holding one), so a pickle cannot
+    choose many distinct values with one hash."""
+    t = type(v)
+    if t is str or t is bytes:
+        return True
+    return t is tuple and any(type(x) is str or type(x) is bytes for x in v)
+
+
 def _dotted_ident(s: str) -> bool:
     return bool(s) and all(p.isidentifier() for p in s.split("."))
 
@@ -285,9 +300,15 @@ def _dotted_ident(s: str) -> bool:
 def _one_of(v: Any, accepted: frozenset[str]) -> bool:
     """Whether an argument is one of a gadget rule's accepted globals, call results or literals."""
     if not isinstance(v, V):
-        if "literal" in accepted or (type(v) is int and "int" in accepted):
+        if (
+            "literal" in accepted
+            or (type(v) is int and "int" in accepted)
+            or (v is None and "none" in accepted)
+        ):
             return True
         return type(v) is str and any(_fullmatch(t[3:], v) for t in accepted if t.startswith("re:"))
+    if isinstance(v, Blob) and v.kind != "int":
+        return "literal" in accepted  # a text/bytes literal longer than max_string: kept as its length only
     if isinstance(v, Glob):
         return v.rec.path in accepted
     if isinstance(v, Call) and isinstance(v.func, Glob):
@@ -418,6 +439,9 @@ class Machine:
         strict_calls: bool = False,
         whole_lists: bool = False,
         fast: bool = True,
+        alias_from: int = -1,
+        alias_ranges: list[tuple[int, int]] | None = None,
+        on_aliased_import: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.cur = cur
         self.limits = limits
@@ -435,6 +459,20 @@ class Machine:
         self.whole_lists = whole_lists
         # False: every opcode through its plain handler (the reference the fast loop is tested against)
         self.fast = fast
+        # the plain-loader view of a joblib stream: from this offset on (where joblib framing diverged), a memo GET
+        # of a key the walk has not stored since is memo aliasing: joblib reads the object array's pickle with a
+        # fresh memo, pickle.load with the outer one, so the value is not the one the array's pickle stored.
+        # Every GET/PUT then goes through _memo_get/_memo_put (the hot loop leaves them alone).
+        self.alias_from = alias_from
+        # only GETs inside these ranges (the object arrays' own pickles, which joblib runs with a fresh memo) are
+        # aliasing the ending rule applies to; raw array bytes run as opcodes are the plain loader's alone
+        self.alias_ranges = alias_ranges or []
+        self._alias_starts = [a for a, _ in self.alias_ranges]
+        # whether an import assembled from aliased operands is judged (True) or ends the view (False, see _import)
+        self.on_aliased_import = on_aliased_import
+        self._fresh: set[int] = set()  # memo keys stored at or after alias_from
+        self._bound = 0  # calls made so far of gadgets whose result may go only to some callables (result_to)
+        self._alias_marks: list[tuple[int, Any]] = []  # (stack index, value) of aliased GETs
         self.stack: list[Any] = []
         self.marks: list[int] = []
         # memo: dense keys 0..n-1 (what picklers write) in a list, anything else in a dict
@@ -442,11 +480,12 @@ class Machine:
         self.sparse: dict[int, Any] = {}
         self.proto = 0
         self.frame_end: int | None = None
+        self._frames: list[tuple[int, int, int]] = []  # (FRAME opcode offset, first byte, end) of each frame
         self.res = WalkResult(start=cur.pos)
         self._stack_limit = limits.max_pickle_stack
         self.index = 0
         self.op_offset = cur.pos
-        self._tuples: dict[tuple[int, ...], Seq] = {}
+        self._tuples: dict[bytes, Seq] = {}
         self._pids: dict[Any, Any] = {}
 
     # -- stack primitives (C semantics: pops may not cross the innermost MARK) --
@@ -491,6 +530,7 @@ class Machine:
             else:
                 self._plain_loop()
             self._frame_at_stop()
+            self._frames_aligned()
         except Malformed as exc:
             res.error, res.error_offset, res.error_index = str(exc), self.op_offset, self.index
         except Truncated as exc:
@@ -518,6 +558,25 @@ class Machine:
                 f"this stream resumes at offset {fend}, not {end}",
                 {"opcode": "FRAME", "stop_end": end, "frame_end": fend},
             )
+
+    def _frames_aligned(self) -> None:
+        """Every frame the walk ran through must end on an opcode boundary. When the next FRAME starts right
+        at a frame's end the walk had a boundary there; otherwise the frame's opcode lengths are skipped
+        again to find one that straddles its end (pickle.py refuses that, _pickle.c reads the argument from
+        after the frame: a different opcode stream)."""
+        frames, end = self._frames, self.res.end
+        for k, (_op, first, fend) in enumerate(frames):
+            if end < 0 or end <= fend:
+                return  # the walk stopped inside this frame (_frame_at_stop)
+            if k + 1 < len(frames) and frames[k + 1][0] == fend:
+                continue
+            at = straddling_opcode(self.cur.reader, first, fend)
+            if at is not None:
+                self.op_offset = at
+                raise Malformed(
+                    f"opcode at offset {at} runs past the end of its FRAME at offset {fend} (pickle.py refuses "
+                    "it, _pickle.c reads the rest from after the frame: loader/scanner differential)"
+                )
 
     def release(self) -> None:
         """Drop the stack, memo and caches once the walk's results have been taken."""
@@ -571,6 +630,7 @@ class Machine:
         p = cur.pos - bstart
         valid = min(len(buf), cur.end - bstart) if p >= 0 else 0
         memo_charged = len(memo)
+        aliasing = self.alias_from >= 0
         failed = True
         try:
             while True:
@@ -607,7 +667,7 @@ class Machine:
                         n = 5
                     else:
                         idx = -1
-                    if idx >= 0 and len(stack) > (marks[-1] if marks else 0):
+                    if idx >= 0 and not aliasing and len(stack) > (marks[-1] if marks else 0):
                         if idx < len(memo):
                             memo[idx] = stack[-1]
                             p += n
@@ -628,7 +688,7 @@ class Machine:
                 elif code == 0x68:  # BINGET
                     if p + 1 < valid:
                         idx = buf[p + 1]
-                        if idx < len(memo):
+                        if idx < len(memo) and not aliasing:
                             if len(stack) + len(marks) >= slimit:
                                 self._stack_full()
                             stack.append(memo[idx])
@@ -732,7 +792,7 @@ class Machine:
                 elif code == 0x6A:  # LONG_BINGET
                     if p + 4 < valid:
                         idx = _U4(buf, p + 1)[0]
-                        if idx < len(memo):
+                        if idx < len(memo) and not aliasing:
                             if len(stack) + len(marks) >= slimit:
                                 self._stack_full()
                             stack.append(memo[idx])
@@ -849,21 +909,29 @@ class Machine:
         raise LimitHit("max_pickle_stack", f"pickle stack deeper than {self.limits.max_pickle_stack} entries")
 
     def _small_tuple(self, items: list[Any]) -> Seq:
-        """A 1-3 item tuple; all-int ones (shapes, strides, offsets) are shared."""
+        """A 1-3 item tuple; all-int ones (shapes, strides, offsets) are shared.
+
+        The cache is keyed by the packed bytes, not the tuple: int and tuple hashes are not randomized, and a
+        pickle of many distinct tuples with one hash ((c + i * (2**61 - 1),), or a solved last element) made
+        every lookup probe the whole cache (quadratic). bytes hash with the process's random key.
+        """
         for x in items:
             if type(x) is not int:
                 break
         else:
-            key = tuple(items)
-            s = self._tuples.get(key)
-            if s is not None:
-                return s
-            s = Tup(key)
-            if len(self._tuples) < _INTERN_MAX:
+            try:
+                key = _PACK[len(items)](*items)
+            except struct.error:  # beyond int64: not shared
+                key = b""
+            shared = self._tuples.get(key) if key else None
+            if shared is not None:
+                return shared
+            s = Tup(items)
+            if key and len(self._tuples) < _INTERN_MAX:
                 self._tuples[key] = s
-                self.budget.charge(W_TUP + W_ITEM * len(key) + 100)
+                self.budget.charge(W_TUP + W_ITEM * len(items) + 100)
             else:
-                self.budget.charge(_items_weight(key))
+                self.budget.charge(_items_weight(items))
             return s
         s = Tup(items)
         self.budget.charge(_items_weight(items))
@@ -921,7 +989,9 @@ class Machine:
         self.push(value)
 
     # -- imports --
-    def _import(self, module: str, name: str, opcode: str, dynamic: str | None = None) -> None:
+    def _import(
+        self, module: str, name: str, opcode: str, dynamic: str | None = None, aliased: bool = False
+    ) -> None:
         raw = None
         if self.proto < 3 and dynamic is None:
             key = (module, name)
@@ -935,11 +1005,30 @@ class Machine:
             dynamic = "dotted name (attribute traversal)"
         if self.strict_calls and dynamic is None and not (_dotted_ident(module) and _dotted_ident(name)):
             raise Malformed(f"import of {module!r}:{name!r}, which no module can provide")
+        if aliased and self.on_aliased_import is not None and not self.on_aliased_import(module, name):
+            self._aliased_import_ends_view(module, name)
         rec = ImportRec(module, name, opcode, self.op_offset, self.index, dynamic=dynamic, raw=raw)
         self._charge(W_IMPORT + 2 * (len(module) + len(name)))
         if len(self.res.imports) < 100_000:
             self.res.imports.append(rec)
         self.push(Glob(rec))
+
+    def _aliased_import_ends_view(self, module: str, name: str) -> None:
+        """An import the plain view assembled from aliased memo entries, neither allowlisted nor denylisted.
+
+        joblib.load never performs it (the object array's own pickle stored other values under those keys); under
+        pickle.load it is whatever module/attribute those outer strings name (a dict key, a class name, an attribute
+        name with the array pickle's literal 'dtype'), which the loader fails to import in any environment that has
+        no such module attribute. The view ends here as the loader would, on record (a low finding).
+        """
+        self._issue(
+            "aliased-import",
+            f"the plain-unpickler view imports {module}.{name} from memo entries the outer stream stored (joblib "
+            "reads the object array's pickle with a fresh memo); neither allowlisted nor denylisted, the view "
+            "takes it as the import error pickle.load raises there and ends",
+            {"global": f"{module}:{name}", "opcode": "STACK_GLOBAL"},
+        )
+        raise Malformed(f"import of {module}:{name} assembled from aliased memo entries")
 
     def _text(self, b: bytes, what: str) -> str:
         try:
@@ -975,6 +1064,8 @@ class Machine:
                 )
                 self._charge(600)
             gadget = self.gadgets.get(rec.path)
+            if self._bound:
+                self._bound_args(rec.path, args, kwargs)
         else:
             if self.strict_calls and not isinstance(func, (Call, Opaque)):
                 raise Malformed(f"{opcode} on {_describe(func)}, which is not callable")
@@ -995,10 +1086,47 @@ class Machine:
         self._charge(W_CALL)
         if gadget is not None:
             self._gadget(gadget, call)
+            if gadget.result_to is not None:
+                self._bound += 1
         if isinstance(func, Glob) and func.rec.path in self.loader_names and len(self.res.loader_calls) < 64:
             first = args.items[0] if isinstance(args, Seq) and args.items else None
             self.res.loader_calls.append(LoaderCall(func.rec, self.op_offset, first))
         return call
+
+    def _bound_args(self, callee: str, args: Any, kwargs: Any) -> None:
+        """A result of a ``result_to`` gadget handed (anywhere in the kept arguments) to a callable it may not reach:
+        tensors of attacker data (numpy-rebuilt device tensors) as sparse indices or nested sizes, which only
+        torch.load validates."""
+        todo, seen = [args, kwargs], 0
+        while todo and seen < 512:
+            v = todo.pop()
+            seen += 1
+            if isinstance(v, Call):
+                g = self._producer(v)
+                if g is not None and g.result_to is not None and callee not in g.result_to:
+                    self._issue(
+                        "gadget-argument",
+                        f"the result of {g.path} is handed to {callee}, which it may reach only as data or through "
+                        f"{', '.join(sorted(g.result_to))}",
+                        {"callable": g.path, "consumer": callee},
+                    )
+                    return
+            elif isinstance(v, Seq):
+                todo.extend(v.items)
+            elif isinstance(v, Dct):
+                todo.extend(x for pair in v.items for x in pair)
+
+    def _producer(self, v: Call) -> Gadget | None:
+        """The gadget whose result ``v`` is: its callable's, or, for an apply helper (``applies``), the applied one's."""
+        f = v.func
+        g = self.gadgets.get(f.rec.path) if isinstance(f, Glob) else None
+        if g is None:
+            return None
+        for pos, rule in g.args:
+            if rule.applies is not None and isinstance(v.args, Seq) and pos < len(v.args.items):
+                inner = v.args.items[pos]
+                return self.gadgets.get(inner.rec.path) if isinstance(inner, Glob) else None
+        return g
 
     def _static_getattr(self, rec: ImportRec, args: Any) -> Any:
         """``getattr(X, 'name')`` on an imported X, or on an instance of an imported class: the attribute as an import.
@@ -1132,6 +1260,36 @@ class Machine:
                     "allocation",
                     f"{g.path} allocates at least {n * rule.alloc} bytes (cap {MAX_ALLOC}): memory exhaustion at load time",
                     {"callable": g.path, "position": pos, "bytes": n * rule.alloc},
+                )
+        if rule.applies is not None and isinstance(v, Glob):
+            inner = self.gadgets.get(v.rec.path)
+            items = call.args.items if isinstance(call.args, Seq) else ()
+            applied = items[rule.applies] if rule.applies < len(items) else None
+            if inner is not None and applied is not None:
+                # the applied callable's own argument rules hold for the arguments the helper hands it
+                self._gadget(inner, Call(v, applied, "REDUCE", call.offset))
+                if inner.result_to is not None:
+                    self._bound += 1
+        if rule.items is not None:
+            bad = (
+                "not a literal tuple or list the analyzer kept whole"
+                if not (isinstance(v, Seq) and v.complete)
+                else next((render(x, 120) for x in v.items if not _one_of(x, rule.items)), None)
+            )
+            if bad is not None:
+                self._issue(
+                    "gadget-argument",
+                    f"argument {pos} of {g.path} holds {bad}, which it does not accept: it {g.why}",
+                    {"callable": g.path, "position": pos, "value": render(v), "accepted": sorted(rule.items)},
+                )
+        if rule.arrow_array:
+            problem = check_array_data(v, MAX_ALLOC, self.cur.reader.read)
+            if problem is not None:
+                kind: AnomalyKind = "allocation" if problem[0] == "allocation" else "gadget-argument"
+                self._issue(
+                    kind,
+                    f"argument {pos} of {g.path}: {problem[1]}; it {g.why}",
+                    {"callable": g.path, "position": pos, "value": render(v, 200)},
                 )
         if rule.state:
             self._plant(call, v, how, setattr_all=True)
@@ -1352,13 +1510,15 @@ class Machine:
             else:
                 value = plain(pid)
             try:
-                shared = self._pids.get(value)  # torch repeats one storage's id for every view
+                # torch repeats one storage's id for every view; only ids whose hash is randomized (a str or bytes
+                # in them) are shared: distinct int ids with one hash would make every lookup probe them all
+                shared = self._pids.get(value) if _salted(value) else None
             except TypeError:  # a list inside: not shareable
                 shared = None
             if shared is None:
                 shared = value
                 self._charge(200 + len(str(value)))
-                if len(self._pids) < _INTERN_MAX:
+                if len(self._pids) < _INTERN_MAX and _salted(value):
                     try:
                         self._pids[value] = value
                     except TypeError:
@@ -1478,11 +1638,27 @@ class Machine:
     def _memo_get(self, idx: int) -> None:
         if 0 <= idx < len(self.memo):
             self.push(self.memo[idx])
-            return
-        try:
-            self.push(self.sparse[idx])
-        except KeyError:
-            raise Malformed(f"memo key {idx} was never stored (GET before PUT)") from None
+        else:
+            try:
+                self.push(self.sparse[idx])
+            except KeyError:
+                raise Malformed(f"memo key {idx} was never stored (GET before PUT)") from None
+        at = self.op_offset
+        if 0 <= self.alias_from <= at and idx not in self._fresh and self._in_array_pickle(at):
+            marks = self._alias_marks
+            if len(marks) >= 64:
+                del marks[:32]
+            marks.append((len(self.stack) - 1, self.stack[-1]))
+
+    def _in_array_pickle(self, at: int) -> bool:
+        """Whether offset ``at`` lies in one of the object arrays' own pickles (ranges in stream order)."""
+        k = bisect.bisect_right(self._alias_starts, at) - 1
+        return k >= 0 and at < self.alias_ranges[k][1]
+
+    def _aliased_operands(self) -> bool:
+        """Whether one of the two top stack entries (STACK_GLOBAL's operands) is an aliased memo fetch."""
+        stack, n = self.stack, len(self.stack)
+        return any(n - 2 <= i < n and stack[i] is v for i, v in self._alias_marks)
 
     def op_GET(self, a: bytes) -> None:
         try:
@@ -1496,8 +1672,12 @@ class Machine:
     def _memo_put(self, idx: int) -> None:
         if idx < 0:
             raise Malformed("negative PUT index")
+        if idx > sys.maxsize:  # _pickle.c: PyLong_AsSsize_t raises OverflowError (and no int64 hash collides)
+            raise Malformed(f"PUT index {idx} does not fit a Py_ssize_t")
         v = self.top()
         memo, sparse = self.memo, self.sparse
+        if 0 <= self.alias_from <= self.op_offset:
+            self._fresh.add(idx)
         if idx < len(memo):
             memo[idx] = v
             return
@@ -1669,12 +1849,13 @@ class Machine:
         self.push(self._seq("frozenset", self.pop_mark()))
 
     def op_STACK_GLOBAL(self, _: Any) -> None:
+        aliased = bool(self._alias_marks) and self._aliased_operands()
         name = self.pop()
         module = self.pop()
         if not isinstance(module, V) and not isinstance(name, V):
             if not (isinstance(module, str) and isinstance(name, str)):
                 raise Malformed("STACK_GLOBAL requires str operands")
-            self._import(module, name, "STACK_GLOBAL")
+            self._import(module, name, "STACK_GLOBAL", aliased=aliased)
             return
         if self.strict_calls and (_not_exact_str(module) or _not_exact_str(name)):
             # _pickle.c checks PyUnicode_CheckExact on both operands before importing anything
@@ -1689,7 +1870,14 @@ class Machine:
     def op_FRAME(self, n: int) -> None:
         if n > self.cur.remaining:
             raise Truncated(f"FRAME declares {n} bytes but only {self.cur.remaining} remain")
+        if self.frame_end is not None and self.op_offset < self.frame_end:
+            # pickle.py refuses this; _pickle.c reads on, so the two loaders run different opcodes
+            raise Malformed(
+                f"FRAME opens inside the previous frame, which ends at offset {self.frame_end} "
+                "(pickle.py refuses it, _pickle.c reads on: loader/scanner differential)"
+            )
         self.frame_end = self.cur.pos + n
+        self._frames.append((self.op_offset, self.cur.pos, self.frame_end))
 
     def op_NEXT_BUFFER(self, _: Any) -> None:
         self.push(OPAQUE_BUFFER)
@@ -1760,6 +1948,8 @@ class Machine:
             # joblib >= 1.6 reads a nested pickle whatever the count (a fresh pickle._Unpickler on the file)
             if self.on_inline_pickle is None or not self.on_inline_pickle(self.cur):
                 raise Malformed("object array pickle inlined after a joblib wrapper could not be analyzed")
+            if len(self.res.joblib_inline) < 4096:
+                self.res.joblib_inline.append((start, self.cur.pos))
             if self.res.joblib_skipped < 0:
                 self.res.joblib_skipped = start
         else:

@@ -433,16 +433,20 @@ def _inspect_saved_model(reader: Reader, ctx: InspectContext) -> None:
 
 
 def _sniff_saved_model(head: bytes, reader: Reader) -> bool:
-    """Strict: schema version 1 first, then only meta_graphs whose first field is a MetaGraphDef field."""
-    if head[:3] != b"\x08\x01\x12":
+    """Strict: only a schema version and meta_graphs whose first field is a MetaGraphDef field.
+
+    The schema version may be absent or not 1: protobuf defaults a missing field to 0 and TensorFlow parses
+    such a file all the same, so it must not fall through to the lenient text sniffer (the inspector reports
+    the unexpected version).
+    """
+    if head[:1] not in (b"\x08", b"\x12"):
         return False
     try:
         saw_graph = False
         for f, wt, off, n in scan_top_level(reader.read, reader.size, max_fields=10_000):
             if f == 1 and wt == VARINT:
-                if n != 1:
-                    return False
-            elif f == 2 and wt == LEN:
+                continue
+            if f == 2 and wt == LEN:
                 inner = reader.read(off, min(n, 16))
                 tag = inner[0] if inner else 0
                 if n and (tag & 7 != LEN or not 1 <= tag >> 3 <= 7):

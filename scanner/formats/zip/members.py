@@ -43,6 +43,9 @@ def inspect_extra_regions(reader: Reader, listing: ZipListing, ctx: InspectConte
 # --------------------------------------------------------------------------- member content
 
 
+ZIPCRYPTO_HEADER = 12
+
+
 def open_member(reader: Reader, entry: ZipEntry, ctx: InspectContext) -> Reader | None:
     """A Reader over the member's content, or None (reported) when it cannot be read.
 
@@ -58,7 +61,9 @@ def open_member(reader: Reader, entry: ZipEntry, ctx: InspectContext) -> Reader 
     avail = max(0, reader.size - entry.data_offset)
     if entry.method == STORED:
         length = min(max(entry.compressed_size, entry.uncompressed_size), avail)
-        if entry.compressed_size != entry.uncompressed_size:
+        # traditional PKWARE encryption puts a 12-byte header before a stored member's data
+        sealed = entry.is_encrypted and entry.compressed_size == entry.uncompressed_size + ZIPCRYPTO_HEADER
+        if entry.compressed_size != entry.uncompressed_size and not sealed:
             ctx.add(
                 "ARCHIVE-MALFORMED",
                 f"stored member {entry.name!r} records different compressed and uncompressed sizes",

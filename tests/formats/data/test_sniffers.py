@@ -148,3 +148,41 @@ def test_sniffers_never_raise_on_tiny_inputs() -> None:
             b"\x02\x00\x00\x00" * 40,
         ):
             assert h.sniff(data, BytesReader(data, "x")) in (True, False)
+
+
+# Small protobufs with no NUL byte are valid UTF-8, so the catch-all text sniffer claims them when the strict
+# sniffer did not; the loader the name picks still parses them as binary.
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        (
+            "saved_model.pb",
+            b"\x12\x21\x12\x1f\x0a\x0e\x0a\x05Const\x12\x05Const\x0a\x0d\x0a\x03bad\x12\x06PyFunc",
+        ),
+        ("model.onnx", b':\x1f\n\x1b\n\x01x\x12\x01y\x1a\x01n"\x04PyOp:\x08com.evil\x12\x01gB\x02\x10\x11'),
+        ("model.tflite", b"\x1c\x01\x02TFL3\x14\x16\x18"),
+        ("weights.pt", b"\x02\x03binary\x04\x05\x06"),
+    ],
+    ids=["savedmodel", "onnx-no-ir", "tflite", "pt"],
+)
+def test_binary_named_content_that_only_looks_like_text_is_high(name: str, data: bytes) -> None:
+    fr = inspect_bytes(data, name)
+    if fr.format == "text":
+        hits = [f for f in fr.findings if f.rule_id == "FORMAT-NAME-MISMATCH"]
+        assert hits and hits[0].severity is Severity.HIGH, [(f.rule_id, f.message) for f in fr.findings]
+    assert fr.max_severity is not None and fr.max_severity >= Severity.HIGH, (fr.format, rule_ids(fr))
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("model.onnx", b"version https://example/not-lfs\nsome notes\n"),
+        ("weights.bin", b"<html><body>404 Not Found</body></html>\n"),
+        ("notes.pt", b"col1\tcol2\r\n\x0cpage\x1b[0m\n"),
+    ],
+)
+def test_plain_text_under_a_binary_name_stays_medium(name: str, data: bytes) -> None:
+    fr = inspect_bytes(data, name)
+    assert fr.format == "text"
+    hits = [f for f in fr.findings if f.rule_id == "FORMAT-NAME-MISMATCH"]
+    assert hits and hits[0].severity is Severity.MEDIUM

@@ -108,3 +108,20 @@ def test_tflite_bad_offsets_fail_closed() -> None:
     data[0:4] = (10**6).to_bytes(4, "little")
     fr = inspect_bytes(bytes(data), "m.tflite")
     assert "TFLITE-INVALID" in rule_ids(fr) and fr.coverage.value != "full"
+
+
+@pytest.mark.parametrize("schema", [b"", _vint(1, 0), _vint(1, 2)], ids=["absent", "zero", "two"])
+@pytest.mark.parametrize("op", ["PyFunc", "EagerPyFunc", "ReadFile"])
+def test_saved_model_without_schema_version_is_still_a_saved_model(schema: bytes, op: str) -> None:
+    # protobuf defaults a missing saved_model_schema_version to 0 and TensorFlow parses the file anyway;
+    # such a file used to fall through to the text sniffer (its bytes are mostly printable) and pass
+    graph = _len(1, _len(1, "Const") + _len(2, "Const")) + _len(1, _len(1, "bad") + _len(2, op))
+    data = schema + _len(2, _len(2, graph))
+    fr = inspect_bytes(data, "saved_model.pb")
+    assert fr.format == "tf-savedmodel"
+    assert rule_ids(fr) & {"TF-PYFUNC", "TF-FILE-OP"}, [(f.rule_id, f.message) for f in fr.findings]
+    assert "TF-PROTOBUF-INVALID" in rule_ids(fr)
+
+
+def test_proto_starting_with_field_two_varint_is_not_claimed() -> None:
+    assert inspect_bytes(_vint(2, 5) + _len(2, b"\x0a\x00"), "m.pb").format != "tf-savedmodel"

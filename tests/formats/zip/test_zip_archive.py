@@ -126,3 +126,39 @@ def test_zip64_records_are_read(tmp_path):
         f.message for f in fr.findings
     ]
     assert blocked_for_payload(fr)
+
+
+def _zipcrypto_stored(name: str, plain_len: int, stored: bytes) -> bytes:
+    """A stored member flagged encrypted whose records say plaintext size ``plain_len`` (what zip -e writes:
+    the 12-byte encryption header makes the stored data 12 bytes longer)."""
+    import struct
+
+    raw = bytearray(build_zip([Member(name, stored, flags=0x1)]))
+    raw[22:26] = struct.pack("<I", plain_len)
+    cd = raw.index(b"PK\x01\x02")
+    raw[cd + 24 : cd + 28] = struct.pack("<I", plain_len)
+    return bytes(raw)
+
+
+def test_zipcrypto_header_is_not_a_size_mismatch(tmp_path):
+    # picklescan's benign_password_protected.zip / modelscan's password_protected.zip shape
+    for plain_len in (0, 15):
+        cipher = bytes((i * 37 + 11) & 0xFF for i in range(12 + plain_len))
+        fr = scan_on_disk(
+            tmp_path, _zipcrypto_stored("test.txt", plain_len, cipher), name=f"p{plain_len}.zip"
+        )
+        assert "ARCHIVE-ENCRYPTED" in rule_ids(fr)
+        assert "ARCHIVE-MALFORMED" not in rule_ids(fr), [(f.rule_id, f.message) for f in fr.findings]
+
+
+def test_encrypted_flag_with_other_size_lie_is_still_malformed(tmp_path):
+    fr = scan_on_disk(tmp_path, _zipcrypto_stored("m.bin", 3, b"x" * 40), name="lie.zip")
+    assert "ARCHIVE-MALFORMED" in rule_ids(fr)
+
+
+def test_encrypted_flag_on_plaintext_pickle_still_blocks(tmp_path):
+    # picklescan's malicious1_0x1.zip: the flag is set, the bytes are a plain pickle
+    fr = scan_on_disk(tmp_path, build_zip([Member("model/config.pkl", EVIL_PICKLE, flags=0x1)]), name="f.zip")
+    assert {"ARCHIVE-ENCRYPTED"} <= rule_ids(fr)
+    assert "ARCHIVE-MALFORMED" not in rule_ids(fr)
+    assert blocked_for_payload(fr)
