@@ -22,7 +22,11 @@ from .cli_support import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .findings import FileResult
     from .selection import Selection
+    from .settings import ScanOptions
 
 
 def register(app: typer.Typer) -> None:
@@ -76,10 +80,14 @@ def register(app: typer.Typer) -> None:
         Exit 0 when the audit completed (with the audit policy), 1 when a gating policy blocks, 2 when it
         could not complete.
         """
+        import sqlite3
+
         from .audit.inventory import Inventory, InventoryError, default_db_path
 
         db_path = db or default_db_path()
         if targets[0] in ("diff", "history", "export"):
+            if not db_path.exists():  # a mistyped --db: say so, rather than create an empty inventory there
+                raise fail(f"{db_path}: no inventory database here (`modelward audit TARGET` creates one)")
             try:
                 with Inventory(db_path) as inv:
                     if targets[0] == "export":
@@ -88,6 +96,8 @@ def register(app: typer.Typer) -> None:
                         text = _diff(inv, targets[1:]) if targets[0] == "diff" else _history(inv, targets[1:])
             except InventoryError as exc:
                 raise fail(str(exc)) from None
+            except sqlite3.Error as exc:  # found corrupt, locked or full after it opened
+                raise _db_failure(db_path, exc) from None
             emit(text, output)
             raise typer.Exit(EXIT_OK)
         _run(
@@ -118,6 +128,8 @@ def _run(
     sources: dict[str, object],
     selection: Selection | None = None,
 ) -> None:
+    import sqlite3
+
     from .audit.inventory import InventoryError
     from .audit.runner import AuditOptions, render_audit_json, run_audit
     from .cli_support import exit_code_for, use_color
@@ -130,6 +142,7 @@ def _run(
     pol = open_policy(policy)
     scan = ScanOptions(source_options=sources, selection=selection)
     executor = executor_for(workers or default_workers(), dask)
+    restore = _stop_between_files_on_sigint(scan)
     try:
         with file_progress(scan):
             outcome = run_audit(
@@ -137,8 +150,12 @@ def _run(
             )
     except InventoryError as exc:
         raise fail(str(exc)) from None
+    except sqlite3.Error as exc:  # what was recorded stays; the run stays marked as not finished
+        raise _db_failure(db_path, exc) from None
     except RuleDatabaseError as exc:
         raise fail(f"rule database: {exc}") from None
+    finally:
+        restore()
     report, summary = outcome.report, outcome.summary
     if report.errors and not report.files:
         for e in report.errors:
@@ -149,7 +166,7 @@ def _run(
     elif format is OutputFormat.html:
         from .report.html import render_html
 
-        text = render_html(report, json.loads(summary.model_dump_json()))
+        text = render_html(report.printable(), json.loads(summary.model_dump_json()))  # as render() does
     elif format is OutputFormat.markdown:
         text = render(report, "markdown") + _summary_markdown(summary)
     else:
@@ -166,6 +183,51 @@ def _run(
     for e in report.errors:
         err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
     raise typer.Exit(exit_code_for(report))
+
+
+def _stop_between_files_on_sigint(scan: ScanOptions) -> Callable[[], None]:
+    """Ctrl-C raises KeyboardInterrupt wherever it lands; inside a weakref callback or ``__del__`` Python
+    prints it and carries on, and the audit would run to the end. The press is also remembered and checked
+    after each judged file, so the audit stops there. Returns what puts the previous handler back."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return lambda: None  # ignored (a background job) or handled by whoever embeds us: leave it
+    pressed: list[int] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        pressed.append(signum)
+        raise KeyboardInterrupt
+
+    previous = scan.on_file
+
+    def check(fr: FileResult) -> None:
+        if previous is not None:
+            previous(fr)
+        if pressed:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_sigint)
+    scan.on_file = check
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        scan.on_file = previous
+
+    return restore
+
+
+def _db_failure(db_path: Path, exc: Exception) -> typer.Exit:
+    """An inventory that opened but then failed: corrupt pages, a lock held past the wait, a full disk."""
+    from .audit.inventory import BUSY_SECONDS
+
+    why = str(exc) or type(exc).__name__
+    if "locked" in why or "busy" in why:
+        why += f" (another process is writing it; waited {BUSY_SECONDS:g} s)"
+    return fail(f"{db_path}: inventory database error: {why}")
 
 
 def _summary_markdown(summary: object) -> str:

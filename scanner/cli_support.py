@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import os
+import stat
 import sys
 from enum import Enum
 from pathlib import Path
@@ -137,20 +139,59 @@ def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
 
 
 def emit(text: str, output: Path | None) -> None:
+    """Write ``text`` to stdout, or all of it to ``output`` or nothing: a report killed half-way never sits there.
+
+    It goes to a new file beside ``output`` (an exclusive, unpredictable name: a link planted at a fixed
+    ``.part`` name is never written through, and two runs never share one) that is flushed to disk, then
+    renamed over ``output``.
+    """
     if output is None:
         sys.stdout.write(text)
         return
-    tmp = output.with_name(output.name + ".part")
+    shown, tmp = output, None
     try:
+        if not _regular_or_absent(output):  # /dev/null, /dev/stdout, a FIFO: a rename would replace it
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(text)
+            return
+        output = Path(os.path.realpath(output))  # through a link: replace the file it names, not the link
         output.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
+        fd, tmp = _new_beside(output)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         tmp.replace(output)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:
+        if tmp is not None:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise fail(f"{shown}: cannot write report: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _regular_or_absent(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except NotADirectoryError:
+        return True  # reported when the folder is made
+
+
+def _new_beside(output: Path) -> tuple[int, Path]:
+    """An open descriptor on a new, empty file in ``output``'s folder (mode 0666 less the umask)."""
+    import secrets
+
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = output.with_name(f".{output.name}.{secrets.token_hex(6)}.part")
         try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise fail(f"{output}: cannot write report: {exc.strerror}") from None
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(output.parent))
 
 
 def open_policy(spec: str) -> Policy:

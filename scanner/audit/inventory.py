@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ from ..cache import CacheKeyError, load_key
 from ..findings import FileResult
 
 SCHEMA_VERSION = 2
+BUSY_SECONDS = 30.0  # how long a write waits for another audit's transaction before it is an error
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -61,6 +63,22 @@ _MIGRATIONS: dict[int, str] = {
     CREATE INDEX files_digest ON files (digest);
     """,
 }
+
+
+def db_text(value: str) -> str:
+    """``value`` as SQLite can store it: a name with bytes that are not UTF-8 (``os.fsdecode`` leaves them as
+    lone surrogates) gets the ``\\xNN`` escapes the reports show, instead of failing to encode."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        try:
+            raw = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
 
 
 class InventoryError(Exception):
@@ -107,15 +125,39 @@ class Inventory:
             self._key = None  # no trustworthy key: nothing is reused, everything is inspected
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL: consistent after a crash, no fsync per file
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            self.db = self._open()
         except sqlite3.DatabaseError as exc:
-            raise InventoryError(f"{path}: not a usable inventory database ({exc})") from None
+            hint = (
+                f"; {path.parent} is not writable, and SQLite keeps {path.name}-wal and -shm beside it"
+                if not os.access(path.parent, os.W_OK)
+                else ""
+            )
+            raise InventoryError(f"{path}: not a usable inventory database ({exc}){hint}") from None
         except OSError as exc:
             raise InventoryError(f"{path}: {exc.strerror or exc}") from None
+
+    def _open(self) -> sqlite3.Connection:
+        """Connect, switch to WAL and migrate. Audits opening a new database at once can meet SQLite's
+        deadlock guard ("database is locked" at once, the busy wait skipped): they try again, in the same wait."""
+        deadline = time.monotonic() + BUSY_SECONDS
+        while True:
+            self.db = sqlite3.connect(str(self.path), timeout=BUSY_SECONDS, isolation_level=None)
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute(
+                    "PRAGMA synchronous=NORMAL"
+                )  # WAL: consistent after a crash, no fsync per file
+                self.db.execute("PRAGMA foreign_keys=ON")
+                self._migrate()
+                return self.db
+            except sqlite3.OperationalError as exc:
+                self.db.close()
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02 + random.random() * 0.1)
+            except BaseException:
+                self.db.close()
+                raise
 
     def close(self) -> None:
         self.db.close()
@@ -137,20 +179,28 @@ class Inventory:
         return int(row[0]) if row else 0
 
     def _migrate(self) -> None:
-        current = self._version()
-        if current > SCHEMA_VERSION:
-            raise InventoryError(
-                f"{self.path}: schema version {current} is newer than this modelward "
-                f"({SCHEMA_VERSION}); upgrade modelward"
-            )
-        for version in range(current + 1, SCHEMA_VERSION + 1):
+        if self._check_version(self._version()) == SCHEMA_VERSION:
+            return
+        for version in range(1, SCHEMA_VERSION + 1):
             with self._tx():
+                # read again under the write lock: another audit opening the same new database at the same
+                # moment may have applied this step while we waited
+                if self._check_version(self._version()) >= version:
+                    continue
                 for stmt in _MIGRATIONS[version].split(";"):
                     if stmt.strip():
                         self.db.execute(stmt)
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),)
                 )
+
+    def _check_version(self, current: int) -> int:
+        if current > SCHEMA_VERSION:
+            raise InventoryError(
+                f"{self.path}: schema version {current} is newer than this modelward "
+                f"({SCHEMA_VERSION}); upgrade modelward"
+            )
+        return current
 
     class _Tx:
         def __init__(self, db: sqlite3.Connection) -> None:
@@ -160,7 +210,15 @@ class Inventory:
             self.db.execute("BEGIN IMMEDIATE")
 
         def __exit__(self, exc_type: object, *rest: object) -> None:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+            if exc_type:
+                self.db.execute("ROLLBACK")
+                return
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error:  # disk full, I/O error: leave no transaction open behind the error
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
 
     def _tx(self) -> Inventory._Tx:
         return Inventory._Tx(self.db)
@@ -174,7 +232,7 @@ class Inventory:
             cur = self.db.execute(
                 "INSERT INTO runs (started_ns, status, targets, scanner_version, rules_version, policy, settings) "
                 "VALUES (?, 'running', ?, ?, ?, ?, ?)",
-                (started, json.dumps(targets), scanner_version, rules_version, policy, settings),
+                (started, json.dumps(targets), scanner_version, rules_version, db_text(policy), settings),
             )
         return RunInfo(int(cur.lastrowid or 0), started, None, "running", targets, rules_version, policy)
 
@@ -211,6 +269,7 @@ class Inventory:
 
     # files ------------------------------------------------------------------------------------------
     def known(self, target: str, path: str) -> Known | None:
+        target, path = db_text(target), db_text(path)
         row = self.db.execute(
             "SELECT id, identity, digest, size FROM files WHERE target=? AND path=?", (target, path)
         ).fetchone()
@@ -231,6 +290,7 @@ class Inventory:
         """
         if self._key is None:
             return None
+        path = db_text(path)
         row = self.db.execute(
             "SELECT identity, result, mac FROM results WHERE digest=? AND path=? AND rules_version=? AND settings=?",
             (digest, path, rules_version, settings),
@@ -268,6 +328,7 @@ class Inventory:
         ``content_key`` names the bytes when the scanner has no SHA-256 of them (an object store's ETag).
         """
         key = result.sha256 or content_key
+        target, path = db_text(target), db_text(path)
         with self._tx():
             row = self.db.execute("SELECT id FROM files WHERE target=? AND path=?", (target, path)).fetchone()
             if row is None:
@@ -294,16 +355,19 @@ class Inventory:
             self.db.execute(
                 "INSERT OR REPLACE INTO observations (run_id, file_id, digest, state, decision, format) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (run_id, file_id, key, state, decision, result.format),
+                (run_id, file_id, key, state, decision, db_text(result.format)),
             )
             self.db.execute("DELETE FROM findings WHERE run_id=? AND file_id=?", (run_id, file_id))
             self.db.executemany(
                 "INSERT INTO findings (run_id, file_id, rule_id, severity, message) VALUES (?, ?, ?, ?, ?)",
-                [(run_id, file_id, f.rule_id, f.severity.value, f.message) for f in result.findings],
+                [
+                    (run_id, file_id, db_text(f.rule_id), f.severity.value, db_text(f.message))
+                    for f in result.findings
+                ],
             )
             self.db.executemany(
                 "INSERT INTO waivers (run_id, file_id, rule_id, policy_ref) VALUES (?, ?, ?, ?)",
-                [(run_id, file_id, r, ref) for r, ref in waivers],
+                [(run_id, file_id, db_text(r), db_text(ref)) for r, ref in waivers],
             )
             if reusable and key and identity and self._key is not None:
                 body = result.model_dump_json()
@@ -367,6 +431,7 @@ class Inventory:
 
     def history(self, needle: str) -> list[dict[str, object]]:
         """Every observation of a path (``target/path`` or a path suffix) or a digest, oldest first."""
+        needle = db_text(needle)
         rows = self.db.execute(
             "SELECT r.id, r.started_ns, f.target, f.path, o.digest, o.state, o.decision, r.rules_version "
             "FROM observations o JOIN files f ON f.id=o.file_id JOIN runs r ON r.id=o.run_id "

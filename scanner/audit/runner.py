@@ -30,8 +30,8 @@ from ..selection import apply as select
 from ..settings import ScanOptions
 from ..sources.base import Artifact, Snapshot, SourceError
 from .hub_org import expand_org, is_org_target
-from .identity import artifact_identity
-from .inventory import Inventory, RunInfo
+from .identity import artifact_identity, local_identity
+from .inventory import Inventory, RunInfo, db_text
 
 
 class FindingRef(BaseModel):
@@ -89,6 +89,7 @@ class _Pending:
     state: str  # new | changed | unchanged
     reused: bool = False
     previous_digest: str | None = None  # identity unknown or different: same digest means unchanged
+    local_path: str | None = None
 
 
 def settings_key(opts: AuditOptions) -> str:
@@ -112,12 +113,12 @@ class _Run:
 
     def scan_target(self, raw: str, snap: Snapshot, qualify: bool) -> list[FileResult]:
         snap = select(snap, self.opts.scan.selection)  # excluded files are neither counted nor recorded
-        pending: dict[str, _Pending] = {}
+        pending: dict[str, _Pending] = {}  # by printable path: results from worker processes carry that form
         for art in snap.artifacts:
-            pending[art.path] = self._classify(raw, snap, art)
+            pending[db_text(art.path)] = self._classify(raw, snap, art)
 
         def reuse(art: Artifact) -> FileResult | None:
-            p = pending.get(art.path)
+            p = pending.get(db_text(art.path))
             if p is None or p.state != "unchanged" or self.opts.rehash:
                 return None
             known = self.inv.known(raw, art.path)
@@ -135,7 +136,7 @@ class _Run:
             return hit
 
         def record(fr: FileResult) -> None:
-            p = pending.get(fr.path)
+            p = pending.get(db_text(fr.path))
             if p is None:
                 return
             if p.state == "changed" and p.previous_digest and fr.sha256 == p.previous_digest:
@@ -149,6 +150,8 @@ class _Run:
                 if p.identity and snap.kind in ("objectstore", "mlflow")
                 else None
             )
+            if not p.reused and p.local_path and p.identity is not None and _moved(p.local_path, p.identity):
+                p.identity = None  # not the file that was listed: what was judged has no identity to record
             reusable = (
                 p.identity is not None
                 and content_key is not None
@@ -179,22 +182,34 @@ class _Run:
         for path, p in pending.items():
             shown = self.shown[(raw, path)] = shown_as(path)
             if p.state == "changed":
-                self.summary.changed_paths.append(shown)
+                self.summary.changed_paths.append(db_text(shown))  # printable, as the inventory keeps it
             elif p.state == "new":
-                self.summary.new_paths.append(shown)
+                self.summary.new_paths.append(db_text(shown))
         return results
 
     def _classify(self, raw: str, snap: Snapshot, art: Artifact) -> _Pending:
         ident = artifact_identity(snap, art)
         known = self.inv.known(raw, art.path)
         identity = None if ident is None or ident[1] else ident[0]  # racy: don't trust it next time
+        where = art.local_path
         if known is None:
-            return _Pending(identity, "new")
+            return _Pending(identity, "new", local_path=where)
         if ident is not None and known.identity is not None and ident[0] == known.identity:
-            return _Pending(identity, "unchanged")
+            return _Pending(identity, "unchanged", local_path=where)
         return _Pending(
-            identity, "changed", previous_digest=known.digest
+            identity, "changed", previous_digest=known.digest, local_path=where
         )  # settled by the digest once hashed
+
+
+def _moved(path: str, listed: str) -> bool:
+    """Whether the file at ``path`` is no longer the one listed (identity ``listed``) now that it was judged.
+
+    The reader proves the bytes it judged are the file the path named from open to the end; this proves that
+    file is the one listed, so the identity recorded is the judged bytes' own: a file swapped in after the
+    listing (even one swapped back later) can never have its result served under the listed identity.
+    """
+    now = local_identity(path)
+    return now is None or now[0] != listed
 
 
 def _chain(
@@ -259,7 +274,8 @@ def _record_decisions(
     target itself, not ``target/name``)."""
     if report.verdict is None:
         return
-    decisions = report.verdict.file_decisions
+    decisions = {db_text(k): v for k, v in report.verdict.file_decisions.items()}
+    shown = {(db_text(t), db_text(p)): db_text(s) for (t, p), s in shown.items()}  # as the inventory has them
     with inv._tx():
         for target, path, _digest, _state in list(inv.seen_in(run_id)):
             decision = decisions.get(shown.get((target, path), f"{target.rstrip('/')}/{path}"))
@@ -292,6 +308,7 @@ def _ref(row: tuple[str, str, str, str]) -> FindingRef:
 
 def render_audit_json(outcome: AuditOutcome) -> str:
     """The scan report's JSON (same schema, ``files`` included) plus the ``audit`` section."""
-    doc = json.loads(outcome.report.model_dump_json())
-    doc["audit"] = json.loads(outcome.summary.model_dump_json())
-    return json.dumps(doc, indent=2) + "\n"
+    # spliced as text: parsing the report back (all its files) would cost several times its size in memory
+    body = outcome.report.model_dump_json(indent=2).rstrip()
+    audit = json.dumps(json.loads(outcome.summary.model_dump_json()), indent=2).replace("\n", "\n  ")
+    return f'{body[:-1].rstrip()},\n  "audit": {audit}\n}}\n'
