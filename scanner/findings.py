@@ -127,7 +127,12 @@ class _Model:
     """The pydantic ``BaseModel`` methods the rest of the code uses, backed by a lazy ``TypeAdapter``."""
 
     def model_dump_json(self, *, indent: int | None = None) -> str:
-        return _adapter(type(self)).dump_json(self.printable(), indent=indent).decode()
+        return self.printable().json_bytes(indent=indent).decode()
+
+    def json_bytes(self, *, indent: int | None = None) -> bytes:
+        """The JSON as UTF-8 bytes, for callers that splice a large report without another copy; call it on
+        ``printable()`` (a name that is not UTF-8 cannot be encoded otherwise)."""
+        return _adapter(type(self)).dump_json(self, indent=indent)
 
     def printable(self: _M) -> _M:
         """This object, or a copy whose strings carry no lone surrogates (an undecodable file or member name,

@@ -308,7 +308,12 @@ def _ref(row: tuple[str, str, str, str]) -> FindingRef:
 
 def render_audit_json(outcome: AuditOutcome) -> str:
     """The scan report's JSON (same schema, ``files`` included) plus the ``audit`` section."""
-    # spliced as text: parsing the report back (all its files) would cost several times its size in memory
-    body = outcome.report.model_dump_json(indent=2).rstrip()
+    # spliced as text: parsing the report back (all its files) would cost several times its size in memory,
+    # and each slice of a 20 MB report is another 20 MB: cut at the closing brace, decode once
+    body = outcome.report.printable().json_bytes(indent=2)
+    cut = body.rindex(b"}")
+    while cut and body[cut - 1 : cut] in (b" ", b"\n"):
+        cut -= 1
     audit = json.dumps(json.loads(outcome.summary.model_dump_json()), indent=2).replace("\n", "\n  ")
-    return f'{body[:-1].rstrip()},\n  "audit": {audit}\n}}\n'
+    tail = f',\n  "audit": {audit}\n}}\n'.encode()
+    return b"".join((memoryview(body)[:cut], tail)).decode()
