@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import errno
 import os
 import stat
 import sys
@@ -148,6 +147,8 @@ def emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
+    from .io.atomic_file import new_file_beside
+
     shown, tmp = output, None
     try:
         if not _regular_or_absent(output):  # /dev/null, /dev/stdout, a FIFO: a rename would replace it
@@ -156,7 +157,7 @@ def emit(text: str, output: Path | None) -> None:
             return
         output = Path(os.path.realpath(output))  # through a link: replace the file it names, not the link
         output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _new_beside(output)
+        fd, tmp = new_file_beside(output)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -178,20 +179,6 @@ def _regular_or_absent(path: Path) -> bool:
         return True
     except NotADirectoryError:
         return True  # reported when the folder is made
-
-
-def _new_beside(output: Path) -> tuple[int, Path]:
-    """An open descriptor on a new, empty file in ``output``'s folder (mode 0666 less the umask)."""
-    import secrets
-
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        tmp = output.with_name(f".{output.name}.{secrets.token_hex(6)}.part")
-        try:
-            return os.open(tmp, flags, 0o666), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary name", str(output.parent))
 
 
 def open_policy(spec: str) -> Policy:

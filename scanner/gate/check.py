@@ -87,7 +87,12 @@ def _verified_signer(config: ProjectConfig, dep: Dependency, snap: Snapshot) -> 
         chains=opts.signature_chains,
         identities=opts.signature_identities,
     )
-    if outcome is None or outcome.signer is None or any(v == "mismatch" for v in outcome.status.values()):
+    if (
+        outcome is None
+        or outcome.signer is None
+        or any(v == "mismatch" for v in outcome.status.values())
+        or not any(v == "verified" for v in outcome.status.values())
+    ):
         return None
     return outcome.signer
 
@@ -146,6 +151,15 @@ def _check_dependency(
         return extra, errors
     try:
         kind = parse_target(target).kind
+        if kind != locked.kind:
+            drift.add(
+                head,
+                "LOCK-SOURCE-CHANGED",
+                f"{dep.name}: declared source is {kind}, but the lock pins a {locked.kind} source; "
+                f"`modelward lock --upgrade {dep.name}` pins the declared source",
+            )
+            extra.append(head)
+            return extra, errors
         if kind in MOVING_KINDS:
             current = resolve(target, **opts.source_options)
             if current.resolved != locked.resolved:
@@ -195,6 +209,18 @@ def _check_dependency(
             )
             continue
         got = fr.sha256 or art.claimed_sha256
+        if got is None and snap.kind not in MOVING_KINDS:
+            # nothing pins these bytes but the lock's digest (a commit or manifest digest does for hf/oci), and
+            # nobody hashed them: the pin cannot be checked, which is drift whatever the policy says
+            drift.add(
+                fr,
+                "LOCK-DIGEST-CHANGED",
+                f"{dep.name}: {art.path} could not be hashed, so it cannot be matched to its pin (sha256 "
+                f"{want.sha256}); fix what the report says about the file and check again",
+                locked=want.sha256,
+                actual="",
+            )
+            continue
         if art.size != want.size or (got is not None and got != want.sha256):
             if _is_code(fr, want.code):
                 drift.add(

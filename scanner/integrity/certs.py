@@ -5,7 +5,8 @@ Semantics follow model-signing 1.1.1 (which uses an OpenSSL store):
   the bundle after the leaf are untrusted intermediates;
 - the chain is validated *at the leaf's notBefore*, so an expired leaf still verifies (there is no
   transparency-log timestamp to prove when it signed). We report expiry as a warning instead;
-- the leaf must allow signing: KeyUsage digitalSignature, or ExtendedKeyUsage codeSigning.
+- the leaf must allow signing: KeyUsage digitalSignature, or ExtendedKeyUsage codeSigning; stricter than
+  upstream, an ExtendedKeyUsage that lists purposes without codeSigning (a TLS certificate) is refused.
 Differences: any supplied certificate is a trust anchor (OpenSSL wants a self-signed root), and CA
 certificates are held to RFC 5280 basics (basicConstraints CA, keyCertSign when KeyUsage is present,
 path length) instead of OpenSSL's defaults.
@@ -65,17 +66,22 @@ def san_values(cert: x509.Certificate) -> list[str]:
 
 
 def check_signing_usage(cert: x509.Certificate) -> None:
-    """model-signing's rule: KeyUsage digitalSignature OR ExtendedKeyUsage codeSigning."""
+    """model-signing's rule (KeyUsage digitalSignature OR ExtendedKeyUsage codeSigning), plus RFC 5280's:
+    a certificate whose ExtendedKeyUsage lists purposes may be used for those only, so a TLS server or
+    client certificate from the same CA (digitalSignature, serverAuth) is not a model signer."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        eku = None
+    if eku is not None:
+        if ExtendedKeyUsageOID.CODE_SIGNING in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku:
+            return
+        raise VerificationFailed(
+            f"signing certificate '{describe(cert)}' may not be used for signing: its ExtendedKeyUsage "
+            "does not include codeSigning"
+        )
     try:
         if cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature:
-            return
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        if (
-            ExtendedKeyUsageOID.CODE_SIGNING
-            in cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        ):
             return
     except x509.ExtensionNotFound:
         pass

@@ -10,7 +10,6 @@ signature of another image proves nothing about this one.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ..sources.base import AttachedSignature
+from .bundle import strict_json
 from .errors import IntegrityError
 from .keys import curve_hash, key_hint, load_public_key
 
@@ -31,13 +31,15 @@ class CosignOutcome:
 
 
 def _payload_digest(payload: bytes) -> str | None:
+    """The manifest digest the payload names; None for anything else, including duplicate JSON keys (which
+    parsers resolve differently: the digest one verifier reads must be the digest every verifier reads)."""
     try:
-        doc = json.loads(payload)
+        doc = strict_json(payload, "cosign payload")
         critical = doc["critical"]
         if critical.get("type") != COSIGN_TYPE:
             return None
         return str(critical["image"]["docker-manifest-digest"])
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (IntegrityError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -68,6 +68,9 @@ def default_workers() -> int:
     return max(1, min(32, os.cpu_count() or 1))
 
 
+FileIdentity = tuple[int, int, int, int, int]
+
+
 @dataclass(frozen=True)
 class RangeJob:
     """Hash bytes ``[start, end)`` of ``path``; ``end=None`` means the whole file from ``start``.
@@ -80,9 +83,10 @@ class RangeJob:
     start: int = 0
     end: int | None = None
     expected_size: int | None = None
+    expected_identity: FileIdentity | None = None  # the file must still be exactly the one seen before
 
 
-def file_identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
+def file_identity(st: os.stat_result) -> FileIdentity:
     """What must not change while a file is read: any write moves the ctime, even if mtime is restored."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
@@ -130,6 +134,8 @@ def _digest_job(job: RangeJob, algorithm: str, block_size: int) -> bytes:
         if not stat.S_ISREG(before.st_mode):
             raise IntegrityError(f"{path} is not a regular file")
         size = before.st_size
+        if job.expected_identity is not None and file_identity(before) != job.expected_identity:
+            raise FileChangedError(f"{path} changed since it was verified (size/mtime/ctime/inode differ)")
         if job.expected_size is not None and size != job.expected_size:
             raise FileChangedError(f"{path} changed while hashing (size {job.expected_size} -> {size} bytes)")
         stop = size if job.end is None else job.end
@@ -222,6 +228,22 @@ def hash_file(
 ) -> str:
     """Hex digest of a whole file, streamed."""
     return _digest_job(RangeJob(Path(path)), normalize_algorithm(algorithm), block_size).hex()
+
+
+def hash_file_unchanged(
+    path: str | os.PathLike[str],
+    identity: FileIdentity,
+    algorithm: str = "sha256",
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+) -> str:
+    """Hex digest of a whole file that must still have ``identity`` (device, inode, size, mtime, ctime).
+
+    Binds a digest taken now to bytes read earlier under the same identity: nothing unprivileged can
+    rewrite a file and put its ctime back, so an equal identity means the same bytes.
+    """
+    job = RangeJob(Path(path), 0, None, identity[2], identity)
+    return _digest_job(job, normalize_algorithm(algorithm), block_size).hex()
 
 
 def hash_jobs(

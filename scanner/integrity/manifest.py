@@ -24,7 +24,9 @@ from typing import Any
 from scanner.integrity.errors import IntegrityError
 from scanner.integrity.hashing import (
     DEFAULT_BLOCK_SIZE,
+    FileIdentity,
     RangeJob,
+    file_identity,
     hash_jobs,
     normalize_algorithm,
     shard_bounds,
@@ -196,6 +198,7 @@ class ModelFile:
     rel: str  # POSIX path relative to the model root, "." for a single-file model
     path: Path  # what to open
     size: int
+    identity: FileIdentity | None = None  # (dev, ino, size, mtime, ctime) when the walk saw it
 
 
 def model_name_of(model_path: Path) -> str:
@@ -231,13 +234,15 @@ def _rel_text(parts: Sequence[str]) -> str:
     return "/".join(parts) if parts else "."
 
 
-def _classify(path: Path, rel: str, allow_symlinks: bool, missing_ok: bool = False) -> tuple[str, int]:
-    """Return ("file"|"dir"|"skip"|"missing", size) for one path, or raise for what upstream refuses."""
+def _classify(
+    path: Path, rel: str, allow_symlinks: bool, missing_ok: bool = False
+) -> tuple[str, int, FileIdentity | None]:
+    """Return ("file"|"dir"|"skip"|"missing", size, identity) for one path, or raise for what upstream refuses."""
     try:
         lst = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         if missing_ok:
-            return "missing", 0
+            return "missing", 0, None
         raise IntegrityError(f"{rel}: no such file or directory") from None
     except OSError as exc:
         raise IntegrityError(f"{rel}: cannot stat: {exc.strerror or exc}") from None
@@ -250,11 +255,11 @@ def _classify(path: Path, rel: str, allow_symlinks: bool, missing_ok: bool = Fal
         except OSError:
             raise IntegrityError(f"{rel}: is a broken symbolic link") from None
         if stat.S_ISDIR(st.st_mode):
-            return "skip", 0  # upstream's recursive glob never descends into linked directories
+            return "skip", 0, None  # upstream's recursive glob never descends into linked directories
     if stat.S_ISREG(st.st_mode):
-        return "file", st.st_size
+        return "file", st.st_size, file_identity(st)
     if stat.S_ISDIR(st.st_mode):
-        return "dir", 0
+        return "dir", 0, None
     raise IntegrityError(f"{rel}: is a special file (fifo, socket or device) and cannot be hashed")
 
 
@@ -268,9 +273,9 @@ def walk_model(
     """Every regular file of a model folder (or the single model file), sorted as upstream sorts."""
     root = Path(model_path)
     ignores = normalize_ignores([*ignore_paths, *(GIT_IGNORES if ignore_git_paths else ())])
-    kind, size = _classify(root, str(root), allow_symlinks)
+    kind, size, ident = _classify(root, str(root), allow_symlinks)
     if kind == "file":
-        return [] if is_ignored((), ignores) else [ModelFile(".", root, size)]
+        return [] if is_ignored((), ignores) else [ModelFile(".", root, size, ident)]
     if kind != "dir":
         raise IntegrityError(f"{root}: model path is a symbolic link to a directory, which is not walked")
     found: list[ModelFile] = []
@@ -289,11 +294,11 @@ def walk_model(
             if is_ignored(parts, ignores):
                 continue
             child = directory / name
-            kind, size = _classify(child, _rel_text(parts), allow_symlinks)
+            kind, size, ident = _classify(child, _rel_text(parts), allow_symlinks)
             if kind == "dir":
                 stack.append((child, parts))
             elif kind == "file":
-                found.append(ModelFile(_rel_text(parts), child, size))
+                found.append(ModelFile(_rel_text(parts), child, size, ident))
     found.sort(key=lambda f: resource_sort_key(f.rel))
     return found
 
@@ -318,15 +323,15 @@ def select_files(
             continue
         # every component must exist and obey the symlink rule, or the file counts as missing
         current = root
-        kind, size = _classify(current, str(root), allow_symlinks)
+        kind, size, ident = _classify(current, str(root), allow_symlinks)
         for i, part in enumerate(parts):
             if kind != "dir":
                 kind = "missing"
                 break
             current = current / part
-            kind, size = _classify(current, _rel_text(parts[: i + 1]), allow_symlinks, missing_ok=True)
+            kind, size, ident = _classify(current, _rel_text(parts[: i + 1]), allow_symlinks, missing_ok=True)
         if kind == "file":
-            found[rel] = ModelFile(rel, current, size)
+            found[rel] = ModelFile(rel, current, size, ident)
     return sorted(found.values(), key=lambda f: resource_sort_key(f.rel))
 
 

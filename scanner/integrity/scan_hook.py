@@ -2,6 +2,10 @@
 
 Verification hashes every file once; the scan reuses those digests for its
 per-file SHA-256, so the verified digest and the reported one are the same read.
+A file is reported ``verified`` only when the bytes the scan inspected have the
+SHA-256 bound to the verified bytes (for blake2b and shard signatures, a SHA-256
+taken of the same, unchanged file right after verification); files the
+signature's own ignore_paths leave out are ``unsigned``.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from ..findings import Coverage, FileResult
@@ -30,6 +34,8 @@ class SignatureOutcome:
     status: dict[str, str] = field(default_factory=dict)  # artifact path -> verified | mismatch | unsigned
     extra_results: list[FileResult] = field(default_factory=list)
     signer: str | None = None
+    # the signature's own ignore_paths (besides git metadata), as path components: files under them are unsigned
+    signer_ignores: list[tuple[str, ...]] = field(default_factory=list)
 
 
 def _model_root(snap: Snapshot) -> tuple[Path, bool]:
@@ -64,6 +70,9 @@ def check_snapshot_signature(
     sig = Path(signature) if signature else find_signature(root)
     if sig is None:
         return None
+    from .errors import IntegrityError
+    from .hashing import hash_file_unchanged
+    from .manifest import GIT_IGNORES, normalize_ignores
     from .verify import Status, verify_with_any  # cryptography is imported only when a signature is checked
 
     sig_name = os.path.relpath(sig, root.parent if single else root)
@@ -92,14 +101,28 @@ def check_snapshot_signature(
         )
         return out
     out.signer = result.signer.identity
+    out.signer_ignores = [
+        parts
+        for parts in normalize_ignores(result.serialization.ignore_paths)
+        if "/".join(parts) not in GIT_IGNORES
+    ]
     digests = result.verified_digests()
     for path, check in result.files.items():
         rel = root.name if single and path == "." else path
         if check.status is Status.OK:
-            out.status[rel] = "verified"
             algo_digest = digests.get(path)
             if algo_digest and algo_digest[0] == "sha256":
                 out.digests[rel] = algo_digest[1]
+            else:  # blake2b or shards: bind the scan to the verified bytes through a SHA-256 of the same file
+                try:
+                    out.digests[rel] = hash_file_unchanged(
+                        root if single else root.joinpath(*PurePosixPath(path).parts),
+                        result.identities[path],
+                    )
+                except (KeyError, IntegrityError):  # changed since it was verified: not the signed bytes
+                    out.status[rel] = "mismatch"
+                    continue
+            out.status[rel] = "verified"
         elif check.status is Status.CHANGED:
             out.status[rel] = "mismatch"
         elif check.status is Status.EXTRA:
@@ -153,11 +176,32 @@ def _check_cosign(snap: Snapshot, rules: RuleDB, keys: list[str]) -> SignatureOu
     return out
 
 
+def _signer_ignored(path: str, outcome: SignatureOutcome) -> bool:
+    parts = PurePosixPath(path).parts
+    return any(parts[: len(ig)] == ig for ig in outcome.signer_ignores)
+
+
 def apply_signature_status(results: list[FileResult], outcome: SignatureOutcome, rules: RuleDB) -> None:
     for fr in results:
         state = outcome.status.get(fr.path)
+        if state is None and outcome.signer is not None and _signer_ignored(fr.path, outcome):
+            fr.signature = "unsigned"
+            fr.findings.append(
+                rules.finding(
+                    "SIGNATURE-UNSIGNED-FILE",
+                    f"{fr.path} is not covered by the signature: its ignore_paths leave it out",
+                    fr.path,
+                )
+            )
+            continue
         if state is None:
             continue
+        verified = outcome.digests.get(fr.path)
+        if state == "verified" and verified is not None:
+            if fr.sha256 is None:
+                continue  # not read (or not hashed): nothing inspected that the signature could vouch for
+            if fr.sha256.lower() != verified.lower():  # the inspected bytes are not the verified ones
+                state = "mismatch"
         fr.signature = state
         if state == "verified":
             fr.signer = outcome.signer

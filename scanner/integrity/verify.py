@@ -32,12 +32,14 @@ from scanner.integrity.certs import (
     san_values,
     validate_chain,
 )
-from scanner.integrity.errors import IntegrityError, VerificationFailed
+from scanner.integrity.errors import FileChangedError, IntegrityError, VerificationFailed
+from scanner.integrity.hashing import FileIdentity, file_identity
 from scanner.integrity.keyless import KeylessTrust, verify_keyless
 from scanner.integrity.keys import check_supported, curve_hash, key_hint, load_public_key
 from scanner.integrity.locate import find_signature  # noqa: F401 - re-exported
 from scanner.integrity.manifest import (
     GIT_IGNORES,
+    ModelFile,
     Resource,
     Serialization,
     hash_model_files,
@@ -69,12 +71,17 @@ class Signer:
     not_before: dt.datetime | None = None
     not_after: dt.datetime | None = None
     chain: tuple[str, ...] = ()  # subjects from leaf to trust anchor
+    anchor_sha256: str | None = None  # fingerprint of the trust anchor the chain ended at
 
     @property
     def identity(self) -> str:
+        """Who signed, as locks record it: a certificate's subject is only unique under its trust anchor, so
+        two trusted CAs issuing the same subject are two signers."""
         if self.kind == "sigstore" and self.subject:
             return f"{self.subject} ({self.issuer})"
         if self.kind == "certificate" and self.subject:
+            if self.anchor_sha256 and self.chain:
+                return f"{self.subject} (CA {self.chain[-1]}, sha256 {self.anchor_sha256[:16]})"
             return self.subject
         return f"key {self.key_hint}"
 
@@ -117,6 +124,8 @@ class VerificationResult:
     ignored_paths: tuple[str, ...] = ()
     legacy: bool = False
     signature_path: Path | None = field(default=None, compare=False)
+    # path -> (dev, ino, size, mtime, ctime) of the file whose bytes were verified, unchanged throughout
+    identities: dict[str, FileIdentity] = field(default_factory=dict, compare=False)
 
     def _with(self, status: Status) -> list[str]:
         return [f.path for f in self.files.values() if f.status is status]
@@ -142,9 +151,16 @@ class VerificationResult:
         """``{path: (algorithm, hex)}`` for files whose bytes match the signature (files method)."""
         return {p: (f.algorithm, f.digest) for p, f in self.files.items() if f.covered and f.digest}
 
+    @property
+    def covers_nothing(self) -> bool:
+        """No file of the model is covered: a signature over nothing vouches for nothing."""
+        return not any(f.covered for f in self.files.values())
+
     def problems(self) -> list[str]:
         """One line per mismatching file, in manifest order."""
         lines = []
+        if self.covers_nothing and not self.changed and not self.missing:
+            lines.append("nothing signed: the signature covers no file of this model")
         for f in self.files.values():
             if f.status is Status.CHANGED:
                 bad = [r for r in f.resources if r.status is not Status.OK]
@@ -273,6 +289,7 @@ def check_bundle(
         not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc,
         chain=tuple(describe(c) for c in chain),
+        anchor_sha256=chain[-1].fingerprint(hashes.SHA256()).hex() if chain else None,
     )
     return signer, warnings
 
@@ -380,6 +397,7 @@ def verify_statement(
             model, ignore_paths=ignores, ignore_git_paths=ignore_git_paths, allow_symlinks=follow
         )
     actual = hash_model_files(files, ser, workers=workers)
+    identities = _unchanged_since_walk(files)
     checks, per_file = compare(expected.resources, actual)
     notes = [*warnings, *_ignore_warnings(model, ser.ignore_paths, sig_rel)]
     if statement.legacy:
@@ -390,8 +408,9 @@ def verify_statement(
             for p in normalize_ignores([*ignores, *(GIT_IGNORES if ignore_git_paths else ())])
         }
     )
+    ok = all(c.status is Status.OK for c in checks) and any(f.covered for f in per_file.values())
     return VerificationResult(
-        ok=all(c.status is Status.OK for c in checks),
+        ok=ok,
         signer=signer,
         model_name=expected.model_name,
         root_digest=statement.root_digest,
@@ -402,7 +421,26 @@ def verify_statement(
         ignored_paths=tuple(effective),
         legacy=statement.legacy,
         signature_path=signature_path,
+        identities={p: i for p, i in identities.items() if p in per_file and per_file[p].covered},
     )
+
+
+def _unchanged_since_walk(files: Sequence[ModelFile]) -> dict[str, FileIdentity]:
+    """Each file's identity, which must be the one the walk saw: the digests are then of those bytes.
+
+    Every hash job checks identity around its own read; this closes the gap between the walk and the
+    jobs (and between shards of one file), so a verified digest names one content, never a mix.
+    """
+    out: dict[str, FileIdentity] = {}
+    for f in files:
+        try:
+            now = file_identity(os.stat(f.path))
+        except OSError:
+            raise FileChangedError(f"{f.rel} was removed while it was verified") from None
+        if f.identity is not None and now != f.identity:
+            raise FileChangedError(f"{f.rel} changed while it was verified (size/mtime/ctime/inode differ)")
+        out[f.rel] = now
+    return out
 
 
 def verify_model(

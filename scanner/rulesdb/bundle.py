@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..integrity.errors import IntegrityError
 from ..integrity.trust import KeylessTrust
+from ..io.atomic_file import write_atomic, write_atomic_with
 from ..resources import installed_rules_home, packaged_signatures_dir, rules_version_key
 
 BUNDLE_SCHEMA = 1
@@ -82,12 +83,13 @@ def pack(src: Path, out: Path, *, private_key: Path, password: bytes | None = No
             sign_model(stage, private_key, stage / SIGNATURE, password=password)
         except IntegrityError as exc:
             raise BundleError(f"signing failed: {exc}") from None
-        out.parent.mkdir(parents=True, exist_ok=True)
-        part = out.with_name(out.name + ".part")
-        with tarfile.open(part, "w:gz") as tar:
-            for path in sorted(stage.rglob("*")):
-                tar.add(path, arcname=path.relative_to(stage).as_posix(), recursive=False)
-        os.replace(part, out)
+
+        def _pack(part: Path) -> None:
+            with tarfile.open(part, "w:gz") as tar:
+                for path in sorted(stage.rglob("*")):
+                    tar.add(path, arcname=path.relative_to(stage).as_posix(), recursive=False)
+
+        write_atomic_with(out, _pack)
     return db.version
 
 
@@ -201,8 +203,8 @@ def install(archive: Path, trust: Trust, source: str, *, allow_downgrade: bool =
             shutil.rmtree(final)
         os.replace(stage, final)
         pointer = home / "active.json"
-        tmp = home / "active.json.part"
-        tmp.write_text(
+        write_atomic(
+            pointer,
             json.dumps(
                 {
                     "version": db.version,
@@ -211,9 +213,8 @@ def install(archive: Path, trust: Trust, source: str, *, allow_downgrade: bool =
                     "installed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 }
             )
-            + "\n"
+            + "\n",
         )
-        os.replace(tmp, pointer)
         return ActiveRules(final, db.version, f"installed from {source}", signer)
     finally:
         if stage.exists():

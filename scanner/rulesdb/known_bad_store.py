@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from ..io.atomic_file import write_atomic
+
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -39,10 +41,7 @@ def load_store() -> dict[str, dict[str, str]]:
 
 def save_store(records: dict[str, dict[str, str]]) -> None:
     path = store_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps({"records": dict(sorted(records.items()))}, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"records": dict(sorted(records.items()))}, indent=1) + "\n")
 
 
 def imported_known_bad() -> Iterator[tuple[str, str, str]]:

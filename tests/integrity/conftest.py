@@ -76,6 +76,7 @@ def make_pki(tmp_path: Path) -> Callable[..., Pki]:
         leaf_not_before: dt.datetime | None = None,
         leaf_not_after: dt.datetime | None = None,
         leaf_curve: str = "p256",
+        server_auth: bool = True,
     ) -> Pki:
         ca_key = ec.generate_private_key(ec.SECP384R1())
         ca = (
@@ -118,7 +119,7 @@ def make_pki(tmp_path: Path) -> Callable[..., Pki]:
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False
             )
-        else:
+        elif server_auth:  # without code signing, a TLS certificate unless asked for no EKU at all
             builder = builder.add_extension(
                 x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
             )

@@ -230,7 +230,10 @@ def test_expired_leaf_still_verifies_like_upstream(
 @pytest.mark.parametrize(
     ("usage", "ok"),
     [
-        ({"digital_signature": True, "code_signing": False}, True),
+        # a TLS certificate (digitalSignature, ExtendedKeyUsage serverAuth only) is not a model signer: upstream
+        # accepts it, RFC 5280 limits it to the purposes its ExtendedKeyUsage lists
+        ({"digital_signature": True, "code_signing": False}, False),
+        ({"digital_signature": True, "code_signing": False, "server_auth": False}, True),
         ({"digital_signature": False, "code_signing": True}, True),
         ({"key_usage": False, "code_signing": True}, True),
         ({"digital_signature": False, "code_signing": False}, False),
