@@ -22,6 +22,7 @@ from . import (
     safetensors_file,
     sentencepiece_file,
     sevenzip,
+    skops_file,
     tar_archive,
     torch_legacy,
     torchserve_mar,
@@ -45,6 +46,7 @@ HANDLERS: tuple[FormatHandler, ...] = (
     gguf_file.GGUF,
     keras_h5.KERAS_H5,  # HDF5, also behind a user block
     keras_zip.KERAS_ZIP,
+    skops_file.SKOPS,  # a zip with schema.json: before npz (it holds .npy members) and the generic zip
     numpy_npy.NUMPY_NPY,
     numpy_npy.NUMPY_NPZ,  # npz is a zip
     torch_zip.PYTORCH_ZIP,
