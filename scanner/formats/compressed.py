@@ -37,6 +37,11 @@ LZ4_MAGIC = b"\x04\x22\x4d\x18"
 BZ2_BLOCK = b"\x31\x41\x59\x26\x53\x59"
 BZ2_EOS = b"\x17\x72\x45\x38\x50\x90"
 LZMA_MEMLIMIT = 256 << 20  # decoder memory (mostly the dictionary a header asks for); xz -9 needs ~65 MiB
+ALONE_DICT_CAP = (
+    64 << 20
+)  # an lzma-alone header's dictionary is decoded with at most this much (xz -9's size)
+EMPTY_ALONE = 18  # 18 zero bytes: an lzma-alone header (usize 0) and range-coder start, decoding to nothing
+FOLLOW_PROBE = 4096  # bytes looked at to tell whether a differently-spelled next stream decodes
 ZF_HEADER = 2 + 19  # b"ZF" + hex(len) left-justified to len(hex(2**64)), as joblib < 0.10 wrote it
 
 
@@ -86,6 +91,14 @@ def _lz4_decoder() -> object:
     import lz4.frame
 
     return lz4.frame.LZ4FrameDecompressor()
+
+
+def _lz4_follow(reader: Reader, pos: int) -> tuple[DecoderFactory, int] | None:
+    """A skippable frame (magic 0x184D2A50-5F) between frames: LZ4FrameFile steps over it and reads on."""
+    magic = reader.read(pos, 4)
+    if len(magic) == 4 and int.from_bytes(magic, "little") & 0xFFFFFFF0 == 0x184D2A50:
+        return _lz4_decoder, pos
+    return None
 
 
 DecoderFactory = Callable[[], object]
@@ -178,13 +191,25 @@ class _Walk:
 
 
 def _multi(
-    reader: Reader, sink: _Sink, walk: _Walk, magic: bytes, make: DecoderFactory, skip: int = 0
+    reader: Reader,
+    sink: _Sink,
+    walk: _Walk,
+    magic: bytes,
+    make: DecoderFactory,
+    skip: int = 0,
+    follow: Callable[[Reader, int], tuple[DecoderFactory, int] | None] | None = None,
 ) -> None:
-    """Concatenated streams of one codec (bz2, xz, zlib, lz4 all continue into a following stream)."""
+    """Concatenated streams of one codec (bz2, xz, zlib, lz4 all continue into a following stream).
+
+    ``follow(reader, end)`` picks a decoder, and where it starts, for a next stream that does not start
+    with ``magic`` but that the loader still reads on into (``lzma.LZMAFile`` auto-detects every
+    stream: xz after lzma-alone).
+    """
     pos = skip
+    current = make
     while True:
         end = None
-        for item in _pump(make(), reader, pos):
+        for item in _pump(current(), reader, pos):
             if isinstance(item, int):
                 end = item
             else:
@@ -192,12 +217,18 @@ def _multi(
         assert end is not None
         if end >= reader.size:
             return
-        if reader.read(end, len(magic)) != magic:
+        nxt: DecoderFactory | None = make if reader.read(end, len(magic)) == magic else None
+        pos = end
+        if nxt is None and follow is not None:
+            found = follow(reader, end)
+            if found is not None:
+                nxt, pos = found
+        if nxt is None:
             if not _all_zero(reader, end):
                 walk.trailing = end
             return
         _check_time(sink)
-        pos = end
+        current = nxt
 
 
 def _gzip_header(reader: Reader, pos: int, walk: _Walk, first: bool) -> int:
@@ -380,17 +411,54 @@ def _sniff_xz(head: bytes, reader: Reader) -> bool:
 
 
 def _sniff_lzma(head: bytes, reader: Reader) -> bool:
-    if len(head) < 14 or head[:2] != b"\x5d\x00":  # joblib recognizes exactly this props byte
+    # joblib routes exactly this prefix to lzma.LZMAFile, whose decoder takes any dictionary size
+    # (256 bytes, 2 GiB): only the range coder's zero first byte and a trial decode decide
+    if len(head) < 14 or head[:2] != b"\x5d\x00" or head[13] != 0:
+        return False
+    return _trial(_AloneDecoder, head)
+
+
+def _alone_follows(head: bytes) -> bool:
+    """An lzma-alone header liblzma's auto decoder (lzma.LZMAFile, lzma.open) accepts for a following stream."""
+    if len(head) < 14 or head[0] >= 9 * 5 * 5 or head[13] != 0:
         return False
     dict_size = int.from_bytes(head[1:5], "little")
     usize = int.from_bytes(head[5:13], "little")
-    if (
-        not (1 << 12 <= dict_size <= 3 << 29)
-        or (usize != (1 << 64) - 1 and usize >= 1 << 48)
-        or head[13] != 0
-    ):
-        return False
-    return _trial(_lzma_alone, head)
+    # liblzma's picky check: the size rounded up to 2^n or 2^n + 2^(n-1) must be the size itself
+    d = (dict_size - 1) & 0xFFFFFFFF
+    for shift in (2, 3, 4, 8, 16):
+        d |= d >> shift
+    picky = (d + 1) & 0xFFFFFFFF == dict_size or dict_size == 0xFFFFFFFF
+    return picky and (usize == (1 << 64) - 1 or usize < 1 << 38)
+
+
+def _zero_run(reader: Reader, pos: int) -> int:
+    n = 0
+    for chunk in reader.stream(pos):
+        rest = chunk.lstrip(b"\x00")
+        n += len(chunk) - len(rest)
+        if rest:
+            break
+    return n
+
+
+def _lzma_follow(reader: Reader, pos: int) -> tuple[DecoderFactory, int] | None:
+    """lzma.LZMAFile reads on into any stream its auto decoder recognizes: xz or lzma-alone, mixed freely.
+
+    Zero bytes are themselves empty lzma-alone streams (18 bytes each: no output), so a zero run is
+    stepped over in whole empty streams, as LZMAFile consumes it, and the stream after it is decoded.
+    """
+    run = _zero_run(reader, pos)
+    if run:
+        if pos + run >= reader.size:
+            return None  # zero padding to the end
+        pos += run - run % EMPTY_ALONE
+    head = reader.read(pos, FOLLOW_PROBE)
+    if head.startswith(XZ_MAGIC) and _trial(_xz, head, need=0):
+        return _xz, pos
+    if _alone_follows(head) and _trial(_AloneDecoder, head):
+        return _AloneDecoder, pos
+    return None
 
 
 def _sniff_zlib(head: bytes, reader: Reader) -> bool:
@@ -501,8 +569,40 @@ def _inflate_and_inspect(
         ctx.inspect_member(tail, f"<{label}-trailing@{walk.trailing}>")
 
 
-def _lzma_alone() -> object:
-    return lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)
+class _AloneDecoder:
+    """lzma-alone with the header's dictionary size capped at ALONE_DICT_CAP.
+
+    The header may ask for any dictionary (2 GiB passes liblzma's checks and joblib loads it), which the
+    decoder memory limit would refuse. A back-reference never reaches further than the bytes already
+    output, so a smaller dictionary decodes the same bytes up to that size; past it a distant reference
+    is reported as corrupt data (partial), never skipped.
+    """
+
+    def __init__(self) -> None:
+        self._d = lzma.LZMADecompressor(lzma.FORMAT_ALONE, memlimit=LZMA_MEMLIMIT)
+        self._head: bytes | None = b""  # header bytes held back until the dictionary size is known
+
+    @property
+    def eof(self) -> bool:
+        return self._d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._d.unused_data
+
+    @property
+    def needs_input(self) -> bool:
+        return self._head is not None or self._d.needs_input
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        if self._head is not None:
+            self._head += data
+            if len(self._head) < 5:
+                return b""
+            data, self._head = self._head, None
+            if int.from_bytes(data[1:5], "little") > ALONE_DICT_CAP:
+                data = data[:1] + ALONE_DICT_CAP.to_bytes(4, "little") + data[5:]
+        return self._d.decompress(data, max_length)
 
 
 def _xz() -> object:
@@ -526,14 +626,14 @@ BZIP2 = FormatHandler(
 XZ = FormatHandler(
     "xz",
     _sniff_xz,
-    _make_inspector("xz", lambda r, s, w: _multi(r, s, w, XZ_MAGIC, _xz)),
+    _make_inspector("xz", lambda r, s, w: _multi(r, s, w, XZ_MAGIC, _xz, follow=_lzma_follow)),
     family="compressed",
     claims=(".xz", ".txz"),
 )
 LZMA_ALONE = FormatHandler(
     "lzma-alone",
     _sniff_lzma,
-    _make_inspector("lzma", lambda r, s, w: _multi(r, s, w, b"\x5d\x00", _lzma_alone)),
+    _make_inspector("lzma", lambda r, s, w: _multi(r, s, w, b"\x5d\x00", _AloneDecoder, follow=_lzma_follow)),
     family="compressed",
     claims=(".lzma",),
 )
@@ -554,7 +654,7 @@ ZSTD = FormatHandler(
 LZ4_FRAME = FormatHandler(
     "lz4-frame",
     _sniff_lz4,
-    _make_inspector("lz4", lambda r, s, w: _multi(r, s, w, LZ4_MAGIC, _lz4_decoder)),
+    _make_inspector("lz4", lambda r, s, w: _multi(r, s, w, LZ4_MAGIC, _lz4_decoder, follow=_lz4_follow)),
     family="compressed",
     claims=(".lz4",),
 )

@@ -11,6 +11,8 @@ Every pickle is analyzed here; the raw storage section is walked with bounds.
 
 from __future__ import annotations
 
+import bisect
+import posixpath
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -206,11 +208,13 @@ def tar_members(reader: Reader, max_members: int) -> tuple[list[TarMember], str 
     checksums, base-256 numbers, ustar prefixes), GNU long names and PAX ``path``
     and ``size`` records apply to the next member, as tarfile applies them: a
     walk that disagrees with tarfile on where a member starts or ends would
-    judge bytes torch never unpickles and skip the ones it does.
+    judge bytes torch never unpickles and skip the ones it does. GNU long link
+    names and PAX ``linkpath`` apply too: links are read as their targets.
     """
     out: list[TarMember] = []
     pos = 0
     long_name: str | None = None
+    long_link: str | None = None  # GNU 'K' record: the next member's link target, as tarfile applies it
     pax_global: dict[str, str] = {}
     pax_next: dict[str, str] = {}
     while pos + BLOCK <= reader.size:
@@ -240,6 +244,8 @@ def tar_members(reader: Reader, max_members: int) -> tuple[list[TarMember], str 
             body = reader.read(data, size)
             if h.type == b"L":
                 long_name = text(nts(body))
+            elif h.type == b"K":
+                long_link = text(nts(body))
             elif h.type in PAX_TYPES:
                 try:
                     rec = parse_pax(body)
@@ -248,9 +254,9 @@ def tar_members(reader: Reader, max_members: int) -> tuple[list[TarMember], str 
                 (pax_global if h.type == b"g" else pax_next).update(rec)
         else:
             name = pax.get("path") or long_name or h.name
-            link = pax.get("linkpath") or h.linkname
+            link = pax.get("linkpath") or long_link or h.linkname
             out.append(TarMember(_printable(name), h.type, data, size, _printable(link)))
-            long_name = None
+            long_name = long_link = None
             pax_next = {}
         pos = data + padded(size)
     return out, None if pos >= reader.size else "truncated tar header"
@@ -285,42 +291,94 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
     if problem:
         ctx.add("ARCHIVE-MALFORMED", f"legacy torch tar: {problem}")
         ctx.partial(f"legacy torch tar: {problem}")
-    for m in members:
+    index = link_index(members)
+    for i, m in enumerate(members):
         if ctx.state.out_of_time():
             ctx.limit_hit("file_seconds", "time budget ran out in a legacy torch tar")
             return
         check_member_name(ctx, m.name)
-        if m.type in (b"1", b"2"):
+        if m.type in LINK_TYPES:
             ctx.add(
                 "ARCHIVE-SYMLINK",
                 f"{m.name!r} is a link to {m.linkname!r}",
                 evidence={"member": m.name[:300], "target": m.linkname[:300]},
             )
+            target = link_target(members, i, index)
+            # tarfile reads a link as the member it names (extractfile: both kinds; extract: a hard link whose
+            # target is not on disk yet): torch then unpickles that content under the link's name
+            if target is not None and _base(m.name) in LEGACY_TAR_MEMBERS:
+                _judge_member(reader, ctx, target, f"{m.name} -> {target.name}", _base(m.name))
             continue
-        if m.type in (b"3", b"4", b"6"):
-            ctx.add(
-                "ARCHIVE-SPECIAL-MEMBER",
-                f"{m.name!r} is a device or FIFO entry",
-                evidence={"member": m.name[:300]},
-            )
+        if m.type == b"5" or m.type in SPECIAL_TYPES:
+            if m.type in SPECIAL_TYPES:
+                ctx.add(
+                    "ARCHIVE-SPECIAL-MEMBER",
+                    f"{m.name!r} is a device or FIFO entry",
+                    evidence={"member": m.name[:300]},
+                )
             continue
-        if m.type == b"5":
-            continue
-        sub = SliceReader(reader, m.offset, m.size, f"{ctx.path}!{m.name}")
-        base = m.name.rstrip("/").split("/")[-1]
-        if base in ("sys_info", "pickle"):
-            analyze_pickles(sub, ctx, member=m.name)
-        elif base == "storages":
-            _walk_tar_storages(sub, ctx, m.name)
-        elif base == "tensors":
-            _walk_tar_tensors(sub, ctx, m.name)
+        _judge_member(reader, ctx, m, m.name, _base(m.name))
+
+
+LINK_TYPES = (b"1", b"2")
+SPECIAL_TYPES = (b"3", b"4", b"6")
+MAX_LINK_HOPS = 32
+
+
+def _base(name: str) -> str:
+    return name.rstrip("/").split("/")[-1]
+
+
+def link_index(members: list[TarMember]) -> dict[str, list[int]]:
+    """Member positions by ``os.path.normpath`` name, in archive order (tarfile compares normalized names)."""
+    index: dict[str, list[int]] = {}
+    for j, c in enumerate(members):
+        index.setdefault(posixpath.normpath(c.name), []).append(j)
+    return index
+
+
+def link_target(members: list[TarMember], i: int, index: dict[str, list[int]]) -> TarMember | None:
+    """The member ``tarfile`` reads for the link ``members[i]`` (``TarFile._find_link_target``), chains followed.
+
+    A symlink names a path relative to its own folder and is looked up in the whole archive; a hard link names
+    an archive path looked up among the members before it; both compare normalized names, last match first.
+    None when the chain ends nowhere, loops, or reaches a directory or device.
+    """
+    idx, m = i, members[i]
+    for _ in range(MAX_LINK_HOPS):
+        if m.type not in LINK_TYPES:
+            return None if m.type == b"5" or m.type in SPECIAL_TYPES else m
+        if m.type == b"2":
+            want = posixpath.normpath("/".join(filter(None, (posixpath.dirname(m.name), m.linkname))))
+            limit = len(members)
         else:
-            ctx.add(
-                "TORCH-UNEXPECTED-MEMBER",
-                f"{m.name!r} is not a member of the legacy torch tar format",
-                evidence={"member": m.name[:300]},
-            )
-            ctx.inspect_member(sub, m.name)
+            want = posixpath.normpath(m.linkname)
+            limit = idx
+        found = index.get(want, [])
+        k = bisect.bisect_left(found, limit)
+        if k == 0:
+            return None
+        idx = found[k - 1]
+        m = members[idx]
+    return None
+
+
+def _judge_member(reader: Reader, ctx: InspectContext, m: TarMember, name: str, base: str) -> None:
+    """Member ``m``'s bytes judged as torch reads a member named ``base`` (``name`` labels the findings)."""
+    sub = SliceReader(reader, m.offset, m.size, f"{ctx.path}!{name}")
+    if base in ("sys_info", "pickle"):
+        analyze_pickles(sub, ctx, member=name)
+    elif base == "storages":
+        _walk_tar_storages(sub, ctx, name)
+    elif base == "tensors":
+        _walk_tar_tensors(sub, ctx, name)
+    else:
+        ctx.add(
+            "TORCH-UNEXPECTED-MEMBER",
+            f"{name!r} is not a member of the legacy torch tar format",
+            evidence={"member": name[:300]},
+        )
+        ctx.inspect_member(sub, name)
 
 
 def _one(sub: Reader, ctx: InspectContext, name: str, pos: int) -> tuple[PickleStreamSummary, int] | None:
@@ -362,6 +420,10 @@ def _walk_tar_storages(sub: Reader, ctx: InspectContext, name: str) -> None:
             _tar_broken(sub, ctx, name, pos, f"storage of {numel} elements exceeds the member")
             return
         pos += 8 + numel * itemsize
+    # then the storage-views pickle, unpickled from the same member (legacy_load's storage_views)
+    views = _one(sub, ctx, name, pos) if pos < sub.size else None
+    if views is not None:
+        pos = views[1]
     if pos < sub.size:
         _tar_broken(sub, ctx, name, pos, f"{sub.size - pos} bytes follow the last storage")
 
