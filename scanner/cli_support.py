@@ -147,29 +147,16 @@ def emit(text: str, output: Path | None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    from .io.atomic_file import new_file_beside
+    from .io.atomic_file import write_atomic
 
-    shown, tmp = output, None
     try:
         if not _regular_or_absent(output):  # /dev/null, /dev/stdout, a FIFO: a rename would replace it
             with open(output, "w", encoding="utf-8") as f:
                 f.write(text)
             return
-        output = Path(os.path.realpath(output))  # through a link: replace the file it names, not the link
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = new_file_beside(output)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(output)
+        write_atomic(Path(os.path.realpath(output)), text)  # through a link: replace the file it names
     except (OSError, UnicodeError) as exc:
-        if tmp is not None:
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
-        raise fail(f"{shown}: cannot write report: {getattr(exc, 'strerror', None) or exc}") from None
+        raise fail(f"{output}: cannot write report: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def _regular_or_absent(path: Path) -> bool:

@@ -31,15 +31,12 @@ def new_file_beside(target: Path) -> tuple[int, Path]:
 
 
 @contextmanager
-def replacing(target: Path) -> Iterator[BinaryIO]:
-    """A binary file that becomes ``target`` when the block ends without an exception; removed otherwise."""
+def _becoming(target: Path) -> Iterator[tuple[int, Path]]:
+    """A new temporary file beside ``target`` that replaces it when the block ends; removed on any exception."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = new_file_beside(target)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
+        yield fd, tmp
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -47,6 +44,15 @@ def replacing(target: Path) -> Iterator[BinaryIO]:
         except OSError:
             pass
         raise
+
+
+@contextmanager
+def replacing(target: Path) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``target`` when the block ends without an exception; removed otherwise."""
+    with _becoming(target) as (fd, _tmp), os.fdopen(fd, "wb") as f:
+        yield f
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def write_atomic(target: Path, data: bytes | str) -> None:
@@ -57,15 +63,6 @@ def write_atomic(target: Path, data: bytes | str) -> None:
 
 def write_atomic_with(target: Path, produce: Callable[[Path], None]) -> None:
     """For writers that need a path (``tarfile.open``): ``produce(tmp)`` fills a fresh temporary file."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = new_file_beside(target)
-    os.close(fd)
-    try:
+    with _becoming(target) as (fd, tmp):
+        os.close(fd)
         produce(tmp)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise
