@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .engine import SERIAL, LocalJob, judge_local_job, local_job
-from .findings import Coverage, FileResult
+from .engine import SERIAL, LocalJob, judge_local_job, local_job, unjudged_result
+from .findings import FileResult
 from .rules import RuleDB, get_rule_db
 from .settings import ScanOptions
 from .sources.base import Artifact, SourceError
@@ -75,14 +75,6 @@ class DaskExecutor:
 
 
 def _failed(art: Artifact, why: str, rules: RuleDB) -> FileResult:
-    fr = FileResult(
-        path=art.path,
-        size=art.size,
-        format="unknown",
-        coverage=Coverage.NONE,
-        coverage_notes=[f"Dask task failed after {RETRIES + 1} tries"],
+    return unjudged_result(
+        art, f"Dask task failed after {RETRIES + 1} tries", f"distributed inspection failed: {why}", rules
     )
-    fr.findings.append(
-        rules.finding("INSPECTOR-ERROR", f"distributed inspection failed: {why[:300]}", art.path)
-    )
-    return fr

@@ -231,6 +231,15 @@ def _changed(ctx: InspectContext, message: str, evidence: dict[str, str] | None 
     ctx.partial("the file changed while scanned: the verdict cannot be bound to one content")
 
 
+def unjudged_result(art: Artifact, note: str, message: str, rules: RuleDB) -> FileResult:
+    """A file whose inspection never finished (a dead worker, a failed distributed task): no coverage, blocks."""
+    fr = FileResult(
+        path=art.path, size=art.size, format="unknown", coverage=Coverage.NONE, coverage_notes=[note]
+    )
+    fr.findings.append(rules.finding("INSPECTOR-ERROR", message[:400], art.path))
+    return fr
+
+
 def _problem_results(snapshot: Snapshot, rules: RuleDB) -> list[FileResult]:
     """Tree and registry problems as results: unread entries fail closed, notes (info) do not."""
     out = []

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from .engine import SERIAL, Executor, LocalJob, judge_local_job, local_job
-from .findings import Coverage, FileResult
+from .engine import SERIAL, Executor, LocalJob, judge_local_job, local_job, unjudged_result
+from .findings import FileResult
 from .rules import RuleDB, get_rule_db
 from .settings import ScanOptions
 from .sources.base import Artifact
@@ -139,17 +139,9 @@ def _judged(fr: FileResult, opts: ScanOptions) -> FileResult:
 
 
 def _failed(art: Artifact, why: str, rules: RuleDB) -> FileResult:
-    fr = FileResult(
-        path=art.path,
-        size=art.size,
-        format="unknown",
-        coverage=Coverage.NONE,
-        coverage_notes=["its worker process failed: not judged"],
+    return unjudged_result(
+        art, "its worker process failed: not judged", f"inspection in a worker process failed: {why}", rules
     )
-    fr.findings.append(
-        rules.finding("INSPECTOR-ERROR", f"inspection in a worker process failed: {why[:300]}", art.path)
-    )
-    return fr
 
 
 def executor_for(workers: int = 1, dask_address: str | None = None) -> Executor:
