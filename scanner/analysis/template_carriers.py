@@ -16,8 +16,6 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-import yaml
-
 from ..findings import Severity
 from ..formats.interface import InspectContext
 from ..io.reader import Reader
@@ -183,46 +181,12 @@ def _oversize_template(ctx: InspectContext, size: int) -> None:
 # --------------------------------------------------------------------------- YAML
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """SafeLoader that keeps every value: unknown tags become plain data (and are recorded), duplicate keys too."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.tags: list[str] = []
-        self.shadowed: list[Any] = []
-
-
-def _any_tag(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
-    loader.tags.append(node.tag)
-    if isinstance(node, yaml.MappingNode):
-        return loader.construct_mapping(node, deep=True)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    out: dict[Any, Any] = {}
-    for k_node, v_node in node.value:
-        key = loader.construct_object(k_node, deep=True)
-        value = loader.construct_object(v_node, deep=True)
-        try:
-            if key in out:
-                loader.shadowed.append({str(key): out[key]})  # the loser of a duplicate key is judged too
-            out[key] = value
-        except TypeError:  # unhashable key (a mapping used as a key): keep it visible
-            loader.shadowed.append([key, value])
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-_Loader.add_multi_constructor("!", _any_tag)
-_Loader.add_multi_constructor("tag:", _any_tag)
-
-
 def _load_yaml(text: str, ctx: InspectContext, *, strict: bool) -> list[Any] | None:
-    loader = _Loader(text)
+    import yaml  # ~17 ms: only for text that looks like a config
+
+    from .recording_yaml_loader import RecordingLoader
+
+    loader = RecordingLoader(text)
     try:
         docs: list[Any] = []
         while loader.check_data():

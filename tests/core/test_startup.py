@@ -102,3 +102,21 @@ def test_warm_quiet_scan_parses_no_yaml_builds_no_pydantic_adapter_loads_no_rich
     assert cold.returncode == warm.returncode == 0, cold.stderr + warm.stderr
     assert "yaml" in cold_loaded  # the first run parsed the YAML: the second is what the cache saves
     assert sorted(m for m in ("yaml", "pydantic", "rich") if m in warm_loaded) == []  # -q writes without rich
+
+
+def test_warm_torch_checkpoint_scan_imports_no_yaml(tmp_path: Path) -> None:
+    """A torch zip's small text members (version, byteorder) are judged by content without importing PyYAML."""
+    import zipfile
+
+    ckpt = tmp_path / "model.pt"
+    with zipfile.ZipFile(ckpt, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", pickle.dumps({"step": 1}, protocol=2))
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/.format_version", "1")
+        z.writestr("archive/version", "3\n")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "MODELWARD_CACHE_KEY": "startup-test-key"}
+    _modules(tmp_path, "scan", "-q", str(ckpt), env_extra=env)  # cold: fills the parsed-rule cache
+    res, loaded = _modules(tmp_path, "scan", "-q", str(ckpt), env_extra=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "scanner.analysis.template_carriers" in loaded  # the text members were judged
+    assert "yaml" not in loaded
