@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -187,9 +187,11 @@ def _run(
 
 def _stop_between_files_on_sigint(scan: ScanOptions) -> Callable[[], None]:
     """Ctrl-C raises KeyboardInterrupt wherever it lands; inside a weakref callback or ``__del__`` Python
-    prints it and carries on, and the audit would run to the end. The press is also remembered and checked
-    after each judged file, so the audit stops there. Returns what puts the previous handler back."""
+    reports it as unraisable (a traceback on stderr) and carries on, and the audit would run to the end. The
+    press is also remembered and checked after each judged file, so the audit stops there, and the
+    unraisable report of that one interrupt is dropped. Returns what puts the previous handlers back."""
     import signal
+    import sys
     import threading
 
     if threading.current_thread() is not threading.main_thread():
@@ -210,11 +212,20 @@ def _stop_between_files_on_sigint(scan: ScanOptions) -> Callable[[], None]:
         if pressed:
             raise KeyboardInterrupt
 
+    previous_hook = sys.unraisablehook
+
+    def quiet_when_pressed(unraisable: Any) -> None:
+        if pressed and isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return  # the press is acted on after the current file
+        previous_hook(unraisable)
+
     signal.signal(signal.SIGINT, on_sigint)
+    sys.unraisablehook = quiet_when_pressed
     scan.on_file = check
 
     def restore() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = previous_hook
         scan.on_file = previous
 
     return restore

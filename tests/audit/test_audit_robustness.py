@@ -323,19 +323,38 @@ def _observed(db: Path) -> int:
         return 0
 
 
+def _frozen_mid_scan(tmp_path: Path, zoo: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """An audit stopped (SIGSTOP) after it has recorded 40 files and well before its last: the poll that
+    watches it can itself be slowed past the whole scan on a loaded machine, so an attempt that froze too
+    late is thrown away and another is started."""
+    for attempt in range(5):
+        db, out = tmp_path / f"inv{attempt}.sqlite", tmp_path / "out"
+        out.mkdir(exist_ok=True)
+        proc = _start(tmp_path, zoo, db)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and _observed(db) < 40 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGSTOP)
+        if proc.poll() is None and 40 <= _observed(db) < 300 and not os.listdir(out):
+            return proc, db
+        proc.kill()
+        proc.communicate(timeout=30)
+        for leftover in out.iterdir():
+            leftover.unlink()
+    pytest.fail("the audit never froze mid-scan in five attempts")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_an_audit_killed_mid_run_leaves_no_report_and_no_false_clean(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
-    zoo, db = _zoo(tmp_path, 400, evil_every=7), tmp_path / "inv.sqlite"
-    (tmp_path / "out").mkdir()
-    proc = _start(tmp_path, zoo, db)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and _observed(db) < 40 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(sig)
+    zoo = _zoo(tmp_path, 400, evil_every=7)
+    proc, db = _frozen_mid_scan(tmp_path, zoo)
+    proc.send_signal(sig)  # delivered when the audit runs again
+    proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
     assert b"Traceback" not in err
     assert os.listdir(tmp_path / "out") == []  # neither the report nor a piece of it
     con = sqlite3.connect(db)
@@ -446,10 +465,11 @@ def test_a_query_of_a_missing_inventory_is_one_error_and_creates_nothing(
 
 
 def test_a_ctrl_c_python_swallows_still_stops_the_audit_at_the_next_file(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A KeyboardInterrupt raised inside a weakref callback is printed and dropped by Python; the press is
-    remembered and the next judged file stops the audit."""
+    """A KeyboardInterrupt raised inside a weakref callback is dropped by Python as unraisable; that report
+    (a traceback on stderr) is silenced, the press is remembered and the next judged file stops the audit.
+    Any other unraisable exception still reaches the hook that was there before."""
     import gc
     import weakref
 
@@ -459,19 +479,26 @@ def test_a_ctrl_c_python_swallows_still_stops_the_audit_at_the_next_file(
     class Thing:
         pass
 
+    reported: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: reported.append(u.exc_type))
     scan = ScanOptions()
     restore = _stop_between_files_on_sigint(scan)
     try:
         thing = Thing()
         ref = weakref.ref(thing, lambda _r: signal.raise_signal(signal.SIGINT))
-        dropped: list[object] = []
-        monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))
-        del thing  # the handler runs inside the callback: its KeyboardInterrupt is dropped
+        del thing  # the handler runs inside the callback: its KeyboardInterrupt is unraisable
         gc.collect()
-        assert ref() is None and dropped == [KeyboardInterrupt]
+        assert ref() is None and reported == []
+        other = Thing()
+        ref = weakref.ref(other, lambda _r: 1 / 0)
+        del other
+        gc.collect()
+        assert reported == [ZeroDivisionError]
         assert scan.on_file is not None
         with pytest.raises(KeyboardInterrupt):
             scan.on_file(FileResult(path="m.pkl", size=0, format="pickle"))
     finally:
         restore()
+    assert "Traceback" not in capsys.readouterr().err
+    assert sys.unraisablehook is not None and sys.unraisablehook.__name__ == "<lambda>"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and scan.on_file is None

@@ -174,7 +174,7 @@ def test_pending_lookups_are_bounded(resolver: Resolver, monkeypatch: pytest.Mon
     t0 = time.monotonic()
     with pytest.raises(TimeoutError, match="still hang"):
         resolve.getaddrinfo_within("n9.bound.hang.test", 80, 0, socket.SOCK_STREAM, 5)
-    assert time.monotonic() - t0 < 1  # refused at once, no new thread
+    assert time.monotonic() - t0 < 3  # refused at once (the deadline is 5 s), no new thread
     assert "n9.bound.hang.test" not in resolver.calls
 
 
