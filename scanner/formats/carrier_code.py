@@ -15,7 +15,6 @@ import hashlib
 import re
 from typing import Any
 
-from ..analysis.python_ast import MAX_SOURCE_BYTES, analyze_python
 from ..io.reader import Reader
 from .code_files import report_python
 from .interface import InspectContext
@@ -52,6 +51,8 @@ def report_code_text(
     extra: dict[str, Any] | None = None,
 ) -> str:
     """Code given as bytes (a file read whole, a guard expression): the finding and the AST analysis on ``ctx``."""
+    from ..analysis.python_ast import MAX_SOURCE_BYTES, analyze_python
+
     digest = hashlib.sha256(source).hexdigest()
     ev: dict[str, Any] = {
         "sha256": digest,
@@ -78,6 +79,8 @@ def report_code_member(
     extra: dict[str, Any] | None = None,
 ) -> None:
     """A code member of a container: reported in its own member context, never left to content detection."""
+    from ..analysis.python_ast import MAX_SOURCE_BYTES
+
     child = ctx.child(name)
     if child is None:
         return

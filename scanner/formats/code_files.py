@@ -11,19 +11,14 @@ from __future__ import annotations
 import json
 import re
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..analysis.python_ast import (
-    LOADED_ESCALATION,
-    MAX_SOURCE_BYTES,
-    PyAnalysis,
-    analyze_python,
-    looks_like_python,
-    too_many_tokens,
-)
 from ..findings import Severity
 from ..io.reader import Reader
 from .interface import FormatHandler, InspectContext
+
+if TYPE_CHECKING:
+    from ..analysis.python_ast import PyAnalysis
 
 MAX_NOTEBOOK_BYTES = 64 << 20
 MAX_SCRIPT_BYTES = 4 << 20
@@ -157,6 +152,8 @@ def _decode_text(head: bytes) -> str | None:
 def _has_structure(tree_src: bytes) -> bool:
     import ast
 
+    from ..analysis.python_ast import too_many_tokens
+
     if too_many_tokens(tree_src):  # parsing would break the memory bound: decide by the statement heuristic
         return False
     try:
@@ -170,6 +167,8 @@ def _has_structure(tree_src: bytes) -> bool:
 
 
 def _sniff_python(head: bytes, reader: Reader) -> bool:
+    from ..analysis.python_ast import MAX_SOURCE_BYTES, looks_like_python, too_many_tokens
+
     text = _decode_text(head)
     if text is not None and str(getattr(reader, "name", "")).lower().endswith(".py"):
         # too big to confirm by parsing: a .py text file is judged as code (and fails closed on the cap)
@@ -196,6 +195,8 @@ def report_python(
 ) -> None:
     """Turn an AST analysis into findings on ``ctx``. Code a loader runs (``executed``; by default, whenever
     ``what`` names a packaged member) that cannot be parsed fails closed: high, and partially analyzed."""
+    from ..analysis.python_ast import LOADED_ESCALATION
+
     if executed is None:
         executed = bool(what)
     if analysis.limit is not None:
@@ -227,6 +228,8 @@ def report_python(
 
 
 def _inspect_python(reader: Reader, ctx: InspectContext) -> None:
+    from ..analysis.python_ast import MAX_SOURCE_BYTES, analyze_python
+
     if reader.size > MAX_SOURCE_BYTES:
         ctx.limit_hit(
             "python_source_bytes", f"Python source larger than {MAX_SOURCE_BYTES} bytes not analyzed"
@@ -304,6 +307,8 @@ _MAGIC_SHELL = re.compile(r"^\s*%%(?:bash|sh|script|system)\b")
 
 def analyze_notebook(data: bytes) -> tuple[list[dict[str, Any]], Severity, str | None]:
     """(cells with issues, worst severity, error). Shell escapes ('!cmd', %%bash) count as process execution."""
+    from ..analysis.python_ast import analyze_python
+
     try:
         nb = json.loads(data)
     except (ValueError, RecursionError) as exc:

@@ -20,9 +20,8 @@ import json
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..analysis.python_ast import MAX_SOURCE_BYTES, PyAnalysis, analyze_python, escalate_loaded
 from ..findings import Coverage, FileResult, Severity
 from ..formats.tensorflow.tf_savedmodel import check_checkpoint_shards
 from ..io.reader import ReaderError
@@ -30,6 +29,9 @@ from ..limits import Limits
 from ..rules import RuleDB
 from ..sources.base import Artifact, Snapshot
 from .findings import RepoFindings
+
+if TYPE_CHECKING:
+    from ..analysis.python_ast import PyAnalysis
 
 MAX_CONFIG_BYTES = 16 << 20
 MAX_CODE_FILES = 500
@@ -173,6 +175,8 @@ class _Repo(RepoFindings):
 
 
 def _analyze_code(repo: _Repo, path: str, *, report: bool) -> _Code | None:
+    from ..analysis.python_ast import MAX_SOURCE_BYTES, PyAnalysis, analyze_python
+
     if path in repo.code:
         return repo.code[path]
     if len(repo.code) >= MAX_CODE_FILES:
@@ -273,6 +277,8 @@ _TF_RELATIVE = (
 def _text_relative_imports(repo: _Repo, path: str, anchor_dir: str) -> list[str]:
     """transformers' own discovery (dynamic_module_utils.get_relative_imports): a regex over the text, resolved
     next to the module first loaded. It also matches lines inside strings, so it can fetch files the AST misses."""
+    from ..analysis.python_ast import MAX_SOURCE_BYTES
+
     data = repo.read(path, MAX_SOURCE_BYTES)
     if data is None:
         return []
@@ -387,6 +393,8 @@ def _propagate_reach(repo: _Repo) -> None:
 
 
 def _reanalyze(repo: _Repo, path: str, roots: frozenset[str]) -> None:
+    from ..analysis.python_ast import MAX_SOURCE_BYTES, analyze_python
+
     code = repo.code.get(path)
     data = repo.read(path, MAX_SOURCE_BYTES)
     if code is None or data is None or code.oversize or not code.analysis.parsed:
@@ -414,6 +422,8 @@ def _reanalyze(repo: _Repo, path: str, roots: frozenset[str]) -> None:
 def _report_loaded(repo: _Repo) -> None:
     """One blocking finding per executed code file: only a policy trusted_code entry (by digest) allows it."""
     for path in sorted(repo.loaded):
+        from ..analysis.python_ast import escalate_loaded  # here: most repositories load no code
+
         ld = repo.loaded[path]
         code = repo.code.get(path) or _analyze_code(repo, path, report=True)
         sha = code.sha256 if code else None

@@ -43,6 +43,11 @@ NOT_FOR_A_LOCAL_PICKLE = (
     "numpy",
     "py7zr",
     "fickling",
+    "scanner.analysis.python_ast",  # code carriers: imported when a file or repository holds code
+    "scanner.analysis.keras_config",
+    "scanner.analysis.marshal_code",
+    "scanner.formats.onnx.onnx_skeleton",
+    "scanner.formats.onnx.onnx_graph",
     # schemas, signing, the gate, the audit inventory, rule bundles
     "jsonschema",
     "cryptography",

@@ -331,11 +331,9 @@ def test_unparseable_executed_code_fails_closed() -> None:
 
 
 def test_oversized_python_fails_closed(monkeypatch) -> None:
-    from scanner.formats import code_files
-    from scanner.repo import hf_repo
+    from scanner.analysis import python_ast
 
-    monkeypatch.setattr(hf_repo, "MAX_SOURCE_BYTES", 4096)
-    monkeypatch.setattr(code_files, "MAX_SOURCE_BYTES", 4096)
+    monkeypatch.setattr(python_ast, "MAX_SOURCE_BYTES", 4096)  # read where it is used, by every carrier
     padded = (
         "#" * 5000 + "\nimport os\nos.system('id')\nclass M:\n    pass\n"
     )  # head does not look like Python

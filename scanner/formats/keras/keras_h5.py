@@ -17,11 +17,13 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...analysis.keras_config import KerasAnalysis, analyze_keras_config, parse_config_json
 from ...io.reader import BytesReader, FileReader, Reader, SliceReader
 from ..interface import FormatHandler, InspectContext
+
+if TYPE_CHECKING:
+    from ...analysis.keras_config import KerasAnalysis
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,8 @@ def report_keras(ctx: InspectContext, analysis: KerasAnalysis, source: str) -> N
 
 def analyze_config_text(ctx: InspectContext, raw: bytes | str, source: str) -> Any:
     """Parse and analyze one Keras JSON config; returns the parsed object (None on error, reported)."""
+    from ...analysis.keras_config import analyze_keras_config, parse_config_json
+
     obj, err = parse_config_json(raw, ctx.limits.max_json_bytes)
     if err:
         ctx.add("KERAS-CONFIG-INVALID", f"{source}: {err}", evidence={"source": source})

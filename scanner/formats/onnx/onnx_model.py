@@ -17,14 +17,15 @@ import re
 import struct
 from collections import ChainMap
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...findings import Severity
 from ...io.reader import Reader
 from ..interface import FormatHandler, InspectContext
 from ..parsers.protobuf_wire import WireError, read_varint, scan_top_level
-from .onnx_graph import find_backdoors
-from .onnx_skeleton import Skeleton, SkeletonError, build_skeleton
+
+if TYPE_CHECKING:
+    from .onnx_skeleton import Skeleton
 
 STANDARD_DOMAINS = frozenset(
     {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training", "ai.onnx.preview"}
@@ -559,6 +560,9 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     from google.protobuf.message import DecodeError
 
     from onnx import ModelProto
+
+    from .onnx_graph import find_backdoors
+    from .onnx_skeleton import SkeletonError, build_skeleton
 
     try:
         sk = build_skeleton(
