@@ -35,7 +35,19 @@ Every JSON object with a ``__loader__`` anywhere in the schema is judged, also
 where the loader would not look (conservative), and ``__module__``/``__class__``
 of fixed-type nodes are judged as declared names (they reach
 ``get_untrusted_types`` and so the trusted list). An unknown loader or protocol
-blocks. The walk is iterative with size, value, node and depth caps. Members are
+blocks.
+
+Allowed is not enough for callables that call, instantiate, setattr or allocate
+from what they are given (copyreg._reconstructor, defaultdict, partial, bytes,
+Decimal, numpy scalars ...): the schema's values are followed in construction
+order (``_Calls``), through ``__id__`` references as get_tree resolves them
+(the first node of an id in get_tree's order is what every later one names),
+with small ``.npy`` members read as the literals np.load returns, and every call
+and state update is handed to the pickle walker's own judging
+(pickle/gadgets.py ``CallJudge``): the argument rules of
+signatures/pickle/gadgets.yaml, hooks planted by ``__dict__.update``, untraced
+calls and what a helper calls, with the pickle rule ids. A value that cannot be
+modelled is an Opaque one, which those rules refuse. The walk is iterative with size, value, node and depth caps. Members are
 judged by content: ``.npy``/``.npz`` through the numpy inspectors (object arrays
 fail closed), ``.bin`` bytes only when they look like a pickle/archive.
 """
@@ -43,12 +55,13 @@ fail closed), ``.bin`` bytes only when they look like a pickle/archive.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..io.reader import Reader
 from .interface import FormatHandler, InspectContext
+from .pickle.values import Blob, Coll, Dct, Glob, Opaque, Seq, Tup, V, make_seq
 from .zip.listing import ZipEntry, list_names, looks_like_zip
 
 if TYPE_CHECKING:
@@ -65,13 +78,17 @@ MAX_POOL_SIZE = 1024
 
 # Use of a (module, name) by the loader, strongest first.
 CALL = "call"  # imported and called with arguments from the file
+HELPER = (
+    "helper"  # called by an allowlisted helper it was handed (gadgets.yaml 'invoked': defaultdict, partial)
+)
 FIXED = "fixed"  # the loader's own constructor (which callable is not up to the file)
 NEW = "new"  # imported, cls.__new__(cls) then __setstate__ / __dict__.update
 IMPORT = "import"  # imported and stored (an estimator or a dict may call it later)
 DECLARED = "declared"  # named by a fixed-type node: not imported, but listed by get_untrusted_types
-_RANK = {CALL: 0, FIXED: 1, NEW: 2, IMPORT: 3, DECLARED: 4}
+_RANK = {CALL: 0, HELPER: 1, FIXED: 2, NEW: 3, IMPORT: 4, DECLARED: 5}
 _USE_TEXT = {
     CALL: "called",
+    HELPER: "called by an allowlisted helper it is handed to",
     FIXED: "built",
     NEW: "instantiated (cls.__new__ + __setstate__)",
     IMPORT: "imported",
@@ -159,6 +176,7 @@ class _Walk:
     nodes: int = 0
     alloc: list[tuple[str, str]] = field(default_factory=list)  # (where, why): sizes the file sets
     loaders: dict[str, int] = field(default_factory=dict)
+    cut: bool = False  # a limit stopped the walk: the values are not followed (the limit finding blocks)
 
     def use(self, module: Any, name: Any, use: str, loader: str, where: str) -> None:
         if not isinstance(module, str) or not isinstance(name, str) or not module or not name:
@@ -172,6 +190,14 @@ class _Walk:
             return
         old.count += 1
         if _RANK[use] < _RANK[old.use]:
+            old.use, old.loader, old.where = use, loader, where
+
+    def upgrade(self, module: str, name: str, use: str, loader: str, where: str) -> None:
+        """A stronger use found by following the values (a stored import called by a helper): not a new site."""
+        old = self.uses.get((module, name))
+        if old is None:
+            self.uses[(module, name)] = _Use(module, name, use, loader, where)
+        elif _RANK[use] < _RANK[old.use]:
             old.use, old.loader, old.where = use, loader, where
 
     def bad(self, where: str, why: str) -> None:
@@ -337,12 +363,14 @@ def walk_schema(schema: Any, ctx: InspectContext) -> _Walk:
         steps += 1
         if steps & 0xFFF == 0 and ctx.state.out_of_time():
             ctx.limit_hit("file_seconds", "time budget ran out walking schema.json; the rest is not judged")
+            walk.cut = True
             break
         if depth > MAX_SCHEMA_DEPTH:
             ctx.limit_hit(
                 "skops_schema_depth",
                 f"schema.json nests deeper than {MAX_SCHEMA_DEPTH} levels at {where}; deeper nodes not judged",
             )
+            walk.cut = True
             break
         if isinstance(value, dict):
             if "__loader__" in value:
@@ -350,6 +378,7 @@ def walk_schema(schema: Any, ctx: InspectContext) -> _Walk:
                     ctx.limit_hit(
                         "max_nodes", f"schema.json has more than {max_nodes} nodes; the rest is not judged"
                     )
+                    walk.cut = True
                     break
                 _judge_node(value, where, walk, id(value) in key_types)
                 if value.get("__loader__") == "DictNode":
@@ -364,6 +393,578 @@ def walk_schema(schema: Any, ctx: InspectContext) -> _Walk:
     if "__loader__" not in schema:
         walk.bad("$", "the top-level object has no __loader__")
     return walk
+
+
+# --------------------------------------------------------------------------- calls and their arguments
+#
+# What each loader calls, with which arguments (skops 0.16.0 _construct), modelled in the pickle walker's value
+# terms (literals, Glob, Call, Seq, Dct, Opaque) so the walker's own gadgets.yaml judging (CallJudge) applies:
+#   ConstructorFromReduceNode  cls(*content)              LossNode/TreeNode/QuantileForestNode  ctor(*args) + state
+#   ListNode/SetNode           cls([items])               TupleNode (a namedtuple class)        cls(*items)
+#   DictNode                   cls(); key_type(json key)  DefaultDictNode  defaultdict(**main); .default_factory
+#   PartialNode                partial(func, *args, **kwds) + __dict__.update(namespace)
+#   ObjectNode                 cls.__new__(cls) + __setstate__(attrs) / __dict__.update(attrs)
+#   OperatorFuncNode           operator.<cls>(*attrs)     NdArrayNode (numpy, not ndarray)      cls(np.load(member))
+#   RandomStateNode            cls() + set_state          RandomGeneratorNode  SeedSequence(**s), <bg>(seq), cls(bit_generator=)
+#   MaskedArrayNode            numpy.ma.MaskedArray(data, mask)
+# An ``__id__`` seen before in get_tree's order (CachedNode, or any node repeating it) is that earlier node's
+# object, so arguments are followed through references.
+
+_REDUCE_LOADERS = {
+    "LossNode": None,
+    "TreeNode": ("sklearn.tree._tree", "Tree"),
+    "QuantileForestNode": (
+        "quantile_forest._quantile_forest_fast",
+        "QuantileForest",
+    ),
+}
+_LEAF_LOADERS = frozenset({"JsonNode", "FunctionNode", "TypeNode", "MethodNode"})
+_BUILTIN_CONTAINERS = {
+    ("builtins", "list"): "list",
+    ("builtins", "set"): "set",
+    ("builtins", "tuple"): "tuple",
+}
+# numeric .npy kinds read exactly (sizes matter: np.empty/bytes of a 0-d int array allocate that much)
+_NPY_STRUCT = {"i": {1: "b", 2: "h", 4: "i", 8: "q"}, "u": {1: "B", 2: "H", 4: "I", 8: "Q"}, "b": {1: "?"}}
+_NPY_STRUCT.update(M={8: "q"}, m={8: "q"}, f={2: "e", 4: "f", 8: "d"}, c={8: "ff", 16: "dd"})
+NPY_HEAD = 1 << 16  # bytes of an .npy member read to take a small array's values as literals
+_JSON_DEPTH = 32
+
+#: member name -> the first NPY_HEAD bytes of the one member skops reads under that name (None: absent/ambiguous)
+MemberHead = Callable[[str], "bytes | None"]
+
+
+def _tree_children(node: dict[str, Any], protocol: int) -> list[Any]:
+    """The child states ``get_tree`` builds, in its order: the first node with an ``__id__`` is what it names."""
+    loader = node.get("__loader__")
+    c = node.get("content")
+    cd = c if isinstance(c, dict) else {}
+    if loader == "DictNode":
+        return [node.get("key_types"), *cd.values()]
+    if loader in ("ListNode", "SetNode", "TupleNode"):
+        return list(c) if isinstance(c, list) else []
+    if loader == "DefaultDictNode":
+        return [cd.get("main"), cd.get("default_factory")]
+    if loader == "PartialNode":
+        return [cd.get("func"), cd.get("args"), cd.get("kwds"), cd.get("namespace")]
+    if loader in ("ConstructorFromReduceNode", "RandomStateNode", "DTypeNode"):
+        return [c]
+    if loader == "ObjectNode":
+        return [] if c is None else [c]
+    if loader == "MethodNode":
+        return [cd.get("obj")]
+    if loader == "OperatorFuncNode":
+        return [node.get("attrs")]
+    if loader == "NdArrayNode":
+        return [*c, node.get("shape")] if node.get("type") == "json" and isinstance(c, list) else []
+    if loader == "MaskedArrayNode":
+        return [cd.get("data"), cd.get("mask")]
+    if loader == "RandomGeneratorNode":
+        return (
+            []
+            if protocol == 0
+            else [cd.get("bit_generator"), *([cd.get("seed_seq")] if protocol >= 2 else [])]
+        )
+    if loader in _REDUCE_LOADERS:
+        r = node.get("__reduce__")
+        return [c, r.get("args") if isinstance(r, dict) else None]
+    return []
+
+
+def _construct_children(node: dict[str, Any], protocol: int) -> list[tuple[str, Any]]:
+    """(label, child state) in the order ``_construct`` builds them."""
+    loader = node.get("__loader__")
+    c = node.get("content")
+    cd = c if isinstance(c, dict) else {}
+    if loader == "DictNode":
+        return [("key_types", node.get("key_types")), *((f"content.{k}", v) for k, v in cd.items())]
+    if loader == "NdArrayNode":
+        kids = _tree_children(node, protocol)
+        return [("shape", kids[-1]), *((f"content[{i}]", v) for i, v in enumerate(kids[:-1]))] if kids else []
+    if loader == "RandomGeneratorNode":
+        # SeedSequence first (protocol 2), then the bit generator state; protocol 0 keeps a plain dict
+        return [(f"content.{k}", cd.get(k)) for k in ("seed_seq", "bit_generator")[2 - protocol :]]
+    if loader in _REDUCE_LOADERS:
+        kids = _tree_children(node, protocol)
+        return [("__reduce__.args", kids[1]), ("content", kids[0])]
+    if loader in ("ListNode", "SetNode", "TupleNode"):
+        return [(f"content[{i}]", v) for i, v in enumerate(_tree_children(node, protocol))]
+    labels = {
+        "DefaultDictNode": ("content.main", "content.default_factory"),
+        "PartialNode": ("content.func", "content.args", "content.kwds", "content.namespace"),
+        "MethodNode": ("content.obj",),
+        "OperatorFuncNode": ("attrs",),
+        "MaskedArrayNode": ("content.data", "content.mask"),
+    }.get(str(loader), ("content",))
+    return list(zip(labels, _tree_children(node, protocol), strict=False))
+
+
+def _dct(pairs: Iterator[tuple[Any, Any]]) -> Dct:
+    """A mapping value; hook-named keys are kept past the item cap (BUILD state is judged by them)."""
+    from .pickle.values import KEEP_ITEMS
+    from .pickle.walker import HOOK_NAMES
+
+    d = Dct()
+    for k, v in pairs:
+        if type(k) is str and k in HOOK_NAMES and len(d.items) >= KEEP_ITEMS:
+            d.items.append((k, v))
+            d.total += 1
+        else:
+            d.set(k, v)
+    return d
+
+
+def _json_value(v: Any, depth: int = 0) -> Any:
+    """A parsed JSON value in the walker's terms: scalars as literals, lists as list Seqs, objects as Dcts."""
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    if depth > _JSON_DEPTH:
+        return Opaque("deeply nested JSON")
+    if isinstance(v, list):
+        return make_seq("list", [_json_value(x, depth + 1) for x in v])
+    if isinstance(v, dict):
+        return _dct((k, _json_value(x, depth + 1)) for k, x in v.items())
+    return Opaque("JSON value")
+
+
+def _names(node: dict[str, Any]) -> tuple[str, str]:
+    """(``__module__``, ``__class__``) when both are strings (hashable), else a pair no table holds."""
+    module, cls = node.get("__module__"), node.get("__class__")
+    return (module, cls) if isinstance(module, str) and isinstance(cls, str) else ("", "")
+
+
+def _truthy(v: Any) -> bool:
+    """Whether ``if v:`` may pass (an empty container or a false literal does not)."""
+    if isinstance(v, (Seq, Dct)):
+        return v.total > 0
+    return bool(v) if not isinstance(v, V) else True
+
+
+def _star(v: Any) -> Any:
+    """``*v`` as positional arguments: a tuple Seq, or an Opaque when the loader's unpacking cannot be known."""
+    if isinstance(v, Seq):
+        if v.kind in ("set", "frozenset") and v.total > 1:
+            return Opaque("a set unpacked as arguments (order set by hashing)")
+        if isinstance(v, Tup):
+            return v
+        return (
+            make_seq("tuple", list(v.items))
+            if v.complete
+            else Coll("tuple", tuple(v.items), v.total, v.spill)
+        )
+    if isinstance(v, Dct):
+        keys = [k for k, _ in v.items]
+        return make_seq("tuple", keys) if len(keys) == v.total else Coll("tuple", tuple(keys), v.total)
+    if isinstance(v, str):
+        return make_seq("tuple", list(v[:64])) if len(v) <= 64 else Coll("tuple", tuple(v[:64]), len(v))
+    return Opaque(
+        f"arguments unpacked from {type(v).__name__ if not isinstance(v, V) else 'a value built at load time'}"
+    )
+
+
+def _npy_item(kind: str, size: int, raw: bytes, big: bool) -> Any:
+    """One element of a non-object .npy array as the literal numpy makes a scalar of (None: not modelled)."""
+    import struct
+
+    code = _NPY_STRUCT.get(kind, {}).get(size)
+    if code is not None:
+        v = struct.unpack(f"{'>' if big else '<'}{code}", raw)
+        return complex(*v) if kind == "c" else v[0]
+    if kind == "f":  # long double: a float whatever its value (never a size)
+        return 0.0
+    if kind == "c":
+        return 0j
+    if kind in ("S", "V"):
+        return bytes(raw)
+    if kind == "U":
+        return raw.decode("utf-32-be" if big else "utf-32-le", "replace").rstrip("\x00")
+    return None
+
+
+def _npy_value(head: bytes | None) -> Any:
+    """What ``np.load(member, allow_pickle=False)`` returns, as literals when it is small: a scalar for a 0-d
+    array (how skops stores numpy scalars), a list for a 1-d one; an Opaque ndarray otherwise."""
+    import re
+
+    from ..io.reader import BytesReader
+    from .numpy_npy import HeaderError, read_header
+
+    opaque = Opaque("ndarray")
+    if head is None:
+        return opaque
+    try:
+        hdr, start, _ = read_header(BytesReader(head, "<npy>"))
+    except (HeaderError, ValueError):
+        return opaque
+    descr, shape = hdr["descr"], hdr["shape"]
+    m = re.fullmatch(r"([<>|=]?)([biufcMmSUV?])(\d+)(\[\w+\])?", descr) if isinstance(descr, str) else None
+    if m is None or len(shape) > 1 or not all(type(d) is int and 0 <= d <= 64 for d in shape):
+        return opaque
+    kind, n = ("b", 1) if m.group(2) == "?" else (m.group(2), int(m.group(3)))
+    size = n * 4 if kind == "U" else n
+    count = shape[0] if shape else 1
+    data = head[start : start + count * size]
+    if not 0 < size <= 1 << 14 or len(data) < count * size:
+        return opaque
+    values = [_npy_item(kind, size, data[i * size : (i + 1) * size], m.group(1) == ">") for i in range(count)]
+    if any(v is None for v in values):
+        return opaque
+    return values[0] if not shape else make_seq("list", values)
+
+
+class _Calls:
+    """Follows the values of one schema in construction order and hands every call to the gadget judge."""
+
+    def __init__(
+        self, schema: dict[str, Any], walk: _Walk, ctx: InspectContext, member_head: MemberHead
+    ) -> None:
+        from .pickle.gadgets import CallJudge, load_gadgets
+
+        self.schema = schema
+        self.walk = walk
+        self.ctx = ctx
+        p = walk.protocol
+        self.protocol = p if type(p) is int and 0 <= p <= PROTOCOL_MAX else PROTOCOL_MAX
+        self.member_head = member_head
+        self.judge = CallJudge(load_gadgets(ctx.state.rules.root), ctx.limits, ctx.state.out_of_time)
+        self.redirect: dict[int, dict[str, Any] | None] = {}  # node id -> the earlier node its __id__ names
+        self.targets: set[int] = set()  # nodes named by a later __id__: their value is kept
+        self.values: dict[int, Any] = {}
+        self.sites: list[tuple[str, str]] = []  # (loader, where) of each call, indexed by the judge's offsets
+        # the imports the file names, one Glob each, with the first node naming them (their uses are upgraded)
+        self.globs: dict[tuple[str, str], tuple[Glob, str, str]] = {}
+        self.fixed: dict[tuple[str, str], Glob] = {}  # the loaders' own constructors
+
+    # -- references (get_tree order) --
+    def link(self) -> None:
+        memo: dict[Any, dict[str, Any]] = {}
+        stack: list[Any] = [self.schema]
+        while stack:
+            st = stack.pop()
+            if not isinstance(st, dict):
+                continue  # the loader fails on it before constructing anything
+            sid = st.get("__id__")
+            try:
+                hit = memo.get(sid) if sid is not None else None
+            except TypeError:  # an unhashable __id__: get_tree raises
+                self.redirect[id(st)] = None
+                continue
+            if hit is not None:
+                self.redirect[id(st)] = hit
+                self.targets.add(id(hit))
+                continue
+            if st.get("__loader__") == "CachedNode":
+                self.redirect[id(st)] = None  # an id not built before: the loader refuses the file
+                continue
+            if sid:
+                memo[sid] = st
+            stack.extend(reversed(_tree_children(st, self.protocol)))
+
+    def resolve(self, st: Any) -> dict[str, Any] | None:
+        if not isinstance(st, dict):
+            return None
+        return self.redirect.get(id(st), st)
+
+    # -- imports --
+    def _site(self, loader: str, where: str) -> int:
+        self.sites.append((loader, where))
+        return len(self.sites) - 1
+
+    def site(self, at: int) -> tuple[str, str]:
+        return self.sites[at] if 0 <= at < len(self.sites) else ("?", "$")
+
+    def glob(self, module: Any, name: Any, loader: str, where: str) -> Any:
+        if not isinstance(module, str) or not isinstance(name, str) or not module or not name:
+            return Opaque("an import of a non-string name")
+        key = (module, name)
+        got = self.globs.get(key)
+        if got is None:
+            from .pickle.records import ImportRec
+
+            got = self.globs[key] = (Glob(ImportRec(module, name, loader, -1, -1)), loader, where)
+        return got[0]
+
+    def fixed_glob(self, module: str, name: str) -> Glob:
+        from .pickle.records import ImportRec
+
+        g = self.fixed.get((module, name))
+        if g is None:
+            g = self.fixed[(module, name)] = Glob(ImportRec(module, name, "skops", -1, -1))
+        return g
+
+    def call(self, func: Any, args: Any, how: str, at: int, keywords: bool = False) -> Any:
+        if keywords and isinstance(func, Glob) and func.rec.path in self.judge.gadgets:
+            self.judge.issue(
+                f"{func.rec.path} gets keyword arguments, which its argument rules (gadgets.yaml) do not place",
+                {"callable": func.rec.path},
+                at,
+            )
+        return self.judge.call(func, args, how, at)
+
+    # -- construction --
+    def run(self) -> None:
+        """Builds the root, children first (iteratively: the schema nests up to MAX_SCHEMA_DEPTH)."""
+        root = self.resolve(self.schema)
+        if root is None:
+            return
+        frames: list[tuple[dict[str, Any], str, list[tuple[str, Any]], list[Any]]] = []
+        active: set[int] = set()
+
+        def enter(node: dict[str, Any], where: str) -> None:
+            active.add(id(node))
+            frames.append((node, where, _construct_children(node, self.protocol), []))
+
+        enter(root, "$")
+        steps = 0
+        while frames:
+            steps += 1
+            if steps & 0xFFF == 0 and self.ctx.state.out_of_time():
+                self.ctx.limit_hit("file_seconds", "time budget ran out following schema.json's values")
+                return
+            node, where, todo, vals = frames[-1]
+            if len(vals) < len(todo):
+                label, st = todo[len(vals)]
+                child = self.resolve(st)
+                if child is None:
+                    vals.append(Opaque("a node the loader cannot build"))
+                elif id(child) in self.values:
+                    vals.append(self.values[id(child)])
+                elif id(child) in active:
+                    vals.append(Opaque("a reference to a node still being built"))
+                else:
+                    enter(child, _child(where, label))
+                continue
+            frames.pop()
+            active.discard(id(node))
+            value = self.build(node, vals, where)
+            if id(node) in self.targets:
+                self.values[id(node)] = value
+            if frames:
+                frames[-1][3].append(value)
+
+    def leaf(self, node: dict[str, Any], where: str) -> Any:
+        """The value of a node without children (JsonNode, FunctionNode, TypeNode, MethodNode)."""
+        loader = node.get("__loader__")
+        module, cls = node.get("__module__"), node.get("__class__")
+        content = node.get("content")
+        if loader == "JsonNode":
+            try:
+                return _json_value(json.loads(content)) if isinstance(content, str) else Opaque("JSON")
+            except (ValueError, RecursionError):
+                return Opaque("unparsable JSON")
+        if loader == "FunctionNode" and self.protocol == 0 and isinstance(content, dict):
+            return self.glob(content.get("module_path"), content.get("function"), str(loader), where)
+        if loader == "MethodNode":
+            func = content.get("func") if isinstance(content, dict) else None
+            name = f"{cls}.{func}" if isinstance(cls, str) and isinstance(func, str) else None
+            return self.glob(module, name, str(loader), where)
+        return self.glob(module, cls, str(loader), where)
+
+    def build(self, node: dict[str, Any], vals: list[Any], where: str) -> Any:  # noqa: C901 - one case a loader
+        from .pickle.values import EMPTY_TUPLE
+
+        loader = str(node.get("__loader__"))
+        module, cls = node.get("__module__"), node.get("__class__")
+        if loader in _LEAF_LOADERS:
+            return self.leaf(node, where)
+        at = self._site(loader, where)
+        if loader == "ObjectNode":
+            inst = self.call(self.glob(module, cls, loader, where), EMPTY_TUPLE, "NEWOBJ", at)
+            if vals and vals[0] is not None:
+                self.judge.plant(inst, vals[0], "ObjectNode state", at)
+            return inst
+        if loader == "ConstructorFromReduceNode":
+            return self.call(self.glob(module, cls, loader, where), _star(vals[0]), loader, at)
+        if loader in _REDUCE_LOADERS:
+            fixed = _REDUCE_LOADERS[loader]
+            ctor = self.fixed_glob(*fixed) if fixed else self.glob(module, cls, loader, where)
+            inst = self.call(ctor, _star(vals[0]), loader, at)
+            if _truthy(vals[1]):  # ``if not attrs: return instance``
+                self.judge.plant(inst, vals[1], f"{loader} state", at)
+            return inst
+        if loader in ("ListNode", "SetNode", "TupleNode"):
+            kind = {"ListNode": "list", "SetNode": "set", "TupleNode": "tuple"}[loader]
+            items = make_seq(kind, vals)
+            if _BUILTIN_CONTAINERS.get(_names(node)) == kind:
+                return items
+            func = self.glob(module, cls, loader, where)
+            return self.call(func, items if kind == "tuple" else make_seq("tuple", [items]), loader, at)
+        if loader == "DictNode":
+            return self.dict_node(node, vals, where, at)
+        if loader == "DefaultDictNode":
+            main, factory = vals
+            inst = self.call(
+                self.fixed_glob("collections", "defaultdict"), make_seq("tuple", [factory]), loader, at
+            )
+            if isinstance(main, Dct):
+                self.judge.hold(inst, [x for pair in main.items for x in pair], at)
+            return inst
+        if loader == "PartialNode":
+            return self.partial(vals, at)
+        if loader == "OperatorFuncNode":
+            return self.call(self.glob("operator", cls, loader, where), _star(vals[0]), loader, at)
+        if loader == "NdArrayNode":
+            if node.get("type") == "json":
+                return make_seq("list", vals[1:])  # an object array of the items (np.ndarray/np.array, fixed)
+            name = node.get("file")
+            arr = _npy_value(self.member_head(name) if isinstance(name, str) else None)
+            if (module, cls) == ("numpy", "ndarray"):
+                return arr
+            return self.call(self.glob(module, cls, loader, where), make_seq("tuple", [arr]), loader, at)
+        if loader == "MaskedArrayNode":
+            return self.call(self.fixed_glob("numpy.ma", "MaskedArray"), make_seq("tuple", vals), loader, at)
+        if loader == "RandomStateNode":
+            return self.call(self.glob(module, cls, loader, where), EMPTY_TUPLE, loader, at)
+        if loader == "RandomGeneratorNode":
+            return self.generator(node, vals, where, at)
+        if loader in ("BytesNode", "BytearrayNode"):
+            return Blob("binbytes" if loader == "BytesNode" else "bytearray8", -1)
+        return Opaque(f"a {loader[:40]} value")  # DTypeNode, SparseMatrixNode, SliceNode, unknown loaders
+
+    def dict_node(self, node: dict[str, Any], vals: list[Any], where: str, at: int) -> Any:
+        """``cls()``, then ``content[key_type(key)] = value`` for each JSON key with its key type (zip)."""
+        from .pickle.values import EMPTY_TUPLE
+
+        module, cls = node.get("__module__"), node.get("__class__")
+        content = node.get("content")
+        keys = list(content) if isinstance(content, dict) else []
+        types = self.key_types(node, vals[0], where)
+        pairs: list[tuple[Any, Any]] = []
+        called: set[int] = set()  # key types without argument rules, or not imports: judged once a dict
+        for i, (key, value) in enumerate(zip(keys, vals[1:], strict=False)):
+            if types is not None and i >= len(types):
+                break  # zip stops at the shorter: the rest is never built into the dict
+            kt = types[i] if types is not None else vals[0]
+            if isinstance(kt, Glob) and kt.rec.path == "builtins:str":
+                pairs.append((key, value))
+                continue
+            rules = isinstance(kt, Glob) and kt.rec.path in self.judge.gadgets
+            if isinstance(kt, V) and (rules or id(kt) not in called):
+                called.add(id(kt))  # a literal key type is not callable: the loader raises
+                self.call(kt, make_seq("tuple", [key]), "DictNode key type", at)
+            pairs.append((Opaque("a converted key"), value))
+        d = _dct(iter(pairs))
+        if (module, cls) == ("builtins", "dict"):
+            return d
+        inst = self.call(self.glob(module, cls, "DictNode", where), EMPTY_TUPLE, "DictNode", at)
+        self.judge.hold(inst, [x for pair in d.items for x in pair], at)
+        return inst
+
+    def key_types(self, node: dict[str, Any], value: Any, where: str) -> list[Any] | None:
+        """Each key's type: read from the key_types list node itself (its value keeps only the first items)."""
+        kt = self.resolve(node.get("key_types"))
+        items = kt.get("content") if isinstance(kt, dict) else None
+        if (
+            isinstance(kt, dict)
+            and kt.get("__loader__") in ("ListNode", "TupleNode")
+            and _names(kt) in _BUILTIN_CONTAINERS
+            and isinstance(items, list)
+        ):
+            out = []
+            for st in items:
+                r = self.resolve(st)
+                if r is not None and id(r) in self.values:
+                    out.append(self.values[id(r)])
+                elif r is not None and r.get("__loader__") in _LEAF_LOADERS:
+                    out.append(self.leaf(r, _child(where, "key_types")))
+                else:
+                    out.append(Opaque("a key type built by a node"))
+            return out
+        if isinstance(value, Seq) and value.complete:
+            return list(value.items)
+        return None
+
+    def partial(self, vals: list[Any], at: int) -> Any:
+        """``partial(func, *args, **kwds)``, whose namespace is then put in its ``__dict__``."""
+        func, args, kwds, namespace = vals
+        star = _star(args)
+        items = [func, *star.items] if isinstance(star, Seq) else [func, star]
+        partial = self.fixed_glob("functools", "partial")
+        inst = self.call(partial, make_seq("tuple", items), "PartialNode", at)
+        if isinstance(func, Glob):
+            # calling the partial calls func(*args, ...): func's own argument rules judge the bound ones (the
+            # walker does when the partial's rule forwards them, calls_with)
+            if not self.judge.forwards(partial.rec.path):
+                self.judge.applied(func, star, at)
+            if _truthy(kwds) and func.rec.path in self.judge.gadgets:
+                self.judge.issue(
+                    f"{func.rec.path} is bound keyword arguments by a partial, which its argument rules "
+                    "(gadgets.yaml) do not place",
+                    {"callable": func.rec.path},
+                    at,
+                )
+        if _truthy(namespace):  # ``if namespace: instance.__dict__.update(namespace)``
+            self.judge.plant(inst, namespace, "PartialNode namespace", at)
+        return inst
+
+    def generator(self, node: dict[str, Any], vals: list[Any], where: str, at: int) -> Any:
+        """SeedSequence(**seed_seq) (protocol 2), getattr(numpy.random, name)(seq or nothing), cls(bit_generator=)."""
+        from .pickle.values import EMPTY_TUPLE
+
+        module, cls = node.get("__module__"), node.get("__class__")
+        seq = None
+        if self.protocol >= 2:
+            seed_seq = self.fixed_glob("numpy.random.bit_generator", "SeedSequence")
+            seq = self.call(seed_seq, EMPTY_TUPLE, "RandomGeneratorNode", at, keywords=True)
+        state = vals[-1] if vals else None
+        name = state.get("bit_generator") if isinstance(state, Dct) else None
+        if isinstance(name, str):
+            bg = self.glob(
+                "numpy.random", name, "RandomGeneratorNode", _child(where, "content.bit_generator")
+            )
+            self.call(bg, make_seq("tuple", [seq] if seq is not None else []), "RandomGeneratorNode", at)
+        gen = self.glob(module, cls, "RandomGeneratorNode", where)
+        return self.call(gen, EMPTY_TUPLE, "RandomGeneratorNode", at, keywords=True)
+
+
+_ANOMALY_RULES = {
+    "gadget-argument": "PICKLE-GADGET-ARGUMENT",
+    "allocation": "PICKLE-ALLOCATION-SIZE",
+    "hook-planted": "PICKLE-HOOK-PLANTED",
+}
+
+
+def judge_calls(schema: Any, walk: _Walk, ctx: InspectContext, member_head: MemberHead) -> None:
+    """Every call the loader makes, judged by gadgets.yaml as the pickle walker judges REDUCE and BUILD; imports
+    a helper calls (or a reference makes called) are upgraded in ``walk.uses``."""
+    from .pickle.walker import LimitHit
+
+    if walk.cut or not isinstance(schema, dict) or "__loader__" not in schema:
+        return  # a limit already blocks the file; a schema without a root node is refused by the loader
+    calls = _Calls(schema, walk, ctx, member_head)
+    try:
+        calls.link()
+        calls.run()
+    except LimitHit as exc:
+        ctx.limit_hit(exc.what, f"{exc} (following the values of schema.json)")
+    for (module, name), (g, loader, where) in calls.globs.items():
+        rec = g.rec
+        direct = rec.called - rec.new_calls - rec.helper_calls - rec.static_calls
+        use = CALL if direct > 0 else HELPER if rec.helper_calls else NEW if rec.new_calls else None
+        if use is not None:
+            walk.upgrade(module, name, use, loader, where)
+    res = calls.judge.result
+    for rec in res.imports:  # resolved by the walker itself (getattr(<import>, 'name'))
+        loader, where = calls.site(rec.offset)
+        walk.upgrade(rec.module, rec.name, CALL if rec.called else IMPORT, loader, where)
+    reported = 0
+    for a in res.anomalies:
+        rule = _ANOMALY_RULES.get(a.kind)
+        if rule is None:
+            continue
+        if reported >= MAX_REPORTED:
+            break
+        loader, where = calls.site(a.offset)
+        ev = {**a.evidence, "loader": LOADER, "node": loader, "at": where}
+        ctx.add(rule, f"{a.message} ({loader} at {where}, {LOADER})", evidence=ev)
+        reported += 1
+    for u in res.untraced[:MAX_REPORTED]:
+        loader, where = calls.site(u.offset)
+        ctx.add(
+            "PICKLE-UNTRACED-CALL",
+            f"{loader} at {where} calls {u.callable}, which does not trace to an import ({LOADER})",
+            evidence={"callable": u.callable, "args": u.args, "loader": LOADER, "node": loader, "at": where},
+        )
 
 
 # --------------------------------------------------------------------------- judging
@@ -417,7 +1018,7 @@ def _report_uses(walk: _Walk, ctx: InspectContext) -> None:
             ctx.add(v.rule, f"{what} ({ev['category']}{why})", evidence=ev)
             reported += 1
         elif not v.allowed:
-            rule = "PICKLE-CALL-UNLISTED" if u.use in (CALL, FIXED, NEW) else "PICKLE-IMPORT-UNLISTED"
+            rule = "PICKLE-CALL-UNLISTED" if u.use in (CALL, HELPER, FIXED, NEW) else "PICKLE-IMPORT-UNLISTED"
             ctx.add(rule, f"{what}, not in the allowed profiles{HINT}", evidence=ev)
             reported += 1
         else:
@@ -425,7 +1026,10 @@ def _report_uses(walk: _Walk, ctx: InspectContext) -> None:
             if c is None or u.use in (DECLARED, FIXED):
                 continue
             kind, why = c
-            if (kind == "data-only" and u.use == CALL) or (kind == "newobj-only" and u.use in (CALL, IMPORT)):
+            # data-only: as in the pickle check, helpers that call it later are judged by gadgets.yaml
+            if (kind == "data-only" and u.use == CALL) or (
+                kind == "newobj-only" and u.use in (CALL, HELPER, IMPORT)
+            ):
                 ctx.add(
                     "PICKLE-CONSTRAINT-VIOLATION",
                     f"{what}, but is allowed only {kind}: {why[:200]}",
@@ -464,7 +1068,9 @@ def _schema_entries(entries: list[ZipEntry]) -> list[ZipEntry]:
     return [e for e in entries if e.name.split("\x00", 1)[0] == SCHEMA]
 
 
-def _analyze_schema(reader: Reader, entry: ZipEntry, ctx: InspectContext) -> _Walk | None:
+def _analyze_schema(
+    reader: Reader, entry: ZipEntry, ctx: InspectContext, member_head: MemberHead
+) -> _Walk | None:
     from ..io.spool import close_if_spooled
     from .parsers.json_cost import reader_value_bound
     from .zip.members import open_member
@@ -500,6 +1106,7 @@ def _analyze_schema(reader: Reader, entry: ZipEntry, ctx: InspectContext) -> _Wa
         return None  # skops.io.load refuses it (no protocol); schema.json is judged as plain JSON
     walk = walk_schema(schema, ctx)
     _report_structure(walk, ctx)
+    judge_calls(schema, walk, ctx, member_head)
     _report_uses(walk, ctx)
     return walk
 
@@ -515,8 +1122,16 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     inspect_extra_regions(reader, listing, ctx)
     files: dict[str, str] = {}
     walks = 0
+    by_name: dict[str, list[ZipEntry]] = {}
+    for e in listing.entries:
+        by_name.setdefault(e.name.split("\x00", 1)[0], []).append(e)
+
+    def head_of(name: str) -> bytes | None:
+        found = by_name.get(name, [])  # several members of one name: which one numpy gets is not modelled
+        return member_head(reader, found[0], NPY_HEAD) if len(found) == 1 else None
+
     for e in _schema_entries(listing.entries):  # every copy: zipfile reads the last, other readers the first
-        walk = _analyze_schema(reader, e, ctx)
+        walk = _analyze_schema(reader, e, ctx, head_of)
         if walk is not None:
             walks += 1
             files.update(walk.files)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import zipfile
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -14,11 +15,13 @@ from tests.harness import fixture, fuzz_one, mutations
 pytestmark = pytest.mark.fuzz
 
 SAMPLE = fixture("skops/benign_logreg_sparse_object.skops").read_bytes()
+# every loader that calls something (partial, defaultdict, numpy scalars, generators, Tree, loss ...): skops 0.16.0
+ZOO = (Path(__file__).parents[1] / "formats" / "skops" / "data" / "benign_zoo.skops").read_bytes()
 
 
-def _with_schema(schema: bytes) -> bytes:
+def _with_schema(schema: bytes, sample: bytes = SAMPLE) -> bytes:
     buf = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(SAMPLE)) as zin, zipfile.ZipFile(buf, "w") as zout:
+    with zipfile.ZipFile(io.BytesIO(sample)) as zin, zipfile.ZipFile(buf, "w") as zout:
         for info in zin.infolist():
             zout.writestr(info, schema if info.filename == "schema.json" else zin.read(info.filename))
     return buf.getvalue()
@@ -38,4 +41,15 @@ def test_mutated_schema_never_crashes() -> None:
         mutations(schema, zlib.crc32(b"skops-schema"), random_cuts=8, flips=40, overwrites=10)
     ):
         fr = fuzz_one(_with_schema(mutated), "fuzz.skops")
+        assert fr.findings or fr.coverage is Coverage.FULL, i
+
+
+def test_mutated_zoo_schema_never_crashes() -> None:
+    """Mutations of a schema whose values reach the argument rules (gadgets.yaml) through every calling loader."""
+    with zipfile.ZipFile(io.BytesIO(ZOO)) as z:
+        schema = z.read("schema.json")
+    for i, (_, mutated) in enumerate(
+        mutations(schema, zlib.crc32(b"skops-zoo"), random_cuts=6, flips=40, overwrites=10)
+    ):
+        fr = fuzz_one(_with_schema(mutated, ZOO), "fuzz.skops")
         assert fr.findings or fr.coverage is Coverage.FULL, i

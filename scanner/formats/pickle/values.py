@@ -63,6 +63,7 @@ class Call(V):
     )
     cls: Any = None  # a class assigned to __class__ by BUILD slot state (changes what isinstance sees)
     held: list[Any] | None = None  # imports/calls added to this object by APPEND(S)/SETITEM(S)/ADDITEMS
+    kwargs: Any = None  # keyword arguments (NEWOBJ_EX, a partial's stored keywords)
 
 
 @dataclass(eq=False, slots=True)

@@ -227,7 +227,11 @@ _MISSING = object()
 
 def _state_attr(inst: Call, attr: str) -> Any:
     """The value BUILD stored under ``attr`` on an instance (instance dict or slot state), else _MISSING."""
-    st = inst.state
+    return _state_value(inst.state, attr)
+
+
+def _state_value(st: Any, attr: str) -> Any:
+    """The value a BUILD state (dict, or (dict, slot dict)) stores under ``attr``, else _MISSING."""
     parts = list(st.items) if isinstance(st, Seq) and st.kind == "tuple" and st.total == 2 else [st]
     found: Any = _MISSING
     for part in parts:
@@ -1082,7 +1086,7 @@ class Machine:
             for a in held(kwargs):
                 if isinstance(a, Glob):
                     a.rec.passed += 1
-        call = Call(func, args, opcode, self.op_offset)
+        call = Call(func, args, opcode, self.op_offset, kwargs=kwargs)
         self._charge(W_CALL)
         if gadget is not None:
             self._gadget(gadget, call)
@@ -1190,25 +1194,31 @@ class Machine:
         if len(found) < MAX_CANDIDATES and len(value) <= MAX_LITERAL_CHECK:
             found.append(LiteralCandidate(offset, value))
 
-    def _invoke(self, v: Any, how: str, only_classes: bool = False, new_only: bool = False) -> None:
+    def _invoke(
+        self, v: Any, how: str, only_classes: bool = False, new_only: bool = False, now: bool = False
+    ) -> None:
         """``v`` is called by the unpickler or by an allowlisted callable: an import here counts as called.
 
         ``new_only``: the class is instantiated with ``cls.__new__`` alone (no __init__), like NEWOBJ.
+        ``now``: called while loading (not stored for later): an import is called as by REDUCE (its data-only
+        constraint holds), and an instance runs its class's ``__call__`` on state the analyzer does not judge
+        (a ``functools.partial`` or ``numpy.vectorize`` calls whatever its state names): an untraced call.
         """
         if isinstance(v, Glob):
             rec = v.rec
             rec.called += 1
             if new_only:
                 rec.new_calls += 1
-            else:
+            elif not now:
                 rec.helper_calls += 1
             if rec.first_call is None:
                 rec.first_call = CallSite(how, self.op_offset, "")
                 self._charge(600)
         elif not only_classes and (
-            isinstance(v, Opaque) or (isinstance(v, Call) and not isinstance(v.func, Glob))
+            isinstance(v, Opaque) or (isinstance(v, Call) and (now or not isinstance(v.func, Glob)))
         ):
-            # an instance made by an imported callable runs its (judged) class's __call__; anything else is untraced
+            # stored for later, an instance made by an imported callable runs its class's __call__, whose forwarded
+            # callables (partial, vectorize: calls_with / build_calls) were judged when it was built
             self._untraced(v, EMPTY_TUPLE, how)
 
     # -- allowlisted callables that call, instantiate, setattr or allocate from their arguments --
@@ -1224,6 +1234,10 @@ class Machine:
             )
             return
         items = args.items
+        kwargs = call.kwargs
+        if g.args and kwargs is not None and not any(rule.calls_with is not None for _, rule in g.args):
+            # a forwarder (calls_with) hands keywords to the callable it stores, whose rules _forwarded applies
+            self._judge_kwargs(g, kwargs)
         for pos, rule in g.args:
             if pos >= len(items):
                 if pos < args.total:
@@ -1235,10 +1249,64 @@ class Machine:
                 continue
             self._judge_arg(g, call, pos, rule, items[pos])
 
+    def _judge_kwargs(self, g: Gadget, kwargs: Any) -> None:
+        """Keyword arguments (NEWOBJ_EX, a partial's keywords) may fill any parameter a positional rule guards
+        (``Fraction.__new__(Fraction, numerator='1e30000000')``): each value must pass every rule a literal can
+        pass (one_of, alloc); a value for a parameter that is called, set or walked cannot be placed at all."""
+        if isinstance(kwargs, Dct) and not kwargs.items and not kwargs.total:
+            return
+        bad: str | None = None
+        if not (isinstance(kwargs, Dct) and kwargs.total == len(kwargs.items)):
+            bad = "keyword arguments the analyzer cannot read in full"
+        else:
+            for k, v in kwargs.items:
+                for pos, rule in g.args:
+                    if (
+                        rule.invoked is not None
+                        or rule.applies is not None
+                        or rule.state
+                        or rule.hooks
+                        or rule.items is not None
+                        or rule.arrow_array
+                    ) or (
+                        (rule.one_of is not None and not _one_of(v, rule.one_of))
+                        or (rule.alloc and rule.one_of is None and _computed(v))
+                    ):
+                        bad = f"keyword {render(k, 40)}={render(v, 80)}, which argument {pos}'s rule does not accept"
+                        break
+                    n = _elements(v) if rule.alloc else None
+                    if n is not None and n * rule.alloc > MAX_ALLOC:
+                        self._issue(
+                            "allocation",
+                            f"{g.path} keyword {render(k, 40)} asks for at least {n * rule.alloc} bytes (cap "
+                            f"{MAX_ALLOC}): memory exhaustion at load time",
+                            {"callable": g.path, "keyword": render(k), "bytes": n * rule.alloc},
+                        )
+                if bad is not None:
+                    break
+        if bad is not None:
+            self._issue(
+                "gadget-argument",
+                f"{g.path} gets {bad} (a keyword may fill any guarded parameter); it {g.why}",
+                {"callable": g.path, "kwargs": render(kwargs)},
+            )
+
     def _judge_arg(self, g: Gadget, call: Call, pos: int, rule: ArgRule, v: Any) -> None:
         how = f"{g.path} argument {pos}"
         if rule.invoked is not None:
-            self._invoke(v, how, only_classes=rule.invoked == "class", new_only=rule.invoked == "new")
+            self._invoke(
+                v,
+                how,
+                only_classes=rule.invoked == "class",
+                new_only=rule.invoked == "new",
+                now=rule.invoked == "now",
+            )
+        if rule.calls_with is not None:
+            # v is called with the arguments from position calls_with on (a partial's stored arguments,
+            # a bound method's self, _reconstructor's state): its own rules judge them
+            args = call.args
+            if isinstance(args, Seq):
+                self._forwarded(v, args.items[rule.calls_with :], call.kwargs, how, complete=args.complete)
         if rule.one_of is not None and not _one_of(v, rule.one_of):
             self._issue(
                 "gadget-argument",
@@ -1296,6 +1364,107 @@ class Machine:
         if rule.hooks:
             for x in _contents(v):
                 self._invoke(x, f"{how} (hook)")
+
+    def _forwarded(self, f: Any, items: list[Any], kwargs: Any, how: str, complete: bool = True) -> None:
+        """``f(*items, ..., **kwargs)`` will run (stored by a partial, a bound method, a base class's __init__).
+
+        An imported ``f`` has its own argument rules applied to the stored arguments; a partial or bound method
+        inside another forwards to its own callable with its stored arguments first.
+        """
+        for _ in range(8):
+            if not (isinstance(f, Call) and isinstance(f.func, Glob)):
+                break
+            fwd = self._forwarding(f)
+            if fwd is None:
+                return
+            f, inner_items, inner_kwargs, ok = fwd
+            items = [*inner_items, *items]
+            complete = complete and ok
+            if kwargs is None:
+                kwargs = inner_kwargs
+            elif inner_kwargs is not None:
+                kwargs = Opaque("merged keyword arguments")
+        if not isinstance(f, Glob):
+            return
+        inner = self.gadgets.get(f.rec.path)
+        if inner is None:
+            return
+        if not complete:
+            self._issue(
+                "gadget-argument",
+                f"{how} passes {f.rec.path} arguments the analyzer did not keep; it {inner.why}",
+                {"callable": f.rec.path},
+            )
+            return
+        self._gadget(inner, Call(f, Tup(items), "REDUCE", self.op_offset, kwargs=kwargs))
+        if inner.result_to is not None:
+            self._bound += 1
+
+    def _forwarding(self, inst: Call) -> tuple[Any, list[Any], Any, bool] | None:
+        """(callable, stored args, stored kwargs, complete) an instance forwards its calls to, when its class is a
+        forwarder (a calls_with rule, or a BUILD state that replaced what it forwards to); None otherwise."""
+        cls = self._class_of(inst)
+        g = self.gadgets.get(cls.rec.path) if isinstance(cls, Glob) else None
+        if g is None:
+            return None
+        if inst.state is not None and g.build_calls is not None:
+            found = self._build_forward(g, inst.state)
+            if found is not None:
+                return found
+        a = inst.args
+        for pos, rule in g.args:
+            if rule.calls_with is not None and isinstance(a, Seq) and pos < len(a.items):
+                return a.items[pos], list(a.items[rule.calls_with :]), inst.kwargs, a.complete
+        return None
+
+    def _build_forward(self, g: Gadget, state: Any) -> tuple[Any, list[Any], Any, bool] | None:
+        """What a forwarder's BUILD state makes it call: partial.__setstate__((func, args, kwds, dict)), a
+        vectorize's or partialmethod's __dict__ (pyfunc / func, args, keywords)."""
+        assert g.build_calls is not None
+        fkey, akey, kkey = g.build_calls
+
+        def field(key: int | str | None) -> Any:
+            if key is None:
+                return None
+            if type(key) is int:
+                if isinstance(state, Seq) and state.kind == "tuple" and key < len(state.items):
+                    return state.items[key]
+                return _MISSING
+            assert isinstance(key, str)
+            return _state_value(state, key)
+
+        f = field(fkey)
+        if f is _MISSING:
+            return None
+        args = field(akey)
+        kwargs = field(kkey)
+        kwargs = None if kwargs is _MISSING else kwargs
+        if args is None or args is _MISSING:
+            return f, [], kwargs, True
+        if isinstance(args, Seq):
+            return f, list(args.items), kwargs, args.complete
+        return f, [], kwargs, False
+
+    def _build_forwarder(self, inst: Call, state: Any) -> None:
+        """BUILD on a forwarder (partial, vectorize): the state replaces the callable it calls and its stored
+        arguments, judged as the constructor's would be."""
+        cls = self._class_of(inst)
+        g = self.gadgets.get(cls.rec.path) if isinstance(cls, Glob) else None
+        if g is None or g.build_calls is None or state is None:
+            return
+        how = f"{g.path} state (BUILD)"
+        found = self._build_forward(g, state)
+        if found is None:
+            self._issue(
+                "gadget-argument",
+                f"BUILD gives {g.path} a state whose callable cannot be read statically ({render(state, 120)}); "
+                f"it {g.why}",
+                {"callable": g.path, "state": render(state)},
+            )
+            return
+        f, items, kwargs, complete = found
+        self._invoke(f, how)
+        self._forwarded(f, items, kwargs, how, complete=complete)
 
     def _plant(self, inst: Call, state: Any, how: str, setattr_all: bool = False) -> None:
         """State applied to ``inst`` (BUILD, or a setattr loop): record hooks the unpickler will call on it."""
@@ -1614,6 +1783,7 @@ class Machine:
                 # getattr(inst, "__setstate__") finds the planted attribute and calls it with the state
                 self._make_call(setstate, self._small_tuple([state]), "BUILD via planted __setstate__")
             else:
+                self._build_forwarder(inst, state)
                 inst.state = _accumulate(inst.state, state)
                 self._plant(inst, state, "BUILD")
             if self.joblib and self._is_wrapper(inst):
