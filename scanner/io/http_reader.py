@@ -331,8 +331,9 @@ class HTTPRangeReader(Reader):
             resp.close()
             self._size_mismatch(total)
 
-    def _size_mismatch(self, actual: int) -> None:
-        msg = f"server has {actual} bytes but the registry claims {self.size}"
+    def _size_mismatch(self, actual: int, *, cut_short: bool = False) -> None:
+        served = f"more than {self.size}" if cut_short else str(actual)
+        msg = f"server has {served} bytes but the registry claims {self.size}"
         self.integrity_problems.append(
             IntegrityProblem("REGISTRY-SIZE-MISMATCH", msg, {"claimed": self.size, "served": actual})
         )
@@ -458,6 +459,9 @@ class HTTPRangeReader(Reader):
             for piece in self.budget.body(resp, BLOCK):
                 body += piece
                 self._count(len(piece))
+                if size is not None and len(body) > size:  # more than the listed size: stop at once
+                    resp.close()
+                    self._size_mismatch(len(body), cut_short=True)
                 if len(body) > self.full_body_limit:
                     raise ReaderError(
                         f"{self.name}: body exceeds {self.full_body_limit} bytes without a length"

@@ -42,10 +42,11 @@ def _lookup(key: tuple[object, ...], fut: Future[AddrInfo]) -> None:
                 del _pending[key]
 
 
-def getaddrinfo_within(
-    host: str, port: int | None, family: int, type_: int, timeout: float | None
-) -> AddrInfo:
-    """``socket.getaddrinfo`` that gives up after ``timeout`` seconds (``socket.timeout``); None waits forever."""
+def lookup(host: str, port: int | None, family: int, type_: int) -> Future[AddrInfo]:
+    """The pending lookup of ``host`` (shared with every other waiter for it), started in a daemon thread.
+
+    Never cancel the returned future (other requests wait on it too); wait on it with a timeout.
+    """
     key: tuple[object, ...] = (host, port, family, type_)
     with _lock:
         fut = _pending.get(key)
@@ -56,6 +57,14 @@ def getaddrinfo_within(
             _pending[key] = fut
             worker = threading.Thread(target=_lookup, args=(key, fut), name="modelward-resolve", daemon=True)
             worker.start()
+    return fut
+
+
+def getaddrinfo_within(
+    host: str, port: int | None, family: int, type_: int, timeout: float | None
+) -> AddrInfo:
+    """``socket.getaddrinfo`` that gives up after ``timeout`` seconds (``socket.timeout``); None waits forever."""
+    fut = lookup(host, port, family, type_)
     try:
         return fut.result(timeout=None if timeout is None else max(0.0, timeout))
     except FutureTimeout:
@@ -111,4 +120,4 @@ def connect_within(
     raise OSError("getaddrinfo returned no address")
 
 
-__all__ = ["MAX_PENDING", "connect_within", "getaddrinfo_within"]
+__all__ = ["MAX_PENDING", "connect_within", "getaddrinfo_within", "lookup"]

@@ -12,10 +12,16 @@ an overwrite during the scan changes it and blocks.
 
 from __future__ import annotations
 
+import inspect
 from functools import partial
 from typing import Any
 
+from ..io.aio_bounded import bounded_resolver, no_redirect_session_cls, within
+from ..io.deadline import NetLimits, NetworkDeadline
+from ..io.http_reader import FaultLog
+from ..io.http_session import DEFAULT_TIMEOUT, redact
 from ..io.reader import IntegrityProblem, Reader, ReaderError
+from ..io.retry import RetryPolicy
 from .base import Artifact, Snapshot, Source, SourceError
 
 SCHEMES = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure")}
@@ -56,6 +62,53 @@ def _s3_fetch_range() -> Any:
     return _fetch_range
 
 
+class _Refused(Exception):
+    """The store answered a read with bytes that must not be judged (encoded, or more than asked for)."""
+
+
+def backend_options(scheme: str, cls: Any = None) -> dict[str, Any]:
+    """Connect/read timeouts, a bounded retry count and our resolver for the SDK behind ``scheme``.
+
+    The SDKs' read timeouts are per socket read (a trickling server never trips them): ``ObjectReader`` and
+    the listing add an overall deadline per call on top (``aio_bounded.within``). Only options the back end's
+    constructor accepts are passed.
+    """
+    net, retry = NetLimits.from_env(), RetryPolicy()
+    connect = min(DEFAULT_TIMEOUT[0], net.seconds)
+    read = min(DEFAULT_TIMEOUT[1], net.stall_seconds, net.seconds)
+    opts: dict[str, Any] = {}
+    if scheme == "s3":
+        config: dict[str, Any] = {
+            "connect_timeout": connect,
+            "read_timeout": read,
+            "retries": {"max_attempts": retry.attempts, "mode": "standard"},
+        }
+        session_cls = no_redirect_session_cls()
+        if session_cls is not None:
+            config["http_session_cls"] = session_cls
+            config["connector_args"] = {"resolver": bounded_resolver(connect), "keepalive_timeout": 12}
+        opts = {"retries": retry.attempts, "config_kwargs": config}
+    elif scheme == "gs":
+        try:
+            import aiohttp
+
+            opts = {
+                "retries": retry.attempts,
+                "session_kwargs": {"timeout": aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)},
+            }
+        except ImportError:
+            opts = {}
+    elif scheme in ("az", "abfs"):
+        opts = {"connection_timeout": int(max(1, connect)), "read_timeout": int(max(1, read))}
+    if cls is not None:
+        try:
+            accepted = inspect.signature(cls.__init__).parameters
+        except (TypeError, ValueError):
+            return opts
+        opts = {k: v for k, v in opts.items() if k in accepted}
+    return opts
+
+
 class ObjectReader(Reader):
     """Random access to one object by ranged GETs, pinned to the version that was listed.
 
@@ -75,11 +128,17 @@ class ObjectReader(Reader):
         version_id: str | None = None,
         etag: str | None = None,
         identity: dict[str, str] | None = None,
+        faults: FaultLog | None = None,
     ) -> None:
         super().__init__()
         self.fs, self.key, self.size, self.name, self.version_id = fs, key, size, name, version_id
         self.etag = etag
         self.identity = identity or {}
+        # transport faults (out of time, refused bodies): the run could not complete, so it ends with exit 2
+        self.faults = faults if faults is not None else FaultLog()
+        if name in self.faults.failed:
+            raise ReaderError(f"{self.faults.failed[name]} (not fetched again)")
+        self.net = NetLimits.from_env()
 
     def _pinned(self) -> bool:
         """Every read names the listed content: a version id, or S3's If-Match on the listed ETag."""
@@ -106,26 +165,67 @@ class ObjectReader(Reader):
         )
 
     def _read(self, offset: int, length: int) -> bytes:
+        want = max(0, min(offset + length, self.size) - offset)
+        seconds = self.net.seconds + want / self.net.budget_rate
         try:
-            data = self._get(offset, length)
+            data = self._get(offset, length, want, seconds)
         except FileNotFoundError:
             raise ReaderError(f"{self.name}: object disappeared while scanned") from None
         except ReaderError:
             raise
+        except NetworkDeadline as exc:
+            raise self._fault(f"{self.name}: read at offset {offset} from {exc}") from None
+        except _Refused as exc:
+            raise self._fault(f"{self.name}: {exc}") from None
         except Exception as exc:  # botocore/aiohttp/azure errors: a transport fault, never a verdict
             text = str(exc).lower()
             if "pre-condition" in text or "precondition" in text:
                 raise self._changed() from None
-            raise ReaderError(
+            raise self._fault(
                 f"{self.name}: read failed at offset {offset}: {type(exc).__name__}: {exc}"
             ) from None
+        if len(data) != want:
+            raise self._fault(
+                f"{self.name}: the store answered {len(data)} bytes to a request for {want} at offset {offset}"
+            )
         return bytes(data)
 
-    def _get(self, offset: int, length: int) -> bytes:
+    def _fault(self, message: str) -> ReaderError:
+        message = redact(message)[:500]
+        self.faults.add(self.name, message)
+        return ReaderError(message)
+
+    def _get(self, offset: int, length: int, want: int, seconds: float) -> bytes:
+        what = f"{self._proto()}://{self.key}"
+        if self._is_s3() and _s3_fetch_range() is not None:
+            bucket, key, vers = self.fs.split_path(self.key)
+            return within(  # type: ignore[no-any-return]
+                self.fs,
+                lambda: _s3_get(self.fs, bucket, key, self.version_id or vers, offset, want, self.etag),
+                lambda: self._get_sync(offset, length),
+                seconds,
+                what,
+            )
+        kwargs: dict[str, Any] = {"start": offset, "end": offset + length}
+        if self.version_id:
+            kwargs["version_id"] = self.version_id
+        return within(  # type: ignore[no-any-return]
+            self.fs,
+            lambda: self.fs._cat_file(self.key, **kwargs),
+            lambda: self.fs.cat_file(self.key, **kwargs),
+            seconds,
+            what,
+        )
+
+    def _proto(self) -> str:
+        proto = getattr(self.fs, "protocol", "")
+        return str(proto[0] if isinstance(proto, (tuple, list)) else proto)
+
+    def _get_sync(self, offset: int, length: int) -> bytes:
         fetch = _s3_fetch_range() if self.etag and self._is_s3() else None
         if fetch is not None:
             bucket, key, vers = self.fs.split_path(self.key)
-            return fetch(
+            return fetch(  # type: ignore[no-any-return]
                 self.fs,
                 bucket,
                 key,
@@ -137,13 +237,56 @@ class ObjectReader(Reader):
         kwargs: dict[str, Any] = {"start": offset, "end": offset + length}
         if self.version_id:
             kwargs["version_id"] = self.version_id
-        return self.fs.cat_file(self.key, **kwargs)
+        return self.fs.cat_file(self.key, **kwargs)  # type: ignore[no-any-return]
 
     def _changed(self) -> ReaderError:
         self.integrity_problems.append(
             IntegrityProblem("REGISTRY-CONTENT-CHANGED", _CHANGED, {"listed_etag": (self.etag or "")[:80]})
         )
         return ReaderError(f"{self.name}: {_CHANGED}")
+
+
+async def _s3_get(
+    fs: Any, bucket: str, key: str, version_id: str | None, offset: int, want: int, etag: str | None
+) -> bytes:
+    """One ranged GetObject (pinned by version id or If-Match), never more than ``want`` bytes read.
+
+    A body stored or sent with a Content-Encoding is refused, not decoded nor judged: a client that decodes
+    would load other bytes than the ones judged. A body longer than the range asked for is refused as soon as
+    one byte too many arrives (a server ignoring Range must not fill memory).
+    """
+    if want == 0:
+        return b""
+    kw: dict[str, Any] = {"Bucket": bucket, "Key": key, "Range": f"bytes={offset}-{offset + want - 1}"}
+    if version_id:
+        kw["VersionId"] = version_id
+    if etag:
+        kw["IfMatch"] = etag
+    resp = await fs._call_s3("get_object", **kw)
+    body = resp["Body"]
+    try:
+        encoding = [c.strip().lower() for c in str(resp.get("ContentEncoding") or "").split(",") if c.strip()]
+        bad = [c for c in encoding if c not in ("identity", "aws-chunked")]
+        if bad:
+            raise _Refused(
+                f"the store sent the object with Content-Encoding: {', '.join(bad)[:60]}; refused, not "
+                f"decoded (a client that decodes would load other bytes than the ones judged)"
+            )
+        chunks: list[bytes] = []
+        got = 0
+        while True:
+            piece = await body.read(min(1 << 20, want + 1 - got))
+            if not piece:
+                break
+            got += len(piece)
+            chunks.append(piece)
+            if got > want:
+                raise _Refused(
+                    f"the store sent more than the {want} bytes asked for at offset {offset}; refused"
+                )
+        return b"".join(chunks)
+    finally:
+        body.close()
 
 
 class ObjectStoreSource(Source):
@@ -155,9 +298,11 @@ class ObjectStoreSource(Source):
         try:
             import fsspec
 
+            proto = scheme if scheme != "az" else "abfs"
+            cls = fsspec.get_filesystem_class(proto)
             # a fresh instance per target: endpoints and credentials are read from the environment now
             return fsspec.filesystem(
-                scheme if scheme != "az" else "abfs", skip_instance_cache=True, **self.storage_options
+                proto, skip_instance_cache=True, **backend_options(scheme, cls), **self.storage_options
             )
         except ImportError:
             raise SourceError(
@@ -174,18 +319,31 @@ class ObjectStoreSource(Source):
             raise SourceError(f"{target}: expected {scheme}://BUCKET[/PREFIX]")
         fs = self._filesystem(scheme, target)
         root = rest.strip("/")
+        seconds = NetLimits.from_env().seconds
         try:
-            info = fs.info(root)
-            listing = {root: info} if info.get("type") == "file" else fs.find(root, detail=True)
+            info = within(fs, lambda: fs._info(root), lambda: fs.info(root), seconds, f"{target}: info")
+            if info.get("type") == "file":
+                listing = {root: info}
+            else:
+                listing = within(
+                    fs,
+                    lambda: fs._find(root, detail=True),
+                    lambda: fs.find(root, detail=True),
+                    seconds,
+                    f"{target}: listing",
+                )
+        except NetworkDeadline as exc:
+            raise SourceError(redact(str(exc))) from None
         except FileNotFoundError:
             raise SourceError(f"{target}: no such bucket, object or prefix") from None
         except PermissionError as exc:
-            raise SourceError(f"{target}: access denied ({exc})") from None
+            raise SourceError(redact(f"{target}: access denied ({exc})")) from None
         except Exception as exc:
-            raise SourceError(f"{target}: cannot list: {type(exc).__name__}: {exc}") from None
+            raise SourceError(redact(f"{target}: cannot list: {type(exc).__name__}: {exc}")) from None
         if len(listing) > MAX_OBJECTS:
             raise SourceError(f"{target}: more than {MAX_OBJECTS} objects; audit narrower prefixes")
-        snap = Snapshot(target=target, kind="objectstore", resolved=target, root=target)
+        faults = FaultLog()
+        snap = Snapshot(target=target, kind="objectstore", resolved=target, root=target, errors=faults.errors)
         single = info.get("type") == "file"
         for key, meta in sorted(listing.items()):
             if meta.get("type") != "file":
@@ -200,7 +358,15 @@ class ObjectStoreSource(Source):
                     path=rel,
                     size=size,
                     opener=partial(
-                        ObjectReader, fs, key, size, rel, version, _quoted(raw_etag), listed_identity(meta)
+                        ObjectReader,
+                        fs,
+                        key,
+                        size,
+                        rel,
+                        version,
+                        _quoted(raw_etag),
+                        listed_identity(meta),
+                        faults,
                     ),
                     info={k: v for k, v in (("etag", etag), ("version_id", version or "")) if v},
                 )

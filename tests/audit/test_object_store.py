@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,7 @@ from typer.testing import CliRunner
 
 from scanner.cli import app
 from tests.registries.models import safetensors_bytes
+from tests.registries.servers.fault_proxy import FaultProxy
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +106,121 @@ def test_missing_bucket_is_one_clear_error(s3) -> None:
     res = CliRunner().invoke(app, ["scan", "s3://no-such-bucket/x"])
     assert res.exit_code == 2
     assert "s3://no-such-bucket/x" in res.output and "Traceback" not in res.output
+
+
+# ---- network guarantees: moto_server behind a misbehaving proxy -----------------------------------------
+
+OBJECT = r"^/zoo/team/weights\.pkl"
+SESSION_TOKEN = "aws-session-token-0123456789abcdef"
+
+
+@pytest.fixture
+def faulty(s3, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
+    """The bucket (two small objects) behind a fault-injecting proxy; short limits so every case ends in seconds."""
+    s3.pipe("zoo/team/weights.pkl", EVIL)
+    s3.pipe("zoo/team/ok.pkl", pickle.dumps([1]))
+    p = FaultProxy(os.environ["AWS_ENDPOINT_URL"])
+    for key, value in {
+        "AWS_ENDPOINT_URL": p.url,
+        "AWS_SESSION_TOKEN": SESSION_TOKEN,
+        "MODELWARD_NETWORK_SECONDS": "3",
+        "MODELWARD_NETWORK_STALL_SECONDS": "1",
+        "MODELWARD_HTTP_ATTEMPTS": "2",
+    }.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield p
+    finally:
+        p.stop()
+
+
+def _scan(target: str, limit: float = 15.0) -> tuple[int, str, dict, float]:
+    """``scan TARGET -f json`` in a thread: a scan that hangs fails the test at ``limit`` instead of blocking it."""
+    box: dict = {}
+
+    def run() -> None:
+        box["res"] = CliRunner().invoke(app, ["scan", target, "-f", "json"])
+
+    t0 = time.monotonic()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(limit)
+    took = time.monotonic() - t0
+    assert not worker.is_alive(), f"scan {target} still running after {limit:.0f} s"
+    res = box["res"]
+    assert "Traceback" not in res.output, res.output
+    try:
+        doc = json.loads(res.stdout)
+    except ValueError:
+        doc = {}
+    return res.exit_code, res.output, doc, took
+
+
+def _weights(doc: dict) -> dict:
+    return next(f for f in doc["files"] if f["path"].endswith("weights.pkl"))
+
+
+def test_trickling_object_read_ends_at_the_deadline_exit_2(faulty: FaultProxy) -> None:
+    faulty.add("trickle", OBJECT, method="GET")
+    code, out, doc, took = _scan("s3://zoo/team")
+    assert code == 2 and took < 12, (code, took, out)
+    assert any("within" in e for e in doc["errors"]), doc["errors"]
+
+
+@pytest.mark.parametrize("what", ["everything", "listing"])
+def test_store_that_never_answers_or_trickles_its_listing_is_one_error(faulty: FaultProxy, what: str) -> None:
+    if what == "everything":
+        faulty.add("silent", r".")
+    else:
+        faulty.add("trickle", r"list-type", method="GET")
+    code, out, _doc, took = _scan("s3://zoo/team")
+    assert code == 2 and took < 12, (code, took, out)
+    assert "s3://zoo/team" in out
+
+
+def test_endpoint_whose_name_never_resolves_ends_at_the_deadline(
+    faulty: FaultProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real, release = socket.getaddrinfo, threading.Event()
+
+    def resolver(host, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - socket.getaddrinfo
+        if str(host).endswith("hang.test"):
+            release.wait(60)
+            raise socket.gaierror(socket.EAI_AGAIN, "resolver gave up")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://s3.hang.test:{faulty.port}")
+    try:
+        code, out, _doc, took = _scan("s3://zoo/team")
+    finally:
+        release.set()
+    assert code == 2 and took < 12, (code, took, out)
+
+
+def test_body_larger_than_the_range_is_refused_without_reading_it(faulty: FaultProxy) -> None:
+    faulty.add("oversize", OBJECT, method="GET", size=64 << 20)
+    code, out, doc, _ = _scan("s3://zoo/team")
+    assert code == 2, out
+    assert _weights(doc)["bytes_read"] < 1 << 20
+    assert any("more than the 35 bytes" in e for e in doc["errors"]), doc["errors"]
+
+
+def test_gzip_encoded_object_is_refused_not_decoded(faulty: FaultProxy) -> None:
+    faulty.add("gzip", OBJECT, method="GET")
+    code, out, doc, _ = _scan("s3://zoo/team")
+    assert code == 2, out
+    assert any("Content-Encoding: gzip" in e for e in doc["errors"]), doc["errors"]
+
+
+def test_redirect_never_carries_the_session_token_to_another_origin(faulty: FaultProxy) -> None:
+    other = FaultProxy(faulty.url)
+    try:
+        faulty.add("redirect", OBJECT, method="GET", location=other.url)
+        code, out, doc, _ = _scan("s3://zoo/team")
+        assert not other.log, other.log  # the redirect is not followed at all
+        assert code == 2, out
+        assert faulty.headers_seen("x-amz-security-token")  # the endpoint itself got it
+        assert SESSION_TOKEN not in out
+    finally:
+        other.stop()
