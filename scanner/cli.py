@@ -20,6 +20,7 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     OutputFormat,
     PlainHelpGroup,
     emit,
+    emit_with,
     err_console,
     escape,
     exit_code_for,
@@ -146,7 +147,7 @@ def scan(
     from .policy.decide import decide
     from .policy.scan_settings import compile_scan_settings
     from .progress import file_progress
-    from .report import render
+    from .report import write_report
     from .rules import RuleDatabaseError, get_rule_db
     from .settings import ScanOptions
 
@@ -181,9 +182,10 @@ def scan(
         for e in report.errors:
             err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
         raise typer.Exit(EXIT_ERROR)
-    emit(
-        render(
-            report, format.value, color=use_color(output, format), only_findings=only_findings, quiet=quiet
+    color = use_color(output, format)
+    emit_with(  # written as it is rendered: the report's text is never all in memory
+        lambda out: write_report(
+            report, format.value, out, color=color, only_findings=only_findings, quiet=quiet
         ),
         output,
     )
@@ -224,9 +226,34 @@ def _register_optional() -> None:
 _register_optional()
 
 
+def app_for(argv: list[str]) -> typer.Typer:
+    """``app`` with only the command ``argv`` runs. typer builds a click command, with every option, for each
+    registered command at every start: about a tenth of a local pickle scan (issue #13). The main options are
+    flags, so the first word that is not an option names the command; help before it, an unknown or ambiguous
+    name, or no name at all get the whole app, so their messages and suggestions are unchanged."""
+    from copy import copy
+
+    from typer.main import get_command_name
+
+    name = next((a for a in argv if not a.startswith("-")), None)
+    if name is None or {"-h", "--help"} & set(argv[: argv.index(name)]):
+        return app
+    commands = [
+        c
+        for c in app.registered_commands
+        if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == name
+    ]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if len(commands) + len(groups) != 1:
+        return app
+    only = copy(app)
+    only.registered_commands, only.registered_groups = commands, groups
+    return only
+
+
 def main() -> None:
     try:
-        app()
+        app_for(sys.argv[1:])()
     except KeyboardInterrupt:
         err_console.print("interrupted")
         sys.exit(130)
