@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import typer
 
@@ -131,11 +131,11 @@ def _run(
     import sqlite3
 
     from .audit.inventory import InventoryError
-    from .audit.runner import AuditOptions, render_audit_json, run_audit
-    from .cli_support import exit_code_for, use_color
+    from .audit.report import write_audit_report
+    from .audit.runner import AuditOptions, run_audit
+    from .cli_support import emit_with, exit_code_for, use_color
     from .parallel import default_workers, executor_for
     from .progress import file_progress
-    from .report import render
     from .rules import RuleDatabaseError
     from .settings import ScanOptions
 
@@ -156,33 +156,32 @@ def _run(
         raise fail(f"rule database: {exc}") from None
     finally:
         restore()
-    report, summary = outcome.report, outcome.summary
-    if report.errors and not report.files:
+    with outcome:
+        report, summary, store = outcome.report, outcome.summary, outcome.store
+        if report.errors and not store.totals.files:
+            for e in report.errors:
+                err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
+            raise typer.Exit(EXIT_ERROR)
+        color = use_color(output, format)
+
+        def write(out: TextIO) -> None:
+            write_audit_report(outcome, format.value, out, color=color, only_findings=only_findings)
+
+        try:
+            emit_with(write, output)
+        except sqlite3.Error as exc:  # the report store's temporary file: a full disk
+            raise fail(f"cannot write report: temporary report store: {exc}") from None
+        files = summary.files
+        err_console.print(
+            f"audit run {summary.run}: {files.new} new, {files.changed} changed, {files.unchanged} unchanged, "
+            f"{files.removed} removed; {summary.inspected_files} inspected, {summary.reused_files} reused; "
+            f"{store.count('new_findings')} new and {store.count('resolved_findings')} resolved findings"
+            + (f" (previous run {summary.previous_run})" if summary.previous_run else ""),
+            soft_wrap=True,
+        )
         for e in report.errors:
             err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
-        raise typer.Exit(EXIT_ERROR)
-    if format is OutputFormat.json:
-        text = render_audit_json(outcome)
-    elif format is OutputFormat.html:
-        from .report.html import render_html
-
-        text = render_html(report.printable(), json.loads(summary.model_dump_json()))  # as render() does
-    elif format is OutputFormat.markdown:
-        text = render(report, "markdown") + _summary_markdown(summary)
-    else:
-        text = render(report, format.value, color=use_color(output, format), only_findings=only_findings)
-    emit(text, output)
-    files = summary.files
-    err_console.print(
-        f"audit run {summary.run}: {files.new} new, {files.changed} changed, {files.unchanged} unchanged, "
-        f"{files.removed} removed; {summary.inspected_files} inspected, {summary.reused_files} reused; "
-        f"{len(summary.new_findings)} new and {len(summary.resolved_findings)} resolved findings"
-        + (f" (previous run {summary.previous_run})" if summary.previous_run else ""),
-        soft_wrap=True,
-    )
-    for e in report.errors:
-        err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
-    raise typer.Exit(exit_code_for(report))
+        raise typer.Exit(exit_code_for(report))
 
 
 def _stop_between_files_on_sigint(scan: ScanOptions) -> Callable[[], None]:
@@ -239,30 +238,6 @@ def _db_failure(db_path: Path, exc: Exception) -> typer.Exit:
     if "locked" in why or "busy" in why:
         why += f" (another process is writing it; waited {BUSY_SECONDS:g} s)"
     return fail(f"{db_path}: inventory database error: {why}")
-
-
-def _summary_markdown(summary: object) -> str:
-    from .audit.runner import AuditSummary
-
-    assert isinstance(summary, AuditSummary)
-    f = summary.files
-    lines = [
-        "",
-        "### Since the last audit",
-        "",
-        f"Run {summary.run} (previous: {summary.previous_run or 'none'}): {f.new} new, {f.changed} changed, "
-        f"{f.unchanged} unchanged, {f.removed} removed files; {summary.hashed_bytes} bytes hashed.",
-        "",
-    ]
-    for title, items in (
-        ("New findings", summary.new_findings),
-        ("Resolved findings", summary.resolved_findings),
-    ):
-        if items:
-            lines += [f"**{title}**", ""]
-            lines += [f"- **{x.severity}** `{x.rule_id}` `{x.path}`: {x.message}" for x in items[:1000]]
-            lines.append("")
-    return "\n".join(lines) + "\n"
 
 
 def _diff(inv: object, args: list[str]) -> str:

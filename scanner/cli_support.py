@@ -8,7 +8,7 @@ import stat
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any, TextIO, get_args
 
 import typer
 import typer.core
@@ -16,6 +16,8 @@ import typer.core
 from .findings import Decision, ScanReport
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import Console
 
     from .integrity.trust import KeylessTrust
@@ -155,6 +157,26 @@ def emit(text: str, output: Path | None) -> None:
                 f.write(text)
             return
         write_atomic(Path(os.path.realpath(output)), text)  # through a link: replace the file it names
+    except (OSError, UnicodeError) as exc:
+        raise fail(f"{output}: cannot write report: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def emit_with(write: Callable[[TextIO], None], output: Path | None) -> None:
+    """``emit`` for a report written piece by piece: ``write(stream)`` goes to stdout, or to a new file that
+    replaces ``output`` only once ``write`` returned, so a failed or interrupted report leaves no file."""
+    if output is None:
+        write(sys.stdout)
+        sys.stdout.flush()
+        return
+    from .io.atomic_file import replacing_text
+
+    try:
+        if not _regular_or_absent(output):  # /dev/null, /dev/stdout, a FIFO: a rename would replace it
+            with open(output, "w", encoding="utf-8", newline="") as f:
+                write(f)
+            return
+        with replacing_text(Path(os.path.realpath(output))) as f:  # through a link: replace the file it names
+            write(f)
     except (OSError, UnicodeError) as exc:
         raise fail(f"{output}: cannot write report: {getattr(exc, 'strerror', None) or exc}") from None
 

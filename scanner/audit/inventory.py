@@ -402,6 +402,26 @@ class Inventory:
         )
         return {(f"{t.rstrip('/')}/{p}", r, s, m) for t, p, r, s, m in rows}
 
+    def removed_since(self, before: int, now: int) -> Iterator[str]:
+        """``target/path`` of every file observed in run ``before`` but not in run ``now``, sorted."""
+        yield from (
+            f"{t.rstrip('/')}/{p}"
+            for t, p in self.db.execute(
+                "SELECT f.target, f.path FROM observations o JOIN files f ON f.id=o.file_id WHERE o.run_id=? "
+                "AND NOT EXISTS (SELECT 1 FROM observations n WHERE n.run_id=? AND n.file_id=o.file_id) "
+                "ORDER BY f.target, f.path",
+                (before, now),
+            )
+        )
+
+    def findings_not_in(self, run_id: int, other: int) -> Iterator[tuple[str, str, str, str]]:
+        """``findings_of(run_id) - findings_of(other)``, sorted, computed by SQLite (spilling to disk)."""
+        select = (
+            "SELECT rtrim(f.target, '/') || '/' || f.path, x.rule_id, x.severity, x.message FROM findings x "
+            "JOIN files f ON f.id=x.file_id WHERE x.run_id=?"
+        )
+        yield from self.db.execute(f"{select} EXCEPT {select} ORDER BY 1, 2, 3, 4", (run_id, other))
+
     def blocked(self, run_id: int) -> list[dict[str, object]]:
         """Files the run blocked: digest, size, format, where, first seen, and their findings."""
         rows = self.db.execute(

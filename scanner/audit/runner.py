@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,10 +21,10 @@ from .. import __version__
 from ..engine import SERIAL, Executor
 from ..findings import FileResult, ScanReport
 from ..io.redaction import redact
-from ..pipeline import Pipeline, display_paths, finish_report, new_report
-from ..policy.decide import decide
+from ..pipeline import Pipeline, display_paths, new_report
 from ..policy.loader import Policy
 from ..policy.scan_settings import compile_scan_settings
+from ..report.store import ReportStore
 from ..rules import RuleDB, get_rule_db
 from ..selection import apply as select
 from ..settings import ScanOptions
@@ -32,6 +32,7 @@ from ..sources.base import Artifact, Snapshot, SourceError
 from .hub_org import expand_org, is_org_target
 from .identity import artifact_identity, local_identity
 from .inventory import Inventory, RunInfo, db_text
+from .judge import FileJudge
 
 
 class FindingRef(BaseModel):
@@ -77,8 +78,27 @@ class AuditOptions:
 
 @dataclass
 class AuditOutcome:
-    report: ScanReport
+    """A finished run: the report's head (no files), its files, reasons and lists in ``store``, the summary
+    (counts; its path and finding lists are the store's). Close it (or use ``with``) to delete the store."""
+
+    store: ReportStore
     summary: AuditSummary
+
+    @property
+    def report(self) -> ScanReport:
+        return self.store.head
+
+    def files(self) -> Iterator[FileResult]:
+        return (fr for fr, _decision in self.store.files())
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> AuditOutcome:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -101,17 +121,19 @@ def settings_key(opts: AuditOptions) -> str:
 
 
 class _Run:
-    def __init__(self, inv: Inventory, run: RunInfo, rules: RuleDB, opts: AuditOptions) -> None:
-        self.inv, self.run, self.rules, self.opts = inv, run, rules, opts
+    def __init__(
+        self, inv: Inventory, run: RunInfo, rules: RuleDB, opts: AuditOptions, judge: FileJudge
+    ) -> None:
+        self.inv, self.run, self.rules, self.opts, self.judge = inv, run, rules, opts, judge
         self.settings = settings_key(opts)
-        self.shown: dict[tuple[str, str], str] = {}  # (target, path) -> the path the report shows
         self.summary = AuditSummary(
             run=run.id,
             database=str(opts.db),
             started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(run.started_ns / 1e9)),
         )
 
-    def scan_target(self, raw: str, snap: Snapshot, qualify: bool) -> list[FileResult]:
+    def scan_target(self, raw: str, snap: Snapshot, qualify: bool) -> None:
+        """Judge one target's files into the store; only this target's results are in memory meanwhile."""
         snap = select(snap, self.opts.scan.selection)  # excluded files are neither counted nor recorded
         pending: dict[str, _Pending] = {}  # by printable path: results from worker processes carry that form
         for art in snap.artifacts:
@@ -174,18 +196,35 @@ class _Run:
         scan_opts = replace(self.opts.scan, on_file=_chain(self.opts.scan.on_file, record))
         pipeline = Pipeline(self.rules, scan_opts, self.opts.executor)
         results = pipeline.scan(snap, qualify=qualify, reuse=reuse).files
+        results.reverse()
+        while results:  # judged and stored in report order, each dropped once stored
+            self.judge.add(results.pop())
         for p in pending.values():
             if p.reused:
                 self.summary.reused_files += 1
             setattr(self.summary.files, p.state, getattr(self.summary.files, p.state) + 1)
         shown_as = display_paths(snap)
-        for path, p in pending.items():
-            shown = self.shown[(raw, path)] = shown_as(path)
-            if p.state == "changed":
-                self.summary.changed_paths.append(db_text(shown))  # printable, as the inventory keeps it
-            elif p.state == "new":
-                self.summary.new_paths.append(db_text(shown))
-        return results
+        store = self.judge.store
+        for state in ("changed", "new"):  # printable, as the inventory keeps them
+            store.add_items(
+                f"{state}_paths",
+                (json.dumps(db_text(shown_as(path))) for path, p in pending.items() if p.state == state),
+            )
+        self._record_decisions(raw, {path: shown_as(path) for path in pending})
+
+    def _record_decisions(self, raw: str, shown: dict[str, str]) -> None:
+        """Each observed file's decision, found under the path the report shows (a single-file target's is the
+        target itself, not ``target/name``)."""
+        target = db_text(raw)
+        with self.inv._tx():
+            for path, where in shown.items():
+                decision = self.judge.store.decision_of(db_text(where))
+                if decision is not None:
+                    self.inv.db.execute(
+                        "UPDATE observations SET decision=? WHERE run_id=? AND file_id="
+                        "(SELECT id FROM files WHERE target=? AND path=?)",
+                        (decision.value, self.run.id, target, path),
+                    )
 
     def _classify(self, raw: str, snap: Snapshot, art: Artifact) -> _Pending:
         ident = artifact_identity(snap, art)
@@ -224,13 +263,27 @@ def _chain(
 
 
 def run_audit(targets: list[str], opts: AuditOptions) -> AuditOutcome:
-    """Audit every target into the inventory; a target that cannot be resolved is a report error."""
+    """Audit every target into the inventory; a target that cannot be resolved is a report error.
+
+    The report's files go to a temporary ``ReportStore`` as each target is judged, never all in memory.
+    """
     rules = get_rule_db(opts.scan.rules_root)
-    report = new_report(targets, rules)
+    store = ReportStore(new_report(targets, rules))
+    try:
+        summary = _audit_into(store, targets, opts, rules)
+    except BaseException:
+        store.close()
+        raise
+    return AuditOutcome(store, summary)
+
+
+def _audit_into(store: ReportStore, targets: list[str], opts: AuditOptions, rules: RuleDB) -> AuditSummary:
+    report = store.head
     t0 = time.monotonic()
+    judge = FileJudge(opts.policy, rules, store)
     with Inventory(opts.db) as inv:
         run = inv.start_run(report.targets, __version__, rules.version, opts.policy.name, settings_key(opts))
-        audit = _Run(inv, run, rules, opts)
+        audit = _Run(inv, run, rules, opts, judge)
         scan_opts = replace(opts.scan, scoped=compile_scan_settings(opts.policy))
         audit.opts = replace(opts, scan=scan_opts)
         for raw in _expanded(targets, report):
@@ -240,17 +293,18 @@ def run_audit(targets: list[str], opts: AuditOptions) -> AuditOutcome:
                 report.errors.append(redact(str(exc)))
                 continue
             try:
-                report.files.extend(audit.scan_target(raw, snap, qualify=True))
+                audit.scan_target(raw, snap, qualify=True)
             except SourceError as exc:  # e.g. the Dask scheduler went away: the run could not complete
                 report.errors.append(redact(str(exc)))
                 continue
             report.errors.extend(redact(e) for e in snap.errors)  # network faults: the run is incomplete
-        finish_report(report, t0)
-        report.verdict = decide(report, opts.policy, rules)
-        _record_decisions(inv, run.id, report, audit.shown)
-        _diff_with_previous(inv, run, audit.summary, report.targets)
+            del snap
+        report.duration_seconds = round(time.monotonic() - t0, 3)
+        report.bytes_read, report.total_size = store.totals.bytes_read, store.totals.total_size
+        report.verdict = judge.verdict()
+        _diff_with_previous(inv, run, audit.summary, report.targets, store)
         inv.finish_run(run.id, "complete" if not report.errors else "incomplete")
-    return AuditOutcome(report, audit.summary)
+    return audit.summary
 
 
 def _expanded(targets: list[str], report: ScanReport) -> list[str]:
@@ -267,53 +321,20 @@ def _expanded(targets: list[str], report: ScanReport) -> list[str]:
     return out
 
 
-def _record_decisions(
-    inv: Inventory, run_id: int, report: ScanReport, shown: dict[tuple[str, str], str]
+def _diff_with_previous(
+    inv: Inventory, run: RunInfo, summary: AuditSummary, targets: list[str], store: ReportStore
 ) -> None:
-    """Each observed file's decision, found under the path the report shows (a single-file target's is the
-    target itself, not ``target/name``)."""
-    if report.verdict is None:
-        return
-    decisions = {db_text(k): v for k, v in report.verdict.file_decisions.items()}
-    shown = {(db_text(t), db_text(p)): db_text(s) for (t, p), s in shown.items()}  # as the inventory has them
-    with inv._tx():
-        for target, path, _digest, _state in list(inv.seen_in(run_id)):
-            decision = decisions.get(shown.get((target, path), f"{target.rstrip('/')}/{path}"))
-            if decision is not None:
-                inv.db.execute(
-                    "UPDATE observations SET decision=? WHERE run_id=? AND file_id="
-                    "(SELECT id FROM files WHERE target=? AND path=?)",
-                    (decision.value, run_id, target, path),
-                )
-
-
-def _diff_with_previous(inv: Inventory, run: RunInfo, summary: AuditSummary, targets: list[str]) -> None:
+    """Removed paths and new and resolved findings since the last completed run with the same targets, into
+    ``store``'s lists (counted in ``summary``); the inventory compares the runs, row by row."""
     prev = inv.previous_run(run.id, targets)
     if prev is None:
         return
     summary.previous_run = prev.id
-    now = {(t, p) for t, p, _d, _s in inv.seen_in(run.id)}
-    before = {(t, p) for t, p, _d, _s in inv.seen_in(prev.id)}
-    removed = sorted(before - now)
-    summary.files.removed = len(removed)
-    summary.removed_paths = [f"{t.rstrip('/')}/{p}" for t, p in removed]
-    cur, old = inv.findings_of(run.id), inv.findings_of(prev.id)
-    summary.new_findings = [_ref(x) for x in sorted(cur - old)]
-    summary.resolved_findings = [_ref(x) for x in sorted(old - cur)]
+    store.add_items("removed_paths", (json.dumps(p) for p in inv.removed_since(prev.id, run.id)))
+    summary.files.removed = store.count("removed_paths")
+    for name, a, b in (("new_findings", run.id, prev.id), ("resolved_findings", prev.id, run.id)):
+        store.add_items(name, (json.dumps(_ref(x).model_dump(), indent=2) for x in inv.findings_not_in(a, b)))
 
 
 def _ref(row: tuple[str, str, str, str]) -> FindingRef:
     return FindingRef(path=row[0], rule_id=row[1], severity=row[2], message=row[3])
-
-
-def render_audit_json(outcome: AuditOutcome) -> str:
-    """The scan report's JSON (same schema, ``files`` included) plus the ``audit`` section."""
-    # spliced as text: parsing the report back (all its files) would cost several times its size in memory,
-    # and each slice of a 20 MB report is another 20 MB: cut at the closing brace, decode once
-    body = outcome.report.printable().json_bytes(indent=2)
-    cut = body.rindex(b"}")
-    while cut and body[cut - 1 : cut] in (b" ", b"\n"):
-        cut -= 1
-    audit = json.dumps(json.loads(outcome.summary.model_dump_json()), indent=2).replace("\n", "\n  ")
-    tail = f',\n  "audit": {audit}\n}}\n'.encode()
-    return b"".join((memoryview(body)[:cut], tail)).decode()

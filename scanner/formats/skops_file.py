@@ -44,7 +44,7 @@ order (``_Calls``), through ``__id__`` references as get_tree resolves them
 (the first node of an id in get_tree's order is what every later one names),
 with small ``.npy`` members read as the literals np.load returns, and every call
 and state update is handed to the pickle walker's own judging
-(pickle/gadgets.py ``CallJudge``): the argument rules of
+(pickle/call_judge.py ``CallJudge``): the argument rules of
 signatures/pickle/gadgets.yaml, hooks planted by ``__dict__.update``, untraced
 calls and what a helper calls, with the pickle rule ids. A value that cannot be
 modelled is an Opaque one, which those rules refuse. The walk is iterative with size, value, node and depth caps. Members are
@@ -618,7 +618,8 @@ class _Calls:
     def __init__(
         self, schema: dict[str, Any], walk: _Walk, ctx: InspectContext, member_head: MemberHead
     ) -> None:
-        from .pickle.gadgets import CallJudge, load_gadgets
+        from .pickle.call_judge import CallJudge
+        from .pickle.gadgets import load_gadgets
 
         self.schema = schema
         self.walk = walk

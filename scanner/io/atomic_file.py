@@ -9,12 +9,13 @@ the old file or the complete new one (a lockfile, a report, a rule-database poin
 from __future__ import annotations
 
 import errno
+import io
 import os
 import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
@@ -53,6 +54,19 @@ def replacing(target: Path) -> Iterator[BinaryIO]:
         yield f
         f.flush()
         os.fsync(f.fileno())
+
+
+@contextmanager
+def replacing_text(target: Path) -> Iterator[TextIO]:
+    """``replacing`` for text written piece by piece (UTF-8, newlines as written): a report streamed to disk
+    becomes ``target`` only once it is complete."""
+    with replacing(target) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=False)
+        try:
+            yield text
+            text.flush()
+        finally:
+            text.detach()  # ``replacing`` flushes, syncs and closes the file itself
 
 
 def write_atomic(target: Path, data: bytes | str) -> None:

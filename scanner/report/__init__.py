@@ -1,6 +1,9 @@
-"""Renderers: one module per output format, all taking a finished ScanReport."""
+"""Renderers: one module per output format, each writing a ``ReportView`` to a text stream."""
 
 from __future__ import annotations
+
+import io
+from typing import TextIO
 
 from ..findings import ScanReport
 
@@ -17,29 +20,49 @@ def render(
     quiet: bool = False,
 ) -> str:
     """``only_findings``/``quiet`` shape the console report only; machine formats always carry every file."""
-    report = report.printable()  # undecodable names never crash a renderer or the UTF-8 file it is written to
+    buf = io.StringIO()
+    write_report(report, fmt, buf, color=color, width=width, only_findings=only_findings, quiet=quiet)
+    return buf.getvalue()
+
+
+def write_report(
+    report: ScanReport,
+    fmt: str,
+    out: TextIO,
+    *,
+    color: bool = False,
+    width: int | None = None,
+    only_findings: bool = False,
+    quiet: bool = False,
+) -> None:
+    """``render``, written to ``out`` piece by piece instead of built as one string."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    from .view import MemoryView
+
+    # undecodable names never crash a renderer or the UTF-8 file it is written to
+    view = MemoryView(report.printable())
     if fmt == "json":
-        from .json_report import render_json
+        from .json_report import write_json
 
-        return render_json(report)
-    if fmt == "sarif":
-        from .sarif import render_sarif
+        write_json(view, out)
+    elif fmt == "sarif":
+        from .sarif import write_sarif
 
-        return render_sarif(report)
-    if fmt == "markdown":
-        from .markdown import render_markdown
+        write_sarif(view, out)
+    elif fmt == "markdown":
+        from .markdown import write_markdown
 
-        return render_markdown(report)
-    if fmt == "html":
-        from .html import render_html
+        write_markdown(view, out)
+    elif fmt == "html":
+        from .html import write_html
 
-        return render_html(report)
-    if fmt == "cyclonedx":
-        from .cyclonedx import render_cyclonedx
+        write_html(view, out)
+    elif fmt == "cyclonedx":
+        from .cyclonedx import write_cyclonedx
 
-        return render_cyclonedx(report)
-    if fmt == "console":
-        from .console import render_console
+        write_cyclonedx(view, out)
+    else:
+        from .console import write_console
 
-        return render_console(report, color=color, width=width, only_findings=only_findings, quiet=quiet)
-    raise ValueError(f"unknown report format {fmt!r} (expected one of {', '.join(FORMATS)})")
+        write_console(view, out, color=color, width=width, only_findings=only_findings, quiet=quiet)

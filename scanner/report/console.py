@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from ..findings import Coverage, Decision, FileResult, ScanReport, Severity
+from .view import MemoryView, ReportView
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,26 +91,40 @@ def render_console(
     only_findings: bool = False,
     quiet: bool = False,
 ) -> str:
+    """The terminal report as one string (see ``write_console``)."""
+    buf = io.StringIO()
+    write_console(MemoryView(report), buf, color=color, width=width, only_findings=only_findings, quiet=quiet)
+    return buf.getvalue()
+
+
+def write_console(
+    view: ReportView,
+    out: TextIO,
+    *,
+    color: bool = False,
+    width: int | None = None,
+    only_findings: bool = False,
+    quiet: bool = False,
+) -> None:
     """The terminal report.
 
     ``only_findings`` collapses files with nothing to say into one count (zoo scans print thousands);
     ``quiet`` prints the verdict line alone. A scan that could not complete (report.errors) prints no
     summary and no verdict: its errors go to stderr from the CLI, and a partial result is not a verdict.
     """
+    report, totals = view.head, view.totals
     verdict = report.verdict
     if quiet:  # the verdict line alone, written without rich: `-q` is what scripts and hooks run
         if report.errors or verdict is None:
-            return ""
-        line = (
-            f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy}), {len(report.files)} files"
-        )
-        return (f"\x1b[{_DEC_ANSI[verdict.decision]}m{line}\x1b[0m" if color else line) + "\n"
+            return
+        line = f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy}), {totals.files} files"
+        out.write((f"\x1b[{_DEC_ANSI[verdict.decision]}m{line}\x1b[0m" if color else line) + "\n")
+        return
     from rich.console import Console
     from rich.text import Text
 
-    buf = io.StringIO()
     console = Console(
-        file=buf,
+        file=out,
         force_terminal=color,
         no_color=not color,
         width=width or 120,
@@ -117,27 +132,24 @@ def render_console(
         soft_wrap=True,
     )
     hidden = 0
-    for fr in report.files:
-        decision = verdict.file_decisions.get(fr.path) if verdict else None
+    for fr, decision in view.files():
         if only_findings and _quiet_file(fr, decision):
             hidden += 1
             continue
         _file_block(console, fr, decision)
     if report.errors:
-        return buf.getvalue()
+        return
     if hidden:
         console.print(Text(f"{hidden} more files allowed with no findings", style="dim"))
-    counts = {s: 0 for s in Severity}
-    for f in report.all_findings():
-        counts[f.severity] += 1
+    counts = totals.severities
     from rich.table import Table
 
     table = Table(show_header=False, box=None, pad_edge=False)
-    table.add_row("files", str(len(report.files)))
-    partial = sum(1 for fr in report.files if fr.coverage is Coverage.PARTIAL)
-    none = sum(1 for fr in report.files if fr.coverage is Coverage.NONE)
+    table.add_row("files", str(totals.files))
+    partial = totals.coverage[Coverage.PARTIAL]
+    none = totals.coverage[Coverage.NONE]
     table.add_row(
-        "coverage", f"{len(report.files) - partial - none} full, {partial} partial, {none} not analyzable"
+        "coverage", f"{totals.files - partial - none} full, {partial} partial, {none} not analyzable"
     )
     table.add_row("findings", ", ".join(f"{counts[s]} {s.value}" for s in Severity if counts[s]) or "none")
     table.add_row("bytes read", f"{_human(report.bytes_read)} of {_human(report.total_size)}")
@@ -151,8 +163,7 @@ def render_console(
                 style=_DEC_STYLE[verdict.decision],
             )
         )
-        for r in verdict.reasons:  # reasons about the scan as a whole, not one file (e.g. a rule DB too old)
+        for r in view.reasons():  # reasons about the scan as a whole, not one file (e.g. a rule DB too old)
             if r.path is None and r.decision is not Decision.ALLOW and r.message not in report.errors:
                 ref = f" ({r.policy_ref})" if r.policy_ref else ""
                 console.print(Text(f"  {r.decision.value}: {r.message}{ref}", style=_DEC_STYLE[r.decision]))
-    return buf.getvalue()

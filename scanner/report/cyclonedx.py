@@ -6,12 +6,16 @@ findings ride along as ``modelward:*`` properties so a BOM consumer sees what th
 
 from __future__ import annotations
 
+import io
 import json
+import secrets
 import uuid
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import quote
 
-from ..findings import FileResult, ScanReport
+from ..findings import Decision, FileResult, ScanReport
+from .json_report import write_list
+from .view import MemoryView, ReportView
 
 MODEL_FORMATS = {
     "pickle",
@@ -80,8 +84,7 @@ def _purl(fr: FileResult) -> str | None:
     return purl + (f"@{quote(rev)}" if rev else "")
 
 
-def _component(fr: FileResult, report: ScanReport, index: int) -> dict[str, Any]:
-    decision = report.verdict.file_decisions.get(fr.path) if report.verdict else None
+def _component(fr: FileResult, decision: Decision | None, index: int) -> dict[str, Any]:
     kind = _component_type(fr)
     comp: dict[str, Any] = {
         "type": kind,
@@ -114,6 +117,15 @@ def _component(fr: FileResult, report: ScanReport, index: int) -> dict[str, Any]
 
 
 def render_cyclonedx(report: ScanReport) -> str:
+    buf = io.StringIO()
+    write_cyclonedx(MemoryView(report), buf)
+    return buf.getvalue()
+
+
+def write_cyclonedx(view: ReportView, out: TextIO) -> None:
+    """The BOM, its components written one at a time."""
+    report = view.head
+    slot = f"\0{secrets.token_hex(8)}components"
     bom: dict[str, Any] = {
         "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
         "bomFormat": "CycloneDX",
@@ -136,6 +148,12 @@ def render_cyclonedx(report: ScanReport) -> str:
                 *[{"name": "modelward:target", "value": t} for t in report.targets],
             ],
         },
-        "components": [_component(fr, report, i) for i, fr in enumerate(report.files)],
+        "components": slot,
     }
-    return json.dumps(bom, indent=2) + "\n"
+    before, after = json.dumps(bom, indent=2).split(json.dumps(slot), 1)
+    out.write(before)
+    components = (
+        json.dumps(_component(fr, decision, i), indent=2) for i, (fr, decision) in enumerate(view.files())
+    )
+    write_list(out, components, "    ")
+    out.write(after + "\n")

@@ -7,12 +7,16 @@ the table it ships with.
 
 from __future__ import annotations
 
+import io
 import json
-from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from html import escape
-from typing import Any
+from itertools import islice
+from typing import Any, TextIO
 
-from ..findings import Decision, FileResult, Finding, ScanReport, Severity
+from ..findings import Decision, Finding, ScanReport, Severity
+from .view import MemoryView, ReportView
 
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:1.5em;color:#1b1f24}
@@ -45,10 +49,10 @@ _JS = """
 """
 
 
-def _group(fr: FileResult) -> str:
+def _group(path: str, source: str | None) -> str:
     """Owner, folder or repository: the first component of the file's path (or its target)."""
-    path = fr.path.split("!", 1)[0]
-    root = (fr.source or "")[len("file://") :] if (fr.source or "").startswith("file://") else ""
+    path = path.split("!", 1)[0]
+    root = (source or "")[len("file://") :] if (source or "").startswith("file://") else ""
     if root and path.startswith(root.rstrip("/") + "/"):
         path = path[len(root.rstrip("/")) + 1 :]  # a local zoo: group by the folder under the audited root
     for prefix in ("hf://", "oci://", "s3://", "gs://", "az://", "https://", "http://", "file://"):
@@ -59,15 +63,6 @@ def _group(fr: FileResult) -> str:
     return parts[0] if len(parts) > 1 else "."
 
 
-def _policy_line(report: ScanReport, f: Finding) -> str:
-    if report.verdict is None:
-        return ""
-    for r in report.verdict.reasons:
-        if r.rule_id == f.rule_id and r.path in (f.path, f.path.split("!", 1)[0]):
-            return r.policy_ref or ""
-    return ""
-
-
 def _evidence(f: Finding) -> str:
     if not f.evidence:
         return ""
@@ -76,24 +71,22 @@ def _evidence(f: Finding) -> str:
     return f"<details><summary><code>{escape(short[:60])}</code></summary><pre>{escape(text[:4000])}</pre></details>"
 
 
-def _cards(report: ScanReport, audit: dict[str, Any] | None) -> list[str]:
-    decisions = Counter(
-        (report.verdict.file_decisions.get(fr.path) if report.verdict else None) for fr in report.files
-    )
+def _cards(view: ReportView, audit: AuditCards | None) -> list[str]:
+    decisions = view.decision_counts()
     cards = [
-        ("files", "files", len(report.files), ""),
+        ("files", "files", view.totals.files, ""),
         ("block", "blocked", decisions.get(Decision.BLOCK, 0), "block"),
         ("warn", "warned", decisions.get(Decision.WARN, 0), "warn"),
         ("allow", "allowed", decisions.get(Decision.ALLOW, 0), "allow"),
-        ("findings", "findings", sum(len(fr.findings) for fr in report.files), ""),
+        ("findings", "findings", view.totals.findings, ""),
     ]
     if audit:
-        files = audit.get("files", {})
+        files = audit.files
         cards += [
             ("new", "new since last audit", files.get("new", 0), ""),
             ("changed", "changed", files.get("changed", 0), ""),
             ("removed", "removed", files.get("removed", 0), ""),
-            ("new-findings", "new findings", len(audit.get("new_findings", [])), "block"),
+            ("new-findings", "new findings", audit.new_findings_count, "block"),
         ]
     return [
         f'<div class="card {cls}"><b id="count-{key}">{n}</b>{escape(label)}</div>'
@@ -101,11 +94,31 @@ def _cards(report: ScanReport, audit: dict[str, Any] | None) -> list[str]:
     ]
 
 
+@dataclass
+class AuditCards:
+    """What an audit adds to the page: its file counts and its new findings (the first 500 are listed)."""
+
+    files: dict[str, int]
+    new_findings_count: int
+    new_findings: Iterable[dict[str, Any]]
+
+
 def render_html(report: ScanReport, audit: dict[str, Any] | None = None) -> str:
+    cards = None
+    if audit:
+        new = audit.get("new_findings", [])
+        cards = AuditCards(audit.get("files", {}), len(new), new)
+    buf = io.StringIO()
+    write_html(MemoryView(report), buf, cards)
+    return buf.getvalue()
+
+
+def write_html(view: ReportView, out: TextIO, audit: AuditCards | None = None) -> None:
+    report = view.head
     v = report.verdict
     verdict = v.decision.value if v else "no verdict"
-    top = Counter(f.rule_id for fr in report.files for f in fr.findings if f.severity is not Severity.INFO)
-    out = [
+    top = view.totals.top_rules
+    lines = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<meta http-equiv=Content-Security-Policy content=\"default-src 'none'; style-src 'unsafe-inline'; "
         "script-src 'unsafe-inline'\">",
@@ -114,24 +127,26 @@ def render_html(report: ScanReport, audit: dict[str, Any] | None = None) -> str:
         f"<p>Policy <code>{escape(v.policy if v else '-')}</code>, rule database {escape(report.rules_version)}, "
         f"modelward {escape(report.scanner_version)}, {len(report.targets)} target(s).</p>",
         '<div class="cards">',
-        *_cards(report, audit),
+        *_cards(view, audit),
         "</div>",
     ]
     if top:
-        out += ["<h2>Top rules</h2><ol id=top-rules>"]
-        out += [f"<li><code>{escape(r)}</code> — {n}</li>" for r, n in top.most_common(8)]
-        out += ["</ol>"]
-    if audit and audit.get("new_findings"):
-        out += ["<h2>New since the last audit</h2><ul id=new-findings>"]
-        out += [
-            f"<li><span class='{escape(x['severity'])}'>{escape(x['severity'])}</span> "
-            f"<code>{escape(x['rule_id'])}</code> {escape(x['path'])}: {escape(x['message'])}</li>"
-            for x in audit["new_findings"][:500]
-        ]
-        out += ["</ul>"]
+        lines += ["<h2>Top rules</h2><ol id=top-rules>"]
+        lines += [f"<li><code>{escape(r)}</code> — {n}</li>" for r, n in top.most_common(8)]
+        lines += ["</ol>"]
+    out.write("\n".join(lines) + "\n")
+    if audit and audit.new_findings_count:
+        out.write("<h2>New since the last audit</h2><ul id=new-findings>\n")
+        for x in islice(audit.new_findings, 500):
+            out.write(
+                f"<li><span class='{escape(x['severity'])}'>{escape(x['severity'])}</span> "
+                f"<code>{escape(x['rule_id'])}</code> {escape(x['path'])}: {escape(x['message'])}</li>\n"
+            )
+        out.write("</ul>\n")
+    lines = []
     if report.errors:
-        out += ["<h2>Errors</h2><ul id=errors>", *[f"<li>{escape(e)}</li>" for e in report.errors], "</ul>"]
-    out += [
+        lines += ["<h2>Errors</h2><ul id=errors>", *[f"<li>{escape(e)}</li>" for e in report.errors], "</ul>"]
+    lines += [
         "<h2>Findings</h2>",
         '<div class="controls"><input id=filter type=search placeholder="filter by path, rule, message">',
         "<select id=severity><option value=''>all severities</option>",
@@ -141,17 +156,18 @@ def render_html(report: ScanReport, audit: dict[str, Any] | None = None) -> str:
         "<th>rule</th><th>file</th><th>message</th><th>evidence</th><th>sha256</th><th>policy</th>"
         "<th>decision</th></tr></thead><tbody>",
     ]
-    for fr in sorted(report.files, key=lambda fr: (_group(fr), fr.path)):
-        decision = v.file_decisions.get(fr.path) if v else None
+    out.write("\n".join(lines) + "\n")
+    for fr, decision in view.files_with_findings(_group):
+        group = escape(_group(fr.path, fr.source))
         for f in sorted(fr.findings, key=lambda f: -f.severity.rank):
-            out.append(
+            ref = view.policy_ref(f.rule_id, (f.path, f.path.split("!", 1)[0])) if v is not None else ""
+            out.write(
                 f'<tr data-severity="{f.severity.value}" data-rank="{f.severity.rank}">'
-                f"<td>{escape(_group(fr))}</td><td class='sev {f.severity.value}'>{f.severity.value}</td>"
+                f"<td>{group}</td><td class='sev {f.severity.value}'>{f.severity.value}</td>"
                 f"<td><code>{escape(f.rule_id)}</code></td><td><code>{escape(f.path)}</code></td>"
                 f"<td>{escape(f.message)}</td><td>{_evidence(f)}</td>"
                 f"<td><code>{escape((fr.sha256 or '')[:16])}</code></td>"
-                f"<td><code>{escape(_policy_line(report, f))}</code></td>"
-                f"<td class='{decision.value if decision else ''}'>{decision.value if decision else ''}</td></tr>"
+                f"<td><code>{escape(ref)}</code></td>"
+                f"<td class='{decision.value if decision else ''}'>{decision.value if decision else ''}</td></tr>\n"
             )
-    out += ["</tbody></table>", f"<script>{_JS}</script></body></html>"]
-    return "\n".join(out) + "\n"
+    out.write(f"</tbody></table>\n<script>{_JS}</script></body></html>\n")

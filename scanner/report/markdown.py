@@ -2,57 +2,67 @@
 
 from __future__ import annotations
 
+import io
+from typing import TextIO
+
 from ..findings import Coverage, ScanReport, Severity
+from .view import MemoryView, ReportView
 
 
 def _cell(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(report: ScanReport) -> str:
-    v = report.verdict
-    lines = [f"## modelward: {v.decision.value.upper() if v else 'NO VERDICT'}", ""]
-    lines.append(
-        f"{len(report.files)} files, rule database {report.rules_version}, policy `{v.policy if v else '-'}`, "
-        f"{report.bytes_read} of {report.total_size} bytes read."
+def write_markdown(view: ReportView, out: TextIO) -> None:
+    head, v = view.head, view.head.verdict
+    out.write(f"## modelward: {v.decision.value.upper() if v else 'NO VERDICT'}\n\n")
+    out.write(
+        f"{view.totals.files} files, rule database {head.rules_version}, policy `{v.policy if v else '-'}`, "
+        f"{head.bytes_read} of {head.total_size} bytes read.\n\n"
     )
-    lines.append("")
-    rows = []
-    for fr in report.files:
+    rows = 0
+    for fr, decision in view.files():
         worst = max(
             (f.severity for f in fr.findings if f.severity is not Severity.INFO),
             default=None,
             key=lambda s: s.rank,
         )
-        decision = v.file_decisions.get(fr.path) if v else None
         if decision is None or (decision.value == "allow" and fr.coverage is Coverage.FULL and worst is None):
             continue
+        if not rows:
+            out.write("| decision | file | format | coverage | rules |\n|---|---|---|---|---|\n")
+        rows += 1
         rules = ", ".join(sorted({f.rule_id for f in fr.findings if f.severity is not Severity.INFO}))
-        rows.append(
-            f"| {decision.value} | `{_cell(fr.path)}` | {fr.format} | {fr.coverage.value} | {_cell(rules)} |"
+        out.write(
+            f"| {decision.value} | `{_cell(fr.path)}` | {fr.format} | {fr.coverage.value} | {_cell(rules)} |\n"
         )
-    if rows:
-        lines += ["| decision | file | format | coverage | rules |", "|---|---|---|---|---|", *rows, ""]
-    else:
-        lines += ["No findings above info.", ""]
-    lines += _findings_by_file(report)
-    for e in report.errors:
-        lines.append(f"- **error**: {_cell(e)}")
-    return "\n".join(lines) + "\n"
+    out.write("\n" if rows else "No findings above info.\n\n")
+    _findings_by_file(view, out)
+    for e in head.errors:
+        out.write(f"- **error**: {_cell(e)}\n")
 
 
-def _findings_by_file(report: ScanReport) -> list[str]:
+def _findings_by_file(view: ReportView, out: TextIO) -> None:
     """Every finding above info with its severity and message, grouped by file, worst first."""
-    out: list[str] = []
-    for fr in report.files:
+    first = True
+    for fr, _decision in view.files():
         shown = sorted(
             (f for f in fr.findings if f.severity is not Severity.INFO), key=lambda f: -f.severity.rank
         )
         if not shown:
             continue
-        out += [f"### `{_cell(fr.path)}`", ""]
-        out += [f"- **{f.severity.value}** `{f.rule_id}`: {_cell(f.message)}" for f in shown[:50]]
+        if first:
+            out.write("## Findings\n\n")
+            first = False
+        out.write(f"### `{_cell(fr.path)}`\n\n")
+        for f in shown[:50]:
+            out.write(f"- **{f.severity.value}** `{f.rule_id}`: {_cell(f.message)}\n")
         if len(shown) > 50:
-            out.append(f"- … and {len(shown) - 50} more")
-        out.append("")
-    return ["## Findings", "", *out] if out else []
+            out.write(f"- … and {len(shown) - 50} more\n")
+        out.write("\n")
+
+
+def render_markdown(report: ScanReport) -> str:
+    buf = io.StringIO()
+    write_markdown(MemoryView(report), buf)
+    return buf.getvalue()

@@ -12,14 +12,20 @@ a logical location and in its properties.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import quote
 
 from .. import __version__
 from ..findings import Coverage, Finding, ScanReport, Severity
 from ..rules import get_rule_db
+from .json_report import write_list
+from .view import MemoryView, ReportView
 
 _LEVEL = {
     Severity.CRITICAL: "error",
@@ -51,14 +57,14 @@ def _uri(path: str) -> str:
 class _Locator:
     """Maps a report path to a SARIF artifact location GitHub can place."""
 
-    def __init__(self, report: ScanReport, anchors: dict[str, Anchor] | None, root: Path) -> None:
+    def __init__(self, view: ReportView, anchors: dict[str, Anchor] | None, root: Path) -> None:
         self.root = root
         self.anchors = anchors or {}
-        self.sources = {fr.path: fr.source for fr in report.files}
+        self.source_of = view.source_of
 
     def _local_file(self, path: str) -> Path | None:
         top = path.split("!", 1)[0]
-        src = self.sources.get(top)
+        src = self.source_of(top)
         if src is None or not src.startswith("file://"):
             candidate = Path(top)
             return candidate.resolve() if candidate.exists() else None
@@ -76,7 +82,7 @@ class _Locator:
 
     def physical(self, path: str) -> dict:
         top = path.split("!", 1)[0]
-        src = self.sources.get(top) or ""
+        src = self.source_of(top) or ""
         anchor = self.anchors.get(src) or self.anchors.get(top)
         if anchor is not None:
             return {
@@ -153,22 +159,48 @@ def render_sarif(
     report: ScanReport, anchors: dict[str, Anchor] | None = None, root: Path | None = None
 ) -> str:
     """``anchors`` maps a remote source URI to the project-file line that declares it; ``root`` is %SRCROOT%."""
+    buf = io.StringIO()
+    write_sarif(MemoryView(report), buf, anchors, root)
+    return buf.getvalue()
+
+
+def write_sarif(
+    view: ReportView, out: TextIO, anchors: dict[str, Anchor] | None = None, root: Path | None = None
+) -> None:
+    """The SARIF document, its notifications, artifacts and results written one at a time."""
+    report = view.head
     root = (root or Path(os.getcwd())).resolve()
-    loc = _Locator(report, anchors, root)
-    findings = report.all_findings()
-    rule_ids = sorted({f.rule_id for f in findings})
+    loc = _Locator(view, anchors, root)
+    rule_ids = sorted(view.totals.rule_ids)
     index = {rid: i for i, rid in enumerate(rule_ids)}
-    notifications = [
-        {
-            "level": "error",
-            "message": {
-                "text": f"{fr.path}: not fully analyzed ({fr.coverage.value}): {'; '.join(fr.coverage_notes)}"
-            },
-            "locations": [{"physicalLocation": loc.physical(fr.path)}],
-        }
-        for fr in report.files
-        if fr.coverage is not Coverage.FULL
-    ] + [{"level": "error", "message": {"text": e}} for e in report.errors]
+    slot = {name: f"\0{secrets.token_hex(8)}{name}" for name in ("notifications", "artifacts", "results")}
+
+    def notifications() -> Iterator[dict]:
+        for fr, _d in view.files():
+            if fr.coverage is not Coverage.FULL:
+                note = f"{fr.path}: not fully analyzed ({fr.coverage.value}): {'; '.join(fr.coverage_notes)}"
+                yield {
+                    "level": "error",
+                    "message": {"text": note},
+                    "locations": [{"physicalLocation": loc.physical(fr.path)}],
+                }
+        for e in report.errors:
+            yield {"level": "error", "message": {"text": e}}
+
+    def artifacts() -> Iterator[dict]:
+        for fr, _d in view.files():
+            if "!" not in fr.path:
+                yield {
+                    "location": loc.physical(fr.path)["artifactLocation"],
+                    "length": fr.size,
+                    **({"hashes": {"sha-256": fr.sha256}} if fr.sha256 else {}),
+                }
+
+    def results() -> Iterator[dict]:
+        for fr, _d in view.files():
+            for f in fr.findings:
+                yield _result(f, index[f.rule_id], loc)
+
     run: dict = {
         "tool": {
             "driver": {
@@ -183,20 +215,12 @@ def render_sarif(
         "invocations": [
             {
                 "executionSuccessful": not report.errors,
-                "toolExecutionNotifications": notifications,
+                "toolExecutionNotifications": slot["notifications"],
             }
         ],
         "originalUriBaseIds": {SRCROOT: {"uri": root.as_uri() + "/"}},
-        "artifacts": [
-            {
-                "location": loc.physical(fr.path)["artifactLocation"],
-                "length": fr.size,
-                **({"hashes": {"sha-256": fr.sha256}} if fr.sha256 else {}),
-            }
-            for fr in report.files
-            if "!" not in fr.path
-        ],
-        "results": [_result(f, index[f.rule_id], loc) for f in findings],
+        "artifacts": slot["artifacts"],
+        "results": slot["results"],
         "properties": {"verdict": report.verdict.decision.value if report.verdict else None},
     }
     doc = {
@@ -204,4 +228,13 @@ def render_sarif(
         "version": "2.1.0",
         "runs": [run],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    text = json.dumps(doc, indent=2)
+    for name, items, indent in (
+        ("notifications", notifications(), " " * 10),
+        ("artifacts", artifacts(), " " * 8),
+        ("results", results(), " " * 8),
+    ):
+        before, text = text.split(json.dumps(slot[name]), 1)
+        out.write(before)
+        write_list(out, (json.dumps(x, indent=2) for x in items), indent)
+    out.write(text + "\n")

@@ -156,8 +156,8 @@ def test_a_full_disk_mid_audit_is_one_error(tmp_path: Path, monkeypatch: pytest.
 
 def _audit_with_hook(zoo: Path, db: Path, hook: object) -> dict:
     opts = AuditOptions(db=db, policy=load_policy("default"), scan=ScanOptions(on_file=hook))  # type: ignore[arg-type]
-    out = run_audit([str(zoo)], opts)
-    return {f.path.rsplit("/", 1)[-1]: f for f in out.report.files}
+    with run_audit([str(zoo)], opts) as out:
+        return {f.path.rsplit("/", 1)[-1]: f for f in out.files()}
 
 
 def _recorded_identity(db: Path, name: str) -> str | None:
