@@ -348,6 +348,42 @@ def _follow_imports(repo: _Repo, start: str) -> tuple[list[str], list[str]]:
     return files, missing
 
 
+def _absolute_imports(repo: _Repo, files: list[str], folders: list[str], what: str) -> list[str]:
+    """``files`` plus the modules of ``folders`` their absolute imports reach, transitively (relative imports of
+    those followed too). transformers and diffusers (check_imports) importlib.import_module the top-level name of
+    every absolute import in a remote-code file, even one inside a function, before running it; with the model
+    folder as the working directory (sys.path[0] == "": python -c, notebooks) a module of that folder is what
+    they import. torch.hub puts the hub folder on sys.path the same way."""
+    out = list(files)
+    seen = set(files)
+    queue = list(files)
+    while queue and len(seen) < MAX_CODE_FILES:
+        code = _analyze_code(repo, queue.pop(), report=False)
+        if code is None:
+            continue
+        for name in repo.capped(code.path, what, sorted(code.analysis.imports)):
+            parts = name.split(".")
+            cands: list[str] = []
+            for folder in folders:
+                cands.append(posixpath.join(folder, parts[0] + ".py"))
+                cands += [posixpath.join(folder, *parts[:i], "__init__.py") for i in range(1, len(parts))]
+                cands += _module_candidates(folder, name)[:2]
+            for c in dict.fromkeys(cands):
+                if c in repo.arts and c not in seen:
+                    for m in _follow_imports(repo, c)[0]:
+                        if m not in seen:
+                            seen.add(m)
+                            out.append(m)
+                            queue.append(m)
+    if queue:
+        repo.limit(
+            files[0] if files else "",
+            "code_files",
+            f"more than {MAX_CODE_FILES} code files reachable by absolute imports; the rest not followed",
+        )
+    return out
+
+
 def _mark_loaded(repo: _Repo, files: list[str], loader: str, key: str, config: str) -> None:
     """Record that ``loader`` runs ``files`` because of ``key`` in ``config``; reported once per file at the end."""
     for f in files:
@@ -483,7 +519,12 @@ def _worst(repo: _Repo, files: list[str]) -> str | None:
     return sev.value if sev else None
 
 
-def _resolve_ref(repo: _Repo, r: _Ref) -> None:
+def _hits(repo: _Repo, candidates: list[str]) -> list[str]:
+    return [c for c in dict.fromkeys(candidates) if c in repo.arts]
+
+
+def _resolve_ref(repo: _Repo, r: _Ref, literal: str | None = None) -> None:
+    """``literal``: the loader opens exactly this file (diffusers' ``<_class_name[0]>.py``), not a dotted module."""
     ref = r.ref  # not stripped: get_class_from_dynamic_module opens " modeling.py" for " modeling.M"
     if "--" in ref:
         other, _, local = ref.partition("--")
@@ -504,20 +545,33 @@ def _resolve_ref(repo: _Repo, r: _Ref) -> None:
         return
     module, cls = ref.rsplit(".", 1)
     base_dir = posixpath.dirname(r.source)
-    hit = next((c for c in _module_candidates(base_dir, module) if c in repo.arts), None)
+    # every candidate that exists runs for some caller: get_class_from_dynamic_module reads <module>.py from the
+    # folder passed to from_pretrained, which is the repository root when the config sits in a subfolder
+    # (from_pretrained(repo, subfolder=...) does not pass the subfolder on) and the config's own folder when that
+    # folder is passed; import_from_string / import_module (sentence-transformers, diffusers) take packages too
+    hits = _hits(repo, _module_candidates(base_dir, module))
+    if literal is not None:
+        hits = [literal] if literal in repo.arts else []
+    hit = hits[0] if hits else None
     if hit is None:
         repo.add(
             r.source,
             "HF-AUTOMAP-MISSING",
-            f"{r.key} names {ref!r} but {module.replace('.', '/')}.py is not in the repository",
+            f"{r.key} names {ref!r} but {literal or module.replace('.', '/') + '.py'} is not in the repository",
             evidence={
                 "key": r.key,
                 "reference": ref[:300],
-                "expected": _module_candidates(base_dir, module)[0],
+                "expected": literal or _module_candidates(base_dir, module)[0],
             },
         )
         return
-    files, missing = _follow_imports(repo, hit)
+    files: list[str] = []
+    missing: list[str] = []
+    for h in hits:
+        more, gone = _follow_imports(repo, h)
+        files.extend(f for f in more if f not in files)
+        missing.extend(m for m in gone if m not in missing)
+    files = _absolute_imports(repo, files, list(dict.fromkeys([base_dir, ""])), "absolute imports")
     _mark_loaded(repo, files, r.loader, r.key, r.source)
     code = repo.code.get(hit)
     defined = code is not None and cls in code.analysis.classes
@@ -533,8 +587,8 @@ def _resolve_ref(repo: _Repo, r: _Ref) -> None:
     repo.add(
         r.source,
         "HF-REMOTE-CODE",
-        f"{r.key} -> {ref}: {r.loader} imports {hit}"
-        + (f" and {len(files) - 1} more file(s)" if len(files) > 1 else "")
+        f"{r.key} -> {ref}: {r.loader} imports {' or '.join(hits)}"
+        + (f" and {len(files) - len(hits)} more file(s)" if len(files) > len(hits) else "")
         + (f"; worst finding in that code: {worst}" if worst else ""),
         evidence={
             "key": r.key,
@@ -637,9 +691,36 @@ def _load_json(repo: _Repo, path: str) -> Any:
     return None
 
 
+def _versioned_configs(repo: _Repo) -> set[str]:
+    """Files a config.json names in ``configuration_files``: PreTrainedConfig.get_config_dict reads config.json, then
+    (get_configuration_file) the listed ``config.<version>.json`` of the highest version not above the installed
+    transformers, and uses that dict instead, auto_map included. Which one wins depends on the reader's version:
+    every listed file present is read as a config.json."""
+    out: set[str] = set()
+    for path in sorted(p for p in repo.arts if posixpath.basename(p) == "config.json"):
+        data = repo.read(path, MAX_CONFIG_BYTES)
+        if data is None or b"configuration_files" not in data:
+            continue
+        try:
+            cfg = json.loads(data)
+        except (ValueError, RecursionError):
+            continue  # reported when config.json itself is checked
+        files = cfg.get("configuration_files") if isinstance(cfg, dict) else None
+        if not isinstance(files, list):
+            continue
+        for f in repo.capped(path, "configuration_files", files):
+            if isinstance(f, str) and f.startswith("config.") and f.endswith(".json") and f != "config.json":
+                cand = posixpath.normpath(posixpath.join(posixpath.dirname(path), f))
+                if cand in repo.arts:
+                    out.add(cand)
+    return out
+
+
 def _check_configs(repo: _Repo) -> None:
+    versioned = _versioned_configs(repo)
     for path in sorted(repo.arts):
-        name = posixpath.basename(path)
+        # a versioned config replaces config.json for AutoConfig (and everything that reads the model config)
+        name = "config.json" if path in versioned else posixpath.basename(path)
         if (
             name in AUTO_MAP_CONFIGS
             or name in TEMPLATE_CONFIGS
@@ -684,7 +765,9 @@ def _check_configs(repo: _Repo) -> None:
             if isinstance(cfg, dict):
                 if name in ST_ACTIVATION_CONFIGS:
                     _check_st_activations(repo, path, cfg)
-                if name in ST_IMPORT_CONFIGS:
+                if (
+                    name in ST_IMPORT_CONFIGS and path not in versioned
+                ):  # module configs are read by name only
                     _check_st_imports(repo, path, cfg)
         elif name.endswith(".jinja") and (
             "chat_template" in name
@@ -710,6 +793,9 @@ def _check_configs(repo: _Repo) -> None:
     for root, gen in sorted(by_root.items()):
         anchor = root + "generate.py" if root + "generate.py" in repo.arts else gen[0]
         files, missing = _follow_imports(repo, anchor)
+        files = _absolute_imports(
+            repo, files, list(dict.fromkeys([posixpath.dirname(root.rstrip("/")), ""])), "absolute imports"
+        )
         _mark_loaded(
             repo,
             files,
@@ -738,7 +824,24 @@ def _check_model_index(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
     base = posixpath.dirname(path)
     cls = cfg.get("_class_name")
     if isinstance(cls, list) and len(cls) == 2 and all(isinstance(x, str) for x in cls):
-        _resolve_ref(repo, _Ref(path, "_class_name", f"{cls[0]}.{cls[1]}", "diffusers custom pipeline"))
+        # _resolve_custom_pipeline_and_cls / _get_custom_pipeline_class open the file "<_class_name[0]>.py" of the
+        # model folder as written: "my.pipe" is my.pipe.py, not my/pipe.py
+        _resolve_ref(
+            repo,
+            _Ref(path, "_class_name", f"{cls[0]}.{cls[1]}", "diffusers custom pipeline"),
+            literal=posixpath.normpath(posixpath.join(base, cls[0] + ".py")),
+        )
+    if posixpath.basename(path) == "model_index.json":
+        # DiffusionPipeline.from_pretrained(folder) tests os.path.isfile(folder / f"{custom_pipeline}.py") with the
+        # caller's custom_pipeline, None by default: a "None.py" beside model_index.json is the custom pipeline
+        # (its DiffusionPipeline subclass is found by find_pipeline_class), whatever _class_name says
+        none_py = posixpath.join(base, "None.py")
+        if none_py in repo.arts:
+            _resolve_ref(
+                repo,
+                _Ref(path, "custom_pipeline=None", "None.DiffusionPipeline", "diffusers custom pipeline"),
+                literal=none_py,
+            )
     for comp, spec in repo.capped(path, posixpath.basename(path), list(cfg.items())):
         if comp.startswith("_") or not isinstance(spec, list) or len(spec) not in (2, 3):
             continue
@@ -774,12 +877,14 @@ def _diffusers_component(
     hit: str | None
     if dynamic in repo.arts:
         hit, loader = dynamic, "diffusers custom component (trust_remote_code=True)"
+        hits = [hit]
     elif lib in DIFFUSERS_LIBRARIES:
         return
     else:
         # importlib.import_module(library): a repository module when the model folder is on sys.path (the working
         # directory), else whatever the environment has under that name
-        hit = next((c for c in _module_candidates(base, lib) if c in repo.arts), None)
+        hits = _hits(repo, _module_candidates(base, lib))
+        hit = hits[0] if hits else None
         loader = "diffusers (importlib.import_module of a component library)"
     if hit is None:
         repo.add(
@@ -791,12 +896,15 @@ def _diffusers_component(
             evidence={"key": key, "reference": f"{lib}.{klass}"[:300], "files": []},
         )
         return
-    files, _missing = _follow_imports(repo, hit)
+    files: list[str] = []
+    for h in hits:
+        files.extend(f for f in _follow_imports(repo, h)[0] if f not in files)
+    files = _absolute_imports(repo, files, list(dict.fromkeys([base, ""])), "absolute imports")
     _mark_loaded(repo, files, loader, key, path)
     repo.add(
         path,
         "HF-REMOTE-CODE",
-        f"component {comp!r} loads {klass} from repository code {hit}",
+        f"component {comp!r} loads {klass} from repository code {' or '.join(hits)}",
         evidence={"key": key, "files": files[:20], "worst_severity": _worst(repo, files)},
     )
 
@@ -811,9 +919,13 @@ def _check_peft_auto_mapping(repo: _Repo, path: str, mapping: Any) -> None:
     parent = mapping.get("parent_library")
     if not isinstance(parent, str) or parent.split(".")[0] in _PEFT_PARENTS:
         return
-    hit = next((c for c in _module_candidates(posixpath.dirname(path), parent) if c in repo.arts), None)
-    if hit is not None:  # importable when the model folder is the working directory (sys.path[0] == "")
-        files, _missing = _follow_imports(repo, hit)
+    hits = _hits(repo, _module_candidates(posixpath.dirname(path), parent))
+    hit = hits[0] if hits else None
+    for h in hits:  # importable when the model folder is the working directory (sys.path[0] == "")
+        files, _missing = _follow_imports(repo, h)
+        files = _absolute_imports(
+            repo, files, list(dict.fromkeys([posixpath.dirname(path), ""])), "absolute imports"
+        )
         _mark_loaded(repo, files, "peft AutoPeftModel (import_module)", "auto_mapping.parent_library", path)
     repo.add(
         path,
@@ -824,7 +936,7 @@ def _check_peft_auto_mapping(repo: _Repo, path: str, mapping: Any) -> None:
         evidence={
             "key": "auto_mapping.parent_library",
             "reference": parent[:300],
-            "files": [hit] if hit else [],
+            "files": hits,
         },
     )
 
@@ -1028,24 +1140,7 @@ def _check_hubconf(repo: _Repo) -> None:
     for path in sorted(p for p in repo.arts if posixpath.basename(p) == "hubconf.py"):
         folder = posixpath.dirname(path)
         files, missing = _follow_imports(repo, path)
-        queue = list(files)
-        seen = set(files)
-        while queue and len(seen) < MAX_CODE_FILES:
-            code = _analyze_code(repo, queue.pop(), report=False)
-            if code is None:
-                continue
-            for name in repo.capped(path, "hubconf imports", sorted(code.analysis.imports)):
-                parts = name.split(".")
-                cands = [posixpath.join(folder, *parts[:i], "__init__.py") for i in range(1, len(parts))]
-                cands += _module_candidates(folder, name)[:2]
-                for c in cands:
-                    if c in repo.arts and c not in seen:
-                        more, _ = _follow_imports(repo, c)
-                        for m in more:
-                            if m not in seen:
-                                seen.add(m)
-                                files.append(m)
-                                queue.append(m)
+        files = _absolute_imports(repo, files, [folder], "hubconf imports")
         _mark_loaded(repo, files, HUBCONF_LOADER, "hubconf", path)
         repo.add(
             path,
