@@ -19,6 +19,8 @@ from tests.harness import CANARY
 os.environ.setdefault("HF_HUB_OFFLINE", "0")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_HUB_DISABLE_XET"] = "1"
+# MLflow's telemetry thread unsets its session variable with `del os.environ[...]` and races the test's client.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 
 @pytest.fixture

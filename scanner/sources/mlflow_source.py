@@ -416,6 +416,8 @@ class MLflowSource(Source):
 
 
 def _mlflow() -> Any:
+    # the MLflow client reports usage to a public endpoint from a background thread: a scanner sends nothing
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         import mlflow.artifacts
         from mlflow.tracking import MlflowClient

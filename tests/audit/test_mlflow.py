@@ -152,7 +152,7 @@ def proxy(tracking: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy
     p = FaultProxy(tracking)
     _point_at(p.url, monkeypatch)
     for key, value in {
-        "MODELWARD_NETWORK_SECONDS": "3",
+        "MODELWARD_NETWORK_SECONDS": "6",  # a loaded CI machine needs room for the healthy calls
         "MODELWARD_NETWORK_STALL_SECONDS": "1",
         "MODELWARD_NETWORK_MIN_RATE": "100",
         "MODELWARD_HTTP_ATTEMPTS": "2",
@@ -176,7 +176,7 @@ def _point_at(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     mlflow.set_tracking_uri(uri)
 
 
-def _scan(target: str, limit: float = 15.0) -> tuple[int, str, dict, float]:
+def _scan(target: str, limit: float = 40.0) -> tuple[int, str, dict, float]:
     """``scan TARGET -f json`` in a thread: a scan that hangs fails the test at ``limit`` instead of blocking it."""
     box: dict = {}
 
@@ -214,7 +214,7 @@ def test_artifacts_are_read_by_range_with_identity_encoding(proxy: FaultProxy, l
 def test_trickling_artifact_is_a_stall_exit_2(proxy: FaultProxy, logged_run: str) -> None:
     proxy.add("trickle", ARTIFACT, method="GET")
     code, out, doc, took = _scan(f"runs:/{logged_run}/model")
-    assert code == 2 and took < 12, (code, took, out)
+    assert code == 2 and took < 25, (code, took, out)
     # the stall detector, or the socket read timeout (capped at the stall window) on a busy machine
     assert any(e.startswith("weights.pkl") for e in doc["errors"]), doc["errors"]
 
@@ -224,14 +224,14 @@ def test_tracking_server_that_never_answers_is_one_error_within_the_budget(
 ) -> None:
     proxy.add("silent", r".")
     code, out, _doc, took = _scan(f"runs:/{logged_run}/model")
-    assert code == 2 and took < 12, (code, took, out)
+    assert code == 2 and took < 25, (code, took, out)
     assert "timed out" in out or "budget" in out or "response" in out, out
 
 
 def test_trickling_rest_answer_is_one_error_within_the_budget(proxy: FaultProxy) -> None:
     proxy.add("trickle", r"^/api/2\.0/mlflow/model-versions/get\b")
     code, out, _doc, took = _scan("models:/netcheck/1")
-    assert code == 2 and took < 12, (code, took, out)
+    assert code == 2 and took < 25, (code, took, out)
 
 
 def test_tracking_host_whose_name_never_resolves_ends_at_the_deadline(
@@ -251,7 +251,7 @@ def test_tracking_host_whose_name_never_resolves_ends_at_the_deadline(
         code, out, _doc, took = _scan(f"runs:/{logged_run}/model")
     finally:
         release.set()
-    assert code == 2 and took < 12, (code, took, out)
+    assert code == 2 and took < 25, (code, took, out)
     assert "mlflow.hang.test" in out
 
 

@@ -123,7 +123,7 @@ def faulty(s3, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
     for key, value in {
         "AWS_ENDPOINT_URL": p.url,
         "AWS_SESSION_TOKEN": SESSION_TOKEN,
-        "MODELWARD_NETWORK_SECONDS": "3",
+        "MODELWARD_NETWORK_SECONDS": "6",  # a loaded CI machine needs room for the healthy calls
         "MODELWARD_NETWORK_STALL_SECONDS": "1",
         "MODELWARD_HTTP_ATTEMPTS": "2",
     }.items():
@@ -134,7 +134,7 @@ def faulty(s3, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
         p.stop()
 
 
-def _scan(target: str, limit: float = 15.0) -> tuple[int, str, dict, float]:
+def _scan(target: str, limit: float = 40.0) -> tuple[int, str, dict, float]:
     """``scan TARGET -f json`` in a thread: a scan that hangs fails the test at ``limit`` instead of blocking it."""
     box: dict = {}
 
@@ -163,7 +163,7 @@ def _weights(doc: dict) -> dict:
 def test_trickling_object_read_ends_at_the_deadline_exit_2(faulty: FaultProxy) -> None:
     faulty.add("trickle", OBJECT, method="GET")
     code, out, doc, took = _scan("s3://zoo/team")
-    assert code == 2 and took < 12, (code, took, out)
+    assert code == 2 and took < 25, (code, took, out)
     assert any("within" in e for e in doc["errors"]), doc["errors"]
 
 
@@ -174,7 +174,7 @@ def test_store_that_never_answers_or_trickles_its_listing_is_one_error(faulty: F
     else:
         faulty.add("trickle", r"list-type", method="GET")
     code, out, _doc, took = _scan("s3://zoo/team")
-    assert code == 2 and took < 12, (code, took, out)
+    assert code == 2 and took < 25, (code, took, out)
     assert "s3://zoo/team" in out
 
 
@@ -195,7 +195,7 @@ def test_endpoint_whose_name_never_resolves_ends_at_the_deadline(
         code, out, _doc, took = _scan("s3://zoo/team")
     finally:
         release.set()
-    assert code == 2 and took < 12, (code, took, out)
+    assert code == 2 and took < 25, (code, took, out)
 
 
 def test_body_larger_than_the_range_is_refused_without_reading_it(faulty: FaultProxy) -> None:

@@ -85,6 +85,18 @@ _WRAPPER_INIT = ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_arr
 #: attributes the unpickler looks up on an instance and calls: BUILD -> __setstate__, APPEND(S) -> append/extend,
 #: ADDITEMS -> add; __class__/__dict__ set through slot state change what the instance is
 HOOK_NAMES = frozenset({"__setstate__", "append", "extend", "add", "__class__", "__dict__"})
+#: attributes that code running while loading looks up on an instance and calls with no argument: ``keys`` by
+#: dict()/OrderedDict()/defaultdict()/dict.__init__ (copyreg._reconstructor over dict) and ``**mapping``, ``items``
+#: by pickle.py's BUILD (joblib) on a state that is not a dict. A value planted under them is invoked, so its own
+#: constraints hold (a newobj-only class or a data-only function called there is a call), but it is no hook: a
+#: callable the rules allow may sit there.
+CALLED_NAMES = frozenset({"keys", "items"})
+#: classes whose __setitem__ (SETITEM/SETITEMS on an instance) calls a callable key with the instance:
+#: pandas ``com.apply_if_callable(key, self)``
+_SETITEM_CALLS_KEY = frozenset(
+    {"pandas.core.frame:DataFrame", "pandas:DataFrame", "pandas.core.series:Series", "pandas:Series"}
+)
+_PLANTED_NAMES = HOOK_NAMES | CALLED_NAMES
 #: bytes one allocation a pickle asks for (bytes(n), ndarray shapes, storages) may reach before it is a finding
 MAX_ALLOC = 256 << 20
 LITERAL_MIN = 16  # shorter literals cannot hold an encoded pickle worth reporting
@@ -1481,7 +1493,11 @@ class Machine:
             else:
                 continue
             for k, v in pairs:
-                if type(k) is not str or k not in HOOK_NAMES:
+                if type(k) is not str or k not in _PLANTED_NAMES:
+                    continue
+                if k in CALLED_NAMES:
+                    if isinstance(v, (Glob, Call, Opaque)):
+                        self._invoke(v, f"{how} planted {k}")
                     continue
                 if k == "__dict__" and by_setattr and isinstance(v, Dct):
                     self._plant(inst, v, how)
@@ -1523,10 +1539,17 @@ class Machine:
                 if len(target.held) < KEEP_ITEMS:
                     target.held.append(x)
                     self._charge(W_ITEM)
+        if opcode in ("SETITEM", "SETITEMS"):
+            cls = self._class_of(target)
+            if (
+                isinstance(cls, Glob) and cls.rec.path in _SETITEM_CALLS_KEY
+            ):  # target[key] = v calls key(target)
+                for i in range(0, len(items) - 1, 2):
+                    self._invoke(items[i], f"{opcode} key on {cls.rec.path}", now=True)
         if opcode in ("SETITEM", "SETITEMS"):  # a hook-named key: planted if this mapping becomes BUILD state
             for i in range(0, len(items) - 1, 2):
                 k, v = items[i], items[i + 1]
-                if type(k) is str and k in HOOK_NAMES and isinstance(v, (Glob, Call, Opaque)):
+                if type(k) is str and k in _PLANTED_NAMES and isinstance(v, (Glob, Call, Opaque)):
                     if target.held is None:
                         target.held = []
                     if len(target.held) < 2 * KEEP_ITEMS:
