@@ -28,10 +28,13 @@ EXIT_OK, EXIT_BLOCKED, EXIT_ERROR = 0, 1, 2
 
 
 def escape(text: str) -> str:
-    """rich's markup escape, imported when a message is printed (start-up, issue #13)."""
+    """A message for the terminal: control characters escaped (a hostile file name cannot drive the terminal)
+    and rich's markup escaped (rich is imported when a message is printed: start-up, issue #13)."""
     from rich.markup import escape as rich_escape
 
-    return rich_escape(text)
+    from .report.terminal import terminal_safe
+
+    return rich_escape(terminal_safe(text))
 
 
 class _ErrConsole:

@@ -18,6 +18,7 @@ from scanner.integrity.errors import IntegrityError, VerificationFailed
 from scanner.integrity.hashing import SUPPORTED_ALGORITHMS
 from scanner.integrity.locate import DEFAULT_SIGNATURE_NAME
 from scanner.integrity.trust import KeylessTrust
+from scanner.report.terminal import terminal_safe as safe  # hostile file names cannot drive the terminal
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -35,11 +36,6 @@ def _consoles() -> tuple[Console, Console]:
         Console(markup=False, highlight=False, soft_wrap=True),
         Console(stderr=True, markup=False, highlight=False, soft_wrap=True),
     )
-
-
-def safe(text: object) -> str:
-    """Escape control characters so a hostile file name cannot drive the terminal."""
-    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in str(text))
 
 
 def _fail(err: Console, message: str, code: int) -> typer.Exit:

@@ -6,6 +6,7 @@ import io
 from typing import TYPE_CHECKING, TextIO
 
 from ..findings import Coverage, Decision, FileResult, ScanReport, Severity
+from .terminal import terminal_safe
 from .view import MemoryView, ReportView
 
 if TYPE_CHECKING:
@@ -42,18 +43,19 @@ def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> 
     line = Text()
     if decision is not None:
         line.append(f"{decision.value.upper():5} ", style=_DEC_STYLE[decision])
-    line.append(fr.path, style="bold")
-    line.append(f"  [{fr.format}, {_human(fr.size)}", style="dim")
+    line.append(terminal_safe(fr.path), style="bold")
+    line.append(f"  [{terminal_safe(fr.format)}, {_human(fr.size)}", style="dim")
     if fr.size and fr.bytes_read < fr.size:
         line.append(f", read {_human(fr.bytes_read)}", style="dim")
     line.append("]", style="dim")
     if fr.coverage is not Coverage.FULL:
         line.append(f"  coverage: {fr.coverage.value}", style="bold magenta")
     if fr.signature:
-        line.append(f"  signature: {fr.signature}", style="green" if fr.signature == "verified" else "red")
+        sig = terminal_safe(fr.signature)
+        line.append(f"  signature: {sig}", style="green" if fr.signature == "verified" else "red")
     console.print(line)
     for note in fr.coverage_notes:
-        console.print(Text(f"      not analyzed: {note}", style="magenta"))
+        console.print(Text(f"      not analyzed: {terminal_safe(note)}", style="magenta"))
     shown = [
         f
         for f in fr.findings
@@ -63,14 +65,17 @@ def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> 
         t = Text("      ")
         t.append(f" {f.severity.value.upper()} ", style=_SEV_STYLE[f.severity])
         t.append(f" {f.rule_id} ", style="bold")
-        t.append(f.message)
+        t.append(terminal_safe(f.message))
         if "!" in f.path:
-            t.append(f"  (in {f.path.split('!', 1)[1]})", style="dim")
+            t.append(f"  (in {terminal_safe(f.path.split('!', 1)[1])})", style="dim")
         console.print(t)
         code = f.evidence.get("decompiled")
         if code:
             console.print(
-                Text("\n".join("          " + ln for ln in str(code).splitlines()[:12]), style="dim")
+                Text(
+                    "\n".join("          " + terminal_safe(ln) for ln in str(code).splitlines()[:12]),
+                    style="dim",
+                )
             )
 
 
@@ -117,7 +122,7 @@ def write_console(
     if quiet:  # the verdict line alone, written without rich: `-q` is what scripts and hooks run
         if report.errors or verdict is None:
             return
-        line = f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy}), {totals.files} files"
+        line = f"verdict: {verdict.decision.value.upper()} (policy {terminal_safe(verdict.policy)}), {totals.files} files"
         out.write((f"\x1b[{_DEC_ANSI[verdict.decision]}m{line}\x1b[0m" if color else line) + "\n")
         return
     from rich.console import Console
@@ -159,11 +164,12 @@ def write_console(
     if verdict:
         console.print(
             Text(
-                f"verdict: {verdict.decision.value.upper()} (policy {verdict.policy})",
+                f"verdict: {verdict.decision.value.upper()} (policy {terminal_safe(verdict.policy)})",
                 style=_DEC_STYLE[verdict.decision],
             )
         )
         for r in view.reasons():  # reasons about the scan as a whole, not one file (e.g. a rule DB too old)
             if r.path is None and r.decision is not Decision.ALLOW and r.message not in report.errors:
                 ref = f" ({r.policy_ref})" if r.policy_ref else ""
-                console.print(Text(f"  {r.decision.value}: {r.message}{ref}", style=_DEC_STYLE[r.decision]))
+                text = terminal_safe(f"  {r.decision.value}: {r.message}{ref}")
+                console.print(Text(text, style=_DEC_STYLE[r.decision]))

@@ -6,11 +6,13 @@ import io
 from typing import TextIO
 
 from ..findings import Coverage, ScanReport, Severity
+from .terminal import terminal_safe
 from .view import MemoryView, ReportView
 
 
 def _cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")
+    """Text for a table cell or a line: pipes escaped, control characters visible (a CI log is a terminal)."""
+    return terminal_safe(s.replace("|", "\\|").replace("\n", " "))
 
 
 def write_markdown(view: ReportView, out: TextIO) -> None:
