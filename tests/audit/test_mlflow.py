@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
+from tests.audit.bounded_scan import scan_within
 from tests.registries.servers.fault_proxy import FaultProxy
 
 # one mlflow server per module: keep the module on one xdist worker (--dist loadgroup) so it starts once
@@ -176,34 +177,12 @@ def _point_at(uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     mlflow.set_tracking_uri(uri)
 
 
-def _scan(target: str, limit: float = 40.0) -> tuple[int, str, dict, float]:
-    """``scan TARGET -f json`` in a thread: a scan that hangs fails the test at ``limit`` instead of blocking it."""
-    box: dict = {}
-
-    def run() -> None:
-        box["res"] = CliRunner().invoke(app, ["scan", target, "-f", "json"])
-
-    t0 = time.monotonic()
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(limit)
-    took = time.monotonic() - t0
-    assert not worker.is_alive(), f"scan {target} still running after {limit:.0f} s"
-    res = box["res"]
-    assert "Traceback" not in res.output, res.output
-    try:
-        doc = json.loads(res.stdout)
-    except ValueError:
-        doc = {}
-    return res.exit_code, res.output, doc, took
-
-
 def _files(doc: dict) -> dict[str, dict]:
     return {f["path"].rsplit("/", 1)[-1]: f for f in doc.get("files", [])}
 
 
 def test_artifacts_are_read_by_range_with_identity_encoding(proxy: FaultProxy, logged_run: str) -> None:
-    code, out, doc, _ = _scan(f"runs:/{logged_run}/model")
+    code, out, doc, _ = scan_within(f"runs:/{logged_run}/model")
     assert code == 1, out
     files = _files(doc)
     assert any(x["rule_id"] == "PICKLE-DANGEROUS-GLOBAL" for x in files["weights.pkl"]["findings"])
@@ -213,7 +192,7 @@ def test_artifacts_are_read_by_range_with_identity_encoding(proxy: FaultProxy, l
 
 def test_trickling_artifact_is_a_stall_exit_2(proxy: FaultProxy, logged_run: str) -> None:
     proxy.add("trickle", ARTIFACT, method="GET")
-    code, out, doc, took = _scan(f"runs:/{logged_run}/model")
+    code, out, doc, took = scan_within(f"runs:/{logged_run}/model")
     assert code == 2 and took < 25, (code, took, out)
     # the stall detector, or the socket read timeout (capped at the stall window) on a busy machine
     assert any(e.startswith("weights.pkl") for e in doc["errors"]), doc["errors"]
@@ -223,14 +202,14 @@ def test_tracking_server_that_never_answers_is_one_error_within_the_budget(
     proxy: FaultProxy, logged_run: str
 ) -> None:
     proxy.add("silent", r".")
-    code, out, _doc, took = _scan(f"runs:/{logged_run}/model")
+    code, out, _doc, took = scan_within(f"runs:/{logged_run}/model")
     assert code == 2 and took < 25, (code, took, out)
     assert "timed out" in out or "budget" in out or "response" in out, out
 
 
 def test_trickling_rest_answer_is_one_error_within_the_budget(proxy: FaultProxy) -> None:
     proxy.add("trickle", r"^/api/2\.0/mlflow/model-versions/get\b")
-    code, out, _doc, took = _scan("models:/netcheck/1")
+    code, out, _doc, took = scan_within("models:/netcheck/1")
     assert code == 2 and took < 25, (code, took, out)
 
 
@@ -248,7 +227,7 @@ def test_tracking_host_whose_name_never_resolves_ends_at_the_deadline(
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
     _point_at(f"http://mlflow.hang.test:{proxy.port}", monkeypatch)
     try:
-        code, out, _doc, took = _scan(f"runs:/{logged_run}/model")
+        code, out, _doc, took = scan_within(f"runs:/{logged_run}/model")
     finally:
         release.set()
     assert code == 2 and took < 25, (code, took, out)
@@ -259,7 +238,7 @@ def test_body_larger_than_the_listing_is_a_size_mismatch_never_a_download(
     proxy: FaultProxy, logged_run: str
 ) -> None:
     proxy.add("oversize", ARTIFACT, method="GET", size=64 << 20)
-    code, out, doc, _ = _scan(f"runs:/{logged_run}/model")
+    code, out, doc, _ = scan_within(f"runs:/{logged_run}/model")
     assert code in (1, 2), out
     weights = _files(doc)["weights.pkl"]
     assert any(x["rule_id"] == "REGISTRY-SIZE-MISMATCH" for x in weights["findings"]), weights
@@ -269,7 +248,7 @@ def test_body_larger_than_the_listing_is_a_size_mismatch_never_a_download(
 
 def test_gzip_encoded_artifact_is_refused_not_decoded(proxy: FaultProxy, logged_run: str) -> None:
     proxy.add("gzip", ARTIFACT, method="GET")
-    code, out, doc, _ = _scan(f"runs:/{logged_run}/model")
+    code, out, doc, _ = scan_within(f"runs:/{logged_run}/model")
     assert code == 2, out
     assert any("Content-Encoding: gzip" in e for e in doc["errors"]), doc["errors"]
     weights = _files(doc)["weights.pkl"]
@@ -288,7 +267,7 @@ def test_credentials_stay_with_the_tracking_server_across_a_redirect(
         else:
             monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
             monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", TOKEN)
-        code, out, _doc, _ = _scan(f"runs:/{logged_run}/model")
+        code, out, _doc, _ = scan_within(f"runs:/{logged_run}/model")
         assert code == 1, out
         assert other.log and not other.headers_seen("authorization")
         assert proxy.headers_seen("authorization")  # the tracking server itself got them

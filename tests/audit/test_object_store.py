@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from scanner.cli import app
+from tests.audit.bounded_scan import scan_within
 from tests.registries.models import safetensors_bytes
 from tests.registries.servers.fault_proxy import FaultProxy
 
@@ -134,35 +135,13 @@ def faulty(s3, monkeypatch: pytest.MonkeyPatch) -> Iterator[FaultProxy]:
         p.stop()
 
 
-def _scan(target: str, limit: float = 40.0) -> tuple[int, str, dict, float]:
-    """``scan TARGET -f json`` in a thread: a scan that hangs fails the test at ``limit`` instead of blocking it."""
-    box: dict = {}
-
-    def run() -> None:
-        box["res"] = CliRunner().invoke(app, ["scan", target, "-f", "json"])
-
-    t0 = time.monotonic()
-    worker = threading.Thread(target=run, daemon=True)
-    worker.start()
-    worker.join(limit)
-    took = time.monotonic() - t0
-    assert not worker.is_alive(), f"scan {target} still running after {limit:.0f} s"
-    res = box["res"]
-    assert "Traceback" not in res.output, res.output
-    try:
-        doc = json.loads(res.stdout)
-    except ValueError:
-        doc = {}
-    return res.exit_code, res.output, doc, took
-
-
 def _weights(doc: dict) -> dict:
     return next(f for f in doc["files"] if f["path"].endswith("weights.pkl"))
 
 
 def test_trickling_object_read_ends_at_the_deadline_exit_2(faulty: FaultProxy) -> None:
     faulty.add("trickle", OBJECT, method="GET")
-    code, out, doc, took = _scan("s3://zoo/team")
+    code, out, doc, took = scan_within("s3://zoo/team")
     assert code == 2 and took < 25, (code, took, out)
     assert any("within" in e for e in doc["errors"]), doc["errors"]
 
@@ -173,7 +152,7 @@ def test_store_that_never_answers_or_trickles_its_listing_is_one_error(faulty: F
         faulty.add("silent", r".")
     else:
         faulty.add("trickle", r"list-type", method="GET")
-    code, out, _doc, took = _scan("s3://zoo/team")
+    code, out, _doc, took = scan_within("s3://zoo/team")
     assert code == 2 and took < 25, (code, took, out)
     assert "s3://zoo/team" in out
 
@@ -192,7 +171,7 @@ def test_endpoint_whose_name_never_resolves_ends_at_the_deadline(
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://s3.hang.test:{faulty.port}")
     try:
-        code, out, _doc, took = _scan("s3://zoo/team")
+        code, out, _doc, took = scan_within("s3://zoo/team")
     finally:
         release.set()
     assert code == 2 and took < 25, (code, took, out)
@@ -200,7 +179,7 @@ def test_endpoint_whose_name_never_resolves_ends_at_the_deadline(
 
 def test_body_larger_than_the_range_is_refused_without_reading_it(faulty: FaultProxy) -> None:
     faulty.add("oversize", OBJECT, method="GET", size=64 << 20)
-    code, out, doc, _ = _scan("s3://zoo/team")
+    code, out, doc, _ = scan_within("s3://zoo/team")
     assert code == 2, out
     assert _weights(doc)["bytes_read"] < 1 << 20
     assert any("more than the 35 bytes" in e for e in doc["errors"]), doc["errors"]
@@ -208,7 +187,7 @@ def test_body_larger_than_the_range_is_refused_without_reading_it(faulty: FaultP
 
 def test_gzip_encoded_object_is_refused_not_decoded(faulty: FaultProxy) -> None:
     faulty.add("gzip", OBJECT, method="GET")
-    code, out, doc, _ = _scan("s3://zoo/team")
+    code, out, doc, _ = scan_within("s3://zoo/team")
     assert code == 2, out
     assert any("Content-Encoding: gzip" in e for e in doc["errors"]), doc["errors"]
 
@@ -217,7 +196,7 @@ def test_redirect_never_carries_the_session_token_to_another_origin(faulty: Faul
     other = FaultProxy(faulty.url)
     try:
         faulty.add("redirect", OBJECT, method="GET", location=other.url)
-        code, out, doc, _ = _scan("s3://zoo/team")
+        code, out, doc, _ = scan_within("s3://zoo/team")
         assert not other.log, other.log  # the redirect is not followed at all
         assert code == 2, out
         assert faulty.headers_seen("x-amz-security-token")  # the endpoint itself got it
