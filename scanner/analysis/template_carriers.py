@@ -264,7 +264,57 @@ def inspect_json_text(raw: bytes, ctx: InspectContext) -> None:
         doc = json.loads(raw, object_pairs_hook=pairs)
     except (ValueError, RecursionError):
         return  # the JSON inspector reports documents that do not parse
+    if fiddle_remote_code(doc):
+        ctx.add(
+            "CONFIG-TARGET-UNLISTED",
+            "fiddle config builds a callable with trust_remote_code: true; "
+            "the repository code it loads is outside this scan",
+            evidence={"key": "trust_remote_code", "loader": "fiddle"},
+        )
     walk_values([doc, *shadowed], ctx)
+
+
+def fiddle_remote_code(doc: Any) -> bool:
+    """A fiddle-serialized Buildable (NeMo 2 io.json) given trust_remote_code set to true.
+
+    Config.__unflatten__ names its values by position from the metadata's argument_names tuple (the
+    ``Attr(name=...)`` label beside each value is not read back), so both spellings are checked."""
+    objs = doc.get("objects") if isinstance(doc, dict) else None
+    if not isinstance(objs, dict):
+        return False
+
+    def deref(v: Any) -> Any:
+        for _ in range(16):
+            if not (isinstance(v, dict) and v.get("type") == "ref" and isinstance(v.get("key"), str)):
+                break
+            v = objs.get(v["key"])
+        return v.get("value") if isinstance(v, dict) and v.get("type") == "leaf" else v
+
+    def values(o: Any) -> list[Any]:
+        items = o.get("items") if isinstance(o, dict) else None
+        return (
+            [it for it in items if isinstance(it, list) and len(it) == 2] if isinstance(items, list) else []
+        )
+
+    for o in objs.values():
+        items = values(o)
+        meta = deref(o.get("metadata")) if isinstance(o, dict) else None
+        meta_items = values(meta)
+        if isinstance(meta, dict) and meta.get("type") == {
+            "type": PYREF,
+            "module": "builtins",
+            "name": "tuple",
+        }:
+            names = [deref(v) for _, v in meta_items]  # a dict's metadata: its keys, in order
+        else:  # a Buildable's: BuildableTraverserMetadata(fn_or_cls, argument_names, ...)
+            names = [deref(v) for _, v in values(deref(meta_items[1][1]))] if len(meta_items) > 1 else []
+        for i, (label, v) in enumerate(items):
+            named = (isinstance(label, str) and "trust_remote_code" in label) or (
+                i < len(names) and names[i] == "trust_remote_code"
+            )
+            if named and remote_code_requested({"trust_remote_code": deref(v)}):
+                return True
+    return False
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: linear, no backtracking
