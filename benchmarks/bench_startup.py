@@ -5,9 +5,12 @@ Each command runs --repeat times; the median wall time and the peak RSS are prin
 from PATH or --peer-bin. The large checkpoint is a valid torch-layout zip built by bench_scan.py (data.pkl, 3 GiB
 of float32 storages); a zip truncated to size would have no end record and be judged as malformed.
 
+With --instructions (needs valgrind), each command also runs once under callgrind and the instructions it
+executed are printed: unlike wall and CPU time, that count does not move with the load of a shared machine.
+
 Usage:
   python benchmarks/bench_startup.py --peer-bin /path/to/peervenv/bin
-  python benchmarks/bench_startup.py --large-gib 3 --repeat 7
+  python benchmarks/bench_startup.py --large-gib 3 --repeat 7 --instructions
 """
 
 from __future__ import annotations
@@ -53,11 +56,33 @@ def run(cmd: list[str], repeat: int) -> tuple[float, float, int | None, int]:
     return statistics.median(walls), statistics.median(cpus) if cpus else float("nan"), rss, code
 
 
+def instructions(cmd: list[str]) -> int | None:
+    """Instructions the command executes (callgrind's total), or None without valgrind."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        return None
+    res = subprocess.run(
+        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
+    for line in res.stderr.splitlines():
+        if "Collected :" in line:
+            return int(line.rsplit(":", 1)[1].strip())
+    return None
+
+
+def _millions(n: int | None) -> str:
+    return f"{n / 1e6:8.0f} M" if n is not None else "       ?  "
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peer-bin", default=None)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--large-gib", type=float, default=3.0)
+    ap.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
     args = ap.parse_args()
     peer = shutil.which("picklescan", path=args.peer_bin) if args.peer_bin else shutil.which("picklescan")
     with tempfile.TemporaryDirectory(prefix="mw-bench-start-") as tmp:
@@ -67,15 +92,25 @@ def main() -> None:
         n_tensors = 32
         rows = max(1, int(args.large_gib * (1 << 30)) // (n_tensors * 4 * 1024))
         write_checkpoint(large, *layout(n_tensors, rows), weight_block())
-        print(f"{'case':38} {'median wall':>12} {'median CPU':>11} {'peak RSS':>10} {'exit':>5}")
+        head = f"{'case':38} {'median wall':>12} {'median CPU':>11} {'peak RSS':>10} {'exit':>5}"
+        print(head + (f" {'instructions':>10}" if args.instructions else ""))
         for label, target in (("one small pickle", small), (f"{args.large_gib:g} GiB checkpoint", large)):
-            wall, cpu, rss, code = run([str(BIN), "scan", "--no-hash", "-q", str(target)], args.repeat)
-            print(f"{'modelward scan ' + label:38} {wall:10.3f} s {cpu:9.3f} s {rss or '?':>7} MB {code:>5}")
+            ours = [str(BIN), "scan", "--no-hash", "-q", str(target)]
+            wall, cpu, rss, code = run(ours, args.repeat)
+            n = instructions(ours) if args.instructions else None
+            extra = f" {_millions(n)}" if args.instructions else ""
+            print(
+                f"{'modelward scan ' + label:38} {wall:10.3f} s {cpu:9.3f} s {rss or '?':>7} MB {code:>5}{extra}"
+            )
             if peer:
-                pwall, pcpu, prss, pcode = run([peer, "-p", str(target)], args.repeat)
+                theirs = [peer, "-p", str(target)]
+                pwall, pcpu, prss, pcode = run(theirs, args.repeat)
+                pn = instructions(theirs) if args.instructions else None
+                ratio = f", instructions {n / pn:.1f}x" if n and pn else ""
+                extra = f" {_millions(pn)}" if args.instructions else ""
                 print(
-                    f"{'picklescan ' + label:38} {pwall:10.3f} s {pcpu:9.3f} s {prss or '?':>7} MB {pcode:>5}"
-                    f"   ratio wall {wall / pwall:.1f}x, CPU {cpu / pcpu:.1f}x"
+                    f"{'picklescan ' + label:38} {pwall:10.3f} s {pcpu:9.3f} s {prss or '?':>7} MB {pcode:>5}{extra}"
+                    f"   ratio wall {wall / pwall:.1f}x, CPU {cpu / pcpu:.1f}x{ratio}"
                 )
 
 
