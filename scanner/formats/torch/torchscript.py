@@ -91,6 +91,8 @@ def analyze_code(reader: Reader, tz: TorchZip, ctx: InspectContext) -> None:
 def _plain(call: str) -> bool:
     """A call TorchScript lowers to an aten/prim operator: `torch.NAME(...)` or `torch.ops.{aten,prim}.NAME`."""
     parts = call.split(".")
+    if len(parts) < 2 or " " in call:
+        return False
     if parts[1] in ("ops", "classes"):
         return parts[1] == "ops" and parts[2] in _PLAIN_NAMESPACES
     return True
@@ -120,8 +122,54 @@ def normalize(text: str) -> str:
     return _close_dots(_STRING_OR_COMMENT.sub(lambda m: m.group(1) or " ", text))
 
 
+# Module values of serialized TorchScript's environment (import_source.cpp): `torch` (the aten builtins;
+# `torch.autograd` is aten again), `ops`, `ops.NS`, `torch.ops[.NS]`, `torch.classes[.NS]`. Bound to a name or
+# handed to getattr they reach any operator under another spelling (`T = torch; T.from_file(...)`,
+# `getattr(ops.aten, "from_file")(...)`), and a function bound to a name (`f = torch.from_file; f(...)`) is called
+# without `torch.from_file(` ever being written: every reference is judged, called or not, and a module used as a
+# value is dangerous whatever it is used for.
+_REF = re.compile(r"(?<![\w.])(torch|ops|__torch__)((?:\.[A-Za-z_]\w*)*)")
+_ALIAS = re.compile(r"(?<![=!<>])=\s*(?:torch|ops)\b(?!\s*\.)|\bgetattr\s*\(\s*(?:torch|ops|__torch__)\b")
+
+
+def _references(text: str) -> list[tuple[str, bool]]:
+    """Every `torch`/`ops` reference of code with strings and comments blanked (see _REF)."""
+    out: list[tuple[str, bool]] = []
+    for m in _REF.finditer(text):
+        root, rest = m.group(1), [p for p in m.group(2).split(".") if p]
+        if root == "__torch__":
+            if rest[:2] != ["torch", "classes"]:
+                continue  # a class type of the archive itself
+            parts = rest
+        elif root == "ops":
+            parts = ["torch", "ops", *rest]
+        else:
+            parts = ["torch", *rest]
+        while len(parts) > 1 and parts[1] == "autograd":
+            del parts[1]
+        call = ".".join(parts)
+        if len(parts) == 1 or (parts[1] in ("ops", "classes") and len(parts) < 4):
+            out.append((f"{call} (module used as a value)", True))
+        elif parts[1] in ("ops", "classes"):
+            ns, name = parts[2], parts[3]
+            bad = (
+                parts[1] == "classes"
+                or ns not in _BUILTIN_NAMESPACES
+                or (ns == "aten" and name in _DANGEROUS_ATEN)
+            )
+            out.append((".".join(parts[:4]), bad))
+        else:
+            out.append((call, parts[1] in _DANGEROUS_FUNCS or parts[-1] in {"from_file", "load", "save"}))
+    return out
+
+
 def _calls(text: str) -> list[tuple[str, bool]]:
     out: list[tuple[str, bool]] = []
+    blanked = _close_dots(_STRING_OR_COMMENT.sub(lambda m: '""' if m.group(1) else " ", text))
+    out.extend(_references(blanked))
+    # the raw text too (a string this stripper misreads): a module bound to a name or handed to getattr
+    for m in _ALIAS.finditer(_close_dots(text.replace("\\\n", " "))):
+        out.append((f"{_SPACE.sub(' ', m.group(0)).lstrip('= ')[:40]} (module used as a value)", True))
     # both views: comments stripped (a comment between `torch.` and `from_file`), and only the blanks closed
     # up (so text this stripper takes for a comment but the TorchScript lexer does not is still read)
     text = normalize(text) + "\n" + _close_dots(text.replace("\\\n", " "))
