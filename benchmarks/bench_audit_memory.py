@@ -15,6 +15,7 @@ Usage:
   python benchmarks/bench_audit_memory.py                          # 5k, 20k, 50k files; every format
   python benchmarks/bench_audit_memory.py --sizes 2000 --formats json,html
   python benchmarks/bench_audit_memory.py --sizes 100000 --formats json --scan
+  python benchmarks/bench_audit_memory.py --100k --scan                  # 5k, 20k, 50k and 100k files
 """
 
 from __future__ import annotations
@@ -74,12 +75,15 @@ def row(n: int, what: str, wall: float, rss: int | None, code: int, out: Path) -
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="5000,20000,50000", help="comma-separated file counts")
+    ap.add_argument("--100k", dest="big", action="store_true", help="add a 100,000-file zoo to --sizes")
     ap.add_argument("--formats", default=",".join(FORMATS), help="comma-separated report formats")
     ap.add_argument("--workers", default="1")
     ap.add_argument("--scan", action="store_true", help="also `modelward scan ZOO -f json`")
     ap.add_argument("--keep", action="store_true", help="keep the zoos and reports")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.big and 100_000 not in sizes:
+        sizes.append(100_000)
     formats = [f for f in args.formats.split(",") if f]
     work = Path(tempfile.mkdtemp(prefix="mw-bench-audit-mem-"))
     timed([str(BIN), "--version"])  # bytecode and caches warm, as an installed wheel would be

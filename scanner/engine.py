@@ -60,7 +60,7 @@ def local_job(art: Artifact) -> LocalJob:
 def judge_local_job(job: LocalJob, rules: RuleDB, opts: ScanOptions) -> str:
     """Judge one local file (in a worker) exactly as a local scan would; the FileResult as JSON."""
     rel, local, size = job
-    art = Artifact(path=rel, size=size, opener=lambda: FileReader(local, name=rel), local_path=local)
+    art = Artifact(path=rel, size=size, local_path=local)  # opened as FileReader(local, name=rel)
     return inspect_artifact(art, rules, opts).model_dump_json()
 
 
@@ -265,18 +265,59 @@ def scan_snapshot(
     reuse: Callable[[Artifact], FileResult | None] | None = None,
 ) -> list[FileResult]:
     """Judge every artifact (reusing what ``reuse`` proves still valid), then the repository-level checks."""
+    return list(stream_snapshot(snapshot, opts, rules, executor=executor, reuse=reuse))
+
+
+def stream_snapshot(
+    snapshot: Snapshot,
+    opts: ScanOptions,
+    rules: RuleDB | None = None,
+    *,
+    executor: Executor = SERIAL,
+    reuse: Callable[[Artifact], FileResult | None] | None = None,
+) -> Iterator[FileResult]:
+    """``scan_snapshot``'s results one at a time. A snapshot of more than ``SPILL_AT`` files keeps none of them
+    in memory meanwhile: each judged result waits on disk (``ResultTable``) for the repository checks, which
+    load only the results they look at. A smaller one is judged in memory (no SQLite, no copies)."""
     rules = rules or get_rule_db(opts.rules_root)
-    results = _problem_results(snapshot, rules)
+    if len(snapshot.artifacts) + len(snapshot.problems) <= SPILL_AT:
+        results = list(_judged(snapshot, opts, rules, executor, reuse))
+        results.extend(inspect_snapshot(snapshot, {fr.path: fr for fr in results}, rules, opts.limits))
+        yield from results
+        return
+    from .repo.results import ResultTable
+
+    table = ResultTable()
+    try:
+        table.extend(_judged(snapshot, opts, rules, executor, reuse))
+        extra = inspect_snapshot(snapshot, table, rules, opts.limits)
+        yield from table.drain()
+        yield from extra
+    finally:
+        table.close()
+
+
+SPILL_AT = (
+    2000  # files of a snapshot judged in memory; past it, results wait on disk for the repository checks
+)
+
+
+def _judged(
+    snapshot: Snapshot,
+    opts: ScanOptions,
+    rules: RuleDB,
+    executor: Executor,
+    reuse: Callable[[Artifact], FileResult | None] | None,
+) -> Iterator[FileResult]:
+    """The snapshot's problems, then its artifacts' results (reused ones first, in listing order)."""
+    yield from _problem_results(snapshot, rules)
     todo = []
     for art in snapshot.artifacts:
         hit = reuse(art) if reuse is not None else None
         if hit is None:
             todo.append(art)
             continue
-        results.append(hit)
         if opts.on_file:
             opts.on_file(hit)
-    results.extend(executor.judge(todo, rules, opts))
-    by_path = {fr.path: fr for fr in results}
-    results.extend(inspect_snapshot(snapshot, by_path, rules, opts.limits))
-    return results
+        yield hit
+    yield from executor.judge(todo, rules, opts)

@@ -10,12 +10,12 @@ an ``Executor`` (``scanner.parallel.executor_for``); the verdict stays with the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
-from .engine import SERIAL, Executor, reroot, scan_snapshot
+from .engine import SERIAL, Executor, reroot, stream_snapshot
 from .findings import FileResult, ScanReport
 from .integrity.scan_hook import apply_signature_status, check_snapshot_signature
 from .io.redaction import redact, redact_url
@@ -55,6 +55,24 @@ class Pipeline:
         the snapshot whose signature covers these bytes (default: this one; pull verifies a quarantined copy).
         """
         t0 = time.monotonic()
+        files = list(self.stream(snapshot, qualify=qualify, source=source, signed=signed, reuse=reuse))
+        report = new_report([snapshot.target], self.rules)
+        report.files = files
+        report.errors = [redact(e) for e in snapshot.errors]  # network faults: the scan did not complete
+        finish_report(report, t0)
+        return report
+
+    def stream(
+        self,
+        snapshot: Snapshot,
+        *,
+        qualify: bool = False,
+        source: str | None = None,
+        signed: Snapshot | None = None,
+        reuse: Reuse | None = None,
+    ) -> Iterator[FileResult]:
+        """``scan``'s files one at a time, finished (signature status, source, display path), in report order;
+        none is held meanwhile (see ``engine.stream_snapshot``). The snapshot's errors are the caller's."""
         snap = select(snapshot, self.settings.selection)
         src = source or source_uri(snap)
         opts = self.settings.for_source(src)
@@ -68,19 +86,20 @@ class Pipeline:
         )
         if outcome is not None and outcome.digests:
             opts = replace(opts, known_sha256={**opts.known_sha256, **outcome.digests})
-        files = scan_snapshot(snap, opts, self.rules, executor=self.executor, reuse=reuse)
-        if outcome is not None:
-            apply_signature_status(files, outcome, self.rules)
-            files.extend(outcome.extra_results)
-        for fr in files:
-            fr.source = src
-        if qualify:
-            reroot(files, display_paths(snap))
-        report = new_report([snap.target], self.rules)
-        report.files = files
-        report.errors = [redact(e) for e in snap.errors]  # network faults: the scan did not complete
-        finish_report(report, t0)
-        return report
+        move = display_paths(snap) if qualify else None
+        for fr in stream_snapshot(snap, opts, self.rules, executor=self.executor, reuse=reuse):
+            if outcome is not None:
+                apply_signature_status([fr], outcome, self.rules)
+            yield self._finish(fr, src, move)
+        for fr in outcome.extra_results if outcome is not None else ():
+            yield self._finish(fr, src, move)
+
+    @staticmethod
+    def _finish(fr: FileResult, src: str, move: Callable[[str], str] | None) -> FileResult:
+        fr.source = src
+        if move is not None:
+            reroot([fr], move)
+        return fr
 
     def scan_targets(self, targets: Iterable[str]) -> ScanReport:
         """Resolve and scan every target. A target that cannot be resolved is a report error, not a crash."""

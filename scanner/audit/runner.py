@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -112,6 +113,67 @@ class _Pending:
     local_path: str | None = None
 
 
+class _Ledger:
+    """``_Pending`` by printable path, in listing order, in a private temporary SQLite file: a zoo's target
+    lists 100k files, and their bookkeeping waits from the listing until each file's result is recorded."""
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("", isolation_level=None)  # "": temporary, on disk, deleted when closed
+        self.db.execute("PRAGMA cache_size=-1024")
+        self.db.execute("PRAGMA journal_mode=OFF")
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.db.execute(
+            "CREATE TABLE pending (seq INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, identity TEXT, "
+            "state TEXT NOT NULL, reused INTEGER NOT NULL, previous_digest TEXT, local_path BLOB)"
+        )
+        self.db.execute("BEGIN")
+
+    def __enter__(self) -> _Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+    def put(self, path: str, p: _Pending) -> None:
+        self.db.execute(
+            "INSERT INTO pending (path, identity, state, reused, previous_digest, local_path) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET identity=excluded.identity, "
+            "state=excluded.state, reused=excluded.reused, previous_digest=excluded.previous_digest, "
+            "local_path=excluded.local_path",
+            (path, p.identity, p.state, int(p.reused), p.previous_digest, _blob(p.local_path)),
+        )
+
+    def get(self, path: str) -> _Pending | None:
+        row = self.db.execute(
+            "SELECT identity, state, reused, previous_digest, local_path FROM pending WHERE path=?", (path,)
+        ).fetchone()
+        return None if row is None else _Pending(row[0], row[1], bool(row[2]), row[3], _text(row[4]))
+
+    def reused(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM pending WHERE reused").fetchone()[0])
+
+    def states(self) -> list[tuple[str, int]]:
+        return [
+            (str(s), int(n)) for s, n in self.db.execute("SELECT state, count(*) FROM pending GROUP BY state")
+        ]
+
+    def paths(self, state: str | None = None) -> Iterator[str]:
+        """Paths in listing order (with ``state`` only, when given)."""
+        where, args = ("WHERE state=?", (state,)) if state else ("", ())
+        cur = self.db.execute(f"SELECT path FROM pending {where} ORDER BY seq", args)
+        while rows := cur.fetchmany(256):
+            yield from (p for (p,) in rows)
+
+
+def _blob(path: str | None) -> bytes | None:
+    """A file name as SQLite keeps it: UTF-8, lone surrogates (undecodable names) included."""
+    return None if path is None else path.encode("utf-8", "surrogatepass")
+
+
+def _text(blob: bytes | None) -> str | None:
+    return None if blob is None else blob.decode("utf-8", "surrogatepass")
+
+
 def settings_key(opts: AuditOptions) -> str:
     """Scan settings a stored result depends on: the policy's content (per-source allowances) and the limits."""
     blob = json.dumps(
@@ -133,14 +195,18 @@ class _Run:
         )
 
     def scan_target(self, raw: str, snap: Snapshot, qualify: bool) -> None:
-        """Judge one target's files into the store; only this target's results are in memory meanwhile."""
+        """Judge one target's files into the store, one at a time: a result is in memory from the moment it
+        is final to the moment it is stored; results and bookkeeping wait on disk."""
         snap = select(snap, self.opts.scan.selection)  # excluded files are neither counted nor recorded
-        pending: dict[str, _Pending] = {}  # by printable path: results from worker processes carry that form
-        for art in snap.artifacts:
-            pending[db_text(art.path)] = self._classify(raw, snap, art)
+        with _Ledger() as pending:  # by printable path: results from worker processes carry that form
+            for art in snap.artifacts:
+                pending.put(db_text(art.path), self._classify(raw, snap, art))
+            self._scan_pending(raw, snap, qualify, pending)
 
+    def _scan_pending(self, raw: str, snap: Snapshot, qualify: bool, pending: _Ledger) -> None:
         def reuse(art: Artifact) -> FileResult | None:
-            p = pending.get(db_text(art.path))
+            key = db_text(art.path)
+            p = pending.get(key)
             if p is None or p.state != "unchanged" or self.opts.rehash:
                 return None
             known = self.inv.known(raw, art.path)
@@ -154,11 +220,13 @@ class _Run:
             if hit is None:  # same bytes, but judged under other rules or settings: inspect again
                 return None
             p.reused = True
+            pending.put(key, p)
             hit.path, hit.cached, hit.bytes_read = art.path, True, 0
             return hit
 
         def record(fr: FileResult) -> None:
-            p = pending.get(db_text(fr.path))
+            key = db_text(fr.path)
+            p = pending.get(key)
             if p is None:
                 return
             if p.state == "changed" and p.previous_digest and fr.sha256 == p.previous_digest:
@@ -174,6 +242,7 @@ class _Run:
             )
             if not p.reused and p.local_path and p.identity is not None and _moved(p.local_path, p.identity):
                 p.identity = None  # not the file that was listed: what was judged has no identity to record
+            pending.put(key, p)
             reusable = (
                 p.identity is not None
                 and content_key is not None
@@ -195,29 +264,25 @@ class _Run:
 
         scan_opts = replace(self.opts.scan, on_file=_chain(self.opts.scan.on_file, record))
         pipeline = Pipeline(self.rules, scan_opts, self.opts.executor)
-        results = pipeline.scan(snap, qualify=qualify, reuse=reuse).files
-        results.reverse()
-        while results:  # judged and stored in report order, each dropped once stored
-            self.judge.add(results.pop())
-        for p in pending.values():
-            if p.reused:
-                self.summary.reused_files += 1
-            setattr(self.summary.files, p.state, getattr(self.summary.files, p.state) + 1)
+        for fr in pipeline.stream(snap, qualify=qualify, reuse=reuse):  # judged and stored in report order
+            self.judge.add(fr)
+        self.summary.reused_files += pending.reused()
+        for state, n in pending.states():
+            setattr(self.summary.files, state, getattr(self.summary.files, state) + n)
         shown_as = display_paths(snap)
         store = self.judge.store
         for state in ("changed", "new"):  # printable, as the inventory keeps them
             store.add_items(
-                f"{state}_paths",
-                (json.dumps(db_text(shown_as(path))) for path, p in pending.items() if p.state == state),
+                f"{state}_paths", (json.dumps(db_text(shown_as(p))) for p in pending.paths(state))
             )
-        self._record_decisions(raw, {path: shown_as(path) for path in pending})
+        self._record_decisions(raw, ((path, shown_as(path)) for path in pending.paths()))
 
-    def _record_decisions(self, raw: str, shown: dict[str, str]) -> None:
+    def _record_decisions(self, raw: str, shown: Iterable[tuple[str, str]]) -> None:
         """Each observed file's decision, found under the path the report shows (a single-file target's is the
         target itself, not ``target/name``)."""
         target = db_text(raw)
         with self.inv._tx():
-            for path, where in shown.items():
+            for path, where in shown:
                 decision = self.judge.store.decision_of(db_text(where))
                 if decision is not None:
                     self.inv.db.execute(

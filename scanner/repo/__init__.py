@@ -11,7 +11,8 @@ example a file that config.json names but the repository lacks).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import cast
 
 from ..findings import FileResult
 from ..limits import Limits
@@ -34,12 +35,15 @@ REPO_CHECKS: tuple[RepoCheck, ...] = (
 
 
 def inspect_snapshot(
-    snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits
+    snapshot: Snapshot, results: Mapping[str, FileResult], rules: RuleDB, limits: Limits
 ) -> list[FileResult]:
+    """Run every check on ``results`` (``{path: result}``, or a ``ResultTable``, the same mapping on disk: the
+    checks use a dict's ``get``, ``[]``, ``in`` and assignment, and ask it the questions in ``results``)."""
     extra: list[FileResult] = []
+    by_path = cast(dict[str, FileResult], results)
     for check in REPO_CHECKS:
         try:
-            extra.extend(check(snapshot, results, rules, limits))
+            extra.extend(check(snapshot, by_path, rules, limits))
         except Exception as exc:  # fail closed: a crashed check is reported, not swallowed
             log.debug("repo check %s crashed", check, exc_info=True)
             name = getattr(check, "__module__", "repo")

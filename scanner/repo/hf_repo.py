@@ -1199,11 +1199,13 @@ def _check_chat_templates(repo: _Repo, path: str, value: Any) -> None:
 
 def _check_misc(repo: _Repo) -> None:
     from ..formats.code_files import parse_lfs_pointer, shell_dangers
+    from .results import digest_owners, format_lookup
 
-    by_sha = {fr.sha256: p for p, fr in repo.results.items() if fr.sha256 and fr.format != "lfs-pointer"}
+    # formats and digests asked of the results, not every result loaded (a ResultTable keeps them on disk)
+    format_of = format_lookup(repo.results)
+    by_sha: dict[str, str] | None = None  # built at the first LFS pointer
     for path in sorted(repo.arts):
-        fr = repo.results.get(path)
-        fmt = fr.format if fr else None
+        fmt = format_of(path)
         if _SCRIPT_NAMES.search(path) and fmt in ("text", "unknown", None):
             data = repo.read(path, 4 << 20) or b""
             dangers = shell_dangers(data.decode("utf-8", "replace"))
@@ -1228,7 +1230,10 @@ def _check_misc(repo: _Repo) -> None:
                 severity=Severity.MEDIUM if risky else None,
                 evidence={"entries": [ln[:100] for ln in lines[:30]], "risky": risky[:10]},
             )
-        elif fmt == "lfs-pointer" and fr is not None:
+        elif fmt == "lfs-pointer":
+            fr = repo.results[path]
+            if by_sha is None:
+                by_sha = {sha: p for p, sha, f in digest_owners(repo.results) if sha and f != "lfs-pointer"}
             info = parse_lfs_pointer(repo.read(path, 1024) or b"") or {}
             other = by_sha.get(info.get("oid") or "")
             if other:

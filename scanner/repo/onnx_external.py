@@ -17,6 +17,7 @@ from ..findings import Coverage, FileResult, Severity
 from ..limits import Limits
 from ..rules import RuleDB
 from ..sources.base import Snapshot
+from .results import with_rule
 from .safetensors_index import find_sibling, local_file_path, resolve_relative
 
 SUMMARY_RULE = "ONNX-EXTERNAL-DATA"
@@ -68,7 +69,7 @@ def _vouch(fr: FileResult, model_path: str, rules: RuleDB) -> None:
 def check_external_data(
     snapshot: Snapshot, results: dict[str, FileResult], rules: RuleDB, limits: Limits
 ) -> list[FileResult]:
-    for fr in list(results.values()):
+    for fr in with_rule(results, SUMMARY_RULE):  # every value that may carry one, not every result
         for f in list(fr.findings):
             if (
                 f.rule_id != SUMMARY_RULE

@@ -252,8 +252,10 @@ def check_openvino(
 ) -> list[FileResult]:
     arts = {a.path: a for a in snapshot.artifacts}
     for path in sorted(arts):
-        fr = results.get(path)
-        if not path.lower().endswith(".xml") or fr is None or fr.format != "text":
+        if not path.lower().endswith(".xml"):
+            continue
+        fr = results.get(path)  # only the XML files' results: a ResultTable loads what is asked for
+        if fr is None or fr.format != "text":
             continue
         _check_xml(arts[path], fr, arts, results, rules)
     return []

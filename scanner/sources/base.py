@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..io.reader import Reader
+from ..io.reader import FileReader, Reader
 
 
 class SourceError(Exception):
@@ -29,18 +29,25 @@ class Problem:
     analyzed: bool = False  # True only for entries judged without reading them (e.g. VCS internals)
 
 
-@dataclass
+@dataclass(slots=True)
 class Artifact:
+    """One file of a snapshot. Slotted, and a file on disk needs no opener (its ``local_path`` is how it is
+    opened): a zoo's listing holds 100k of them."""
+
     path: str  # relative, POSIX, as shown in reports
     size: int
-    opener: Callable[[], Reader]
+    opener: Callable[[], Reader] | None = None  # None: a file on disk, opened at ``local_path``
     claimed_sha256: str | None = None
     claimed_git_sha1: str | None = None
     local_path: str | None = None  # set for files on disk (hashing and signature checks read it directly)
     info: dict[str, str] = field(default_factory=dict)  # registry-side facts shown as information only
 
     def open(self) -> Reader:
-        return self.opener()
+        if self.opener is not None:
+            return self.opener()
+        if self.local_path is None:
+            raise ValueError(f"{self.path}: an artifact needs an opener or a local path")
+        return FileReader(self.local_path, name=self.path)
 
 
 @dataclass(frozen=True)

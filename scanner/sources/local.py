@@ -12,7 +12,6 @@ import os
 import stat
 from pathlib import Path
 
-from ..io.reader import FileReader
 from ..quarantine import is_leftover_name
 from .base import Artifact, Problem, Snapshot, Source, SourceError
 
@@ -59,8 +58,7 @@ class LocalSource(Source):
 
     @staticmethod
     def _artifact(real: Path, rel: str, size: int) -> Artifact:
-        real_s = str(real)
-        return Artifact(path=rel, size=size, opener=lambda: FileReader(real_s, name=rel), local_path=real_s)
+        return Artifact(path=rel, size=size, local_path=str(real))  # opened as FileReader(local_path)
 
     def _walk(self, top: Path, tree: Path, snap: Snapshot) -> None:
         tree_s = str(tree)

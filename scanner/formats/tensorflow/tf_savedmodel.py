@@ -569,8 +569,10 @@ def check_checkpoint_shards(snapshot, results, rules, limits):  # type: ignore[n
     """Repository check: raw checkpoint shards next to a recognized index are tensor bytes, not unknown files."""
     for art in snapshot.artifacts:
         m = _SHARD.match(art.path)
-        fr = results.get(art.path)
-        if not m or fr is None or fr.format != "unknown":
+        if not m:
+            continue
+        fr = results.get(art.path)  # only shards' results: a ResultTable loads what is asked for
+        if fr is None or fr.format != "unknown":
             continue
         index = results.get(m.group(1) + ".index")
         if index is None or index.format != "tf-checkpoint-index":
