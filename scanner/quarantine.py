@@ -41,7 +41,7 @@ def quarantine_root() -> Path:
     cache_env = os.environ.get("MODELWARD_CACHE_DIR")
     if cache_env:
         return Path(cache_env).expanduser() / "quarantine"
-    from .cache import modelward_cache_home
+    from .cache_key import modelward_cache_home
 
     return modelward_cache_home() / "quarantine"
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .cache import CacheKeyError, load_key, modelward_cache_home
+from .cache_key import CacheKeyError, load_key, modelward_cache_home
 
 ENTRY_VERSION = 2
 _MAC_CONTEXT = b"modelward-yaml-cache-v1\0"

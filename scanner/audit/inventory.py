@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cache import CacheKeyError, load_key
+from ..cache_key import CacheKeyError, load_key
 from ..findings import FileResult
 
 SCHEMA_VERSION = 2
