@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import stat
 from pathlib import Path
 
@@ -60,6 +59,8 @@ def load_key(cache_root: Path) -> bytes:
     except OSError as exc:
         raise CacheKeyError(f"{path}: cannot create the cache key: {exc.strerror}") from None
     else:
+        import secrets  # only the first run creates a key
+
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_hex(32) + "\n")
             fh.flush()

@@ -53,10 +53,9 @@ def create_fn_code(text: str) -> CodeType:
 
 
 def _interpreter() -> bytes:
-    """What a code object's validity depends on: the interpreter build and its bytecode magic."""
-    from importlib.util import MAGIC_NUMBER
-
-    return f"{sys.implementation.cache_tag}\0{sys.version}\0".encode() + MAGIC_NUMBER
+    """What a code object's validity depends on: the interpreter and its exact build (``sys.version`` names the
+    release, date and compiler; the bytecode format changes only between releases)."""
+    return f"{sys.implementation.cache_tag}\0{sys.hexversion}\0{sys.version}".encode()
 
 
 class CodeCache:
