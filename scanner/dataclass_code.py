@@ -3,7 +3,7 @@
 ``@dataclass`` builds ``__init__``, ``__repr__``, ``__eq__`` … of every class as source text and compiles it
 while the module imports. A local ``scan`` imports ~95 dataclasses, ~380 such texts: about a fifth of the
 whole process's instructions went to compiling them (issue #13). The texts are the same at every run, so
-their compiled form is kept in one file under the cache folder. ``dataclasses`` is given an ``exec`` that does
+their compiled form is kept in one file under the cache folder, addressed by each text's SHA-256. ``dataclasses`` is given an ``exec`` that does
 what the builtin does with these texts (each defines one function, ``__create_fn__``) without executing
 anything: it builds that function from the kept code object, or from a fresh compile for a text not seen yet.
 
@@ -59,12 +59,16 @@ def _interpreter() -> bytes:
 
 
 class CodeCache:
-    """Compiled ``dataclasses`` method texts, loaded from and saved to one MACed file."""
+    """Compiled ``dataclasses`` method texts, loaded from and saved to one MACed file.
+
+    The file maps the SHA-256 of each text to its marshalled code: loading it copies bytes, and only the texts
+    a run uses are turned into code objects (a release holds ~800 texts, a local scan uses ~380).
+    """
 
     def __init__(self, path: Path, key: bytes) -> None:
         self.path, self._key = path, key
-        self.codes: dict[str, CodeType] = {}
-        self.used: set[str] = set()
+        self.entries: dict[bytes, bytes] = {}
+        self.used: set[bytes] = set()
         self.compiled = 0  # texts this run had to compile (0 once the file holds them all)
 
     def _mac(self, body: bytes) -> bytes:
@@ -79,22 +83,33 @@ class CodeCache:
         if len(mac) != 32 or not hmac.compare_digest(mac, self._mac(body)):
             return  # planted, truncated, or from another interpreter: compile afresh and rewrite
         try:
-            codes = marshal.loads(
+            entries = marshal.loads(
                 body
-            )  # static-only exception: our own MAC-verified code cache (module docstring)
+            )  # static-only exception: our own MAC-verified code cache (docstring)
         except (EOFError, ValueError, TypeError):
             return
-        if isinstance(codes, dict) and all(
-            type(k) is str and type(v) is CodeType and v.co_name == "__create_fn__" for k, v in codes.items()
+        if isinstance(entries, dict) and all(
+            type(k) is bytes and type(v) is bytes for k, v in entries.items()
         ):
-            self.codes = codes
+            self.entries = entries
+
+    def _kept(self, address: bytes) -> CodeType | None:
+        raw = self.entries.get(address)
+        if raw is None:
+            return None
+        try:
+            code = marshal.loads(raw)  # static-only exception: inside the MAC-verified file
+        except (EOFError, ValueError, TypeError):
+            return None
+        return code if type(code) is CodeType and code.co_name == "__create_fn__" else None
 
     def code_for(self, text: str) -> CodeType:
-        self.used.add(text)
-        code = self.codes.get(text)
+        address = hashlib.sha256(text.encode()).digest()
+        self.used.add(address)
+        code = self._kept(address)
         if code is None:
             code = create_fn_code(text)
-            self.codes[text] = code
+            self.entries[address] = marshal.dumps(code)
             self.compiled += 1
         return code
 
@@ -102,8 +117,10 @@ class CodeCache:
         """Write the file if this run compiled anything (atomically; a read-only folder is left alone)."""
         if not self.compiled:
             return
-        codes = self.codes if len(self.codes) <= MAX_ENTRIES else {t: self.codes[t] for t in self.used}
-        body = marshal.dumps(codes)
+        entries = self.entries
+        if len(entries) > MAX_ENTRIES:
+            entries = {a: entries[a] for a in self.used}
+        body = marshal.dumps(entries)
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import marshal
 import os
 import subprocess
 import sys
@@ -116,11 +117,9 @@ def test_a_saved_file_is_used_by_the_next_run_and_nothing_is_recompiled(key_env:
     assert second.compiled == 0 and second.used
 
 
-def _plant(path: Path, text_to_code: dict[str, Any], mac: bytes) -> None:
-    import marshal
-
+def _plant(path: Path, entries: dict[bytes, bytes], mac: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(mac + marshal.dumps(text_to_code))
+    path.write_bytes(mac + marshal.dumps(entries))
 
 
 def test_a_planted_file_never_runs_its_code(key_env: Path, tmp_path: Path) -> None:
@@ -132,11 +131,10 @@ def test_a_planted_file_never_runs_its_code(key_env: Path, tmp_path: Path) -> No
     finally:
         dataclass_code.uninstall(first)
     marker = tmp_path / "planted-ran"
-    evil = compile(
-        f"open({str(marker)!r}, 'w').close()\ndef __create_fn__(*a, **k):\n return None", "<x>", "exec"
-    )
+    planted = f"def __create_fn__(*a, **k):\n open({str(marker)!r}, 'w').close()\n return None"
+    evil = marshal.dumps(dataclass_code.create_fn_code(planted))  # would pass every check but the MAC
     for mac in (b"\0" * 32, first._mac(b"something else")):
-        _plant(key_env, {text: evil for text in first.codes}, mac)
+        _plant(key_env, {address: evil for address in first.entries}, mac)
         again = dataclass_code.install(key_env)
         assert again is not None
         try:
@@ -145,6 +143,18 @@ def test_a_planted_file_never_runs_its_code(key_env: Path, tmp_path: Path) -> No
         finally:
             dataclass_code.uninstall(again)
         assert not marker.exists()
+
+    # control: the same entries under the right MAC do run, so the MAC is what kept them out above
+    forged = {address: evil for address in first.entries}
+    _plant(key_env, forged, first._mac(marshal.dumps(forged)))
+    keyed = dataclass_code.install(key_env)
+    assert keyed is not None
+    try:
+        with pytest.raises(AttributeError):  # the planted __create_fn__ returns None, not a method
+            _behaviour(_classes())
+    finally:
+        dataclass_code.uninstall(keyed)
+    assert marker.exists()
 
 
 def test_a_file_from_another_interpreter_is_ignored(key_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
