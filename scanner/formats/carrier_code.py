@@ -19,10 +19,16 @@ from ..io.reader import Reader
 from .code_files import report_python
 from .interface import InspectContext
 
-# requirement lines that install from outside the package index: URLs, VCS, editable paths, extra indexes
+# requirement lines that install from outside the package index: URLs, VCS, editable paths, extra indexes, local
+# paths and archives (pip builds a local folder or sdist by running its build backend: setup.py is code), build
+# options passed to setup.py. (-r requirements.txt is what MLflow's python_env.yaml says: the file is judged itself.)
 RISKY_REQUIREMENT = re.compile(
-    r"(?:^\s*-(?:e|-editable|i|-index-url|-extra-index-url|-trusted-host|f|-find-links)\b|://|^\s*git\+"
-    r"|@\s*(?:git\+|https?:|file:))",
+    r"(?:^\s*-(?:e|-editable|i|-index-url|-extra-index-url|-trusted-host|f|-find-links"
+    r"|-global-option|-install-option|-config-settings|C)\b|://|^\s*git\+"
+    r"|@\s*(?:git\+|https?:|file:)"
+    r"|^\s*(?:\.{1,2}(?:[/\\]|\s*$|\[)|[/\\~]|[A-Za-z]:[/\\]|file:)"
+    r"|^\s*[^\s;#]*[/\\]"
+    r"|^\s*[^\s;#]+\.(?:whl|zip|tar|tar\.gz|tgz|tar\.bz2|tbz|tar\.xz|txz)(?:\s|;|#|\[|$))",
     re.I | re.M,
 )
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Coverage, FileResult, Severity
+from ..formats.carrier_code import RISKY_REQUIREMENT
 from ..formats.tensorflow.tf_savedmodel import check_checkpoint_shards
 from ..io.reader import ReaderError
 from ..limits import Limits
@@ -86,10 +87,6 @@ DIFFUSERS_PIPELINE_MODULES = frozenset(
 _CUSTOM_GENERATE = re.compile(r"(?:.*/)?custom_generate/")
 _SCRIPT_NAMES = re.compile(r"\.(?:sh|bash|zsh|ksh|command|bat|cmd|ps1)$", re.I)
 _REQ_NAMES = re.compile(r"(?:^|/)requirements[\w.-]*\.txt$", re.I)
-_REQ_RISKY = re.compile(
-    r"(?:^\s*-(?:e|-editable|i|-index-url|-extra-index-url|-trusted-host|f|-find-links)\b|://|^\s*git\+|@\s*(?:git\+|https?:|file:))",
-    re.I | re.M,
-)
 
 
 @dataclass
@@ -123,6 +120,7 @@ class _Repo(RepoFindings):
     code: dict[str, _Code] = field(default_factory=dict)
     loaded: dict[str, _Loaded] = field(default_factory=dict)
     extra: list[FileResult] = field(default_factory=list)
+    module_dirs: dict[str, set[str]] | None = None  # folders sentence-transformers loads modules from
 
     def partial(self, path: str, note: str) -> None:
         """Part of this file could not be judged: fail closed through the policy's block_unanalyzed."""
@@ -760,6 +758,10 @@ def _check_configs(repo: _Repo) -> None:
                     _check_peft_auto_mapping(repo, path, cfg.get("auto_mapping"))
             if name == "modules.json" and isinstance(cfg, list):
                 _check_st_modules(repo, path, cfg)
+        if name in ST_TRANSFORMER_CONFIGS:
+            cfg = _load_json(repo, path)
+            if isinstance(cfg, dict):
+                _check_st_transformer_config(repo, path, cfg)
         if name in ST_ACTIVATION_CONFIGS or name in ST_IMPORT_CONFIGS:
             cfg = _load_json(repo, path)
             if isinstance(cfg, dict):
@@ -883,7 +885,7 @@ def _diffusers_component(
     else:
         # importlib.import_module(library): a repository module when the model folder is on sys.path (the working
         # directory), else whatever the environment has under that name
-        hits = _hits(repo, _module_candidates(base, lib))
+        hits = _import_chain(repo, base, lib)  # every package __init__.py on the way runs too
         hit = hits[0] if hits else None
         loader = "diffusers (importlib.import_module of a component library)"
     if hit is None:
@@ -919,7 +921,7 @@ def _check_peft_auto_mapping(repo: _Repo, path: str, mapping: Any) -> None:
     parent = mapping.get("parent_library")
     if not isinstance(parent, str) or parent.split(".")[0] in _PEFT_PARENTS:
         return
-    hits = _hits(repo, _module_candidates(posixpath.dirname(path), parent))
+    hits = _import_chain(repo, posixpath.dirname(path), parent)
     hit = hits[0] if hits else None
     for h in hits:  # importable when the model folder is the working directory (sys.path[0] == "")
         files, _missing = _follow_imports(repo, h)
@@ -949,11 +951,84 @@ ST_ACTIVATION_CONFIGS = {"config.json", "config_sentence_transformers.json"}
 _ST_ACTIVATION_KEYS = ("activation_function", "activation_fn", "sbert_ce_default_activation_function")
 
 
+# sentence-transformers Transformer module configs (Transformer.load_config tries them in this order); their values
+# are passed to Transformer(model_name_or_path, **config)
+ST_TRANSFORMER_CONFIGS = {
+    "sentence_bert_config.json",
+    "sentence_roberta_config.json",
+    "sentence_distilbert_config.json",
+    "sentence_camembert_config.json",
+    "sentence_albert_config.json",
+    "sentence_xlm-roberta_config.json",
+    "sentence_xlnet_config.json",
+}
+
+
+def _check_st_transformer_config(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
+    """``tokenizer_name_or_path`` in a saved module config makes Transformer load its tokenizer (AutoTokenizer,
+    with the caller's trust_remote_code) from that repository or path instead of this one: its tokenizer code runs
+    from outside this scan (sentence-transformers 6.3 ran another folder's tok.py this way). sentence-transformers
+    never saves the key."""
+    ref = cfg.get("tokenizer_name_or_path")
+    if ref is None or ref == "":
+        return
+    repo.add(
+        path,
+        "HF-AUTOMAP-CROSS-REPO",
+        f"tokenizer_name_or_path {str(ref)[:200]!r}: sentence-transformers loads the tokenizer, and with "
+        "trust_remote_code its auto_map code, from another repository or path, outside this scan",
+        evidence={"key": "tokenizer_name_or_path", "reference": str(ref)[:300], "repository": str(ref)[:200]},
+    )
+
+
+def _st_class_name(t: Any) -> str | None:
+    return t.rsplit(".", 1)[-1] if isinstance(t, str) else None
+
+
+def _st_module_dirs(repo: _Repo) -> dict[str, set[str]]:
+    """Folders sentence-transformers loads a module from, with the class names loaded there: modules.json entries
+    (``path``) and Router/Asym sub-modules (``types`` keys, folders of the router's own folder)."""
+    if repo.module_dirs is not None:
+        return repo.module_dirs
+    out: dict[str, set[str]] = {}
+    for path in sorted(repo.arts):
+        name = posixpath.basename(path)
+        if name not in ("modules.json", "router_config.json", "config.json"):
+            continue
+        data = repo.read(path, MAX_CONFIG_BYTES)
+        if data is None or (b"Dense" not in data and b"Router" not in data and b"Asym" not in data):
+            continue
+        try:
+            cfg = json.loads(data)
+        except (ValueError, RecursionError):
+            continue  # reported where the file itself is checked
+        base = posixpath.dirname(path)
+        if name == "modules.json" and isinstance(cfg, list):
+            for m in cfg[:MAX_CONFIG_ENTRIES]:
+                cls = _st_class_name(m.get("type")) if isinstance(m, dict) else None
+                if cls and isinstance(m.get("path"), str):
+                    d = posixpath.normpath(posixpath.join(base, m["path"])) if m["path"] else base
+                    out.setdefault(d, set()).add(cls)
+        elif isinstance(cfg, dict) and isinstance(cfg.get("types"), dict):
+            for model_id, t in list(cfg["types"].items())[:MAX_CONFIG_ENTRIES]:
+                cls = _st_class_name(t)
+                if cls:
+                    out.setdefault(posixpath.normpath(posixpath.join(base, str(model_id))), set()).add(cls)
+    repo.module_dirs = out
+    return out
+
+
 def _check_st_activations(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
-    from ..analysis.hydra_targets import judge_target
+    from ..analysis.hydra_targets import DOTTED_NAME, judge_target
 
     keys = ["sbert_ce_default_activation_function"]
-    if "in_features" in cfg or "out_features" in cfg:  # a Dense module's config (2_Dense/config.json)
+    # a Dense module's config: Dense.load imports activation_function before Dense(**config) checks in_features/
+    # out_features, so the folder a modules.json (or Router/Asym types) entry loads as Dense counts without them
+    if (
+        "in_features" in cfg
+        or "out_features" in cfg
+        or "Dense" in _st_module_dirs(repo).get(posixpath.dirname(path), ())
+    ):
         keys.append("activation_function")
     if posixpath.basename(path) == "config_sentence_transformers.json":
         keys.append("activation_fn")
@@ -964,6 +1039,11 @@ def _check_st_activations(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
     for key, value in found:
         if not isinstance(value, str) or "." not in value:
             continue  # import_from_string needs 'module.attr'; GPT-2's "activation_function": "gelu_new" is a name
+        if not value.startswith("torch.") and DOTTED_NAME.fullmatch(value):
+            hits = _import_chain(repo, posixpath.dirname(path), value)
+            if hits:  # with trust_remote_code, import_from_string imports the model folder's module (cwd)
+                _st_repo_code(repo, path, key, value, hits)
+                continue
         issue = judge_target(value, key, repo.rules)
         if issue is not None:
             repo.add(
@@ -997,7 +1077,13 @@ def _check_st_imports(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
             _st_class_ref(repo, path, "tokenizer_class", cfg["tokenizer_class"])
         return
     types = cfg.get("types")
-    if name == "config.json" and not (isinstance(types, dict) and "structure" in cfg):
+    # Router.load reads config.json when the folder has no router_config.json and imports every type before it
+    # reads "structure": a folder modules.json loads as a Router/Asym is one without it
+    router_dir = (
+        bool({"Router", "Asym"} & _st_module_dirs(repo).get(posixpath.dirname(path), set()))
+        and posixpath.join(posixpath.dirname(path), "router_config.json") not in repo.arts
+    )
+    if name == "config.json" and not (isinstance(types, dict) and ("structure" in cfg or router_dir)):
         return  # a model config, not a Router/Asym module config
     if name == "router_config.json" and types is not None and not isinstance(types, dict):
         repo.add(
@@ -1012,32 +1098,125 @@ def _check_st_imports(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
         _st_class_ref(repo, path, f"types.{str(model_id)[:100]}", ref)
 
 
-def _st_class_ref(repo: _Repo, path: str, key: str, t: Any) -> None:
-    """One class reference sentence-transformers imports: its own package, repository code, or anything else
-    (import_from_string imports it and calls it: judged like a hydra target, allowlist first)."""
-    from ..analysis.hydra_targets import judge_target
+# The classes sentence-transformers saves as module types (modules.json, Router "types", WordEmbeddings
+# tokenizer_class), measured on sentence-transformers 6.3 (every torch.nn.Module subclass with a load() in the
+# package, plus its tokenizers) and the names older releases wrote (Asym, T5, CSRSparsity, IDF). Any
+# "sentence_transformers.<module path>.<one of these>" is that class at a current or deprecated path: import_from_string
+# only reaches attributes of real sentence_transformers modules.
+ST_MODULE_CLASSES = frozenset(
+    """
+    Asym BaseTokenPooling BoW CLIPModel CNN CSRSparsity Dense Dropout HierarchicalTokenPooling IDF InputModule LSTM
+    LambdaTokenPooling LayerNorm LogitScore MLMTransformer Module MultiVectorMask Normalize Pooling Router
+    SentenceTransformer SparseAutoEncoder SparseStaticEmbedding SpladePooling StaticEmbedding T5 Transformer
+    WeightedLayerPooling WordEmbeddings WordWeights
+    PhraseTokenizer TransformersTokenizerWrapper WhitespaceTokenizer WordTokenizer
+    """.split()
+)
+# references of other libraries sentence-transformers maps to its own class without importing them
+# (MultiVectorEncoder _CLASS_REF_ALIASES: PyLate's saved Dense)
+ST_CLASS_ALIASES = frozenset({"pylate.models.Dense.Dense"})
 
-    if isinstance(t, str) and t.startswith("sentence_transformers."):
+
+def _st_own_class(t: str) -> bool:
+    from ..analysis.hydra_targets import DOTTED_NAME
+
+    parts = t.split(".")
+    return (
+        len(parts) >= 3
+        and parts[0] == "sentence_transformers"
+        and parts[-1] in ST_MODULE_CLASSES
+        and DOTTED_NAME.fullmatch(t) is not None
+    )
+
+
+def _import_chain(repo: _Repo, base_dir: str, dotted: str) -> list[str]:
+    """Repository files ``importlib.import_module`` runs for ``dotted`` or any of its prefixes (import_from_string
+    tries the whole path as a module first, then its parent): every package ``__init__.py`` on the way and the
+    module itself, namespace packages (no ``__init__.py``) included, beside the config and at the repository root
+    (the model folder as the working directory)."""
+    parts = dotted.split(".")
+    cands: list[str] = []
+    for d in dict.fromkeys([base_dir, ""]):
+        for i in range(1, len(parts) + 1):
+            rel = "/".join(parts[:i])
+            cands.append(posixpath.join(d, rel + ".py") if d else rel + ".py")
+            cands.append(posixpath.join(d, rel, "__init__.py") if d else posixpath.join(rel, "__init__.py"))
+    return _hits(repo, cands)
+
+
+def _st_repo_code(repo: _Repo, path: str, key: str, ref: str, hits: list[str]) -> None:
+    """Repository modules sentence-transformers imports for ``ref`` (and what they import): code."""
+    loader = "sentence-transformers (trust_remote_code=True or a local folder)"
+    files: list[str] = []
+    missing: list[str] = []
+    for h in hits:
+        more, gone = _follow_imports(repo, h)
+        files.extend(f for f in more if f not in files)
+        missing.extend(m for m in gone if m not in missing)
+    files = _absolute_imports(
+        repo, files, list(dict.fromkeys([posixpath.dirname(path), ""])), "absolute imports"
+    )
+    _mark_loaded(repo, files, loader, key, path)
+    for m in missing[:20]:
+        repo.add(
+            path,
+            "HF-AUTOMAP-MISSING",
+            f"{' or '.join(hits[:3])} imports {m} (via {key}), which is not in the repository",
+            severity=Severity.MEDIUM,
+            evidence={"key": key, "missing": m},
+        )
+    worst = _worst(repo, files)
+    repo.add(
+        path,
+        "HF-REMOTE-CODE",
+        f"{key} -> {ref[:200]}: {loader} imports {' and '.join(hits[:5])}"
+        + (f"; worst finding in that code: {worst}" if worst else ""),
+        evidence={"key": key, "reference": ref[:300], "files": files[:20], "worst_severity": worst},
+    )
+
+
+def _st_class_ref(repo: _Repo, path: str, key: str, t: Any) -> None:
+    """One class reference sentence-transformers imports and calls ``.load`` (or the constructor) on: its own
+    module classes, repository code, or anything else. Since 6.0 a reference outside ``sentence_transformers.``
+    needs trust_remote_code=True (before it, a local folder imported it silently): get_class_from_dynamic_module
+    for ``module.Class``, else import_from_string from the environment. Not a hydra target (nothing vouches for
+    what ``.load(folder, subfolder=..., ...)`` of an arbitrary importable does): allowlist first, everything
+    else blocks."""
+    from ..analysis.hydra_targets import DOTTED_NAME, judge_target
+
+    if isinstance(t, str) and _st_own_class(t):
         return
     loader = "sentence-transformers (trust_remote_code=True or a local folder)"
-    if isinstance(t, str) and "." in t:
-        module = t.rsplit(".", 1)[0]
-        hit = next((c for c in _module_candidates(posixpath.dirname(path), module) if c in repo.arts), None)
-        if (
-            hit or "--" in t
-        ):  # "org/repo--module.Class": get_class_from_dynamic_module fetches another repository
-            _resolve_ref(repo, _Ref(path, key, t, loader))
+    if isinstance(t, str) and "--" in t:
+        # "org/repo--module.Class": get_class_from_dynamic_module fetches another repository
+        _resolve_ref(repo, _Ref(path, key, t, loader))
+        return
+    if isinstance(t, str) and DOTTED_NAME.fullmatch(t):
+        hits = _import_chain(repo, posixpath.dirname(path), t)
+        if hits:
+            _st_repo_code(repo, path, key, t, hits)
             return
+    if t in ST_CLASS_ALIASES:
+        return  # the library's own class (from the environment: a pylate/ folder shipped here is code, above)
     issue = judge_target(t, key, repo.rules)
-    if issue is None:
+    if issue is not None and issue.rule_id == "CONFIG-TARGET-DANGEROUS":
+        repo.add(
+            path,
+            issue.rule_id,
+            f"sentence-transformers imports {key} {str(t)[:200]!r} (import_from_string) and calls it: "
+            f"{issue.message}"[:500],
+            severity=issue.severity,
+            evidence={"key": key, "target": str(t)[:300], "loader": "sentence-transformers"},
+        )
         return
     repo.add(
         path,
-        issue.rule_id,
-        f"sentence-transformers imports {key} {str(t)[:200]!r} (import_from_string) and calls it; not in this "
-        f"repository: {issue.message}"[:500],
-        severity=issue.severity,
-        evidence={"key": key, "target": str(t)[:300], "loader": "sentence-transformers"},
+        "HF-REMOTE-CODE",
+        f"{key} {str(t)[:200]!r} is not a sentence-transformers module class and not in this repository: "
+        "sentence-transformers imports it from the environment (trust_remote_code=True, or any local folder "
+        "before 6.0) and calls its load()",
+        severity=Severity.HIGH,
+        evidence={"key": key, "reference": str(t)[:300], "files": [], "loader": "sentence-transformers"},
     )
 
 
@@ -1221,7 +1400,7 @@ def _check_misc(repo: _Repo) -> None:
             lines = [
                 ln.strip() for ln in req_text.splitlines() if ln.strip() and not ln.strip().startswith("#")
             ]
-            risky = [ln[:200] for ln in lines if _REQ_RISKY.search(ln)]
+            risky = [ln[:200] for ln in lines if RISKY_REQUIREMENT.search(ln)]
             repo.add(
                 path,
                 "HF-REQUIREMENTS",

@@ -193,7 +193,7 @@ def _check_env(folder: _Folder, mlmodel: str, env: Any) -> None:
             folder.fail_closed(path, "environment file not parseable")
             continue
         pip = list(_pip_entries(cfg.data))
-        risky = risky_requirements("\n".join(pip))
+        risky = risky_requirements("\n".join(pip)) + _risky_conda(cfg.data)
         folder.add(
             path,
             "CARRIER-ENVIRONMENT",
@@ -202,6 +202,23 @@ def _check_env(folder: _Folder, mlmodel: str, env: Any) -> None:
             severity=Severity.MEDIUM if risky else None,
             evidence={"entries": [p[:100] for p in pip[:30]], "risky": risky[:10], "mlmodel": mlmodel},
         )
+
+
+_CONDA_SOURCE = re.compile(r"://|^\s*(?:file:|[./\\~])|^\s*[A-Za-z]:[/\\]")
+
+
+def _risky_conda(data: Any) -> list[str]:
+    """conda.yaml channels and packages that come from a URL or a local path (conda runs a package's link
+    scripts when it installs it) instead of a named channel."""
+    if not isinstance(data, dict) or data.get("python") is not None:
+        return []  # python_env.yaml: its dependencies are pip entries, judged as requirements
+    out: list[str] = []
+    for key in ("channels", "dependencies"):
+        items = data.get(key)
+        for x in items if isinstance(items, list) else []:
+            if isinstance(x, str) and _CONDA_SOURCE.search(x):
+                out.append(f"{key}: {x}"[:200])
+    return out
 
 
 def _pip_entries(data: Any) -> Any:
