@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +60,50 @@ ACTIVATIONS = {
     "log_sigmoid",
     "sparse_sigmoid",
 }
+# Functions a {"module": "builtins", "class_name": "function"} reference resolves to before any Python builtin:
+# Keras searches keras.{activations,constraints,initializers,losses,metrics,optimizers,regularizers} first
+# (measured from keras 3.15.1's API table; tf_keras adds the short loss aliases). None is a Python builtin.
+KERAS_BUILTIN_FUNCTIONS = ACTIVATIONS | {
+    "binary_accuracy",
+    "binary_crossentropy",
+    "binary_focal_crossentropy",
+    "categorical_accuracy",
+    "categorical_crossentropy",
+    "categorical_focal_crossentropy",
+    "categorical_generalized_cross_entropy",
+    "categorical_hinge",
+    "circle",
+    "concordance_correlation",
+    "cosine_similarity",
+    "ctc",
+    "dice",
+    "hinge",
+    "huber",
+    "kl_divergence",
+    "log_cosh",
+    "mean_absolute_error",
+    "mean_absolute_percentage_error",
+    "mean_squared_error",
+    "mean_squared_logarithmic_error",
+    "pearson_correlation",
+    "poisson",
+    "sparse_categorical_accuracy",
+    "sparse_categorical_crossentropy",
+    "sparse_top_k_categorical_accuracy",
+    "squared_hinge",
+    "top_k_categorical_accuracy",
+    "tversky",
+    "mse",
+    "mae",
+    "mape",
+    "msle",
+    "kld",
+    "logcosh",
+    "kullback_leibler_divergence",
+    "huber_loss",
+    "acc",
+    "accuracy",
+}
 NON_MODELING = {
     "get_file",
     "enable_unsafe_deserialization",
@@ -101,16 +146,126 @@ NON_MODELING = {
     "load_data",
     "export_saved_model",
     "load_data_and_labels",
+    "decode_predictions",
+    "get_word_index",
+    "set_global_attribute",
+    "distribute_tensor",
+    "set_distribution",
+    "tokenizer_from_json",
+    "load_model_from_hdf5",
+    "save_model_to_hdf5",
+    "load_weights_from_hdf5_group",
+    "model_from_saved_model",
 }
+# Canonical dotted paths (see _canon: keras.src.X, tf_keras.X, keras._tf_keras.keras.X are keras.X) whose
+# members are not modelling code: matched against module + "." + name, so a name spelled with dots under a
+# shorter module ("keras" + "datasets.mnist.load_data") is caught like its plain spelling.
 NON_MODELING_MODULES = (
     "keras.datasets",
     "keras.config",
-    "keras.src.datasets",
-    "keras.src.saving",
     "keras.saving",
-    "keras.src.utils.file_utils",
-    "keras.src.backend.config",
+    "keras.legacy.saving",
+    "keras.utils.file_utils",
+    "keras.backend.config",
+    "keras.backend.common.global_state",
+    "keras.distribution",
+    "keras.export",
+    "keras.callbacks",
+    "keras.models.model_from_json",
+    "keras.models.load_model",
+    "keras.models.save_model",
+    "keras_hub.src.utils.preset_utils",
+    "keras_nlp.src.utils.preset_utils",
 )
+# Allowlist for a callable Keras resolves inside its own packages (a function, or any dotted / lower-case name
+# resolved through Keras's public API table, which can also yield a function): modelling namespaces only.
+# Keras <= 3.10 returns any attribute of any keras module and tf.keras Lambda any already-imported module's
+# function, so "not on the denylist" is not enough (global_state.set_global_attribute turns safe mode off).
+_MODELING_CALLABLE = re.compile(
+    r"^keras\.(?:"
+    r"(?:activations|losses|metrics|ops|random|initializers|regularizers|constraints|layers|optimizers"
+    r"|quantizers|dtype_policies|mixed_precision)(?:\.[\w.]*)?"
+    r"|legacy\.backend\.\w+"
+    r"|backend\.\w+"
+    r"|backend\.(?:(?:tensorflow|jax|torch|numpy|openvino)\.)?(?:numpy|nn|math|core|linalg|image|random|rnn)\.\w+"
+    r"|applications\.[\w.]*preprocess_input"
+    r"|models\.(?:Sequential|Model|Functional)"
+    r")$"
+)
+# tf.keras (tf_keras, Keras 2) op layers: TFOpLambda / SlicingOpLambda resolve "function" as any public
+# TensorFlow API symbol (tf_export.get_symbol_from_name) and call it with the node's arguments, constants
+# included, eagerly when no input is a Keras tensor: tf_keras 2.21 load_model of an .h5 whose TFOpLambda names
+# io.write_file writes the file at load. ClassMethod calls cls_symbol.method_name, InstanceMethod /
+# InstanceProperty getattr(tensor, attr_name). Allowed: tensor-math namespaces, as tf_keras writes them.
+TF_OP_LAYERS = {"TFOpLambda", "SlicingOpLambda"}
+TF_PURE_NAMESPACES = (
+    "math",
+    "nn",
+    "linalg",
+    "strings",
+    "image",
+    "signal",
+    "random",
+    "sparse",
+    "ragged",
+    "bitwise",
+    "dtypes",
+    "__operators__",
+    "experimental.numpy",
+    "nest",
+    "sets",
+    "quantization",
+    "debugging",
+)
+TF_DENIED_NAMESPACES = (
+    "io",
+    "gfile",
+    "raw_ops",
+    "saved_model",
+    "data",
+    "debugging.experimental",
+    "summary",
+    "config",
+    "distribute",
+    "train",
+    "keras",
+    "autograph",
+    "sysconfig",
+    "tpu",
+    "lite",
+    "profiler",
+    "lookup",
+    "queue",
+    "experimental.dtensor",
+    "__internal__",
+    "test",
+    "feature_column",
+    "estimator",
+    "compat.v1.io",
+)
+TF_DENIED_NAMES = {
+    "print",
+    "Print",
+    "py_function",
+    "numpy_function",
+    "py_func",
+    "load_op_library",
+    "load_library",
+    "function",
+    "import_graph_def",
+    "write_file",
+    "read_file",
+    "matching_files",
+    "init_scope",
+    "device",
+    "Module",
+    "Variable",
+}
+TF_CLASS_SYMBOLS = {"RaggedTensor", "SparseTensor", "Tensor", "TensorShape", "IndexedSlices"}
+# Classes whose from_config opens files, loads other models or unpickles, matched on every name the object
+# can resolve by (class_name, its last dotted segment, registered_name after ">")
+TFSM_LAYERS = {"TFSMLayer"}
+TORCH_WRAPPERS = {"TorchModuleWrapper"}
 LOOKUP_LAYERS = {"StringLookup", "IntegerLookup", "IndexLookup", "TextVectorization", "Hashing"}
 PATH_KEYS = (
     "vocabulary",
@@ -299,7 +454,7 @@ def _module_issue(out: KerasAnalysis, where: str, module: str, cls: str, reg: An
     root = module.split(".")[0]
     if root in ALLOWED_ROOTS:
         return
-    if root == "builtins" and cls == "function" and isinstance(cfg, str) and cfg in ACTIVATIONS:
+    if root == "builtins" and cls == "function" and isinstance(cfg, str) and cfg in KERAS_BUILTIN_FUNCTIONS:
         return
     ref = f"{module}.{cfg if cls == 'function' and isinstance(cfg, str) else cls}"
     if root in _STDLIB or root in DANGEROUS_THIRD_PARTY or (root != "__main__" and not isinstance(reg, str)):
@@ -385,7 +540,8 @@ _NAMED_CALLABLES = (
 def _named_function(
     out: KerasAnalysis, where: str, fn: str, module: str | None, key: str = "function"
 ) -> None:
-    if fn in NON_MODELING or (module or "").startswith(NON_MODELING_MODULES):
+    full = _canon(f"{module}.{fn}" if module else fn)
+    if _nonmodeling(_names(fn, None), full) or (module and _under(_canon(module), NON_MODELING_MODULES)):
         out.add(
             "KERAS-NONMODELING-API",
             f"fn:{module}:{fn}",
@@ -395,6 +551,16 @@ def _named_function(
         )
         return
     root = (module or "").split(".")[0]
+    if root in ALLOWED_ROOTS and _outside_modelling(full, fn, True):
+        out.add(
+            "KERAS-NONMODELING-API",
+            f"fn:{module}:{fn}",
+            f"Lambda {where!r} {key} calls {full}, inside Keras but outside its modelling namespaces",
+            severity=Severity.HIGH,
+            function=fn,
+            module=module,
+        )
+        return
     if root in ALLOWED_ROOTS or fn in ACTIVATIONS:
         return
     if module is None:  # looked up among the layer module's globals and the custom objects
@@ -426,19 +592,88 @@ def _named_function(
         )
 
 
+def _canon(path: str) -> str:
+    """One spelling per Keras object path: keras.src.X, keras.api.X, keras._tf_keras.keras.X, tf_keras(.src).X
+    and keras._legacy.X are the same namespaces to the loaders (the public API table and the src tree)."""
+    parts = path.split(".")
+    if parts[0] not in ("keras", "tf_keras"):
+        return path
+    rest = parts[1:]
+    changed = True
+    while changed:
+        changed = False
+        for prefix in (["_tf_keras", "keras"], ["src"], ["api"]):
+            if rest[: len(prefix)] == prefix:
+                rest = rest[len(prefix) :]
+                changed = True
+    if rest[:1] == ["_legacy"]:
+        rest = ["legacy", *rest[1:]]
+    return ".".join(["keras", *rest])
+
+
+def _under(path: str, prefixes: tuple[str, ...]) -> bool:
+    return any(path == p or path.startswith(p + ".") for p in prefixes)
+
+
+def _names(called: str, reg: Any) -> set[str]:
+    """Every name an object can resolve by: its class/function name, that name's last dotted segment (Keras
+    joins module + "." + name and looks the result up in its public API table), and the registered name,
+    which the custom-object lookup tries first ("package>Name")."""
+    names = {called, called.rsplit(".", 1)[-1]}
+    if isinstance(reg, str) and reg:
+        tail = reg.split(">")[-1]
+        names |= {tail, tail.rsplit(".", 1)[-1]}
+    return names
+
+
+def _nonmodeling(names: set[str], full: str) -> bool:
+    return bool(names & NON_MODELING) or _under(full, NON_MODELING_MODULES)
+
+
+def _outside_modelling(full: str, called: str, is_function: bool) -> bool:
+    """A Keras-namespace object that could be a callable and is not in a modelling namespace.
+
+    Functions always; for classes, names Keras serialization never writes (dotted, or not CamelCase),
+    which resolve through the API table to any exported symbol, functions included."""
+    root = full.split(".")[0]
+    if root != "keras" or called.startswith("__"):
+        return False
+    last = called.rsplit(".", 1)[-1]
+    if not (is_function or "." in called or not last[:1].isupper()):
+        return False
+    return not _MODELING_CALLABLE.match(full)
+
+
 def _check_object(out: KerasAnalysis, node: dict[str, Any], cls: str, cfg: Any, where: str) -> None:
     module = node.get("module")
     reg = node.get("registered_name")
     if cls == "__lambda__":
         _lambda_issue(out, where, cfg.get("code") if isinstance(cfg, dict) else None, "__lambda__")
         return
+    if cls == "__typespec__" and isinstance(node.get("spec_name"), str):
+        cls = node["spec_name"]  # resolved as a class from module + spec_name
     called = cfg if cls == "function" and isinstance(cfg, str) else cls
-    if called in NON_MODELING or (isinstance(module, str) and module.startswith(NON_MODELING_MODULES)):
+    names = _names(called, reg)
+    mod = module if isinstance(module, str) and module else None
+    full = _canon(f"{mod}.{called}" if mod else called)
+    if _nonmodeling(names, full) or (mod is not None and _under(_canon(mod), NON_MODELING_MODULES)):
         out.add(
             "KERAS-NONMODELING-API",
             f"api:{module}:{called}",
             f"{where!r} references Keras non-modelling API {module or 'keras'}.{called}",
-            module=module if isinstance(module, str) else None,
+            module=mod,
+            name=called,
+            resolves_as=full if full != f"{mod}.{called}" else None,
+        )
+        return
+    if mod is not None and mod != "builtins" and _outside_modelling(full, called, cls == "function"):
+        out.add(
+            "KERAS-NONMODELING-API",
+            f"api:{module}:{called}",
+            f"{where!r} resolves {full} inside Keras but outside its modelling namespaces"
+            " (activations, losses, metrics, ops, layers, ...): not an allowed callable",
+            severity=Severity.HIGH,
+            module=mod,
             name=called,
         )
         return
@@ -458,7 +693,17 @@ def _check_object(out: KerasAnalysis, node: dict[str, Any], cls: str, cfg: Any, 
         )
     if not isinstance(cfg, dict):
         return
-    if cls == "TFSMLayer":
+    if names & TF_OP_LAYERS:
+        _tf_symbol(out, where, cfg.get("function"), "function")
+    if "ClassMethod" in names:
+        sym, meth = cfg.get("cls_symbol"), cfg.get("method_name")
+        if sym not in TF_CLASS_SYMBOLS or not isinstance(meth, str) or meth.startswith("_"):
+            _tf_symbol_finding(out, where, f"{sym}.{meth}", "cls_symbol/method_name", Severity.HIGH)
+    if names & {"InstanceMethod", "InstanceProperty"}:
+        attr = cfg.get("attr_name")
+        if not isinstance(attr, str) or attr.startswith("_"):
+            _tf_symbol_finding(out, where, f"<tensor>.{attr}", "attr_name", Severity.HIGH)
+    if names & TFSM_LAYERS:
         fp = cfg.get("filepath")
         out.add(
             "KERAS-TFSMLAYER",
@@ -466,7 +711,7 @@ def _check_object(out: KerasAnalysis, node: dict[str, Any], cls: str, cfg: Any, 
             f"TFSMLayer {where!r} loads the SavedModel at {str(fp)[:200]!r}",
             filepath=str(fp)[:300],
         )
-    if cls == "TorchModuleWrapper":
+    if names & TORCH_WRAPPERS:
         raw = _b64(cfg["module"]) if isinstance(cfg.get("module"), str) else None
         out.add(
             "KERAS-TORCH-WRAPPER",
@@ -476,18 +721,54 @@ def _check_object(out: KerasAnalysis, node: dict[str, Any], cls: str, cfg: Any, 
         )
         if raw:
             out.blobs.append((f"{where}.TorchModuleWrapper.module", raw))
-    if cls in LOOKUP_LAYERS or cls.endswith("Tokenizer"):
+    if names & LOOKUP_LAYERS or any(n.endswith("Tokenizer") for n in names):
+        layer_cls = next(iter(sorted(names & LOOKUP_LAYERS)), None) or cls
         for key in PATH_KEYS:
             v = cfg.get(key)
             if isinstance(v, str) and v.strip():
                 out.add(
                     "KERAS-EXTERNAL-PATH",
                     f"path:{where}:{key}",
-                    f"{cls} {where!r} reads {key} from {v[:200]!r} when loaded",
-                    layer_class=cls,
+                    f"{layer_cls} {where!r} reads {key} from {v[:200]!r} when loaded",
+                    layer_class=layer_cls,
                     key=key,
                     path=v[:300],
                 )
+
+
+def _tf_symbol(out: KerasAnalysis, where: str, sym: Any, key: str) -> None:
+    """Judge the TensorFlow API symbol an op layer resolves: tensor math passes, the rest is reported."""
+    if not isinstance(sym, str) or not sym:
+        _tf_symbol_finding(out, where, str(sym)[:100], key, Severity.HIGH)
+        return
+    s = sym[3:] if sym.startswith("tf.") else sym
+    while s.startswith(("compat.v1.", "compat.v2.")):
+        s = s[len("compat.v1.") :]
+    ns, _, name = s.rpartition(".")
+    if (
+        name in TF_DENIED_NAMES
+        or _under(s, TF_DENIED_NAMESPACES)
+        or (ns and _under(ns, TF_DENIED_NAMESPACES))
+    ):
+        _tf_symbol_finding(out, where, sym, key, None)
+    elif name.startswith("_") or (ns and not _under(ns, TF_PURE_NAMESPACES)):
+        _tf_symbol_finding(out, where, sym, key, Severity.HIGH)
+
+
+def _tf_symbol_finding(out: KerasAnalysis, where: str, sym: str, key: str, severity: Severity | None) -> None:
+    what = (
+        "outside the tensor-math namespaces"
+        if severity is not None
+        else "that reaches files, host Python or TF"
+    )
+    out.add(
+        "KERAS-UNSAFE-MODULE",
+        f"tfop:{where}:{sym[:100]}",
+        f"tf.keras op layer {where!r} calls TensorFlow API tf.{sym[:120]} ({what}) with arguments from the config",
+        severity=severity,
+        symbol=sym[:200],
+        key=key,
+    )
 
 
 def parse_config_json(raw: bytes | str, max_bytes: int) -> tuple[Any, str | None]:

@@ -10,22 +10,51 @@ one, other readers the first.
 from __future__ import annotations
 
 import json
+import struct
 
 from ...io.reader import Reader
 from ..interface import FormatHandler, InspectContext
 from ..parsers.json_cost import reader_value_bound
-from ..zip.listing import ZipListing, list_names, looks_like_zip
-from ..zip.members import inspect_all, open_member
+from ..zip.listing import ZipListing, central_listing, looks_like_zip
+from ..zip.members import inspect_all, member_head, open_member
 from .keras_h5 import analyze_config_text
 
 MAX_METADATA = 1 << 20
 
 
+KERAS_MEMBERS = {"config.json", "metadata.json", "model.weights.h5", "model.weights.npz"}
+
+
 def _sniff(head: bytes, reader: Reader) -> bool:
+    """A zip with a root config.json and a Keras layout. keras.saving.load_model deserializes config.json
+    (running what it names) before it looks for weights or metadata, so a zip holding nothing but Keras
+    members (config.json alone included) is a .keras archive too, whatever its config's top-level shape."""
     if not looks_like_zip(head, reader):
         return False
-    names = {n.split("\x00", 1)[0] for n in list_names(reader)}
-    return "config.json" in names and ("metadata.json" in names or "model.weights.h5" in names)
+    listing = central_listing(reader)
+    if listing is None:
+        return False
+    names = {n.split("\x00", 1)[0] for n in listing.names()}
+    if "config.json" not in names:
+        return False
+    if names & {"metadata.json", "model.weights.h5", "model.weights.npz"}:
+        return True
+    if all(n in KERAS_MEMBERS or n.startswith("assets/") or n.endswith("/") for n in names):
+        return True
+    # other members too: claimed when config.json reads as a serialized Keras object or a list of them
+    # (Keras deserializes a top-level list element by element; a plain JSON handler sees no Keras object)
+    entry = next((e for e in listing.entries if e.name.split("\x00", 1)[0] == "config.json"), None)
+    if entry is None:
+        return False
+    local = reader.read(entry.local_header_offset, 30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        return False
+    nlen, xlen = struct.unpack("<HH", local[26:30])
+    entry.data_offset = entry.local_header_offset + 30 + nlen + xlen  # the listing is this sniff's own copy
+    text = member_head(reader, entry, 4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    return text.startswith(b"[") or any(
+        k in text for k in (b'"class_name"', b'"registered_name"', b'"module"')
+    )
 
 
 def _keras_version(reader: Reader, listing: ZipListing, ctx: InspectContext) -> str | None:

@@ -22,7 +22,16 @@ from ...io.reader import Reader
 from ...resources import signatures_dir
 from ..interface import FormatHandler, InspectContext
 from ..keras.keras_h5 import analyze_config_text
-from ..parsers.protobuf_wire import LEN, VARINT, WireError, iter_fields, len_fields, scan_top_level, text
+from ..parsers.protobuf_wire import (
+    LEN,
+    VARINT,
+    WireError,
+    iter_fields,
+    len_fields,
+    read_varint,
+    scan_top_level,
+    text,
+)
 
 PYFUNC_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
 NETWORK_OPS = {
@@ -34,7 +43,17 @@ NETWORK_OPS = {
     "RpcCheckStatus",
     "RpcGetValue",
     "DeleteRpcFutureResource",
+    # tf.data service: the dataset is read from / registered with a dispatcher at an address given as input
+    "DataServiceDataset",
+    "DataServiceDatasetV2",
+    "DataServiceDatasetV3",
+    "DataServiceDatasetV4",
+    "RegisterDataset",
+    "RegisterDatasetV2",
 }
+# ops that build and run a graph held as data (a string tensor: a Const, a variable restored from the
+# checkpoint, an input): its nodes are not in any GraphDef or function library this scan can read
+HIDDEN_GRAPH_OPS = {"DatasetFromGraph", "ExperimentalDatasetFromGraph"}
 SAVER_OPS = {
     "Save",
     "SaveV2",
@@ -82,6 +101,9 @@ FILE_OPS = SAVER_OPS | {
     "SnapshotDatasetV2",
     "SnapshotDatasetReader",
     "SnapshotChunkDataset",
+    "ListSnapshotChunksDataset",
+    "RecordInput",  # reads every TFRecord file its file_pattern attr globs
+    "SnapshotNestedDatasetReader",
     "DistributedSave",
     "CreateSummaryFileWriter",
     "CreateSummaryDbWriter",
@@ -109,6 +131,10 @@ FILE_OPS = SAVER_OPS | {
     "LoadAndRemapMatrix",
     "FileSystemSetConfiguration",
 }
+# lookup-table initializers reading a vocabulary file named by their input 1; info when that file is one of
+# the SavedModel's own assets (tf.lookup / TextVectorization / tf.Transform vocabularies), high otherwise
+TEXT_TABLE_OPS = {"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"}
+_UNSAFE_ASSET = re.compile(r"(^|[/\\])\.\.([/\\]|$)|^[/\\~]|^[A-Za-z]:|://|\x00")
 # ops the standard saver graph also uses around the checkpoint ops
 _SAVER_FN = re.compile(r"^__inference__traced_(?:save|restore)_\d+$")
 _SAVER_SCOPE = re.compile(r"^save(?:_\d+)?/")
@@ -134,6 +160,7 @@ class Node:
     where: str  # "graph" or the function name
     funcs: list[str] = field(default_factory=list)  # functions referenced from attrs
     strings: dict[str, list[str]] = field(default_factory=dict)  # selected string attrs
+    inputs: list[str] = field(default_factory=list)  # data inputs, kept for TEXT_TABLE_OPS only
 
 
 _STRING_ATTRS = {"output_stream", "debug_urls", "memory_region_name", "filename", "file_pattern"}
@@ -159,11 +186,14 @@ def _parse_attr_value(v: memoryview, key: str, node: Node) -> None:
 
 def parse_node(buf: memoryview, where: str) -> Node:
     node = Node("", "", "", where)
+    inputs: list[str] = []
     for f, v in len_fields(buf):
         if f == 1:
             node.name = text(v, 1024)
         elif f == 2:
             node.op = text(v, 1024)
+        elif f == 3 and len(inputs) < 8:
+            inputs.append(text(v, 1024))
         elif f == 4:
             node.device = text(v, 1024)
         elif f == 5:
@@ -176,6 +206,8 @@ def parse_node(buf: memoryview, where: str) -> Node:
                     value = v2
             if value is not None:
                 _parse_attr_value(value, key, node)
+    if node.op in TEXT_TABLE_OPS:
+        node.inputs = inputs
     return node
 
 
@@ -189,6 +221,13 @@ class Graph:
     # (identifier, metadata JSON) of Keras objects in the object graph: what tf.keras reads when a
     # SavedModel has no keras_metadata.pb (models saved before TF 2.5 keep their layer configs here)
     keras_objects: list[tuple[str, str]] = field(default_factory=list)
+    # what binds a vocabulary file to a table initializer: each library function's argument names, the
+    # object graph's node kinds (SavedObject oneof field number) and each concrete function's bound inputs
+    # (object-graph node ids of its captures), and the AssetFileDefs (tensor name, filename)
+    fn_args: dict[str, list[str]] = field(default_factory=dict)
+    object_kinds: list[int] = field(default_factory=list)
+    bound_inputs: dict[str, list[int]] = field(default_factory=dict)
+    assets: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Budget:
@@ -215,26 +254,59 @@ def _parse_graph_def(buf: memoryview, g: Graph, budget: _Budget) -> None:
 def _parse_function(buf: memoryview, g: Graph, budget: _Budget) -> None:
     name = "?"
     bodies: list[memoryview] = []
+    args: list[str] = []
     for f, v in len_fields(buf):
-        if f == 1:  # OpDef signature
+        if f == 1:  # OpDef signature: name (1), input_arg (2: ArgDef{name=1})
             for f2, v2 in len_fields(v):
                 if f2 == 1:
                     name = text(v2, 1024)
-                    break
+                elif f2 == 2:
+                    args.append(next((text(v3, 1024) for f3, v3 in len_fields(v2) if f3 == 1), ""))
         elif f == 3:
             bodies.append(v)
     g.functions.add(name)
+    g.fn_args[name] = args
     for b in bodies:
         budget.take()
         g.nodes.append(parse_node(b, name))
 
 
-def _parse_object_graph(buf: memoryview, g: Graph, budget: _Budget) -> None:
-    """SavedObjectGraph.nodes (1) -> SavedObject.user_object (4) -> SavedUserObject{identifier=1, metadata=3}."""
+_OBJECT_KINDS = {4, 5, 6, 7, 8, 9, 10, 12}  # SavedObject.kind oneof: user_object .. captured_tensor
+_ASSET_KIND = 5
+
+
+def _concrete_function(buf: memoryview, g: Graph) -> None:
+    """concrete_functions map entry {key=1: name, value=2: SavedConcreteFunction{bound_inputs=2}}."""
+    name, bound = "", []
     for f, v in len_fields(buf):
+        if f == 1:
+            name = text(v, 1024)
+        elif f == 2:
+            for f2, wt2, v2 in iter_fields(v):
+                if f2 != 2:
+                    continue
+                if wt2 == VARINT and isinstance(v2, int):
+                    bound.append(v2)
+                elif isinstance(v2, memoryview):  # packed
+                    pos = 0
+                    while pos < len(v2) and len(bound) < 4096:
+                        val, pos = read_varint(v2, pos)
+                        bound.append(val)
+    g.bound_inputs[name] = bound
+
+
+def _parse_object_graph(buf: memoryview, g: Graph, budget: _Budget) -> None:
+    """SavedObjectGraph.nodes (1) -> SavedObject.user_object (4) -> SavedUserObject{identifier=1, metadata=3};
+    the kind of every node and the concrete functions' bound inputs (2)."""
+    for f, v in len_fields(buf):
+        if f == 2:
+            _concrete_function(v, g)
+            continue
         if f != 1:
             continue
         budget.take()
+        kinds = [f2 for f2, _v2 in len_fields(v) if f2 in _OBJECT_KINDS]
+        g.object_kinds.append(kinds[-1] if kinds else 0)
         for f2, v2 in len_fields(v):
             if f2 != 4:
                 continue
@@ -246,6 +318,37 @@ def _parse_object_graph(buf: memoryview, g: Graph, budget: _Budget) -> None:
                     meta = bytes(v3).decode("utf-8", "replace")
             if ident.startswith("_tf_keras") and meta.strip():
                 g.keras_objects.append((ident, meta))
+
+
+def _asset_file_def(buf: memoryview) -> tuple[str, str]:
+    """AssetFileDef{tensor_info=1: TensorInfo{name=1}, filename=2} -> (tensor name, filename)."""
+    tname, fname = "", ""
+    for f, v in len_fields(buf):
+        if f == 1:
+            tname = next((text(v2, 1024) for f2, v2 in len_fields(v) if f2 == 1), "")
+        elif f == 2:
+            fname = text(v, 1024)
+    return tname, fname
+
+
+def _asset_collection(entry: memoryview, g: Graph) -> None:
+    """collection_def entry {key=1, value=2: CollectionDef{any_list=5: {value=1: Any{type_url=1, value=2}}}}."""
+    key, value = "", None
+    for f, v in len_fields(entry):
+        if f == 1:
+            key = text(v, 256)
+        elif f == 2:
+            value = v
+    if key != "saved_model_assets" or value is None:
+        return
+    for f, v in len_fields(value):
+        if f != 5:
+            continue
+        for f2, v2 in len_fields(v):
+            if f2 == 1:
+                for f3, v3 in len_fields(v2):
+                    if f3 == 2:
+                        g.assets.append(_asset_file_def(v3))
 
 
 def parse_saved_model(data: bytes | memoryview, max_nodes: int) -> tuple[int | None, list[Graph]]:
@@ -263,6 +366,10 @@ def parse_saved_model(data: bytes | memoryview, max_nodes: int) -> tuple[int | N
                     _parse_graph_def(v2, g, budget)
                 elif f2 == 7:  # SavedObjectGraph
                     _parse_object_graph(v2, g, budget)
+                elif f2 == 6:  # AssetFileDef
+                    g.assets.append(_asset_file_def(v2))
+                elif f2 == 4:  # collection_def map entry; TF1 keeps its AssetFileDefs in "saved_model_assets"
+                    _asset_collection(v2, g)
                 elif f2 == 3:  # SaverDef
                     for f3, v3 in len_fields(v2):
                         if f3 in (2, 3):
@@ -296,6 +403,30 @@ def _standard_saver_functions(g: Graph) -> set[str]:
     return cands
 
 
+def _asset_bound(g: Graph, n: Node) -> bool:
+    """The table initializer's filename (input 1) is bound to one of the SavedModel's own asset files.
+
+    TF2: the initializer function's argument is a capture whose bound input (SavedConcreteFunction) is a
+    SavedAsset node; the loader passes <export dir>/assets/<filename>. TF1: the input is the tensor an
+    AssetFileDef names, which the loader feeds with that path. A path from a node (a Const, a variable, a
+    string op) or from a caller's argument is not an asset."""
+    if len(n.inputs) < 2 or n.inputs[1].startswith("^"):
+        return False
+    src = n.inputs[1]
+    name = src.split(":")[0]
+    if n.where == "graph":
+        return any(t.split(":")[0] == name for t, _f in g.assets)
+    args = g.fn_args.get(n.where, [])
+    bound = g.bound_inputs.get(n.where) or []
+    if ":" in src or name not in args or not bound:
+        return False
+    k = args.index(name) - (len(args) - len(bound))
+    if not 0 <= k < len(bound):
+        return False
+    node_id = bound[k]
+    return 0 <= node_id < len(g.object_kinds) and g.object_kinds[node_id] == _ASSET_KIND
+
+
 def _judge_graph(ctx: InspectContext, g: Graph, idx: int, seen: dict[tuple[str, str], int]) -> None:
     known = known_ops()
     saver_fns = _standard_saver_functions(g)
@@ -320,11 +451,37 @@ def _judge_graph(ctx: InspectContext, g: Graph, idx: int, seen: dict[tuple[str, 
             },
         )
 
+    for tensor, fname in g.assets:
+        if _UNSAFE_ASSET.search(fname):
+            k = ("TF-FILE-OP", f"asset:{fname}")
+            if k not in seen:
+                seen[k] = 1
+                ctx.add(
+                    "TF-FILE-OP",
+                    f"asset file {fname[:200]!r} is outside the SavedModel's assets/ folder: the loader joins it"
+                    " to assets/ and hands the resulting host path to the graph",
+                    evidence={"asset": fname[:300], "tensor": tensor[:200], "meta_graph": idx},
+                )
     for n in g.nodes:
         op = n.op
         place = "the graph" if n.where == "graph" else f"function {n.where}"
-        if op in PYFUNC_OPS:
+        if op in TEXT_TABLE_OPS and _asset_bound(g, n):
+            report(
+                "TF-FILE-OP",
+                f"asset-table:{op}",
+                f"{op} initializes a lookup table from one of the SavedModel's own asset files",
+                n,
+                severity=Severity.INFO,
+            )
+        elif op in PYFUNC_OPS:
             report("TF-PYFUNC", op, f"{op} node {n.name!r} in {place} calls back into host Python", n)
+        elif op in HIDDEN_GRAPH_OPS:
+            report(
+                "TF-HIDDEN-GRAPH",
+                op,
+                f"{op} node {n.name!r} in {place} runs a serialized graph supplied as data: its ops were not seen",
+                n,
+            )
         elif op in NETWORK_OPS:
             report("TF-NETWORK-OP", op, f"{op} node {n.name!r} in {place} opens network connections", n)
         elif op in FILE_OPS:
@@ -544,8 +701,12 @@ TABLE_MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)  # LevelDB-format table foot
 _SHARD = re.compile(r"^(.*)\.data-\d{5}-of-\d{5}$")
 
 
+_UUID = re.compile(rb"^[0-9A-Za-z-]{1,64}$")
+
+
 def _sniff_fingerprint(head: bytes, reader: Reader) -> bool:
-    """fingerprint.pb: FingerprintDef with checksum/hash varints (fields 1-5) and a VersionDef (6)."""
+    """fingerprint.pb: FingerprintDef with checksum/hash varints (fields 1-5), a VersionDef (6) and, since
+    TensorFlow 2.16, a uuid string (7: decimal digits as TF writes it)."""
     if head[:1] != b"\x08" or reader.size > 512:
         return False
     try:
@@ -553,12 +714,37 @@ def _sniff_fingerprint(head: bytes, reader: Reader) -> bool:
     except WireError:
         return False
     return len(fields) >= 3 and all(
-        (1 <= f <= 5 and wt == VARINT) or (f == 6 and wt == LEN) for f, wt, _v in fields
+        (1 <= f <= 5 and wt == VARINT)
+        or (f == 6 and wt == LEN)
+        or (f == 7 and wt == LEN and _UUID.match(bytes(v)) is not None)  # type: ignore[arg-type]
+        for f, wt, v in fields
     )
 
 
 def _sniff_bundle_index(head: bytes, reader: Reader) -> bool:
-    return reader.size >= 48 and reader.tail(8) == TABLE_MAGIC
+    """A tensor-bundle index: a LevelDB table whose first entry, at offset 0, is the header ("" key: shared
+    and non-shared key lengths 0, then the BundleHeaderProto), with the table footer's block handles inside
+    the file. The magic alone is 8 trailing bytes any pickle can carry (pickle.load stops at STOP and never
+    reads them): a pickle cannot start with 0x00, so the header check keeps pickles with the trailer out."""
+    if reader.size < 48 or head[:2] != b"\x00\x00" or reader.tail(8) != TABLE_MAGIC:
+        return False
+    try:
+        n, pos = read_varint(head, 2)
+        if pos + n > reader.size - 48:
+            return False
+        if pos + n <= len(head):
+            for _f in iter_fields(head[pos : pos + n]):
+                pass
+        footer = reader.read(reader.size - 48, 40)
+        p = 0
+        for _ in range(2):  # metaindex and index BlockHandles {offset, size}
+            off, p = read_varint(footer, p)
+            size, p = read_varint(footer, p)
+            if off + size + 5 > reader.size - 48:
+                return False
+    except WireError:
+        return False
+    return True
 
 
 def _inspect_nothing(reader: Reader, ctx: InspectContext) -> None:
