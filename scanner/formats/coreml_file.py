@@ -5,7 +5,10 @@ then one model type at field 200 or above). Nothing in it is code except
 custom layers and custom models, which name a native class the host app
 must supply; those are reported, and pipelines and control-flow subnetworks
 are followed so none hides. The sniff requires a model-type field (>= 200),
-which neither ONNX nor TensorFlow protobufs have at the top level.
+which neither ONNX nor TensorFlow protobufs have at the top level. A field
+outside the Model schema is reported: protobuf loaders skip unknown fields,
+so that is how one file is also another model (an ONNX graph behind a Core
+ML head).
 
 ``weight.bin`` starts with a 64-byte storage header (blob count, version 2)
 and holds 64-byte blob headers (sentinel 0xDEADBEEF, dtype, size, offset)
@@ -133,6 +136,24 @@ class _Walk:
     def model(self, buf: memoryview, where: str, depth: int) -> None:
         if depth > MAX_DEPTH:
             raise _TooDeep
+        foreign = sorted(
+            {
+                f
+                for f, wt, _v in iter_fields(buf)
+                if not (wt == VARINT and f in (1, 10) or wt == LEN and (f == 2 or f in MODEL_TYPES))
+            }
+        )
+        if foreign:
+            # Core ML skips unknown fields, and so do other protobuf loaders: an ONNX ModelProto (graph = 7,
+            # opset_import = 8) behind a Core ML head ran under onnxruntime while this file was judged Core ML only
+            self.report(
+                "COREML-INVALID",
+                f"{where} has field(s) {foreign[:8]} that are not part of a Core ML Model (or not of their wire "
+                "type): another protobuf loader (ONNX) may read this file as its own",
+                where=where,
+                fields=foreign[:16],
+            )
+            self.ctx.partial("Core ML model carries fields of another protobuf schema")
         for f, v in len_fields(buf):
             if f == 2:
                 for _ in iter_fields(v):
@@ -270,7 +291,31 @@ def _align(n: int) -> int:
     return (n + 63) & ~63
 
 
+def _pickle_view(reader: Reader, ctx: InspectContext) -> None:
+    """A weight file named like ``pytorch_model.bin`` is also unpickled by whoever loads it so.
+
+    The storage header's first byte is the low byte of the blob count, any value: as a pickle opcode such as
+    BINBYTES ('B', 66 blobs) it swallows the rest of the header and the blobs, and opcodes after them run --
+    ``pickle.load`` printed from such a file, which this handler had allowed as Core ML weights. What the
+    pickle sniffer takes for a pickle is analysed as one too.
+    """
+    from ._pickle_bridge import analyze_pickles
+    from .interface import SNIFF_BYTES
+    from .pickle.handler import sniff as pickle_sniff
+
+    if not pickle_sniff(reader.head(SNIFF_BYTES), reader):
+        return
+    ctx.add(
+        "COREML-WEIGHTS-INVALID",
+        f"the blob storage also reads as a pickle stream (first byte {reader.read(0, 1)!r} as an opcode): "
+        "pickle.load or a legacy torch.load of this file runs it",
+        offset=0,
+    )
+    analyze_pickles(reader, ctx, member="pickle view")
+
+
 def _inspect_weights(reader: Reader, ctx: InspectContext) -> None:
+    _pickle_view(reader, ctx)
     size = reader.size
     (count,) = struct.unpack("<I", reader.read(0, 4))
 

@@ -26,8 +26,13 @@ from ..sources.base import Artifact, Snapshot
 
 MAX_XML_BYTES = 256 << 20
 MAX_FINDINGS = 20
-_OPSET = re.compile(r"^opset\d{1,3}$")
+# the standard opsets (openvino.opset1 .. opset17 in OpenVINO 2026.4.1): any other version, "opset99" too, is looked
+# up among registered extensions ("Cannot create Abs layer ... from unsupported opset: opset99" without one)
+_OPSET = re.compile(r"^opset(?:[1-9]|1[0-7])$")
 _DTD = re.compile(rb"<!\s*(?:DOCTYPE|ENTITY)", re.I)
+_NET = re.compile(rb"<(?:[\w.-]+:)?net[\s>/]")
+# the only declared encodings pugixml honours (besides UTF-16/32, which are refused here as not UTF-8)
+_LATIN1_DECL = re.compile(rb"""<\?xml[^>]*?\sencoding\s*=\s*["'](?:latin1|iso-8859-1)["']""", re.I)
 # ops of the openvino-tokenizers extension (openvino_tokenizer.xml / openvino_detokenizer.xml next to LLM IRs)
 TOKENIZER_OPS = frozenset(
     {
@@ -78,7 +83,7 @@ class IRMalformed(Exception):
 
 
 class IRUnsafe(Exception):
-    """The XML declares a DTD or entities; it is not parsed."""
+    """The XML declares a DTD or entities, or uses namespaces; it is not judged."""
 
 
 @dataclass
@@ -99,7 +104,9 @@ class IR:
 
 
 def looks_like_ir(data: bytes) -> bool:
-    return b"<net" in data[:4096]
+    """A <net> element anywhere: OpenVINO's parser skips comments and whitespace of any length before the root
+    (a 5 KB comment hid an IR that only the first 4 KB were searched for)."""
+    return _NET.search(data) is not None
 
 
 def parse_ir(data: bytes) -> IR | None:
@@ -109,9 +116,18 @@ def parse_ir(data: bytes) -> IR | None:
     if _DTD.search(data):
         raise IRUnsafe("DOCTYPE or ENTITY declaration")
     try:
-        root = ET.fromstring(data, parser=ET.XMLParser())  # noqa: S314 - DTDs refused above; no entity declared
+        # as text, decoded the way pugixml does (expat, handed a str, ignores the declaration; from bytes it
+        # honours encoding="windows-1252" and the like, where OpenVINO reads UTF-8 -- measured, OpenVINO 2026.4)
+        text = data.decode("latin-1" if _LATIN1_DECL.match(data) else "utf-8-sig")
+        root = ET.fromstring(text, parser=ET.XMLParser())  # noqa: S314 - DTDs refused above; no entity declared
+    except UnicodeDecodeError as exc:
+        raise IRMalformed(f"not UTF-8: {exc}") from None
     except ET.ParseError as exc:
         raise IRMalformed(str(exc)) from None
+    if root.tag.rsplit("}", 1)[-1] == "net" and _namespaced(root):
+        # OpenVINO's parser (pugixml) has no namespaces: <layer xmlns="urn:x" type="EvilOp"> is a layer to it and
+        # "{urn:x}layer" to ElementTree, so the layer (or the whole <net xmlns=..>) went unjudged
+        raise IRUnsafe("XML namespaces, which OpenVINO ignores")
     if root.tag != "net" or root.find("layers") is None:
         return None
     ir = IR()
@@ -126,6 +142,10 @@ def parse_ir(data: bytes) -> IR | None:
     return ir
 
 
+def _namespaced(root: Any) -> bool:
+    return any(el.tag.startswith("{") or any(k.startswith("{") for k in el.attrib) for el in root.iter())
+
+
 def custom_layers(ir: IR) -> list[Layer]:
     known = known_ops()
     return [
@@ -133,6 +153,12 @@ def custom_layers(ir: IR) -> list[Layer]:
         for ly in ir.layers
         if (ly.version is not None and not _OPSET.match(ly.version)) or ly.type not in known
     ]
+
+
+def _partial(fr: FileResult, note: str) -> None:
+    if fr.coverage is Coverage.FULL:
+        fr.coverage = Coverage.PARTIAL
+    fr.coverage_notes.append(note)
 
 
 def _read(art: Artifact, cap: int) -> bytes | None:
@@ -168,16 +194,14 @@ def _check_xml(
         fr.findings.append(rules.finding(rule, message, fr.path, severity=severity, evidence=ev))
 
     if art.size > MAX_XML_BYTES:
-        head = _read(art, 4096) or b""
+        head = _read(art, 1 << 20) or b""
         if looks_like_ir(head):
             add(
                 "LIMIT-EXCEEDED",
                 f"OpenVINO IR XML larger than {MAX_XML_BYTES} bytes not parsed",
                 limit="max_xml_bytes",
             )
-            if fr.coverage is Coverage.FULL:
-                fr.coverage = Coverage.PARTIAL
-            fr.coverage_notes.append("OpenVINO IR XML too large to parse")
+            _partial(fr, "OpenVINO IR XML too large to parse")
         return
     data = _read(art, MAX_XML_BYTES)
     if data is None or not looks_like_ir(data):
@@ -185,10 +209,19 @@ def _check_xml(
     try:
         ir = parse_ir(data)
     except IRUnsafe as exc:
-        add("OPENVINO-XML-UNSAFE", f"XML with an OpenVINO <net> root declares a DTD ({exc}); not parsed")
+        add("OPENVINO-XML-UNSAFE", f"XML with an OpenVINO <net> root uses {exc}; not judged")
+        _partial(fr, "OpenVINO IR XML not judged")
         return
-    except IRMalformed:
-        return  # not well-formed XML: the runtime would reject it too; it stays what the per-file scan said
+    except IRMalformed as exc:
+        # OpenVINO reads IRs with pugixml, which loads what ElementTree refuses (an element after </net>, a
+        # repeated attribute -- it takes the first --, an undefined entity): an IR the runtime still builds
+        add(
+            "OPENVINO-XML-UNSAFE",
+            f"XML with an OpenVINO <net> element is not well-formed ({str(exc)[:120]}); OpenVINO's lenient "
+            "parser may still load it: not judged",
+        )
+        _partial(fr, "OpenVINO IR XML not judged")
+        return
     if ir is None:
         return
     _check_ops(ir, add)
@@ -255,7 +288,9 @@ def check_openvino(
         if not path.lower().endswith(".xml"):
             continue
         fr = results.get(path)  # only the XML files' results: a ResultTable loads what is asked for
-        if fr is None or fr.format != "text":
+        # any format, not only "text": pugixml skips text before the root, so "tree\n<net ..>" (LightGBM
+        # text to the sniffers) is still an IR to OpenVINO
+        if fr is None:
             continue
         _check_xml(arts[path], fr, arts, results, rules)
     return []

@@ -34,6 +34,33 @@ CONTRIB_DOMAINS = frozenset(
     {"com.microsoft", "com.microsoft.nchwc", "com.microsoft.experimental", "com.ms.internal.nhwc"}
 )
 EXTENSIONS_DOMAINS = frozenset({"ai.onnx.contrib"})
+# onnxruntime-extensions also registers these in "com.microsoft.extensions" (measured: every op name in the 0.15.2
+# library probed against a session); its own pre/post-processing tool writes DecodeImage there. The Azure / OpenAI
+# invoker ops of its Azure builds (HTTP calls to endpoints the model names) live there too and stay custom.
+EXTENSIONS_MS_DOMAIN = "com.microsoft.extensions"
+EXTENSIONS_MS_OPS = frozenset(
+    {
+        "BasicTokenizer",
+        "BertTokenizer",
+        "BertTokenizerDecoder",
+        "BlingFireSentenceBreaker",
+        "BpeDecoder",
+        "CLIPTokenizer",
+        "DecodeImage",
+        "DrawBoundingBoxes",
+        "EncodeImage",
+        "GPT2Tokenizer",
+        "HfBertTokenizer",
+        "HfJsonTokenizer",
+        "RobertaTokenizer",
+        "SentencepieceDecoder",
+        "SentencepieceTokenizer",
+        "SpmTokenizer",
+        "TrieDetokenizer",
+        "TrieTokenizer",
+        "WordpieceTokenizer",
+    }
+)
 EXTERNAL_KEYS = frozenset({"location", "offset", "length", "checksum"})
 MAX_IR_VERSION = 32
 INT64_MAX = (1 << 63) - 1
@@ -73,6 +100,11 @@ ELEM_BITS = {
 }
 ATTR_GRAPH, ATTR_GRAPHS, ATTR_TENSOR, ATTR_TENSORS, ATTR_SPARSE, ATTR_SPARSES = 5, 10, 4, 9, 11, 12
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+# onnxruntime (kTensorProtoMemoryAddressTag) and OpenVINO's ONNX frontend (ORT_MEM_ADDR) take a tensor whose location
+# is exactly this as already in memory, its "offset" a raw pointer: OpenVINO 2026.4 read_model() copies the bytes at
+# any address a file names into the tensor (process memory out through the model's outputs)
+ORT_MEM_ADDR = "*/_ORT_MEM_ADDR_/*"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # top-level ModelProto fields and their wire types, for the sniffer
 _MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2, 26: 2}
 
@@ -182,6 +214,12 @@ def check_location(loc: str) -> str | None:
         return "empty location"
     if "\x00" in loc:
         return "NUL byte in location"
+    if loc == ORT_MEM_ADDR:
+        return "in-memory address marker: runtimes read the offset as a raw pointer"
+    if "*" in loc or "?" in loc:  # wildcards: no writer names a file so; the marker's neighbours
+        return "wildcard character in location"
+    if _CONTROL.search(loc):
+        return "control character in location"
     if loc.startswith(("\\\\", "//")):
         return "UNC / network path"
     if loc.startswith(("/", "\\")):
@@ -206,11 +244,17 @@ class _Walker:
         self.max_depth = ctx.limits.max_graph_recursion
         self.max_nodes = ctx.limits.max_nodes
         self.nodes = 0
-        self.local_funcs = {(_t(f.domain), _t(f.name)) for f in model.functions}
+        # onnxruntime resolves a node to a model-local function by (domain, name, overload) (IR 10), and only when
+        # no registered schema has the name: a contrib or onnxruntime-extensions kernel wins over a local
+        # function of the same name (measured, onnxruntime 1.32), so those are reported whatever the model defines
+        self.local_funcs = {(_t(f.domain), _t(f.name), _t(f.overload)) for f in model.functions}
         self.ops: dict[tuple[str, str, str], int] = {}  # (rule, domain, op_type) -> count
         self.op_where: dict[tuple[str, str, str], str] = {}
         self.counts: dict[str, int] = {}
         self.external: dict[str, dict[str, Any]] = {}
+        self.ep_nodes = 0
+        self.ep_sources: set[str] = set()
+        self.ep_files: set[str] = set()
         self.text_bytes = (
             skeleton.text_dropped
             + len(model.doc_string)
@@ -301,18 +345,44 @@ class _Walker:
                 },
             )
             return
-        if (dom, op) in self.local_funcs or dom in STANDARD_DOMAINS:
+        if dom in STANDARD_DOMAINS:
+            return
+        if dom == "com.microsoft" and op == "EPContext":
+            self.ep_context(n, where)
+        extensions = dom in EXTENSIONS_DOMAINS or (dom == EXTENSIONS_MS_DOMAIN and op in EXTENSIONS_MS_OPS)
+        local = (dom, op, _t(n.overload)) in self.local_funcs
+        if local and dom not in CONTRIB_DOMAINS and not extensions:
             return
         rule = (
             "ONNX-CONTRIB-OP"
             if dom in CONTRIB_DOMAINS
             else "ONNX-EXTENSIONS-OP"
-            if dom in EXTENSIONS_DOMAINS
+            if extensions
             else "ONNX-CUSTOM-DOMAIN"
         )
         key = (rule, dom, op)
         self.ops[key] = self.ops.get(key, 0) + 1
         self.op_where.setdefault(key, where)
+
+    def ep_context(self, n: Any, where: str) -> None:
+        """An execution provider's precompiled binary: embedded (embed_mode 1, the default) or a file path."""
+        attrs = {_t(a.name): a for a in n.attribute}
+        embed = attrs["embed_mode"].i if "embed_mode" in attrs else 1
+        self.ep_nodes += 1
+        if "source" in attrs:
+            self.ep_sources.add(_t(attrs["source"].s)[:60])
+        if embed == 1 or "ep_cache_context" not in attrs:
+            return
+        loc = _t(attrs["ep_cache_context"].s)
+        self.ep_files.add(loc[:200])
+        why = check_location(loc)
+        if why:
+            self.add(
+                "ONNX-EXTERNAL-DATA-PATH",
+                f"{where}: EPContext node {_t(n.name)[:100]!r} loads its binary from {loc[:200]!r}, "
+                f"outside the model folder ({why})",
+                evidence={"node": _t(n.name)[:200], "location": loc[:300], "reason": why},
+            )
 
     # --- tensors ----------------------------------------------------------------------------------
     def tensor(self, t: Any, where: str) -> None:
@@ -550,7 +620,31 @@ def _function_cycles(model: Any, max_depth: int) -> str | None:
     return None
 
 
+def _pickle_view(reader: Reader, ctx: InspectContext) -> None:
+    """A ModelProto whose leading fields are also pickle opcodes is a pickle too.
+
+    model_version (tag 0x28) is MARK, a model_version of 86 is UNICODE ('V', reads to a newline), and a
+    doc_string holding a newline and then a pickle program ends that line: onnxruntime ran such a model and
+    ``pickle.load`` of the same file ran ``os.system`` (a legacy ``torch.load`` too, saved as
+    ``pytorch_model.bin``), while it was allowed as ONNX. What the pickle sniffer takes for a pickle is analysed
+    as one.
+    """
+    from .._pickle_bridge import analyze_pickles
+    from ..interface import SNIFF_BYTES
+    from ..pickle.handler import sniff as pickle_sniff
+
+    if pickle_sniff(reader.head(SNIFF_BYTES), reader):
+        ctx.add(
+            "ONNX-INVALID",
+            "the protobuf also reads as a pickle stream (leading fields chosen as opcodes): pickle.load or a "
+            "legacy torch.load of this file runs it",
+            offset=0,
+        )
+        analyze_pickles(reader, ctx, member="pickle view")
+
+
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
+    _pickle_view(reader, ctx)
     if reader.size > ctx.limits.max_protobuf_bytes:
         ctx.limit_hit(
             "max_protobuf_bytes",
@@ -613,6 +707,19 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
     except RecursionError:
         ctx.limit_hit("max_graph_recursion", "ONNX graph nesting exhausted the recursion budget")
     w.report_ops()
+    if w.ep_nodes:
+        ctx.add(
+            "ONNX-EP-CONTEXT",
+            f"{w.ep_nodes} EPContext node(s) hold binaries precompiled for an execution provider "
+            f"({', '.join(sorted(w.ep_sources)[:4]) or 'provider not named'}), "
+            f"{'in ' + ', '.join(sorted(w.ep_files)[:4]) if w.ep_files else 'embedded'}: not judged"[:400],
+            evidence={
+                "nodes": w.ep_nodes,
+                "sources": sorted(w.ep_sources)[:8],
+                "files": sorted(w.ep_files)[:8],
+            },
+        )
+        ctx.partial("EPContext precompiled binaries not judged")
     if w.external:
         files = sorted(w.external.values(), key=lambda r: r["location"])[:64]
         ctx.add(
