@@ -410,10 +410,17 @@ def _walk_tar_storages(sub: Reader, ctx: InspectContext, name: str) -> None:
             _tar_broken(sub, ctx, name, pos, "storage header pickle unreadable")
             return
         summary, pos = got
-        itemsize = next((STORAGE_ITEMSIZE[g] for g in summary.globals if g in STORAGE_ITEMSIZE), None)
+        # the element size of the storage type the header RETURNS (torch: key, location, storage_type = args):
+        # a storage type merely imported elsewhere in the header (a popped DoubleStorage before a ByteStorage)
+        # would make the walk skip 8x the bytes torch reads, past the next pickle it runs
+        shape = summary.shapes[0] if summary.shapes else None
+        stype = shape[2] if isinstance(shape, tuple) and len(shape) == 3 else None
+        itemsize = STORAGE_ITEMSIZE.get(stype) if isinstance(stype, str) else None
         raw = sub.read(pos, 8)
         if itemsize is None or len(raw) < 8:
-            _tar_broken(sub, ctx, name, pos, "storage type or size unreadable")
+            _tar_broken(
+                sub, ctx, name, pos, "storage header is not (key, location, storage type) or size unreadable"
+            )
             return
         (numel,) = struct.unpack("<q", raw)
         if numel < 0 or pos + 8 + numel * itemsize > sub.size:

@@ -166,10 +166,14 @@ def _check_constraint(u: ImportUse, ev: dict[str, Any], cx: CheckContext) -> Non
     new = sum(r.new_calls for r in u.recs)
     # data-only: the unpickler must not call it; helpers that use it later are judged by gadgets.yaml
     if kind == "data-only":
-        new += sum(r.helper_calls for r in u.recs)
+        # cls.__new__(cls, *args) of a type tag is a constructor call: torch.FloatStorage.__new__(cls, n) and
+        # torch.cuda.FloatTensor.__new__(cls, n) allocate n elements (on the GPU for torch.cuda)
+        new += sum(r.helper_calls for r in u.recs) - sum(r.new_with_args for r in u.recs)
     if u.called <= new:
         return  # only instantiated with cls.__new__ (NEWOBJ, or as the class argument of an audited rebuild helper)
     use = f"called other than by cls.__new__ ({u.called - new} times)"
+    if kind == "data-only" and any(r.new_with_args for r in u.recs):
+        use = f"called ({u.called - new} times; cls.__new__ with arguments constructs a type tag)"
     cx.ctx.add(
         "PICKLE-CONSTRAINT-VIOLATION",
         f"{first.dotted} is allowed only {kind} but is {use}: {why[:200]}{cx.vnote}",

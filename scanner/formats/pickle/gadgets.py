@@ -17,7 +17,7 @@ from ...rules import RuleDatabaseError, load_rule_file
 
 FILE = Path("pickle") / "gadgets.yaml"
 _RULE_KEYS = frozenset(
-    {"invoked", "one_of", "alloc", "state", "hooks", "arrow_array", "items", "applies", "calls_with"}
+    {"invoked", "one_of", "alloc", "state", "hooks", "arrow_array", "items", "applies", "calls_with", "regex"}
 )
 _BUILD_KEYS = frozenset({"callable", "args", "kwargs"})
 
@@ -34,6 +34,9 @@ class ArgRule:
     items: frozenset[str] | None = None  # every item of a tuple/list argument is one of these (one_of syntax)
     applies: int | None = None  # this argument is called with the tuple at that position as its arguments
     calls_with: int | None = None  # this argument is called with the arguments from that position on
+    regex: bool = (
+        False  # a regular expression (flags in the next argument) matched at load: no backtracking blow-up
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ def _rule(raw: object, where: str) -> ArgRule:
         frozenset(items) if items is not None else None,
         applies,
         calls_with,
+        bool(raw.get("regex")),
     )
 
 

@@ -38,6 +38,7 @@ class ImportRec:
     passed: int = 0  # handed as an argument to another call
     static_calls: int = 0  # calls resolved statically: getattr(<import>, 'name') -> an attribute import
     new_calls: int = 0  # instantiations through cls.__new__ only (NEWOBJ, copyreg.__newobj__, _reconstruct)
+    new_with_args: int = 0  # NEWOBJ(_EX) with arguments: cls.__new__(cls, *args) (a type tag allocates)
     helper_calls: int = 0  # calls an allowlisted helper makes with it (factories, hooks), not the unpickler
     first_call: CallSite | None = None
     raw: str | None = None  # spelling in the stream when protocol-2 name fixing changed it

@@ -47,6 +47,8 @@ class PickleStreamSummary:
     max_severity: Severity | None = None
     # what each pickle walked to STOP returned, when a plain literal (ints, strings, lists, tuples), else NOT_LITERAL
     values: list[Any] = field(default_factory=list)
+    # per pickle walked to STOP: a small returned tuple with imports as 'module:name' (walker.WalkResult.shape)
+    shapes: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -143,6 +145,7 @@ def _analyze(
             summary.pickle_count += 1
             summary.end_offset = res.end
             summary.values.append(res.value)
+            summary.shapes.append(res.shape)
         new = ctx.state.result.findings[before:]
         _attach_decompiled(run, reader, res, new)
         if res.limit is not None:

@@ -20,6 +20,10 @@ from typing import Any, ClassVar
 from .records import NOT_LITERAL, ImportRec
 
 KEEP_ITEMS = 64
+#: attribute names whose planting by BUILD state the walker follows (walker.HOOK_NAMES | walker.CALLED_NAMES)
+PLANTED_NAMES = frozenset(
+    {"__setstate__", "append", "extend", "add", "__class__", "__dict__", "keys", "items"}
+)
 
 
 class V:
@@ -134,12 +138,14 @@ class Coll(Seq):
                 items = self.items = list(items)
             items.append(v)  # type: ignore[union-attr]
             return 8
-        if isinstance(v, (Glob, Call)):
+        if isinstance(v, (Glob, Call)) or _plantable_pair(v):
             if self.spill is None:
                 self.spill = []
             if len(self.spill) < KEEP_ITEMS:
                 self.spill.append(v)
                 return 8
+            if type(v) is Tup and self.spill[-1] is not LOST_PAIR:  # a (name, callable) pair no longer kept
+                self.spill[-1] = LOST_PAIR
         return 0
 
 
@@ -156,6 +162,7 @@ class Dct(V):
     items: list[tuple[Any, Any]] = field(default_factory=list)
     total: int = 0
     spill: list[Any] | None = None
+    hot: int = 0  # pairs past the cap that BUILD could plant as a called attribute (kept up to KEEP_ITEMS)
 
     def set(self, k: Any, v: Any) -> int:
         """Add one pair; returns the bytes newly retained."""
@@ -163,6 +170,13 @@ class Dct(V):
         if len(self.items) < KEEP_ITEMS:
             self.items.append((k, v))
             return 72
+        if plantable(k, v):  # a hook name after 64 junk keys must not fall out of sight
+            self.hot += 1
+            if self.hot <= KEEP_ITEMS:
+                self.items.append((k, v))
+                return 72
+            if self.hot == KEEP_ITEMS + 1:  # more than that: where they go is unknown
+                self.items.append(LOST_PAIR)
         w = 0
         for x in (k, v):
             if isinstance(x, (Glob, Call)):
@@ -183,7 +197,30 @@ class Dct(V):
         return any(is_lit(k) and type(k) is type(key) and k == key for k, _ in self.items)
 
 
+def computed_name(k: Any) -> bool:
+    """A mapping key that may be a str subclass at load time (a call result such as ``numpy.str_('append')``, a
+    persistent id, an imported constant): as an attribute name it can be any name, hooks included (C pickle's
+    BUILD stores it in the instance dict unchanged; ``setattr`` takes str subclasses)."""
+    return isinstance(k, (Glob, Call, Opaque))
+
+
+def _plantable_pair(v: Any) -> bool:
+    """A (key, value) tuple of a pair list (``OrderedDict([...])``, ``dict([...])``) that could plant a hook."""
+    return type(v) is Tup and len(v) == 2 and plantable(v[0], v[1])
+
+
+def plantable(k: Any, v: Any) -> bool:
+    """A state pair BUILD (or a setattr loop) could turn into an attribute the loader calls."""
+    if type(k) is str:
+        return k in PLANTED_NAMES and isinstance(v, (Glob, Call, Opaque))
+    return computed_name(k) and isinstance(v, (Glob, Call, Opaque, Dct))
+
+
 EMPTY_TUPLE = Tup()  # immutable, shared by every EMPTY_TUPLE opcode
+#: stands for (name, callable) pairs a mapping or pair list held past every cap: a computed name and an unknown
+#: value, which the walker judges as a hook planted under a name it cannot read
+LOST = Opaque("(name, callable) pairs past the kept ones")
+LOST_PAIR = Tup((LOST, LOST))
 
 
 def make_seq(kind: str, items: list[Any]) -> Seq:
@@ -194,7 +231,12 @@ def make_seq(kind: str, items: list[Any]) -> Seq:
         return Coll(kind, tuple(items) if kind == "frozenset" else list(items), n)
     kept = items[:KEEP_ITEMS]
     s = Coll(kind, tuple(kept) if kind in ("tuple", "frozenset") else kept, n)
-    spill = [v for v in items[KEEP_ITEMS:] if isinstance(v, (Glob, Call))][:KEEP_ITEMS]
+    spill = [v for v in items[KEEP_ITEMS:] if isinstance(v, (Glob, Call)) or _plantable_pair(v)]
+    if len(spill) > KEEP_ITEMS:
+        lost = any(type(v) is Tup for v in spill[KEEP_ITEMS:])
+        spill = spill[:KEEP_ITEMS]
+        if lost:
+            spill[-1] = LOST_PAIR
     if spill:
         s.spill = spill
     return s

@@ -50,9 +50,12 @@ from .records import (
     Mutation,
     UntracedCall,
 )
+from .regex_cost import backtracking_risk
 from .values import (
     EMPTY_TUPLE,
     KEEP_ITEMS,
+    LOST_PAIR,
+    PLANTED_NAMES,
     Blob,
     Call,
     Coll,
@@ -63,10 +66,12 @@ from .values import (
     Tup,
     V,
     WideColl,
+    computed_name,
     held,
     literal_of,
     make_seq,
     plain,
+    plantable,
     render,
 )
 
@@ -97,6 +102,7 @@ _SETITEM_CALLS_KEY = frozenset(
     {"pandas.core.frame:DataFrame", "pandas:DataFrame", "pandas.core.series:Series", "pandas:Series"}
 )
 _PLANTED_NAMES = HOOK_NAMES | CALLED_NAMES
+assert _PLANTED_NAMES == PLANTED_NAMES  # Dct keeps pairs under these names past its cap
 #: bytes one allocation a pickle asks for (bytes(n), ndarray shapes, storages) may reach before it is a finding
 MAX_ALLOC = 256 << 20
 LITERAL_MIN = 16  # shorter literals cannot hold an encoded pickle worth reporting
@@ -182,6 +188,9 @@ class WalkResult:
     # [start, end) of each object array's pickle joblib read with a fresh unpickler (bounded list)
     joblib_inline: list[tuple[int, int]] = field(default_factory=list)
     value: Any = NOT_LITERAL  # what STOP returned, when it is a plain literal (counts, key lists)
+    # what STOP returned when it is a tuple of at most 8 items, each as plain() renders it (an import as
+    # 'module:name'): a legacy tar storage header (key, location, storage type); None otherwise
+    shape: tuple[Any, ...] | None = None
     error: str | None = None
     error_offset: int | None = None
     error_index: int | None = None
@@ -235,6 +244,8 @@ def _c_strtol(s: bytes) -> int | None:
 
 
 _MISSING = object()
+#: an attribute a BUILD state may have set under a key computed at load time (a numpy.str_ equal to its name)
+UNKNOWN_ATTR = Opaque("an attribute set under a computed name")
 
 
 def _state_attr(inst: Call, attr: str) -> Any:
@@ -251,6 +262,8 @@ def _state_value(st: Any, attr: str) -> Any:
             for k, v in part.items:
                 if type(k) is str and k == attr:
                     found = v
+                elif computed_name(k):  # may equal attr at load time (numpy.str_): the last write wins
+                    found = UNKNOWN_ATTR
     return found
 
 
@@ -364,30 +377,54 @@ def _elements(v: Any) -> int | None:
     return None
 
 
+_MAX_COPIED_MAPPINGS = 256  # calls _call_pairs follows into (memo sharing can make a small stream a wide DAG)
+
+
 def _call_pairs(v: Call) -> list[tuple[Any, Any]]:
-    """(key, value) pairs a mapping built by a call holds: SETITEM'd hook-named keys and literal pairs in its argument."""
-    out: list[tuple[Any, Any]] = [tuple(x) for x in v.held or () if type(x) is Tup and len(x) == 2]
-    if isinstance(v.args, Seq):
-        for a in v.args.items:
-            if isinstance(a, Dct):
-                out.extend(a.items)
-            elif isinstance(a, Seq):
-                out.extend(tuple(x.items) for x in a.items if isinstance(x, Seq) and x.total == 2)
+    """(key, value) pairs a mapping built by a call holds: SETITEM'd hook-named keys and literal pairs in its argument,
+    and those of a mapping it copies (``OrderedDict(OrderedDict(...))``, ``dict(m)``, ``dict.__init__(obj, m)`` by
+    ``copyreg._reconstructor``): a copy keeps the pairs."""
+    out: list[tuple[Any, Any]] = []
+    todo, seen = [v], {id(v)}
+    while todo and len(seen) <= _MAX_COPIED_MAPPINGS:
+        c = todo.pop()
+        out.extend(tuple(x) for x in c.held or () if type(x) is Tup and len(x) == 2)
+        if isinstance(c.args, Seq):
+            for a in c.args.items:
+                if isinstance(a, Dct):
+                    out.extend(a.items)
+                elif isinstance(a, Seq):
+                    out.extend(tuple(x.items) for x in held(a) if isinstance(x, Seq) and x.total == 2)
+                elif isinstance(a, Call) and id(a) not in seen:
+                    seen.add(id(a))
+                    todo.append(a)
+    if todo:  # more nested mappings than followed: a hook under an unknown name
+        out.append(tuple(LOST_PAIR))
     return out
 
 
 def _contents(v: Any) -> list[Any]:
-    """What a container argument holds: literal items, or what APPEND/SETITEM added to a constructed one."""
-    if isinstance(v, Call):
-        a = v.args
-        out = list(v.held) if v.held else []
+    """What a container argument holds: literal items, or what APPEND/SETITEM added to a constructed one, and what
+    a constructed one copied from another (``OrderedDict(OrderedDict(...))``)."""
+    if not isinstance(v, Call):
+        return held(v)
+    out: list[Any] = []
+    todo, seen = [v], {id(v)}
+    while todo and len(seen) <= _MAX_COPIED_MAPPINGS:
+        c = todo.pop()
+        out.extend(c.held or ())
+        a = c.args
         if a and isinstance(
             a, (Seq, Dct)
         ):  # OrderedDict([(k, hook)]): the items are the constructor's argument
             for x in held(a):
                 out.extend(held(x) if isinstance(x, Seq) else (x,))
-        return out
-    return held(v)
+                if isinstance(x, Call) and id(x) not in seen:
+                    seen.add(id(x))
+                    todo.append(x)
+    if todo:  # more nested containers than followed: what they hold is unknown
+        out.append(LOST_PAIR[0])
+    return out
 
 
 def _lw(v: Any) -> int:
@@ -825,7 +862,7 @@ class Machine:
                         continue
                 elif code == 0x2E:  # STOP
                     self.op_offset, self.index = bstart + p, index
-                    res.value = literal_of(self.pop())
+                    self._stopped(self.pop())
                     index += 1
                     res.end = bstart + p + 1
                     cur.pos = res.end
@@ -1074,6 +1111,8 @@ class Machine:
             rec.called += 1
             if opcode == "NEWOBJ" or opcode == "NEWOBJ_EX":
                 rec.new_calls += 1
+                if (isinstance(args, Seq) and args.total) or (isinstance(kwargs, Dct) and kwargs.total):
+                    rec.new_with_args += 1
             if rec.first_call is None:
                 rec.first_call = CallSite(
                     opcode, self.op_offset, render(args), render(kwargs) if kwargs is not None else None
@@ -1280,6 +1319,7 @@ class Machine:
                         or rule.hooks
                         or rule.items is not None
                         or rule.arrow_array
+                        or rule.regex
                     ) or (
                         (rule.one_of is not None and not _one_of(v, rule.one_of))
                         or (rule.alloc and rule.one_of is None and _computed(v))
@@ -1370,6 +1410,18 @@ class Machine:
                     kind,
                     f"argument {pos} of {g.path}: {problem[1]}; it {g.why}",
                     {"callable": g.path, "position": pos, "value": render(v, 200)},
+                )
+        if rule.regex:
+            items = call.args.items if isinstance(call.args, Seq) else ()
+            flags = items[pos + 1] if pos + 1 < len(items) else 0
+            risk = backtracking_risk(v, flags) if v is not None else None
+            if risk is not None:
+                self._issue(
+                    "gadget-argument",
+                    f"argument {pos} of {g.path} is a regular expression with {risk} ({render(v, 120)}): matching "
+                    "it backtracks exponentially, and the compiled pattern's match/search/finditer run at load "
+                    "(a REDUCE, spaCy's Tokenizer on its special cases): CPU exhaustion",
+                    {"callable": g.path, "position": pos, "value": render(v), "risk": risk},
                 )
         if rule.state:
             self._plant(call, v, how, setattr_all=True)
@@ -1493,6 +1545,15 @@ class Machine:
             else:
                 continue
             for k, v in pairs:
+                if computed_name(k):
+                    if isinstance(
+                        v, Dct
+                    ):  # a computed '__dict__' set by setattr: the mapping becomes the instance dict
+                        if by_setattr:
+                            self._plant(inst, v, how)
+                    elif isinstance(v, (Glob, Call, Opaque)):
+                        self._computed_plant(inst, k, (v,), how)
+                    continue
                 if type(k) is not str or k not in _PLANTED_NAMES:
                     continue
                 if k in CALLED_NAMES:
@@ -1517,6 +1578,34 @@ class Machine:
                     f"{how} sets {k!r} on an instance to {render(v, 120)}; the unpickler or later code calls it",
                     {"attribute": k, "value": render(v), "via": how},
                 )
+
+    def _stand_in(self, v: Opaque) -> Call:
+        """A throwaway instance for an opaque value (a persistent-load result) that BUILD or a container opcode
+        acts on: what they plant or hand it is judged as for an instance of an unknown class."""
+        return Call(v, EMPTY_TUPLE, "persistent id", self.op_offset)
+
+    def _on_opaque(self, target: Opaque, items: list[Any], opcode: str) -> None:
+        """APPEND(S)/SETITEM(S)/ADDITEMS on a persistent-load result: its class is unknown (legacy torch returns
+        any object an id names), so a SETITEM key may be called with it (pandas ``apply_if_callable``)."""
+        self._hold(self._stand_in(target), items, opcode)
+        if opcode in ("SETITEM", "SETITEMS"):
+            for i in range(0, len(items) - 1, 2):
+                self._invoke(items[i], f"{opcode} key on a persistent-load result", now=True)
+
+    def _computed_plant(self, inst: Call, key: Any, values: Any, how: str) -> None:
+        """State sets attributes whose names the walk cannot read (a key computed at load time, such as a
+        ``numpy.str_`` equal to 'append', or pairs past the kept ones): each value may be a hook the loader calls."""
+        for v in values:
+            if not isinstance(v, (Glob, Call, Opaque)):
+                continue
+            self._invoke(v, f"{how} planted under a computed name")
+            self._issue(
+                "hook-planted",
+                f"{how} sets an attribute named by {render(key, 80)} (not a plain str: a str subclass such as "
+                f"numpy.str_ can name append/__setstate__/keys) to {render(v, 120)}; the unpickler or later code "
+                "may call it",
+                {"attribute": render(key), "value": render(v), "via": how},
+            )
 
     def _hold(self, target: Call, items: Any, opcode: str) -> None:
         """APPEND(S)/SETITEM(S)/ADDITEMS on an object that is not a plain container: its methods get the items."""
@@ -1549,12 +1638,14 @@ class Machine:
         if opcode in ("SETITEM", "SETITEMS"):  # a hook-named key: planted if this mapping becomes BUILD state
             for i in range(0, len(items) - 1, 2):
                 k, v = items[i], items[i + 1]
-                if type(k) is str and k in _PLANTED_NAMES and isinstance(v, (Glob, Call, Opaque)):
+                if plantable(k, v):
                     if target.held is None:
                         target.held = []
                     if len(target.held) < 2 * KEEP_ITEMS:
                         target.held.append(Tup((k, v)))
                         self._charge(W_TUP)
+                    elif target.held[-1] is not LOST_PAIR:  # no longer kept: stands for a hook under any name
+                        target.held[-1] = LOST_PAIR
 
     def _mutate(self, target: Any, opcode: str, detail: Any = None) -> None:
         if isinstance(target, Glob) and len(self.res.mutations) < 1000:
@@ -1610,8 +1701,14 @@ class Machine:
         self.marks.append(len(self.stack))
 
     def op_STOP(self, _: Any) -> bool:
-        self.res.value = literal_of(self.pop())
+        self._stopped(self.pop())
         return True
+
+    def _stopped(self, top: Any) -> None:
+        """What the pickle returns: its literal value, and the shape of a small tuple."""
+        self.res.value = literal_of(top)
+        if type(top) is Tup and len(top) <= 8:
+            self.res.shape = tuple(plain(x, 1) for x in top)
 
     def op_POP(self, _: Any) -> None:
         if self.marks and self.marks[-1] == len(self.stack):
@@ -1781,6 +1878,8 @@ class Machine:
             self._add(target, [v], False)
         elif isinstance(target, Call):
             self._hold(target, [v], "APPEND")
+        elif isinstance(target, Opaque):
+            self._on_opaque(target, [v], "APPEND")
         else:
             self._mutate(target, "APPEND", v)
 
@@ -1791,6 +1890,8 @@ class Machine:
             self._add(target, items, False)
         elif isinstance(target, Call):
             self._hold(target, items, "APPENDS")
+        elif isinstance(target, Opaque):
+            self._on_opaque(target, items, "APPENDS")
         else:
             self._mutate(target, "APPENDS", self._seq("list", items))
 
@@ -1811,6 +1912,10 @@ class Machine:
                 self._plant(inst, state, "BUILD")
             if self.joblib and self._is_wrapper(inst):
                 self._joblib_array(inst)
+        elif isinstance(inst, Opaque):
+            # a persistent-load result: a torch storage (a plain Python object: BUILD setattr's on it), or under
+            # legacy torch.load any object the id names ('module', obj, ...); planted hooks count as on an instance
+            self._plant(self._stand_in(inst), state, "BUILD on a persistent-load result")
 
     def op_GLOBAL(self, a: tuple[bytes, bytes]) -> None:
         self._import(self._text(a[0], "GLOBAL module"), self._text(a[1], "GLOBAL name"), "GLOBAL")
@@ -1935,6 +2040,8 @@ class Machine:
             self._add(target, [k, v], True)
         elif isinstance(target, Call):
             self._hold(target, [k, v], "SETITEM")
+        elif isinstance(target, Opaque):
+            self._on_opaque(target, [k, v], "SETITEM")
         else:
             self._mutate(target, "SETITEM", self._seq("tuple", [k, v]))
 
@@ -1947,6 +2054,8 @@ class Machine:
             self._add(target, items, True)
         elif isinstance(target, Call):
             self._hold(target, items, "SETITEMS")
+        elif isinstance(target, Opaque):
+            self._on_opaque(target, items, "SETITEMS")
         else:
             self._mutate(target, "SETITEMS", self._seq("tuple", items))
 
@@ -2035,6 +2144,8 @@ class Machine:
             self._add(target, items, False)
         elif isinstance(target, Call):
             self._hold(target, items, "ADDITEMS")
+        elif isinstance(target, Opaque):
+            self._on_opaque(target, items, "ADDITEMS")
         else:
             self._mutate(target, "ADDITEMS", self._seq("tuple", items))
 
@@ -2113,6 +2224,10 @@ class Machine:
             for k, v in part.items:
                 if type(k) is str:
                     attrs[k] = v
+                elif computed_name(
+                    k
+                ):  # a numpy.str_('shape') replaces 'shape' in the loader's dict: size unknown
+                    return None
         return attrs
 
     def _joblib_array(self, inst: Call) -> None:
