@@ -291,31 +291,7 @@ def _align(n: int) -> int:
     return (n + 63) & ~63
 
 
-def _pickle_view(reader: Reader, ctx: InspectContext) -> None:
-    """A weight file named like ``pytorch_model.bin`` is also unpickled by whoever loads it so.
-
-    The storage header's first byte is the low byte of the blob count, any value: as a pickle opcode such as
-    BINBYTES ('B', 66 blobs) it swallows the rest of the header and the blobs, and opcodes after them run --
-    ``pickle.load`` printed from such a file, which this handler had allowed as Core ML weights. What the
-    pickle sniffer takes for a pickle is analysed as one too.
-    """
-    from ._pickle_bridge import analyze_pickles
-    from .interface import SNIFF_BYTES
-    from .pickle.handler import sniff as pickle_sniff
-
-    if not pickle_sniff(reader.head(SNIFF_BYTES), reader):
-        return
-    ctx.add(
-        "COREML-WEIGHTS-INVALID",
-        f"the blob storage also reads as a pickle stream (first byte {reader.read(0, 1)!r} as an opcode): "
-        "pickle.load or a legacy torch.load of this file runs it",
-        offset=0,
-    )
-    analyze_pickles(reader, ctx, member="pickle view")
-
-
 def _inspect_weights(reader: Reader, ctx: InspectContext) -> None:
-    _pickle_view(reader, ctx)
     size = reader.size
     (count,) = struct.unpack("<I", reader.read(0, 4))
 

@@ -8,6 +8,7 @@ this module.
 
 from __future__ import annotations
 
+import functools
 import logging
 import posixpath
 import re
@@ -15,7 +16,7 @@ import re
 from ..findings import Severity
 from ..io.reader import Reader, ReaderError
 from .interface import SNIFF_BYTES, FormatHandler, InspectContext, run_inspector
-from .registry import handlers
+from .registry import SNIFFED_BEFORE_PICKLE, handlers
 
 log = logging.getLogger(__name__)
 
@@ -116,4 +117,30 @@ def inspect_with_detection(reader: Reader, ctx: InspectContext) -> str:
     name = ctx.member_name if ctx.member_name is not None else ctx.path
     _check_name(ctx, name, handler, reader.head(SNIFF_BYTES) if handler.name == "text" else b"")
     run_inspector(handler, reader, ctx)
+    if handler.family != "pickle" and handler.name in SNIFFED_BEFORE_PICKLE:
+        view = functools.partial(_pickle_view, claimed=handler.name)
+        run_inspector(FormatHandler("pickle-view", lambda head, r: True, view, family="pickle"), reader, ctx)
     return handler.name
+
+
+def _pickle_view(reader: Reader, ctx: InspectContext, *, claimed: str) -> None:
+    """Content a sniffer ahead of the pickle one claimed, which a pickle loader would also run.
+
+    Only the first claim is inspected, so a file that is valid GGUF, ONNX, TFLite, Core ML weights or a tar
+    (whose first member name is free text) and also a pickle whose opcodes import code was judged as the
+    first format alone, while ``pickle.load``, ``joblib.load`` or a legacy ``torch.load`` of it ran the
+    payload (all four formats were shown to run ``os.system`` that way). When the pickle walk of the content
+    imports anything, the whole file is analysed as a pickle as well.
+    """
+    from ._pickle_bridge import analyze_pickles
+    from .pickle.handler import imports_when_loaded
+
+    if not imports_when_loaded(reader.head(SNIFF_BYTES), reader):
+        return
+    ctx.add(
+        "FORMAT-PICKLE-POLYGLOT",
+        f"the {claimed} content is also a pickle stream that imports code: "
+        "pickle.load, joblib.load or a legacy torch.load of this file runs it (analysed as a pickle too)",
+        offset=0,
+    )
+    analyze_pickles(reader, ctx, member="<pickle view>")

@@ -467,31 +467,7 @@ def _report_keys(p: _Parser, ctx: InspectContext) -> None:
         )
 
 
-def _pickle_view(reader: Reader, ctx: InspectContext) -> None:
-    """A GGUF file is also a pickle stream when its counts are chosen as opcodes.
-
-    The magic's "G" is BINFLOAT, which swallows the version and the low byte of the tensor count; a tensor
-    count of 0x5600 makes the next byte UNICODE ('V', up to a newline), a key/value count of 0x560A ends that
-    line and starts another, and the first key's length and text carry the rest. Such a file read as valid
-    GGUF (gguf-py 0.19: 22016 tensors) and ``pickle.load`` of it ran ``os.system`` (a legacy ``torch.load`` of
-    it as ``pytorch_model.bin`` does the same). What the pickle sniffer takes for a pickle is analysed as one.
-    """
-    from ._pickle_bridge import analyze_pickles
-    from .interface import SNIFF_BYTES
-    from .pickle.handler import sniff as pickle_sniff
-
-    if pickle_sniff(reader.head(SNIFF_BYTES), reader):
-        ctx.add(
-            "GGUF-INVALID",
-            "the header also reads as a pickle stream (counts and key bytes chosen as opcodes): pickle.load "
-            "or a legacy torch.load of this file runs it",
-            offset=0,
-        )
-        analyze_pickles(reader, ctx, member="pickle view")
-
-
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
-    _pickle_view(reader, ctx)
     p = _Parser(reader, ctx)
     try:
         info = p.run()

@@ -98,6 +98,10 @@ def handlers() -> tuple[FormatHandler, ...]:
     return HANDLERS
 
 
+SNIFFED_BEFORE_PICKLE = frozenset(h.name for h in HANDLERS[: HANDLERS.index(pickle_handler.PICKLE)])
+"""Names of the handlers whose sniffers run ahead of the pickle one: what they claim is never offered to it."""
+
+
 def by_name(name: str) -> FormatHandler:
     for h in HANDLERS:
         if h.name == name:

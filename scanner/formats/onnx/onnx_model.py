@@ -620,31 +620,7 @@ def _function_cycles(model: Any, max_depth: int) -> str | None:
     return None
 
 
-def _pickle_view(reader: Reader, ctx: InspectContext) -> None:
-    """A ModelProto whose leading fields are also pickle opcodes is a pickle too.
-
-    model_version (tag 0x28) is MARK, a model_version of 86 is UNICODE ('V', reads to a newline), and a
-    doc_string holding a newline and then a pickle program ends that line: onnxruntime ran such a model and
-    ``pickle.load`` of the same file ran ``os.system`` (a legacy ``torch.load`` too, saved as
-    ``pytorch_model.bin``), while it was allowed as ONNX. What the pickle sniffer takes for a pickle is analysed
-    as one.
-    """
-    from .._pickle_bridge import analyze_pickles
-    from ..interface import SNIFF_BYTES
-    from ..pickle.handler import sniff as pickle_sniff
-
-    if pickle_sniff(reader.head(SNIFF_BYTES), reader):
-        ctx.add(
-            "ONNX-INVALID",
-            "the protobuf also reads as a pickle stream (leading fields chosen as opcodes): pickle.load or a "
-            "legacy torch.load of this file runs it",
-            offset=0,
-        )
-        analyze_pickles(reader, ctx, member="pickle view")
-
-
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
-    _pickle_view(reader, ctx)
     if reader.size > ctx.limits.max_protobuf_bytes:
         ctx.limit_hit(
             "max_protobuf_bytes",

@@ -79,6 +79,32 @@ def _judge(res: WalkResult, walked: int, total: int) -> bool:
     return called or ran_to_eof or res.opcodes - imports[0].index >= 3
 
 
+def imports_when_loaded(head: bytes, reader: Reader) -> bool:
+    """Whether a pickle loader reading this content from its first byte imports something before it stops or
+    fails: the question for bytes another format's sniffer claimed first (a polyglot).
+
+    A protocol header alone does not count (a safetensors header length of 0x0280 starts with PROTO 2, then an
+    invalid opcode), nor does a name no import can resolve (a tar header read as a GLOBAL line); an import of
+    identifiers does, because only an import reaches code. A persistent id first (every zip starts with "P",
+    PERSID) stops every loader reading from offset 0: none has a ``persistent_load`` there. Walks the head, then
+    the file when the head ran cleanly into its end or a sniff bound; that walk running into the analysis limits
+    counts (fail closed)."""
+    if not head or head[:1] == b"P":
+        return False
+    res = _sniff_walk(BytesReader(head, "<view>"), _SNIFF_LIMITS)
+    if _imports_identifiers(res):
+        return True
+    head_short = (res.error or "").startswith("truncated") and len(head) < reader.size
+    if res.limit is None and not head_short:
+        return False
+    res = _sniff_walk(reader, _FULL_SNIFF_LIMITS)
+    return res.limit is not None or _imports_identifiers(res)
+
+
+def _imports_identifiers(res: WalkResult) -> bool:
+    return any(_ident(r.module) and _ident(r.name) for r in res.imports)
+
+
 def _ident(s: str) -> bool:
     return bool(s) and all(p.isidentifier() for p in s.split("."))
 

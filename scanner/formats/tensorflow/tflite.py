@@ -93,7 +93,6 @@ def _sniff(head: bytes, reader: Reader) -> bool:
 
 
 def _inspect(reader: Reader, ctx: InspectContext) -> None:
-    _pickle_prefix(reader, ctx)
     try:
         codes = operator_codes(reader)
     except FlatbufferError as exc:
@@ -118,25 +117,6 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
             severity=Severity.LOW,
             evidence={"custom_ops": custom[:50]},
         )
-
-
-def _pickle_prefix(reader: Reader, ctx: InspectContext) -> None:
-    """The identifier sits at offset 4, after the root-table offset: the first bytes can open a pickle
-    (SHORT_BINUNICODE of length 6 swallows the offset's upper bytes and "TFL3", and its opcode byte makes a
-    valid root offset) that pickle.load runs to STOP, with the flatbuffer after it. A file whose start walks
-    like a pickle is also analyzed as one; a real flatbuffer's first byte (a small offset) is no opcode."""
-    from .._pickle_bridge import analyze_pickles
-    from ..pickle.handler import sniff as pickle_sniff
-
-    head = reader.head(4096)
-    if not pickle_sniff(head, reader):
-        return
-    ctx.add(
-        "TFLITE-INVALID",
-        "the file's first bytes are also a pickle (pickle.load / torch.load / joblib.load run it): analyzed as one",
-        evidence={"first_bytes": head[:16].hex()},
-    )
-    analyze_pickles(reader, ctx, member="<pickle prefix>")
 
 
 TFLITE = FormatHandler("tflite", _sniff, _inspect, family="tflite", claims=(".tflite",), can_carry_code=True)

@@ -30,7 +30,7 @@ def test_weight_file_that_unpickles_to_os_system_blocks() -> None:
     data = _blob_storage(ord("V"), b"\n0cos\nsystem\n(S'id'\ntR.")
     fr = inspect_bytes(data, "pytorch_model.bin")
     assert fr.format == "coreml-weights"
-    assert {"COREML-WEIGHTS-INVALID", "PICKLE-DANGEROUS-GLOBAL"} <= rule_ids(fr)
+    assert {"FORMAT-PICKLE-POLYGLOT", "PICKLE-DANGEROUS-GLOBAL"} <= rule_ids(fr)
 
 
 def test_plain_weight_files_are_not_read_as_pickles() -> None:

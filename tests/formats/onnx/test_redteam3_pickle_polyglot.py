@@ -37,10 +37,10 @@ def polyglot(program: bytes = b"cos\nsystem\n(S'id'\ntR.") -> bytes:
 def test_onnx_that_unpickles_to_os_system_blocks(name: str) -> None:
     fr = inspect_bytes(polyglot(), name)
     assert fr.format == "onnx"
-    assert {"ONNX-INVALID", "PICKLE-DANGEROUS-GLOBAL"} <= rule_ids(fr)
+    assert {"FORMAT-PICKLE-POLYGLOT", "PICKLE-DANGEROUS-GLOBAL"} <= rule_ids(fr)
 
 
 def test_real_onnx_files_are_not_read_as_pickles() -> None:
     for name in ("benign_mlp.onnx", "benign_control_flow.onnx", "contrib_op.onnx"):
         fr = inspect_bytes(fixture(f"onnx/{name}").read_bytes(), name)
-        assert not rule_ids(fr) & {"ONNX-INVALID", "PICKLE-DANGEROUS-GLOBAL"}
+        assert not rule_ids(fr) & {"FORMAT-PICKLE-POLYGLOT", "PICKLE-DANGEROUS-GLOBAL"}
