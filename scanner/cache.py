@@ -14,6 +14,7 @@ does not verify is a miss, and the fresh result overwrites it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -37,6 +38,26 @@ def default_cache_dir() -> Path:
     return modelward_cache_home() / "results"
 
 
+SCANNER_ROOT = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint(root: Path = SCANNER_ROOT) -> str:
+    """Which scanner code judged a result: every source file of the package by name, size and mtime.
+
+    A development checkout (or an install from a branch) keeps ``__version__`` while its analysis changes; a
+    verdict cached by other code must not be reused for the same bytes. Stat-only, ~200 files: cheap enough for
+    every process that opens the cache."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        h.update(f"{path.relative_to(root)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:32]
+
+
 class ResultCache:
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root else default_cache_dir()
@@ -47,7 +68,7 @@ class ResultCache:
         self.disabled: str | None = None  # why the cache is not used (no trustworthy key)
 
     def key(self, sha256: str, rules_version: str, settings: str) -> str:
-        raw = f"{sha256}|{rules_version}|{__version__}|{settings}"
+        raw = f"{sha256}|{rules_version}|{__version__}|{code_fingerprint()}|{settings}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def _path(self, key: str) -> Path:

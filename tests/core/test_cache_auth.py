@@ -125,3 +125,29 @@ def test_readable_key_file_or_key_inside_cache_disables_the_cache(
     monkeypatch.setenv("MODELWARD_CACHE_KEY_FILE", str(env / "cache" / "k"))
     cache = ResultCache()
     assert cache.get("00" * 32) is None and cache.disabled and "inside the cache" in cache.disabled
+
+
+def test_a_result_cached_by_other_scanner_code_is_not_reused(tmp_path: Path) -> None:
+    """Same version string, same rules, same bytes: an edited analysis module changes the key."""
+    from scanner import cache as cache_mod
+
+    pkg = tmp_path / "scanner"
+    (pkg / "formats").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    walker = pkg / "formats" / "walker.py"
+    walker.write_text("ALLOW = False\n")
+    first = cache_mod.code_fingerprint.__wrapped__(pkg)
+    assert first == cache_mod.code_fingerprint.__wrapped__(pkg)
+    walker.write_text("ALLOW = True\n")  # same size, new mtime
+    os.utime(walker, ns=(1, 1))
+    assert cache_mod.code_fingerprint.__wrapped__(pkg) != first
+
+
+def test_the_cache_key_names_the_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scanner import cache as cache_mod
+
+    c = ResultCache(tmp_path / "c")
+    monkeypatch.setattr(cache_mod, "code_fingerprint", lambda: "old-code")
+    old = c.key("ab" * 32, "2026.12.03.2", "s")
+    monkeypatch.setattr(cache_mod, "code_fingerprint", lambda: "new-code")
+    assert c.key("ab" * 32, "2026.12.03.2", "s") != old
