@@ -175,9 +175,24 @@ def check_json(reader: Reader, ctx: InspectContext, *, named: bool) -> None:
 
 
 def looks_like_keras_config(doc: object) -> bool:
-    """A serialized Keras object at the top: what keras.saving.load_model(<folder>) / ``hf://`` and
-    keras_hub presets read from a loose config.json, and tf.keras ``model_from_json`` from model.json."""
-    return isinstance(doc, dict) and isinstance(doc.get("class_name"), str) and "config" in doc
+    """Whether loading ``doc`` as a Keras config would build an object: what keras.saving.load_model(<folder>)
+    / ``hf://`` and keras_hub presets read from a loose config.json, and ``model_from_json`` from model.json.
+
+    Keras's ``deserialize_keras_object`` builds every dict that has both ``class_name`` and ``config`` and
+    walks into every list and every other dict, so such a dict anywhere under lists and dicts counts (a
+    top-level list of layers, one nested under ``config`` or under any other key), not only one at the top.
+    The parsed document is already bounded (``max_json_values``); the search is iterative.
+    """
+    stack: list[object] = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "class_name" in node and "config" in node:
+                return True
+            stack.extend(v for v in node.values() if isinstance(v, (dict, list)))
+        elif isinstance(node, list):
+            stack.extend(v for v in node if isinstance(v, (dict, list)))
+    return False
 
 
 def _keras_config(doc: object, ctx: InspectContext) -> None:

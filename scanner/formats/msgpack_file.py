@@ -26,6 +26,8 @@ SNIFF_BYTES_CAP = 1 << 16
 TIME_CHECK_EVERY = 1 << 16
 FLAX_NDARRAY, FLAX_COMPLEX, FLAX_NPSCALAR = 1, 2, 3
 MAX_NDIM = 64
+MAX_NAME = 256  # longest map key the sniffer takes for a name
+MIN_NAMES = 2  # names a partial walk must show before the file is claimed
 # dtype names numpy/jax write into Flax ndarray extensions, with their item sizes
 DTYPE_SIZES = {
     "bool": 1,
@@ -101,6 +103,10 @@ class WalkStats:
     root_kind: str = ""
     root_str_keys: bool = True
     root_entries: int = 0
+    names: int = 0  # map keys that read as names (sniff only)
+    bad_strs: int = 0  # str items that are not UTF-8, which Flax's msgpack_restore (raw=False) rejects
+    # map keys that do not read as names: at the top anything else, below anything but a name or an int
+    odd_keys: int = 0
     issues: list[tuple[str, int, Severity | None]] = field(
         default_factory=list
     )  # non-fatal (message, offset, severity)
@@ -184,8 +190,11 @@ class Walker:
             if hlen > end - pos:
                 raise MsgpackError(f"{kind} header needs {hlen} bytes, {end - pos} remain", pos)
             pos += hlen
-            if top and len(stack) == 1 and stack[0][1] and stack[0][2] % 2 == 0:
-                st.root_str_keys = st.root_str_keys and kind == "str"
+            if top and stack and stack[-1][1] and stack[-1][2] % 2 == 0:
+                if len(stack) == 1:
+                    st.root_str_keys = st.root_str_keys and kind == "str"
+                if self.sniff:
+                    self._sniff_key(kind, pos, n, end, root=len(stack) == 1)
             if kind in ("map", "array"):
                 items = 2 * n if kind == "map" else n
                 if items > end - pos:  # every item takes at least one byte
@@ -207,11 +216,14 @@ class Walker:
                     st.ext_codes[code] = st.ext_codes.get(code, 0) + 1
                     if top and not self.sniff:
                         self._check_ext(code, pos, n)
-                elif kind == "str" and n <= 4096 and not self.sniff:
+                elif kind == "str" and n <= 4096:
                     try:
                         self.buf.get(pos, n).decode("utf-8")
                     except UnicodeDecodeError:
-                        st.issues.append(("str is not valid UTF-8", start, Severity.MEDIUM))
+                        if self.sniff:
+                            st.bad_strs += 1
+                        else:
+                            st.issues.append(("str is not valid UTF-8", start, Severity.MEDIUM))
                 pos += n
             elif top and not stack:
                 st.root_kind = kind
@@ -224,6 +236,22 @@ class Walker:
                 stack.pop()
             if not stack:
                 return pos
+
+    def _sniff_key(self, kind: str, pos: int, n: int, end: int, *, root: bool) -> None:
+        """Count a map key as a name (a short printable str or bin: Flax parameter paths, msgpack-numpy's
+        ``nd``/``shape``) or as odd; ints are allowed below the top (id-keyed tables)."""
+        if kind in ("str", "bin") and n > end - pos:
+            return  # cut by the end of the file: the walk fails on it next
+        if kind in ("str", "bin") and 1 <= n <= MAX_NAME:
+            try:
+                text = self.buf.get(pos, n).decode("utf-8")
+            except UnicodeDecodeError:
+                text = ""
+            if text and text.isprintable():
+                self.stats.names += 1
+                return
+        if kind != "int" or root:
+            self.stats.odd_keys += 1
 
     def _check_ext(self, code: int, pos: int, n: int) -> None:
         """Flax arrays: [shape, dtype name, raw bytes] whose size matches; complex: two floats."""
@@ -282,31 +310,44 @@ class Walker:
             raise MsgpackError(f"Flax array of shape {dims[:8]} {name} needs {want} bytes, data has {n}", pos)
 
 
+def _name_tree(st: WalkStats, names: int = MIN_NAMES) -> bool:
+    """A map whose keys read as names: what a Flax state dict (or any msgpack model file) is."""
+    return st.root_kind == "map" and st.odd_keys == 0 and st.names >= names
+
+
 def _sniff(head: bytes, reader: Reader) -> bool:
-    """A map/array first byte and a clean bounded walk of the head (see the module docstring)."""
+    """Claim what a msgpack model file is, not whatever bytes start with a map or array type byte.
+
+    Raw tensor data (ONNX external data, ``.bin`` shards, ``tofile`` output) often starts with a byte in
+    0x80-0x9f or 0xdc-0xdf and goes on to decode as msgpack for a while: almost every byte is a valid
+    type, so a clean prefix proves nothing. A file is claimed when the whole of it is one object (what
+    ``msgpack.unpackb``, under Flax's ``msgpack_restore``, loads) whose top is an array or a map keyed by
+    names, or, when only a prefix could be walked (budget, malformed, bytes after the object), when that
+    prefix is a map whose keys read as names (a Flax state dict), which random bytes essentially never are.
+    What is not claimed stays unknown and fails closed, unless a repository check knows it is raw data.
+    """
     if not head:
         return False
     t = head[0]
     if not (0x80 <= t <= 0x9F or t in (0xDC, 0xDD, 0xDE, 0xDF)) or _is_text(head):
         return False
     w = Walker(_Buf(reader, chunk=1 << 14), max_items=SNIFF_ITEMS, sniff=True)
+    st = w.stats
     try:
         stop = w.walk(0, reader.size)
     except _SniffBudget:
-        st = w.stats
-        return st.root_kind == "array" or (st.root_kind == "map" and st.root_str_keys)
+        return _name_tree(st)
     except MsgpackError:
-        # a long clean prefix under string keys is msgpack gone wrong: claim it so the inspector says where
-        st = w.stats
-        return st.root_kind == "map" and st.root_str_keys and st.items >= 8
+        # msgpack gone wrong under named keys (truncated, corrupted): claimed so the inspector says where;
+        # a nesting bomb (MAX_DEPTH open containers) is no accident of raw data either
+        return _name_tree(st) or st.max_depth >= MAX_DEPTH
     except (OverflowError, _OutOfTime):
         return False
-    st = w.stats
     if st.root_entries == 0:
         return False
-    if st.root_kind == "map" and not st.root_str_keys:
-        return False
-    return stop == reader.size or (st.root_kind == "map" and stop >= 32)
+    if stop == reader.size:
+        return not st.bad_strs and (st.root_kind == "array" or _name_tree(st, names=1))
+    return _name_tree(st)  # one object and bytes after it: trailing data behind a state dict
 
 
 def _inspect(reader: Reader, ctx: InspectContext) -> None:

@@ -52,12 +52,28 @@ def _link_escape(snapshot: Snapshot, model_path: str, data_path: str) -> str | N
     return real
 
 
+# what the msgpack inspector says of bytes that are not msgpack: a tensor's raw bytes may happen to start like a
+# msgpack map or array (the sniffer claims name-keyed maps and whole-file parses), and the ONNX loader reads them as data
+_MSGPACK_MISREAD = {"MSGPACK-INVALID", "MSGPACK-TRAILING-DATA", "FORMAT-UNKNOWN", "FORMAT-NAME-MISMATCH"}
+
+
 def _vouch(fr: FileResult, model_path: str, rules: RuleDB) -> None:
-    """A weight file that matched no format is raw tensor bytes the ONNX loader reads as data; say so."""
-    if fr.format != "unknown":
+    """A weight file that matched no format is raw tensor bytes the ONNX loader reads as data; say so.
+
+    So is one the msgpack sniffer claimed when all it found is that the bytes are not well-formed msgpack:
+    anything else found in it (a pickle after the "document", a limit) stands.
+    """
+    if fr.format == "msgpack":
+        if not fr.findings or any(f.rule_id not in _MSGPACK_MISREAD for f in fr.findings):
+            return
+        misread_notes = {"msgpack malformed", "unknown format", *(f"{m}: unknown format" for m in fr.members)}
+        fr.findings = []
+        fr.coverage_notes = [n for n in fr.coverage_notes if n not in misread_notes]
+    elif fr.format == "unknown":
+        fr.findings = [f for f in fr.findings if f.rule_id != "FORMAT-UNKNOWN"]
+        fr.coverage_notes = [n for n in fr.coverage_notes if n != "unknown format"]
+    else:
         return
-    fr.findings = [f for f in fr.findings if f.rule_id != "FORMAT-UNKNOWN"]
-    fr.coverage_notes = [n for n in fr.coverage_notes if n != "unknown format"]
     if not fr.coverage_notes:
         fr.coverage = Coverage.FULL
     fr.format = "onnx-external-data"

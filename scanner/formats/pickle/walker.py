@@ -2113,8 +2113,17 @@ class Machine:
         self._call(cls, args, "NEWOBJ_EX", kwargs=kwargs)
 
     def _ext(self, code: int) -> None:
+        # The unpickler looks the code up in copyreg's extension registry and raises ValueError for an
+        # unregistered one. The registry is empty in every loader modelled here (CPython registers none, nor
+        # do torch, numpy, pandas, joblib or scikit-learn): only the stream itself can fill it, by calling
+        # something it imported (copyreg.add_extension). Before any import the load ends here, as it does for
+        # random bytes that happen to read as EXT (a raw float32 blob: BINFLOAT, EXT2, STOP).
         if code <= 0:
             raise Malformed("EXT code must be positive")
+        if not self.res.imports:
+            raise Malformed(
+                f"unregistered extension code {code}: the unpickler raises here (copyreg's registry is empty)"
+            )
         self._import("copyreg", f"<extension {code}>", "EXT", dynamic=f"extension registry code {code}")
 
     op_EXT1 = op_EXT2 = op_EXT4 = _ext
