@@ -7,7 +7,8 @@ format, runs a first audit into a fresh inventory (every file new: the largest r
 
     modelward audit ZOO --db FRESH.sqlite --policy default -f FORMAT -o REPORT
 
-and, with ``--scan``, ``modelward scan ZOO -f json -o REPORT`` for comparison. Peak RSS is GNU time's ``%M``
+and, with ``--scan``, ``modelward scan ZOO -f FORMAT -o REPORT`` in each format for comparison (past 2,000
+files a scan judges each file into an on-disk store, as audit does). Peak RSS is GNU time's ``%M``
 (``/usr/bin/time -v``) for the modelward process; wall time is the whole process, start-up included.
 Expected exit: 1 (the malicious files block under the default policy).
 
@@ -78,7 +79,7 @@ def main() -> None:
     ap.add_argument("--100k", dest="big", action="store_true", help="add a 100,000-file zoo to --sizes")
     ap.add_argument("--formats", default=",".join(FORMATS), help="comma-separated report formats")
     ap.add_argument("--workers", default="1")
-    ap.add_argument("--scan", action="store_true", help="also `modelward scan ZOO -f json`")
+    ap.add_argument("--scan", action="store_true", help="also `modelward scan ZOO -f FORMAT`")
     ap.add_argument("--keep", action="store_true", help="keep the zoos and reports")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -104,10 +105,12 @@ def main() -> None:
                     out.unlink(missing_ok=True)
                     for p in work.glob(f"{n}-{fmt}.sqlite*"):
                         p.unlink()
-            if args.scan:
-                out = work / f"{n}.scan.json"
-                cmd = [str(BIN), "scan", str(zoo), "--workers", args.workers, "-f", "json", "-o", str(out)]
-                row(n, "scan -f json", *timed(cmd), out)
+            for fmt in formats if args.scan else ():
+                out = work / f"{n}.scan.{fmt}"
+                cmd = [str(BIN), "scan", str(zoo), "--workers", args.workers, "-f", fmt, "-o", str(out)]
+                row(n, f"scan -f {fmt}", *timed(cmd), out)
+                if not args.keep:
+                    out.unlink(missing_ok=True)
             if not args.keep:
                 shutil.rmtree(zoo, ignore_errors=True)
     finally:

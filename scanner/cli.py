@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -33,6 +34,10 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     source_options,
     use_color,
 )
+
+if TYPE_CHECKING:
+    from .findings import ScanReport
+    from .report.view import ReportView
 
 # Commands import what they run, inside their bodies: `--help`, `--version` and every other command start
 # without the engine, the format handlers, the rule database or pydantic (issue #13, tests/core/test_startup.py).
@@ -141,13 +146,13 @@ def scan(
     ),
 ) -> None:
     """Scan model files and folders; exit 0 allowed, 1 blocked, 2 could not complete."""
+    from .audit.judge import ScanFiles
     from .cache import ResultCache
     from .parallel import default_workers, executor_for
-    from .pipeline import scan_targets
-    from .policy.decide import decide
+    from .pipeline import new_report, scan_targets
     from .policy.scan_settings import compile_scan_settings
     from .progress import file_progress
-    from .report import write_report
+    from .report import write_view
     from .rules import RuleDatabaseError, get_rule_db
     from .settings import ScanOptions
 
@@ -173,29 +178,54 @@ def scan(
         ),
     )
     try:
-        with file_progress(opts):
-            report = scan_targets(targets, opts, executor_for(workers or default_workers()))
+        rules = get_rule_db(opts.rules_root)
+        # files kept in memory, or past ScanFiles' threshold each judged on its own into an on-disk store
+        files = ScanFiles(new_report(targets, rules), pol, rules)
     except RuleDatabaseError as exc:
         raise fail(f"rule database: {exc}") from None
-    report.verdict = decide(report, pol, get_rule_db(opts.rules_root))
-    if report.errors and not report.files:  # nothing was judged: an error, not a verdict
-        for e in report.errors:
-            err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
-        raise typer.Exit(EXIT_ERROR)
-    color = use_color(output, format)
-    emit_with(  # written as it is rendered: the report's text is never all in memory
-        lambda out: write_report(
-            report, format.value, out, color=color, only_findings=only_findings, quiet=quiet
-        ),
-        output,
-    )
-    if export_known_bad is not None:
-        emit(known_bad_records(report), export_known_bad)
+    with files:
+        try:
+            with file_progress(opts):
+                report = scan_targets(targets, opts, executor_for(workers or default_workers()), files.add)
+        except RuleDatabaseError as exc:
+            raise fail(f"rule database: {exc}") from None
+        view = files.finish(report)  # report.verdict set
+        if report.errors and not view.totals.files:  # nothing was judged: an error, not a verdict
+            for e in report.errors:
+                err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
+            raise typer.Exit(EXIT_ERROR)
+        color = use_color(output, format)
+        emit_with(  # written as it is rendered: the report's text is never all in memory
+            lambda out: write_view(
+                view, format.value, out, color=color, only_findings=only_findings, quiet=quiet
+            ),
+            output,
+        )
+        if export_known_bad is not None:
+            emit(known_bad_records(_blocked(report, view)), export_known_bad)
+    assert report.verdict is not None
     if output is not None and format is not OutputFormat.console and not report.errors:
         err_console.print(f"verdict: {report.verdict.decision.value} — report written to {output}")
     for e in report.errors:
         err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
     raise typer.Exit(exit_code_for(report))
+
+
+def _blocked(report: ScanReport, view: ReportView) -> ScanReport:
+    """``report`` as ``known_bad_records`` reads it: its blocked files (from memory or the store) only."""
+    from dataclasses import replace
+
+    from .findings import Decision, Verdict
+
+    if report.files or report.verdict is None:
+        return report
+    blocked = [fr for fr, d in view.files() if d is Decision.BLOCK and fr.sha256]
+    verdict = Verdict(
+        decision=report.verdict.decision,
+        policy=report.verdict.policy,
+        file_decisions={fr.path: Decision.BLOCK for fr in blocked},
+    )
+    return replace(report, files=blocked, verdict=verdict)
 
 
 @app.command()

@@ -101,31 +101,43 @@ class Pipeline:
             reroot([fr], move)
         return fr
 
-    def scan_targets(self, targets: Iterable[str]) -> ScanReport:
-        """Resolve and scan every target. A target that cannot be resolved is a report error, not a crash."""
+    def scan_targets(
+        self, targets: Iterable[str], add: Callable[[FileResult], None] | None = None
+    ) -> ScanReport:
+        """Resolve and scan every target. A target that cannot be resolved is a report error, not a crash.
+
+        With ``add``, each finished file goes to ``add`` in report order instead of ``report.files``, and none
+        is held here (see ``stream``): the caller keeps them (``bytes_read`` and ``total_size`` are its to set).
+        """
         targets = list(targets)
         report = new_report(targets, self.rules)
         t0 = time.monotonic()
         multi = len(targets) > 1
+        collect = report.files.append if add is None else add
         for raw in targets:
             try:
                 snap = self.resolve(raw)
             except SourceError as exc:
                 report.errors.append(redact(str(exc)))
                 continue
-            part = self.scan(snap, qualify=multi or snap.kind != "local")
-            report.files.extend(part.files)
-            report.errors.extend(part.errors)
+            for fr in self.stream(snap, qualify=multi or snap.kind != "local"):
+                collect(fr)
+            report.errors.extend(redact(e) for e in snap.errors)  # network faults: the scan did not complete
+            del snap  # its listing goes before the next target's is made
         finish_report(report, t0)
         return report
 
 
 def scan_targets(
-    targets: Iterable[str], opts: ScanOptions | None = None, executor: Executor = SERIAL
+    targets: Iterable[str],
+    opts: ScanOptions | None = None,
+    executor: Executor = SERIAL,
+    add: Callable[[FileResult], None] | None = None,
 ) -> ScanReport:
-    """``modelward scan`` without the verdict: the rule database the settings name, one pipeline."""
+    """``modelward scan`` without the verdict: the rule database the settings name, one pipeline (``add``: see
+    ``Pipeline.scan_targets``)."""
     opts = opts or ScanOptions()
-    return Pipeline(get_rule_db(opts.rules_root), opts, executor).scan_targets(targets)
+    return Pipeline(get_rule_db(opts.rules_root), opts, executor).scan_targets(targets, add)
 
 
 def new_report(targets: list[str], rules: RuleDB) -> ScanReport:

@@ -5,18 +5,27 @@ than the policy's minimum) and the overall decision need the whole run. So each 
 one-file report the moment its result is final, its policy findings are added to it (as ``decide`` does),
 and it goes to the ``ReportStore`` with its decision and reasons. ``verdict`` then adds the scan-wide
 reasons once, in the place ``evaluate`` puts them: the result is the verdict ``decide`` gives the whole report.
+
+``ScanFiles`` is how ``modelward scan`` uses it: a scan's files stay in memory (and ``decide`` judges them) until
+there are more than ``STORE_AT``; past that, those and every later file go through a ``FileJudge`` into a
+``ReportStore``, so a 100k-file scan holds no results. The report is the same either way. The store (and
+SQLite) is imported only then: a small scan's start-up does not pay for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date
+from typing import TYPE_CHECKING
 
 from ..findings import Decision, FileResult, ScanReport, Verdict
 from ..policy.evaluate import evaluate
 from ..policy.loader import Policy
-from ..report.store import ReportStore
 from ..rules import RuleDB
+
+if TYPE_CHECKING:
+    from ..report.store import ReportStore
+    from ..report.view import ReportView
 
 _ORDER = {Decision.ALLOW: 0, Decision.WARN: 1, Decision.BLOCK: 2}
 
@@ -60,3 +69,63 @@ class FileJudge:
             if _ORDER[r.decision] > _ORDER[worst]:
                 worst = r.decision
         return Verdict(decision=worst, policy=self.policy.name)
+
+
+# files a scan holds in memory until its verdict; past it, each is judged and stored on its own
+STORE_AT = 2000
+
+
+class ScanFiles:
+    """A scan's finished files as they come (``add``), then its verdict and a view to render (``finish``).
+
+    Up to ``STORE_AT`` files: held, then decided as a whole by ``policy.decide`` (as always). Past it: a
+    ``ReportStore`` (its head ``head`` until ``finish`` gives the scan's report), each file judged by a
+    ``FileJudge`` the moment it is added. Close it (or use ``with``) to delete the store."""
+
+    def __init__(self, head: ScanReport, policy: Policy, rules: RuleDB) -> None:
+        self.head, self.policy, self.rules = head, policy, rules
+        self.files: list[FileResult] = []
+        self.judge: FileJudge | None = None
+
+    def add(self, fr: FileResult) -> None:
+        if self.judge is not None:
+            self.judge.add(fr)
+            return
+        self.files.append(fr)
+        if len(self.files) > STORE_AT:
+            from ..report.store import ReportStore
+
+            self.judge = FileJudge(self.policy, self.rules, ReportStore(self.head))
+            held, self.files = self.files, []
+            for f in held:
+                self.judge.add(f)
+            del held
+
+    def finish(self, report: ScanReport) -> ReportView:
+        """``report`` (the scan's, files not in it) gets its verdict and byte counts; returns what the
+        renderers read: the report's printable form in memory, or the store with that as its head."""
+        if self.judge is None:
+            from ..policy.decide import decide
+            from ..report.view import MemoryView
+
+            report.files, self.files = self.files, []
+            report.bytes_read = sum(f.bytes_read for f in report.files)
+            report.total_size = sum(f.size for f in report.files)
+            report.verdict = decide(report, self.policy, self.rules)
+            return MemoryView(report.printable())
+        store = self.judge.store
+        report.bytes_read, report.total_size = store.totals.bytes_read, store.totals.total_size
+        store.head = report  # the scan-wide reasons are about its errors
+        report.verdict = self.judge.verdict()
+        store.head = report.printable()
+        return store
+
+    def close(self) -> None:
+        if self.judge is not None:
+            self.judge.store.close()
+
+    def __enter__(self) -> ScanFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -11,6 +11,14 @@ with that path; ``results[path] = fr`` adds a key (or replaces a value) for late
 ``format_of``, ``with_rule`` and ``digest_owners`` answer the questions of the checks that look at every file
 without loading every result; they take a plain dict as well (checks are also called with one).
 
+A check may look at every file (each ``.py`` or ``.sh`` of a 100k-file zoo), so what it loads cannot all stay
+loaded: once ``_SWEEP_AT`` results are held, those nothing but the table refers to any more (no check holds the
+result, nor a list, dict or finding in it: CPython reference counts, checked part by part) are written back if a
+check changed them and dropped; a later ``get`` loads the written-back body. A result a check still holds is
+never dropped, so what it changes later is never lost. If the results checks hold at once pass ``MAX_HELD`` (or
+their bodies ``MAX_HELD_BYTES``), ``get`` raises ``TooManyHeld``: the check stops, and ``inspect_snapshot``
+reports it as a blocking finding (fail closed) instead of memory growing with the zoo.
+
 Bodies are JSON written field by field from this process's own ``FileResult`` objects, in a file SQLite creates
 and unlinks itself. The round trip is exact where a report could tell: names that are not UTF-8 (lone surrogates
 survive ``json`` with ``ensure_ascii``), bytes in evidence (tagged), enums (their values, as every report writes
@@ -21,7 +29,9 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -37,6 +47,10 @@ CREATE TABLE results (seq INTEGER PRIMARY KEY, path BLOB NOT NULL, sha256 TEXT, 
 CREATE INDEX results_path ON results (path, seq);
 """
 _CACHE_KIB = 2048
+_SWEEP_AT = 256  # results held (loaded by checks) before those no check refers to any more are dropped
+MAX_HELD = 10_000  # results checks may hold at once (each still referred to by a check)
+MAX_HELD_BYTES = 16 << 20  # and their stored bodies' bytes (a loaded result is a few times its body)
+_ATOMS = (str, bytes, int, float, bool, type(None), Enum)  # immutable: a reference to one changes nothing
 _BYTES = "\x00bytes"  # the tag of a bytes value in evidence (no JSON key a finding writes starts with NUL)
 
 
@@ -81,6 +95,64 @@ def _load(body: bytes) -> FileResult:
     return FileResult(**{**doc, "coverage": Coverage(doc["coverage"]), "findings": findings})
 
 
+class TooManyHeld(RuntimeError):
+    """Repository checks hold more loaded results at once than ``MAX_HELD`` / ``MAX_HELD_BYTES``."""
+
+
+def _digest(body: bytes) -> bytes:
+    return hashlib.blake2b(body, digest_size=16).digest()
+
+
+def _shared(value: Any, refs: int) -> bool:
+    """Whether anything but the ``refs`` references the caller accounts for (the one container slot holding
+    ``value``, the caller's and this call's names for it, ``getrefcount``'s argument) refers to ``value`` or
+    to anything mutable inside it: a result, list, dict or finding a check could still change."""
+    if isinstance(value, _ATOMS) or isinstance(value, Tags):  # a rule's tags: every finding of it shares them
+        return False
+    if sys.getrefcount(value) > refs:
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_shared(item, 4) for item in value)  # slot, loop name, parameter, argument
+    if isinstance(value, dict):
+        return any(_shared(item, 4) for item in value.values())
+    if dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            if _shared(getattr(value, f.name), 3):  # attribute, parameter, argument
+                return True
+        return False
+    return True  # anything else: assume a check may hold it
+
+
+def _unreferenced(loaded: dict[int, FileResult], mem: dict[str, FileResult], seq: int) -> bool:
+    """Whether nothing but ``loaded`` (and ``mem``) refers to the result ``loaded[seq]`` or to a part of it."""
+    fr = loaded[seq]
+    mine = 1 if mem.get(fr.path) is fr else 0
+    return not _shared(fr, 4 + mine)  # loaded, this name, parameter, argument (+ mem)
+
+
+_DROPS: list[bool] = []  # whether this interpreter counts references as ``_shared`` expects (checked once)
+
+
+def _drops_work() -> bool:
+    """``_unreferenced`` tried on a probe: a result, a finding's evidence list or the result itself held by
+    someone must count as referenced, and nothing held as not. An interpreter that counts otherwise never
+    drops a loaded result (then ``MAX_HELD`` bounds them)."""
+    if not _DROPS:
+        finding = Finding(rule_id="R", severity=Severity.INFO, message="m", path="p", evidence={"k": [1]})
+        loaded = {0: FileResult(path="p", size=0, format="x", findings=[finding])}
+        mem = {"p": loaded[0]}
+        del finding
+        part: list[Any] = [loaded[0].findings[0].evidence["k"]]
+        ok = not _unreferenced(loaded, mem, 0)
+        part.clear()
+        ok = ok and _unreferenced(loaded, mem, 0)
+        part.append(loaded[0])
+        ok = ok and not _unreferenced(loaded, mem, 0)
+        part.clear()
+        _DROPS.append(ok and _unreferenced(loaded, mem, 0))
+    return _DROPS[0]
+
+
 def _key(path: str) -> bytes:
     """A path as the table keys it: UTF-8, lone surrogates (names that are not UTF-8) included."""
     return path.encode("utf-8", "surrogatepass")
@@ -112,6 +184,10 @@ class ResultTable(Mapping[str, FileResult]):
         self._rows = 0
         self._mem: dict[str, FileResult] = {}  # path -> its current value, when in memory (loaded or set)
         self._loaded: dict[int, FileResult] = {}  # seq -> the stored result a check holds (and may change)
+        # seq -> (size, digest) of the body a loaded result came from: changed or not when it is dropped
+        self._bodies: dict[int, tuple[int, bytes]] = {}
+        self._held_bytes = 0
+        self._sweep_at = _SWEEP_AT
         self._new: dict[str, int] = {}  # keys that are no stored result's path -> insertion order
 
     def close(self) -> None:
@@ -149,9 +225,38 @@ class ResultTable(Mapping[str, FileResult]):
         seq = self._last(path)
         if seq is None:
             return default
+        if len(self._loaded) >= self._sweep_at or self._held_bytes >= MAX_HELD_BYTES:
+            self._sweep()
         (body,) = self.db.execute("SELECT body FROM results WHERE seq=?", (seq,)).fetchone()
         fr = self._loaded[seq] = self._mem[path] = _load(body)
+        self._bodies[seq] = (len(body), _digest(body))
+        self._held_bytes += len(body)
         return fr
+
+    def _sweep(self) -> None:
+        """Write back (if changed) and drop every loaded result nothing else refers to; raise ``TooManyHeld``
+        when those still referred to are too many."""
+        for seq in list(self._loaded) if _drops_work() else ():
+            if not _unreferenced(self._loaded, self._mem, seq):
+                continue
+            fr = self._loaded[seq]
+            size, digest = self._bodies.pop(seq)
+            body = _dump(fr)
+            if _digest(body) != digest:  # a check changed it: the table's copy is now this one
+                self.db.execute(
+                    "UPDATE results SET sha256=?, format=?, rules=?, body=? WHERE seq=?",
+                    (fr.sha256, fr.format, _rules(fr), body, seq),
+                )
+            del self._loaded[seq]
+            if self._mem.get(fr.path) is fr:
+                del self._mem[fr.path]
+            self._held_bytes -= size
+        if len(self._loaded) >= MAX_HELD or self._held_bytes >= MAX_HELD_BYTES:
+            raise TooManyHeld(
+                f"repository checks hold {len(self._loaded)} results ({self._held_bytes} bytes) at once; "
+                f"limit {MAX_HELD} results, {MAX_HELD_BYTES} bytes"
+            )
+        self._sweep_at = min(MAX_HELD, max(_SWEEP_AT, 2 * len(self._loaded)))
 
     def __getitem__(self, path: str) -> FileResult:
         fr = self.get(path)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..findings import ScanReport
+
+if TYPE_CHECKING:
+    from .view import ReportView
 
 FORMATS = ("console", "json", "sarif", "markdown", "html", "cyclonedx")
 
@@ -41,7 +44,30 @@ def write_report(
     from .view import MemoryView
 
     # undecodable names never crash a renderer or the UTF-8 file it is written to
-    view = MemoryView(report.printable())
+    write_view(
+        MemoryView(report.printable()),
+        fmt,
+        out,
+        color=color,
+        width=width,
+        only_findings=only_findings,
+        quiet=quiet,
+    )
+
+
+def write_view(
+    view: ReportView,
+    fmt: str,
+    out: TextIO,
+    *,
+    color: bool = False,
+    width: int | None = None,
+    only_findings: bool = False,
+    quiet: bool = False,
+) -> None:
+    """``write_report`` of a ``ReportView``: a printable report in memory, or a scan's ``ReportStore``."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r} (expected one of {', '.join(FORMATS)})")
     if fmt == "json":
         from .json_report import write_json
 
