@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 # Commands import what they run, inside their bodies: `--help`, `--version` and every other command start
 # without the engine, the format handlers, the rule database or pydantic (issue #13, tests/core/test_startup.py).
-app = typer.Typer(
+_app = typer.Typer(
     name="modelward",
     help="Static ML supply-chain scanner: inspect model files without loading them, verify integrity, apply policy.",
     no_args_is_help=True,
@@ -59,7 +59,7 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
+@_app.callback()
 def _main_options(
     version: bool = typer.Option(
         False, "--version", "-V", is_eager=True, callback=_print_version, help="Print the version and exit."
@@ -73,7 +73,7 @@ def _main_options(
         os.environ["NO_COLOR"] = "1"
 
 
-@app.command()
+@_app.command()
 def scan(
     targets: list[str] = typer.Argument(
         ..., metavar="TARGET...", help="Files, folders, file://, hf://org/name[@rev], oci://…, https://…"
@@ -228,7 +228,7 @@ def _blocked(report: ScanReport, view: ReportView) -> ScanReport:
     return replace(report, files=blocked, verdict=verdict)
 
 
-@app.command()
+@_app.command()
 def version() -> None:
     """Print the scanner and rule-database versions."""
     from .rules import RuleDatabaseError, get_rule_db
@@ -240,43 +240,65 @@ def version() -> None:
     typer.echo(f"modelward {__version__}, rule database {db.version}")
 
 
-def _register_optional() -> None:
-    """Sub-command groups living in their own packages mount themselves here (all ship with the package:
-    a missing one is an installation error, never a silently absent command)."""
-    from .audit_cli import register as audit
-    from .gate.cli import register as gate
-    from .integrity.cli import register as integrity
-    from .pull_cli import register as pull
-    from .rules_cli import register as rules
+# Sub-command groups living in their own packages, in help order, with the command names each one adds (all
+# ship with the package: a missing one is an installation error, never a silently absent command).
+_OPTIONAL: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("integrity.cli", ("sign", "verify")),
+    ("gate.cli", ("lock", "check")),
+    ("pull_cli", ("pull",)),
+    ("audit_cli", ("audit",)),
+    ("rules_cli", ("rules",)),
+)
+_mounted: set[str] = set()
 
-    for register in (integrity, gate, pull, audit, rules):
-        register(app)
+
+def _register_optional(command: str | None = None) -> None:
+    """Mount the sub-command groups (``command``: only the one that adds it, so a process that runs one command
+    imports one of them), keeping the commands in help order whatever was mounted first."""
+    from importlib import import_module
+
+    for module, names in _OPTIONAL:
+        if module not in _mounted and (command is None or command in names):
+            import_module(f".{module}", __package__).register(_app)
+            _mounted.add(module)
+    rank = {n: i for i, (_, names) in enumerate(_OPTIONAL) for n in names}
+    _app.registered_commands.sort(key=lambda c: rank.get(_command_name(c), -1))
+    _app.registered_groups.sort(key=lambda g: rank.get(g.name or "", -1))
 
 
-_register_optional()
+def _command_name(c: typer.models.CommandInfo) -> str:
+    from typer.main import get_command_name
+
+    return c.name or (get_command_name(c.callback.__name__) if c.callback is not None else "")
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """``app``: the whole application, every sub-command mounted (tests, ``typer`` tooling)."""
+    if name == "app":
+        _register_optional()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def app_for(argv: list[str]) -> typer.Typer:
-    """``app`` with only the command ``argv`` runs. typer builds a click command, with every option, for each
-    registered command at every start: about a tenth of a local pickle scan (issue #13). The main options are
-    flags, so the first word that is not an option names the command; help before it, an unknown or ambiguous
-    name, or no name at all get the whole app, so their messages and suggestions are unchanged."""
+    """The application with only the command ``argv`` runs. typer builds a click command, with every option,
+    for each registered command at every start, and the sub-command modules cost their imports: together about
+    a tenth of a local pickle scan (issue #13). The main options are flags, so the first word that is not an
+    option names the command; help before it, an unknown or ambiguous name, or no name at all get the whole
+    app, so their messages and suggestions are unchanged."""
     from copy import copy
-
-    from typer.main import get_command_name
 
     name = next((a for a in argv if not a.startswith("-")), None)
     if name is None or {"-h", "--help"} & set(argv[: argv.index(name)]):
-        return app
-    commands = [
-        c
-        for c in app.registered_commands
-        if c.callback is not None and (c.name or get_command_name(c.callback.__name__)) == name
-    ]
-    groups = [g for g in app.registered_groups if g.name == name]
+        _register_optional()
+        return _app
+    _register_optional(name)
+    commands = [c for c in _app.registered_commands if c.callback is not None and _command_name(c) == name]
+    groups = [g for g in _app.registered_groups if g.name == name]
     if len(commands) + len(groups) != 1:
-        return app
-    only = copy(app)
+        _register_optional()
+        return _app
+    only = copy(_app)
     only.registered_commands, only.registered_groups = commands, groups
     return only
 

@@ -59,6 +59,12 @@ NOT_FOR_A_LOCAL_PICKLE = (
     "scanner.audit.runner",
     "sqlite3",
     "scanner.rulesdb.bundle",
+    # the other commands' modules: a process mounts only the command it runs
+    "scanner.audit_cli",
+    "scanner.gate.cli",
+    "scanner.integrity.cli",
+    "scanner.pull_cli",
+    "scanner.rules_cli",
     # a progress bar is drawn on a terminal only
     "rich.progress",
 )
@@ -96,6 +102,23 @@ def test_version_and_help_load_no_engine(tmp_path: Path, args: list[str]) -> Non
     assert res.returncode == 0, res.stderr
     heavy = ("scanner.engine", "scanner.rules", "scanner.formats.registry", "yaml", "scanner.policy.loader")
     assert sorted(m for m in heavy if m in loaded) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "mounted", "not_mounted"),
+    [
+        (["audit", "--help"], "scanner.audit_cli", "scanner.pull_cli"),
+        (["rules", "--help"], "scanner.rules_cli", "scanner.audit_cli"),
+        (["verify", "--help"], "scanner.integrity.cli", "scanner.gate.cli"),
+        (["--help"], "scanner.rules_cli", None),  # the whole app: every command listed
+    ],
+)
+def test_a_command_mounts_only_its_own_module(
+    tmp_path: Path, args: list[str], mounted: str, not_mounted: str | None
+) -> None:
+    res, loaded = _modules(tmp_path, *args)
+    assert res.returncode == 0, res.stderr
+    assert mounted in loaded and (not_mounted is None or not_mounted not in loaded)
 
 
 def test_warm_quiet_scan_parses_no_yaml_builds_no_pydantic_adapter_loads_no_rich(tmp_path: Path) -> None:
