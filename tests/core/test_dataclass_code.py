@@ -203,3 +203,20 @@ def test_the_console_script_keeps_the_cache_and_a_library_import_does_not(tmp_pa
     probe = "import dataclasses, scanner.cli; print('exec' in vars(dataclasses))"
     lib = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert lib.stdout.strip() == "False", lib.stderr
+
+
+def test_a_file_past_its_cap_keeps_only_this_runs_texts(
+    key_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = dataclass_code.install(key_env)
+    assert first is not None
+    try:
+        _classes()
+    finally:
+        dataclass_code.uninstall(first)
+    first.entries.update({bytes([i]) * 32: b"stale" for i in range(40)})  # texts of code that changed since
+    monkeypatch.setattr(dataclass_code, "MAX_ENTRIES", len(first.used) + 10)
+    first.save()
+    again = dataclass_code.CodeCache(key_env, first._key)
+    again.load()
+    assert set(again.entries) == first.used
