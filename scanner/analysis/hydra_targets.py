@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from ..findings import Severity
 from ..rules import RuleDB
@@ -252,3 +253,117 @@ def resolver_issues(value: str) -> list[TargetIssue]:
                 )
             )
     return out
+
+
+# ${path}, ${.sibling}, ${..parent_key.x}: a node interpolation OmegaConf resolves to the referenced value, type kept
+_NODE_REF = re.compile(r"\$\{(\.*)([A-Za-z_$][\w$-]*(?:\.[\w$-]+)*)?\}")
+MAX_INTERPOLATION_HOPS = 16
+# ${oc.env:NAME} / ${oc.env:NAME,default}: the default (when given) as OmegaConf's grammar parses it
+_ENV_REF = re.compile(r"\$\{\s*oc\.env\s*:\s*[A-Za-z_][\w.]*\s*(?:,([^${}\\]*))?\}")
+_FALSY_GRAMMAR = frozenset({"false", "null", "0", "0.0", "''", '""', ""})
+
+
+# where a value sits: (its container, the link of that container's container), None above the document root; a
+# linked chain, so a walk never copies ancestor lists (a deep spine with many leaves stays linear)
+Link = tuple[Any, Any]
+
+
+def _up(link: Link, levels: int) -> Link | None:
+    for _ in range(levels):
+        if link[1] is None:
+            return None
+        link = link[1]
+    return link
+
+
+def _lookup(base: Link, dotted: str) -> tuple[Link, Any] | None:
+    """The link of the container holding the value at ``dotted`` below ``base``'s container, and the value."""
+    link = base
+    node: Any = base[0]
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if isinstance(node, dict) and part in node:
+            nxt = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            nxt = node[int(part)]
+        else:
+            return None
+        if i < len(parts) - 1:
+            link = (nxt, link)
+        node = nxt
+    return link, node
+
+
+def truthy_when_passed(value: Any, link: Link, root: Any) -> bool:
+    """Whether hydra/OmegaConf would hand a Python callee a true value for this config value (``link``: where the
+    container holding it sits; ``root``: the document). Callees test plain truthiness (``if trust_remote_code:``):
+    every non-empty string is true ("False", "no" too), as is a non-empty list or mapping and any object a nested
+    ``_target_`` builds. Node interpolations are followed; any other interpolation (resolvers, string
+    concatenation) may produce anything and counts as true; ``${oc.env:NAME,default}`` is judged by its default."""
+    for _ in range(MAX_INTERPOLATION_HOPS):
+        if isinstance(value, str):
+            if "${" not in value:
+                return value != ""
+            env = _ENV_REF.fullmatch(value)
+            if env is not None:  # the loading process's own setting; unset, its written default applies
+                default = env.group(1)
+                return default is not None and default.strip().lower() not in _FALSY_GRAMMAR
+            m = _NODE_REF.fullmatch(value)
+            if m is None or m.group(2) is None:
+                return True
+            dots = len(m.group(1))
+            base = (root, None) if dots == 0 else _up(link, dots - 1)
+            if base is None:
+                return True
+            found = _lookup(base, m.group(2))
+            if found is None:
+                return True
+            link, value = found
+            continue
+        if value is None:
+            return False
+        if isinstance(value, (bool, int, float, dict, list)):
+            return bool(value)
+        return True
+    return True
+
+
+# allowlisted targets that take trust_remote_code positionally (index into _args_), measured by AST over NeMo 2.7.3's
+# sources: every class/function named by a signatures/hydra profile whose signature has trust_remote_code
+POSITIONAL_REMOTE_CODE = {"AutoTokenizer": 12}
+
+
+def _effective(node: dict[Any, Any], key: str, budget: int = 256) -> tuple[bool, Any]:
+    """A mapping's value for ``key`` as YAML merge keys give it (composed, not constructed: ``<<`` is still a key
+    here, while OmegaConf's loader flattens it; the mapping's own keys win, then the merged ones in order).
+    Depth first over the merge graph, each mapping once, at most ``budget`` of them (aliases make it a graph:
+    a bounded walk, not an exponential one); past the budget the key counts as present and true."""
+    seen: set[int] = set()
+    stack: list[Any] = [node]
+    while stack:
+        m = stack.pop()
+        if not isinstance(m, dict) or id(m) in seen:
+            continue
+        seen.add(id(m))
+        if len(seen) > budget:
+            return True, True
+        if key in m:
+            return True, m[key]
+        merged = m.get("<<")
+        stack.extend(reversed(merged) if isinstance(merged, list) else [merged])
+    return False, None
+
+
+def remote_code_args(node: dict[Any, Any], link: Link, root: Any) -> str | None:
+    """How a ``_target_`` node (``link``: the node's own link) passes a true trust_remote_code (keyword or
+    positional), or None."""
+    found, v = _effective(node, "trust_remote_code")
+    if found and truthy_when_passed(v, link, root):
+        return "trust_remote_code"
+    _, target = _effective(node, "_target_")
+    _, args = _effective(node, "_args_")
+    if isinstance(target, str) and isinstance(args, list):
+        i = POSITIONAL_REMOTE_CODE.get(target.strip().rsplit(".", 1)[-1])
+        if i is not None and i < len(args) and truthy_when_passed(args[i], (args, link), root):
+            return f"_args_[{i}] (trust_remote_code)"
+    return None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from typing import Any
 
 from ..findings import Severity
 from ..io.reader import Reader
@@ -76,7 +77,7 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
             # NeMo passes trust_remote_code on to transformers (tokenizer/model configs): that repository's code runs
             ctx.add(
                 "CONFIG-TARGET-UNLISTED",
-                f"NeMo {m.name}: {path or '<root>'} sets trust_remote_code: true; "
+                f"NeMo {m.name}: {path or '<root>'} passes a true trust_remote_code (as Python tests it); "
                 "the Hugging Face repository code it loads is outside this scan",
                 evidence={"member": m.name[:300], "key": f"{path}.trust_remote_code".lstrip(".")[:200]},
             )
@@ -88,23 +89,27 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
 
 
 def _remote_code_paths(data: object, limit: int = 20) -> list[str]:
-    """Key paths of mappings in the config whose trust_remote_code is true (iterative, each container once)."""
-    from ..analysis.template_carriers import remote_code_requested
+    """Key paths of mappings in the config that hand a true trust_remote_code on (iterative, each container once).
+    NeMo passes the value to transformers, which tests plain truthiness: "False", "no", a list, a mapping or a
+    nested target's object are true too, and node interpolations are followed (hydra_targets.truthy_when_passed);
+    a ``_target_`` given it positionally (``_args_``) counts as well."""
+    from ..analysis.hydra_targets import remote_code_args
 
     out: list[str] = []
     seen: set[int] = set()
-    stack: list[tuple[object, str]] = [(data, "")]
+    stack: list[tuple[object, str, Any]] = [(data, "", None)]
     while stack and len(out) < limit and len(seen) < 500_000:
-        obj, path = stack.pop()
+        obj, path, parent = stack.pop()
         if not isinstance(obj, (dict, list)) or id(obj) in seen:
             continue
         seen.add(id(obj))
+        link = (obj, parent)  # linked, never copied: a deep spine with many leaves stays linear
         if isinstance(obj, dict):
-            if remote_code_requested(obj):
+            if remote_code_args(obj, link, data) is not None:
                 out.append(path)
-            stack.extend((v, f"{path}.{k}".lstrip(".")) for k, v in obj.items())
+            stack.extend((v, f"{path}.{k}".lstrip("."), link) for k, v in obj.items())
         else:
-            stack.extend((v, f"{path}[{i}]") for i, v in enumerate(obj))
+            stack.extend((v, f"{path}[{i}]", link) for i, v in enumerate(obj))
     return out
 
 

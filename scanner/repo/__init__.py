@@ -18,7 +18,7 @@ from ..findings import FileResult
 from ..limits import Limits
 from ..rules import RuleDB
 from ..sources.base import Snapshot
-from . import hf_repo, mlflow_model, onnx_external, openvino, safetensors_index
+from . import config_targets, hf_repo, mlflow_model, onnx_external, openvino, safetensors_index
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ RepoCheck = Callable[[Snapshot, dict[str, FileResult], RuleDB, Limits], list[Fil
 
 REPO_CHECKS: tuple[RepoCheck, ...] = (
     *hf_repo.REPO_CHECKS,
+    *config_targets.REPO_CHECKS,
     *mlflow_model.REPO_CHECKS,
     *onnx_external.REPO_CHECKS,
     *openvino.REPO_CHECKS,

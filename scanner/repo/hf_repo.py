@@ -727,6 +727,8 @@ def _check_configs(repo: _Repo) -> None:
             cfg = _load_json(repo, path)
             if not isinstance(cfg, (dict, list)):
                 continue
+            if name in HUB_KERNEL_CONFIGS:
+                _check_hub_kernels(repo, path, cfg)
             if isinstance(cfg, dict):
                 for r in _all_auto_map_refs(repo, path, cfg):
                     _resolve_ref(repo, r)
@@ -762,9 +764,12 @@ def _check_configs(repo: _Repo) -> None:
             cfg = _load_json(repo, path)
             if isinstance(cfg, dict):
                 _check_st_transformer_config(repo, path, cfg)
+                _check_hub_kernels(repo, path, cfg)
         if name in ST_ACTIVATION_CONFIGS or name in ST_IMPORT_CONFIGS:
             cfg = _load_json(repo, path)
             if isinstance(cfg, dict):
+                if name == "config_sentence_transformers.json":
+                    _check_hub_kernels(repo, path, cfg)
                 if name in ST_ACTIVATION_CONFIGS:
                     _check_st_activations(repo, path, cfg)
                 if (
@@ -979,6 +984,71 @@ def _check_st_transformer_config(repo: _Repo, path: str, cfg: dict[str, Any]) ->
         "trust_remote_code its auto_map code, from another repository or path, outside this scan",
         evidence={"key": "tokenizer_name_or_path", "reference": str(ref)[:300], "repository": str(ref)[:200]},
     )
+
+
+# transformers' PreTrainedConfig pops ``attn_implementation`` from the config dict (and the ``_attn_implementation``
+# property setter takes the same value, a str or a {sub-config: str} mapping), in every sub-config too;
+# sentence-transformers passes its module config's ``model_kwargs``/``model_args``/``config_kwargs`` to
+# from_pretrained. A value shaped like a Hub repository ("org/repo[@revision][:function]", possibly behind a
+# "paged|" prefix: integrations/hub_kernels.is_kernel) makes from_pretrained download that kernel repository with
+# the ``kernels`` library and import it, with no trust_remote_code (transformers 5.24
+# _check_and_adjust_attn_implementation -> load_and_register_attn_kernel -> get_kernel; an attacker-chosen @revision
+# of a trusted repository too). Allowed: exactly the kernels transformers itself loads for flash_attention_*
+# (FLASH_ATTN_KERNEL_VERSIONS) and those a model class lists in _compatible_flash_implementations, unpinned
+# (measured on transformers 5.24); every other repository-shaped value is code outside this scan.
+HUB_KERNEL_CONFIGS = {"config.json"}  # and config_sentence_transformers.json, ST_TRANSFORMER_CONFIGS
+_ATTN_KEYS = frozenset({"attn_implementation", "_attn_implementation"})
+HUB_KERNELS_ALLOWED = frozenset(
+    {
+        "kernels-community/flash-attn2",
+        "kernels-community/flash-attn3",
+        "kernels-community/vllm-flash-attn3",
+        "kernels-community/aiter-flash-attn",
+        "kernels-community/flash-attn4",
+        "kernels-community/metal-flash-sdpa",
+        "MiniMaxAI/msa",
+    }
+)
+
+
+def _hub_kernel(value: str) -> bool:
+    """The loader resolves a Hub kernel from this value (any '/' or ':' is treated as one: is_kernel's pattern is
+    applied to the value and to its part after '|'), and it is not one of the allowed stock kernels."""
+    if "/" not in value and ":" not in value:
+        return False
+    return value.removeprefix("paged|") not in HUB_KERNELS_ALLOWED
+
+
+def _check_hub_kernels(repo: _Repo, path: str, cfg: dict[str, Any] | list[Any]) -> None:
+    found: list[tuple[str, str]] = []
+    queue: list[tuple[str, Any]] = [("", cfg)]
+    seen = 0
+    while queue:
+        where, node = queue.pop()
+        seen += 1
+        if seen > 200_000:  # bounded by the parsed document (at most MAX_CONFIG_BYTES); fail closed past it
+            repo.limit(
+                path, "config_entries", "config nested beyond the attention-kernel walk; kernels unseen"
+            )
+            break
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for k, v in items:
+            key = f"{where}.{k}" if where else str(k)
+            if isinstance(k, str) and k in _ATTN_KEYS:
+                vals = list(v.items()) if isinstance(v, dict) else [("", v)]
+                for sub, x in vals:
+                    if isinstance(x, str) and _hub_kernel(x):
+                        found.append((f"{key}.{sub}" if sub else key, x))
+            if isinstance(v, (dict, list)):
+                queue.append((key[:300], v))
+    for key, value in repo.capped(path, "attn_implementation", found, 64):
+        repo.add(
+            path,
+            "HF-HUB-KERNEL",
+            f"{key} = {value[:200]!r}: from_pretrained downloads this Hub kernel repository with the kernels "
+            "library and imports it (no trust_remote_code): code outside this scan",
+            evidence={"key": key[:300], "kernel": value[:300]},
+        )
 
 
 def _st_class_name(t: Any) -> str | None:

@@ -167,6 +167,41 @@ def _named_module(
     )
 
 
+def _check_transformers_sources(folder: _Folder, mlmodel: str, flavor: dict[str, Any]) -> None:
+    """mlflow.transformers (_load_pyfunc / load_model, MLflow 3.18 transformers/__init__.py and model_io.py) loads
+    the model from outside the folder when the flavor says so: ``local_base_model_path`` (a PEFT base model at a
+    local path) or ``source_model_revision`` (saved with save_pretrained=False: ``source_model_name`` at that
+    revision from the Hugging Face Hub, and then its components from ``<name>_name``). When
+    ``pipeline_model_type`` (or a component type) is not a transformers class, AutoConfig and the model load with
+    trust_remote_code=True: that repository's code runs (MLflow >= 3.18 asks MLFLOW_ALLOW_MODEL_CODE_EXECUTION
+    first, earlier versions do not). Weights and code from there are outside this scan."""
+    sources: list[tuple[str, str]] = []
+    base = flavor.get("local_base_model_path")
+    if base:
+        sources.append(("local_base_model_path", str(base)))
+    elif "source_model_revision" in flavor:
+        name = flavor.get("source_model_name")
+        sources.append(("source_model_name", f"{name}@{flavor.get('source_model_revision')}"))
+        comps = flavor.get("components")
+        names = [c for c in (comps if isinstance(comps, list) else [])[:20] if isinstance(c, str)]
+        for c in [
+            *names,
+            "processor",
+        ]:  # every component comes from the Hub then (_load_component, no local path)
+            ref = flavor.get(f"{c}_name")
+            if ref and ref != name:
+                sources.append((f"{c}_name", f"{ref}@{flavor.get(f'{c}_revision')}"))
+    for key, ref in sources:
+        folder.add(
+            mlmodel,
+            "CARRIER-CODE-MISSING",
+            f"MLmodel transformers.{key} {ref[:200]!r}: mlflow.transformers loads the model from outside this "
+            "folder (with trust_remote_code=True for a class transformers lacks); its weights and code are "
+            "outside this scan",
+            evidence={"key": f"transformers.{key}", "reference": ref[:300]},
+        )
+
+
 def _check_env(folder: _Folder, mlmodel: str, env: Any) -> None:
     files = (
         [env] if isinstance(env, str) else [env.get(k) for k in ENV_FILES] if isinstance(env, dict) else []
@@ -309,6 +344,8 @@ def _check_mlmodel(folder: _Folder, mlmodel: str) -> None:
                     "is not in the model folder",
                     evidence={"model_code_path": mcp[:300], "flavor": flavor_name},
                 )
+        if flavor_name == "transformers" and isinstance(flavor, dict):
+            _check_transformers_sources(folder, mlmodel, flavor)
         km = flavor.get("keras_module") if isinstance(flavor, dict) else None
         if km is not None and km not in KERAS_MODULES:
             _named_module(folder, mlmodel, code_dirs, roles, str(km), f"{flavor_name}.keras_module")
