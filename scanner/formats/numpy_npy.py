@@ -26,6 +26,7 @@ MAX_HEADER_V1 = 0xFFFF
 MAX_HEADER = 1 << 20  # numpy itself refuses headers over 10 000 bytes unless told otherwise
 MAX_DIMS = 64
 MAX_DIM = 1 << 62
+MAX_EMPTY_ELEMENTS = 1 << 21  # elements of a zero-itemsize dtype (128 bytes each when materialised: 256 MB)
 
 
 class HeaderError(ValueError):
@@ -259,6 +260,10 @@ def _inspect_npy(reader: Reader, ctx: InspectContext) -> None:
             raise HeaderError(f"{len(hdr['shape'])} dimensions")
         count = _prod(hdr["shape"])
         itemsize, has_object = dtype_info(hdr["descr"])
+        if itemsize == 0 and count > MAX_EMPTY_ELEMENTS:
+            # V0 / [] / S0: np.load returns prod(shape) elements stored in 0 bytes instantly; every consumer that
+            # iterates them (tolist, list, a loop) materialises an object per element
+            raise HeaderError(f"{count} elements of a zero-size dtype {str(hdr['descr'])[:50]!r}")
     except (HeaderError, ValueError, RecursionError, struct.error) as exc:
         ctx.add("NUMPY-HEADER-INVALID", f"npy header rejected: {exc}"[:300])
         ctx.partial("npy header invalid; data not judged")

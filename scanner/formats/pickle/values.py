@@ -185,6 +185,14 @@ class Dct(V):
                 if len(self.spill) < KEEP_ITEMS:
                     self.spill.append(x)
                     w += 8
+        if type(v) is Tup and v and isinstance(v[0], (Call, Opaque)):
+            # a numpy dtype field (dtype, offset[, title]) past the cap: its dtype is kept (once) so whether
+            # the fields hold objects stays known (ndarray_state.py)
+            if self.spill is None:
+                self.spill = []
+            if len(self.spill) < KEEP_ITEMS and not any(x is v[0] for x in self.spill):
+                self.spill.append(v[0])
+                w += 8
         return w
 
     def get(self, key: Any) -> Any:

@@ -38,6 +38,15 @@ from .cursor import Cursor, LineTooLong, Truncated
 from .dtypes import dtype_info
 from .frames import straddling_opcode
 from .gadgets import ArgRule, Gadget
+from .ndarray_state import (
+    DTYPE_GLOBALS,
+    RECONSTRUCT,
+    array_state_problems,
+    dtype_state_problems,
+    legacy_rng_tuple_problems,
+    rng_state_problems,
+    spec_objectness,
+)
 from .opcodes import BY_BYTE, HIGHEST_PROTOCOL, Arg
 from .records import (
     NOT_LITERAL,
@@ -525,6 +534,7 @@ class Machine:
         self.on_aliased_import = on_aliased_import
         self._fresh: set[int] = set()  # memo keys stored at or after alias_from
         self._bound = 0  # calls made so far of gadgets whose result may go only to some callables (result_to)
+        self._object_dtypes = False  # a numpy dtype that may hold objects was built (ndarray_state.py)
         self._alias_marks: list[tuple[int, Any]] = []  # (stack index, value) of aliased GETs
         self.stack: list[Any] = []
         self.marks: list[int] = []
@@ -775,6 +785,8 @@ class Machine:
                     if marks:
                         k = marks.pop()
                         n = len(stack) - k
+                        if n >= 3 and type(stack[k]) is str and stack[k] == "MT19937":
+                            self._rng_tuple(stack[k:])
                         if n == 0:
                             s = EMPTY_TUPLE
                         elif n <= 3:
@@ -1139,6 +1151,8 @@ class Machine:
                     a.rec.passed += 1
         call = Call(func, args, opcode, self.op_offset, kwargs=kwargs)
         self._charge(W_CALL)
+        if isinstance(func, Glob) and func.rec.path in DTYPE_GLOBALS and spec_objectness(args) is not False:
+            self._object_dtypes = True
         if gadget is not None:
             self._gadget(gadget, call)
             if gadget.result_to is not None:
@@ -1680,6 +1694,11 @@ class Machine:
                     w += kept + _lw(k) + _lw(v)
         else:
             assert isinstance(target, Coll)
+            before = target.total
+            if before < 3 <= before + len(items) and target.kind == "list":
+                head = [*target.items[:before], *items][:3]  # numpy.random.set_state takes a list too
+                if type(head[0]) is str and head[0] == "MT19937":
+                    self._rng_tuple(head)
             room = target.cap - len(target.items)
             if room <= 0 and not any(isinstance(v, (Glob, Call)) for v in items):
                 target.total += len(items)  # data past the cap: counted, not kept
@@ -1907,6 +1926,7 @@ class Machine:
                 # getattr(inst, "__setstate__") finds the planted attribute and calls it with the state
                 self._make_call(setstate, self._small_tuple([state]), "BUILD via planted __setstate__")
             else:
+                self._numpy_state(inst, state)
                 self._build_forwarder(inst, state)
                 inst.state = _accumulate(inst.state, state)
                 self._plant(inst, state, "BUILD")
@@ -1916,6 +1936,24 @@ class Machine:
             # a persistent-load result: a torch storage (a plain Python object: BUILD setattr's on it), or under
             # legacy torch.load any object the id names ('module', obj, ...); planted hooks count as on an instance
             self._plant(self._stand_in(inst), state, "BUILD on a persistent-load result")
+
+    def _numpy_state(self, inst: Call, state: Any) -> None:
+        """BUILD on a numpy dtype or array: the state numpy.__setstate__ trusts unchecked (ndarray_state.py)."""
+        path = inst.func.rec.path if isinstance(inst.func, Glob) else None
+        if path in DTYPE_GLOBALS:
+            problems = dtype_state_problems(inst, state, self._object_dtypes)
+            if isinstance(state, Seq) and state.complete and len(state.items) >= 8:
+                f = state.items[7]
+                if type(f) is int and f & 0x67:
+                    self._object_dtypes = True
+        elif path in RECONSTRUCT:
+            problems = array_state_problems(inst, state, MAX_ALLOC)
+        elif isinstance(state, (Dct, Seq)):
+            problems = rng_state_problems(state)
+        else:
+            return
+        for kind, message, evidence in problems:
+            self._issue(kind, message, {"callable": path, **evidence})
 
     def op_GLOBAL(self, a: tuple[bytes, bytes]) -> None:
         self._import(self._text(a[0], "GLOBAL module"), self._text(a[1], "GLOBAL name"), "GLOBAL")
@@ -2022,6 +2060,8 @@ class Machine:
 
     def op_LIST(self, _: Any) -> None:
         items = self.pop_mark()
+        if len(items) >= 3 and type(items[0]) is str and items[0] == "MT19937":
+            self._rng_tuple(items)
         if self.whole_lists:
             self._charge(W_COLL + _items_weight(items))
             self.push(WideColl("list", items, len(items)))
@@ -2059,8 +2099,15 @@ class Machine:
         else:
             self._mutate(target, "SETITEMS", self._seq("tuple", items))
 
+    def _rng_tuple(self, items: list[Any]) -> None:
+        """numpy's legacy ``('MT19937', key, pos, ...)`` state (ndarray_state.legacy_rng_tuple_problems)."""
+        for kind, message, evidence in legacy_rng_tuple_problems(items):
+            self._issue(kind, message, evidence)
+
     def op_TUPLE(self, _: Any) -> None:
         items = self.pop_mark()
+        if len(items) >= 3 and type(items[0]) is str and items[0] == "MT19937":
+            self._rng_tuple(items)
         self.push(
             self._small_tuple(items)
             if 0 < len(items) <= 3
@@ -2077,6 +2124,8 @@ class Machine:
             raise Malformed("stack underflow")
         items = self.stack[-n:]
         del self.stack[-n:]
+        if n == 3 and type(items[0]) is str and items[0] == "MT19937":
+            self._rng_tuple(items)
         self.push(self._small_tuple(items))
 
     def op_TUPLE1(self, _: Any) -> None:
