@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import cast
 
-from ..findings import FileResult
+from ..findings import Coverage, FileResult
 from ..limits import Limits
 from ..rules import RuleDB
 from ..sources.base import Snapshot
@@ -48,7 +48,9 @@ def inspect_snapshot(
         except Exception as exc:  # fail closed: a crashed check is reported, not swallowed
             log.debug("repo check %s crashed", check, exc_info=True)
             name = getattr(check, "__module__", "repo")
-            fr = FileResult(path=snapshot.root or snapshot.target, size=0, format="repository")
+            fr = FileResult(
+                path=snapshot.root or snapshot.target, size=0, format="repository", coverage=Coverage.PARTIAL
+            )
             fr.findings.append(
                 rules.finding(
                     "INSPECTOR-ERROR", f"repository check {name} could not finish: {exc}"[:400], fr.path

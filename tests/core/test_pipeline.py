@@ -98,3 +98,17 @@ def test_every_repository_check_is_registered() -> None:
     for mod in pkgutil.iter_modules(repo.__path__, prefix="scanner.repo."):
         defined.extend(getattr(importlib.import_module(mod.name), "REPO_CHECKS", ()))
     assert defined and set(defined) == set(repo.REPO_CHECKS)
+
+
+def test_a_crashed_repository_check_is_partial_coverage_and_blocks(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from scanner.findings import Coverage
+
+    def crashes(*_a: object) -> list[FileResult]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(repo, "REPO_CHECKS", (crashes,))
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps([1], protocol=4))
+    pipeline = Pipeline(get_rule_db(), ScanOptions())
+    extra = repo.inspect_snapshot(pipeline.resolve(str(tmp_path)), {}, get_rule_db(), ScanOptions().limits)
+    assert [fr.coverage for fr in extra] == [Coverage.PARTIAL]
+    assert extra[0].findings[0].rule_id == "INSPECTOR-ERROR" and "boom" in extra[0].findings[0].message
