@@ -30,7 +30,9 @@ from typing import Any
 from .cache_key import CacheKeyError, load_key, modelward_cache_home
 
 _MAC_CONTEXT = b"modelward-dataclass-code-v1\0"
-MAX_ENTRIES = 1600  # twice what a release holds (~800 texts); past it the file starts over with this run's texts
+MAX_ENTRIES = (
+    1600  # twice what a release holds (~800 texts); past it the file starts over with this run's texts
+)
 SUPPORTED = (
     (3, 10),
     (3, 11),

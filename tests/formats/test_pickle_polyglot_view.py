@@ -103,3 +103,29 @@ def test_no_benign_fixture_reads_as_a_pickle_polyglot() -> None:
     for path in benign:
         fr = inspect_bytes(path.read_bytes(), path.name)
         assert "FORMAT-PICKLE-POLYGLOT" not in rule_ids(fr), path
+
+
+def test_a_number_line_no_loader_parses_is_not_followed(tmp_path) -> None:  # noqa: ANN001
+    """Header length 0x4C ("L", LONG) then zero-filled tensors: one text line of megabytes, which int() refuses
+    (4,300 digits at most), so the view stops after 64 KiB without reading the file."""
+    from tests.harness import scan_file
+
+    n = 100 << 20
+    meta = json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+    meta += b" " * (0x4C - len(meta))
+    path = tmp_path / "sparse.safetensors"
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(meta)) + meta)
+        fh.truncate(8 + len(meta) + n)
+    fr = scan_file(path)
+    assert fr.format == "safetensors" and not fr.findings, rule_ids(fr)
+    assert fr.bytes_read < 300_000, fr.bytes_read
+
+
+def test_a_long_text_line_that_does_parse_still_leads_to_the_payload() -> None:
+    """UNICODE ("V") takes a line of any length: pickle.loads of this tar reads 70 KB of member data as one
+    string, then runs the payload after the newline (checked with CPython 3.11)."""
+    raw = _tar(b"Vmodel", first_data=b"a" * 70_000 + b"\n0" + PAYLOAD)
+    fr = inspect_bytes(raw, "model.pkl")
+    assert "FORMAT-PICKLE-POLYGLOT" in rule_ids(fr)
+    assert fr.max_severity is not None and fr.max_severity.rank >= Severity.HIGH.rank

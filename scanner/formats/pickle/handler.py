@@ -15,6 +15,9 @@ _SNIFF_LIMITS = Limits(
 )
 #: the second sniff walk, over the file, when the head hit a sniff bound: the analysis limits, bounded opcodes
 _FULL_SNIFF_LIMITS = Limits(max_pickle_opcodes=20_000)
+#: the polyglot view's walk over the file: text lines bounded at 64 KiB, so a header followed by zero-filled data
+#: (no newline) costs a few reads, not 16 MiB; a bound hit still counts unless no loader could parse that line
+_VIEW_LIMITS = Limits(max_pickle_opcodes=20_000, max_string=1 << 16)
 _CALL_OPS = frozenset({"REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX"})
 
 
@@ -97,8 +100,25 @@ def imports_when_loaded(head: bytes, reader: Reader) -> bool:
     head_short = (res.error or "").startswith("truncated") and len(head) < reader.size
     if res.limit is None and not head_short:
         return False
-    res = _sniff_walk(reader, _FULL_SNIFF_LIMITS)
-    return res.limit is not None or _imports_identifiers(res)
+    res = _sniff_walk(reader, _VIEW_LIMITS)
+    if _imports_identifiers(res):
+        return True
+    return res.limit is not None and not _line_no_loader_parses(reader, res)
+
+
+# Text-line opcodes whose argument no loader can take once it runs past the view's 64 KiB line bound: INT/LONG and the
+# memo ops parse it with int() (ValueError past 4,300 digits), GLOBAL/INST import it as a module name, PERSID
+# needs a persistent_load. A safetensors header length of 0x4C ("L") followed by zero-filled tensors reads as
+# one LONG line of megabytes: the loader raises there. FLOAT, STRING and UNICODE lines can be that long and
+# parse, so a bound hit on them still counts.
+_UNPARSABLE_WHEN_LONG = frozenset(b"ILgpciP")
+
+
+def _line_no_loader_parses(reader: Reader, res: WalkResult) -> bool:
+    if res.limit is None or res.limit.what != "max_string" or res.error_offset is None:
+        return False
+    opcode = reader.read(res.error_offset, 1)
+    return len(opcode) == 1 and opcode[0] in _UNPARSABLE_WHEN_LONG
 
 
 def _imports_identifiers(res: WalkResult) -> bool:
