@@ -12,6 +12,7 @@ Why it looks like this:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -123,10 +124,39 @@ def digest_fd_into(
         pos += got
 
 
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def open_regular(path: str | os.PathLike[str]) -> int:
+    """A read-only descriptor on a regular file; ``OSError`` for anything else, and it never blocks.
+
+    A plain ``open`` of a FIFO waits for a writer forever, and a terminal or device may block too: a file
+    listed as regular but replaced by one before it is opened would hang the scan. The file is opened
+    non-blocking, checked through the descriptor (the path may change again), then set back to blocking.
+    """
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device, socket or directory)")
+        if getattr(os, "O_NONBLOCK", 0) and hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _digest_job(job: RangeJob, algorithm: str, block_size: int) -> bytes:
     path = job.path
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        fd = open_regular(path)
     except OSError as exc:
         raise IntegrityError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:

@@ -133,6 +133,7 @@ class Watch:
         self.deadline_fn = deadline_fn
         self.fired = False
         self._socks: list[socket.socket] = []
+        self._owned: list[socket.socket] = []  # duplicates made by attach_dup, closed on disarm
         self._lock = threading.Lock()
         self._timer: threading.Timer | None = None
         self._done = False
@@ -170,6 +171,19 @@ class Watch:
             with self._lock:
                 self._socks.append(sock)
 
+    def attach_dup(self, sock: socket.socket) -> None:
+        """Watch ``sock`` through a duplicate descriptor this watch owns (closed when it is disarmed)."""
+        try:
+            dup = sock.dup()
+        except OSError:
+            return
+        with self._lock:
+            if not self._done:
+                self._socks.append(dup)
+                self._owned.append(dup)
+                return
+        dup.close()
+
     def reset(self, deadline_fn: Callable[[], float]) -> None:
         """A new deadline (e.g. headers arrived: from now on the whole budget applies)."""
         with self._lock:
@@ -184,6 +198,9 @@ class Watch:
             if self._timer is not None:
                 self._timer.cancel()
             self._socks.clear()
+            owned, self._owned = self._owned, []
+        for s in owned:
+            s.close()
 
     def __enter__(self) -> Watch:
         _armed.watch = self
@@ -203,7 +220,7 @@ def _bounded_new_conn(conn: Any) -> socket.socket:
     except UnicodeError:
         raise LocationParseError(f"'{conn._dns_host}', label empty or too long") from None
     try:
-        return connect_within(
+        sock = connect_within(
             (conn._dns_host, conn.port),
             timeout,
             deadline,
@@ -217,6 +234,13 @@ def _bounded_new_conn(conn: Any) -> socket.socket:
         raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out: {exc}") from exc
     except OSError as exc:
         raise NewConnectionError(conn, f"Failed to establish a new connection: {exc}") from exc
+    if watch is not None:
+        # The TLS handshake (and a proxy's CONNECT) comes next, before any request is sent: a server that
+        # accepts and then says nothing must be cut at the deadline too, not after the socket timeout.
+        # TLS wraps a *new* socket object around the descriptor and detaches this one, so the watch keeps
+        # its own duplicate: shutting that down ends the connection whichever object reads from it.
+        watch.attach_dup(sock)
+    return sock
 
 
 class _Watched:
@@ -225,6 +249,7 @@ class _Watched:
     Name resolution and connecting happen before any socket exists for the watch to shut, so ``_new_conn``
     bounds them itself (``resolve.connect_within``): a resolver or an address that never answers ends the
     attempt at the connect timeout or the request's deadline, whichever is first, as a connect timeout.
+    The new socket goes to the watch at once, so a stalled TLS handshake or proxy tunnel ends at the deadline.
     """
 
     sock: socket.socket | None

@@ -11,6 +11,7 @@ query parameters from any text.
 
 from __future__ import annotations
 
+import http.cookiejar
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -70,6 +71,28 @@ class Stats:
     retries: int = 0
 
 
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Refuse every cookie: never stored from a response, never sent with a request.
+
+    A cookie jar matches on host name only, not on port or scheme (RFC 6265): a session cookie a registry
+    sets on ``https://host:443`` would travel with the request to a CDN or attacker on ``http://host:8080``
+    it redirects to, and a cookie planted by one target would reach the next target's server. Credentials
+    are explicit and scoped to one origin here (``auth_headers``); modelward never needs cookie state.
+    """
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        return False
+
+    def domain_return_ok(self, domain: str, request: object) -> bool:
+        return False
+
+
+NO_COOKIES = _NoCookies()
+
+
 class HTTPClient:
     """A pooled ``requests`` session with the program's retry policy, deadlines and credential-scoped redirects.
 
@@ -103,6 +126,7 @@ class HTTPClient:
         s = requests.Session()
         # Proxies from the environment are honoured, but never ~/.netrc: credentials are explicit only.
         s.trust_env = False
+        s.cookies.set_policy(NO_COOKIES)  # see _NoCookies: a cookie would cross origins
         adapter = WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         s.mount("http://", adapter)
         s.mount("https://", adapter)

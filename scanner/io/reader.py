@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..integrity.errors import FileChangedError
-from ..integrity.hashing import digest_fd_into, file_identity
+from ..integrity.hashing import digest_fd_into, file_identity, open_regular
 
 CHUNK = 1 << 20
 SETTLE_NS = 20_000_000
@@ -150,7 +150,7 @@ class FileReader(Reader):
         self.path = os.fspath(path)
         self.name = name or self.path
         try:
-            self._fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self._fd = open_regular(self.path)  # a FIFO or device swapped in since listing: error, not a hang
         except OSError as exc:
             raise ReaderError(f"{self.name}: cannot open: {exc.strerror}") from None
         st = self._settle(os.fstat(self._fd))

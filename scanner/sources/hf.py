@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -23,8 +24,8 @@ from urllib.parse import quote, urlsplit
 
 from ..io.deadline import NetworkDeadline, run_bounded
 from ..io.http_reader import FaultLog, HTTPRangeReader
-from ..io.http_session import HTTPClient, Stats, redact, redact_url, register_secret
-from ..io.retry import RETRY_STATUS, RetriesExhausted, call_with_retries
+from ..io.http_session import NO_COOKIES, HTTPClient, Stats, redact, redact_url, register_secret
+from ..io.retry import RETRY_STATUS, RetriesExhausted, call_with_retries, env_number
 from .base import Artifact, Problem, Snapshot, Source, SourceError
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://huggingface.co"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# One Hub API answer (repository info with every file's metadata: ~200 bytes a file, so ~20k files). Parsed
+# into objects it costs ~20x its size; a larger repository is refused with a clear error, never half-listed.
+HUB_MAX_ANSWER_BYTES = 4 << 20
 SECURITY_EXPAND_MAX_FILES = 300  # per-file Hub scan status costs one request per 50 files on the real Hub
 _TYPE_PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 
@@ -175,11 +179,95 @@ def _configure_hub_client(connect: float, read: float) -> None:
     def with_timeouts():  # type: ignore[no-untyped-def]
         client = factory()
         client.timeout = httpx2.Timeout(read, connect=connect)
+        # Bounded answers: every Hub API body is read whole and parsed into objects (a 28 MB repository
+        # listing cost 600 MB), so each is capped, and never inflated from gzip/deflate past the cap.
+        client.headers["Accept-Encoding"] = "identity"
+        client.event_hooks = {
+            **client.event_hooks,
+            "response": [*client.event_hooks["response"], _cap_answer],
+        }
+        client.cookies.jar.set_policy(NO_COOKIES)  # a cookie jar ignores ports: see http_session._NoCookies
         return client
 
     setter(with_timeouts)
+    _no_agent_registry()
     # our marker on the module, set through its namespace: huggingface_hub declares no such attribute
     vars(hub_http)["_modelward_timeouts"] = (connect, read)
+
+
+class HubAnswerTooLarge(Exception):
+    """A Hub API answer exceeded ``hub_answer_limit()`` bytes (as sent, or once decoded): refused, not parsed."""
+
+
+def hub_answer_limit() -> int:
+    return int(max(64 << 10, env_number("MODELWARD_HUB_MAX_ANSWER_BYTES", HUB_MAX_ANSWER_BYTES)))
+
+
+def _cap_answer(response) -> None:  # type: ignore[no-untyped-def]  # an httpx2 response hook
+    """Read the body through a byte cap (decoding gzip/deflate here, boundedly): past it, raise."""
+    import httpx2
+
+    limit = hub_answer_limit()
+    where = redact_url(str(response.request.url))
+    declared = response.headers.get("Content-Length", "")
+    codings = [
+        c.strip().lower() for c in response.headers.get("Content-Encoding", "").split(",") if c.strip()
+    ]
+    codings = [c for c in codings if c != "identity"]
+    if declared.isdigit() and int(declared) > limit and not codings:
+        response.close()
+        raise HubAnswerTooLarge(f"the Hub's answer to {where} declares {declared} bytes (limit {limit})")
+    if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+        response.close()
+        raise HubAnswerTooLarge(
+            f"the Hub's answer to {where} is encoded ({', '.join(codings)[:40]}); refused"
+        )
+    inner = response.stream
+
+    class Capped(httpx2.SyncByteStream):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            inflate = None
+            if codings:
+                wbits = 16 + zlib.MAX_WBITS if codings[0] != "deflate" else zlib.MAX_WBITS
+                inflate = zlib.decompressobj(wbits)
+            n = 0
+            for raw in inner:
+                piece = raw
+                if inflate is not None:
+                    piece = inflate.decompress(raw, limit + 1 - n)
+                    if inflate.unconsumed_tail:  # more output pending than the cap allows
+                        n = limit + 1
+                n += len(piece)
+                if n > limit:
+                    raise HubAnswerTooLarge(
+                        f"the Hub's answer to {where} is larger than {limit} bytes"
+                        f"{' once decoded' if codings else ''} (limit MODELWARD_HUB_MAX_ANSWER_BYTES); "
+                        f"refused, not parsed"
+                    )
+                yield piece
+
+        def close(self) -> None:
+            inner.close()
+
+    response.stream = Capped()
+    if codings:  # decoded above: httpx must not decode again
+        del response.headers["Content-Encoding"]
+
+
+def _no_agent_registry() -> None:
+    """Skip huggingface_hub's agent-harness lookup (it only tags the User-Agent).
+
+    On first use it fetches ``{endpoint}/api/agent-harnesses`` and caches it in ``HF_HOME`` and then parses that
+    cache, whatever its size, in every later run: an extra request to the endpoint and an unbounded parse (a
+    28 MB registry cost 600 MB) that the scan does not need.
+    """
+    try:
+        from huggingface_hub.utils import _detect_agent
+    except ImportError:  # pragma: no cover - other huggingface_hub versions
+        return
+    empty = getattr(_detect_agent, "_EMPTY_REGISTRY", None)
+    if empty is not None and getattr(_detect_agent, "_registry", empty) is None:
+        _detect_agent._registry = empty
 
 
 def _hub_transient(exc: Exception) -> tuple[bool, int | None, dict[str, str] | None]:
@@ -335,6 +423,8 @@ class HFSource(Source):
             return SourceError(
                 f"{where}: the Hub answered HTTP {status or '?'}{_org_hint(ref) if status == 404 else ''}"
             )
+        if isinstance(exc, HubAnswerTooLarge):
+            return SourceError(f"{where}: {exc}")
         if isinstance(exc, e.OfflineModeIsEnabled):
             return SourceError(f"{where}: offline mode is enabled (HF_HUB_OFFLINE)")
         return SourceError(f"{where}: cannot query {self.endpoint}: {type(exc).__name__}")
