@@ -39,8 +39,6 @@ def write_report(
     quiet: bool = False,
 ) -> None:
     """``render``, written to ``out`` piece by piece instead of built as one string."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown report format {fmt!r} (expected one of {', '.join(FORMATS)})")
     from .view import MemoryView
 
     # undecodable names never crash a renderer or the UTF-8 file it is written to
