@@ -26,6 +26,14 @@ MAX_ISSUES = 100
 MAX_BLOB_BYTES = 256 << 20
 
 ALLOWED_ROOTS = {"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_keras"}
+HUB_ROOTS = {"keras_hub", "keras_nlp", "keras_cv"}
+# Functions KerasHub registers with register_keras_serializable (keras-hub 0.32.0, packages "keras_hub" and
+# "keras_nlp"): a config resolves "keras_hub>name" through the registry before any module, in safe mode.
+# Only gelu_approximate is modelling code; the rest train tokenizers and write vocabulary files, upload
+# presets to Kaggle / Hugging Face, or deserialize samplers. A hub function outside this allowlist, under any
+# spelling, is not allowed (keras 3.15 safe_mode load_model resolved keras_hub>compute_word_piece_vocabulary
+# as a Lambda function and the scan allowed it).
+HUB_MODELING_FUNCTIONS = {"gelu_approximate"}
 ACTIVATIONS = {
     "relu",
     "relu6",
@@ -677,6 +685,8 @@ def _check_object(out: KerasAnalysis, node: dict[str, Any], cls: str, cfg: Any, 
             name=called,
         )
         return
+    if _hub_function(out, where, cls, cfg, reg, mod):
+        return
     if isinstance(module, str):
         _module_issue(out, where, module, cls, reg, cfg)
     if (
@@ -734,6 +744,44 @@ def _check_object(out: KerasAnalysis, node: dict[str, Any], cls: str, cfg: Any, 
                     key=key,
                     path=v[:300],
                 )
+
+
+def _hub_function(out: KerasAnalysis, where: str, cls: str, cfg: Any, reg: Any, mod: str | None) -> bool:
+    """A KerasHub / KerasNLP / KerasCV callable outside the measured modelling functions.
+
+    A function is looked up by its name (the config string) in the registry first, so "keras_hub>x" resolves
+    whatever the module says; from a hub module (Keras <= 3.8 returns any module attribute) a function, or a
+    name no class has (dotted, lower-case), resolves to any symbol there."""
+    refs: list[str] = []
+    if cls == "function" and isinstance(cfg, str):
+        pkg, sep, tail = cfg.partition(">")
+        if sep and pkg in HUB_ROOTS and tail not in HUB_MODELING_FUNCTIONS:
+            refs.append(cfg)
+        elif (
+            not sep
+            and mod is not None
+            and mod.split(".")[0] in HUB_ROOTS
+            and cfg not in HUB_MODELING_FUNCTIONS
+        ):
+            refs.append(f"{mod}.{cfg}")
+    elif mod is not None and mod.split(".")[0] in HUB_ROOTS and ("." in cls or not cls[:1].isupper()):
+        refs.append(f"{mod}.{cls}")
+    if isinstance(reg, str) and reg.partition(">")[0] in HUB_ROOTS:
+        tail = reg.partition(">")[2]
+        if tail and (not tail[:1].isupper() or "." in tail) and tail not in HUB_MODELING_FUNCTIONS:
+            refs.append(reg)
+    if not refs:
+        return False
+    out.add(
+        "KERAS-NONMODELING-API",
+        f"hub:{refs[0][:200]}",
+        f"{where!r} resolves {refs[0][:200]}, a KerasHub callable outside its modelling functions"
+        " (tokenizer trainers that write files, preset upload, sampler deserialization): not an allowed callable",
+        severity=Severity.HIGH,
+        module=mod,
+        name=refs[0][:200],
+    )
+    return True
 
 
 def _tf_symbol(out: KerasAnalysis, where: str, sym: Any, key: str) -> None:

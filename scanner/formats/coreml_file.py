@@ -17,6 +17,7 @@ each followed by its data; every blob is checked to lie inside the file.
 
 from __future__ import annotations
 
+import re
 import struct
 
 from ..findings import Severity
@@ -73,6 +74,35 @@ MODEL_TYPES = frozenset(
     }
 )
 LAYER_CUSTOM, LAYER_BRANCH, LAYER_LOOP = 500, 605, 615
+MIL_PROGRAM = 502
+MAX_MIL_DEPTH = 256
+MAX_MIL_MESSAGES = 4_000_000
+# what an ML program's weight reference may name (coremltools writes '@model_path/weights/weight.bin')
+_MIL_BLOB = re.compile(r"@model_path/weights/[A-Za-z0-9_][A-Za-z0-9_.-]*\Z")
+_UNSAFE_PATH = re.compile(r"^[/\\~]|^[A-Za-z]:|://|\x00|\\")
+# MIL.proto (coremltools): for each message, the fields that hold a message which can contain a Value
+_MIL_LAYOUT: dict[str, dict[int, str]] = {
+    "Program": {2: "MapFunction", 4: "MapValue"},
+    "MapFunction": {2: "Function"},
+    "Function": {1: "NamedValueType", 3: "MapBlock", 4: "MapValue"},
+    "MapBlock": {2: "Block"},
+    "Block": {1: "NamedValueType", 3: "Operation", 4: "MapValue"},
+    "Operation": {2: "MapArgument", 3: "NamedValueType", 4: "Block", 5: "MapValue"},
+    "MapArgument": {2: "Argument"},
+    "Argument": {1: "Binding"},
+    "Binding": {2: "Value"},
+    "MapValue": {2: "Value"},
+    "NamedValueType": {2: "ValueType"},
+    "ValueType": {1: "TensorType", 2: "OneType", 3: "OneType", 4: "TwoTypes", 5: "OneType"},
+    "OneType": {1: "ValueType"},  # ListType (2 is a Dimension), TupleType (repeated), StateType
+    "TwoTypes": {1: "ValueType", 2: "ValueType"},  # DictionaryType
+    "TensorType": {4: "MapValue"},
+    "Value": {2: "ValueType", 3: "Immediate", 5: "BlobFile"},
+    "Immediate": {2: "ValueList", 3: "ValueList", 4: "DictValue"},  # tuple, list, dictionary
+    "ValueList": {1: "Value"},
+    "DictValue": {1: "KeyValue"},
+    "KeyValue": {1: "Value", 2: "Value"},
+}
 BLOB_SENTINEL = 0xDEADBEEF
 BLOB_VERSION = 2
 MAX_BLOBS = 1_000_000
@@ -128,10 +158,13 @@ class _Walk:
         self.ctx = ctx
         self.counts: dict[str, int] = {}
 
-    def report(self, rule: str, message: str, **ev: object) -> None:
-        self.counts[rule] = self.counts.get(rule, 0) + 1
-        if self.counts[rule] <= MAX_FINDINGS:
-            self.ctx.add(rule, message, evidence={k: v for k, v in ev.items() if v is not None})
+    def report(self, rule: str, message: str, severity: Severity | None = None, **ev: object) -> None:
+        key = f"{rule}:{severity}"
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if self.counts[key] <= MAX_FINDINGS:
+            self.ctx.add(
+                rule, message, severity=severity, evidence={k: v for k, v in ev.items() if v is not None}
+            )
 
     def model(self, buf: memoryview, where: str, depth: int) -> None:
         if depth > MAX_DEPTH:
@@ -175,12 +208,9 @@ class _Walk:
                     class_name=cls,
                 )
             elif f == LINKED_MODEL:
-                self.report(
-                    "COREML-LINKED-MODEL",
-                    f"{where} is a LinkedModel that loads another compiled model file",
-                    where=where,
-                    strings=_strings(v)[:4],
-                )
+                self.linked(v, where)
+            elif f == MIL_PROGRAM:
+                self.mil_program(v, where)
             elif f == SERIALIZED_MODEL:
                 self.report(
                     "COREML-SERIALIZED-MODEL",
@@ -191,6 +221,79 @@ class _Walk:
             else:
                 for _ in iter_fields(v):  # any other model type: a well-formed message
                     pass
+
+    def linked(self, buf: memoryview, where: str) -> None:
+        """LinkedModel {linkedModelFile = 1 {linkedModelFileName = 1, linkedModelSearchPath = 2}}, each a
+        StringParameter {defaultValue = 1}. Core ML looks the file name up in each ':'-separated search path,
+        relative to the model unless absolute ('' is '.'); '@model_path' is the model's own folder."""
+        name = search = ""
+        for f, wt, v in iter_fields(buf):
+            if f == 1 and wt == LEN and isinstance(v, memoryview):
+                for f2, wt2, v2 in iter_fields(v):
+                    if wt2 == LEN and isinstance(v2, memoryview) and f2 in (1, 2):
+                        value = _string_field(v2, 1, 4096) or ""
+                        if f2 == 1:
+                            name = value
+                        else:
+                            search = value
+        outside = [p for p in [name, *search.split(":")] if _path_leaves_model(p)]
+        if outside or not name:
+            self.report(
+                "COREML-LINKED-MODEL",
+                f"{where} is a LinkedModel whose file name or search path reaches outside the model's folder "
+                f"({(outside or [name])[0][:200]!r}): Core ML loads whatever compiled model it finds there",
+                where=where,
+                file_name=name[:300],
+                search_path=search[:300],
+                severity=Severity.HIGH,
+            )
+        else:
+            self.report(
+                "COREML-LINKED-MODEL",
+                f"{where} is a LinkedModel that loads the compiled model {name[:200]!r} next to it",
+                where=where,
+                file_name=name[:300],
+                search_path=search[:300],
+            )
+
+    def mil_program(self, buf: memoryview, where: str) -> None:
+        """Every Value of an ML program; a BlobFileValue's file name must be one of the package's own weight
+        files ('@model_path/weights/<name>', as coremltools writes them)."""
+        stack: list[tuple[str, memoryview, int]] = [("Program", buf, 0)]
+        seen = 0
+        named: set[str] = set()
+        while stack:
+            kind, b, depth = stack.pop()
+            seen += 1
+            if depth > MAX_MIL_DEPTH or seen > MAX_MIL_MESSAGES:
+                self.report(
+                    "COREML-INVALID",
+                    f"{where}: ML program nests deeper than {MAX_MIL_DEPTH} messages or holds more than "
+                    f"{MAX_MIL_MESSAGES}; not every weight reference was read",
+                    where=where,
+                )
+                self.ctx.partial("Core ML ML program past the walk limit")
+                return
+            if kind == "BlobFile":
+                file_name = _string_field(b, 1, 4096) or ""
+                if file_name in named:
+                    continue
+                named.add(file_name)
+                if not _MIL_BLOB.match(file_name) or ".." in file_name.split("/"):
+                    self.report(
+                        "COREML-LINKED-MODEL",
+                        f"{where}: ML program weight reference names {file_name[:200]!r}, not one of the "
+                        "package's own files under @model_path/weights/",
+                        where=where,
+                        file_name=file_name[:300],
+                        severity=Severity.HIGH,
+                    )
+                continue
+            children = _MIL_LAYOUT[kind]
+            for f, wt, v in iter_fields(b):
+                child = children.get(f)
+                if child is not None and wt == LEN and isinstance(v, memoryview):
+                    stack.append((child, v, depth + 1))
 
     def pipeline(self, buf: memoryview, where: str, depth: int) -> None:
         i = 0
@@ -239,19 +342,18 @@ class _Walk:
             self.network(net, f"{where}/{label[:100]}", depth + 1)
 
 
-def _string_field(buf: memoryview, field: int) -> str | None:
+def _string_field(buf: memoryview, field: int, limit: int = 256) -> str | None:
     for f, wt, v in iter_fields(buf):
         if f == field and wt == LEN:
-            return text(v, 256)
+            return text(v, limit)  # type: ignore[arg-type]
     return None
 
 
-def _strings(buf: memoryview) -> list[str]:
-    out = []
-    for _f, wt, v in iter_fields(buf):
-        if wt == LEN:
-            out.append(text(v, 256))
-    return out
+def _path_leaves_model(path: str) -> bool:
+    """A LinkedModel path that is absolute, climbs out ('..'), or is not a plain relative path."""
+    if path.startswith("@model_path"):
+        path = path[len("@model_path") :].lstrip("/")
+    return bool(_UNSAFE_PATH.search(path)) or ".." in re.split(r"[/\\]", path)
 
 
 def _inspect_model(reader: Reader, ctx: InspectContext) -> None:

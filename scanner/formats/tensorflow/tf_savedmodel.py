@@ -50,10 +50,124 @@ NETWORK_OPS = {
     "DataServiceDatasetV4",
     "RegisterDataset",
     "RegisterDatasetV2",
+    # runs a library function on a device named by a runtime string tensor (a remote task's address)
+    "RemoteCall",
 }
 # ops that build and run a graph held as data (a string tensor: a Const, a variable restored from the
 # checkpoint, an input): its nodes are not in any GraphDef or function library this scan can read
-HIDDEN_GRAPH_OPS = {"DatasetFromGraph", "ExperimentalDatasetFromGraph"}
+HIDDEN_GRAPH_OPS = {
+    "DatasetFromGraph",
+    "ExperimentalDatasetFromGraph",
+    # a program held in an attr (MLIR text, serialized StableHLO) or a native XLA call target: compiled
+    # and run by the runtime, never a node this scan reads
+    "MlirPassthroughOp",
+    "XlaCallModule",
+    "XlaCustomCall",
+    "XlaCustomCallV2",
+    "_TPUCompileMlir",
+    "TPUCompile",
+}
+# ops that end the process or wait forever for a peer, device or feed a loaded model never has. Abort ends
+# the process (exit_without_error=True exits 0 from inside tf.saved_model.load when it sits in a resource
+# initializer); Recv and collectives block the call for ever (both measured with TF 2.21). Every one of them
+# is in TensorFlow's op registry, so the registry list cannot tell them from compute.
+DISRUPTIVE_OPS = {
+    "Abort",
+    "Send",
+    "Recv",
+    "_Send",
+    "_Recv",
+    "_HostSend",
+    "_HostRecv",
+    "XlaSend",
+    "XlaRecv",
+    "CollectiveAllToAllV2",
+    "CollectiveAllToAllV3",
+    "CollectiveAssignGroupV2",
+    "CollectiveBcastRecv",
+    "CollectiveBcastRecvV2",
+    "CollectiveBcastSend",
+    "CollectiveBcastSendV2",
+    "CollectiveGather",
+    "CollectiveGatherV2",
+    "CollectiveInitializeCommunicator",
+    "CollectivePermute",
+    "CollectiveReduce",
+    "CollectiveReduceScatterV2",
+    "CollectiveReduceV2",
+    "CollectiveReduceV3",
+    "NcclAllReduce",
+    "NcclBroadcast",
+    "NcclReduce",
+    "InfeedDequeue",
+    "InfeedDequeueTuple",
+    "OutfeedDequeue",
+    "OutfeedDequeueTuple",
+    "OutfeedDequeueTupleV2",
+    "OutfeedDequeueV2",
+    "RecvTPUEmbeddingActivations",
+    "ConfigureDistributedTPU",
+    "ConfigureAndInitializeGlobalTPU",
+    "ShutdownDistributedTPU",
+    "_ConfigureDistributedTPU",
+    "_WaitForDistributedTPU",
+    "_InitializeHostForDistributedTPU",
+    "_DisconnectHostFromDistributedTPUSystem",
+    "_ShutdownDistributedTPU",
+    "SleepDataset",
+    "ExperimentalSleepDataset",
+    # registered kernels with no Python wrapper (TF 2.21 TF_GetAllOpList): SleepIdentityOp stalled a TF1
+    # SavedModel's signature; the rest wait on hosts, TPUs or NCCL peers
+    "SleepOp",
+    "SleepIdentityOp",
+    "XlaHostCompute",
+    "_XlaHostComputeMlir",
+    "XlaSendToHost",
+    "XlaRecvFromHost",
+    "_XlaRecvAtHost",
+    "_XlaRecvAtHostV2",
+    "_XlaSendFromHost",
+    "_XlaSendFromHostV2",
+    "_NcclBroadcastRecv",
+    "_NcclBroadcastSend",
+    "_NcclReduceRecv",
+    "_NcclReduceSend",
+    "DTensorAllGather",
+    "DTensorAllReduce",
+    "DTensorAllScatter",
+    "DTensorAllToAll",
+    "DTensorReduceScatter",
+    "TPUExecute",
+    "TPUExecuteAndUpdateVariables",
+    "ConfigureTPUEmbeddingHost",
+    "ConnectTPUEmbeddingHosts",
+    "XlaRecvTPUEmbeddingActivations",
+    "XlaRecvTPUEmbeddingActivationsV2",
+    "XlaSendTPUEmbeddingGradients",
+    "XlaSendTPUEmbeddingGradientsV2",
+}
+# TF1 queue/barrier/staging reads block on an empty container; real TF1 graphs fill them from the same graph,
+# so these warn
+BLOCKING_READ_OPS = {
+    "QueueDequeue",
+    "QueueDequeueV2",
+    "QueueDequeueMany",
+    "QueueDequeueManyV2",
+    "QueueDequeueUpTo",
+    "QueueDequeueUpToV2",
+    "BarrierTakeMany",
+    "Unstage",
+    "MapUnstage",
+    "MapUnstageNoKey",
+    "OrderedMapUnstage",
+    "OrderedMapUnstageNoKey",
+    "AccumulatorTakeGradient",
+    "ResourceAccumulatorTakeGradient",
+    "SparseAccumulatorTakeGradient",
+}
+# descriptor_source: "local://" (the linked-in pool, the default) or "bytes://<serialized set>"; anything
+# else is a host path the kernel opens and parses (TF 2.21 read /etc/passwd from a SavedModel signature)
+PROTO_OPS = {"DecodeProtoV2", "EncodeProto"}
 SAVER_OPS = {
     "Save",
     "SaveV2",
@@ -130,6 +244,11 @@ FILE_OPS = SAVER_OPS | {
     "GenerateVocabRemapping",
     "LoadAndRemapMatrix",
     "FileSystemSetConfiguration",
+    # registered kernels with no Python wrapper, measured with TF 2.21: DumpTensor wrote <log_dir_path>/
+    # <file_name> from a TF1 SavedModel's signature, Skipgram opened and read its filename attr (/etc/passwd)
+    "DumpTensor",
+    "Skipgram",
+    "CalibrationStatisticsSaver",
 }
 # lookup-table initializers reading a vocabulary file named by their input 1; info when that file is one of
 # the SavedModel's own assets (tf.lookup / TextVectorization / tf.Transform vocabularies), high otherwise
@@ -142,14 +261,20 @@ _REMOTE_JOB = re.compile(r"/job:([^/]+)")
 MAX_FINDINGS_PER_OP = 1
 
 
+# audited op lists: TensorFlow's own compute ops, and tensorflow-text's tokenizer kernels (TF Hub text models)
+OP_LISTS = ("tensorflow_ops.txt", "tensorflow_text_ops.txt")
+
+
 @functools.lru_cache(maxsize=1)
 def known_ops() -> frozenset[str]:
-    path = signatures_dir() / "tensorflow_ops.txt"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return frozenset()
-    return frozenset(ln.strip() for ln in lines if ln.strip() and not ln.startswith("#"))
+    ops: set[str] = set()
+    for name in OP_LISTS:
+        try:
+            lines = (signatures_dir() / name).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        ops |= {ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")}
+    return frozenset(ops)
 
 
 @dataclass
@@ -163,7 +288,15 @@ class Node:
     inputs: list[str] = field(default_factory=list)  # data inputs, kept for TEXT_TABLE_OPS only
 
 
-_STRING_ATTRS = {"output_stream", "debug_urls", "memory_region_name", "filename", "file_pattern"}
+_STRING_ATTRS = {
+    "output_stream",
+    "debug_urls",
+    "memory_region_name",
+    "filename",
+    "file_pattern",
+    "descriptor_source",
+    "debug_ops_spec",
+}
 
 
 def _parse_attr_value(v: memoryview, key: str, node: Node) -> None:
@@ -482,6 +615,33 @@ def _judge_graph(ctx: InspectContext, g: Graph, idx: int, seen: dict[tuple[str, 
                 f"{op} node {n.name!r} in {place} runs a serialized graph supplied as data: its ops were not seen",
                 n,
             )
+        elif op in DISRUPTIVE_OPS or op in BLOCKING_READ_OPS:
+            what = "ends the process" if op == "Abort" else "blocks until a peer, device or feed answers"
+            report(
+                "TF-DISRUPTIVE-OP",
+                op,
+                f"{op} node {n.name!r} in {place} {what}",
+                n,
+                severity=Severity.MEDIUM if op in BLOCKING_READ_OPS else None,
+            )
+        elif op in PROTO_OPS and any(
+            s != "local://" and not s.startswith("bytes://") for s in n.strings.get("descriptor_source", [])
+        ):
+            report(
+                "TF-FILE-OP",
+                f"proto:{n.where}",
+                f"{op} node {n.name!r} in {place} reads a protobuf descriptor set from a host path",
+                n,
+                source=n.strings["descriptor_source"][0][:200],
+            )
+        elif op in {"Copy", "CopyHost"} and any(n.strings.get("debug_ops_spec", [])):
+            report(
+                "TF-FILE-OP",
+                f"debugcopy:{n.where}",
+                f"{op} node {n.name!r} in {place} sends tensors to debug URLs (file:// or grpc://)",
+                n,
+                spec=n.strings["debug_ops_spec"][0][:200],
+            )
         elif op in NETWORK_OPS:
             report("TF-NETWORK-OP", op, f"{op} node {n.name!r} in {place} opens network connections", n)
         elif op in FILE_OPS:
@@ -519,7 +679,7 @@ def _judge_graph(ctx: InspectContext, g: Graph, idx: int, seen: dict[tuple[str, 
             report(
                 "TF-UNKNOWN-OP",
                 op,
-                f"op type {op!r} (node {n.name!r} in {place}) is not a standard TensorFlow op",
+                f"op type {op!r} (node {n.name!r} in {place}) is not an audited TensorFlow op",
                 n,
             )
         m = _REMOTE_JOB.search(n.device)
@@ -531,13 +691,14 @@ def _judge_graph(ctx: InspectContext, g: Graph, idx: int, seen: dict[tuple[str, 
                 n,
                 device=n.device[:200],
             )
-    for op in sorted(g.stripped_ops - known - g.functions):
+    judged = PYFUNC_OPS | NETWORK_OPS | HIDDEN_GRAPH_OPS | FILE_OPS | DISRUPTIVE_OPS | BLOCKING_READ_OPS
+    for op in sorted(g.stripped_ops - known - g.functions - judged):
         k = ("TF-UNKNOWN-OP", op)
         if k not in seen:
             seen[k] = 1
             ctx.add(
                 "TF-UNKNOWN-OP",
-                f"op type {op!r} listed by the meta graph is not a standard TensorFlow op",
+                f"op type {op!r} listed by the meta graph is not an audited TensorFlow op",
                 evidence={"op": op[:200], "meta_graph": idx},
             )
 
