@@ -14,16 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...io.reader import BytesReader
+from ...limits import Limits
 from ..interface import BudgetExceeded, InspectContext
 from .classify import Classifier, Verdict
+from .cursor import Cursor
 from .nested import decode_candidate, static_bytes
 from .records import Anomaly, AnomalyKind, CallSite, ImportRec
-from .walker import Budget, LimitHit, WalkResult
+from .walker import Budget, LimitHit, Machine, WalkResult
 
 log = logging.getLogger(__name__)
 
 MAX_FINDINGS = 20  # per kind of record (untraced calls, mutations, anomalies) and walk
 MAX_DECODED = 64 << 20  # bytes an encoded literal may decode to
+#: the walk that decides whether a raw literal is a pickle (the nested analysis that follows has the full limits)
+_RAW_LIMITS = Limits(max_pickle_opcodes=20_000, max_pickle_stack=2_000, max_pickle_memo=2_000)
 
 ALLOWANCE_HINT = (
     "; if this is your own class, allow it with a scoped policy allowance (pickle.extra_allowed with sources)"
@@ -42,7 +47,7 @@ class CheckContext:
     constraints: dict[str, tuple[str, str]]  # 'module:name' -> (kind, why): audited usage shapes
     budget: Budget
     # analyze a pickle found inside this one (bytes, offset, how found); None: nested payloads are not followed
-    analyze_nested: Callable[[bytes, int, str], None] | None = None
+    analyze_nested: Callable[[bytes, int, str, frozenset[str] | None], None] | None = None
     view: str | None = None  # the loader's interpretation judged, when it is not the primary walk
 
     @property
@@ -297,16 +302,20 @@ def check_nested_payloads(res: WalkResult, cx: CheckContext) -> None:
     if analyze is None:
         return
     ctx = cx.ctx
+    loaded: set[bytes] = set()
     for lc in res.loader_calls:
         data = static_bytes(lc.first_arg) if lc.first_arg is not None else None
         if data is not None:
-            analyze(data, lc.offset, f"argument of {lc.rec.dotted}")
+            loaded.add(data)
+            analyze(data, lc.offset, f"argument of {lc.rec.dotted}", lc.allowed)
     for lit in res.literals:
         try:
             found = decode_candidate(lit.value, MAX_DECODED)
         except Exception:  # decoding a literal must never stop the scan
             log.debug("literal decode failed", exc_info=True)
             found = None
+        if found is None:
+            found = _raw_pickle(lit.value)
         if found is None:
             continue
         encoding, data = found
@@ -320,13 +329,55 @@ def check_nested_payloads(res: WalkResult, cx: CheckContext) -> None:
         except LimitHit as exc:
             ctx.limit_hit(exc.what, str(exc), offset=lit.offset)
             return
+        if encoding == "raw" and data in loaded:
+            continue  # analyzed above as a loader call's argument
+        if encoding == "raw":
+            # a plain pickle in a literal is judged by what it does, like a loader call's argument: nothing
+            # decodes it, so it hides nothing from a reader, and benign objects do keep pickled blobs
+            analyze(data, lit.offset, "raw pickle literal", None)
+            continue
         ctx.add(
             "PICKLE-ENCODED-PAYLOAD",
             f"a {encoding}-encoded pickle ({len(data)} bytes) is hidden in a string literal",
             offset=lit.offset,
             evidence={"encoding": encoding, "decoded_bytes": len(data)},
         )
-        analyze(data, lit.offset, f"{encoding} literal")
+        analyze(data, lit.offset, f"{encoding} literal", None)
+
+
+def _raw_pickle(value: str | bytes) -> tuple[str, bytes] | None:
+    """A literal that is itself a pickle (``b"\\x80\\x04..."``, or the same bytes as a latin-1 string): one
+    ``pickle.loads`` away from running, like an encoded one. Claimed only when a walk of it imports a name made
+    of identifiers (or reaches STOP having called something), so array bytes or text that happen to start like a
+    pickle are not analyzed as one."""
+    if isinstance(value, str):
+        try:
+            raw = value.encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+    else:
+        raw = bytes(value)
+    header = len(raw) >= 2 and raw[0] == 0x80 and 2 <= raw[1] <= 5
+    res = Machine(
+        Cursor(BytesReader(raw, "<literal>")),
+        _RAW_LIMITS,
+        Budget(_RAW_LIMITS.max_pickle_opcodes),
+        out_of_time=lambda: False,
+        joblib=False,
+    ).run()
+    # With a protocol header, a broken tail still runs what came before it (pickle.loads raises after the
+    # REDUCE): an import of identifiers counts either way. Without one (protocols 0/1) text can read as
+    # opcodes ("cat\ndog\n" is GLOBAL at.dog): only a stream that reaches STOP counts.
+    named = any(_dotted(r.module) and _dotted(r.name) for r in res.imports)
+    if header and named:
+        return "raw", raw
+    if res.end >= 0 and (named or res.untraced or res.persistent_ids):
+        return "raw", raw
+    return None
+
+
+def _dotted(s: str) -> bool:
+    return bool(s) and all(p.isidentifier() for p in s.split("."))
 
 
 #: every check of one walk, in reporting order

@@ -17,7 +17,19 @@ from ...rules import RuleDatabaseError, load_rule_file
 
 FILE = Path("pickle") / "gadgets.yaml"
 _RULE_KEYS = frozenset(
-    {"invoked", "one_of", "alloc", "state", "hooks", "arrow_array", "items", "applies", "calls_with", "regex"}
+    {
+        "invoked",
+        "one_of",
+        "alloc",
+        "state",
+        "hooks",
+        "arrow_array",
+        "items",
+        "applies",
+        "calls_with",
+        "regex",
+        "pickled",
+    }
 )
 _BUILD_KEYS = frozenset({"callable", "args", "kwargs"})
 
@@ -37,6 +49,9 @@ class ArgRule:
     regex: bool = (
         False  # a regular expression (flags in the next argument) matched at load: no backtracking blow-up
     )
+    # the callable unpickles this argument (bytes): it is analyzed as a nested pickle, with these 'module:name'
+    # entries allowed in it besides the profiles
+    pickled: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +90,11 @@ def _rule(raw: object, where: str) -> ArgRule:
     alloc = raw.get("alloc", 0)
     if type(alloc) is not int or alloc < 0:
         raise RuleDatabaseError(f"{where}: alloc must be a non-negative integer")
+    pickled = raw.get("pickled")
+    if pickled is not None and not (
+        isinstance(pickled, list) and all(isinstance(x, str) and x.count(":") == 1 for x in pickled)
+    ):
+        raise RuleDatabaseError(f"{where}: pickled must be a list of 'module:name' strings")
     return ArgRule(
         invoked,
         frozenset(one_of) if one_of is not None else None,
@@ -86,6 +106,7 @@ def _rule(raw: object, where: str) -> ArgRule:
         applies,
         calls_with,
         bool(raw.get("regex")),
+        frozenset(pickled) if pickled is not None else None,
     )
 
 

@@ -96,6 +96,9 @@ class LoaderCall:
     rec: ImportRec
     offset: int
     first_arg: Any  # symbolic value of the first positional argument, None when unknown
+    allowed: frozenset[str] | None = (
+        None  # 'module:name' a gadget rule allows in this nested pickle (pickled:)
+    )
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ it (array bytes as opcodes, same stack and memo), and both views are reported.
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,8 +64,8 @@ class _Run:
     constraints: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def checks(self, view: str | None = None) -> CheckContext:
-        def nested(data: bytes, offset: int, how: str) -> None:
-            _analyze_nested(self, data, offset, how)
+        def nested(data: bytes, offset: int, how: str, allowed: frozenset[str] | None) -> None:
+            _analyze_nested(self, data, offset, how, allowed)
 
         return CheckContext(
             self.ctx,
@@ -216,7 +217,9 @@ def _did_something(res: WalkResult) -> bool:
     return bool(res.imports or res.untraced or res.mutations or res.persistent_ids)
 
 
-def _analyze_nested(run: _Run, data: bytes, offset: int, how: str) -> None:
+def _analyze_nested(
+    run: _Run, data: bytes, offset: int, how: str, allowed: frozenset[str] | None = None
+) -> None:
     ctx = run.ctx
     if run.nesting + 1 > ctx.limits.max_pickle_nesting:
         ctx.limit_hit(
@@ -235,7 +238,13 @@ def _analyze_nested(run: _Run, data: bytes, offset: int, how: str) -> None:
         offset=offset,
         evidence={"bytes": len(data), "source": how},
     )
-    sub = _Run(child, run.classifier, run.budget, run.nesting + 1, run.gadgets, run.constraints)
+    classifier = run.classifier
+    if allowed:
+        # a gadget rule's pickled: entries, allowed in this nested pickle only (the denylist still applies)
+        classifier = copy.copy(classifier)
+        classifier.extra = classifier.extra | {(m, n) for m, _, n in (a.partition(":") for a in allowed)}
+        classifier._cache = {}
+    sub = _Run(child, classifier, run.budget, run.nesting + 1, run.gadgets, run.constraints)
     _analyze(sub, BytesReader(data, child.path), 0, None, None)
 
 

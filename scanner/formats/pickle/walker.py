@@ -47,6 +47,7 @@ from .ndarray_state import (
     rng_state_problems,
     spec_objectness,
 )
+from .nested import static_bytes
 from .opcodes import BY_BYTE, HIGHEST_PROTOCOL, Arg
 from .records import (
     NOT_LITERAL,
@@ -60,6 +61,7 @@ from .records import (
     UntracedCall,
 )
 from .regex_cost import backtracking_risk
+from .sklearn_tree import TREE_GLOBALS, ArrayBytes, tree_state_problems
 from .values import (
     EMPTY_TUPLE,
     KEEP_ITEMS,
@@ -535,6 +537,9 @@ class Machine:
         self._fresh: set[int] = set()  # memo keys stored at or after alias_from
         self._bound = 0  # calls made so far of gadgets whose result may go only to some callables (result_to)
         self._object_dtypes = False  # a numpy dtype that may hold objects was built (ndarray_state.py)
+        # numpy bit generator state dicts outside BUILD (np.random.set_state takes the dict form too)
+        self._rng_checked: set[int] = set()  # id() of dicts already judged
+        self._rng_sweep = False  # a 'pos'/'buffer_pos' key was set: judge memoized state dicts at STOP
         self._alias_marks: list[tuple[int, Any]] = []  # (stack index, value) of aliased GETs
         self.stack: list[Any] = []
         self.marks: list[int] = []
@@ -1021,7 +1026,13 @@ class Machine:
         if kind is Arg.LINE:
             return cur.line(self.limits.max_string)
         if kind is Arg.TWO_LINES:
-            return cur.line(self.limits.max_string), cur.line(self.limits.max_string)
+            first = cur.line(self.limits.max_string)
+            at = cur.pos
+            try:
+                return first, cur.line(self.limits.max_string)
+            except Truncated:
+                self._unterminated_import(first, at, name)
+                raise
         if kind is Arg.BYTES_U1:
             n = cur.byte()
         elif kind is Arg.BYTES_U4:
@@ -1094,6 +1105,21 @@ class Machine:
             {"global": f"{module}:{name}", "opcode": "STACK_GLOBAL"},
         )
         raise Malformed(f"import of {module}:{name} assembled from aliased memo entries")
+
+    def _unterminated_import(self, first: bytes, at: int, opcode: str) -> None:
+        """pickle.py's readline returns an unterminated last line, and load_global/load_inst drop its last byte as
+        if it were the newline: ``cos\nsystemX`` at the end of the data imports os.system before the next read
+        fails (_pickle.c refuses the line). Record that import; the walk still ends truncated."""
+        n = self.cur.end - at
+        if not 1 < n <= self.limits.max_string:
+            return  # one byte left is an empty name: getattr(module, '') fails after the import
+        self.cur.pos = at
+        tail = self.cur.read(n)
+        try:
+            module, name = first.decode("utf-8"), tail[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        self._import(module, name, opcode)
 
     def _text(self, b: bytes, what: str) -> str:
         try:
@@ -1442,6 +1468,24 @@ class Machine:
         if rule.hooks:
             for x in _contents(v):
                 self._invoke(x, f"{how} (hook)")
+        if rule.pickled is not None and isinstance(call.func, Glob):
+            # the callable unpickles this argument: a nested payload site (spaCy's lex_attr_getters blob)
+            if static_bytes(v) is None:
+                self._issue(
+                    "gadget-argument",
+                    f"argument {pos} of {g.path} is unpickled by it but is not a bytes literal the analyzer can read "
+                    f"({render(v, 80)}): its contents cannot be judged",
+                    {"callable": g.path, "position": pos, "value": render(v, 200)},
+                )
+            elif len(self.res.loader_calls) < 64:
+                self.res.loader_calls.append(LoaderCall(call.func.rec, self.op_offset, v, rule.pickled))
+            else:
+                self._issue(
+                    "gadget-argument",
+                    f"argument {pos} of {g.path} is unpickled by it, and more than 64 such pickles are in this "
+                    "stream: the rest were not analyzed",
+                    {"callable": g.path, "position": pos},
+                )
 
     def _forwarded(self, f: Any, items: list[Any], kwargs: Any, how: str, complete: bool = True) -> None:
         """``f(*items, ..., **kwargs)`` will run (stored by a partial, a bound method, a base class's __init__).
@@ -1725,6 +1769,10 @@ class Machine:
 
     def _stopped(self, top: Any) -> None:
         """What the pickle returns: its literal value, and the shape of a small tuple."""
+        if self._rng_sweep:
+            for v in [top, *self.memo, *self.sparse.values()]:
+                if isinstance(v, Dct) and v.has("bit_generator"):
+                    self._rng_dict(v)
         self.res.value = literal_of(top)
         if type(top) is Tup and len(top) <= 8:
             self.res.shape = tuple(plain(x, 1) for x in top)
@@ -1948,6 +1996,8 @@ class Machine:
                     self._object_dtypes = True
         elif path in RECONSTRUCT:
             problems = array_state_problems(inst, state, MAX_ALLOC)
+        elif path in TREE_GLOBALS:
+            problems = tree_state_problems(inst, state, self.cur.reader.read)
         elif isinstance(state, (Dct, Seq)):
             problems = rng_state_problems(state)
         else:
@@ -1965,6 +2015,7 @@ class Machine:
         d = Dct()
         self._charge(W_DICT)
         self._add(d, items, True)
+        self._rng_keys(d, items)
         self.push(d)
 
     def op_EMPTY_DICT(self, _: Any) -> None:
@@ -2047,6 +2098,10 @@ class Machine:
 
     def op_INST(self, a: tuple[bytes, bytes]) -> None:
         module, name = self._text(a[0], "INST module"), self._text(a[1], "INST name")
+        if not self.marks:
+            # pickle.py's load_inst calls find_class (importing the module) before it looks for the MARK
+            self._import(module, name, "INST")
+            raise Malformed("MARK expected but not found (INST; pickle.py imported the class first)")
         args = self.pop_mark()
         self._import(module, name, "INST")
         cls = self.pop()
@@ -2078,6 +2133,7 @@ class Machine:
         target = self.top()
         if isinstance(target, Dct):
             self._add(target, [k, v], True)
+            self._rng_keys(target, [k, v])
         elif isinstance(target, Call):
             self._hold(target, [k, v], "SETITEM")
         elif isinstance(target, Opaque):
@@ -2092,12 +2148,34 @@ class Machine:
         target = self.top()
         if isinstance(target, Dct):
             self._add(target, items, True)
+            self._rng_keys(target, items)
         elif isinstance(target, Call):
             self._hold(target, items, "SETITEMS")
         elif isinstance(target, Opaque):
             self._on_opaque(target, items, "SETITEMS")
         else:
             self._mutate(target, "SETITEMS", self._seq("tuple", items))
+
+    def _rng_keys(self, d: Dct, items: list[Any]) -> None:
+        """A dict that gets a ``bit_generator`` key is a numpy bit generator state wherever it sits: the data a
+        consumer hands to ``np.random.set_state`` (Hugging Face ``rng_state.pth``) takes the dict form as well as
+        the legacy tuple, and stores ``pos`` unchecked. A ``pos``/``buffer_pos`` set later (a memoized inner dict
+        changed after its holder) is caught by the sweep at STOP."""
+        for k in items[::2]:
+            if type(k) is str:
+                if k == "bit_generator":
+                    self._rng_dict(d)
+                elif k in ("pos", "buffer_pos"):
+                    self._rng_sweep = True
+
+    def _rng_dict(self, d: Dct) -> None:
+        if id(d) in self._rng_checked:
+            return
+        problems = rng_state_problems(d)
+        if problems:
+            self._rng_checked.add(id(d))
+        for kind, message, evidence in problems:
+            self._issue(kind, message, evidence)
 
     def _rng_tuple(self, items: list[Any]) -> None:
         """numpy's legacy ``('MT19937', key, pos, ...)`` state (ndarray_state.legacy_rng_tuple_problems)."""
@@ -2328,7 +2406,11 @@ class Machine:
             nbytes = count * itemsize
             if nbytes > self.cur.remaining:
                 raise Truncated(f"joblib array declares {nbytes} bytes but only {self.cur.remaining} remain")
+            data_at = self.cur.pos
             self.cur.skip(nbytes)
             if self.cur.pos > start and self.res.joblib_skipped < 0:
                 self.res.joblib_skipped = start  # a plain unpickler runs these bytes as opcodes
+            # where the bytes are, for state checks that read them (sklearn_tree.py)
+            self.stack[-1] = ArrayBytes(data_at, nbytes, attrs.get("dtype"))
+            return
         self.stack[-1] = OPAQUE_NDARRAY
