@@ -312,9 +312,29 @@ def fiddle_remote_code(doc: Any) -> bool:
             named = (isinstance(label, str) and "trust_remote_code" in label) or (
                 i < len(names) and names[i] == "trust_remote_code"
             )
-            if named and remote_code_requested({"trust_remote_code": deref(v)}):
+            if named and fiddle_truthy(deref(v)):
                 return True
     return False
+
+
+_FIDDLE_CONTAINERS = frozenset({"list", "tuple", "dict", "set", "frozenset"})
+
+
+def fiddle_truthy(v: Any) -> bool:
+    """``if trust_remote_code:`` on what fdl.build passes: the value as serialized, never coerced. A string is
+    true unless empty ("False" and "no" included), a builtins container true when it has items, any other object
+    (a Buildable, a pyref'd class or function, an enum member ...) true."""
+    if isinstance(v, dict):
+        t = v.get("type")
+        if t == PYREF:
+            return True  # a class or function object
+        if isinstance(t, dict) and t.get("type") == PYREF:
+            if t.get("module") == "builtins" and t.get("name") in _FIDDLE_CONTAINERS:
+                items = v.get("items")
+                return not isinstance(items, list) or bool(items)
+            return True  # a Buildable or another object built from the config
+        return True  # not a fiddle value this check can read: counted as true (fail closed)
+    return bool(v)
 
 
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # unrolled: linear, no backtracking

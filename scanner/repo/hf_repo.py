@@ -6,7 +6,9 @@
 Router/Asym ``types`` and WordEmbeddings ``tokenizer_class``, and ``custom_generate/``
 name Python files that ``trust_remote_code=True`` (or a local folder) imports; a
 TorchServe model folder (``MAR-INF/MANIFEST.json``), a Triton python-backend model
-(``config.pbtxt``) and torch.hub's ``hubconf.py`` make their folder's modules code.
+(``config.pbtxt``) and torch.hub's ``hubconf.py`` make their folder's modules code; a spaCy ``config.cfg``
+component ``source``, a shipped ``.dist-info`` entry point, open_clip ``tokenizer_kwargs``,
+peft ``megatron_core`` and a model_index.json ``auto_map`` (component folders) name code too.
 Each reference is resolved to a file of this snapshot (following the relative
 imports transformers would fetch too); a missing file or one in another
 repository means code this scan never saw. Every ``.py`` gets the AST analysis,
@@ -521,8 +523,9 @@ def _hits(repo: _Repo, candidates: list[str]) -> list[str]:
     return [c for c in dict.fromkeys(candidates) if c in repo.arts]
 
 
-def _resolve_ref(repo: _Repo, r: _Ref, literal: str | None = None) -> None:
-    """``literal``: the loader opens exactly this file (diffusers' ``<_class_name[0]>.py``), not a dotted module."""
+def _resolve_ref(repo: _Repo, r: _Ref, literal: str | None = None, subfolders: tuple[str, ...] = ()) -> None:
+    """``literal``: the loader opens exactly this file (diffusers' ``<_class_name[0]>.py``), not a dotted module;
+    ``subfolders``: folders the loader also reads ``<module>.py`` from (diffusers AutoModel with subfolder=)."""
     ref = r.ref  # not stripped: get_class_from_dynamic_module opens " modeling.py" for " modeling.M"
     if "--" in ref:
         other, _, local = ref.partition("--")
@@ -547,7 +550,10 @@ def _resolve_ref(repo: _Repo, r: _Ref, literal: str | None = None) -> None:
     # folder passed to from_pretrained, which is the repository root when the config sits in a subfolder
     # (from_pretrained(repo, subfolder=...) does not pass the subfolder on) and the config's own folder when that
     # folder is passed; import_from_string / import_module (sentence-transformers, diffusers) take packages too
-    hits = _hits(repo, _module_candidates(base_dir, module))
+    cands = _module_candidates(base_dir, module)
+    for sub in subfolders:
+        cands += _module_candidates(sub, module)[:2]
+    hits = _hits(repo, cands)
     if literal is not None:
         hits = [literal] if literal in repo.arts else []
     hit = hits[0] if hits else None
@@ -730,8 +736,9 @@ def _check_configs(repo: _Repo) -> None:
             if name in HUB_KERNEL_CONFIGS:
                 _check_hub_kernels(repo, path, cfg)
             if isinstance(cfg, dict):
+                subs = _model_index_subfolders(path, cfg) if name == "model_index.json" else ()
                 for r in _all_auto_map_refs(repo, path, cfg):
-                    _resolve_ref(repo, r)
+                    _resolve_ref(repo, r, subfolders=subs)
                 pipes = cfg.get("custom_pipelines")
                 if isinstance(pipes, dict):
                     for task, spec in repo.capped(path, "custom_pipelines", list(pipes.items())):
@@ -758,8 +765,13 @@ def _check_configs(repo: _Repo) -> None:
                     _check_model_index(repo, path, cfg)
                 if name == "adapter_config.json":
                     _check_peft_auto_mapping(repo, path, cfg.get("auto_mapping"))
+                    _check_peft_megatron(repo, path, cfg)
             if name == "modules.json" and isinstance(cfg, list):
                 _check_st_modules(repo, path, cfg)
+        if name == OPEN_CLIP_CONFIG:
+            cfg = _load_json(repo, path)
+            if isinstance(cfg, dict):
+                _check_open_clip(repo, path, cfg)
         if name in ST_TRANSFORMER_CONFIGS:
             cfg = _load_json(repo, path)
             if isinstance(cfg, dict):
@@ -818,6 +830,18 @@ def _check_configs(repo: _Repo) -> None:
             + (f"; worst finding in that code: {worst}" if worst else ""),
             evidence={"key": "custom_generate", "files": files[:20], "worst_severity": worst},
         )
+
+
+def _model_index_subfolders(path: str, cfg: dict[str, Any]) -> tuple[str, ...]:
+    """diffusers AutoModel.from_pretrained(repo, subfolder=X) reads model_index.json first and, when X is one of its
+    components, uses that document's ``auto_map["AutoModel"]``: get_class_from_dynamic_module opens
+    ``X/<module>.py`` (diffusers 0.42 ran a component folder's module this way). Every component is such an X."""
+    base = posixpath.dirname(path)
+    return tuple(
+        posixpath.join(base, k)
+        for k, v in list(cfg.items())[:MAX_CONFIG_ENTRIES]
+        if isinstance(k, str) and k and not k.startswith("_") and isinstance(v, list) and "/" not in k
+    )
 
 
 def _check_model_index(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
@@ -945,6 +969,36 @@ def _check_peft_auto_mapping(repo: _Repo, path: str, mapping: Any) -> None:
             "reference": parent[:300],
             "files": hits,
         },
+    )
+
+
+def _check_peft_megatron(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
+    """LoRA's dispatch_megatron: with a true ``megatron_config``, peft imports the module named by
+    ``megatron_core`` (importlib.import_module) and reads ``tensor_parallel`` from it. peft 0.13 imported any name
+    (a module of the model folder, the working directory, ran: marker file); newer releases accept only allowlisted
+    prefixes. Anything but megatron.core blocks; a repository module it names is code."""
+    if not cfg.get("megatron_config"):
+        return
+    core = cfg.get("megatron_core", "megatron.core")
+    if isinstance(core, str) and (core == "megatron.core" or core.startswith("megatron.core.")):
+        return
+    hits: list[str] = []
+    if isinstance(core, str) and re.fullmatch(r"[A-Za-z_][\w.]*", core):
+        hits = _import_chain(repo, posixpath.dirname(path), core)
+        files: list[str] = []
+        for h in hits:
+            files.extend(f for f in _follow_imports(repo, h)[0] if f not in files)
+        files = _absolute_imports(
+            repo, files, list(dict.fromkeys([posixpath.dirname(path), ""])), "absolute imports"
+        )
+        _mark_loaded(repo, files, "peft LoRA (import_module of megatron_core)", "megatron_core", path)
+    repo.add(
+        path,
+        "HF-REMOTE-CODE",
+        f"megatron_core {str(core)[:200]!r} with a megatron_config: peft imports that module"
+        + (f" ({' and '.join(hits[:3])} in this repository)" if hits else " from the environment"),
+        severity=Severity.HIGH,
+        evidence={"key": "megatron_core", "reference": str(core)[:300], "files": hits[:20]},
     )
 
 
@@ -1400,6 +1454,248 @@ def _check_hubconf(repo: _Repo) -> None:
         )
 
 
+# ---------------------------------------------------------------------------- open_clip
+
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+# open_clip get_tokenizer: text_cfg.tokenizer_kwargs go to HFTokenizer (its own parameters) or SimpleTokenizer, and
+# HFTokenizer hands every other key to AutoTokenizer.from_pretrained(hf_tokenizer_name, **kwargs) (open_clip 3.3)
+OPEN_CLIP_TOKENIZER_KWARGS = frozenset(
+    {
+        "clean",
+        "strip_sep_token",
+        "language",
+        "tokenizer_mode",
+        "context_length",
+        "additional_special_tokens",
+        "reduction_mask",
+        "use_fast",
+        "padding_side",
+        "model_max_length",
+        "do_lower_case",
+    }
+)
+
+
+def _check_open_clip(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
+    """``tokenizer_kwargs`` of an open_clip config reach ``AutoTokenizer.from_pretrained`` of ``hf_tokenizer_name``
+    (another repository for an ``hf-hub:`` model, this folder for ``local-dir:``): ``trust_remote_code`` there
+    runs that tokenizer's auto_map code, and other loader options (revision, subfolder, ...) choose what is
+    loaded. The keys open_clip's own tokenizers take are allowed; any other blocks."""
+    model_cfg = cfg.get("model_cfg", cfg)
+    text_cfg = model_cfg.get("text_cfg") if isinstance(model_cfg, dict) else None
+    if not isinstance(text_cfg, dict) or "tokenizer_kwargs" not in text_cfg:
+        return
+    kwargs = text_cfg["tokenizer_kwargs"]
+    if not isinstance(kwargs, dict):
+        if kwargs is not None:
+            repo.add(
+                path,
+                "HF-CONFIG-INVALID",
+                "open_clip text_cfg.tokenizer_kwargs is not a mapping; what the tokenizer is given is unknown",
+                severity=Severity.HIGH,
+                evidence={"key": "model_cfg.text_cfg.tokenizer_kwargs"},
+            )
+        return
+    tok = text_cfg.get("hf_tokenizer_name")
+    for k, v in repo.capped(path, "tokenizer_kwargs", list(kwargs.items())):
+        if k in OPEN_CLIP_TOKENIZER_KWARGS:
+            continue
+        remote = k == "trust_remote_code"
+        if remote and not v:  # JSON as json.load gives it: Python truthiness
+            continue
+        repo.add(
+            path,
+            "HF-REMOTE-CODE" if remote else "HF-CONFIG-INVALID",
+            f"open_clip text_cfg.tokenizer_kwargs.{str(k)[:100]} = {str(v)[:100]!r} is passed to "
+            f"AutoTokenizer.from_pretrained({str(tok)[:200]!r})"
+            + (
+                ": the tokenizer's auto_map code runs"
+                if remote
+                else ": not an option open_clip's tokenizers take"
+            ),
+            severity=Severity.HIGH,
+            evidence={
+                "key": f"model_cfg.text_cfg.tokenizer_kwargs.{str(k)[:100]}",
+                "reference": str(tok)[:300],
+            },
+        )
+
+
+# ---------------------------------------------------------------------------- spaCy pipelines
+
+SPACY_LOADER = "spacy.load (a sourced component)"
+_SPACY_SECTION = re.compile(rb"^\s*\[(?:nlp|components)[\].]", re.M)
+
+
+def _spacy_tree(text: str) -> dict[str, Any]:
+    """config.cfg as thinc's Config reads it: configparser (strict, case-sensitive keys, no interpolation here),
+    section names split on '.', every value JSON when it parses as JSON, else the text. Raises ValueError."""
+    import configparser
+
+    cp = configparser.ConfigParser(interpolation=None, allow_no_value=True)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]
+    try:
+        cp.read_string(text)
+    except configparser.Error as exc:
+        raise ValueError(str(exc)) from exc
+    tree: dict[str, Any] = {}
+    for section in cp.sections()[:MAX_CONFIG_ENTRIES]:
+        node = tree
+        for part in section.split("."):
+            nxt = node.setdefault(part, {})
+            node = nxt if isinstance(nxt, dict) else {}
+        for key, raw in list(cp.items(section, raw=True))[:MAX_CONFIG_ENTRIES]:
+            try:
+                node[key] = json.loads(raw) if raw is not None else None
+            except ValueError:
+                node[key] = raw
+    return tree
+
+
+def _spacy_remote_code(repo: _Repo, path: str, tree: dict[str, Any]) -> None:
+    """A true ``trust_remote_code`` anywhere in the config: spacy-transformers hands ``tokenizer_config`` /
+    ``transformer_config`` to transformers' from_pretrained: of the model ``name`` (another repository) at
+    initialize, and of the pipeline's own ``transformer/model`` folder under spacy.load (the v1.0 layout: 1.4 ran
+    that folder's auto_map code this way, marker file). A saved pipeline never needs one."""
+    stack: list[tuple[str, Any]] = [("", tree)]
+    seen = 0
+    while stack and seen < 100_000:
+        where, node = stack.pop()
+        seen += 1
+        if not isinstance(node, dict):
+            continue
+        for k, v in node.items():
+            key = f"{where}.{k}" if where else str(k)
+            if k == "trust_remote_code" and v:  # thinc JSON values; an interpolation is a non-empty string
+                repo.add(
+                    path,
+                    "HF-REMOTE-CODE",
+                    f"{key[:200]} = {str(v)[:100]!r}: a transformers loader of this pipeline runs the named "
+                    "model's auto_map code, outside this scan",
+                    severity=Severity.HIGH,
+                    evidence={"key": key[:300], "loader": "spacy"},
+                )
+            elif isinstance(v, dict):
+                stack.append((key[:300], v))
+
+
+def _check_spacy_configs(repo: _Repo) -> None:
+    """A spaCy pipeline folder: ``spacy.load`` builds every ``[components.<name>]`` from its config. One with a
+    ``source`` is taken from another pipeline (Language.from_config -> util.load_model(source)): an installed
+    package of that name is imported and its ``load()`` called (is_package: any distribution on sys.path, the
+    working directory's ``<name>.dist-info`` included), else a pipeline folder at that path (relative to the
+    working directory) is loaded. ``nlp.to_disk`` never writes ``source`` (the sourced component's own config is
+    saved), so every one is code or a model from outside this scan (spaCy 3.8 imported a package of the model
+    folder this way)."""
+    for path in sorted(p for p in repo.arts if posixpath.basename(p) == "config.cfg"):
+        data = repo.read(path, MAX_CONFIG_BYTES)
+        if data is None:
+            repo.limit(path, "config_bytes", "config.cfg too large or unreadable; its components unseen")
+            continue
+        if not _SPACY_SECTION.search(data):
+            continue
+        try:
+            tree = _spacy_tree(data.decode("utf-8", "replace"))
+        except ValueError as exc:
+            repo.add(
+                path,
+                "HF-CONFIG-INVALID",
+                f"spaCy config.cfg does not parse: {exc}"[:300],
+                severity=Severity.HIGH,
+            )
+            repo.partial(path, "spaCy config.cfg unreadable; its components unseen")
+            continue
+        _spacy_remote_code(repo, path, tree)
+        comps = tree.get("components")
+        if not isinstance(comps, dict):
+            continue
+        base = posixpath.dirname(path)
+        for name, comp in repo.capped(path, "components", list(comps.items())):
+            if not isinstance(comp, dict) or "source" not in comp:
+                continue
+            src = comp["source"]
+            key = f"components.{str(name)[:100]}.source"
+            hits: list[str] = []
+            if isinstance(src, str) and re.fullmatch(r"[A-Za-z_][\w.-]*", src):
+                module = src.replace("-", "_")
+                hits = _import_chain(repo, base, module)
+            if hits:
+                files: list[str] = []
+                for h in hits:
+                    files.extend(f for f in _follow_imports(repo, h)[0] if f not in files)
+                files = _absolute_imports(repo, files, list(dict.fromkeys([base, ""])), "absolute imports")
+                _mark_loaded(repo, files, SPACY_LOADER, key, path)
+            repo.add(
+                path,
+                "HF-REMOTE-CODE",
+                f"{key} = {str(src)[:200]!r}: spacy.load imports the package of that name and calls its load(), "
+                "or loads the pipeline at that path"
+                + (
+                    f" ({' and '.join(hits[:3])} in this repository)"
+                    if hits
+                    else ": code or a model outside this scan"
+                ),
+                severity=Severity.HIGH,
+                evidence={"key": key, "reference": str(src)[:300], "files": hits[:20], "loader": "spacy"},
+            )
+
+
+ENTRY_POINTS_LOADER = "importlib.metadata entry points (a distribution in the model folder)"
+_DIST_INFO = re.compile(r"(?:^|/)[^/]+\.(?:dist|egg)-info/entry_points\.txt$", re.I)
+
+
+def _check_entry_points(repo: _Repo) -> None:
+    """``<name>.dist-info/entry_points.txt`` (or ``.egg-info``) shipped in a repository: with the model folder on
+    sys.path (the working directory: python -c, notebooks) importlib.metadata lists that distribution, and any
+    library that looks plugins up by entry point imports the module named (spaCy's registries: a config.cfg
+    ``factory`` or ``@architectures`` name found there imported the folder's module under spacy.load). Every
+    module it names is code; the file itself is a distribution no model needs."""
+    import configparser
+
+    for path in sorted(p for p in repo.arts if _DIST_INFO.search(p)):
+        folder = posixpath.dirname(posixpath.dirname(path))
+        data = repo.read(path, MAX_CONFIG_BYTES)
+        refs: list[tuple[str, str]] = []
+        err = None
+        if data is None:
+            err = "too large or unreadable"
+        else:
+            cp = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",))
+            cp.optionxform = str  # type: ignore[assignment,method-assign]
+            try:
+                cp.read_string(data.decode("utf-8", "replace"))
+                for section in cp.sections():
+                    refs += [(f"{section}.{k}", v or "") for k, v in cp.items(section, raw=True)]
+            except configparser.Error as exc:
+                err = str(exc)
+        if err is not None:
+            repo.partial(path, f"entry points unreadable: {err}"[:200])
+        files: list[str] = []
+        for _key, value in repo.capped(path, "entry points", refs):
+            module = value.split(":", 1)[0].split("[", 1)[0].strip()
+            if not module:
+                continue
+            for h in _import_chain(repo, folder, module):
+                for f in _follow_imports(repo, h)[0]:
+                    if f not in files:
+                        files.append(f)
+        files = _absolute_imports(repo, files, [folder], "absolute imports")
+        _mark_loaded(repo, files, ENTRY_POINTS_LOADER, "entry_points", path)
+        repo.add(
+            path,
+            "HF-REMOTE-CODE",
+            f"a Python distribution's entry points ({len(refs)}) in the repository: libraries that load plugins by "
+            "entry point import the modules it names when the folder is on sys.path"
+            + (f" ({', '.join(files[:3])} in this repository)" if files else ""),
+            severity=Severity.HIGH,
+            evidence={
+                "key": "entry_points",
+                "entries": [f"{k} = {v}"[:200] for k, v in refs[:20]],
+                "files": files[:20],
+            },
+        )
+
+
 # ---------------------------------------------------------------------------- chat templates
 
 
@@ -1500,6 +1796,8 @@ def check_hf_repo(
     _check_torchserve_folders(repo)
     _check_triton_models(repo)
     _check_hubconf(repo)
+    _check_spacy_configs(repo)
+    _check_entry_points(repo)
     _propagate_reach(repo)
     _report_loaded(repo)
     _check_misc(repo)
