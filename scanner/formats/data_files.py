@@ -229,10 +229,53 @@ def _inspect_text(reader: Reader, ctx: InspectContext) -> None:
     """Text carries no code, but a text file named .json is what a loader will parse as JSON: it must parse."""
     if named_json(ctx):
         check_json(reader, ctx, named=True)
-    else:
+    elif not token_list(reader, _basename(ctx)):
         from ..analysis import template_carriers as carriers
 
         carriers.inspect_text(reader, ctx)  # templates and hydra targets, by content
+
+
+def _wordpiece_line(line: bytes, first: bool) -> bool:
+    return b" " not in line and b"\t" not in line
+
+
+def _merges_line(line: bytes, first: bool) -> bool:
+    if first and line.startswith(b"#version"):
+        return True
+    left, sep, right = line.partition(b" ")
+    return bool(sep and left and right and b" " not in right and b"\t" not in line)
+
+
+# Tokenizer vocabularies that loaders read token by token, by file name: WordPiece ``vocab.txt`` (transformers'
+# BertTokenizer.load_vocab / tokenizers' WordPiece.read_file: each line is one token) and BPE ``merges.txt``
+# (tokenizers' BPE.read_file and GPT2Tokenizer: an optional ``#version`` line, then one ``left right`` pair per
+# line; tokenizers refuses any other line). Nothing renders them as Jinja or reads them as a hydra/YAML config.
+_TOKEN_LISTS = {"vocab.txt": _wordpiece_line, "merges.txt": _merges_line}
+
+
+def token_list(reader: Reader, basename: str) -> bool:
+    """Whether the file is a tokenizer vocabulary in the exact line shape its loader reads (see ``_TOKEN_LISTS``).
+
+    Real vocabularies of code-aware tokenizers hold ``{{``, ``}}``, ``{%``, ``__class__`` or ``_target_`` as
+    tokens; judged as a template or a config they read as server-side template injection (or, past the template
+    size cap, fail closed). A file that has the name but not the shape (a line with spaces in a vocab.txt, a
+    merges.txt line that is not one pair) is judged by content like any other text.
+    """
+    check = _TOKEN_LISTS.get(basename)
+    if check is None:
+        return False
+    rest = b""
+    first = True
+    for chunk in reader.stream(0, chunk=1 << 20):
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if not check(line.removesuffix(b"\r"), first):
+                return False
+            first = False
+        if len(rest) > 4096:  # no token or merge is this long
+            return False
+    return not rest or check(rest.removesuffix(b"\r"), first)
 
 
 JSON = FormatHandler("json", _sniff_json, _inspect_json, family="json", claims=(".json",))
