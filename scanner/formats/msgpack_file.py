@@ -5,7 +5,8 @@ three extension codes into numpy arrays and complex numbers). Such a file is
 recognized so it is not an unknown format, and walked structurally: every
 length is checked against the bytes that remain, nesting and item counts are
 capped, Flax array extensions must match their shape and dtype, and the file
-must be exactly one object. Tensor payloads are skipped, never read.
+must be exactly one object. Tensor payloads are skipped, never read. Bytes values that a loader opens as a
+file (thinc model shims, spacy-transformers' HFShim state and tokenizer) are judged in ``msgpack_shims``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ FLAX_NDARRAY, FLAX_COMPLEX, FLAX_NPSCALAR = 1, 2, 3
 MAX_NDIM = 64
 MAX_NAME = 256  # longest map key the sniffer takes for a name
 MIN_NAMES = 2  # names a partial walk must show before the file is claimed
+HASH_KEYS = 16  # uint32/uint64 top-level keys a partial walk must show before a hash table is claimed
 # dtype names numpy/jax write into Flax ndarray extensions, with their item sizes
 DTYPE_SIZES = {
     "bool": 1,
@@ -107,6 +109,7 @@ class WalkStats:
     bad_strs: int = 0  # str items that are not UTF-8, which Flax's msgpack_restore (raw=False) rejects
     # map keys that do not read as names: at the top anything else, below anything but a name or an int
     odd_keys: int = 0
+    root_uint_keys: int = 0  # top-level keys that are uint32/uint64 (spaCy's hash -> row tables, sniff only)
     issues: list[tuple[str, int, Severity | None]] = field(
         default_factory=list
     )  # non-fatal (message, offset, severity)
@@ -194,7 +197,9 @@ class Walker:
                 if len(stack) == 1:
                     st.root_str_keys = st.root_str_keys and kind == "str"
                 if self.sniff:
-                    self._sniff_key(kind, pos, n, end, root=len(stack) == 1)
+                    self._sniff_key(
+                        kind, pos, n, end, root=len(stack) == 1, type_byte=self.buf.get(start, 1)[0]
+                    )
             if kind in ("map", "array"):
                 items = 2 * n if kind == "map" else n
                 if items > end - pos:  # every item takes at least one byte
@@ -237,9 +242,11 @@ class Walker:
             if not stack:
                 return pos
 
-    def _sniff_key(self, kind: str, pos: int, n: int, end: int, *, root: bool) -> None:
-        """Count a map key as a name (a short printable str or bin: Flax parameter paths, msgpack-numpy's
-        ``nd``/``shape``) or as odd; ints are allowed below the top (id-keyed tables)."""
+    def _sniff_key(self, kind: str, pos: int, n: int, end: int, *, root: bool, type_byte: int) -> None:
+        """Count a map key as a name (a short str or bin of printable or white-space characters: Flax
+        parameter paths, msgpack-numpy's ``nd``/``shape``, spaCy's tokenizer exceptions ``"\\t"``) or as
+        odd; ints are allowed below the top (id-keyed tables), and at the top only as uint32/uint64 (spaCy's
+        ``vocab/key2row``: 64-bit string hashes), counted apart."""
         if kind in ("str", "bin") and n > end - pos:
             return  # cut by the end of the file: the walk fails on it next
         if kind in ("str", "bin") and 1 <= n <= MAX_NAME:
@@ -247,9 +254,12 @@ class Walker:
                 text = self.buf.get(pos, n).decode("utf-8")
             except UnicodeDecodeError:
                 text = ""
-            if text and text.isprintable():
+            if text and all(c.isprintable() or c.isspace() for c in text):
                 self.stats.names += 1
                 return
+        if root and type_byte in (0xCE, 0xCF):
+            self.stats.root_uint_keys += 1
+            return
         if kind != "int" or root:
             self.stats.odd_keys += 1
 
@@ -312,7 +322,13 @@ class Walker:
 
 def _name_tree(st: WalkStats, names: int = MIN_NAMES) -> bool:
     """A map whose keys read as names: what a Flax state dict (or any msgpack model file) is."""
-    return st.root_kind == "map" and st.odd_keys == 0 and st.names >= names
+    return st.root_kind == "map" and st.odd_keys == 0 and st.root_uint_keys == 0 and st.names >= names
+
+
+def _hash_table(st: WalkStats, keys: int = HASH_KEYS) -> bool:
+    """A map keyed at the top by uint32/uint64 (spaCy's ``vocab/key2row``): one such key has a 1 in 128 chance
+    in random bytes, so a run of them is no accident of raw data."""
+    return st.root_kind == "map" and st.odd_keys == 0 and st.names == 0 and st.root_uint_keys >= keys
 
 
 def _sniff(head: bytes, reader: Reader) -> bool:
@@ -324,6 +340,8 @@ def _sniff(head: bytes, reader: Reader) -> bool:
     ``msgpack.unpackb``, under Flax's ``msgpack_restore``, loads) whose top is an array or a map keyed by
     names, or, when only a prefix could be walked (budget, malformed, bytes after the object), when that
     prefix is a map whose keys read as names (a Flax state dict), which random bytes essentially never are.
+    spaCy's files: a whole file that is one empty map/array (``0x80``), or a map keyed at the top by uint64
+    hashes (``vocab/key2row``; a prefix needs ``HASH_KEYS`` of them).
     What is not claimed stays unknown and fails closed, unless a repository check knows it is raw data.
     """
     if not head:
@@ -336,7 +354,7 @@ def _sniff(head: bytes, reader: Reader) -> bool:
     try:
         stop = w.walk(0, reader.size)
     except _SniffBudget:
-        return _name_tree(st)
+        return _name_tree(st) or _hash_table(st)
     except MsgpackError:
         # msgpack gone wrong under named keys (truncated, corrupted): claimed so the inspector says where;
         # a nesting bomb (MAX_DEPTH open containers) is no accident of raw data either
@@ -344,9 +362,12 @@ def _sniff(head: bytes, reader: Reader) -> bool:
     except (OverflowError, _OutOfTime):
         return False
     if st.root_entries == 0:
-        return False
+        # the whole file one empty map or array (spaCy writes ``vocab/key2row`` and ``lookups.bin`` as 0x80)
+        return stop == reader.size and st.root_kind in ("map", "array")
     if stop == reader.size:
-        return not st.bad_strs and (st.root_kind == "array" or _name_tree(st, names=1))
+        return not st.bad_strs and (
+            st.root_kind == "array" or _name_tree(st, names=1) or _hash_table(st, keys=1)
+        )
     return _name_tree(st)  # one object and bytes after it: trailing data behind a state dict
 
 
@@ -367,6 +388,9 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
         ctx.limit_hit("file_seconds", "time budget ran out while walking msgpack")
         return
     st = w.stats
+    from .msgpack_shims import judge_shims
+
+    judge_shims(reader, ctx, stop, out_of_time=ctx.state.out_of_time)
     for msg, off, sev in st.issues[:10]:
         ctx.add("MSGPACK-INVALID", msg, severity=sev, offset=off)
     if stop != reader.size:
@@ -382,4 +406,5 @@ def _inspect(reader: Reader, ctx: InspectContext) -> None:
             )
 
 
-MSGPACK = FormatHandler("msgpack", _sniff, _inspect, family="msgpack", claims=(".msgpack",))
+# spaCy writes Lookups tables as ``lookups.bin`` (srsly msgpack): named so, not a PyTorch/XGBoost ``.bin``
+MSGPACK = FormatHandler("msgpack", _sniff, _inspect, family="msgpack", claims=(".msgpack", "lookups.bin"))

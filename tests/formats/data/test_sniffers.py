@@ -14,7 +14,12 @@ from scanner.io.reader import BytesReader, FileReader
 from tests.harness import FIXTURES, REPO, fixture, inspect_bytes, rule_ids
 
 OWN_FORMATS = {"sentencepiece", "msgpack", "coreml", "coreml-weights"}
-OWN_FIXTURES = {FIXTURES / family for family in ("sentencepiece", "msgpack", "coreml", "openvino")}
+OWN_FIXTURES = {FIXTURES / family for family in ("sentencepiece", "msgpack", "coreml", "openvino")} | {
+    FIXTURES
+    / "carriers"
+    / "spacy"
+    / "full_blank_sentencizer"  # spaCy's nlp.to_disk: msgpack tokenizer and vocab
+}
 SAMPLES = [
     *(REPO / "tests").glob("**/pickle/data/**/*"),
     *(REPO / "tests" / "formats" / "samples").rglob("*"),
