@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit
 from ..io.deadline import NetworkDeadline, run_bounded
 from ..io.http_reader import FaultLog, HTTPRangeReader
 from ..io.http_session import NO_COOKIES, HTTPClient, Stats, redact, redact_url, register_secret
+from ..io.json_budget import JsonCost
 from ..io.retry import RETRY_STATUS, RetriesExhausted, call_with_retries, env_number
 from .base import Artifact, Problem, Snapshot, Source, SourceError
 
@@ -231,6 +232,8 @@ def _cap_answer(response) -> None:  # type: ignore[no-untyped-def]  # an httpx2 
                 wbits = 16 + zlib.MAX_WBITS if codings[0] != "deflate" else zlib.MAX_WBITS
                 inflate = zlib.decompressobj(wbits)
             n = 0
+            # huggingface_hub parses every answer whole: what that costs is bounded too (4 MB of [[]] is 140 MB)
+            cost = JsonCost()
             for raw in inner:
                 piece = raw
                 if inflate is not None:
@@ -243,6 +246,11 @@ def _cap_answer(response) -> None:  # type: ignore[no-untyped-def]  # an httpx2 
                         f"the Hub's answer to {where} is larger than {limit} bytes"
                         f"{' once decoded' if codings else ''} (limit MODELWARD_HUB_MAX_ANSWER_BYTES); "
                         f"refused, not parsed"
+                    )
+                if not cost.add(piece):
+                    raise HubAnswerTooLarge(
+                        f"the Hub's answer to {where} would cost over {cost.budget >> 20} MB once parsed "
+                        f"({n} bytes read); refused, not parsed"
                     )
                 yield piece
 
@@ -491,8 +499,7 @@ class HFSource(Source):
                 claimed_sha256=lfs_sha,
                 claimed_git_sha1=git_sha1,
             )
-            art.info["etag"] = lfs_sha or git_sha1 or ""
-            art.info.update(security.get(path, {}))
+            art.info = {"etag": lfs_sha or git_sha1 or "", **security.get(path, {})}
             snap.artifacts.append(art)
         snap.artifacts.sort(key=lambda a: a.path)
         return HFResolved(ref=ref, commit=commit, endpoint=self.endpoint, snapshot=snap)
@@ -597,7 +604,7 @@ class HFSource(Source):
                 art.claimed_sha256 = blob
             elif re.fullmatch(r"[0-9a-f]{40}", blob):
                 art.claimed_git_sha1 = blob
-            art.info["source"] = "local cache (offline mode)"
+            art.info = {**art.info, "source": "local cache (offline mode)"}
             snap.artifacts.append(art)
         return HFResolved(ref=ref, commit=commit, endpoint=self.endpoint, snapshot=snap, offline=True)
 

@@ -35,6 +35,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from ..io.deadline import NetLimits, NetworkDeadline, run_bounded
 from ..io.http_reader import FaultLog, HTTPRangeReader
 from ..io.http_session import HTTPClient, HTTPFetchError, Stats, redact, redact_url, register_secret
+from ..io.json_budget import JsonTooCostly, loads_bounded
 from ..io.reader import FileReader, ReaderError
 from ..io.retry import RetryPolicy
 from .base import Artifact, Snapshot, Source, SourceError
@@ -42,7 +43,9 @@ from .docker_auth import read_bounded
 
 MAX_ARTIFACTS = 100_000
 MAX_LISTINGS = 20_000  # directory listings per target (each one request)
-MAX_JSON_BYTES = 16 << 20  # one REST answer (a listing of a large directory is a few MB)
+# one REST answer (a listing of 100k files is ~7 MB); what parsing it may cost is bounded too (json_budget):
+# 16 MB of ``[[]],`` peaked at 600 MB once parsed, a listing costs ~800 bytes a file, 40 MB ~ 50k files
+MAX_JSON_BYTES = 8 << 20
 MAX_SEARCH_PAGES = 100
 MAX_DOWNLOAD_BYTES = 64 << 30  # a file the MLflow client downloads with no listed size
 _MODELS = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<ref>[^/]+)|@(?P<alias>[^/]+))?/?(?P<path>.*)$")
@@ -129,7 +132,9 @@ class TrackingServer:
         with resp:
             data = read_bounded(resp, MAX_JSON_BYTES, what)
         try:
-            doc = json.loads(data) if data.strip() else {}
+            doc = loads_bounded(data, what) if data.strip() else {}
+        except JsonTooCostly as exc:
+            raise SourceError(redact(f"MLflow tracking server {self.display}: {exc}")) from None
         except ValueError:
             doc = None
         if resp.status_code == 200 and isinstance(doc, dict):

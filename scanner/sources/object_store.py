@@ -13,10 +13,17 @@ an overwrite during the scan changes it and blocks.
 from __future__ import annotations
 
 import inspect
+from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
 
-from ..io.aio_bounded import bounded_resolver, no_redirect_session_cls, within
+from ..io.aio_bounded import (
+    BodyRefused,
+    bounded_resolver,
+    capped_response_class,
+    no_redirect_session_cls,
+    within,
+)
 from ..io.deadline import NetLimits, NetworkDeadline
 from ..io.http_reader import FaultLog
 from ..io.http_session import DEFAULT_TIMEOUT, redact
@@ -26,28 +33,97 @@ from .base import Artifact, Snapshot, Source, SourceError
 
 SCHEMES = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure")}
 MAX_OBJECTS = 1_000_000
-# S3 listings are streamed page by page and slimmed to the fields a read needs; past this many objects the
-# target is refused before memory grows (each listed object costs ~2 KB between botocore, fsspec and the
+# S3, GCS and Azure listings are streamed page by page and slimmed to the fields a read needs; past this many
+# entries the target is refused before memory grows (each listed object costs ~2 KB between botocore, fsspec and the
 # snapshot: 60k objects peaked at 220 MB when fsspec collected the whole listing first).
 MAX_STREAMED_OBJECTS = 20_000
+# A body a client reads whole without a Range (a listing page, an object's metadata): gcsfs asks for pages of
+# 1000 objects (~1 MB of JSON; custom metadata can reach 8 KB an object).
+MAX_BODY_BYTES = 16 << 20
+# An S3 answer without a Range (a ListObjectsV2 page: 1000 keys, ~1.3 MB at most with 1 KB keys), parsed whole
+# by botocore into XML elements and dicts (~10x its size).
+MAX_S3_BODY_BYTES = 4 << 20
 
 
 class _TooManyObjects(Exception):
     pass
 
 
-async def _s3_listing(fs: Any, root: str, limit: int) -> dict[str, dict[str, Any]]:
-    """Every object under ``root/`` (s3fs ``_iterdir``, no delimiter), slimmed; ``_TooManyObjects`` past ``limit``."""
-    bucket, key, _ = fs.split_path(root)
-    prefix = key.rstrip("/") + "/" if key else ""
+async def _bounded_listing(infos: AsyncIterator[dict[str, Any]], limit: int) -> dict[str, dict[str, Any]]:
+    """The files of a streamed listing, slimmed to what a read needs; ``_TooManyObjects`` past ``limit`` entries.
+
+    Every entry counts, repeated names and directory markers included: a store that sends the same page
+    again and again is stopped at the same bound as one that lists too many objects.
+    """
     out: dict[str, dict[str, Any]] = {}
-    async for info in fs._iterdir(bucket, delimiter="", prefix=prefix):
+    seen = 0
+    async for info in infos:
+        seen += 1
+        if seen > limit:
+            raise _TooManyObjects
         if info.get("type") != "file":
             continue
         out[info["name"]] = {k: v for k, v in info.items() if k in _KEEP}
-        if len(out) > limit:
-            raise _TooManyObjects
     return out
+
+
+def _prefix(key: str) -> str:
+    return key.rstrip("/") + "/" if key else ""
+
+
+def _s3_infos(fs: Any, root: str) -> AsyncIterator[dict[str, Any]]:
+    """Every object under ``root/`` as s3fs lists it (``_iterdir``, no delimiter), page by page."""
+    bucket, key, _ = fs.split_path(root)
+    return fs._iterdir(bucket, delimiter="", prefix=_prefix(key))  # type: ignore[no-any-return]
+
+
+async def _gcs_infos(fs: Any, root: str) -> AsyncIterator[dict[str, Any]]:
+    """Every object under ``root/`` from the GCS JSON API, one page (at most 1000 objects) at a time.
+
+    gcsfs's own ``_find`` gathers every page before returning; this walks the same ``objects.list`` pages
+    (``_call_list_objects``) and hands each object on as gcsfs describes it (``_process_object``).
+    """
+    bucket, key, _ = fs.split_path(root)
+    token: str | None = None
+    while True:
+        kw: dict[str, Any] = {"prefix": _prefix(key), "maxResults": 1000}
+        if token:
+            kw["pageToken"] = token
+        page = await fs._call_list_objects(bucket, **kw)
+        for item in page.get("items") or ():
+            yield fs._process_object(bucket, item)
+        token = page.get("nextPageToken")
+        if not token:
+            return
+
+
+async def _azure_infos(fs: Any, root: str) -> AsyncIterator[dict[str, Any]]:
+    """Every blob under ``root/`` from ``list_blobs`` (paged by the Azure SDK), described by adlfs ``_details``.
+
+    adlfs's ``_find`` gathers every blob before returning; this hands each one on as its page arrives.
+    """
+    container, key, _ = fs.split_path(root.rstrip("/") + "/")
+    async with fs.service_client.get_container_client(container=container) as client:
+        async for blob in client.list_blobs(include=["metadata"], name_starts_with=_prefix(key)):
+            for info in await fs._details([blob]):
+                yield info
+
+
+_STREAMED = {"s3": _s3_infos, "gs": _gcs_infos, "az": _azure_infos, "abfs": _azure_infos}
+# the back-end methods each streamed listing uses; a back end without them is listed whole by ``find``
+_NEEDS = {
+    "s3": ("_iterdir",),
+    "gs": ("_call_list_objects", "_process_object"),
+    "az": ("service_client", "_details"),
+    "abfs": ("service_client", "_details"),
+}
+
+
+def streamed_listing(scheme: str, fs: Any) -> Callable[[Any, str], AsyncIterator[dict[str, Any]]] | None:
+    """The page-by-page listing for ``fs``, or None when this back end (or its version) offers none."""
+    if not getattr(fs, "async_impl", False) or not all(hasattr(fs, a) for a in _NEEDS.get(scheme, ("-",))):
+        return None
+    return _STREAMED.get(scheme)
 
 
 _CHANGED = "the object changed in the bucket during the scan (its ETag no longer matches the listing)"
@@ -108,7 +184,7 @@ def backend_options(scheme: str, cls: Any = None) -> dict[str, Any]:
             "read_timeout": read,
             "retries": {"max_attempts": retry.attempts, "mode": "standard"},
         }
-        session_cls = no_redirect_session_cls()
+        session_cls = no_redirect_session_cls(MAX_S3_BODY_BYTES)
         if session_cls is not None:
             config["http_session_cls"] = session_cls
             config["connector_args"] = {"resolver": bounded_resolver(connect), "keepalive_timeout": 12}
@@ -119,19 +195,67 @@ def backend_options(scheme: str, cls: Any = None) -> dict[str, Any]:
 
             opts = {
                 "retries": retry.attempts,
-                "session_kwargs": {"timeout": aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)},
+                "session_kwargs": {
+                    "timeout": aiohttp.ClientTimeout(sock_connect=connect, sock_read=read),
+                    # gcsfs reads every body whole: never more than the Range asked for, listings capped
+                    "response_class": capped_response_class(MAX_BODY_BYTES),
+                },
             }
         except ImportError:
             opts = {}
     elif scheme in ("az", "abfs"):
         opts = {"connection_timeout": int(max(1, connect)), "read_timeout": int(max(1, read))}
     if cls is not None:
-        try:
-            accepted = inspect.signature(cls.__init__).parameters
-        except (TypeError, ValueError):
-            return opts
-        opts = {k: v for k, v in opts.items() if k in accepted}
+        accepted = _init_parameters(cls)
+        if accepted is not None:
+            opts = {k: v for k, v in opts.items() if k in accepted}
     return opts
+
+
+def _init_parameters(cls: Any) -> set[str] | None:
+    """The keyword arguments ``cls(...)`` accepts, following ``**kwargs`` up the MRO.
+
+    gcsfs 2026's ``ExtendedGcsFileSystem.__init__(*args, **kwargs)`` hands everything to ``GCSFileSystem``:
+    reading only the subclass's signature dropped every option (timeouts and retries included).
+    None: not knowable (pass every option).
+    """
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        names.update(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return names
+
+
+def _cap_azure_bodies(fs: Any) -> None:
+    """The Azure SDK reads each answer whole (a download's first range included, whatever its length): its
+    aiohttp session gets ``capped_response_class``, so a server ignoring ``x-ms-range`` or lying in
+    ``Content-Range`` cannot fill memory (a 300 MB body for a 1000-byte read peaked at 750 MB).
+
+    adlfs offers no transport option: the service client's transport (shared by every blob client it makes)
+    has its ``open`` wrapped, on this instance only, to set the session's response class once it exists.
+    """
+    transport = getattr(getattr(getattr(fs, "service_client", None), "_config", None), "transport", None)
+    opener = getattr(transport, "open", None)
+    if transport is None or opener is None or getattr(transport, "_modelward_capped", False):
+        return
+    capped = capped_response_class(MAX_BODY_BYTES)
+
+    async def open_capped() -> None:
+        await opener()
+        session = getattr(transport, "session", None)
+        if session is not None and hasattr(session, "_response_class"):
+            session._response_class = capped
+
+    transport.open = open_capped
+    transport._modelward_capped = True
 
 
 class ObjectReader(Reader):
@@ -200,7 +324,7 @@ class ObjectReader(Reader):
             raise
         except NetworkDeadline as exc:
             raise self._fault(f"{self.name}: read at offset {offset} from {exc}") from None
-        except _Refused as exc:
+        except (_Refused, BodyRefused) as exc:
             raise self._fault(f"{self.name}: {exc}") from None
         except Exception as exc:  # botocore/aiohttp/azure errors: a transport fault, never a verdict
             text = str(exc).lower()
@@ -326,9 +450,12 @@ class ObjectStoreSource(Source):
             proto = scheme if scheme != "az" else "abfs"
             cls = fsspec.get_filesystem_class(proto)
             # a fresh instance per target: endpoints and credentials are read from the environment now
-            return fsspec.filesystem(
+            fs = fsspec.filesystem(
                 proto, skip_instance_cache=True, **backend_options(scheme, cls), **self.storage_options
             )
+            if scheme in ("az", "abfs"):
+                _cap_azure_bodies(fs)
+            return fs
         except ImportError:
             raise SourceError(
                 f"{target}: {scheme}:// needs {module}: pip install 'modelward[{extra}]'"
@@ -349,10 +476,10 @@ class ObjectStoreSource(Source):
             info = within(fs, lambda: fs._info(root), lambda: fs.info(root), seconds, f"{target}: info")
             if info.get("type") == "file":
                 listing = {root: info}
-            elif scheme == "s3" and hasattr(fs, "_iterdir") and getattr(fs, "async_impl", False):
+            elif (stream := streamed_listing(scheme, fs)) is not None:
                 listing = within(
                     fs,
-                    lambda: _s3_listing(fs, root, MAX_STREAMED_OBJECTS),
+                    lambda: _bounded_listing(stream(fs, root), MAX_STREAMED_OBJECTS),
                     lambda: fs.find(root, detail=True),
                     seconds,
                     f"{target}: listing",

@@ -33,6 +33,7 @@ import requests
 
 from ..io.http_reader import FaultLog, HTTPRangeReader
 from ..io.http_session import HTTPClient, HTTPFetchError, Stats, redact, register_secret
+from ..io.json_budget import JsonTooCostly, loads_bounded
 from ..io.resolve import getaddrinfo_within
 from .base import Artifact, AttachedSignature, Problem, Snapshot, Source, SourceError
 from .docker_auth import Credentials, RegistryAuth, parse_challenge, read_bounded
@@ -435,7 +436,9 @@ class OCISource(Source):
         note: str,
     ) -> None:
         try:
-            doc = json.loads(data)
+            doc = loads_bounded(data, f"{reg.ref.display}: manifest {digest}")
+        except JsonTooCostly as exc:
+            raise SourceError(str(exc)) from None
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise SourceError(f"{reg.ref.display}: manifest {digest} is not valid JSON") from None
         if not isinstance(doc, dict):
@@ -640,7 +643,7 @@ class OCISource(Source):
         """The simple-signing payloads and signatures of a cosign signature manifest (discovery: failures are none)."""
         try:
             data, _ctype, _hdr = reg.fetch_manifest(reference, "signature manifest")
-            doc = json.loads(data)
+            doc = loads_bounded(data, "signature manifest")
         except (SourceError, ValueError, UnicodeDecodeError, RecursionError):
             return []
         out: list[AttachedSignature] = []
@@ -677,7 +680,7 @@ class OCISource(Source):
             if resp.status_code != 200:
                 return []
             try:
-                doc = json.loads(read_bounded(resp, MAX_MANIFEST_BYTES, "referrers"))
+                doc = loads_bounded(read_bounded(resp, MAX_MANIFEST_BYTES, "referrers"), "referrers")
             except (SourceError, ValueError, UnicodeDecodeError, RecursionError):
                 return []
         out = []

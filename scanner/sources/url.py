@@ -109,7 +109,7 @@ class URLSource(Source):
 
         art = Artifact(path=name, size=size, opener=opener, claimed_sha256=expected)
         if etag:
-            art.info["etag"] = etag.strip('"')[:128]
+            art.info = {"etag": etag.strip('"')[:128]}
         return Snapshot(
             target=display, kind="url", resolved=resolved, root=display, artifacts=[art], errors=faults.errors
         )
