@@ -8,9 +8,17 @@ of float32 storages); a zip truncated to size would have no end record and be ju
 With --instructions (needs valgrind), each command also runs once under callgrind and the instructions it
 executed are printed: unlike wall and CPU time, that count does not move with the load of a shared machine.
 
+How modelward is installed (--install): users install a wheel, and picklescan is measured as a regular
+install, so by default the working tree is built into a wheel (`pip wheel --no-deps`) and installed into a
+throwaway venv (--wheel-venv, kept between runs; its dependencies are pinned to the versions of the
+interpreter running this script, so typer and friends are the same on both sides); only modelward itself is
+reinstalled at each run. `--install editable` measures the `modelward` beside this interpreter instead (an
+editable checkout: setuptools' editable finder costs ~50 M instructions at every start).
+
 Usage:
   python benchmarks/bench_startup.py --peer-bin /path/to/peervenv/bin
   python benchmarks/bench_startup.py --large-gib 3 --repeat 7 --instructions
+  python benchmarks/bench_startup.py --install editable
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ from pathlib import Path
 
 from bench_scan import layout, weight_block, write_checkpoint  # the sibling script's torch-layout writer
 
-BIN = Path(sys.executable).with_name("modelward")
+REPO = Path(__file__).resolve().parent.parent
+EDITABLE_BIN = Path(sys.executable).with_name("modelward")
+DEFAULT_WHEEL_VENV = Path(tempfile.gettempdir()) / "modelward-bench-wheel-venv"
 
 
 # An installed package has its bytecode compiled; PYTHONDONTWRITEBYTECODE (set in some shells and CI images) would
@@ -73,6 +83,38 @@ def instructions(cmd: list[str]) -> int | None:
     return None
 
 
+def _pip(python: Path | str, *args: str) -> None:
+    res = subprocess.run([str(python), "-m", "pip", *args], capture_output=True, text=True, env=ENV)
+    if res.returncode != 0:
+        sys.exit(f"pip {' '.join(args[:2])} failed:\n{res.stderr[-3000:]}")
+
+
+def wheel_install(venv: Path, rebuild: bool) -> Path:
+    """The `modelward` of a wheel built from the working tree, installed into ``venv`` (created when missing,
+    dependencies pinned to this interpreter's versions). Returns its console script."""
+    if rebuild and venv.exists():
+        shutil.rmtree(venv)
+    with tempfile.TemporaryDirectory(prefix="mw-bench-wheel-") as tmp:
+        _pip(sys.executable, "wheel", "--no-deps", "-q", str(REPO), "-w", tmp)
+        wheel = next(Path(tmp).glob("modelward-*.whl"))
+        python = venv / "bin" / "python"
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            frozen = subprocess.run(
+                [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            pins = Path(tmp) / "constraints.txt"
+            pins.write_text(
+                "".join(ln + "\n" for ln in frozen.splitlines() if "==" in ln and "modelward" not in ln)
+            )
+            _pip(python, "install", "-q", "-c", str(pins), str(wheel))
+        _pip(python, "install", "-q", "--no-deps", "--force-reinstall", str(wheel))
+    return venv / "bin" / "modelward"
+
+
 def _millions(n: int | None) -> str:
     return f"{n / 1e6:8.0f} M" if n is not None else "       ?  "
 
@@ -83,7 +125,19 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--large-gib", type=float, default=3.0)
     ap.add_argument("--instructions", action="store_true", help="also count instructions under callgrind")
+    ap.add_argument(
+        "--install",
+        choices=("wheel", "editable"),
+        default="wheel",
+        help="measure a wheel of the working tree in a throwaway venv (default) or this checkout's editable install",
+    )
+    ap.add_argument(
+        "--wheel-venv", type=Path, default=DEFAULT_WHEEL_VENV, help="the venv --install wheel uses"
+    )
+    ap.add_argument("--rebuild-venv", action="store_true", help="recreate --wheel-venv (new dependency pins)")
     args = ap.parse_args()
+    bin_ = wheel_install(args.wheel_venv, args.rebuild_venv) if args.install == "wheel" else EDITABLE_BIN
+    print(f"modelward: {bin_} ({args.install} install)")
     peer = shutil.which("picklescan", path=args.peer_bin) if args.peer_bin else shutil.which("picklescan")
     with tempfile.TemporaryDirectory(prefix="mw-bench-start-") as tmp:
         small = Path(tmp) / "small.pkl"
@@ -95,7 +149,7 @@ def main() -> None:
         head = f"{'case':38} {'median wall':>12} {'median CPU':>11} {'peak RSS':>10} {'exit':>5}"
         print(head + (f" {'instructions':>10}" if args.instructions else ""))
         for label, target in (("one small pickle", small), (f"{args.large_gib:g} GiB checkpoint", large)):
-            ours = [str(BIN), "scan", "--no-hash", "-q", str(target)]
+            ours = [str(bin_), "scan", "--no-hash", "-q", str(target)]
             wall, cpu, rss, code = run(ours, args.repeat)
             n = instructions(ours) if args.instructions else None
             extra = f" {_millions(n)}" if args.instructions else ""

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import hashlib
+import hmac
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -267,7 +270,117 @@ def load_rule_file(path: Path) -> Any:
         raw = path.read_bytes()
     except OSError as exc:
         raise RuleDatabaseError(f"{path}: cannot read: {exc.strerror}") from None
-    return parse_cached(raw, lambda b: _parse_rule_yaml(b, path))
+    return _folder_bundle(path.parent).get(path.name, raw, lambda b: _parse_rule_yaml(b, path))
+
+
+class _FolderBundle:
+    """The parsed files of one rule-database folder, kept as one MACed JSON file (issue #13).
+
+    The pickle analyzer reads ~25 files of ``signatures/pickle/`` at every start; one compiled copy per folder
+    costs one read and one MAC instead of one of each per file. An entry is served only for exactly the bytes
+    it was parsed from (their SHA-256 is checked against the file just read), and each entry at most once per
+    process (callers own what they are given); anything else goes through ``parse_cached``.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        from .yaml_cache import _mac_key, compiled_dir
+
+        self.folder = folder
+        self.address = hashlib.sha256(_BUNDLE_FORMAT + os.fsencode(folder)).hexdigest()
+        cache = compiled_dir()
+        self.key = _mac_key(cache)
+        self.path = cache / f"rulefiles-{self.address}.json"
+        self.entries: dict[str, list[Any]] = {}  # name -> [sha256 of the bytes, parsed data]
+        self.served: set[str] = set()
+        if self.key is not None:
+            self.entries = self._load()
+
+    def _mac(self, body: bytes) -> str:
+        assert self.key is not None
+        return hmac.new(
+            self.key, _BUNDLE_MAC + self.address.encode() + b"\0" + body, hashlib.sha256
+        ).hexdigest()
+
+    def _load(self) -> dict[str, list[Any]]:
+        from .yaml_cache import _decode
+
+        try:
+            mac, _, body = self.path.read_bytes().partition(b"\n")
+        except OSError:
+            return {}
+        if not hmac.compare_digest(mac, self._mac(body).encode()):
+            return {}
+        try:
+            data = _decode(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError, TypeError, KeyError):
+            return {}
+        if not (isinstance(data, dict) and data.get("address") == self.address):
+            return {}
+        entries = data.get("entries")
+        if not isinstance(entries, dict):
+            return {}
+        return {
+            k: v for k, v in entries.items() if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+        }
+
+    def get(self, name: str, raw: bytes, parse: Any) -> Any:
+        digest = hashlib.sha256(raw).hexdigest()
+        entry = self.entries.get(name)
+        if entry is not None and entry[0] == digest and name not in self.served:
+            self.served.add(name)
+            return entry[1]
+        data = parse_cached(raw, parse)
+        if self.key is not None and name not in self.served:
+            self.served.add(name)
+            self._save(name, digest, data)
+        return data
+
+    def _save(self, name: str, digest: str, data: Any) -> None:
+        import copy
+        import json
+
+        from .yaml_cache import _decode, _encode, _Unrepresentable
+
+        try:
+            present = set(os.listdir(self.folder))
+        except OSError:
+            return
+        entries = {k: v for k, v in self.entries.items() if k in present and k != name}
+        entries[name] = [digest, copy.deepcopy(data)]  # the caller owns ``data``
+        doc = {"address": self.address, "entries": entries}
+        try:
+            text = json.dumps(_encode(doc), ensure_ascii=False, allow_nan=False)
+        except (_Unrepresentable, ValueError, RecursionError):
+            return  # data JSON cannot carry exactly: this file is parsed (or read from parse_cached) every time
+        if _decode(text) != doc:
+            return
+        self.entries = entries
+        body = text.encode()
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp.write_bytes(self._mac(body).encode() + b"\n" + body)
+            tmp.replace(self.path)
+        except OSError:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+_BUNDLE_FORMAT = b"modelward-rule-folder-v1\0"
+_BUNDLE_MAC = b"modelward-rule-folder-mac-v1\0"
+_bundles: dict[tuple[Any, ...], _FolderBundle] = {}
+
+
+def _folder_bundle(folder: Path) -> _FolderBundle:
+    """One bundle object per folder and cache location and key (tests change them within a process)."""
+    env = os.environ
+    key = (folder, env.get("XDG_CACHE_HOME"), env.get("HOME"), env.get("MODELWARD_CACHE_KEY"))
+    bundle = _bundles.get(key)
+    if bundle is None:
+        bundle = _bundles[key] = _FolderBundle(folder)
+    return bundle
 
 
 def _validate(spec: _Spec, data: Any, path: Path) -> dict[str, Any]:
@@ -295,63 +408,196 @@ def _split_global(entry: str, path: Path) -> tuple[str, str]:
     return module, name
 
 
-def load_rule_db(root: Path | None = None) -> RuleDB:
-    root = Path(root) if root else signatures_dir()
-    if not root.is_dir():
-        raise RuleDatabaseError(f"{root}: rule database directory not found")
-    version_file = root / "VERSION"
+_COMPILED_FORMAT = b"modelward-rule-db-compiled-v1\0"
+_MAC_CONTEXT = b"modelward-rule-db-v1\0"
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    """``sorted(folder.glob("*.yaml"))`` without pathlib's globbing (a tenth of the load, issue #13)."""
     try:
-        version = version_file.read_text(encoding="utf-8").strip()
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".yaml"))
     except OSError:
-        raise RuleDatabaseError(f"{version_file}: missing rule database version") from None
+        return []
+    return [folder / n for n in names]
 
+
+def _database_files(root: Path) -> list[tuple[str, Path]]:
+    """Every file the database is built from, (group, path), in load order."""
+    files = [("rules", f) for f in _yaml_files(root / "rules")]
+    files += [("profile", f) for f in _yaml_files(root / "pickle" / "profiles")]
+    files += [("deny", f) for f in (root / "pickle" / "denylist.yaml",) if f.exists()]
+    files += [("known", f) for f in (root / "known_bad_sha256.yaml",) if f.exists()]
+    files += [("hydra", f) for f in _yaml_files(root / "hydra")]
+    files += [("template", f) for f in _yaml_files(root / "templates")]
+    return files
+
+
+def _read_all(files: list[tuple[str, Path]]) -> list[bytes]:
+    out = []
+    for _, f in files:
+        try:
+            out.append(f.read_bytes())
+        except OSError as exc:
+            raise RuleDatabaseError(f"{f}: cannot read: {exc.strerror}") from None
+    return out
+
+
+def _database_address(version: str, root: Path, files: list[tuple[str, Path]], raws: list[bytes]) -> str:
+    """What the compiled database depends on: this loader's code, the scanner version, and every input file's
+    place and bytes (an edited, added or removed file, or another modelward, is a different address)."""
+    from . import __version__
+
+    h = hashlib.sha256(_COMPILED_FORMAT + __version__.encode() + b"\0" + version.encode() + b"\0")
+    try:
+        h.update(Path(__file__).read_bytes())
+    except OSError:
+        h.update(b"?")
+    for (group, f), raw in zip(files, raws, strict=True):
+        h.update(f"{group}\0{f.parent.name}/{f.name}\0{len(raw)}\0".encode())
+        h.update(raw)
+    return h.hexdigest()
+
+
+def _load_compiled(address: str) -> dict[str, Any] | None:
+    """The verified compiled database for ``address``, or None (missing, tampered, unreadable, no key)."""
+    from .yaml_cache import _decode, _mac_key, compiled_dir
+
+    folder = compiled_dir()
+    key = _mac_key(folder)
+    if key is None:
+        return None
+    try:
+        blob = (folder / f"ruledb-{address}.json").read_bytes()
+    except OSError:
+        return None
+    mac, _, body = blob.partition(b"\n")
+    expected = hmac.new(key, _MAC_CONTEXT + address.encode() + b"\0" + body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(mac, expected.encode()):
+        return None
+    try:
+        data = _decode(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, TypeError, KeyError):
+        return None
+    return data if isinstance(data, dict) and data.get("address") == address else None
+
+
+def _save_compiled(address: str, data: dict[str, Any]) -> None:
+    import json
+
+    from .yaml_cache import _decode, _encode, _mac_key, _Unrepresentable, compiled_dir
+
+    folder = compiled_dir()
+    key = _mac_key(folder)
+    if key is None:
+        return
+    data = {**data, "address": address}
+    try:
+        text = json.dumps(_encode(data), ensure_ascii=False, allow_nan=False)
+    except (_Unrepresentable, ValueError, RecursionError):
+        return  # data JSON cannot carry exactly: build it from the files every time
+    if _decode(text) != data:
+        return
+    body = text.encode()
+    mac = hmac.new(key, _MAC_CONTEXT + address.encode() + b"\0" + body, hashlib.sha256).hexdigest()
+    path = folder / f"ruledb-{address}.json"
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp.write_bytes(mac.encode() + b"\n" + body)
+        tmp.replace(path)
+    except OSError:  # a read-only or planted cache folder: build again next time
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _compile(files: list[tuple[str, Path]], raws: list[bytes]) -> dict[str, Any]:
+    """The checked content of every database file, as JSON-able data (what ``_build`` makes the database of)."""
+    out: dict[str, Any] = {
+        "rules": [],
+        "profiles": [],
+        "deny": None,
+        "known": None,
+        "hydra": [],
+        "templates": {},
+    }
+    seen_rules: set[str] = set()
+    for (group, f), raw in zip(files, raws, strict=True):
+        doc = parse_cached(raw, lambda b, f=f: _parse_rule_yaml(b, f))  # type: ignore[misc]
+        if group == "rules":
+            for r in _validate(_RULES_FILE, doc, f)["rules"]:
+                if r["id"] in seen_rules:
+                    raise RuleDatabaseError(f"{f}: duplicate rule id {r['id']}")
+                seen_rules.add(r["id"])
+                tags = r.get("tags") or Tags()
+                out["rules"].append(
+                    [
+                        r["id"],
+                        r["severity"].value,
+                        r["title"],
+                        r["rationale"].strip(),
+                        list(r.get("references", ())),
+                        [tags.failure_mode, list(tags.cia), tags.atlas],
+                    ]
+                )
+        elif group in ("profile", "hydra"):
+            p = _validate(_PROFILE, doc, f)
+            entry = [
+                p["name"],
+                p["description"],
+                p.get("default", True),
+                [list(_split_global(g, f)) for g in p.get("globals", [])],
+                [list(_split_global(g, f)) for g in p.get("patterns", [])],
+            ]
+            if group == "profile" and any(e[0] == p["name"] for e in out["profiles"]):
+                raise RuleDatabaseError(f"{f}: duplicate profile name {p['name']}")
+            out["profiles" if group == "profile" else "hydra"].append(entry)
+        elif group == "deny":
+            d = _validate(_DENY_FILE, doc, f)
+            for x in d["entries"]:
+                if ":" in x["match"]:
+                    _split_global(x["match"], f)
+            out["deny"] = {"aliases": dict(d.get("aliases", {})), "entries": d["entries"]}
+        elif group == "known":
+            out["known"] = _validate(_KNOWN_BAD_FILE, doc or {}, f).get("digests", [])
+        else:
+            out["templates"][f.stem] = doc
+    return out
+
+
+def _build(version: str, root: Path, data: dict[str, Any]) -> RuleDB:
     rules: dict[str, Rule] = {}
-    for f in sorted((root / "rules").glob("*.yaml")):
-        for r in _validate(_RULES_FILE, load_rule_file(f), f)["rules"]:
-            if r["id"] in rules:
-                raise RuleDatabaseError(f"{f}: duplicate rule id {r['id']}")
-            rules[r["id"]] = Rule(
-                r["id"],
-                r["severity"],
-                r["title"],
-                r["rationale"].strip(),
-                tuple(r.get("references", ())),
-                r.get("tags") or Tags(),
-            )
+    for rid, severity, title, rationale, references, (failure_mode, cia, atlas) in data["rules"]:
+        tags = Tags(failure_mode=failure_mode, cia=cia, atlas=atlas)
+        rules[rid] = Rule(rid, Severity(severity), title, rationale, tuple(references), tags)
 
-    profiles: dict[str, PickleProfile] = {}
-    for f in sorted((root / "pickle" / "profiles").glob("*.yaml")):
-        p = _profile(_validate(_PROFILE, load_rule_file(f), f), f)
-        if p.name in profiles:
-            raise RuleDatabaseError(f"{f}: duplicate profile name {p.name}")
-        profiles[p.name] = p
+    def profile(e: list[Any]) -> PickleProfile:
+        name, description, default, exact, patterns = e
+        return PickleProfile(
+            name=name,
+            description=description,
+            default=default,
+            exact=frozenset(map(tuple, exact)),  # type: ignore[arg-type]
+            patterns=tuple(map(tuple, patterns)),  # type: ignore[arg-type]
+        )
 
+    profiles = {e[0]: profile(e) for e in data["profiles"]}
     deny = Denylist()
-    deny_file = root / "pickle" / "denylist.yaml"
-    if deny_file.exists():
-        d = _validate(_DENY_FILE, load_rule_file(deny_file), deny_file)
-        deny.aliases = dict(d.get("aliases", {}))
-        for e in (_DenyEntry(**x) for x in d["entries"]):
+    if data["deny"] is not None:
+        deny.aliases = dict(data["deny"]["aliases"])
+        for e in (_DenyEntry(**x) for x in data["deny"]["entries"]):
             if ":" in e.match:
-                deny.names[_split_global(e.match, deny_file)] = e
+                module, name = e.match.split(":")
+                deny.names[(module, name)] = e
             else:
                 deny.modules[e.match] = e
-
     known: dict[str, _KnownBad] = {}
-    kb_file = root / "known_bad_sha256.yaml"
-    if kb_file.exists():
-        kb = _validate(_KNOWN_BAD_FILE, load_rule_file(kb_file) or {}, kb_file)
-        for k in (_KnownBad(**x) for x in kb.get("digests", [])):
-            known[k.sha256.lower()] = k
+    for k in (_KnownBad(**x) for x in data["known"] or ()):
+        known[k.sha256.lower()] = k
     for sha, name, reference in imported_known_bad():  # feeds merged with `modelward rules import-known-bad`
         known.setdefault(sha, _KnownBad(sha256=sha, name=name, reference=reference))
-
-    hydra: dict[str, PickleProfile] = {}
-    for f in sorted((root / "hydra").glob("*.yaml")):
-        h = _profile(_validate(_PROFILE, load_rule_file(f), f), f)
-        hydra[h.name] = h
-    templates = {f.stem: load_rule_file(f) for f in sorted((root / "templates").glob("*.yaml"))}
-
+    hydra = {e[0]: profile(e) for e in data["hydra"]}
     return RuleDB(
         version=version,
         root=root,
@@ -360,8 +606,31 @@ def load_rule_db(root: Path | None = None) -> RuleDB:
         denylist=deny,
         known_bad=known,
         hydra_profiles=hydra,
-        template_data=templates,
+        template_data=dict(data["templates"]),
     )
+
+
+def load_rule_db(root: Path | None = None) -> RuleDB:
+    """The database under ``root`` (default: the one in use). Its checked, compiled form is kept as one MACed
+    JSON file in the cache folder, addressed by this loader's code, the scanner version and every file's bytes,
+    so a start reads the files and one JSON document instead of validating ~75 files (issue #13); a compiled
+    file that does not verify is ignored and rebuilt from the YAML."""
+    root = Path(root) if root else signatures_dir()
+    if not root.is_dir():
+        raise RuleDatabaseError(f"{root}: rule database directory not found")
+    version_file = root / "VERSION"
+    try:
+        version = version_file.read_text(encoding="utf-8").strip()
+    except OSError:
+        raise RuleDatabaseError(f"{version_file}: missing rule database version") from None
+    files = _database_files(root)
+    raws = _read_all(files)
+    address = _database_address(version, root, files, raws)
+    data = _load_compiled(address)
+    if data is None:
+        data = _compile(files, raws)
+        _save_compiled(address, data)
+    return _build(version, root, data)
 
 
 @functools.lru_cache(maxsize=4)
