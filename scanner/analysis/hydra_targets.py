@@ -73,6 +73,13 @@ class TargetIssue:
 
 def judge_target(value: object, key: str, rules: RuleDB) -> TargetIssue | None:
     """None when a profile allows the target; otherwise why it blocks."""
+    if type(value) in (int, float, bool):
+        # a number imports and calls nothing: hydra's _resolve_target raises InstantiationException on a target that
+        # is neither a str nor callable, detectron2's instantiate hands the number back and calling it raises
+        # TypeError, jsonargparse wants a str class_path, instantiate_from_config calls str methods on it (a tokenizer
+        # vocabulary maps the token '_target_' to its id). A container still blocks: detectron2 instantiates a mapping
+        # target and calls what it builds; None stands for "not a string" when the caller did not read the value
+        return None
     if not isinstance(value, str):
         return TargetIssue(
             "CONFIG-TARGET-UNLISTED", None, f"{key} is not a dotted name ({type(value).__name__})"

@@ -36,6 +36,24 @@ RECONSTRUCT = frozenset(
 _RECORD = frozenset(
     {"numpy:record", "numpy.rec:record", "numpy._core.records:record", "numpy.core.records:record"}
 )
+#: ml_dtypes scalar types (registered legacy user dtypes) numpy.dtype accepts as its spec (gadgets.yaml numpy:dtype), with
+#: their itemsize. dtype(<type>, align, copy) returns the process-wide registered descriptor (copy is ignored for user
+#: dtypes) and dtype.__setstate__ takes elsize, alignment and flags verbatim for user dtypes: any state but the one numpy
+#: writes corrupts every array of that type in the process (flags 1 make raw bytes object pointers). Measured: ml_dtypes
+#: 0.7.0, numpy 2.4.6 write (3, '<', None, None, None, n, n, 64); ml_dtypes 0.3.2-0.5.1 on numpy 1.26.4 write flags 80
+#: (NPY_USE_SETITEM | NPY_NEEDS_PYAPI): neither has an object bit.
+ML_DTYPES = {
+    "ml_dtypes:bfloat16": 2,
+    **{
+        f"ml_dtypes:{n}": 1
+        for n in (
+            "float4_e2m1fn", "float6_e2m3fn", "float6_e3m2fn", "float8_e3m4", "float8_e4m3", "float8_e4m3b11fnuz",
+            "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu", "int2", "int4",
+            "uint2", "uint4",
+        )
+    },
+}  # fmt: skip
+ML_DTYPE_FLAGS = frozenset({64, 80})
 #: NPY_ITEM_REFCOUNT | NPY_LIST_PICKLE: the flags every object-holding dtype pickles (63 for 'O8', 27 for fields)
 OBJECT_FLAGS = 0x03
 #: NPY_ITEM_REFCOUNT, NPY_LIST_PICKLE, NPY_ITEM_IS_POINTER, NPY_USE_GETITEM, NPY_USE_SETITEM: items are PyObject*
@@ -65,9 +83,39 @@ def spec_objectness(args: Any) -> bool | None:
     s = _text(spec)
     if s is not None:
         return "O" in s or "object" in s.lower()
-    if isinstance(spec, Glob) and spec.rec.path in _RECORD:
-        return False
+    if isinstance(spec, Glob) and (spec.rec.path in _RECORD or spec.rec.path in ML_DTYPES):
+        return False  # an ml_dtypes spec: dtype_state_problems admits only its own non-object state
     return None
+
+
+def _user_dtype_problems(dt: Call, state: Any) -> list[Problem] | None:
+    """BUILD on dtype(<ml_dtypes type>, ...): the state must be the one numpy writes (see ML_DTYPES); None when the
+    spec is not an ml_dtypes type."""
+    spec = dt.args.items[0] if isinstance(dt.args, Seq) and dt.args.items else None
+    if not isinstance(spec, Glob):
+        return None
+    size = ML_DTYPES.get(spec.rec.path)
+    if size is None:
+        return None
+    want = (3, "<", None, None, None, size, size)
+    if (
+        isinstance(state, Seq)
+        and state.complete
+        and len(state.items) == len(want) + 1
+        and all(type(a) is type(b) and a == b for a, b in zip(state.items, want, strict=False))
+        and type(state.items[7]) is int
+        and state.items[7] in ML_DTYPE_FLAGS
+    ):
+        return []
+    return [
+        (
+            "gadget-argument",
+            f"numpy dtype state on the registered {spec.rec.path.replace(':', '.')} descriptor is not the one numpy "
+            f"writes {(*want, 64)}: dtype.__setstate__ rewrites the process-wide descriptor's itemsize, alignment "
+            "and flags",
+            {"state": "dtype", "spec": spec.rec.path},
+        )
+    ]
 
 
 def _flags(state: Any) -> int | None:
@@ -130,6 +178,19 @@ def _fields_objectness(state: Any) -> tuple[bool, bool]:
 
 def dtype_state_problems(dt: Call, state: Any, objects_in_stream: bool) -> list[Problem]:
     """BUILD on a numpy dtype: the object flags it pickles must agree with what its spec, fields and subarray hold."""
+    if not (isinstance(dt.args, Seq) and dt.args.complete):
+        # numpy writes dtype(spec, align, copy) as a literal tuple; a computed argument tuple (the result of an
+        # allowlisted call that returns a tuple) hides the spec, so neither the spec nor this state can be judged
+        return [
+            (
+                "gadget-argument",
+                "numpy dtype built from a computed argument tuple is given state",
+                {"state": "dtype"},
+            )
+        ]
+    user = _user_dtype_problems(dt, state)
+    if user is not None:
+        return user
     flags = _flags(state)
     if flags is None:
         if isinstance(state, Seq) and state.complete and len(state.items) < 7:
