@@ -7,8 +7,8 @@ invoked or no-argument rule never sees the values. Checked in a throwaway venv (
 ``numpy.dtype(*_reconstructor(tuple, tuple, [ml_dtypes.bfloat16]))`` + BUILD (3, '<', None, None, None, 8, 8, 1)
 loads and leaves the process-wide bfloat16 descriptor with itemsize 8 and hasobject True (blocked since this round by
 ndarray_state.dtype_state_problems, which refuses state on a dtype with computed arguments); the cases below have no
-BUILD and still pass. Fix in the pickle analyzer (walker._gadget: a computed argument tuple to a callable with argument
-rules is PICKLE-GADGET-ARGUMENT), then drop the xfail marks.
+BUILD and passed until walker._gadget judged a computed argument tuple to a callable with argument rules
+(PICKLE-GADGET-ARGUMENT).
 """
 
 from __future__ import annotations
@@ -48,9 +48,6 @@ def test_computed_dtype_arguments_with_state_block() -> None:
     assert _blocked(blob)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="walker._gadget skips a computed argument tuple (pickle analyzer area)"
-)
 @pytest.mark.parametrize(
     ("func", "items"),
     [
