@@ -16,14 +16,14 @@ from typing import Any
 from ..io.reader import Reader
 from .interface import SNIFF_BYTES, FormatHandler, InspectContext, run_inspector
 from .parsers.json_cost import value_bound
+from .sniff_gates import SAFETENSORS_WS as _WS
+from .sniff_gates import safetensors as _sniff  # split out so sniffing imports no inspector (issue #13)
 
 MAX_HEADER = 100_000_000  # the Rust core refuses larger headers ("header too large")
 # What parsing may cost: a 99 MB header took 1.5 GB and 51 s to parse whole. Real headers are far smaller
 # (a 1,000-tensor shard is ~150 KB; SDXL's 2,500 tensors ~400 KB), so the defaults in Limits
 # (max_safetensors_header, max_json_values) bound memory near 60 MB above them.
-SNIFF_MAX_LEN = 1 << 40
 POLYGLOT_WINDOW = 64 << 10
-_WS = b" \t\r\n"
 # element size in bits, as accepted by safetensors 0.8 (verified by loading one tensor of each)
 DTYPE_BITS = {
     "BOOL": 8,
@@ -76,15 +76,6 @@ class Header:
 
     def differential(self, message: str, **evidence: Any) -> None:
         self.problems.append(Problem("differential", message, evidence))
-
-
-def _sniff(head: bytes, reader: Reader) -> bool:
-    if len(head) < 10:
-        return False
-    (n,) = struct.unpack_from("<Q", head)
-    if n < 2 or n > SNIFF_MAX_LEN:
-        return False
-    return head[8:].lstrip(_WS)[:1] == b"{"
 
 
 def _pairs_hook(dupes: list[str]):  # type: ignore[no-untyped-def]

@@ -21,46 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 from ...io.reader import BytesReader, FileReader, Reader, SliceReader
 from ..interface import FormatHandler, InspectContext
+from ..sniff_gates import find_superblock
+from ..sniff_gates import keras_h5 as _sniff  # split out so sniffing imports no HDF5 inspector (issue #13)
 
 if TYPE_CHECKING:
     from ...analysis.keras_config import KerasAnalysis
 
 log = logging.getLogger(__name__)
 
-HDF5_SIG = b"\x89HDF\r\n\x1a\n"
 MAX_ATTR_BYTES = 64 << 20
 MAX_OBJECTS = 200_000
 SIZE_SLACK = 1 << 20  # declared-vs-stored differences below this are never reported
 ABS_DECLARED_FLOOR = 64 << 20
 CONFIG_ATTRS = ("model_config", "training_config")
-
-
-REMOTE_PROBE_LIMIT = 1 << 16
-HDF5_NAMES = (".h5", ".hdf5", ".keras", ".he5", ".nc")
-
-
-def find_superblock(head: bytes, reader: Reader) -> int | None:
-    """Offset of the HDF5 signature: 0 or a power of two from 512 up (the user block size).
-
-    HDF5 files are opened by name (.h5 / .keras loaders), so a remote file with
-    another name is probed only within its first 64 KiB: each probe is a round trip.
-    """
-    if head[:8] == HDF5_SIG:
-        return 0
-    limit = reader.size
-    if reader.remote and not reader.name.lower().endswith(HDF5_NAMES):
-        limit = min(limit, REMOTE_PROBE_LIMIT)
-    off = 512
-    while off + 8 <= limit:
-        chunk = head[off : off + 8] if off + 8 <= len(head) else reader.read(off, 8)
-        if chunk == HDF5_SIG:
-            return off
-        off *= 2
-    return None
-
-
-def _sniff(head: bytes, reader: Reader) -> bool:
-    return find_superblock(head, reader) is not None
 
 
 def _eof_address(reader: Reader, sb: int) -> int | None:
