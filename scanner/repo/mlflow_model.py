@@ -20,7 +20,6 @@ from typing import Any
 
 from ..analysis.config_yaml import MAX_YAML_BYTES, parse_yaml_config
 from ..findings import Coverage, FileResult, Severity
-from ..formats.carrier_code import risky_requirements, trust_message
 from ..io.reader import ReaderError
 from ..limits import Limits
 from ..rules import RuleDB
@@ -120,6 +119,8 @@ def _code(folder: _Folder, path: str, role: str) -> None:
         folder.add(path, "FILE-READ-ERROR", "code file could not be read to compute its digest")
         folder.fail_closed(path, "code digest unavailable")
         return
+    from ..formats.carrier_code import trust_message
+
     folder.add(
         path,
         "CODE-EXECUTED-BY-LOADER",
@@ -227,6 +228,8 @@ def _check_env(folder: _Folder, mlmodel: str, env: Any) -> None:
             folder.add(path, "CARRIER-CONFIG-INVALID", f"MLflow environment file: {cfg.error}")
             folder.fail_closed(path, "environment file not parseable")
             continue
+        from ..formats.carrier_code import risky_requirements
+
         pip = list(_pip_entries(cfg.data))
         risky = risky_requirements("\n".join(pip)) + _risky_conda(cfg.data)
         folder.add(

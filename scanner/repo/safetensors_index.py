@@ -16,9 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..findings import FileResult, Severity
-from ..formats.onnx.onnx_model import check_location
 from ..formats.parsers.json_cost import value_bound
-from ..formats.safetensors_file import read_header
 from ..io.reader import FileReader, Reader, ReaderError
 from ..limits import Limits
 from ..rules import RuleDB
@@ -101,6 +99,10 @@ def check_indexes(
     for art in snapshot.artifacts:
         if not art.path.lower().endswith(INDEX_SUFFIX):
             continue
+        # the format modules load only for a repository with an index (a one-file scan never imports them)
+        from ..formats.onnx.onnx_model import check_location
+        from ..formats.safetensors_file import read_header
+
         fr = result_for(results, extra, art.path, "json")
 
         def add(message: str, severity: Severity | None = None, fr: FileResult = fr, **ev: Any) -> None:
