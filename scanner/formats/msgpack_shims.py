@@ -23,8 +23,8 @@ from typing import Any
 
 from ..findings import Severity
 from ..io.reader import Reader, SliceReader
-from .interface import InspectContext, run_inspector
-from .msgpack_file import MsgpackError, Walker, _Buf, _OutOfTime
+from .interface import FormatHandler, InspectContext, run_inspector
+from .msgpack_walk import MsgpackError, Walker, _Buf, _OutOfTime
 
 MAX_ENTRIES = 4096  # entries read from a map the loader iterates (shims, tokenizer files)
 SMALL = 4096  # str/bin read as a value (names, kwargs); longer ones stay blobs
@@ -42,7 +42,10 @@ class Blob:
 
 
 class _Nav:
-    def __init__(self, reader: Reader, end: int, out_of_time: Callable[[], bool]) -> None:
+    def __init__(
+        self, reader: Reader, end: int, out_of_time: Callable[[], bool], msgpack: FormatHandler
+    ) -> None:
+        self.msgpack = msgpack  # the msgpack handler, to judge nested shim bytes (passed in: no import cycle)
         self.buf = _Buf(reader, chunk=1 << 16)
         self.end = end
         self.out_of_time = out_of_time
@@ -120,8 +123,15 @@ def _plain_name(name: Any) -> bool:
     )
 
 
-def judge_shims(reader: Reader, ctx: InspectContext, end: int, *, out_of_time: Callable[[], bool]) -> None:
-    nav = _Nav(reader, end, out_of_time)
+def judge_shims(
+    reader: Reader,
+    ctx: InspectContext,
+    end: int,
+    *,
+    out_of_time: Callable[[], bool],
+    msgpack: FormatHandler,
+) -> None:
+    nav = _Nav(reader, end, out_of_time, msgpack)
     try:
         top = nav.entries(0)
         if top is None:
@@ -164,8 +174,6 @@ def _shim_bytes(nav: _Nav, sub: Reader, ctx: InspectContext, label: str) -> None
     """PyTorch/HF/TorchScript/MXNet shims ``srsly.msgpack_loads`` their bytes from byte 0: when the bytes are one
     msgpack map, end to end, they are judged as msgpack whatever else a sniffer might see in them (a torch.save
     zip's end record near their end); anything else (TensorFlowShim's HDF5) is detected as the file it is."""
-    from .msgpack_file import MSGPACK
-
     whole = False
     first = sub.read(0, 1)
     if first and (0x80 <= first[0] <= 0x8F or first[0] in (0xDE, 0xDF)):
@@ -178,7 +186,7 @@ def _shim_bytes(nav: _Nav, sub: Reader, ctx: InspectContext, label: str) -> None
         return
     child = ctx.child(label)
     if child is not None:
-        run_inspector(MSGPACK, sub, child)
+        run_inspector(nav.msgpack, sub, child)
 
 
 def _bin(nav: _Nav, pos: int) -> Blob | None:

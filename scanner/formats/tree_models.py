@@ -17,7 +17,7 @@ import struct
 from ..io.reader import Reader
 from .data_files import is_text
 from .interface import FormatHandler, InspectContext
-from .msgpack_file import _Buf
+from .msgpack_walk import _Buf
 
 MAX_UBJ_DEPTH = 128
 MAX_KEY = 1 << 16

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from scanner.findings import Coverage, Severity
-from scanner.formats.msgpack_file import MAX_DEPTH, Walker, _Buf
+from scanner.formats.msgpack_walk import MAX_DEPTH, Walker, _Buf
 from scanner.io.reader import BytesReader
 from tests.harness import fixture, inspect_bytes, rule_ids
 
