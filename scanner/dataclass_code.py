@@ -3,7 +3,7 @@
 ``@dataclass`` builds ``__init__``, ``__repr__``, ``__eq__`` … of every class as source text and compiles it
 while the module imports. A local ``scan`` imports ~95 dataclasses, ~380 such texts: about a fifth of the
 whole process's instructions went to compiling them (issue #13). The texts are the same at every run, so
-their compiled form is kept in one file under the cache folder, addressed by each text's SHA-256. ``dataclasses`` is given an ``exec`` that does
+their compiled form is kept in a file under the cache folder (one per scanner version and command), addressed by each text's SHA-256. ``dataclasses`` is given an ``exec`` that does
 what the builtin does with these texts (each defines one function, ``__create_fn__``) without executing
 anything: it builds that function from the kept code object, or from a fresh compile for a text not seen yet.
 
@@ -150,8 +150,22 @@ def cached_exec(cache: CodeCache) -> Any:
     return exec_
 
 
-def default_path() -> Path:
-    return modelward_cache_home() / "code" / f"dataclasses-{sys.implementation.cache_tag}.bin"
+def _word(text: str) -> str:
+    """``text`` when it is a plain word fit for a file name, else ``main``."""
+    plain = text.replace("-", "").replace("_", "").replace(".", "")
+    return text if 0 < len(text) <= 32 and plain.isascii() and plain.isalnum() else "main"
+
+
+def default_path(argv: list[str] | None = None) -> Path:
+    """One file per scanner version and command (the first word of ``argv`` that is not an option, as the CLI
+    names it): a ``scan`` reads the ~360 texts scans use, not every command's texts of every version that ran on
+    this machine (one shared file had grown to ~0.8 MB, read and MACed whole at every start: issue #13)."""
+    from . import __version__
+
+    args = sys.argv[1:] if argv is None else argv
+    command = _word(next((a for a in args if not a.startswith("-")), "main"))
+    name = f"dataclasses-{sys.implementation.cache_tag}-{_word(__version__)}-{command}.bin"
+    return modelward_cache_home() / "code" / name
 
 
 def install(path: Path | None = None) -> CodeCache | None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+import scanner
 from scanner import dataclass_code
 
 MODELWARD = str(Path(sys.executable).with_name("modelward"))
@@ -192,13 +193,15 @@ def test_the_console_script_keeps_the_cache_and_a_library_import_does_not(tmp_pa
     sample.write_bytes(b"\x80\x04K\x01.")
     first = subprocess.run([MODELWARD, "scan", "-q", str(sample)], env=env, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
-    saved = tmp_path / "cache" / "modelward" / "code" / f"dataclasses-{sys.implementation.cache_tag}.bin"
+    folder = tmp_path / "cache" / "modelward" / "code"
+    saved = folder / f"dataclasses-{sys.implementation.cache_tag}-{scanner.__version__}-scan.bin"
     assert saved.is_file()
     before = saved.stat()
     second = subprocess.run([MODELWARD, "scan", "-q", str(sample)], env=env, capture_output=True, text=True)
     assert second.returncode == 0 and second.stdout == first.stdout
     after = saved.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # nothing new to compile
+    assert [p.name for p in folder.iterdir()] == [saved.name]  # the scan command's own file, nothing else
 
     probe = "import dataclasses, scanner.cli; print('exec' in vars(dataclasses))"
     lib = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
@@ -220,3 +223,22 @@ def test_a_file_past_its_cap_keeps_only_this_runs_texts(
     again = dataclass_code.CodeCache(key_env, first._key)
     again.load()
     assert set(again.entries) == first.used
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["scan", "-q", "m.pkl"], "scan"),
+        (["--no-color", "audit", "run", "x"], "audit"),
+        (["-V"], "main"),
+        ([], "main"),
+        (["../../etc/x"], "main"),  # never a path: a file name of plain words only
+        (["a" * 40], "main"),
+        (["sc\u0430n"], "main"),  # not ASCII
+    ],
+)
+def test_each_command_keeps_its_own_file(argv: list[str], command: str) -> None:
+    """A one-file scan reads the texts scans use, not the union over every command and version (issue #13)."""
+    path = dataclass_code.default_path(argv)
+    assert path.name == f"dataclasses-{sys.implementation.cache_tag}-{scanner.__version__}-{command}.bin"
+    assert path.parent == dataclass_code.modelward_cache_home() / "code"

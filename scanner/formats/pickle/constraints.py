@@ -12,7 +12,9 @@ Other constraint kinds are enforced by gadgets.yaml argument rules.
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
+from typing import Any
 
 from ...rules import RuleDatabaseError, load_rule_file
 
@@ -22,12 +24,36 @@ ENFORCED = ("data-only", "newobj-only")  # strictest first
 
 @functools.lru_cache(maxsize=4)
 def load_constraints(root: Path) -> dict[str, tuple[str, str]]:
-    """'module:name' -> (constraint, why) for entries the walker can check; the strictest wins."""
-    out: dict[str, tuple[str, str]] = {}
+    """'module:name' -> (constraint, why) for entries the walker can check; the strictest wins. The built table
+    is kept between runs (``table_cache``: addressed by every file's bytes and this code, MACed)."""
     folder = root / AUDIT_DIR
     if not folder.is_dir():
-        return out
-    for path in sorted(folder.glob("*.yaml")):
+        return {}
+    from .table_cache import cached_table
+
+    try:  # sorted(folder.glob("*.yaml")) without compiling a glob pattern at every start (issue #13)
+        files = [folder / n for n in sorted(os.listdir(folder)) if n.endswith(".yaml")]
+    except OSError as exc:
+        raise RuleDatabaseError(f"{folder}: cannot list: {exc.strerror}") from None
+    return cached_table("constraints", files, lambda: _build(files), _encode, _decode, (__file__,))
+
+
+def _encode(table: dict[str, tuple[str, str]]) -> Any:
+    """JSON data of a built table (each distinct (constraint, why) once); ``_decode`` gives an equal table back."""
+    values: dict[tuple[str, str], int] = {}
+    rows = [[g, values.setdefault(v, len(values))] for g, v in table.items()]
+    return [[list(v) for v in values], rows]
+
+
+def _decode(data: Any) -> dict[str, tuple[str, str]]:
+    values, rows = data
+    pairs = [(kind, why) for kind, why in values]
+    return {g: pairs[i] for g, i in rows}
+
+
+def _build(files: list[Path]) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    for path in files:
         doc = load_rule_file(path) or {}
         for group in doc.get("groups") or () if isinstance(doc, dict) else ():
             if not isinstance(group, dict):

@@ -10,8 +10,9 @@ format is documented in its header.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from ...rules import RuleDatabaseError, load_rule_file
 
@@ -127,10 +128,55 @@ def _build_calls(raw: object, where: str) -> tuple[int | str, int | str | None, 
 
 @functools.lru_cache(maxsize=4)
 def load_gadgets(root: Path) -> dict[str, Gadget]:
-    """The gadget table of one rule database root (empty when the file is absent)."""
+    """The gadget table of one rule database root (empty when the file is absent); the built table is kept
+    between runs (``table_cache``: addressed by the file's bytes and this code, MACed)."""
     path = root / FILE
     if not path.is_file():
         return {}
+    from .table_cache import cached_table
+
+    return cached_table("gadgets", [path], lambda: _build(path), _encode, _decode, (__file__,))
+
+
+def _encode(table: dict[str, Gadget]) -> Any:
+    """JSON data of a built table (each distinct argument rule once); ``_decode`` gives an equal table back."""
+    rules: dict[ArgRule, int] = {}
+    gadgets = []
+    for key, g in table.items():
+        args = [[pos, rules.setdefault(r, len(rules))] for pos, r in g.args]
+        rt = sorted(g.result_to) if g.result_to is not None else None
+        bc = list(g.build_calls) if g.build_calls is not None else None
+        gadgets.append([key, g.path, g.why, args, rt, bc])
+    rows = [
+        [
+            {"s": sorted(v)} if type(v) is frozenset else v
+            for v in (getattr(r, f.name) for f in fields(ArgRule))
+        ]
+        for r in rules
+    ]
+    return [rows, gadgets]
+
+
+def _field(v: Any) -> Any:
+    return frozenset(v["s"]) if type(v) is dict else v
+
+
+def _decode(data: Any) -> dict[str, Gadget]:
+    rows, gadgets = data
+    rules = [ArgRule(*map(_field, row)) for row in rows]
+    return {
+        key: Gadget(
+            path,
+            why,
+            tuple((pos, rules[i]) for pos, i in args),
+            frozenset(rt) if rt is not None else None,
+            tuple(bc) if bc is not None else None,  # type: ignore[arg-type]
+        )
+        for key, path, why, args, rt, bc in gadgets
+    }
+
+
+def _build(path: Path) -> dict[str, Gadget]:
     doc = load_rule_file(path) or {}
     table = doc.get("callables") if isinstance(doc, dict) else None
     if not isinstance(table, dict):
