@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..findings import Coverage, FileResult, Severity
-from ..formats.carrier_code import RISKY_REQUIREMENT
-from ..formats.tensorflow.tf_savedmodel import check_checkpoint_shards
 from ..io.reader import ReaderError
 from ..limits import Limits
 from ..rules import RuleDB
@@ -1359,11 +1357,11 @@ def _folder_py(repo: _Repo, folder: str) -> list[str]:
 def _check_torchserve_folders(repo: _Repo) -> None:
     """A TorchServe model folder (torch-model-archiver --archive-format no-archive): the server puts the folder
     first on sys.path and imports the handler and model file; every .py of it is importable, so all are code."""
-    from ..formats.torchserve_mar import BUILTIN_HANDLERS
-
     for path in sorted(
         p for p in repo.arts if p == TORCHSERVE_MANIFEST or p.endswith("/" + TORCHSERVE_MANIFEST)
     ):
+        from ..formats.torchserve_mar import BUILTIN_HANDLERS
+
         folder = path[: -len(TORCHSERVE_MANIFEST)].rstrip("/")
         code = _folder_py(repo, folder)
         _mark_loaded(repo, code, TORCHSERVE_LOADER, "model folder", path)
@@ -1743,7 +1741,6 @@ def _check_chat_templates(repo: _Repo, path: str, value: Any) -> None:
 
 
 def _check_misc(repo: _Repo) -> None:
-    from ..formats.code_files import parse_lfs_pointer, shell_dangers
     from .results import digest_owners, format_lookup
 
     # formats and digests asked of the results, not every result loaded (a ResultTable keeps them on disk)
@@ -1752,6 +1749,8 @@ def _check_misc(repo: _Repo) -> None:
     for path in sorted(repo.arts):
         fmt = format_of(path)
         if _SCRIPT_NAMES.search(path) and fmt in ("text", "unknown", None):
+            from ..formats.code_files import shell_dangers
+
             data = repo.read(path, 4 << 20) or b""
             dangers = shell_dangers(data.decode("utf-8", "replace"))
             repo.add(
@@ -1766,6 +1765,8 @@ def _check_misc(repo: _Repo) -> None:
             lines = [
                 ln.strip() for ln in req_text.splitlines() if ln.strip() and not ln.strip().startswith("#")
             ]
+            from ..formats.carrier_code import RISKY_REQUIREMENT
+
             risky = [ln[:200] for ln in lines if RISKY_REQUIREMENT.search(ln)]
             repo.add(
                 path,
@@ -1776,6 +1777,8 @@ def _check_misc(repo: _Repo) -> None:
                 evidence={"entries": [ln[:100] for ln in lines[:30]], "risky": risky[:10]},
             )
         elif fmt == "lfs-pointer":
+            from ..formats.code_files import parse_lfs_pointer
+
             fr = repo.results[path]
             if by_sha is None:
                 by_sha = {sha: p for p, sha, f in digest_owners(repo.results) if sha and f != "lfs-pointer"}
@@ -1804,4 +1807,17 @@ def check_hf_repo(
     return repo.extra
 
 
-REPO_CHECKS = [check_hf_repo, check_checkpoint_shards]
+_TF_SHARD_SUFFIX = re.compile(r"\.data-\d{5}-of-\d{5}$")
+
+
+def check_tf_checkpoint_shards(snapshot, results, rules, limits):  # type: ignore[no-untyped-def]
+    """TensorFlow checkpoint shards beside their index (``tf_savedmodel.check_checkpoint_shards``), importing
+    the TensorFlow module only for a snapshot that holds a shard (issue #13: a one-file scan never does)."""
+    if not any(_TF_SHARD_SUFFIX.search(a.path) for a in snapshot.artifacts):
+        return []
+    from ..formats.tensorflow.tf_savedmodel import check_checkpoint_shards
+
+    return check_checkpoint_shards(snapshot, results, rules, limits)
+
+
+REPO_CHECKS = [check_hf_repo, check_tf_checkpoint_shards]

@@ -7,7 +7,7 @@ rules hold for them exactly as for a REDUCE or BUILD, never a copy of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ...io.reader import BytesReader
@@ -31,7 +31,9 @@ class CallJudge:
     Glob's ImportRec. Raises the walker's LimitHit when the byte budget runs out.
     """
 
-    def __init__(self, gadgets: dict[str, Gadget], limits: Limits, out_of_time: Callable[[], bool]) -> None:
+    def __init__(
+        self, gadgets: Mapping[str, Gadget], limits: Limits, out_of_time: Callable[[], bool]
+    ) -> None:
         self.gadgets = gadgets
         self._m = Machine(
             Cursor(BytesReader(b"", "<calls>")),

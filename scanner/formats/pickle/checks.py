@@ -10,7 +10,7 @@ check blocks anything no profile lists; the denylist only raises severity.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ class CheckContext:
 
     ctx: InspectContext
     classifier: Classifier
-    constraints: dict[str, tuple[str, str]]  # 'module:name' -> (kind, why): audited usage shapes
+    constraints: Mapping[str, tuple[str, str]]  # 'module:name' -> (kind, why): audited usage shapes
     budget: Budget
     # analyze a pickle found inside this one (bytes, offset, how found); None: nested payloads are not followed
     analyze_nested: Callable[[bytes, int, str, frozenset[str] | None], None] | None = None

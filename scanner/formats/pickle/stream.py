@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from ...findings import Finding, Severity
 from ...io.reader import BytesReader, Reader
@@ -32,6 +34,36 @@ log = logging.getLogger(__name__)
 
 #: the plain-unpickler view re-reads literals the primary walk already decoded: every check but nested payloads
 VIEW_CHECKS = [c for c in CHECKS if c is not check_nested_payloads]
+
+
+V = TypeVar("V")
+
+
+class LazyTable(Mapping[str, V]):
+    """A rule table built on its first lookup: a pickle that imports nothing (plain data) never looks up a
+    gadget or constraint, and building the tables is a tenth of a one-file scan (issue #13). A table that
+    cannot be built raises on that first lookup, inside the walk, which fails closed as before."""
+
+    def __init__(self, load: Callable[[Path], dict[str, V]], root: Path) -> None:
+        self._load, self._root = load, root
+        self._table: dict[str, V] | None = None
+
+    def _built(self) -> dict[str, V]:
+        if self._table is None:
+            self._table = self._load(self._root)
+        return self._table
+
+    def __getitem__(self, key: str) -> V:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+    def __bool__(self) -> bool:
+        return True  # ``table or {}`` keeps the lazy table (an empty one behaves as {} anyway)
 
 
 @dataclass
@@ -60,8 +92,8 @@ class _Run:
     classifier: Classifier
     budget: Budget
     nesting: int
-    gadgets: dict[str, Gadget] = field(default_factory=dict)
-    constraints: dict[str, tuple[str, str]] = field(default_factory=dict)
+    gadgets: Mapping[str, Gadget] = field(default_factory=dict)
+    constraints: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
     def checks(self, view: str | None = None) -> CheckContext:
         def nested(data: bytes, offset: int, how: str, allowed: frozenset[str] | None) -> None:
@@ -93,9 +125,9 @@ def analyze_pickle_stream(
     """
     st = ctx.state
     classifier = Classifier(st.rules, st.allowed_profiles, st.extra_allowed_globals)
-    gadgets = load_gadgets(st.rules.root)
+    gadgets = LazyTable(load_gadgets, st.rules.root)
     budget = Budget(ctx.limits.max_pickle_opcodes, ctx.limits.max_pickle_memory)
-    run = _Run(ctx, classifier, budget, 0, gadgets, load_constraints(st.rules.root))
+    run = _Run(ctx, classifier, budget, 0, gadgets, LazyTable(load_constraints, st.rules.root))
     return _analyze(run, reader, start, end, max_pickles)
 
 

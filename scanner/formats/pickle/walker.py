@@ -28,7 +28,7 @@ import functools
 import re
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -499,7 +499,7 @@ class Machine:
         collect_literals: bool = False,
         on_inline_pickle: InlinePickleHook | None = None,
         joblib: bool = True,
-        gadgets: dict[str, Gadget] | None = None,
+        gadgets: Mapping[str, Gadget] | None = None,
         strict_calls: bool = False,
         whole_lists: bool = False,
         fast: bool = True,

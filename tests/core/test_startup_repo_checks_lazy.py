@@ -1,7 +1,7 @@
-"""Start-up costs the registry split (issue #13, seventh pass) cannot remove: the repository checks import
-format handler modules at module level, so a one-pickle scan still loads them although sniffing no longer
-does (``tests/core/test_startup_registry_split.py``). Strict xfail: it fails when the fix lands, and the
-marker goes with it."""
+"""Start-up (issue #13, seventh pass): the repository checks import a format handler module only where a
+repository holds such files (an index, a shard, a TorchServe folder, a script, a requirements file, an LFS
+pointer), so a one-pickle scan loads none of them; sniffing no longer does either
+(``tests/core/test_startup_registry_split.py``)."""
 
 from __future__ import annotations
 
@@ -27,12 +27,6 @@ LOADED_BY_THE_REPOSITORY_CHECKS = (
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="scanner/repo (hf_repo.py, mlflow_model.py, safetensors_index.py) imports format handler modules at "
-    "module level, and _check_torchserve_folders imports torchserve_mar before it finds a TorchServe folder: "
-    "import them where a repository holds such files (sniffing a pickle no longer imports them)",
-)
 def test_a_pickle_scan_imports_no_format_module_for_the_repository_checks(tmp_path: Path) -> None:
     small = tmp_path / "small.pkl"
     small.write_bytes(pickle.dumps({"coef": [0.1, 0.2], "intercept": 0.3}, protocol=4))
