@@ -369,6 +369,23 @@ def _scan_json_literals(chunks: Iterable[bytes], ctx: InspectContext) -> None:
         chunk = nxt
 
 
+# a JSON number, true or false, ending where the value does (a following delimiter or the end of the buffer)
+_JSON_SCALAR = re.compile(
+    rb"(?:-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false)(?=[\s,}\]]|\Z)"
+)
+
+
+def _scalar(lit: bytes) -> int | float | bool | None:
+    """The Python value ``json.loads`` gives a JSON number or boolean literal (None, judged as a container, for
+    a number too long for ``int``: 4,300 digits raise in every reader)."""
+    if len(lit) > 64:
+        return None
+    if lit in (b"true", b"false"):
+        return lit == b"true"
+    text = lit.decode("ascii")
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
 class _LiteralScan:
     def __init__(self, ctx: InspectContext) -> None:
         self.ctx = ctx
@@ -411,8 +428,13 @@ class _LiteralScan:
                             return q if not final else None
                         self._target(self.key, _decode(v.group()))
                         pos = v.end()
+                    elif (n := _JSON_SCALAR.match(buf, colon.end())) is not None:
+                        if not final and n.end() > len(buf) - 256:
+                            return q  # the number may go on past the window
+                        self._target(self.key, _scalar(n.group()))  # hydra imports nothing for a number
+                        pos = n.end()
                     elif self.key == "_target_" or nxt == b"[":
-                        self._target(self.key, None)  # a container or number where a dotted name belongs
+                        self._target(self.key, None)  # a container or null where a dotted name belongs
                 continue
             if not any(x in lit for x in _INTERESTING):
                 continue

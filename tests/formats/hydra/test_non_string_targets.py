@@ -88,13 +88,6 @@ def test_yaml_config_number_target_is_allowed() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a JSON file over MAX_JSON_TREE_BYTES (4 MB: real tokenizer.json files) is judged literal by literal, and "
-    "template_carriers._LiteralScan passes None for any non-string _target_ value (a number and a container alike), "
-    "so a real vocabulary holding the token '_target_' still blocks; it should pass the number it read "
-    "(scanner/analysis/template_carriers.py, code carriers area)",
-)
 def test_big_tokenizer_json_with_target_token_is_allowed() -> None:
     vocab = {f"tok{i:07d}": i for i in range(260_000)}
     vocab["_target_"] = len(vocab)
@@ -102,3 +95,26 @@ def test_big_tokenizer_json_with_target_token_is_allowed() -> None:
     raw = json.dumps(doc).encode()
     assert len(raw) > 4 << 20
     assert not rule_ids(inspect_bytes(raw, "tokenizer.json")) & _BLOCKING
+
+
+def _big(target_json: bytes) -> bytes:
+    """A >4 MB JSON (judged literal by literal) whose '_target_' key holds ``target_json`` verbatim."""
+    vocab = json.dumps({f"tok{i:07d}": i for i in range(260_000)}).encode()
+    raw = b'{"model": {"vocab": ' + vocab + b', "_target_": ' + target_json + b', "x": 1}}'
+    assert len(raw) > 4 << 20
+    return raw
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", [b"260000", b"-3", b"2.5e3", b"true", b"0"])
+def test_big_json_number_target_is_allowed(number: bytes) -> None:
+    assert not rule_ids(inspect_bytes(_big(number), "tokenizer.json")) & _BLOCKING
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "target", [b'"os.system"', b"null", b'["os.system"]', b'{"a": 1}', b"1" * 5000, b"12x"]
+)
+def test_big_json_non_number_target_still_blocks(target: bytes) -> None:
+    # a 5,000-digit number or "12x" is not JSON any reader loads: JSON-INVALID (high) blocks it
+    assert rule_ids(inspect_bytes(_big(target), "config.json")) & (_BLOCKING | {"JSON-INVALID"})
