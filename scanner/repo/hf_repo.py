@@ -948,14 +948,10 @@ def _check_peft_auto_mapping(repo: _Repo, path: str, mapping: Any) -> None:
     parent = mapping.get("parent_library")
     if not isinstance(parent, str) or parent.split(".")[0] in _PEFT_PARENTS:
         return
-    hits = _import_chain(repo, posixpath.dirname(path), parent)
+    hits = _import_module_of_folder(
+        repo, path, parent, "peft AutoPeftModel (import_module)", "auto_mapping.parent_library"
+    )
     hit = hits[0] if hits else None
-    for h in hits:  # importable when the model folder is the working directory (sys.path[0] == "")
-        files, _missing = _follow_imports(repo, h)
-        files = _absolute_imports(
-            repo, files, list(dict.fromkeys([posixpath.dirname(path), ""])), "absolute imports"
-        )
-        _mark_loaded(repo, files, "peft AutoPeftModel (import_module)", "auto_mapping.parent_library", path)
     repo.add(
         path,
         "HF-REMOTE-CODE",
@@ -970,6 +966,21 @@ def _check_peft_auto_mapping(repo: _Repo, path: str, mapping: Any) -> None:
     )
 
 
+def _import_module_of_folder(repo: _Repo, path: str, module: str, loader: str, key: str) -> list[str]:
+    """``importlib.import_module(module)`` named by ``key`` of ``path``: the repository files of its package
+    chain (importable when the model folder is the working directory, ``sys.path[0] == ""``) and what they
+    import are code ``loader`` runs. Returns the chain's files."""
+    hits = _import_chain(repo, posixpath.dirname(path), module)
+    files: list[str] = []
+    for h in hits:
+        files.extend(f for f in _follow_imports(repo, h)[0] if f not in files)
+    files = _absolute_imports(
+        repo, files, list(dict.fromkeys([posixpath.dirname(path), ""])), "absolute imports"
+    )
+    _mark_loaded(repo, files, loader, key, path)
+    return hits
+
+
 def _check_peft_megatron(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
     """LoRA's dispatch_megatron: with a true ``megatron_config``, peft imports the module named by
     ``megatron_core`` (importlib.import_module) and reads ``tensor_parallel`` from it. peft 0.13 imported any name
@@ -982,14 +993,9 @@ def _check_peft_megatron(repo: _Repo, path: str, cfg: dict[str, Any]) -> None:
         return
     hits: list[str] = []
     if isinstance(core, str) and re.fullmatch(r"[A-Za-z_][\w.]*", core):
-        hits = _import_chain(repo, posixpath.dirname(path), core)
-        files: list[str] = []
-        for h in hits:
-            files.extend(f for f in _follow_imports(repo, h)[0] if f not in files)
-        files = _absolute_imports(
-            repo, files, list(dict.fromkeys([posixpath.dirname(path), ""])), "absolute imports"
+        hits = _import_module_of_folder(
+            repo, path, core, "peft LoRA (import_module of megatron_core)", "megatron_core"
         )
-        _mark_loaded(repo, files, "peft LoRA (import_module of megatron_core)", "megatron_core", path)
     repo.add(
         path,
         "HF-REMOTE-CODE",
