@@ -230,7 +230,7 @@ def _stop_between_files_on_sigint(scan: ScanOptions) -> Callable[[], None]:
     return restore
 
 
-def _db_failure(db_path: Path, exc: Exception) -> typer.Exit:
+def _db_failure(db_path: Path, exc: Exception) -> SystemExit:
     """An inventory that opened but then failed: corrupt pages, a lock held past the wait, a full disk."""
     from .audit.inventory import BUSY_SECONDS
 

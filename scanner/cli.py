@@ -9,17 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 
 from . import __version__
+from .cli_help import PlainHelpGroup
 from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     EXIT_BLOCKED,
     EXIT_ERROR,
     EXIT_OK,
     OutputFormat,
-    PlainHelpGroup,
     emit,
     emit_with,
     err_console,
@@ -34,10 +33,6 @@ from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
     source_options,
     use_color,
 )
-
-if TYPE_CHECKING:
-    from .findings import ScanReport
-    from .report.view import ReportView
 
 # Commands import what they run, inside their bodies: `--help`, `--version` and every other command start
 # without the engine, the format handlers, the rule database or pydantic (issue #13, tests/core/test_startup.py).
@@ -146,86 +141,36 @@ def scan(
     ),
 ) -> None:
     """Scan model files and folders; exit 0 allowed, 1 blocked, 2 could not complete."""
-    from .audit.judge import ScanFiles
-    from .cache import ResultCache
-    from .parallel import default_workers, executor_for
-    from .pipeline import new_report, scan_targets
-    from .policy.scan_settings import compile_scan_settings
-    from .progress import file_progress
-    from .report import write_view
-    from .rules import RuleDatabaseError, get_rule_db
-    from .settings import ScanOptions
+    from .scan_command import run_scan
 
-    pol = open_policy(policy)
-    for p in [*key, *chain, *([signature] if signature else [])]:
-        if not p.is_file():
-            raise fail(f"{p}: no such file")
-    opts = ScanOptions(
-        compute_sha256=not no_hash,
-        scoped=compile_scan_settings(pol),
-        signature=str(signature) if signature else None,
-        signature_keys=[str(k) for k in key],
-        signature_chains=[str(c) for c in chain],
-        signature_identities=keyless_flags(identity, identity_regex, issuer, trust_config),
-        selection=selection_flags(include, exclude, ignore_file),
-        cache=ResultCache() if cache else None,
-        source_options=source_options(
-            **registry_login(username, password_stdin),
-            insecure=insecure,
-            allow_http=allow_http,
-            platform=platform,
-            artifact_type=artifact_type,
-        ),
+    run_scan(
+        targets=targets,
+        format=format,
+        output=output,
+        no_hash=no_hash,
+        policy=policy,
+        signature=signature,
+        key=key,
+        chain=chain,
+        cache=cache,
+        workers=workers,
+        insecure=insecure,
+        allow_http=allow_http,
+        platform=platform,
+        artifact_type=artifact_type,
+        identity=identity,
+        identity_regex=identity_regex,
+        issuer=issuer,
+        trust_config=trust_config,
+        username=username,
+        password_stdin=password_stdin,
+        include=include,
+        exclude=exclude,
+        ignore_file=ignore_file,
+        export_known_bad=export_known_bad,
+        quiet=quiet,
+        only_findings=only_findings,
     )
-    try:
-        rules = get_rule_db(opts.rules_root)
-        # files kept in memory, or past ScanFiles' threshold each judged on its own into an on-disk store
-        files = ScanFiles(new_report(targets, rules), pol, rules)
-    except RuleDatabaseError as exc:
-        raise fail(f"rule database: {exc}") from None
-    with files:
-        try:
-            with file_progress(opts):
-                report = scan_targets(targets, opts, executor_for(workers or default_workers()), files.add)
-        except RuleDatabaseError as exc:
-            raise fail(f"rule database: {exc}") from None
-        view = files.finish(report)  # report.verdict set
-        if report.errors and not view.totals.files:  # nothing was judged: an error, not a verdict
-            for e in report.errors:
-                err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
-            raise typer.Exit(EXIT_ERROR)
-        color = use_color(output, format)
-        emit_with(  # written as it is rendered: the report's text is never all in memory
-            lambda out: write_view(
-                view, format.value, out, color=color, only_findings=only_findings, quiet=quiet
-            ),
-            output,
-        )
-        if export_known_bad is not None:
-            emit(known_bad_records(_blocked(report, view)), export_known_bad)
-    assert report.verdict is not None
-    if output is not None and format is not OutputFormat.console and not report.errors:
-        err_console.print(f"verdict: {report.verdict.decision.value} — report written to {output}")
-    for e in report.errors:
-        err_console.print(f"[bold red]error:[/] {escape(e)}", soft_wrap=True)
-    raise typer.Exit(exit_code_for(report))
-
-
-def _blocked(report: ScanReport, view: ReportView) -> ScanReport:
-    """``report`` as ``known_bad_records`` reads it: its blocked files (from memory or the store) only."""
-    from dataclasses import replace
-
-    from .findings import Decision, Verdict
-
-    if report.files or report.verdict is None:
-        return report
-    blocked = [fr for fr, d in view.files() if d is Decision.BLOCK and fr.sha256]
-    verdict = Verdict(
-        decision=report.verdict.decision,
-        policy=report.verdict.policy,
-        file_decisions={fr.path: Decision.BLOCK for fr in blocked},
-    )
-    return replace(report, files=blocked, verdict=verdict)
 
 
 @_app.command()

@@ -8,10 +8,7 @@ import stat
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, get_args
-
-import typer
-import typer.core
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .findings import Decision, ScanReport
 
@@ -59,74 +56,6 @@ class _ErrConsole:
 err_console: Console = _ErrConsole()  # type: ignore[assignment]
 
 
-class PlainHelpGroup(typer.core.TyperGroup):
-    """The root command group; it replaces typer's Python-type metavars (``<str>``, ``<list[Path]>``,
-    ``<int range>``) with words (``<text>``, ``<path>``, ``<N>``) in every command's help (issue #13)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        _plain_metavars(self)
-
-
-_NAMED = {  # a better word than the type's, by parameter name, wherever the option appears
-    "include": "<glob>",
-    "exclude": "<glob>",
-    "policy": "<name|file>",
-    "upgrade": "<name>",
-    "revision": "<rev>",
-    "platform": "<os/arch>",
-    "artifact_type": "<type>",
-    "dask": "<address>",
-    "username": "<user>",
-    "identity": "<identity>",
-    "identity_regex": "<regex>",
-    "issuer": "<url>",
-    "hash_name": "<algorithm>",
-    "min_severity": "<severity>",
-}
-
-
-def _type_word(param: Any) -> str | None:
-    """A word for the parameter's type: click's type by class name, or typer 0.29's type descriptor."""
-    desc = getattr(param, "type_descriptor", None)
-    if desc is not None:
-        if desc.is_choice:
-            return None
-        inner = (
-            get_args(desc.annotation)[0] if desc.is_list and get_args(desc.annotation) else desc.annotation
-        )
-        if desc.is_path or inner is Path:
-            return "<path>"
-        return {str: "<text>", int: "<N>", float: "<number>"}.get(inner)
-    kind = type(getattr(param, "type", None)).__name__
-    if kind.endswith(("Path", "File")):
-        return "<path>"
-    if kind in ("IntParamType", "IntRange"):
-        return "<N>"
-    if kind in ("FloatParamType", "FloatRange"):
-        return "<number>"
-    if kind in ("StringParamType", "UnprocessedParamType"):
-        return "<text>"
-    return None  # choices list their values; flags and booleans show no metavar
-
-
-def _plain_metavars(command: Any) -> None:
-    for param in getattr(command, "params", []):
-        if getattr(param, "is_flag", False) or getattr(param, "count", False):
-            continue
-        if param.param_type_name == "argument":  # the name says it; a type after it says nothing
-            param.metavar = param.metavar or (param.name or "value").upper()
-            param.display_type_rich = lambda ctx: None
-            continue
-        if param.metavar is not None:
-            continue
-        word = _NAMED.get(param.name or "") or _type_word(param)
-        if word is not None:
-            param.metavar = word
-    for sub in getattr(command, "commands", {}).values():
-        _plain_metavars(sub)
-
-
 class OutputFormat(str, Enum):
     console = "console"
     json = "json"
@@ -136,10 +65,11 @@ class OutputFormat(str, Enum):
     cyclonedx = "cyclonedx"
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> typer.Exit:
-    """Print one clear line and return the Exit to raise."""
+def fail(message: str, code: int = EXIT_ERROR) -> SystemExit:
+    """Print one clear line and return the exit to raise (``SystemExit``: click lets it through with its code, and
+    the scan command's typer-free path needs no typer to end, see ``scan_argv``)."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
+    return SystemExit(code)
 
 
 def emit(text: str, output: Path | None) -> None:

@@ -48,18 +48,18 @@ ROWS: tuple[Row, ...] = (
     Row("native-binary", ".code_files", "NATIVE_BINARY", "native", claims=(".so", ".dll", ".dylib", ".pyd", ".exe"), can_carry_code=True, gate=g.native_binary),
     Row("lfs-pointer", ".code_files", "LFS_POINTER", "lfs-pointer", gate=g.lfs_pointer),  # tiny text that would otherwise read as "text"
     # zip layouts with a known loader: before the generic zip
-    Row("torch-export-pt2", ".torch.pt2_archive", "TORCH_EXPORT_PT2", "pt2", claims=(".pt2",), can_carry_code=True, gate=g.looks_like_zip),
-    Row("torch-package", ".torch.torch_package", "TORCH_PACKAGE", "pickle", claims=(".pt", ".package"), can_carry_code=True, gate=g.looks_like_zip),
-    Row("torchserve-mar", ".torchserve_mar", "TORCHSERVE_MAR", "torchserve", claims=(".mar",), can_carry_code=True, gate=g.looks_like_zip),
+    Row("torch-export-pt2", ".torch.pt2_archive", "TORCH_EXPORT_PT2", "pt2", claims=(".pt2",), can_carry_code=True, gate=g.pt2_layout),
+    Row("torch-package", ".torch.torch_package", "TORCH_PACKAGE", "pickle", claims=(".pt", ".package"), can_carry_code=True, gate=g.torch_package_layout),
+    Row("torchserve-mar", ".torchserve_mar", "TORCHSERVE_MAR", "torchserve", claims=(".mar",), can_carry_code=True, gate=g.torchserve_layout),
     # a TorchScript zip is also a PyTorch zip
-    Row("torchscript", ".torch.torchscript", "TORCHSCRIPT", "pickle", claims=(".ptl", ".torchscript"), can_carry_code=True, gate=g.looks_like_zip),
+    Row("torchscript", ".torch.torchscript", "TORCHSCRIPT", "pickle", claims=(".ptl", ".torchscript"), can_carry_code=True, gate=g.torchscript_layout),
     Row("gguf", ".gguf_file", "GGUF", "gguf", claims=(".gguf",), gate=g.gguf),
     Row("keras-h5", ".keras.keras_h5", "KERAS_H5", "keras", claims=(".h5", ".hdf5", ".keras"), can_carry_code=True, gate=g.keras_h5, exact=True),  # also behind a user block
-    Row("keras-zip", ".keras.keras_zip", "KERAS_ZIP", "keras", claims=(".keras",), can_carry_code=True, gate=g.looks_like_zip),
+    Row("keras-zip", ".keras.keras_zip", "KERAS_ZIP", "keras", claims=(".keras",), can_carry_code=True, gate=g.keras_zip_layout),
     # a zip with schema.json: before npz (it holds .npy members) and the generic zip
-    Row("skops", ".skops_file", "SKOPS", "skops", claims=(".skops",), can_carry_code=True, gate=g.looks_like_zip),
+    Row("skops", ".skops_file", "SKOPS", "skops", claims=(".skops",), can_carry_code=True, gate=g.skops_layout),
     Row("numpy-npy", ".numpy_npy", "NUMPY_NPY", "numpy", claims=(".npy",), can_carry_code=True, gate=g.npy),
-    Row("numpy-npz", ".numpy_npy", "NUMPY_NPZ", "numpy", claims=(".npz",), can_carry_code=True, gate=g.looks_like_zip),  # npz is a zip
+    Row("numpy-npz", ".numpy_npy", "NUMPY_NPZ", "numpy", claims=(".npz",), can_carry_code=True, gate=g.npz_layout),  # npz is a zip
     Row("pytorch-zip", ".torch.torch_zip", "PYTORCH_ZIP", "pickle", claims=(".pt", ".pth", ".bin", ".ckpt"), can_carry_code=True, gate=g.looks_like_zip),
     Row("7z-archive", ".sevenzip", "SEVENZIP_ARCHIVE", "archive", claims=(".7z",), gate=g.sevenzip),
     Row("bzip2", ".compressed", "BZIP2", "compressed", claims=(".bz2", ".tbz2", ".tbz"), gate=g.bzip2),
@@ -97,17 +97,17 @@ ROWS: tuple[Row, ...] = (
     Row("coreml-weights", ".coreml_file", "COREML_WEIGHTS", "coreml", claims=(".bin",), gate=g.coreml_weights),
     # a pickle may be any bytes: after every format with a magic number
     Row("pickle", ".pickle.handler", "PICKLE", "pickle", claims=(".pkl", ".pickle", ".pck", ".pcl", ".dill", ".joblib", ".pt", ".pth", ".ckpt", ".sav"), can_carry_code=True),
-    Row("catboost", ".tree_models", "CATBOOST", "catboost", claims=(".cbm",)),
-    Row("executorch-pte", ".torch.pt2_archive", "EXECUTORCH_PTE", "executorch", claims=(".pte",)),
-    Row("xgboost-binary", ".tree_models", "XGBOOST_BINARY", "xgboost", claims=(".bin",)),
-    Row("xgboost-ubjson", ".tree_models", "XGBOOST_UBJSON", "xgboost", claims=(".ubj", ".bin")),
-    Row("msgpack", ".msgpack_file", "MSGPACK", "msgpack", claims=(".msgpack", "lookups.bin")),
-    Row("lightgbm-text", ".tree_models", "LIGHTGBM_TEXT", "text"),  # text formats, most specific first
-    Row("notebook", ".code_files", "NOTEBOOK", "notebook", claims=(".ipynb",), can_carry_code=True),
+    Row("catboost", ".tree_models", "CATBOOST", "catboost", claims=(".cbm",), gate=g.catboost),
+    Row("executorch-pte", ".torch.pt2_archive", "EXECUTORCH_PTE", "executorch", claims=(".pte",), gate=g.executorch),
+    Row("xgboost-binary", ".tree_models", "XGBOOST_BINARY", "xgboost", claims=(".bin",), gate=g.xgboost_binary),
+    Row("xgboost-ubjson", ".tree_models", "XGBOOST_UBJSON", "xgboost", claims=(".ubj", ".bin"), gate=g.xgboost_ubjson),
+    Row("msgpack", ".msgpack_file", "MSGPACK", "msgpack", claims=(".msgpack", "lookups.bin"), gate=g.msgpack),
+    Row("lightgbm-text", ".tree_models", "LIGHTGBM_TEXT", "text", gate=g.lightgbm_text),  # text formats, most specific first
+    Row("notebook", ".code_files", "NOTEBOOK", "notebook", claims=(".ipynb",), can_carry_code=True, gate=g.notebook),
     Row("image", ".data_files", "IMAGE", "image", claims=(".png", ".jpg", ".jpeg", ".gif", ".webp")),
     Row("json", ".data_files", "JSON", "json", claims=(".json",)),
-    Row("script", ".code_files", "SCRIPT", "script", can_carry_code=True),
-    Row("python-source", ".code_files", "PYTHON_SOURCE", "python", claims=(".py",), can_carry_code=True),
+    Row("script", ".code_files", "SCRIPT", "script", can_carry_code=True, gate=g.script),
+    Row("python-source", ".code_files", "PYTHON_SOURCE", "python", claims=(".py",), can_carry_code=True, gate=g.python_source),
     Row("text", ".data_files", "TEXT", "text", claims=(".txt", ".md")),  # claims any text: last
 )
 # fmt: on

@@ -11,9 +11,11 @@ test, and the constants below against the handler modules' own.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from ..io.reader import Reader
 from .parsers.tar_header import BLOCK, checksum_ok, looks_like_tar_header
+from .zip.listing import list_names
 from .zip.listing import looks_like_zip as looks_like_zip
 
 # looks_like_zip: the first check of every zip-layout sniffer, and the generic zip sniffer itself
@@ -61,6 +63,55 @@ ONNX_MODEL_FIELDS = {
     26: 2,
 }  # onnx_model._MODEL_FIELDS
 TF_PBTXT_TOP_FIELDS = ("saved_model_schema_version", "meta_graphs")  # tensorflow.tf_pbtxt.TOP_FIELDS
+TORCHSERVE_MANIFEST = "MAR-INF/MANIFEST.json"  # torchserve_mar.MANIFEST
+TORCHSCRIPT_PICKLES = ("/constants.pkl", "/bytecode.pkl")  # torchscript._sniff
+KERAS_CONFIG = "config.json"  # keras_zip._sniff
+SKOPS_SCHEMA = "schema.json"  # skops_file.SCHEMA
+CATBOOST_MAGIC = b"CBM1"  # tree_models._CBM_MAGIC
+PYTHON_WORDS = (b"import ", b"from ", b"def ", b"class ", b"#!")  # python_ast._PY_LINE, the shebang
+XGB_PARAM = 136  # tree_models._XGB_PARAM: the legacy binary header before its two name lengths
+
+
+# zip layouts: each sniffer reads the central directory's names after ``looks_like_zip``; the gate asks the same
+# cached listing for a name that sniffer requires (issue #13: a torch checkpoint passed every zip gate and
+# imported the TorchScript, torch.package, TorchServe, torch.export, Keras, skops and npz modules)
+
+
+def _zip_with(head: bytes, reader: Reader, wanted: Callable[[str], bool]) -> bool:
+    return looks_like_zip(head, reader) and any(wanted(n) for n in list_names(reader))
+
+
+def pt2_layout(head: bytes, reader: Reader) -> bool:
+    """torch.export: a ``<root>/archive_format`` record (``pt2_archive._ROOT``)."""
+    return _zip_with(head, reader, lambda n: "/archive_format" in n)
+
+
+def torch_package_layout(head: bytes, reader: Reader) -> bool:
+    """torch.package: a ``<root>/.data/extern_modules`` record (``torch_package._MARKER``)."""
+    return _zip_with(head, reader, lambda n: "/.data/extern_modules" in n)
+
+
+def torchserve_layout(head: bytes, reader: Reader) -> bool:
+    return _zip_with(head, reader, lambda n: n == TORCHSERVE_MANIFEST)
+
+
+def torchscript_layout(head: bytes, reader: Reader) -> bool:
+    """TorchScript: ``<root>/code/…``, ``<root>/constants.pkl`` or ``<root>/bytecode.pkl``."""
+    return _zip_with(head, reader, lambda n: "/code/" in n or n.endswith(TORCHSCRIPT_PICKLES))
+
+
+def keras_zip_layout(head: bytes, reader: Reader) -> bool:
+    """Keras v3: a root ``config.json`` (names cut at NUL, as Python's zipfile reads them)."""
+    return _zip_with(head, reader, lambda n: n.startswith(KERAS_CONFIG))
+
+
+def skops_layout(head: bytes, reader: Reader) -> bool:
+    return _zip_with(head, reader, lambda n: n.startswith(SKOPS_SCHEMA))
+
+
+def npz_layout(head: bytes, reader: Reader) -> bool:
+    """npz: every member a ``.npy`` (so at least one)."""
+    return _zip_with(head, reader, lambda n: n.endswith(".npy"))
 
 
 def tar_layout(head: bytes, reader: Reader) -> bool:
@@ -150,6 +201,55 @@ def sentencepiece(head: bytes, reader: Reader) -> bool:
 def tf_pbtxt(head: bytes, reader: Reader) -> bool:
     """The text SavedModel sniffer takes a file whose first word is one of these fields."""
     return any(f.encode() in head[:4096] for f in TF_PBTXT_TOP_FIELDS)
+
+
+# binary formats sniffed after the pickle one: the first check each sniffer makes
+
+
+def catboost(head: bytes, reader: Reader) -> bool:
+    return head[:4] == CATBOOST_MAGIC
+
+
+def executorch(head: bytes, reader: Reader) -> bool:
+    """A flatbuffer whose file identifier is ``ET`` and two digits (``pt2_archive._PTE``)."""
+    return head[4:6] == b"ET"
+
+
+def xgboost_binary(head: bytes, reader: Reader) -> bool:
+    """The legacy binary model's first name length sits past its fixed parameter block."""
+    return len(head) >= XGB_PARAM + 8
+
+
+def xgboost_ubjson(head: bytes, reader: Reader) -> bool:
+    return head[:1] == b"{"
+
+
+def msgpack(head: bytes, reader: Reader) -> bool:
+    """A map or an array type byte first (fixmap, fixarray, array16/32, map16/32)."""
+    return bool(head) and (0x80 <= head[0] <= 0x9F or head[0] in (0xDC, 0xDD, 0xDE, 0xDF))
+
+
+def lightgbm_text(head: bytes, reader: Reader) -> bool:
+    """LightGBM's text model starts ``tree`` then ``version=v…`` (``tree_models._LGB_HEAD``)."""
+    return head[:4] == b"tree"
+
+
+# code sniffed after the pickle one
+
+
+def notebook(head: bytes, reader: Reader) -> bool:
+    return b'"cells"' in head
+
+
+def script(head: bytes, reader: Reader) -> bool:
+    """A shebang line (``code_files._SHEBANG``)."""
+    return head[:2] == b"#!"
+
+
+def python_source(head: bytes, reader: Reader) -> bool:
+    """A ``.py`` name, a shebang, or a word that starts a statement ``python_ast.looks_like_python`` looks
+    for: the sniffer claims nothing else."""
+    return str(getattr(reader, "name", "")).lower().endswith(".py") or any(w in head for w in PYTHON_WORDS)
 
 
 # protobuf sniffers: the first tag byte each requires

@@ -1,7 +1,7 @@
 """Repository-level checks: rules that need more than one file (auto_map code, shard indexes, LFS pointers).
 
-``REPO_CHECKS`` lists every check, in the order they run, once per snapshot after
-the per-file scan: imported explicitly, so a check that is missing or fails to
+``MODULES`` lists every module of checks, in the order they run, once per snapshot after
+the per-file scan: named explicitly, so a check that is missing or fails to
 import is an error, never a silently skipped check. A check has the signature
 ``fn(snapshot, results_by_path, rules, limits) -> list[FileResult]``: it may
 append findings to existing FileResults and returns any extra results (for
@@ -11,28 +11,52 @@ example a file that config.json names but the repository lacks).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from importlib import import_module
 from typing import cast
 
 from ..findings import Coverage, FileResult
 from ..limits import Limits
 from ..rules import RuleDB
 from ..sources.base import Snapshot
-from . import config_targets, hf_repo, mlflow_model, onnx_external, openvino, safetensors_index
 
 log = logging.getLogger(__name__)
 
 RepoCheck = Callable[[Snapshot, dict[str, FileResult], RuleDB, Limits], list[FileResult]]
 
-
-REPO_CHECKS: tuple[RepoCheck, ...] = (
-    *hf_repo.REPO_CHECKS,
-    *config_targets.REPO_CHECKS,
-    *mlflow_model.REPO_CHECKS,
-    *onnx_external.REPO_CHECKS,
-    *openvino.REPO_CHECKS,
-    *safetensors_index.REPO_CHECKS,
+# Every module defining checks, in the order they run, with a necessary condition on a file's path for its
+# checks to find anything (None: every snapshot). A module is imported only for a snapshot that holds such a
+# file (issue #13: a one-file scan imported every check's module, hydra's target analysis with them).
+MODULES: tuple[tuple[str, Callable[[str], bool] | None], ...] = (
+    ("hf_repo", None),
+    ("config_targets", lambda p: any(s in p.lower() for s in (".json", ".yaml", ".yml"))),  # _NAMES
+    ("mlflow_model", lambda p: p.endswith("MLmodel")),
+    ("onnx_external", None),  # ONNX files are found by content, not by name
+    ("openvino", lambda p: ".xml" in p.lower()),
+    ("safetensors_index", lambda p: ".safetensors.index.json" in p.lower()),  # INDEX_SUFFIX
 )
+
+
+def _checks_of(module: str) -> list[RepoCheck]:
+    return list(import_module(f".{module}", __package__).REPO_CHECKS)
+
+
+def checks_for(paths: Iterable[str]) -> list[RepoCheck]:
+    """The checks that can act on a snapshot holding ``paths``, in order."""
+    paths = list(paths)
+    return [
+        check
+        for module, wanted in MODULES
+        if wanted is None or any(map(wanted, paths))
+        for check in _checks_of(module)
+    ]
+
+
+def __getattr__(name: str) -> tuple[RepoCheck, ...]:
+    """``REPO_CHECKS``: every check of every module (imports them all; tools and tests)."""
+    if name == "REPO_CHECKS":
+        return tuple(check for module, _ in MODULES for check in _checks_of(module))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def inspect_snapshot(
@@ -42,7 +66,7 @@ def inspect_snapshot(
     checks use a dict's ``get``, ``[]``, ``in`` and assignment, and ask it the questions in ``results``)."""
     extra: list[FileResult] = []
     by_path = cast(dict[str, FileResult], results)
-    for check in REPO_CHECKS:
+    for check in checks_for(a.path for a in snapshot.artifacts):
         try:
             extra.extend(check(snapshot, by_path, rules, limits))
         except Exception as exc:  # fail closed: a crashed check is reported, not swallowed

@@ -98,6 +98,20 @@ def test_every_repository_check_is_registered() -> None:
     for mod in pkgutil.iter_modules(repo.__path__, prefix="scanner.repo."):
         defined.extend(getattr(importlib.import_module(mod.name), "REPO_CHECKS", ()))
     assert defined and set(defined) == set(repo.REPO_CHECKS)
+    assert {m for m, _ in repo.MODULES} == {
+        mod.name.rsplit(".", 1)[1]
+        for mod in pkgutil.iter_modules(repo.__path__, prefix="scanner.repo.")
+        if hasattr(importlib.import_module(mod.name), "REPO_CHECKS")
+    }
+
+
+def test_a_repository_check_module_loads_only_for_a_snapshot_with_its_files() -> None:
+    assert repo.checks_for(["model.pt"]) == repo.checks_for([]) != []
+    everything = repo.checks_for(
+        ["a/MLmodel", "b/config.yaml", "c/model.xml", "d/model.safetensors.index.json"]
+    )
+    assert everything == list(repo.REPO_CHECKS)
+    assert len(repo.checks_for(["model.xml"])) == len(repo.checks_for([])) + 1
 
 
 def test_a_crashed_repository_check_is_partial_coverage_and_blocks(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
@@ -106,7 +120,7 @@ def test_a_crashed_repository_check_is_partial_coverage_and_blocks(tmp_path: Pat
     def crashes(*_a: object) -> list[FileResult]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(repo, "REPO_CHECKS", (crashes,))
+    monkeypatch.setattr(repo, "checks_for", lambda paths: [crashes])
     (tmp_path / "model.pkl").write_bytes(pickle.dumps([1], protocol=4))
     pipeline = Pipeline(get_rule_db(), ScanOptions())
     extra = repo.inspect_snapshot(pipeline.resolve(str(tmp_path)), {}, get_rule_db(), ScanOptions().limits)

@@ -168,6 +168,20 @@ def test_gate_constants_are_the_handler_modules_own() -> None:
     assert sniff_gates.COREML_BLOB_VERSION == const("coreml_file", "BLOB_VERSION")
     assert sniff_gates.ONNX_MODEL_FIELDS == const("onnx.onnx_model", "_MODEL_FIELDS")
     assert sniff_gates.TF_PBTXT_TOP_FIELDS == const("tensorflow.tf_pbtxt", "TOP_FIELDS")
+    assert sniff_gates.TORCHSERVE_MANIFEST == const("torchserve_mar", "MANIFEST")
+    assert sniff_gates.SKOPS_SCHEMA == const("skops_file", "SCHEMA")
+    assert sniff_gates.CATBOOST_MAGIC == const("tree_models", "_CBM_MAGIC")
+    assert sniff_gates.XGB_PARAM == const("tree_models", "_XGB_PARAM")
+    assert const("code_files", "_SHEBANG").pattern.startswith(rb"^#!")  # type: ignore[attr-defined]
+    py_line = importlib.import_module("scanner.analysis.python_ast")._PY_LINE.pattern
+    starts = [alt.split(" ")[0] + " " for alt in py_line.removeprefix("^(?:").removesuffix(")").split("|")]
+    assert starts == ["import ", "from ", "def ", "class ", "async "]  # "async def " holds "def "
+    assert all(w.decode() in py_line for w in sniff_gates.PYTHON_WORDS[:-1])
+    assert const("tree_models", "_LGB_HEAD").pattern.startswith(rb"^tree")  # type: ignore[attr-defined]
+    assert const("torch.pt2_archive", "_PTE").pattern == rb"^.{4}ET[0-9]{2}"  # type: ignore[attr-defined]
+    assert sniff_gates.KERAS_CONFIG in const("keras.keras_zip", "KERAS_MEMBERS")  # type: ignore[operator]
+    assert const("torch.pt2_archive", "_ROOT").pattern == r"^([^/]+)/archive_format$"  # type: ignore[attr-defined]
+    assert const("torch.torch_package", "_MARKER").pattern == r"^([^/]+)/\.data/extern_modules$"  # type: ignore[attr-defined]
 
 
 def _gate_misses(readers: list[tuple[str, object]]) -> list[str]:
