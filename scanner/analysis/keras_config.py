@@ -164,6 +164,14 @@ NON_MODELING = {
     "save_model_to_hdf5",
     "load_weights_from_hdf5_group",
     "model_from_saved_model",
+    # tf_keras.backend (allowed as keras.backend.*): process-wide switches and printing, not modelling
+    "manual_variable_initialization",
+    "set_learning_phase",
+    "learning_phase_scope",
+    "reset_uids",
+    "print_tensor",
+    "set_session",
+    "get_session",
 }
 # Canonical dotted paths (see _canon: keras.src.X, tf_keras.X, keras._tf_keras.keras.X are keras.X) whose
 # members are not modelling code: matched against module + "." + name, so a name spelled with dots under a
@@ -250,6 +258,7 @@ TF_DENIED_NAMESPACES = (
     "feature_column",
     "estimator",
     "compat.v1.io",
+    "quantization.experimental",
 )
 TF_DENIED_NAMES = {
     "print",
@@ -268,7 +277,98 @@ TF_DENIED_NAMES = {
     "device",
     "Module",
     "Variable",
+    "load_file_system_library",
+    "rpc_server",
+    "rpc_server_start",
+    "rpc_server_register",
+    "rpc_client",
+    "rpc_call",
+    "xla_custom_call",
+    "xla_custom_call_v2",
+    "xla_call_module",
+    "xla_send",
+    "xla_recv",
+    "d_tensor_restore_v2",
+    "Session",
+    "InteractiveSession",
+    "WholeFileReader",
+    "TFRecordReader",
+    "TextLineReader",
+    "FixedLengthRecordReader",
+    "LMDBReader",
+    "IdentityReader",
+    "quantize_saved_model",
+    "TfRecordRepresentativeDatasetSaver",
+    "fixed_unigram_candidate_sampler",  # reads its vocab_file argument
 }
+# Top-level symbols (tf.X and tf.compat.v1.X, the keys tf_export registers) an op layer may name: tensor functions
+# only. The top level also exports load_file_system_library (tf_keras 2.21 load_model of an .h5 whose TFOpLambda
+# names compat.v1.load_file_system_library with a constant path dlopen()s that library: its constructor ran and
+# the scan allowed it), rpc_server/rpc_client, xla_custom_call, d_tensor_restore_v2, readers, sessions, queues,
+# variables and collections, global switches (disable_eager_execution, set_random_seed) and functions that take
+# callables: none is allowed. Measured from tensorflow 2.21's tf_export table, audited name by name.
+TF_TOP_LEVEL_OPS = frozenset(
+    """
+    abs accumulate_n acos acosh add add_n angle approx_top_k arg_max arg_min argmax argmin argsort as_dtype
+    as_string asin asinh assert_equal assert_greater assert_greater_equal assert_integer assert_less
+    assert_less_equal assert_near assert_negative assert_non_negative assert_non_positive assert_none_equal
+    assert_positive assert_proper_iterable assert_rank assert_rank_at_least assert_rank_in
+    assert_same_float_dtype assert_scalar assert_type atan atan2 atanh batch_gather batch_to_space
+    batch_to_space_nd betainc bincount bitcast boolean_mask broadcast_dynamic_shape broadcast_static_shape
+    broadcast_to cast ceil check_numerics check_pinned cholesky cholesky_solve clip_by_average_norm
+    clip_by_global_norm clip_by_norm clip_by_value complex concat confusion_matrix conj constant
+    constant_initializer conv conv2d_backprop_filter_v2 conv2d_backprop_input_v2 convert_to_tensor
+    convert_to_tensor_or_indexed_slices convert_to_tensor_or_sparse_tensor cos cosh count_nonzero cross
+    cumprod cumsum decode_base64 decode_compressed decode_csv decode_json_example decode_raw depth_to_space
+    dequantize deserialize_many_sparse diag diag_part digamma dimension_at_index dimension_value div
+    div_no_nan divide dynamic_partition dynamic_stitch edit_distance eig eigvals einsum encode_base64
+    ensure_shape equal erf erfc exp expand_dims expm1 extract_image_patches extract_volume_patches eye
+    fake_quant_with_min_max_args fake_quant_with_min_max_args_gradient fake_quant_with_min_max_vars
+    fake_quant_with_min_max_vars_gradient fake_quant_with_min_max_vars_per_channel
+    fake_quant_with_min_max_vars_per_channel_gradient fft fft2d fft3d fftnd fill fingerprint floor floor_div
+    floordiv floormod gather gather_nd get_static_value global_norm glorot_normal_initializer
+    glorot_uniform_initializer greater greater_equal group guarantee_const histogram_fixed_width
+    histogram_fixed_width_bins identity identity_n ifft ifft2d ifft3d ifftnd igamma igammac imag
+    invert_permutation irfftnd is_finite is_inf is_nan is_non_decreasing is_numeric_tensor
+    is_strictly_increasing is_symbolic_tensor is_tensor lbeta less less_equal lgamma lin_space linspace log
+    log1p log_sigmoid logical_and logical_not logical_or logical_xor make_ndarray make_tensor_proto matmul
+    matrix_band_part matrix_determinant matrix_diag matrix_diag_part matrix_inverse matrix_set_diag
+    matrix_solve matrix_solve_ls matrix_square_root matrix_transpose matrix_triangular_solve maximum
+    meshgrid minimum mod multinomial multiply negative no_op norm not_equal one_hot ones ones_initializer
+    ones_like orthogonal_initializer pad parallel_stack parse_example parse_single_example
+    parse_single_sequence_example parse_tensor polygamma pow qr quantize quantize_v2 quantized_concat
+    ragged_fill_empty_rows ragged_fill_empty_rows_grad random_crop random_gamma random_index_shuffle
+    random_normal random_normal_initializer random_poisson random_shuffle random_uniform
+    random_uniform_initializer range rank real realdiv reciprocal reduce_all reduce_any reduce_join
+    reduce_logsumexp reduce_max reduce_mean reduce_min reduce_prod reduce_sum regex_replace repeat
+    required_space_to_batch_paddings reshape reverse reverse_sequence reverse_v2 rfftnd rint roll round
+    rsqrt saturate_cast scalar_mul scatter_nd searchsorted segment_max segment_mean segment_min segment_prod
+    segment_sum self_adjoint_eig self_adjoint_eigvals sequence_mask serialize_many_sparse serialize_sparse
+    serialize_tensor setdiff1d shape shape_n sigmoid sign sin sinh size slice sort space_to_batch
+    space_to_batch_nd space_to_depth sparse_add sparse_concat sparse_fill_empty_rows sparse_mask
+    sparse_matmul sparse_maximum sparse_merge sparse_minimum sparse_reduce_max sparse_reduce_max_sparse
+    sparse_reduce_sum sparse_reduce_sum_sparse sparse_reorder sparse_reset_shape sparse_reshape
+    sparse_retain sparse_segment_mean sparse_segment_sqrt_n sparse_segment_sum sparse_slice sparse_softmax
+    sparse_split sparse_tensor_dense_matmul sparse_tensor_to_dense sparse_to_dense sparse_to_indicator
+    sparse_transpose split sqrt square squared_difference squeeze stack stop_gradient strided_slice
+    string_join string_split string_strip string_to_hash_bucket string_to_hash_bucket_fast
+    string_to_hash_bucket_strong string_to_number substr subtract svd tan tanh tensor_scatter_add
+    tensor_scatter_nd_add tensor_scatter_nd_max tensor_scatter_nd_min tensor_scatter_nd_sub
+    tensor_scatter_nd_update tensor_scatter_sub tensor_scatter_update tensordot tile timestamp to_bfloat16
+    to_complex128 to_complex64 to_double to_float to_int32 to_int64 trace transpose truediv truncated_normal
+    truncated_normal_initializer truncatediv truncatemod tuple type_spec_from_value
+    uniform_unit_scaling_initializer unique unique_with_counts unravel_index unsorted_segment_max
+    unsorted_segment_mean unsorted_segment_min unsorted_segment_prod unsorted_segment_sqrt_n
+    unsorted_segment_sum unstack variance_scaling_initializer verify_tensor_all_finite where where_v2 zeros
+    zeros_initializer zeros_like zeta
+""".split()
+)
+# in the tensor-math namespaces, names that switch process-wide state or are classes (TF's op dispatch, which
+# builds op layers, only wraps functions): random.set_seed, debugging.set_log_device_placement,
+# experimental.numpy.experimental_enable_numpy_behavior, random.set_global_generator, linalg.LinearOperator...
+_TF_STATEFUL_NAME = re.compile(
+    r"^(?:set_|enable_|disable_|experimental_|get_global_)|global_generator$|^seed$|^[A-Z]"
+)
 TF_CLASS_SYMBOLS = {"RaggedTensor", "SparseTensor", "Tensor", "TensorShape", "IndexedSlices"}
 # Classes whose from_config opens files, loads other models or unpickles, matched on every name the object
 # can resolve by (class_name, its last dotted segment, registered_name after ">")
@@ -476,7 +576,7 @@ def _module_issue(out: KerasAnalysis, where: str, module: str, cls: str, reg: An
             class_name=cls[:200],
             registered_name=reg if isinstance(reg, str) else None,
         )
-    else:
+    elif root == "__main__":  # the loading program's own globals: no module is imported
         out.add(
             "KERAS-CUSTOM-OBJECT",
             ref,
@@ -484,6 +584,23 @@ def _module_issue(out: KerasAnalysis, where: str, module: str, cls: str, reg: An
             module=module[:200],
             class_name=cls[:200],
             registered_name=reg if isinstance(reg, str) else None,
+        )
+    else:
+        # The registered name is only a lookup key: when nothing is registered under it, tf_keras (2.21, the
+        # Keras 2 every TF install uses) and Keras < 3.9 import ``module`` and take the attribute, so a file
+        # chooses any installed module by writing any registered_name. tf_keras load_model (safe mode) of a
+        # .keras whose object is tensorflow_hub.keras_layer.KerasLayer "registered as" Custom>KerasLayer loaded
+        # the SavedModel its handle named and ran that model's initializers; the scan only warned.
+        out.add(
+            "KERAS-CUSTOM-OBJECT",
+            ref,
+            f"{where!r} needs custom code {ref} (registered as {reg!r}); tf_keras and Keras < 3.9 import"
+            f" {module[:100]!r} when no such name is registered",
+            severity=Severity.HIGH,
+            module=module[:200],
+            class_name=cls[:200],
+            registered_name=reg if isinstance(reg, str) else None,
+            imported_by="tf_keras, keras<3.9",
         )
 
 
@@ -799,7 +916,12 @@ def _tf_symbol(out: KerasAnalysis, where: str, sym: Any, key: str) -> None:
         or (ns and _under(ns, TF_DENIED_NAMESPACES))
     ):
         _tf_symbol_finding(out, where, sym, key, None)
-    elif name.startswith("_") or (ns and not _under(ns, TF_PURE_NAMESPACES)):
+    elif (
+        name.startswith("_")
+        or (ns and not _under(ns, TF_PURE_NAMESPACES))
+        or (not ns and name not in TF_TOP_LEVEL_OPS)
+        or (ns and ns != "__operators__" and _TF_STATEFUL_NAME.search(name))
+    ):
         _tf_symbol_finding(out, where, sym, key, Severity.HIGH)
 
 
