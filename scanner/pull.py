@@ -19,7 +19,8 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -433,10 +434,65 @@ def _resolve(target: str, opts: PullOptions) -> tuple[Snapshot, HFResolved | Non
     return source_for(t, **opts.source_options).resolve(target), None
 
 
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived during a pull: unwinds it like Ctrl-C, through every cleanup."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """SIGTERM/SIGHUP (a cancelled CI job, a closed terminal, ``timeout``) end a pull through its cleanup.
+
+    Their default action kills the process on the spot: the quarantine with its partly downloaded files, and
+    the folders created for the destination, stayed behind. Here the signal unwinds the pull (its ``finally``
+    discards both), then is delivered again with its default action, so the exit status is still the signal's.
+    Only the main thread can take signals, and a handler someone else installed is left alone.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise _Terminated(signum)
+
+    installed: dict[int, object] = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) == signal.SIG_DFL:
+            installed[sig] = signal.signal(sig, stop)
+
+    def restore() -> None:
+        for sig, handler in installed.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+        installed.clear()
+
+    try:
+        yield
+    except _Terminated as t:
+        restore()
+        os.kill(os.getpid(), t.signum)  # the default action now: the process ends with the signal's status
+        raise SystemExit(128 + t.signum) from None
+    finally:
+        restore()
+
+
 def pull(
     target: str, opts: PullOptions | None = None, *, on_stage: Callable[[str], None] | None = None
 ) -> PullOutcome:
     """Download, verify, scan and install ``target``; raises PullError/SourceError when it cannot complete."""
+    with _terminate_cleanly():
+        return _pull(target, opts, on_stage=on_stage)
+
+
+def _pull(
+    target: str, opts: PullOptions | None = None, *, on_stage: Callable[[str], None] | None = None
+) -> PullOutcome:
     opts = opts or PullOptions()
     rules = get_rule_db(opts.scan.rules_root)
     t0 = time.monotonic()

@@ -27,7 +27,10 @@ OCI blob reads reuse this class: pass the blob URL, the registry token as
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import threading
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 
@@ -74,6 +77,14 @@ class FaultLog:
             self.errors.append(message)
 
 
+def _etag(value: str | None) -> str | None:
+    """An ETag as compared: stripped, without the weak ``W/`` prefix; None when absent or empty."""
+    v = (value or "").strip()
+    if v[:2] in ("W/", "w/"):
+        v = v[2:]
+    return v or None
+
+
 def git_blob_sha1_prefix(size: int) -> bytes:
     return b"blob %d\0" % size
 
@@ -90,6 +101,107 @@ class _Digests:
         self.sha256.update(data)
         self.sha1.update(data)
         self.n += len(data)
+
+
+class ContentWitness:
+    """What every reader of one file saw, shared by them (a source opens a file once per inspector or check).
+
+    A server may answer different bytes to different requests while keeping its ETag. Each reader records the
+    sha256 of any whole pass and a keyed digest of each block it fetched (up to ``MAX_BLOCKS``); a later pass
+    or block of another content, in any reader of the file, is refused as a change instead of one inspector
+    judging one content and another inspector, or the digest, another.
+    """
+
+    MAX_BLOCKS = 2048  # 32 MiB of 16 KiB blocks, at most 32 KB of memory per file
+    __slots__ = ("sha256", "change", "_key", "_indexes", "_digests", "_lock")
+
+    def __init__(self) -> None:
+        self.sha256: str | None = None
+        self.change: str | None = None  # the first disagreement any reader saw
+        self._key = os.urandom(16)  # the server cannot aim at a collision of digests it never sees
+        # block indexes and their 8-byte digests side by side: a source keeps one witness per file it opened
+        # for as long as the snapshot lives, so a dict (~100 bytes an entry) over thousands of files would not
+        # fit the memory bound
+        self._indexes = array("q")
+        self._digests = bytearray()
+        self._lock = threading.Lock()
+
+    def _digest(self, data: bytes) -> bytes:
+        return hashlib.blake2b(data, digest_size=8, key=self._key).digest()
+
+    def same_block(self, b: int, data: bytes) -> bool:
+        """False when block ``b`` was seen with other bytes; records it otherwise (while there is room)."""
+        d = self._digest(data)
+        with self._lock:
+            try:
+                at = self._indexes.index(b) * 8
+            except ValueError:
+                if len(self._indexes) < self.MAX_BLOCKS:
+                    self._indexes.append(b)
+                    self._digests += d
+                return True
+            return self._digests[at : at + 8] == d
+
+    def note_change(self, message: str) -> None:
+        with self._lock:
+            self.change = self.change or message
+
+    def same_whole(self, sha256: str) -> str | None:
+        """None when no other whole pass was seen or it matched, else the sha256 seen first."""
+        with self._lock:
+            if self.sha256 is None:
+                self.sha256 = sha256
+            return None if self.sha256 == sha256 else self.sha256
+
+
+class _BlockCheck:
+    """Holds a streamed span's bytes to the blocks already read from the cache's earlier answers.
+
+    A stream is one more request for bytes inspectors may already hold: a server answering different bytes to
+    different requests (or a file rewritten under a server that keeps its ETag) would have one inspector judge
+    one content and another, or the digest, another. Every complete block the stream passes that is cached
+    must be byte-identical (else ``REGISTRY-CONTENT-CHANGED``); a file small enough to keep whole is cached
+    from the stream, so later reads and streams see these bytes and are not fetched again. Only blocks up to
+    the last one that needs it are assembled: a large download with nothing cached costs nothing.
+    """
+
+    def __init__(self, reader: HTTPRangeReader, offset: int, end: int) -> None:
+        self.r = reader
+        bs = reader.block
+        first, last = -(-offset // bs), (end - 1) // bs  # whole blocks only
+        nblocks = (reader.size + bs - 1) // bs
+        self.keep = nblocks <= reader.capacity // 2
+        held = [b for b in reader._cache if first <= b <= last]
+        upto = last if self.keep else (max(held) if held else first - 1)
+        if reader.witness is not None:  # other readers of the file compare with what this one saw
+            upto = max(upto, min(last, ContentWitness.MAX_BLOCKS - 1))
+        self.stop = min(end, (upto + 1) * bs, reader.size)  # assemble bytes before this position only
+        self.start = first * bs  # position of the block being assembled
+        self.fed = self.start  # end of the bytes taken into buf
+        self.buf = bytearray()
+
+    def feed(self, pos: int, piece: bytes) -> None:
+        hi = pos + len(piece)
+        if self.fed >= self.stop or hi <= self.fed:
+            return
+        self.buf += piece[max(0, self.fed - pos) : self.stop - pos]
+        self.fed = min(hi, self.stop)
+        bs, size = self.r.block, self.r.size
+        while len(self.buf) >= bs or (self.buf and self.start + len(self.buf) == size):
+            n = min(bs, len(self.buf))
+            self._settle(self.start // bs, bytes(self.buf[:n]))
+            del self.buf[:n]
+            self.start += n
+
+    def _settle(self, b: int, data: bytes) -> None:
+        cached = self.r._cache.get(b)
+        if cached is None:
+            if self.keep:
+                self.r._put(b, data)  # checked against the witness there
+            else:
+                self.r._witness_block(b, data)
+        elif cached != data:
+            raise self.r._block_changed(b, data)
 
 
 class HTTPRangeReader(Reader):
@@ -112,8 +224,10 @@ class HTTPRangeReader(Reader):
         full_body_limit: int = FULL_BODY_LIMIT,
         body_retries: int = BODY_RETRIES,
         faults: FaultLog | None = None,
+        witness: ContentWitness | None = None,
     ) -> None:
         super().__init__()
+        self.witness = witness  # shared by every reader of the same file (see ContentWitness)
         self.url = url
         self.name = name
         self.client = client
@@ -133,7 +247,10 @@ class HTTPRangeReader(Reader):
             raise ReaderError(f"{self.faults.failed[name]} (not fetched again)")
         self.budget = client.budget(f"{name} ({redact_url(url)})")
         self.verified: dict[str, str] = {}  # algorithm -> hex, when every byte passed through and matched
+        # validators of the file (ETag, Last-Modified): from the first answer, or preset by the source's probe
         self.etag: str | None = None
+        self.last_modified: str | None = None
+        self._validated = False
         self._sha256: str | None = None  # set when every byte passed through the reader
         self.final_url: str | None = None
         self._cache: OrderedDict[int, bytes] = OrderedDict()
@@ -180,10 +297,12 @@ class HTTPRangeReader(Reader):
             if digests is not None:
                 self._check_digests(digests)
             return
+        blocks = _BlockCheck(self, offset, end)
         pos = offset
         for piece in self._fetch_iter(offset, end, whole_file_ok=True, chunk=chunk):
             if digests is not None:
                 digests.update(piece)
+            blocks.feed(pos, piece)
             pos += len(piece)
             yield piece
         if digests is not None:
@@ -252,7 +371,18 @@ class HTTPRangeReader(Reader):
     def _note_position(self, offset: int, end: int) -> None:
         self._last_end = end
 
+    def _block_changed(self, b: int, data: bytes) -> ReaderError:
+        first = b * self.block
+        return self._content_changed(
+            f"bytes {first}-{first + len(data) - 1} differ between two requests", {"block_offset": first}
+        )
+
+    def _witness_block(self, b: int, data: bytes) -> None:
+        if self.witness is not None and not self.witness.same_block(b, data):
+            raise self._block_changed(b, data)
+
     def _put(self, b: int, data: bytes) -> None:
+        self._witness_block(b, data)
         self._cache[b] = data
         self._cache.move_to_end(b)
         while len(self._cache) > self.capacity:
@@ -308,20 +438,40 @@ class HTTPRangeReader(Reader):
         return resp
 
     def _check_validator(self, resp: Response) -> None:
-        etag = resp.headers.get("ETag")
-        if not etag:
+        """Every answer must carry the validators the first one had (or the source's probe): a file rewritten on
+        the server between two reads is refused, not judged as a mix of two contents.
+
+        An ETag that differs, or that a later answer drops, means another content. Without an ETag (many plain
+        web servers send only ``Last-Modified``), a different ``Last-Modified`` does. A weak ``W/`` prefix is
+        ignored (caches weaken strong ETags), and with a matching ETag ``Last-Modified`` is not compared.
+        """
+        raw_etag = (resp.headers.get("ETag") or "").strip() or None
+        etag = _etag(raw_etag)
+        modified = (resp.headers.get("Last-Modified") or "").strip() or None
+        if not self._validated and self.etag is None and self.last_modified is None:
+            self._validated = True
+            self.etag, self.last_modified = raw_etag if etag else None, modified
             return
-        if self.etag is None:
-            self.etag = etag
-        elif etag != self.etag:
-            resp.close()
-            msg = "the file changed on the server during the scan (ETag differs between requests)"
-            self.integrity_problems.append(
-                IntegrityProblem(
-                    "REGISTRY-CONTENT-CHANGED", msg, {"first_etag": self.etag[:80], "later_etag": etag[:80]}
-                )
-            )
-            raise ReaderError(f"{self.name}: {msg}")
+        self._validated = True
+        evidence: dict[str, str | int] = {}
+        if self.etag is not None and etag != _etag(self.etag):
+            what = "ETag differs between requests" if etag else "a later answer has no ETag"
+            evidence = {"first_etag": self.etag[:80], "later_etag": (etag or "")[:80]}
+        elif self.etag is None and etag is None and None not in (self.last_modified, modified):
+            if modified != self.last_modified:
+                what = "Last-Modified differs between requests"
+                evidence = {
+                    "first_last_modified": (self.last_modified or "")[:80],
+                    "later_last_modified": (modified or "")[:80],
+                }
+        if not evidence:
+            if self.etag is None and etag is not None:
+                self.etag = raw_etag  # the first validator seen from now on
+            if self.last_modified is None:
+                self.last_modified = modified
+            return
+        resp.close()
+        raise self._content_changed(what, evidence)
 
     def _check_total(self, total: int, resp: Response) -> None:
         if self._claimed_size is None and self.size == 1 << 62:
@@ -517,10 +667,32 @@ class HTTPRangeReader(Reader):
         self.bytes_read += n
         self.stats.bytes += n
 
+    def _content_changed(self, what: str, evidence: dict[str, str | int]) -> ReaderError:
+        """The file's content differs between two answers: a finding of this reader, and (through the shared
+        witness) of the reader the file's verdict is bound to, whichever reader noticed; a run error too."""
+        msg = f"the file changed on the server during the scan ({what})"
+        self.integrity_problems.append(IntegrityProblem("REGISTRY-CONTENT-CHANGED", msg, evidence))
+        if self.witness is not None:
+            self.witness.note_change(msg)
+        self.faults.add(self.name, redact(f"{self.name}: {msg}"))
+        return ReaderError(f"{self.name}: {msg}")
+
+    def changed(self) -> str | None:
+        """Why the bytes inspectors got cannot be one content: another reader of the file (a repository check
+        re-reading it) was answered different bytes, even if it swallowed the error."""
+        return self.witness.change if self.witness is not None else None
+
     def _check_digests(self, d: _Digests) -> None:
         if d.n != self.size:
             return
         sha256, sha1 = d.sha256.hexdigest(), d.sha1.hexdigest()
+        first = self._sha256 if self.witness is None else self.witness.same_whole(sha256)
+        if first is not None and sha256 != first:
+            # Two whole passes over the file brought different bytes: inspectors judged one, the digest
+            # would name the other. Neither can be the file's.
+            raise self._content_changed(
+                "two whole reads of it have different sha256", {"first": first, "later": sha256}
+            )
         if self.expected_sha256:
             if sha256 != self.expected_sha256:
                 self.integrity_problems.append(

@@ -53,6 +53,11 @@ def redact_url(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         query = urlencode([(k, "***" if SECRET_PARAMS.match(k) else v) for k, v in pairs], safe="*/:")
     fragment = parts.fragment
+    if "=" in fragment:  # OAuth-style fragments (#access_token=…) carry credentials like a query does
+        fields = [p.partition("=") for p in fragment.split("&")]
+        fragment = "&".join(
+            f"{k}={'***' if SECRET_PARAMS.match(k) else v}" if eq else k for k, eq, v in fields
+        )
     return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 

@@ -19,6 +19,8 @@ _SEV_STYLE = {
     Severity.LOW: "cyan",
     Severity.INFO: "dim",
 }
+NAME_LIMIT = 1000  # characters of a path or member name shown on the terminal (JSON keeps them whole)
+TEXT_LIMIT = 2000  # of a message, a coverage note or a line of decompiled code
 _DEC_STYLE = {Decision.BLOCK: "bold red", Decision.WARN: "bold yellow", Decision.ALLOW: "bold green"}
 _DEC_ANSI = {
     Decision.BLOCK: "1;31",
@@ -43,7 +45,7 @@ def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> 
     line = Text()
     if decision is not None:
         line.append(f"{decision.value.upper():5} ", style=_DEC_STYLE[decision])
-    line.append(terminal_safe(fr.path), style="bold")
+    line.append(terminal_safe(fr.path, NAME_LIMIT), style="bold")
     line.append(f"  [{terminal_safe(fr.format)}, {_human(fr.size)}", style="dim")
     if fr.size and fr.bytes_read < fr.size:
         line.append(f", read {_human(fr.bytes_read)}", style="dim")
@@ -55,7 +57,7 @@ def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> 
         line.append(f"  signature: {sig}", style="green" if fr.signature == "verified" else "red")
     console.print(line)
     for note in fr.coverage_notes:
-        console.print(Text(f"      not analyzed: {terminal_safe(note)}", style="magenta"))
+        console.print(Text(f"      not analyzed: {terminal_safe(note, TEXT_LIMIT)}", style="magenta"))
     shown = [
         f
         for f in fr.findings
@@ -65,15 +67,17 @@ def _file_block(console: Console, fr: FileResult, decision: Decision | None) -> 
         t = Text("      ")
         t.append(f" {f.severity.value.upper()} ", style=_SEV_STYLE[f.severity])
         t.append(f" {f.rule_id} ", style="bold")
-        t.append(terminal_safe(f.message))
+        t.append(terminal_safe(f.message, TEXT_LIMIT))
         if "!" in f.path:
-            t.append(f"  (in {terminal_safe(f.path.split('!', 1)[1])})", style="dim")
+            t.append(f"  (in {terminal_safe(f.path.split('!', 1)[1], NAME_LIMIT)})", style="dim")
         console.print(t)
         code = f.evidence.get("decompiled")
         if code:
             console.print(
                 Text(
-                    "\n".join("          " + terminal_safe(ln) for ln in str(code).splitlines()[:12]),
+                    "\n".join(
+                        "          " + terminal_safe(ln, TEXT_LIMIT) for ln in str(code).splitlines()[:12]
+                    ),
                     style="dim",
                 )
             )

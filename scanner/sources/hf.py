@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import quote, urlsplit
 
 from ..io.deadline import NetworkDeadline, run_bounded
-from ..io.http_reader import FaultLog, HTTPRangeReader
+from ..io.http_reader import ContentWitness, FaultLog, HTTPRangeReader
 from ..io.http_session import NO_COOKIES, HTTPClient, Stats, redact, redact_url, register_secret
 from ..io.json_budget import JsonCost
 from ..io.retry import RETRY_STATUS, RetriesExhausted, call_with_retries, env_number
@@ -554,10 +554,14 @@ class HFSource(Source):
     ):
         url = self.resolve_url(ref, commit, path)
         auth = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        witness: list[ContentWitness] = []  # made at the first open: a listing of many files costs nothing
 
         def open_reader() -> HTTPRangeReader:
+            if not witness:  # every reader of this file (inspectors, repository checks) must see one content
+                witness.append(ContentWitness())
             return HTTPRangeReader(
                 url,
+                witness=witness[0],
                 name=path,
                 client=self.client,
                 size=size,

@@ -13,7 +13,7 @@ import posixpath
 import re
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
-from ..io.http_reader import FaultLog, HTTPRangeReader
+from ..io.http_reader import ContentWitness, FaultLog, HTTPRangeReader
 from ..io.http_session import SECRET_PARAMS, HTTPClient, Stats, redact, redact_url, register_secret
 from ..io.reader import ReaderError
 from .base import Artifact, Snapshot, Source, SourceError
@@ -33,6 +33,8 @@ def split_url(raw: str) -> tuple[str, str | None, dict[str, str], str]:
     expected: str | None = None
     if p.fragment:
         for key, val in parse_qsl(p.fragment, keep_blank_values=True):
+            if SECRET_PARAMS.match(key):  # never shown, like a query's (a fragment is not sent, but printed)
+                register_secret(val)
             if key.lower() == "sha256":
                 if not _SHA256.match(val):
                     raise SourceError(f"{redact_url(raw)}: #sha256= needs 64 hex digits")
@@ -72,6 +74,7 @@ class URLSource(Source):
             raise SourceError(f"{redact_url(target)}: not an http(s) URL")
         fetch, expected, auth, display = split_url(target)
         name = posixpath.basename(unquote(urlsplit(fetch).path)) or "download"
+        witness = ContentWitness()  # every reader of this file must see one content
         try:
             probe = HTTPRangeReader(
                 fetch,
@@ -80,10 +83,11 @@ class URLSource(Source):
                 auth_headers=auth,
                 stats=self.stats,
                 expected_sha256=expected,
+                witness=witness,
             )
         except ReaderError as exc:
             raise SourceError(redact(f"{display}: {exc}")) from None
-        size, etag = probe.size, probe.etag
+        size, etag, modified = probe.size, probe.etag, probe.last_modified
         resolved = (
             f"sha256:{expected}"
             if expected
@@ -96,7 +100,7 @@ class URLSource(Source):
         def opener() -> HTTPRangeReader:
             if first:
                 return first.pop()  # the probe already holds the first block
-            return HTTPRangeReader(
+            reader = HTTPRangeReader(
                 fetch,
                 name=name,
                 client=self.client,
@@ -105,7 +109,11 @@ class URLSource(Source):
                 stats=self.stats,
                 expected_sha256=expected,
                 faults=faults,
+                witness=witness,
             )
+            # a later open (a repository check re-reading the file) must see the content the probe saw
+            reader.etag, reader.last_modified = etag, modified
+            return reader
 
         art = Artifact(path=name, size=size, opener=opener, claimed_sha256=expected)
         if etag:
