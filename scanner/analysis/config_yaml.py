@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 MAX_YAML_BYTES = 256 << 10  # real MLmodel / NeMo configs are KBs; composing needs ~100x the text in memory
 MAX_NODES = 500_000
 PY_TAG = "tag:yaml.org,2002:python/"
+READERS_DIFFER = (
+    "libyaml and PyYAML read this YAML differently (a byte-order mark inside the text): "
+    "what the loader sees cannot be judged"
+)
 
 
 @dataclass
@@ -52,10 +56,16 @@ def parse_yaml_config(raw: bytes, *, max_bytes: int = MAX_YAML_BYTES) -> YamlCon
         out.error = f"{len(raw)} bytes exceed the {max_bytes}-byte limit"
         return out
     try:
+        text = raw.decode("utf-8")
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~25x faster
-        root = yaml.compose(raw.decode("utf-8"), Loader=loader)
+        root = yaml.compose(text, Loader=loader)
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         out.error = f"not parseable: {type(exc).__name__}: {exc}"[:300]
+        return out
+    if _readers_differ(text):
+        # OmegaConf (NeMo, hydra) reads with PyYAML's own scanner, MLflow with libyaml: a document the two read
+        # differently (a byte-order mark at a line start hides that line from libyaml only) is judged by neither
+        out.error = READERS_DIFFER
         return out
     if root is None:
         out.data = {}
@@ -97,11 +107,70 @@ def parse_yaml_config(raw: bytes, *, max_bytes: int = MAX_YAML_BYTES) -> YamlCon
             continue
         order.append(node)
         if isinstance(node, yaml.MappingNode):
-            built[id(node)] = {_hashable(built.get(id(k))): built.get(id(v)) for k, v in node.value}
+            mapping, merged = _mapping(node, built)
+            nodes += merged
+            if nodes > MAX_NODES:
+                out.error = f"more than {MAX_NODES} nodes (merge keys included)"
+                return out
+            built[id(node)] = mapping
         else:
             built[id(node)] = [built.get(id(v)) for v in node.value]
     out.data = built.get(id(root))
     return out
+
+
+def _events(text: str, loader: Any) -> list[tuple[Any, ...]]:
+    import yaml
+
+    return [
+        (type(e).__name__, getattr(e, "value", None), getattr(e, "anchor", None), getattr(e, "tag", None))
+        for e in yaml.parse(text, Loader=loader)
+    ]
+
+
+def _readers_differ(text: str) -> bool:
+    """Whether libyaml and PyYAML's pure-Python reader give different event streams (checked only where they
+    can: recording_yaml_loader.readers_may_differ); one refusing what the other reads counts as different."""
+    from .recording_yaml_loader import readers_may_differ
+
+    if not readers_may_differ(text):
+        return False
+    import yaml
+
+    try:
+        fast = _events(text, getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (yaml.YAMLError, RecursionError, ValueError):
+        fast = None
+    try:
+        pure = _events(text, yaml.SafeLoader)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        pure = None
+    return fast != pure
+
+
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _mapping(node: yaml.MappingNode, built: dict[int, Any]) -> tuple[dict[Any, Any], int]:
+    """A mapping as SafeConstructor builds it (MLflow's yaml.safe_load, OmegaConf's loader): a ``<<`` merge key's
+    mapping (or list of mappings, the first winning) supplies keys the node's own keys override (flatten_mapping).
+    Left unapplied, ``python_function: {<<: *base}`` hid the loader_module and code folder MLflow 3.18 imported.
+    Also the number of entries merged in (bounded by the caller: merges of merges grow quadratically)."""
+    out: dict[Any, Any] = {}
+    merged = 0
+    for k, v in node.value:
+        if k.tag != MERGE_TAG:
+            continue
+        value = built.get(id(v))
+        sources = reversed(value) if isinstance(value, list) else [value]
+        for src in sources:
+            if isinstance(src, dict):
+                out.update(src)
+                merged += len(src)
+    for k, v in node.value:
+        if k.tag != MERGE_TAG:
+            out[_hashable(built.get(id(k)))] = built.get(id(v))
+    return out, merged
 
 
 def _hashable(v: Any) -> Any:

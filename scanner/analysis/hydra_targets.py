@@ -41,6 +41,33 @@ _CODE_RESOLVERS = frozenset(
         "hydra.utils.get_method",
     }
 )
+# resolver names projects register around eval/exec or an import (measured over public repositories: "eval" in
+# diffusion_policy and many hydra projects, "python.eval" (MLShukai/ami), "ieval" -> hydra.utils.get_object
+# (a lightning-hydra project), "custom_eval"): a word of the name, split on '.', '_' and '-', that names one
+_CODE_WORDS = frozenset(
+    {
+        "eval",
+        "ieval",
+        "exec",
+        "python",
+        "py",
+        "lambda",
+        "import",
+        "imp",
+        "locate",
+        "instantiate",
+        "call",
+        "function",
+        "compile",
+        "getattr",
+        "system",
+        "shell",
+        "subprocess",
+        "cmd",
+        "run",
+    }
+)
+_CODE_SUBSTRINGS = re.compile(r"eval|exec|import|locate|instantiate|get_?(?:object|class|method|attr)", re.I)
 _REEXPORTED = frozenset(
     {
         "os",
@@ -60,8 +87,27 @@ _REEXPORTED = frozenset(
     }
 )
 _SAFE_RESOLVERS = frozenset(
-    {"oc.select", "oc.create", "oc.deprecated", "oc.dict.keys", "oc.dict.values", "oc.decode", "hydra", "now"}
+    {
+        "oc.select",
+        "oc.create",
+        "oc.deprecated",
+        "oc.dict.keys",
+        "oc.dict.values",
+        "oc.decode",
+        "hydra",
+        "now",
+        "python_version",  # hydra's own (core.utils.setup_globals): the interpreter's version string
+    }
 )
+
+
+def code_resolver(name: str) -> bool:
+    """A resolver name that, where a loader registered it, evaluates code or imports a module."""
+    if name in _SAFE_RESOLVERS:
+        return False
+    if name in _CODE_RESOLVERS or _CODE_SUBSTRINGS.search(name):
+        return True
+    return any(w in _CODE_WORDS for w in re.split(r"[._-]+", name.lower()))
 
 
 @dataclass(frozen=True)
@@ -142,12 +188,19 @@ _NODE_BUILDERS = frozenset({"oc.decode", "oc.create"})
 _ENV_ONLY = re.compile(r"\$\{\s*oc\.(?:decode|create)\s*:\s*\$\{\s*(?:oc\.)?env\s*:[^{}$]*\}\s*\}")
 
 
+# a dict-literal key of instantiate_from_config (CompVis/Stability ldm.util, sgm.util: config["target"]) or hydra 0.x
+# (cls/class): ``${oc.select:missing,{target: os.system, params: {...}}}`` resolves to a node those call
+_DICT_TARGET_KEY = re.compile(r"[{,]\s*['\"]?(?:target|cls|class)['\"]?\s*:")
+
+
 def _builds_target(text: str) -> bool:
     """An instantiate key after a '${' on the same line (linear: a regex '${[^\\n]*_target_' backtracks
     quadratically over a line of many '${')."""
     for line in text.split("\n"):
         i = line.find("${")
-        if i >= 0 and ("_target_" in line[i:] or "class_path" in line[i:]):
+        if i >= 0 and (
+            "_target_" in line[i:] or "class_path" in line[i:] or _DICT_TARGET_KEY.search(line, i)
+        ):
             return True
     return False
 
@@ -237,7 +290,7 @@ def resolver_issues(value: str) -> list[TargetIssue]:
             )
         )
     for name in dict.fromkeys(m.group(1) for m in _RESOLVER.finditer(value[:100_000])):
-        if name in _CODE_RESOLVERS:
+        if code_resolver(name):
             out.append(
                 TargetIssue(
                     "CONFIG-TARGET-DANGEROUS",

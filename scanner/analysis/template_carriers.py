@@ -19,10 +19,13 @@ from typing import Any
 from ..findings import Severity
 from ..formats.interface import InspectContext
 from ..io.reader import Reader
-from .hydra_targets import DOTTED_NAME, TARGET_KEYS, judge_target, resolver_issues
+from .hydra_targets import DOTTED_NAME, TARGET_KEYS, TargetIssue, judge_target, resolver_issues
 from .template_language import MAX_TEMPLATE_CHARS
 
 MAX_YAML_BYTES = 512 << 10  # real hydra/NeMo configs are KBs; PyYAML needs ~60x the text in memory
+# PyYAML's pure-Python reader (OmegaConf's) reads ~70 KB/s: tried on text libyaml refuses up to this size (past it
+# a .yaml config that does not parse fails closed as before)
+MAX_PY_YAML_CHARS = 128 << 10
 MAX_JSON_TREE_BYTES = 4 << 20  # larger JSON is scanned literal by literal instead of re-parsed into objects
 MAX_LITERAL_CARRY = 16 << 20
 LITERAL_WINDOW = 8 << 20
@@ -55,10 +58,17 @@ _MARKERS = (
     b"!!python",
     b"!python",
     *(t.encode() for t in HPY_TAGS),
+    *(_TAG_SPELLINGS := (b"%TAG", b"!<", b"!!%")),
 )
+# a Python tag spelled without "!!python": a %TAG directive naming the prefix (``%TAG !p! tag:yaml.org,2002:python/``
+# then ``!p!object/apply:os.system``), a verbatim tag (``!<tag:yaml.org,2002:python/...>``) or URI escapes in the
+# suffix (``!!%70ython/...``): PyYAML resolves each to the same python/ tag, and yaml.unsafe_load called os.system
 _TARGET_MARKERS = frozenset(
-    {b"_target_", b"class_path", b"!!python", b"!python", *(t.encode() for t in HPY_TAGS)}
+    {b"_target_", b"class_path", b"!!python", b"!python", *(t.encode() for t in HPY_TAGS), *_TAG_SPELLINGS}
 )
+# a YAML tag whose text holds a URI escape: PyYAML and ruamel decode it (``!appl%79:os.system`` is HyperPyYAML's
+# ``!apply:os.system``, which load_hyperpyyaml 1.2.3 called; ``!!%70ython/...`` a Python tag)
+_ESCAPED_TAG = re.compile(rb"(?:^|[\s\[\]{},:?-])![!\w.:/;?@&=+$,~*'()#-]*%[0-9A-Fa-f]{2}")
 _TEMPLATE_NAMES = re.compile(r"\.(?:jinja2?|j2)$", re.I)
 _YAML_NAMES = re.compile(r"\.ya?ml$", re.I)
 _PY_TAG = "tag:yaml.org,2002:python/"
@@ -121,14 +131,27 @@ def templated(s: str) -> bool:
 
 def inspect_text(reader: Reader, ctx: InspectContext) -> None:
     """Text files: templates by content, YAML configs with targets; the rest carries nothing executable."""
-    markers = has_markers(reader, (*_MARKERS, b"\\"))
+    markers = has_markers(reader, (*_MARKERS, b"\\", b"%"))
     escaped = b"\\" in markers
+    if (
+        b"%" in markers
+        and not markers & _TARGET_MARKERS
+        and reader.size <= MAX_YAML_BYTES
+        and _ESCAPED_TAG.search(reader.read(0, reader.size))
+    ):
+        markers.add(b"!!%")  # a tag spelled with URI escapes is judged as the tag it decodes to
     markers.discard(b"\\")
+    markers.discard(b"%")
     name = _name(ctx)
     if escaped and not markers & _TARGET_MARKERS and reader.size <= MAX_YAML_BYTES:
         # a double-quoted YAML key spelled with escapes ("\x5ftarget_", "\u005ftarget_", a line-folding "\")
         # decodes to _target_ in OmegaConf/hydra: find targets after decoding, not in the raw bytes
-        docs = _load_yaml(reader.read(0, reader.size).decode("utf-8", "replace"), ctx, strict=False)
+        docs = _load_yaml(
+            reader.read(0, reader.size).decode("utf-8", "replace"),
+            ctx,
+            strict=False,
+            retry=bool(_YAML_NAMES.search(name)),
+        )
         if docs is not None and _has_target_key(docs):
             walk_values(docs, ctx)
             return
@@ -151,7 +174,12 @@ def inspect_text(reader: Reader, ctx: InspectContext) -> None:
         else:  # parsed values are judged one by one; otherwise the text is judged whole below
             # a .yaml file with targets must parse (hydra reads it by that name); other text may be prose about them
             strict = targets and bool(_YAML_NAMES.search(name))
-            docs = _load_yaml(reader.read(0, reader.size).decode("utf-8", "replace"), ctx, strict=strict)
+            docs = _load_yaml(
+                reader.read(0, reader.size).decode("utf-8", "replace"),
+                ctx,
+                strict=strict,
+                retry=bool(_YAML_NAMES.search(name)),
+            )
             if docs is not None:
                 walk_values(docs, ctx)
                 return
@@ -181,32 +209,55 @@ def _oversize_template(ctx: InspectContext, size: int) -> None:
 # --------------------------------------------------------------------------- YAML
 
 
-def _load_yaml(text: str, ctx: InspectContext, *, strict: bool) -> list[Any] | None:
-    import yaml  # ~17 ms: only for text that looks like a config
-
-    from .recording_yaml_loader import RecordingLoader
-
-    loader = RecordingLoader(text)
+def _read_yaml(text: str, loader_cls: Any) -> tuple[list[Any], list[str]]:
+    """Every document, the tags seen and the losers of duplicate keys (as extra documents); raises on bad YAML."""
+    loader = loader_cls(text)
     try:
         docs: list[Any] = []
         while loader.check_data():
             docs.append(loader.get_data())
-    except (yaml.YAMLError, RecursionError, ValueError, TypeError) as exc:
+        return docs + loader.shadowed, loader.tags
+    finally:
+        getattr(loader, "dispose", lambda: None)()
+
+
+def _load_yaml(text: str, ctx: InspectContext, *, strict: bool, retry: bool = False) -> list[Any] | None:
+    """Every document of the text (None when it does not parse). ``retry``: a YAML-named file libyaml refuses is
+    read again with PyYAML's own reader, OmegaConf's (it accepts e.g. ``[_target_:]``), up to MAX_PY_YAML_CHARS."""
+    import yaml  # ~17 ms: only for text that looks like a config
+
+    from .recording_yaml_loader import PyRecordingLoader, RecordingLoader, readers_may_differ
+
+    errors = (yaml.YAMLError, RecursionError, ValueError, TypeError)
+    # libyaml reads fast and is what MLflow reads with; OmegaConf (hydra, NeMo) reads with PyYAML's own scanner.
+    # Where the two can disagree, or libyaml refuses what PyYAML may accept, PyYAML's reading is judged too.
+    failure: BaseException | None = None
+    try:
+        docs, tags = _read_yaml(text, RecordingLoader)
+    except errors as exc:
+        docs, tags, failure = [], [], exc
+    if failure is not None and retry and len(text) <= MAX_PY_YAML_CHARS:
+        try:
+            docs, tags = _read_yaml(text, PyRecordingLoader)
+            failure = None
+        except errors:
+            pass
+    elif failure is None and readers_may_differ(text):
+        try:
+            more, more_tags = _read_yaml(text, PyRecordingLoader)
+            docs, tags = docs + more, tags + more_tags
+        except errors:
+            pass  # PyYAML refuses it: OmegaConf loads nothing, libyaml's reading was judged
+    if failure is not None:
         if strict:
             ctx.add(
                 "CONFIG-TARGET-UNREADABLE",
-                f"YAML does not parse, so its targets cannot be judged: {exc}"[:300],
+                f"YAML does not parse, so its targets cannot be judged: {failure}"[:300],
             )
             ctx.partial("YAML not parseable")
         return None
-    finally:
-        getattr(loader, "dispose", lambda: None)()
     py_tags = sorted(
-        {
-            t
-            for t in loader.tags
-            if t.startswith(_PY_TAG) or t.startswith("!python") or t.startswith("!!python")
-        }
+        {t for t in tags if t.startswith(_PY_TAG) or t.startswith("!python") or t.startswith("!!python")}
     )
     if py_tags:
         ctx.add(
@@ -215,8 +266,8 @@ def _load_yaml(text: str, ctx: InspectContext, *, strict: bool) -> list[Any] | N
             severity=Severity.CRITICAL,
             evidence={"tags": py_tags[:10]},
         )
-    _judge_hyperpyyaml_tags(loader.tags, ctx)
-    return docs + loader.shadowed
+    _judge_hyperpyyaml_tags(tags, ctx)
+    return docs
 
 
 def _judge_hyperpyyaml_tags(tags: list[str], ctx: InspectContext) -> None:
@@ -484,6 +535,9 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
     # dotted target/cls/class values, judged when the document is instantiate_from_config-style
     compvis: dict[tuple[str, str], None] = {}
     compvis_style = False
+    root = next(
+        (r for r in roots if isinstance(r, dict)), None
+    )  # what ${a.b} node interpolations resolve from
     while stack:
         obj, key = stack.pop()
         walked += 1
@@ -512,7 +566,21 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
                             None,
                             {"key": "trust_remote_code", "target": str(obj[tk])[:200]},
                         )
-                    issue = judge_target(obj[tk], tk, ctx.rules)
+                    target = obj[tk]
+                    issue = judge_target(target, tk, ctx.rules)
+                    # ${a.b} is resolved before the import; hydra composition (defaults lists, config groups whose
+                    # absolute references name the composed root) can replace what it names, so an interpolated
+                    # target stays computed (blocks) and the value it names in this file can only raise severity
+                    resolved = resolve_node_ref(target, root)
+                    if resolved is not target:
+                        worse = judge_target(resolved, tk, ctx.rules)
+                        if worse is not None and worse.rule_id == "CONFIG-TARGET-DANGEROUS":
+                            issue = TargetIssue(
+                                worse.rule_id,
+                                worse.severity,
+                                f"{worse.message} (resolved from {str(target)[:100]!r})",
+                            )
+                            target = resolved
                     if issue is not None:
                         _add(
                             ctx,
@@ -520,7 +588,7 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
                             issue.rule_id,
                             issue.message,
                             issue.severity,
-                            {"key": tk, "target": str(obj[tk])[:200]},
+                            {"key": tk, "target": str(target)[:200]},
                         )
             if (
                 obj.get("type") == PYREF
@@ -539,10 +607,17 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
                         {"key": PYREF, "target": ref[:200], "loader": "fiddle"},
                     )
             for ck in COMPVIS_KEYS:
-                ct = obj.get(ck)
-                if isinstance(ct, str) and DOTTED_NAME.fullmatch(ct) and "." in ct:
-                    compvis[(ck, ct)] = None
-                    compvis_style = compvis_style or _COMPVIS_PARAMS in obj
+                # an interpolation is resolved by OmegaConf.load before config["target"] is read: judged as a
+                # computed name (OmegaConf.merge of base configs can replace what it names) and as the value it
+                # names in this document
+                raw = obj.get(ck)
+                if not isinstance(raw, str):
+                    continue
+                resolved = resolve_node_ref(raw, root) if "${" in raw else raw
+                for ct in dict.fromkeys([raw, resolved] if isinstance(resolved, str) else [raw]):
+                    if (DOTTED_NAME.fullmatch(ct) and "." in ct) or "${" in ct:
+                        compvis[(ck, ct)] = None
+                        compvis_style = compvis_style or _COMPVIS_PARAMS in obj
             for k, v in list(obj.items())[::-1]:
                 stack.append((v, str(k)))
         elif isinstance(obj, list):
@@ -566,6 +641,32 @@ def walk_values(roots: list[Any], ctx: InspectContext) -> None:
                 judge_template(obj, ctx, where=key or "value", strict="template" in key.lower())
     if compvis_style:
         _judge_compvis(list(compvis), ctx, counts)
+
+
+_ABS_REF = re.compile(r"\$\{\s*([A-Za-z_][\w-]*(?:\.[\w-]+)*)\s*\}")
+
+
+def resolve_node_ref(value: Any, root: Any, hops: int = 16) -> Any:
+    """``${a.b}`` (an absolute node interpolation) followed through the document as OmegaConf resolves it; the
+    value itself when it is anything else or cannot be followed (a resolver, a relative or missing key, a cycle):
+    the caller judges that as a computed name."""
+    current = value
+    for _ in range(hops):
+        if not isinstance(current, str) or "${" not in current:
+            return current if current is not None else value
+        m = _ABS_REF.fullmatch(current.strip())
+        if m is None:
+            return current if current is value else value
+        node = root
+        for part in m.group(1).split("."):
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                return value
+        current = node
+    return value
 
 
 def _judge_compvis(targets: list[tuple[str, str]], ctx: InspectContext, counts: dict[str, int]) -> None:

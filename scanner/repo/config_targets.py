@@ -14,9 +14,9 @@ import posixpath
 import re
 from typing import Any
 
-from ..analysis.config_yaml import parse_yaml_config
+from ..analysis.config_yaml import READERS_DIFFER, parse_yaml_config
 from ..analysis.hydra_targets import Link, remote_code_args
-from ..findings import FileResult
+from ..findings import Coverage, FileResult
 from ..io.reader import ReaderError
 from ..limits import Limits
 from ..rules import RuleDB
@@ -90,6 +90,12 @@ def check_config_targets(
         if not any(m in raw for m in (b"remote", b"_args_", b"<<", b"\\")):
             continue
         cfg = parse_yaml_config(raw, max_bytes=MAX_CONFIG_BYTES)
+        if cfg.error == READERS_DIFFER:
+            # the per-file walk judges both readings' targets; how each hands trust_remote_code on is not judged
+            found.add(art.path, "CONFIG-TARGET-UNREADABLE", f"{name}: {READERS_DIFFER}")
+            found.result(art.path).coverage = Coverage.PARTIAL
+            found.result(art.path).coverage_notes.append("YAML readers disagree")
+            continue
         if cfg.error or cfg.data is None:
             continue  # unparseable YAML with targets fails closed in the per-file walk
         for path, target, how, node in _walk(cfg.data, nemo):
