@@ -295,6 +295,18 @@ def _gzip(reader: Reader, sink: _Sink, walk: _Walk) -> None:
         if pos >= reader.size:
             return
         if reader.read(pos, 3) != GZIP_MAGIC:
+            # Python's gzip skips zero bytes after a member's trailer and reads on into a member after them
+            nxt = pos + _zero_run(reader, pos)
+            if nxt < reader.size and reader.read(nxt, 3) == GZIP_MAGIC:
+                walk.notes.append(
+                    (
+                        f"{nxt - pos} zero bytes between gzip members at offset {pos} (gzip reads on)",
+                        Severity.MEDIUM,
+                    )
+                )
+                pos = nxt
+                _check_time(sink)
+                continue
             if not _all_zero(reader, pos):
                 walk.trailing = pos
             return
@@ -508,9 +520,33 @@ def _make_inspector(
             _inflate_and_inspect(reader, ctx, label, walker, sink)
         finally:
             sink.data.close()
+        _inspect_raw_tar(reader, ctx, label)
 
     inspect.__doc__ = f"Inflate the {label} wrapper within the caps and inspect the content."
     return inspect
+
+
+def _inspect_raw_tar(reader: Reader, ctx: InspectContext, label: str) -> None:
+    """A compressed stream whose raw bytes are also a tar archive is read as that tar by plain-tar readers.
+
+    torch.load's legacy branch opens any file not starting with a zip header with ``tarfile`` mode ``'r:'``
+    (no decompression), and ``tarfile.open``'s auto mode falls back to the raw tar when the decompressed
+    content is not one: a stored deflate block puts a valid tar header (checksum and all) in the first 512
+    bytes of a gzip member, so the members the loader unpickles are never in the decompressed view.
+    """
+    from .parsers.tar_header import BLOCK, looks_like_tar_header
+    from .tar_archive import TAR_ARCHIVE
+
+    if not looks_like_tar_header(reader.read(0, BLOCK)):
+        return
+    ctx.add(
+        "ARCHIVE-MALFORMED",
+        f"the {label} stream is also a tar archive (a valid tar header at byte 0): tarfile and torch's "
+        "legacy loader read its raw bytes as tar members; they are inspected as well",
+        severity=Severity.HIGH,
+        evidence={"format": label},
+    )
+    TAR_ARCHIVE.inspect(reader, ctx)
 
 
 def _inflate_and_inspect(

@@ -23,15 +23,17 @@ from .parsers.tar_header import (
     LINKS,
     MAX_PAX,
     PAX_TYPES,
-    REGULAR,
     SPARSE,
     SPECIAL,
     BadHeader,
+    Extended,
+    carries_data,
     looks_like_tar_header,
     nts,
     padded,
     parse_header,
     parse_pax,
+    resolve_member,
     text,
 )
 from .zip.checks import check_member_name, name_problems
@@ -91,9 +93,7 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
     pos = 0
     members = 0
     pax_global: dict[str, str] = {}
-    pax_next: dict[str, str] = {}
-    long_name: str | None = None
-    long_link: str | None = None
+    chain: list[Extended] = []  # extended headers since the last member, in file order
     seen: Counter[str] = Counter()
     end_reason = "end-of-archive marker"
     while True:
@@ -148,11 +148,7 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
                 break
             pos = data_at + padded(h.size)
             if h.type in GNU_LONG:
-                value = text(nts(raw))
-                if h.type == b"L":
-                    long_name = value
-                else:
-                    long_link = value
+                chain.append((h.type.decode(), text(nts(raw))))
                 continue
             try:
                 records = parse_pax(raw)
@@ -172,29 +168,27 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
                     )
                     pos = reader.size
                     break
+                chain.append(("g", None))
             else:
-                pax_next = records
+                chain.append(("x", {**pax_global, **records}))
             continue
 
-        pax = {**pax_global, **pax_next}
-        name = pax.get("path", long_name if long_name is not None else h.name)
-        link = pax.get("linkpath", long_link if long_link is not None else h.linkname)
-        size = h.size
-        if "size" in pax:
-            try:
-                size = int(pax["size"])
-                if size < 0:
-                    raise ValueError
-            except ValueError:
-                rep.add(
-                    "ARCHIVE-MALFORMED",
-                    f"PAX size {pax['size'][:40]!r} of {name[:200]!r} is not a size",
-                    offset=pos,
-                )
-                ctx.partial("malformed PAX size")
-                pos = reader.size
-                break
-        pax_next, long_name, long_link = {}, None, None
+        try:
+            member = resolve_member(h, data_at, chain, pax_global)
+        except BadHeader as exc:
+            rep.add("ARCHIVE-MALFORMED", f"member {h.name[:200]!r}: {exc}", offset=pos)
+            ctx.partial("malformed PAX size")
+            pos = reader.size
+            break
+        chain = []
+        pax, name, link, size = member.pax, member.name, member.linkname, member.size
+        for conflict in member.conflicts:
+            rep.add(
+                "ARCHIVE-MALFORMED",
+                f"member {name[:200]!r} at offset {pos}: {conflict}; tar readers disagree on its name, size "
+                "or on where the next member starts (inspected as Python's tarfile reads it)",
+                offset=pos,
+            )
 
         members += 1
         if members > ctx.limits.max_members:
@@ -229,7 +223,7 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
                 if ext[504] == 0:
                     break
 
-        carries_data = h.type in REGULAR or h.type == SPARSE or h.type not in KNOWN
+        carries = carries_data(h.type)
         if h.type in LINKS:
             kind = "hard link" if h.type == b"1" else "symbolic link"
             rep.add(
@@ -260,7 +254,7 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
                 offset=pos,
             )
             ctx.partial("tar member of unknown type")
-        if not carries_data and h.type != SPARSE and size:
+        if not carries and h.type != SPARSE and size:
             rep.add(
                 "ARCHIVE-MALFORMED",
                 f"non-file member {name[:200]!r} declares {size} data bytes: tar readers "
@@ -268,7 +262,7 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
                 offset=pos,
             )
 
-        if carries_data:
+        if carries:
             avail = max(0, min(size, reader.size - data_at))
             if avail < size:
                 rep.add(
@@ -285,9 +279,7 @@ def _inspect_tar(reader: Reader, ctx: InspectContext) -> None:
             if avail < size:
                 rep.summarize()
                 return
-            pos = data_at + padded(size)
-        else:
-            pos = data_at
+        pos = member.next_pos if not h.sparse_ext else data_at + (padded(h.size) if carries else 0)
 
     if pos < reader.size:
         extra = _first_nonzero(reader, pos)

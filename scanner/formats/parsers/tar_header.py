@@ -129,17 +129,109 @@ def padded(n: int) -> int:
     return (n + BLOCK - 1) // BLOCK * BLOCK
 
 
+def carries_data(typ: bytes) -> bool:
+    """tarfile skips data after a header of these types (``isreg()`` or an unsupported type)."""
+    return typ in REGULAR or typ == SPARSE or typ not in KNOWN
+
+
+# one extended header before a member: ("L", name), ("K", link), ("x", global records + its own), ("g", None)
+Extended = tuple[str, "dict[str, str] | str | None"]
+
+
+@dataclass
+class Member:
+    """A member as Python's ``tarfile`` resolves it from its header and the extended headers before it."""
+
+    name: str
+    linkname: str
+    size: int  # the bytes tarfile reads as its content, from data_at
+    next_pos: int  # where tarfile reads the next header
+    pax: dict[str, str]  # the PAX records applied to it
+    conflicts: list[str]  # extended headers that contradict each other or the header (no writer does this)
+
+
+def _pax_size(value: str) -> int:
+    try:
+        size = int(value)
+    except ValueError:
+        raise BadHeader(f"PAX size {value[:40]!r} is not a size") from None
+    if size < 0:
+        raise BadHeader(f"PAX size {value[:40]!r} is not a size")
+    return size
+
+
+def resolve_member(h: Header, data_at: int, chain: list[Extended], pax_global: dict[str, str]) -> Member:
+    """Apply extended headers exactly as tarfile 3.11 does.
+
+    tarfile processes them recursively: the member's own header first (the data it skips is the header's
+    size, then the *global* PAX records are applied to it: a global ``size`` changes what it reads, not
+    where the next header is), then each extended header from the innermost (the last before the member)
+    out to the first, so the first one wins; an ``x`` header that carries ``size`` also moves the next
+    header to the end of that size. A scanner that lets the last extended header win, or moves on by a
+    global size, reads other bytes than tarfile (torch's legacy tar loader, NeMo).
+    """
+    carries = carries_data(h.type)
+    name, link, size = h.name, h.linkname, h.size
+    next_pos = data_at + (padded(h.size) if carries else 0)
+    applied: dict[str, str] = dict(pax_global)
+    setters: dict[str, list[str]] = {}
+    conflicts: list[str] = []
+
+    def apply(pax: dict[str, str], who: str) -> None:
+        nonlocal name, link, size
+        if "path" in pax:
+            name = pax["path"].rstrip("/")
+            setters.setdefault("name", []).append(who)
+        if "linkpath" in pax:
+            link = pax["linkpath"]
+            setters.setdefault("link", []).append(who)
+        if "size" in pax:
+            size = _pax_size(pax["size"])
+            setters.setdefault("size", []).append(who)
+
+    if pax_global and h.type != SPARSE:
+        apply(pax_global, "global PAX header")
+        for key in ("path", "linkpath", "size"):
+            if key in pax_global:
+                conflicts.append(f"a global PAX header sets {key!r} for every member")
+    for kind, value in reversed(chain):
+        if kind == "L" and isinstance(value, str):
+            name = value
+            setters.setdefault("name", []).append("GNU long name")
+        elif kind == "K" and isinstance(value, str):
+            link = value
+            setters.setdefault("link", []).append("GNU long link")
+        elif kind == "x" and isinstance(value, dict):
+            apply(value, "PAX header")
+            applied = {**applied, **value}
+            if "size" in value:
+                next_pos = data_at + (padded(size) if carries else 0)
+    for what, who in setters.items():
+        if len(who) > 1 and not (len(set(who)) == 1 and who[0] == "global PAX header"):
+            conflicts.append(
+                f"{len(who)} extended headers set the member's {what} (tarfile applies the first)"
+            )
+    if h.type == DIRECTORY:
+        name = name.rstrip("/")
+    if carries and data_at + padded(size) != next_pos:
+        conflicts.append(
+            f"tarfile reads {size} bytes of the member but the next header at offset {next_pos} lies "
+            "elsewhere (the member's content and the next member overlap or leave a gap)"
+        )
+    return Member(name, link, size, next_pos, applied, conflicts)
+
+
 def within_one_member(reader: Reader, start: int, end: int, max_members: int = 100_000) -> bool:
     """Whether bytes ``[start, end)`` lie inside the data of one member of the tar that starts at offset 0.
 
-    Walked the way ``tarfile`` reads headers (PAX sizes, long names, stops at
-    the first zero or bad block). A zip whose end record sits inside a member
-    (the torch checkpoint that ends a NeMo archive) is that member's content,
-    not a zip file; anything else (a zip spanning members or after the end) is
-    a polyglot and stays a zip to the zip sniffers.
+    Walked the way ``tarfile`` reads headers (``resolve_member``: PAX sizes, long names, stops at the first
+    zero or bad block). A zip whose end record sits inside a member (the torch checkpoint that ends a NeMo
+    archive) is that member's content, not a zip file; anything else (a zip spanning members or after the
+    end) is a polyglot and stays a zip to the zip sniffers.
     """
     pos = 0
-    pax_size: int | None = None
+    chain: list[Extended] = []
+    pax_global: dict[str, str] = {}
     for _ in range(max_members):
         if pos > start or pos + BLOCK > reader.size:
             return False
@@ -148,26 +240,27 @@ def within_one_member(reader: Reader, start: int, end: int, max_members: int = 1
             return False
         try:
             h = parse_header(buf)
+            data_at = pos + BLOCK
+            if h.type in PAX_TYPES or h.type in GNU_LONG:
+                if h.size > MAX_PAX:
+                    return False
+                body = reader.read(data_at, h.size)
+                if h.type in GNU_LONG:
+                    chain.append((h.type.decode(), text(nts(body))))
+                elif h.type == b"g":
+                    pax_global.update(parse_pax(body))
+                    chain.append(("g", None))
+                else:
+                    chain.append(("x", {**pax_global, **parse_pax(body)}))
+                pos = data_at + padded(h.size)
+                continue
+            if h.type == SPARSE or h.sparse_ext:
+                return False
+            m = resolve_member(h, data_at, chain, pax_global)
         except BadHeader:
             return False
-        data_at = pos + BLOCK
-        if h.type in PAX_TYPES or h.type in GNU_LONG:
-            if h.size > MAX_PAX:
-                return False
-            if h.type == b"x":
-                try:
-                    pax_value = parse_pax(reader.read(data_at, h.size)).get("size")
-                    pax_size = int(pax_value) if pax_value is not None else None
-                except (BadHeader, ValueError):
-                    return False
-            pos = data_at + padded(h.size)
-            continue
-        size = h.size if pax_size is None else pax_size
-        pax_size = None
-        if h.type == SPARSE or h.sparse_ext:
-            return False
-        carries = h.type in REGULAR or h.type not in KNOWN
-        if carries and data_at <= start and end <= data_at + size:
+        chain = []
+        if carries_data(h.type) and data_at <= start and end <= data_at + m.size:
             return True
-        pos = data_at + (padded(size) if carries else 0)
+        pos = m.next_pos
     return False

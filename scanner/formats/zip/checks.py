@@ -15,13 +15,9 @@ from typing import Any
 from ...io.reader import Reader
 from ..interface import InspectContext
 from .listing import (
-    EOCD_LEN,
     FLAG_DESCRIPTOR,
-    LOC64_LEN,
     LOCAL_LEN,
     MAX_FINDINGS_PER_RULE,
-    SIG_EOCD64,
-    SIG_LOC64,
     SIG_LOCAL,
     SUPPORTED_METHODS,
     Window,
@@ -238,6 +234,11 @@ def _check_names(listing: ZipListing, rep: _Reporter) -> None:
 
 
 def _check_layout(reader: Reader, listing: ZipListing, rep: _Reporter, ctx: InspectContext) -> None:
+    """Overlaps between members, and every byte range no member, central directory or end record explains.
+
+    The explained spans are the members (local header to data end) and the directories and end records the
+    modelled readers used; whatever lies between them or after the end is inspected as content.
+    """
     listing.regions = []
     spans = sorted(
         ((e.local_header_offset, e.data_end, e) for e in listing.entries if e.data_end is not None),
@@ -253,16 +254,12 @@ def _check_layout(reader: Reader, listing: ZipListing, rep: _Reporter, ctx: Insp
                 evidence={"length": listing.prefix_length},
             )
         return
-    listing.prefix_length = spans[0][0]
     overlaps = []
-    gaps = []
     prev_end = spans[0][0]
     prev_entry: ZipEntry | None = None
     for start, end, e in spans:
         if start < prev_end and prev_entry is not None:
             overlaps.append((prev_entry.name, e.name, start))
-        elif start > prev_end:
-            gaps.append((prev_end, start))
         if end > prev_end:
             prev_end = end
             prev_entry = e
@@ -275,6 +272,9 @@ def _check_layout(reader: Reader, listing: ZipListing, rep: _Reporter, ctx: Insp
             offset=overlaps[0][2],
             evidence={"pairs": [[a[:100], b[:100]] for a, b, _ in overlaps[:10]], "count": len(overlaps)},
         )
+    structure = listing.structure if listing.eocd_offset is not None and listing.complete else []
+    covered = sorted([(s, e) for s, e, _ in spans if e is not None] + [(a, b) for a, b in structure if b > a])
+    listing.prefix_length = min(s for s, _ in covered)
     if listing.prefix_length > 0:
         rep.add(
             "ZIP-PREFIX-DATA",
@@ -283,49 +283,35 @@ def _check_layout(reader: Reader, listing: ZipListing, rep: _Reporter, ctx: Insp
             offset=0,
             evidence={"length": listing.prefix_length},
         )
-    if listing.eocd_offset is None or not listing.complete:
+    if not structure:
         return
-    cd_start = listing.cd_offset
-    if cd_start > prev_end:
-        gaps.append((prev_end, cd_start))
+    zip_end = max(b for _, b in structure)
+    gaps: list[tuple[int, int]] = []
+    at = listing.prefix_length
+    for a, b in covered:
+        if a > at:
+            gaps.append((at, min(a, reader.size)))
+        at = max(at, b)
+    if at < reader.size:
+        gaps.append((at, reader.size))
+    listing_gaps = []
     for a, b in gaps:
-        rep.add(
-            "ZIP-EXTRA-DATA",
-            f"{b - a} bytes between zip members at offset {a} belong to no member",
-            offset=a,
-            evidence={"start": a, "length": b - a},
-        )
-    listing_gaps = [(a, b, f"<gap@{a}>") for a, b in gaps]
-    after_cd = cd_start + listing.cd_size
-    records_start: int | None = listing.eocd_offset
-    if listing.zip64:
-        records_start = _zip64_start(reader, listing.eocd_offset)
-    if records_start is not None and after_cd < records_start:
-        rep.add(
-            "ZIP-EXTRA-DATA",
-            f"{records_start - after_cd} bytes between the central directory and the end record",
-            offset=after_cd,
-            evidence={"start": after_cd, "length": records_start - after_cd},
-        )
-        listing_gaps.append((after_cd, records_start, f"<gap@{after_cd}>"))
-    comment_len = struct.unpack("<H", reader.read(listing.eocd_offset + 20, 2))[0]
-    tail_start = listing.eocd_offset + EOCD_LEN + comment_len
-    if tail_start < reader.size:
-        rep.add(
-            "ZIP-EXTRA-DATA",
-            f"{reader.size - tail_start} bytes after the end of the zip",
-            offset=tail_start,
-            evidence={"start": tail_start, "length": reader.size - tail_start},
-        )
-        listing_gaps.append((tail_start, reader.size, "<trailing>"))
+        if b <= a:
+            continue
+        if a >= zip_end:
+            rep.add(
+                "ZIP-EXTRA-DATA",
+                f"{b - a} bytes after the end of the zip",
+                offset=a,
+                evidence={"start": a, "length": b - a},
+            )
+            listing_gaps.append((a, b, "<trailing>"))
+        else:
+            rep.add(
+                "ZIP-EXTRA-DATA",
+                f"{b - a} bytes at offset {a} belong to no zip member, central directory or end record",
+                offset=a,
+                evidence={"start": a, "length": b - a},
+            )
+            listing_gaps.append((a, b, f"<gap@{a}>"))
     listing.regions = listing_gaps
-
-
-def _zip64_start(reader: Reader, eocd: int) -> int | None:
-    loc = reader.read(eocd - LOC64_LEN, LOC64_LEN) if eocd >= LOC64_LEN else b""
-    if loc[:4] != SIG_LOC64:
-        return eocd
-    (rec,) = struct.unpack("<Q", loc[8:16])
-    if rec < eocd and reader.read(rec, 4) == SIG_EOCD64:
-        return rec
-    return eocd - LOC64_LEN

@@ -11,7 +11,6 @@ from __future__ import annotations
 import stat
 import struct
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +98,7 @@ class ZipListing:
     declared_entries: int = 0
     problems: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (rule, message, evidence)
     regions: list[tuple[int, int, str]] = field(default_factory=list)  # bytes outside every member
+    structure: list[tuple[int, int]] = field(default_factory=list)  # central directories and end records read
 
     def names(self) -> list[str]:
         return [e.name for e in self.entries]
@@ -107,16 +107,58 @@ class ZipListing:
 # --------------------------------------------------------------------------- end records
 
 
-@dataclass
-class _End:
-    pos: int  # EOCD position
+@dataclass(frozen=True)
+class _Rec64:
+    """A zip64 end-of-central-directory record: where it is and the values it overrides."""
+
+    pos: int
+    length: int
     n_total: int
     cd_size: int
     cd_offset: int
+
+
+@dataclass
+class _End:
+    pos: int  # EOCD position
+    n_total: int  # the 32-bit record's values
+    cd_size: int
+    cd_offset: int
     comment_len: int
-    zip64_pos: int | None = None  # zip64 end record position, if any
-    zip64_len: int = 0
     multi_disk: bool = False
+    loc: tuple[int, int, int] | None = None  # zip64 locator: (disk of the record, record offset, total disks)
+    rec_declared: _Rec64 | None = None  # the zip64 record where the locator says it is (miniz)
+    rec_contiguous: _Rec64 | None = None  # the zip64 record right before the locator (Python 3.11 zipfile)
+
+    @property
+    def end(self) -> int:
+        return self.pos + EOCD_LEN + self.comment_len
+
+
+@dataclass(frozen=True)
+class _View:
+    """Where one real zip reader finds the central directory of an end record.
+
+    ``adjust`` is added to every recorded local-header offset (Python's
+    ``concat`` for data prepended to the zip; miniz adds nothing).
+    """
+
+    readers: tuple[str, ...]
+    cd_pos: int
+    adjust: int
+    expect: tuple[tuple[int, int], ...]  # (member count, directory size) each of those readers expects
+    records: tuple[int, int]  # span of the end records they read (zip64 record or locator .. EOCD end)
+
+
+def _rec64(reader: Reader, pos: int) -> _Rec64 | None:
+    if not 0 <= pos <= reader.size - EOCD64_LEN:
+        return None
+    r64 = reader.read(pos, EOCD64_LEN)
+    if r64[:4] != SIG_EOCD64:
+        return None
+    (rec_size,) = struct.unpack("<Q", r64[4:12])
+    _, _, _, n_total64, cd_size64, cd_off64 = struct.unpack("<IIQQQQ", r64[16:56])
+    return _Rec64(pos, 12 + min(rec_size, 1 << 20), n_total64, cd_size64, cd_off64)
 
 
 def _parse_eocd(buf: bytes, at: int, pos: int, reader: Reader) -> _End | None:
@@ -127,29 +169,82 @@ def _parse_eocd(buf: bytes, at: int, pos: int, reader: Reader) -> _End | None:
     end = _End(
         pos, n_total, cd_size, cd_offset, comment_len, multi_disk=bool(disk or cd_disk or n_disk != n_total)
     )
-    # a zip64 locator sits right before the end record
+    # a zip64 locator sits right before the end record; miniz reads the zip64 record where the locator
+    # says, Python 3.11's zipfile right before the locator (newer ones: where it says, else right before)
     if pos >= LOC64_LEN:
         loc = reader.read(pos - LOC64_LEN, LOC64_LEN)
         if loc[:4] == SIG_LOC64:
-            (rec64_pos,) = struct.unpack("<Q", loc[8:16])
-            candidates = [
-                rec64_pos,
-                pos - LOC64_LEN - EOCD64_LEN,
-            ]  # declared, and where it must be if contiguous
-            for cand in candidates:
-                if 0 <= cand <= reader.size - EOCD64_LEN:
-                    r64 = reader.read(cand, EOCD64_LEN)
-                    if r64[:4] == SIG_EOCD64:
-                        (rec_size,) = struct.unpack("<Q", r64[4:12])
-                        _, _, n_disk64, n_total64, cd_size64, cd_off64 = struct.unpack("<IIQQQQ", r64[16:56])
-                        end.n_total, end.cd_size, end.cd_offset = n_total64, cd_size64, cd_off64
-                        end.zip64_pos, end.zip64_len = cand, 12 + min(rec_size, 1 << 20)
-                        break
+            loc_disk, rec64_pos, loc_disks = struct.unpack("<IQI", loc[4:20])
+            end.loc = (loc_disk, rec64_pos, loc_disks)
+            end.rec_declared = _rec64(reader, rec64_pos)
+            end.rec_contiguous = _rec64(reader, pos - LOC64_LEN - EOCD64_LEN)
     return end
 
 
-def _find_end(reader: Reader) -> tuple[_End | None, list[_End]]:
-    """The end record that describes a readable central directory (or the last one seen), and all candidates."""
+def _views(reader: Reader, e: _End) -> list[_View]:
+    """The central directory each modelled reader takes from end record ``e`` (readers that fail give none).
+
+    - Python 3.11 ``zipfile`` (numpy, Keras, skops, TorchServe, MLflow): the zip64 record right before the
+      locator, the directory right before the end records (``concat`` shifts every offset);
+    - miniz (PyTorch): the zip64 record at the locator's offset, the directory at its recorded offset;
+    - newer ``zipfile``: the zip64 record at the locator's offset, else right before it, the directory right
+      before that record.
+    """
+    found: dict[tuple[int, int], tuple[list[str], list[tuple[int, int]], int]] = {}
+
+    def add(who: str, rec: _Rec64 | None, cd_pos: int, adjust: int, start: int) -> None:
+        expect = (rec.n_total, rec.cd_size) if rec else (e.n_total, e.cd_size)
+        whos, expects, first = found.setdefault((cd_pos, adjust), ([], [], start))
+        whos.append(who)
+        if expect not in expects:
+            expects.append(expect)
+        found[(cd_pos, adjust)] = (whos, expects, min(first, start))
+
+    loc_start = e.pos - LOC64_LEN if e.loc else e.pos
+    # Python 3.11
+    if not (e.loc and (e.loc[0] != 0 or e.loc[2] > 1)) and not (e.loc and e.pos < LOC64_LEN + EOCD64_LEN):
+        rec = e.rec_contiguous if e.loc else None
+        size, off = (rec.cd_size, rec.cd_offset) if rec else (e.cd_size, e.cd_offset)
+        cd_pos = e.pos - size - (LOC64_LEN + EOCD64_LEN if rec else 0)
+        add("zipfile", rec, cd_pos, cd_pos - off, rec.pos if rec else loc_start)
+    # miniz
+    rec = None
+    miniz_ok = True
+    if e.loc and e.pos >= LOC64_LEN + EOCD64_LEN:
+        if e.loc[1] > reader.size - EOCD64_LEN:
+            miniz_ok = False
+        else:
+            rec = e.rec_declared
+            if rec is not None and e.loc[2] != 1:
+                miniz_ok = False
+    if miniz_ok:
+        size, off = (rec.cd_size, rec.cd_offset) if rec else (e.cd_size, e.cd_offset)
+        add("miniz", rec, off, 0, rec.pos if rec else loc_start)
+    # newer zipfile
+    if e.loc and e.loc[0] == 0 and e.loc[2] <= 1 and e.pos >= LOC64_LEN + EOCD64_LEN:
+        rec = e.rec_declared if e.rec_declared is not None else e.rec_contiguous
+        if rec is not None:
+            cd_pos = rec.pos - rec.cd_size
+            add("zipfile>=3.13", rec, cd_pos, cd_pos - rec.cd_offset, rec.pos)
+    out = []
+    for (cd_pos, adjust), (who, expects, first) in found.items():
+        if cd_pos < 0 or cd_pos > reader.size:
+            continue
+        if expects == [(0, 0)]:
+            pass  # an empty directory needs no record
+        elif cd_pos + CENTRAL_LEN > reader.size or reader.read(cd_pos, 4) != SIG_CENTRAL:
+            continue
+        out.append(_View(tuple(who), cd_pos, adjust, tuple(expects), (first, e.end)))
+    return out
+
+
+def _find_end(reader: Reader) -> tuple[_End | None, list[_View], bool]:
+    """The end record real readers use (the last one), the directories they find from it, and whether it was it.
+
+    miniz and Python both take the last end-record signature with room for a record after it. When no
+    modelled reader can read a directory from it, an earlier end record that describes one is listed
+    instead (so its members are inspected) and the third value is False: the file is malformed.
+    """
     tail_len = min(reader.size, MAX_COMMENT + EOCD_LEN + 1)
     base = reader.size - tail_len
     tail = reader.read(base, tail_len)
@@ -160,35 +255,11 @@ def _find_end(reader: Reader) -> tuple[_End | None, list[_End]]:
         if e is not None:
             cands.append(e)
         at = tail.rfind(SIG_EOCD, 0, at)
-    for e in cands:
-        if any(True for _ in _cd_positions(reader, e)):
-            return e, cands
-    return (cands[0] if cands else None), cands
-
-
-def _cd_start_expected(e: _End) -> int:
-    """Where the central directory must start if it sits right before the end records (Python's view)."""
-    end_of_cd = e.zip64_pos if e.zip64_pos is not None else e.pos
-    return end_of_cd - e.cd_size
-
-
-def _cd_positions(reader: Reader, e: _End) -> Iterator[tuple[int, int]]:
-    """(central directory position, offset adjustment) pairs that hold a central directory.
-
-    miniz (PyTorch) trusts the recorded offset; Python trusts the recorded size and
-    shifts every offset by the difference (data prepended to the zip). Both are
-    tried; when they disagree both directories are read.
-    """
-    concat = _cd_start_expected(e) - e.cd_offset
-    seen = set()
-    for pos, adjust in ((e.cd_offset + concat, concat), (e.cd_offset, 0)):
-        if pos in seen or pos < 0 or pos > e.pos:
-            continue
-        seen.add(pos)
-        if e.n_total == 0 and e.cd_size == 0:
-            yield pos, adjust
-        elif reader.read(pos, 4) == SIG_CENTRAL:
-            yield pos, adjust
+    for i, e in enumerate(cands):
+        views = _views(reader, e)
+        if views:
+            return e, views, i == 0
+    return (cands[0] if cands else None), [], True
 
 
 # --------------------------------------------------------------------------- central directory
@@ -244,31 +315,46 @@ def zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int,
 
 
 def _parse_central(
-    reader: Reader, e: _End, max_entries: int
-) -> tuple[list[ZipEntry], list[tuple[str, str, dict]], bool]:
+    reader: Reader, e: _End, views: list[_View], max_entries: int
+) -> tuple[list[ZipEntry], list[tuple[str, str, dict]], bool, list[tuple[int, int]]]:
+    """Entries of every directory a modelled reader finds (the union), the disagreements, and the spans read."""
     entries: list[ZipEntry] = []
     problems: list[tuple[str, str, dict]] = []
+    structure: list[tuple[int, int]] = []
     complete = True
-    positions = list(_cd_positions(reader, e))
-    if len(positions) > 1:
+    if len(views) > 1:
         problems.append(
             (
                 "ARCHIVE-MALFORMED",
-                "two readable central directories: the recorded offset and the recorded size disagree, "
-                "so PyTorch and Python list different members; both were read",
-                {"offsets": [p for p, _ in positions]},
+                "two readable central directories or more: the zip readers disagree on where it is ("
+                + "; ".join(f"{'/'.join(v.readers)} at {v.cd_pos}" for v in views)
+                + "), so PyTorch and Python list different members; all were read",
+                {"offsets": [v.cd_pos for v in views], "readers": [list(v.readers) for v in views]},
             )
         )
     seen_local: set[tuple[bytes, int]] = set()
     name_bytes = 0
-    for cd_pos, adjust in positions:
+    for view in views:
         if not complete:
             break
+        structure.append(view.records)
+        empty = view.expect == ((0, 0),)
+        if not empty and (
+            view.cd_pos >= e.pos or any(view.cd_pos + size > view.records[0] for _, size in view.expect)
+        ):
+            problems.append(
+                (
+                    "ARCHIVE-MALFORMED",
+                    f"the central directory {'/'.join(view.readers)} reads at offset {view.cd_pos} does not "
+                    "precede its end records (no zip writer puts it there)",
+                    {"offset": view.cd_pos, "end_record": e.pos},
+                )
+            )
         w = Window(reader)
+        cd_pos, adjust = view.cd_pos, view.adjust
         pos = cd_pos
-        cd_end = min(e.pos, cd_pos + e.cd_size) if e.cd_size else e.pos
         count = 0
-        while pos + CENTRAL_LEN <= e.pos:
+        while pos + CENTRAL_LEN <= reader.size:
             hdr = w.read(pos, CENTRAL_LEN)
             if hdr[:4] != SIG_CENTRAL:
                 break
@@ -330,23 +416,27 @@ def _parse_central(
                     zip64=z64,
                 )
             )
-        if complete and count != e.n_total and not (e.n_total == 0xFFFF and count > 0xFFFF):
-            problems.append(
-                (
-                    "ARCHIVE-MALFORMED",
-                    f"end record declares {e.n_total} members, the central directory holds {count}",
-                    {"declared": e.n_total, "found": count},
+        structure.append((cd_pos, pos))
+        if not complete:
+            break
+        for n_total, cd_size in view.expect:
+            if count != n_total and not (n_total == 0xFFFF and count > 0xFFFF):
+                problems.append(
+                    (
+                        "ARCHIVE-MALFORMED",
+                        f"end record declares {n_total} members, the central directory holds {count}",
+                        {"declared": n_total, "found": count},
+                    )
                 )
-            )
-        if complete and pos != cd_end and e.cd_size:
-            problems.append(
-                (
-                    "ARCHIVE-MALFORMED",
-                    f"central directory size {e.cd_size} disagrees with its records ({pos - cd_pos} bytes)",
-                    {"declared": e.cd_size, "found": pos - cd_pos},
+            if cd_size and pos - cd_pos != cd_size:
+                problems.append(
+                    (
+                        "ARCHIVE-MALFORMED",
+                        f"central directory size {cd_size} disagrees with its records ({pos - cd_pos} bytes)",
+                        {"declared": cd_size, "found": pos - cd_pos},
+                    )
                 )
-            )
-    return entries, problems, complete
+    return entries, problems, complete, structure
 
 
 def _walk_local(reader: Reader, max_entries: int) -> tuple[list[ZipEntry], bool]:
@@ -431,20 +521,33 @@ def _build_listing(reader: Reader, max_entries: int) -> ZipListing | None:
     if reader.size < EOCD_LEN:
         return None
     try:
-        end, _ = _find_end(reader)
-        if end is not None:
-            entries, problems, complete = _parse_central(reader, end, max_entries)
-            if entries or end.n_total == 0:
+        end, views, last = _find_end(reader)
+        if end is not None and views:
+            entries, problems, complete, structure = _parse_central(reader, end, views, max_entries)
+            if entries or all(v.expect == ((0, 0),) for v in views):
+                if not last:
+                    problems.insert(
+                        0,
+                        (
+                            "ARCHIVE-MALFORMED",
+                            "the last end-of-central-directory record, the one PyTorch and Python read, describes "
+                            f"no central directory this scanner can read; an earlier one at offset {end.pos} was "
+                            "listed instead",
+                            {"listed_end_record": end.pos},
+                        ),
+                    )
+                first = views[0]
                 return ZipListing(
                     entries=entries,
                     prefix_length=0,
-                    cd_offset=_cd_start_expected(end),
-                    cd_size=end.cd_size,
+                    cd_offset=first.cd_pos,
+                    cd_size=first.expect[0][1],
                     eocd_offset=end.pos,
-                    zip64=end.zip64_pos is not None,
+                    zip64=end.loc is not None,
                     complete=complete,
-                    declared_entries=end.n_total,
+                    declared_entries=first.expect[0][0],
                     problems=problems,
+                    structure=structure,
                 )
         if reader.read(0, 4) == SIG_LOCAL:
             entries, complete = _walk_local(reader, max_entries)
