@@ -18,6 +18,7 @@ from ...io.reader import BytesReader
 from ...limits import Limits
 from ..interface import BudgetExceeded, InspectContext
 from .classify import Classifier, Verdict
+from .constraints import kept_slots
 from .cursor import Cursor
 from .nested import decode_candidate, static_bytes
 from .records import Anomaly, AnomalyKind, CallSite, ImportRec
@@ -142,7 +143,7 @@ def check_imports(res: WalkResult, cx: CheckContext) -> None:
         elif u.unresolved:
             continue  # check_dynamic_imports
         elif v.allowed:
-            _check_constraint(u, ev, cx)
+            _check_constraint(u, ev, cx, res.stored_unknown)
         elif u.called or u.passed:
             cx.ctx.add(
                 "PICKLE-CALL-UNLISTED",
@@ -161,13 +162,19 @@ def check_imports(res: WalkResult, cx: CheckContext) -> None:
             )
 
 
-def _check_constraint(u: ImportUse, ev: dict[str, Any], cx: CheckContext) -> None:
+def _check_constraint(
+    u: ImportUse, ev: dict[str, Any], cx: CheckContext, stored_unknown: bool = False
+) -> None:
     """An allowlisted global used outside the shape its audit allows (signatures/pickle/audit)."""
     first = u.first
     rule = cx.constraints.get(first.path)
-    if rule is None or not u.called:
+    if rule is None:
         return
     kind, why = rule
+    if kind == "newobj-only":
+        _check_kept(u, ev, cx, why, stored_unknown)
+    if not u.called:
+        return
     new = sum(r.new_calls for r in u.recs)
     # data-only: the unpickler must not call it; helpers that use it later are judged by gadgets.yaml
     if kind == "data-only":
@@ -185,6 +192,31 @@ def _check_constraint(u: ImportUse, ev: dict[str, Any], cx: CheckContext) -> Non
         offset=first.offset,
         opcode_index=first.index,
         evidence={**ev, "constraint": kind},
+    )
+
+
+def _check_kept(u: ImportUse, ev: dict[str, Any], cx: CheckContext, why: str, unknown: bool) -> None:
+    """A newobj-only class kept as a value (BUILD state, a constructor's or container's argument, the pickle's
+    result): the object's library may call it later (``FunctionTransformer.func``, a vectorizer's ``analyzer``, a
+    forward hook), which runs the ``__init__`` the constraint keeps from running. Allowed only under the attribute
+    names real libraries keep such a class under (gadgets.yaml ``kept_values``)."""
+    first = u.first
+    allowed = kept_slots(cx.constraints, first.path) if any(r.slots for r in u.recs) else frozenset()
+    stored = sum(r.stored for r in u.recs)
+    slots = sorted({k for r in u.recs for k in r.slots or () if k not in allowed})
+    if not (stored or slots or unknown):
+        return
+    where = f" under {', '.join(map(repr, slots[:4]))}" if slots else ""
+    seen = (
+        f"kept as a value{where}" if stored or slots else "possibly kept as a value (past the walk's budget)"
+    )
+    cx.ctx.add(
+        "PICKLE-CONSTRAINT-VIOLATION",
+        f"{first.dotted} is allowed only newobj-only but is {seen}, where the library that gets it may call it "
+        f"later (its __init__ then runs): {why[:200]}{cx.vnote}",
+        offset=first.offset,
+        opcode_index=first.index,
+        evidence={**ev, "constraint": "newobj-only", "kept": stored + len(slots), "attributes": slots[:8]},
     )
 
 

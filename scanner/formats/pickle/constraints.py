@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ...rules import RuleDatabaseError, load_rule_file
 
 AUDIT_DIR = Path("pickle") / "audit"
+GADGETS = Path("pickle") / "gadgets.yaml"  # its ``kept_values`` section
 ENFORCED = ("data-only", "newobj-only")  # strictest first
+KEPT = "#kept"  # table key suffix: 'module:name#kept' -> ('kept', attribute names a library keeps the class under)
 
 
 @functools.lru_cache(maxsize=4)
@@ -35,6 +38,8 @@ def load_constraints(root: Path) -> dict[str, tuple[str, str]]:
         files = [folder / n for n in sorted(os.listdir(folder)) if n.endswith(".yaml")]
     except OSError as exc:
         raise RuleDatabaseError(f"{folder}: cannot list: {exc.strerror}") from None
+    if (root / GADGETS).is_file():
+        files.append(root / GADGETS)
     return cached_table("constraints", files, lambda: _build(files), _encode, _decode, (__file__,))
 
 
@@ -51,10 +56,41 @@ def _decode(data: Any) -> dict[str, tuple[str, str]]:
     return {g: pairs[i] for g, i in rows}
 
 
+def kept_slots(table: Mapping[str, tuple[str, str]], path: str) -> frozenset[str]:
+    """The attribute names under which real libraries keep the newobj-only class ``path`` as a value (measured)."""
+    entry = table.get(path + KEPT)
+    return frozenset(entry[1].split()) if entry else frozenset()
+
+
+def _kept(path: Path, doc: Any, out: dict[str, tuple[str, str]]) -> None:
+    """gadgets.yaml ``kept_values``: {attribute: {why, globals: [...]}}."""
+    section = doc.get("kept_values") if isinstance(doc, dict) else None
+    if section is None:
+        return
+    if not isinstance(section, dict):
+        raise RuleDatabaseError(f"{path}: kept_values maps an attribute name to {{why, globals}}")
+    names: dict[str, set[str]] = {}
+    for attr, spec in section.items():
+        globs = spec.get("globals") if isinstance(spec, dict) else None
+        if not (
+            isinstance(attr, str) and attr.isidentifier() and isinstance(globs, list) and spec.get("why")
+        ):
+            raise RuleDatabaseError(f"{path}: kept_values.{attr}: an identifier mapping to {{why, globals}}")
+        for g in globs:
+            if not (isinstance(g, str) and g.count(":") == 1):
+                raise RuleDatabaseError(f"{path}: kept_values.{attr}: globals are 'module:name'")
+            names.setdefault(g, set()).add(attr)
+    for g, attrs in names.items():
+        out[g + KEPT] = ("kept", " ".join(sorted(attrs)))
+
+
 def _build(files: list[Path]) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for path in files:
         doc = load_rule_file(path) or {}
+        if path.name == GADGETS.name:
+            _kept(path, doc, out)
+            continue
         for group in doc.get("groups") or () if isinstance(doc, dict) else ():
             if not isinstance(group, dict):
                 raise RuleDatabaseError(f"{path}: each group is a mapping")

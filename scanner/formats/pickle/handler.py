@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from ...io.reader import BytesReader, Reader
 from ...limits import Limits
 from ..interface import FormatHandler, InspectContext
@@ -77,9 +79,18 @@ def _judge(res: WalkResult, walked: int, total: int) -> bool:
     imports = [r for r in res.imports if _ident(r.module) and _ident(r.name)]
     if not imports:
         return False
+    if any(r.module.partition(".")[0] in _STDLIB for r in imports):
+        # the loader imports a standard-library module before the stream fails: import-time code runs (``this``
+        # prints, ``antigravity`` opens a browser, ``idlelib.idle`` starts IDLE) whatever follows (red team 9:
+        # "cthis\nx\n1" ran under pickle.load, torch.load and joblib.load and was sniffed as text)
+        return True
     called = any(r.called for r in imports) or bool(res.untraced)
     ran_to_eof = err.startswith("truncated") and walked == total
     return called or ran_to_eof or res.opcodes - imports[0].index >= 3
+
+
+#: top-level standard-library modules (a static list: nothing is imported to build it)
+_STDLIB = frozenset(sys.stdlib_module_names)
 
 
 def imports_when_loaded(head: bytes, reader: Reader) -> bool:

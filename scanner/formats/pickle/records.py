@@ -40,6 +40,12 @@ class ImportRec:
     new_calls: int = 0  # instantiations through cls.__new__ only (NEWOBJ, copyreg.__newobj__, _reconstruct)
     new_with_args: int = 0  # NEWOBJ(_EX) with arguments: cls.__new__(cls, *args) (a type tag allocates)
     helper_calls: int = 0  # calls an allowlisted helper makes with it (factories, hooks), not the unpickler
+    # kept as a value where the object's library may call it later: BUILD state, a constructor's or container's
+    # arguments, items added to an object, the pickle's result (values.mark_stored)
+    stored: int = 0
+    slots: list[str] | None = (
+        None  # attribute/key names it was kept under in a mapping (at most 8; more count as stored)
+    )
     first_call: CallSite | None = None
     raw: str | None = None  # spelling in the stream when protocol-2 name fixing changed it
     path: str = field(init=False)  # 'module:name', built once (persistent ids repeat it per tensor)

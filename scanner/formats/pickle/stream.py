@@ -95,6 +95,11 @@ class _Run:
     gadgets: Mapping[str, Gadget] = field(default_factory=dict)
     constraints: Mapping[str, tuple[str, str]] = field(default_factory=dict)
 
+    def kept_watch(self, path: str) -> bool:
+        """An import whose uses as a kept value are judged (a newobj-only class: checks._check_kept)."""
+        rule = self.constraints.get(path)
+        return rule is not None and rule[0] == "newobj-only"
+
     def checks(self, view: str | None = None) -> CheckContext:
         def nested(data: bytes, offset: int, how: str, allowed: frozenset[str] | None) -> None:
             _analyze_nested(self, data, offset, how, allowed)
@@ -153,6 +158,7 @@ def _analyze(
             collect_literals=True,
             on_inline_pickle=on_inline,
             gadgets=run.gadgets,
+            kept_watch=run.kept_watch,
         )
         res = machine.run()
         machine.release()  # the memo can be large; nested analyses below must not stack on it
@@ -316,6 +322,7 @@ def _plain_view(
         alias_from=diverged,
         alias_ranges=inline,
         on_aliased_import=lambda module, name: _judged(run.classifier, module, name),
+        kept_watch=run.kept_watch,
     )
     res = machine.run()
     machine.release()

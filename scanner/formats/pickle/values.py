@@ -14,6 +14,7 @@ proportional to the stream.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -146,6 +147,7 @@ class Coll(Seq):
                 return 8
             if type(v) is Tup and self.spill[-1] is not LOST_PAIR:  # a (name, callable) pair no longer kept
                 self.spill[-1] = LOST_PAIR
+        mark_stored(v, DROPPED_NODES)
         return 0
 
 
@@ -163,6 +165,8 @@ class Dct(V):
     total: int = 0
     spill: list[Any] | None = None
     hot: int = 0  # pairs past the cap that BUILD could plant as a called attribute (kept up to KEEP_ITEMS)
+    # (name, import) pairs past the cap whose import went to the spill: the name it is kept under (mark_stored)
+    named: list[tuple[str, Any]] | None = None
 
     def set(self, k: Any, v: Any) -> int:
         """Add one pair; returns the bytes newly retained."""
@@ -185,6 +189,12 @@ class Dct(V):
                 if len(self.spill) < KEEP_ITEMS:
                     self.spill.append(x)
                     w += 8
+                    if x is v and type(v) is Glob and type(k) is str:
+                        if self.named is None:
+                            self.named = []
+                        self.named.append((k, v))
+                    continue
+            mark_stored(x, DROPPED_NODES)
         if type(v) is Tup and v and isinstance(v[0], (Call, Opaque)):
             # a numpy dtype field (dtype, offset[, title]) past the cap: its dtype is kept (once) so whether
             # the fields hold objects stays known (ndarray_state.py)
@@ -240,6 +250,11 @@ def make_seq(kind: str, items: list[Any]) -> Seq:
     kept = items[:KEEP_ITEMS]
     s = Coll(kind, tuple(kept) if kind in ("tuple", "frozenset") else kept, n)
     spill = [v for v in items[KEEP_ITEMS:] if isinstance(v, (Glob, Call)) or _plantable_pair(v)]
+    for v in spill[KEEP_ITEMS:] if len(spill) > KEEP_ITEMS else ():
+        mark_stored(v, DROPPED_NODES)
+    for v in items[KEEP_ITEMS:]:
+        if isinstance(v, (Seq, Dct)) and not _plantable_pair(v):
+            mark_stored(v, DROPPED_NODES)
     if len(spill) > KEEP_ITEMS:
         lost = any(type(v) is Tup for v in spill[KEEP_ITEMS:])
         spill = spill[:KEEP_ITEMS]
@@ -382,3 +397,92 @@ def _literal(v: Any, depth: int, left: list[int], seen: dict[int, Any]) -> Any:
         out.append(lit)
     seen[id(v)] = result = tuple(out) if v.kind == "tuple" else out
     return result
+
+
+#: containers one ``mark_stored`` visits for an item a capped container drops (its imports are then out of sight)
+DROPPED_NODES = 256
+_overflow = threading.local()
+
+
+def stored_overflows() -> int:
+    """How many ``mark_stored`` walks in this thread ran out of budget (imports possibly kept unseen)."""
+    return getattr(_overflow, "n", 0)
+
+
+def _slot(rec: ImportRec, key: str) -> None:
+    """``rec`` kept as the value of ``key`` in a mapping (an attribute of BUILD state): judged by that name."""
+    slots = rec.slots
+    if slots is None:
+        slots = rec.slots = []
+    if key not in slots:
+        if len(slots) >= 8:
+            rec.stored += 1
+        else:
+            slots.append(key)
+
+
+def mark_stored(v: Any, budget: int) -> None:
+    """Every import held in ``v`` (through tuples, lists, sets and mappings, not into call results) is kept as a
+    value: the library that gets the object may call it later (``FunctionTransformer.func``, a forward hook, a
+    vectorizer's analyzer), which is a call of an import nothing judged. At most ``budget`` containers are visited;
+    running out is counted (``stored_overflows``) so the walk can fail closed."""
+    t = type(v)
+    if t is Glob:
+        v.rec.stored += 1
+        return
+    if t is Tup:  # the common case (torch: millions of small tuples of literals): no traversal state
+        nested = False
+        for x in v:
+            if type(x) is Glob:
+                x.rec.stored += 1
+            elif isinstance(x, (Seq, Dct)):
+                nested = True
+        if not nested:
+            return
+        todo: list[Any] = [x for x in v if isinstance(x, (Seq, Dct))]
+        seen = {id(v)}
+    elif isinstance(v, (Coll, Dct)):
+        todo, seen = [v], set()
+    else:
+        return
+    while todo:
+        x = todo.pop()
+        if type(x) is Glob:
+            x.rec.stored += 1
+            continue
+        if type(x) is Tup or isinstance(x, Coll):
+            if id(x) in seen:
+                continue
+            seen.add(id(x))
+            todo.extend(y for y in x.items if isinstance(y, (Glob, Seq, Dct)))
+        elif isinstance(x, Dct):
+            if id(x) in seen:
+                continue
+            seen.add(id(x))
+            for k, y in x.items:
+                if type(y) is Glob and type(k) is str:
+                    _slot(y.rec, k)
+                    continue
+                todo.extend(z for z in (k, y) if isinstance(z, (Glob, Seq, Dct)))
+        else:
+            continue
+        spill = x.spill
+        if spill and isinstance(x, Dct) and x.named:
+            left: dict[
+                int, int
+            ] = {}  # spill entries that are a named pair's value, judged by the name instead
+            for k, y in x.named:
+                _slot(y.rec, k)
+                left[id(y)] = left.get(id(y), 0) + 1
+            rest = []
+            for y in spill:
+                if left.get(id(y)):
+                    left[id(y)] -= 1
+                else:
+                    rest.append(y)
+            spill = rest
+        if spill:
+            todo.extend(y for y in spill if isinstance(y, (Glob, Seq, Dct)))
+        if len(seen) > budget:
+            _overflow.n = stored_overflows() + 1
+            return

@@ -81,9 +81,11 @@ from .values import (
     held,
     literal_of,
     make_seq,
+    mark_stored,
     plain,
     plantable,
     render,
+    stored_overflows,
 )
 
 JOBLIB_WRAPPER = "joblib.numpy_pickle:NumpyArrayWrapper"
@@ -129,6 +131,8 @@ _BIG_LITERAL = 256  # literals at least this long are charged when read, even if
 W_TUP = 56  # a Tup is a bare tuple
 W_COLL = 64 + 56  # Coll + its tuple/list header
 W_ITEM = 8
+#: containers one value walk visits when marking the imports a kept value holds (values.mark_stored)
+STORED_NODES = 4096
 W_CALL = 96
 W_DICT = 64 + 56
 W_PAIR = 72  # (k, v) tuple in a Dct
@@ -140,6 +144,9 @@ _PACK = tuple(struct.Struct(f"<{n}q").pack for n in range(4))  # _small_tuple ca
 _I4 = struct.Struct("<i").unpack_from
 
 _PLAIN_AS_IS = frozenset({str, int, float, bool, type(None)})  # literals plain() returns unchanged
+#: gadget path -> the argument positions whose rules judge the value itself (how it is called or which globals it may
+#: be); the rest (state set as attributes, sizes, patterns) are kept by what the callable makes
+_RULED: dict[str, frozenset[int]] = {}
 
 OPAQUE_PID = Opaque("persistent id")
 OPAQUE_BIGINT = Opaque("large int")
@@ -206,6 +213,8 @@ class WalkResult:
     error_offset: int | None = None
     error_index: int | None = None
     limit: LimitHit | None = None
+    # a value walk (values.mark_stored) ran out of budget: imports may be kept as values unseen
+    stored_unknown: bool = False
 
     @property
     def complete(self) -> bool:
@@ -213,6 +222,77 @@ class WalkResult:
 
 
 InlinePickleHook = Callable[[Cursor], bool]
+
+
+#: nn.Module attributes whose values torch calls (torch/nn/modules/module.py, torch 2.13); the *_with_kwargs and
+#: *_always_called dicts hold flags, not callables
+TORCH_HOOK_DICTS = frozenset(
+    {
+        "_forward_hooks",
+        "_forward_pre_hooks",
+        "_backward_hooks",
+        "_backward_pre_hooks",
+        "_state_dict_hooks",
+        "_state_dict_pre_hooks",
+        "_load_state_dict_pre_hooks",
+        "_load_state_dict_post_hooks",
+    }
+)
+
+
+#: methods the consuming library calls on a loaded object in its normal use (torch nn.Module, scikit-learn estimator
+#: API): an import kept under one of these names in BUILD state shadows the method and is called with the caller's
+#: data (red team 9: a data-only builtins.print as Linear.forward / LogisticRegression.predict ran on model(x) /
+#: predict(X))
+LIBRARY_METHODS = frozenset(
+    {
+        "forward",
+        "_call_impl",
+        "_wrapped_call_impl",
+        "_load_from_state_dict",
+        "_save_to_state_dict",
+        "_apply",
+        "extra_repr",
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "decision_function",
+        "transform",
+        "inverse_transform",
+        "fit",
+        "fit_transform",
+        "fit_predict",
+        "partial_fit",
+        "score",
+        "score_samples",
+        "staged_predict",
+        "apply",
+        "generate",
+    }
+)
+
+
+def _globs_in(v: Any, budget: int) -> tuple[list[Glob], bool]:
+    """Imports held in ``v``: through tuples, lists, mappings and the arguments and added items of calls (an
+    ``OrderedDict([(id, hook)])`` or ``OrderedDict()`` + SETITEMS), at most ``budget`` values visited; and whether
+    every value was visited."""
+    out: list[Glob] = []
+    todo, seen = [v], 0
+    while todo and seen < budget:
+        x = todo.pop()
+        seen += 1
+        if type(x) is Glob:
+            out.append(x)
+        elif isinstance(x, Seq):
+            todo.extend(x.items)
+            todo.extend(x.spill or ())
+        elif isinstance(x, Dct):
+            todo.extend(y for pair in x.items for y in pair)
+            todo.extend(x.spill or ())
+        elif isinstance(x, Call):
+            todo.append(x.args)
+            todo.extend(x.held or ())
+    return out, not todo
 
 
 def _describe(v: Any) -> str:
@@ -506,8 +586,13 @@ class Machine:
         alias_from: int = -1,
         alias_ranges: list[tuple[int, int]] | None = None,
         on_aliased_import: Callable[[str, str], bool] | None = None,
+        kept_watch: Callable[[str], bool] | None = None,
     ) -> None:
         self.cur = cur
+        # which imports must be followed into the values that keep them (checks._check_kept: newobj-only classes);
+        # values are marked (values.mark_stored) only once such an import happened, and always without a predicate
+        self.kept_watch = kept_watch
+        self._watching = kept_watch is None
         self.limits = limits
         self.budget = budget
         self.out_of_time = out_of_time
@@ -592,6 +677,7 @@ class Machine:
     # -- the walk --
     def run(self) -> WalkResult:
         res = self.res
+        overflows = stored_overflows()
         try:
             if self.fast:
                 self._loop()
@@ -611,7 +697,13 @@ class Machine:
             res.limit = exc
             res.error_offset = self.op_offset
         res.proto = self.proto
+        res.stored_unknown = stored_overflows() != overflows
         return res
+
+    def _store(self, v: Any) -> None:
+        """``v`` is kept where the object's library may call what it holds later (values.mark_stored)."""
+        if self._watching:
+            mark_stored(v, STORED_NODES)
 
     def _frame_at_stop(self) -> None:
         """A FRAME that runs past STOP: picklers end the last frame with STOP, but loaders read a whole frame
@@ -1084,6 +1176,8 @@ class Machine:
         if aliased and self.on_aliased_import is not None and not self.on_aliased_import(module, name):
             self._aliased_import_ends_view(module, name)
         rec = ImportRec(module, name, opcode, self.op_offset, self.index, dynamic=dynamic, raw=raw)
+        if not self._watching and self.kept_watch is not None and self.kept_watch(rec.path):
+            self._watching = True
         self._charge(W_IMPORT + 2 * (len(module) + len(name)))
         if len(self.res.imports) < 100_000:
             self.res.imports.append(rec)
@@ -1177,6 +1271,7 @@ class Machine:
                     a.rec.passed += 1
         call = Call(func, args, opcode, self.op_offset, kwargs=kwargs)
         self._charge(W_CALL)
+        self._store_args(gadget, args, kwargs)
         if isinstance(func, Glob) and func.rec.path in DTYPE_GLOBALS and spec_objectness(args) is not False:
             self._object_dtypes = True
         if gadget is not None:
@@ -1187,6 +1282,30 @@ class Machine:
             first = args.items[0] if isinstance(args, Seq) and args.items else None
             self.res.loader_calls.append(LoaderCall(func.rec, self.op_offset, first))
         return call
+
+    def _store_args(self, gadget: Gadget | None, args: Any, kwargs: Any) -> None:
+        """A call's arguments are kept by what it makes (a constructor stores them, a container holds them), except
+        where an argument rule (gadgets.yaml) says how the callable uses that argument."""
+        if not self._watching:
+            return
+        if kwargs is not None:
+            mark_stored(kwargs, STORED_NODES)
+        if gadget is None or not isinstance(args, Seq):
+            mark_stored(args, STORED_NODES)
+            return
+        ruled = _RULED.get(gadget.path)
+        if ruled is None or len(_RULED) > 4096:
+            ruled = _RULED[gadget.path] = frozenset(
+                pos
+                for pos, r in gadget.args
+                if r.invoked or r.one_of is not None or r.items is not None or r.calls_with is not None
+            )
+        for pos, a in enumerate(args.items):
+            if pos not in ruled and type(a) not in _PLAIN_AS_IS:
+                mark_stored(a, STORED_NODES)
+        if args.spill:
+            for a in args.spill:
+                mark_stored(a, STORED_NODES)
 
     def _bound_args(self, callee: str, args: Any, kwargs: Any) -> None:
         """A result of a ``result_to`` gadget handed (anywhere in the kept arguments) to a callable it may not reach:
@@ -1590,6 +1709,37 @@ class Machine:
         self._invoke(f, how)
         self._forwarded(f, items, kwargs, how, complete=complete)
 
+    def _module_hooks(self, state: Any) -> None:
+        """BUILD state the consuming library calls in the object's normal use: a torch ``nn.Module``'s hook dicts
+        (``model(x)`` calls ``hook(module, input, output)``, ``state_dict()`` and ``load_state_dict()`` theirs) and an
+        import set as a method (``forward``, ``predict``). An import there is called as by REDUCE (a data-only
+        function such as ``print`` may not be; red team 9)."""
+        parts = [state]
+        if isinstance(state, Seq) and state.kind == "tuple" and state.total == 2:
+            parts = list(state.items)  # (instance dict, slot state): both end up as attributes
+        pairs: list[Any] = []
+        for d in parts:
+            if isinstance(d, Call):
+                pairs.extend(_call_pairs(d))
+            elif isinstance(d, Dct):
+                pairs.extend(d.items)
+        for k, v in pairs:
+            if type(k) is str and k in LIBRARY_METHODS and type(v) is Glob:
+                # an instance attribute shadows the class's method: model(x) calls self.forward(x), est.predict(X)
+                self._invoke(v, f"library method {k} replaced by BUILD state", now=True)
+                continue
+            if type(k) is str and k in TORCH_HOOK_DICTS:
+                found, complete = _globs_in(v, 256)
+                for g in found:
+                    self._invoke(g, f"torch module hook ({k})", now=True)
+                if not complete:
+                    self._issue(
+                        "hook-planted",
+                        f"the torch module hook dict {k} holds more values than the analyzer reads; torch calls "
+                        "every hook in it when the module is used",
+                        {"attribute": k},
+                    )
+
     def _plant(self, inst: Call, state: Any, how: str, setattr_all: bool = False) -> None:
         """State applied to ``inst`` (BUILD, or a setattr loop): record hooks the unpickler will call on it."""
         dict_state, slot_state = state, None
@@ -1680,6 +1830,7 @@ class Machine:
                     self._make_call(hook, EMPTY_TUPLE, f"{opcode} via planted {n}")
                     break
         for x in items:
+            self._store(x)
             if isinstance(x, (Glob, Call)):
                 if isinstance(x, Glob):
                     x.rec.passed += 1
@@ -1771,6 +1922,7 @@ class Machine:
 
     def _stopped(self, top: Any) -> None:
         """What the pickle returns: its literal value, and the shape of a small tuple."""
+        self._store(top)  # the caller gets it: a class or function returned is there to be called
         if self._rng_sweep:
             for v in [top, *self.memo, *self.sparse.values()]:
                 if isinstance(v, Dct) and v.has("bit_generator"):
@@ -1852,7 +2004,9 @@ class Machine:
         self._persid(self.pop())
 
     def _persid(self, pid: Any) -> None:
-        # persistent_load gets the id: imports inside it are handed to a call
+        # persistent_load gets the id: imports inside it are handed to a call (legacy torch.load returns the class
+        # of a ('module', cls, ...) id as the loaded value)
+        self._store(pid)
         if type(pid) is Tup:
             for x in pid:
                 if type(x) is Glob:
@@ -1980,12 +2134,15 @@ class Machine:
                 self._build_forwarder(inst, state)
                 inst.state = _accumulate(inst.state, state)
                 self._plant(inst, state, "BUILD")
+                self._store(state)
+                self._module_hooks(state)
             if self.joblib and self._is_wrapper(inst):
                 self._joblib_array(inst)
         elif isinstance(inst, Opaque):
             # a persistent-load result: a torch storage (a plain Python object: BUILD setattr's on it), or under
             # legacy torch.load any object the id names ('module', obj, ...); planted hooks count as on an instance
             self._plant(self._stand_in(inst), state, "BUILD on a persistent-load result")
+            self._store(state)
 
     def _numpy_state(self, inst: Call, state: Any) -> None:
         """BUILD on a numpy dtype or array: the state numpy.__setstate__ trusts unchecked (ndarray_state.py)."""
