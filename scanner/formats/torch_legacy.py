@@ -26,11 +26,13 @@ from .parsers.tar_header import (
     MAX_PAX,
     PAX_TYPES,
     BadHeader,
+    Extended,
     checksum_ok,
     nts,
     padded,
     parse_header,
     parse_pax,
+    resolve_member,
     text,
 )
 from .pickle import NOT_LITERAL, PickleStreamSummary, read_literal
@@ -204,62 +206,61 @@ class TarMember:
 def tar_members(reader: Reader, max_members: int) -> tuple[list[TarMember], str | None]:
     """The members as Python's ``tarfile`` (torch's reader) sees them; (members, problem).
 
-    Headers are parsed by the shared tarfile-faithful parser (signed or unsigned
-    checksums, base-256 numbers, ustar prefixes), GNU long names and PAX ``path``
-    and ``size`` records apply to the next member, as tarfile applies them: a
-    walk that disagrees with tarfile on where a member starts or ends would
-    judge bytes torch never unpickles and skip the ones it does. GNU long link
-    names and PAX ``linkpath`` apply too: links are read as their targets.
+    Headers are parsed by the shared tarfile-faithful parser (signed or unsigned checksums, base-256 numbers,
+    ustar prefixes), and extended headers (GNU long names and links, PAX ``path``/``linkpath``/``size``,
+    global PAX records) are applied by ``resolve_member`` in tarfile's order: the first extended header wins,
+    a global ``size`` changes what a member reads but not where the next header is. A walk that disagrees
+    with tarfile on where a member starts or ends would judge bytes torch never unpickles and skip the ones
+    it does. Headers that contradict each other are the problem reported (the walk goes on as tarfile does).
     """
     out: list[TarMember] = []
     pos = 0
-    long_name: str | None = None
-    long_link: str | None = None  # GNU 'K' record: the next member's link target, as tarfile applies it
+    chain: list[Extended] = []  # extended headers since the last member, in file order
     pax_global: dict[str, str] = {}
-    pax_next: dict[str, str] = {}
+    conflict: str | None = None
     while pos + BLOCK <= reader.size:
         hdr = reader.read(pos, BLOCK)
         if hdr == b"\0" * BLOCK:
-            return out, None
+            return out, conflict
         try:
             h = parse_header(hdr)
         except BadHeader as exc:
             return out, f"bad tar header at offset {pos}: {exc}"
         if len(out) >= max_members:
             return out, "too many members"
-        # tarfile applies PAX records (global ones included) only to a member that has its own 'x' header
-        pax = {**pax_global, **pax_next} if pax_next else {}
-        size = h.size
-        if h.type not in (*PAX_TYPES, *GNU_LONG) and "size" in pax:
-            try:
-                size = int(pax["size"])
-            except ValueError:
-                return out, f"bad PAX size record for the member at offset {pos}"
         data = pos + BLOCK
-        if size < 0 or data + size > reader.size:
-            return out, f"member {h.name!r} runs past the end of the file"
         if h.type in (*PAX_TYPES, *GNU_LONG):
-            if size > MAX_PAX:
-                return out, f"PAX/GNU record of {size} bytes at offset {pos}"
-            body = reader.read(data, size)
-            if h.type == b"L":
-                long_name = text(nts(body))
-            elif h.type == b"K":
-                long_link = text(nts(body))
-            elif h.type in PAX_TYPES:
+            if h.size > MAX_PAX:
+                return out, f"PAX/GNU record of {h.size} bytes at offset {pos}"
+            if data + h.size > reader.size:
+                return out, f"extended header at offset {pos} runs past the end of the file"
+            body = reader.read(data, h.size)
+            if h.type in GNU_LONG:
+                chain.append((h.type.decode(), text(nts(body))))
+            else:
                 try:
                     rec = parse_pax(body)
                 except BadHeader as exc:
                     return out, f"bad PAX header at offset {pos}: {exc}"
-                (pax_global if h.type == b"g" else pax_next).update(rec)
-        else:
-            name = pax.get("path") or long_name or h.name
-            link = pax.get("linkpath") or long_link or h.linkname
-            out.append(TarMember(_printable(name), h.type, data, size, _printable(link)))
-            long_name = long_link = None
-            pax_next = {}
-        pos = data + padded(size)
-    return out, None if pos >= reader.size else "truncated tar header"
+                if h.type == b"g":
+                    pax_global.update(rec)
+                    chain.append(("g", None))
+                else:
+                    chain.append(("x", {**pax_global, **rec}))
+            pos = data + padded(h.size)
+            continue
+        try:
+            member = resolve_member(h, data, chain, pax_global)
+        except BadHeader as exc:
+            return out, f"member {h.name[:200]!r} at offset {pos}: {exc}"
+        chain = []
+        if member.size < 0 or data + member.size > reader.size:
+            return out, f"member {member.name!r} runs past the end of the file"
+        if member.conflicts and conflict is None:
+            conflict = f"member {member.name[:200]!r} at offset {pos}: {member.conflicts[0]}"
+        out.append(TarMember(_printable(member.name), h.type, data, member.size, _printable(member.linkname)))
+        pos = member.next_pos
+    return out, conflict or (None if pos >= reader.size else "truncated tar header")
 
 
 def _printable(name: str) -> str:
