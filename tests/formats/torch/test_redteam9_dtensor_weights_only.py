@@ -12,19 +12,13 @@ then ``torch.load(path, weights_only=True)`` returns both DTensors (confirmed in
 The shapes written: ``_rebuild_from_type_v2(_rebuild_wrapper_subclass, DTensor, (DTensor, dtype, size, stride,
 offset, layout, device, requires_grad), {'_local_tensor': <tensor>, '_spec': DTensorSpec})``; DTensorSpec,
 DeviceMesh, _MeshLayout, _FlatLayout, Shard, Replicate as NEWOBJ + BUILD; TensorMeta and ShardOrderEntry as NEWOBJ
-with their fields as arguments. The fix is profile data (the benign-sweep engineer's files), hence xfail here:
-add those 11 globals (module paths as in the file: torch.distributed.tensor:DTensor,
-torch.distributed.tensor._dtensor_spec:{DTensorSpec,TensorMeta,ShardOrderEntry},
-torch.distributed.device_mesh:DeviceMesh, torch.distributed._mesh_layout:{_MeshLayout,_FlatLayout},
-torch.distributed.tensor.placement_types:{Shard,Replicate,Partial,_StridedShard}) to a default profile with audit
-constraint newobj-only, and let gadgets.yaml's _rebuild_wrapper_subclass accept DTensor as its class.
+with their fields as arguments. Profile ``torch-distributed-tensor`` allows those 11 globals (DTensor data-only:
+only the class argument of the rebuild helpers, ``invoked: class`` in gadgets.yaml; the rest newobj-only).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from scanner.findings import Severity
 from tests.harness import inspect_file
@@ -32,9 +26,6 @@ from tests.harness import inspect_file
 SAMPLE = Path(__file__).parent / "data" / "redteam9_dtensor_state_dict.pt"
 
 
-@pytest.mark.xfail(
-    strict=True, reason="profile data: DTensor safe globals (signatures/pickle/profiles, benign sweep)"
-)
 def test_real_dtensor_state_dict_that_weights_only_loads_is_allowed() -> None:
     fr = inspect_file(SAMPLE)
     above = [(f.rule_id, f.message[:120]) for f in fr.findings if f.severity > Severity.LOW]
@@ -44,3 +35,28 @@ def test_real_dtensor_state_dict_that_weights_only_loads_is_allowed() -> None:
 def test_dtensor_state_dict_is_read_in_full() -> None:
     fr = inspect_file(SAMPLE)
     assert fr.format == "pytorch-zip" and fr.coverage == "full"
+
+
+def _rebuild_with(cls_module: str, cls_name: str) -> bytes:
+    """``_rebuild_from_type_v2(_rebuild_wrapper_subclass, <cls>, (<cls>,), {})`` with a chosen class."""
+    g = f"c{cls_module}\n{cls_name}\n".encode()
+    return (
+        b"\x80\x02ctorch._utils\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_wrapper_subclass\n"
+        + g
+        + b"("
+        + g
+        + b"t}tR."
+    )
+
+
+def test_dtensor_called_directly_still_blocks(tmp_path: Path) -> None:
+    from tests.harness import scan_on_disk, verdict
+
+    called = b"\x80\x02ctorch.distributed.tensor\nDTensor\n(tR."
+    assert verdict(scan_on_disk(tmp_path, called, "called.pt")).value == "block"
+    assert (
+        verdict(
+            scan_on_disk(tmp_path, _rebuild_with("torch.distributed.device_mesh", "DeviceMesh"), "mesh.pt")
+        ).value
+        == "block"
+    )
