@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+from typing import Any
 
 from ..findings import Severity
 from ..io.reader import Reader
@@ -172,6 +173,38 @@ def check_json(reader: Reader, ctx: InspectContext, *, named: bool) -> None:
         carriers.inspect_json_text(raw, ctx)  # chat templates and hydra targets, by content
         if looks_like_keras_config(doc):
             _keras_config(doc, ctx)
+        if isinstance(doc, dict) and isinstance(doc.get("weightsManifest"), list):
+            _tfjs_weight_paths(doc["weightsManifest"], ctx)
+
+
+MAX_PATH_FINDINGS = 20
+
+
+def _tfjs_weight_paths(manifest: list[Any], ctx: InspectContext) -> None:
+    """A TF.js ``model.json``: tensorflowjs ``read_weights`` (and tfjs-node's ``file://`` handler) opens
+    ``join(<model folder>, path)`` for every manifest path, so a path that leaves the folder reads any file the
+    loader can open into the weights (``../secret.bin`` was read into a Dense kernel)."""
+    from .onnx.onnx_model import check_location
+
+    bad: list[tuple[str, str]] = []
+    for group in manifest:
+        paths = group.get("paths") if isinstance(group, dict) else None
+        for path in paths if isinstance(paths, list) else ():
+            why = check_location(path) if isinstance(path, str) else "not a string"
+            if why:
+                bad.append((str(path), why))
+    for path, why in bad[:MAX_PATH_FINDINGS]:
+        ctx.add(
+            "TF-JS-WEIGHTS-PATH",
+            f"weightsManifest path {path[:200]!r} leaves the model folder ({why})",
+            evidence={"path": path[:300], "reason": why},
+        )
+    if len(bad) > MAX_PATH_FINDINGS:
+        ctx.add(
+            "TF-JS-WEIGHTS-PATH",
+            f"... and {len(bad) - MAX_PATH_FINDINGS} more weightsManifest paths outside the model folder",
+            evidence={"suppressed": len(bad) - MAX_PATH_FINDINGS},
+        )
 
 
 def looks_like_keras_config(doc: object) -> bool:
