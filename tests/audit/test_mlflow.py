@@ -235,8 +235,9 @@ def test_tracking_host_whose_name_never_resolves_ends_at_the_deadline(
 
 
 def test_body_larger_than_the_listing_is_a_size_mismatch_never_a_download(
-    proxy: FaultProxy, logged_run: str
+    proxy: FaultProxy, logged_run: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's download folders only (xdist)
     proxy.add("oversize", ARTIFACT, method="GET", size=64 << 20)
     code, out, doc, _ = scan_within(f"runs:/{logged_run}/model")
     assert code in (1, 2), out
@@ -314,9 +315,11 @@ class _FakeArtifacts:
 
 @pytest.mark.parametrize("behaviour", ["oversize", "hang-download", "hang-list"])
 def test_mlflow_client_reads_are_bounded_in_time_and_size(
-    behaviour: str, monkeypatch: pytest.MonkeyPatch
+    behaviour: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from scanner.sources import mlflow_source
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's download folders only (xdist)
 
     fake = _FakeArtifacts(behaviour)
     monkeypatch.setenv("MODELWARD_NETWORK_SECONDS", "2")
