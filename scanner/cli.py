@@ -14,25 +14,7 @@ import typer
 
 from . import __version__
 from .cli_help import PlainHelpGroup
-from .cli_support import (  # noqa: F401 - re-exported for sub-command modules
-    EXIT_BLOCKED,
-    EXIT_ERROR,
-    EXIT_OK,
-    OutputFormat,
-    emit,
-    emit_with,
-    err_console,
-    escape,
-    exit_code_for,
-    fail,
-    keyless_flags,
-    known_bad_records,
-    open_policy,
-    registry_login,
-    selection_flags,
-    source_options,
-    use_color,
-)
+from .cli_support import OutputFormat, err_console, fail
 
 # Commands import what they run, inside their bodies: `--help`, `--version` and every other command start
 # without the engine, the format handlers, the rule database or pydantic (issue #13, tests/core/test_startup.py).
